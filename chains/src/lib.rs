@@ -1,0 +1,10 @@
+//! Chain and currency domain types shared by every crate that touches money or wallets.
+//!
+//! This crate knows about blockchains but nothing about events, rooms or storage: amounts are integer base
+//! units of a [`Currency`], parsed once at the edge and never represented as floats.
+
+pub mod amount;
+pub mod currency;
+
+pub use amount::{Amount, AmountError};
+pub use currency::{Chain, Currency, UnknownCurrency};

@@ -1,0 +1,192 @@
+//! Configuration in layers: built-in defaults, then an optional TOML file (`--config`), then the environment
+//! (`GATEWAY_…`, with `__` between nested keys, e.g. `GATEWAY_SERVER__PORT=9000`), then `DATABASE_URL`.
+//!
+//! With nothing configured the gateway runs on an embedded SQLite file under `./data/` with a development
+//! secret generated once and kept in `./data/dev-secret` (a warning says so at start-up).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    /// Directory for the embedded database and the development secret.
+    pub data_dir: PathBuf,
+    /// Hex-encoded secret (≥ 32 bytes) that signs session tokens and tickets. Generated in development.
+    pub secret: Option<String>,
+    /// Bearer token for the admin API. Without one the admin API is disabled.
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// The public origin (scheme://host[:port]) clients use; the domain that access challenges name.
+    pub public_url: Option<String>,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+    /// Unique name of this node; attendance rows it opens carry it so a restart closes only its own.
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, e.g. `info` or `gateway=debug,sqlx=warn`. `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                public_url: None,
+                shutdown_grace_secs: 20,
+                node_id: "node-1".into(),
+            },
+            database: DatabaseSettings { url: "sqlite://data/gateway.db".into(), max_connections: 16 },
+            log: LogSettings { format: LogFormat::Json, filter: "info,sqlx=warn".into() },
+            data_dir: PathBuf::from("data"),
+            secret: None,
+            admin_token: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the layers. `file` is the `--config` path, if any.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("GATEWAY_").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database.url", url));
+        }
+        let settings: Settings = figment.extract().context("invalid configuration")?;
+        Ok(settings)
+    }
+
+    /// The public origin, defaulting to the listening address.
+    pub fn public_url(&self, port: u16) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", self.server.host, port))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+/// The server's signing secret, and whether it was generated for development.
+#[derive(Clone)]
+pub struct Secret {
+    bytes: Vec<u8>,
+    pub generated: bool,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    /// Uses the configured secret, or reads/creates `data_dir/dev-secret`.
+    pub fn resolve(settings: &Settings) -> anyhow::Result<Secret> {
+        if let Some(hex_secret) = &settings.secret {
+            let bytes = hex::decode(hex_secret.trim()).context("`secret` must be hex")?;
+            anyhow::ensure!(bytes.len() >= 32, "`secret` must be at least 32 bytes (64 hex digits)");
+            return Ok(Secret { bytes, generated: false });
+        }
+        let path = settings.data_dir.join("dev-secret");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(bytes) = hex::decode(text.trim()) {
+                if bytes.len() >= 32 {
+                    return Ok(Secret { bytes, generated: true });
+                }
+            }
+        }
+        let mut bytes = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+        std::fs::write(&path, hex::encode(&bytes)).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Secret { bytes, generated: true })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gw.toml", "[server]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("GATEWAY_SERVER__PORT", "9100");
+            jail.set_env("DATABASE_URL", "postgres://u@localhost/db");
+            let s = Settings::load(Some(Path::new("gw.toml"))).unwrap();
+            assert_eq!(s.server.port, 9100);
+            assert_eq!(s.server.host, "0.0.0.0");
+            assert_eq!(s.database.url, "postgres://u@localhost/db");
+            assert_eq!(s.log.format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gw.toml", "[server]\nprot = 9000\n")?;
+            assert!(Settings::load(Some(Path::new("gw.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn development_secret_is_generated_once() {
+        let dir = std::env::temp_dir().join(format!("gw-secret-{}", std::process::id()));
+        let settings = Settings { data_dir: dir.clone(), ..Settings::default() };
+        let a = Secret::resolve(&settings).unwrap();
+        let b = Secret::resolve(&settings).unwrap();
+        assert!(a.generated);
+        assert_eq!(a.bytes(), b.bytes());
+        std::fs::remove_dir_all(dir).unwrap();
+        let short = Settings { secret: Some("abcd".into()), ..Settings::default() };
+        assert!(Secret::resolve(&short).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! The presence gateway: configuration, the HTTP API, WebSocket rooms, and the wiring of every other crate.
+//! Only this crate depends on more than one of the others (see ARCHITECTURE.md).
+
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,69 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use gateway::cli::{AdminCommand, Cli, Command};
+use gateway::configuration::Settings;
+use gateway::startup::{shutdown_signal, Application};
+use gateway::telemetry;
+use ticketing::creators::{AccountName, Tier};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init(&settings.log);
+            let app = Application::build(settings).await?;
+            let token = app.shutdown_token();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutdown signal received: draining");
+                token.cancel();
+            });
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let store = ticketing::Store::connect(&settings.database.url, 1).await?;
+            store.close().await;
+            println!("migrations applied");
+        }
+        Command::Admin(AdminCommand::SetTier { account, tier, until }) => {
+            let account = AccountName::parse(&account)?;
+            let tier: Tier = tier.parse()?;
+            let until = until.as_deref().map(parse_date).transpose()?;
+            let store = ticketing::Store::connect(&settings.database.url, 1).await?;
+            let creator = store.set_tier(&account, tier, until, "admin-cli").await?;
+            store.close().await;
+            println!("{}", serde_json::to_string(&creator)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Accepts an RFC 3339 time or a plain date (midnight UTC).
+fn parse_date(text: &str) -> anyhow::Result<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("`{text}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))?;
+    Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis())
+}

@@ -1,0 +1,114 @@
+//! Prometheus metrics, named `gateway_<noun>_<unit>`, served at `/metrics` in the text exposition format.
+//!
+//! HTTP requests are counted and timed by route template (never the raw path, so ids do not explode the
+//! label space), method and status. Other crates keep plain atomic counters; they are exported here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
+    pub http_in_flight: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.1 ms … ~3.3 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("gateway");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        registry.register("build_info", "Build information; the value is always 1", build_info);
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by route template, method and status", http_requests.clone());
+        let http_request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "HTTP request latency by route template and method",
+            Unit::Seconds,
+            http_request_duration.clone(),
+        );
+        let http_in_flight = Gauge::default();
+        registry.register("http_requests_in_flight", "HTTP requests being served", http_in_flight.clone());
+        Arc::new(Metrics { registry, http_requests, http_request_duration, http_in_flight })
+    }
+
+    /// Registers further metrics from other parts of the gateway before the server starts.
+    pub fn registry_mut(this: &mut Arc<Metrics>) -> Option<&mut Registry> {
+        Arc::get_mut(this).map(|m| &mut m.registry)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Axum middleware: counts and times every request by its matched route.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    metrics.http_in_flight.inc();
+    let response = next.run(request).await;
+    metrics.http_in_flight.dec();
+    let status = response.status().as_u16();
+    metrics
+        .http_request_duration
+        .get_or_create(&RouteLabels { route: route.clone(), method: method.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    metrics.http_requests.get_or_create(&HttpLabels { route, method, status }).inc();
+    response
+}
+
+pub async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
+}

@@ -1,0 +1,42 @@
+//! Operator endpoints, protected by the admin token.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use ticketing::creators::{AccountName, Creator, Tier};
+
+use crate::auth::require_admin;
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetTierBody {
+    pub tier: String,
+    /// RFC 3339 time the subscription lapses; absent for no expiry.
+    pub until: Option<String>,
+}
+
+/// `PUT /api/admin/creators/{account}/tier`
+pub async fn set_tier(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Json(body): Json<SetTierBody>,
+) -> ApiResult<Json<Creator>> {
+    require_admin(&state, &headers)?;
+    let account = AccountName::parse(&account).map_err(|e| ApiError::unprocessable("invalid_account", e.to_string()))?;
+    let tier: Tier = body.tier.parse().map_err(|e: ticketing::creators::UnknownTier| {
+        ApiError::unprocessable("invalid_tier", e.to_string())
+    })?;
+    let until = body.until.as_deref().map(parse_time).transpose()?;
+    let creator = state.store.set_tier(&account, tier, until, "admin-api").await?;
+    Ok(Json(creator))
+}
+
+/// Parses an RFC 3339 time into unix milliseconds.
+pub fn parse_time(text: &str) -> ApiResult<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ApiError::unprocessable("invalid_time", format!("`{text}` is not an RFC 3339 time")))
+}

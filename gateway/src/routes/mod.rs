@@ -1,0 +1,4 @@
+//! The HTTP API, one module per resource.
+
+pub mod admin;
+pub mod health;

@@ -1,0 +1,165 @@
+//! Building and running the application: connect the store, assemble the router, bind, serve, shut down.
+//!
+//! [`Application::build`] returns before serving so callers (the binary, and tests through `spawn_app`) learn
+//! the bound port first. Shutdown is one [`CancellationToken`]: cancelling it stops accepting connections,
+//! tells WebSockets to close with 1001, lets in-flight requests finish within the grace period, and then
+//! flushes and closes the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, put};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::configuration::{Secret, Settings};
+use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let secret = Secret::resolve(&settings)?;
+        if secret.generated {
+            tracing::warn!(
+                path = %settings.data_dir.join("dev-secret").display(),
+                "no `secret` configured: using a generated development secret; set GATEWAY_SECRET in production"
+            );
+        }
+        let store = ticketing::Store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact(&settings.database.url)))?;
+        tracing::info!(backend = ?store.backend(), "store ready, migrations applied");
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let port = listener.local_addr()?.port();
+        let metrics = Metrics::new();
+        let state = AppState {
+            store,
+            metrics,
+            public_url: settings.public_url(port).into(),
+            settings: Arc::new(settings),
+            secret,
+            shutdown: CancellationToken::new(),
+        };
+        let router = router(state.clone());
+        Ok(Application { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancel this token to shut the application down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains and closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { listener, router, state } = self;
+        tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
+        let token = state.shutdown.clone();
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { token.cancelled().await });
+        // The drain is bounded: after the grace period the remaining connections are dropped.
+        let drained = async {
+            state.shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result.context("server failed")?,
+            _ = drained => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping remaining connections"),
+        }
+        state.store.close().await;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(metrics::render))
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), uri = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Hides a password in a database URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***{}", &url[..scheme], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,26 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::configuration::{Secret, Settings};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: ticketing::Store,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
+    pub secret: Secret,
+    /// The public origin, e.g. `https://presence.dlux.io`.
+    pub public_url: Arc<str>,
+    /// Cancelled when the gateway begins to shut down; long-lived connections watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Arc<Metrics> {
+        state.metrics.clone()
+    }
+}

@@ -1,0 +1,87 @@
+//! Health, readiness, metrics, errors and the admin API, end to end over HTTP.
+
+mod common;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+app_test!(healthz_and_readyz_answer, |app| async move {
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], true);
+    assert!(app.get("/healthz").await.headers().contains_key("x-request-id"));
+});
+
+app_test!(unknown_route_is_a_json_404, |app| async move {
+    let res = app.get("/nope").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+});
+
+app_test!(metrics_are_valid_prometheus_text, |app| async move {
+    app.get("/healthz").await;
+    app.get("/nope").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("parsable exposition format");
+    let names: Vec<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    assert!(names.contains(&"gateway_build_info"), "{names:?}");
+    let healthz = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "gateway_http_requests_total" && s.labels.get("route") == Some("/healthz"))
+        .expect("healthz counted");
+    // OpenMetrics names the counter family without `_total`; the parser then reports the sample as untyped.
+    assert!(matches!(healthz.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) if v >= 1.0));
+    assert!(scrape.samples.iter().any(|s| s.metric == "gateway_http_requests_total"
+        && s.labels.get("route") == Some("unmatched")
+        && s.labels.get("status") == Some("404")));
+    assert!(names.iter().any(|n| n.starts_with("gateway_http_request_duration_seconds")));
+    assert!(text.trim_end().ends_with("# EOF"));
+});
+
+app_test!(admin_sets_tiers_with_the_token_only, |app| async move {
+    let path = "/api/admin/creators/alice/tier";
+    let res = app.client.put(app.url(path)).json(&json!({ "tier": "premium" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app.client.put(app.url(path)).bearer_auth("wrong").json(&json!({ "tier": "premium" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .admin(Method::PUT, path)
+        .json(&json!({ "tier": "premium", "until": "2030-01-01T00:00:00Z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["tier"], "premium");
+    assert_eq!(body["tier_until"], 1_893_456_000_000i64);
+    let creator = app.store.creator(&ticketing::creators::AccountName::parse("alice").unwrap()).await.unwrap().unwrap();
+    assert_eq!(creator.tier, ticketing::creators::Tier::Premium);
+});
+
+app_test!(bad_input_gets_precise_errors, |app| async move {
+    let cases = [
+        ("/api/admin/creators/Bad%20Name/tier", json!({ "tier": "pro" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
+        ("/api/admin/creators/alice/tier", json!({ "tier": "gold" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_tier"),
+        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "until": "tomorrow" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_time"),
+        ("/api/admin/creators/alice/tier", json!({ "tier": 5 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "extra": 1 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+    ];
+    for (path, body, status, code) in cases {
+        let res = app.admin(Method::PUT, path).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), status, "{path} {body}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+    }
+    let res = app.admin(Method::PUT, "/api/admin/creators/alice/tier").body("{not json").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = app.admin(Method::PUT, "/api/admin/creators/alice/tier").body("{}").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+});

@@ -1,0 +1,103 @@
+//! Test support: the real gateway on a random port against a fresh SQLite file or PostgreSQL schema.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use gateway::configuration::{LogFormat, Settings};
+use gateway::startup::Application;
+use ticketing::testing::TestDb;
+use ticketing::Backend;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: ticketing::Store,
+    pub shutdown: CancellationToken,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub data_dir: PathBuf,
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub fn test_settings(database_url: &str, data_dir: PathBuf) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.server.shutdown_grace_secs = 5;
+    settings.database.url = database_url.to_owned();
+    settings.database.max_connections = 8;
+    settings.log.format = LogFormat::Pretty;
+    settings.log.filter = "warn".into();
+    settings.data_dir = data_dir;
+    settings.secret = Some("11".repeat(32));
+    settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    settings
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let data_dir = std::env::temp_dir().join(format!("gateway-app-{}", uuid_like()));
+    let mut settings = test_settings(&db.url, data_dir.clone());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://{}", app.local_addr());
+    let store = app.state().store.clone();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), store, shutdown, server, data_dir, _db: db }
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+/// One test body, run against the gateway on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! app_test {
+    ($name:ident, |$app:ident| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::common::spawn_app(ticketing::Backend::Sqlite).await;
+                $body.await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::common::spawn_app(ticketing::Backend::Postgres).await;
+                $body.await;
+            }
+        }
+    };
+}

@@ -1,0 +1,14 @@
+//! Ticketing: creators, events, quotes, tickets, the money ledger, attendance and the audit log, and the store
+//! they live in.
+//!
+//! Architecture invariant: this crate decides every state change of money and seats. Watchers report payments
+//! to it and the gateway asks it to admit attendees; neither writes these tables on its own. It knows no
+//! HTTP, no WebSocket and no particular chain's RPC.
+
+pub mod audit;
+pub mod creators;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use store::{now_ms, Backend, Store, StoreError};

@@ -1,0 +1,59 @@
+//! Store tests: each runs on SQLite and on PostgreSQL.
+
+use ticketing::audit::AuditEntry;
+use ticketing::creators::{AccountName, Tier};
+use ticketing::{store_test, Store};
+
+store_test!(migrations_run_and_ping, |store: Store| async move {
+    store.ping().await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(tables, 0);
+});
+
+store_test!(set_tier_upserts_and_audits, |store: Store| async move {
+    let alice = AccountName::parse("alice").unwrap();
+    assert!(store.creator(&alice).await.unwrap().is_none());
+    let c = store.set_tier(&alice, Tier::Premium, Some(4_102_444_800_000), "admin").await.unwrap();
+    assert_eq!(c.tier, Tier::Premium);
+    let c = store.set_tier(&alice, Tier::Pro, None, "admin").await.unwrap();
+    assert_eq!((c.tier, c.tier_until), (Tier::Pro, None));
+    let audit = store.audit_entries(Some("creator.set_tier"), 10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].subject.as_deref(), Some("alice"));
+    assert!(audit[0].detail.contains("\"pro\""));
+});
+
+store_test!(audit_rows_keep_their_fields, |store: Store| async move {
+    store
+        .audit(&AuditEntry::new("gateway", "access.denied").subject("0xabc").remote(Some("127.0.0.1")))
+        .await
+        .unwrap();
+    let rows = store.audit_entries(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].remote_addr.as_deref(), Some("127.0.0.1"));
+    assert_eq!(rows[0].detail, "{}");
+});
+
+store_test!(oversell_is_impossible_at_the_schema_level, |store: Store| async move {
+    let alice = AccountName::parse("alice").unwrap();
+    store.set_tier(&alice, Tier::Pro, None, "admin").await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, \
+         supported_crypto, max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 't', 'custom', 's', '100', 'HIVE', 'HIVE', 2, 10, 20, 0, 10, 0, 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let ok = sqlx::query("UPDATE events SET seats_held = 2").execute(store.pool()).await;
+    assert!(ok.is_ok());
+    let over = sqlx::query("UPDATE events SET tickets_sold = 1").execute(store.pool()).await;
+    assert!(over.is_err(), "the CHECK constraint must refuse seats_held + tickets_sold > max_attendees");
+});
+
+store_test!(payments_are_unique_per_output, |store: Store| async move {
+    let insert = "INSERT INTO payments (chain, txid, output_index, currency, amount_units, to_address, status, \
+                  first_seen_at, updated_at) VALUES ('btc', 'ab', 0, 'BTC', '1000', 'bc1q', 'seen', 0, 0)";
+    sqlx::query(insert).execute(store.pool()).await.unwrap();
+    assert!(sqlx::query(insert).execute(store.pool()).await.is_err());
+});
