@@ -1,0 +1,48 @@
+//! Limits of the signalling layer.
+//!
+//! The gateway embeds [`SignalingConfig`] in its own layered configuration (it derives
+//! `Deserialize` with every field defaulted), so an operator can tighten one limit without
+//! restating the others.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SignalingConfig {
+    /// Largest text frame a client may send, in bytes. Larger ones close the connection
+    /// with 1009. SDP offers with screen share run to ~10 KiB, so keep this well above that.
+    /// The WebSocket layer's own limit must be set higher than this one, or the client
+    /// gets the framework's generic error instead of our precise 1009.
+    pub max_frame_bytes: usize,
+    /// Sustained messages per second a peer may send (token bucket refill rate).
+    pub messages_per_second: u32,
+    /// Bucket size: how many messages a peer may send in one burst. Exceeding the bucket
+    /// closes the connection with 4429.
+    pub burst: u32,
+    /// Guaranteed frames that may wait in one peer's outgoing queue. A peer that falls this
+    /// far behind is closed with 4008 and its seat freed: we never silently drop them.
+    pub guaranteed_queue: usize,
+    /// Unguaranteed frames (NAF `u`/`um` updates) that may wait in one peer's queue. Past
+    /// this, new unguaranteed frames for that peer are dropped; the next update supersedes
+    /// them anyway.
+    pub unguaranteed_queue: usize,
+    /// Longest chat message, in characters.
+    pub max_chat_chars: usize,
+    /// Capacity of the [`crate::RoomEvent`] broadcast channel. A subscriber that falls
+    /// further behind sees `RecvError::Lagged`.
+    pub event_buffer: usize,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            messages_per_second: 60,
+            burst: 120,
+            guaranteed_queue: 1024,
+            unguaranteed_queue: 256,
+            max_chat_chars: 500,
+            event_buffer: 4096,
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The handle the gateway holds: admits peers, moderates rooms, shuts everything down.
+//!
+//! `Hub` is cheap to clone (one `Arc`) and is shared by every connection task, like
+//! mini-redis's `Db`. Rooms live in a sharded registry: a shard's lock is taken only to
+//! find, create or drop a room on join and leave. Relaying never touches it, because each
+//! [`Peer`] holds its room directly.
+
+use crate::admission::{Admission, PeerInfo, Role, RoomId};
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::SignalingConfig;
+use crate::event::{LeaveReason, RoomEvent, RoomEventKind};
+use crate::fanout::{Envelope, LocalFanout, Recipients, RoomFanout};
+use crate::outbox::{Delivery, Outbox, PeerQueue, Pushed};
+use crate::peer::Peer;
+use crate::protocol::{OccupantView, ServerMessage};
+use crate::room::{Member, Occupancy, Room};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::turn::{TurnGrant, TurnIssuer};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+const SHARDS: usize = 16;
+
+/// One slice of the room registry.
+type Shard = Mutex<HashMap<RoomId, Arc<Room>>>;
+
+/// Server time in ms since the Unix epoch: what NAF's clock sync compares against.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Why an admission was refused. The gateway closes the socket with [`AdmitError::close_frame`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error("room full: {capacity} attendees")]
+    RoomFull { capacity: u32 },
+    #[error("seat banned from this room")]
+    Banned,
+    #[error("server shutting down")]
+    ShuttingDown,
+    #[error("client id already in use in this room")]
+    DuplicateClientId,
+}
+
+impl AdmitError {
+    pub fn close_frame(&self) -> CloseFrame {
+        match self {
+            AdmitError::RoomFull { .. } => CloseCode::RoomFull.into(),
+            AdmitError::Banned => CloseCode::Banned.into(),
+            AdmitError::ShuttingDown => CloseCode::Shutdown.into(),
+            // A gateway bug (client ids must be unique), not the client's fault.
+            AdmitError::DuplicateClientId => CloseFrame { code: 1011, reason: "duplicate client id".into() },
+        }
+    }
+}
+
+/// One occupant, owned, for the gateway's live feed and resynchronisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccupantSummary {
+    pub info: PeerInfo,
+    pub mic: bool,
+    pub screen: bool,
+    pub muted: bool,
+}
+
+pub struct HubBuilder {
+    config: SignalingConfig,
+    fanout: Box<dyn RoomFanout>,
+    turn: Option<Box<dyn TurnIssuer>>,
+}
+
+impl HubBuilder {
+    pub fn fanout(mut self, fanout: impl RoomFanout) -> Self {
+        self.fanout = Box::new(fanout);
+        self
+    }
+
+    pub fn turn_issuer(mut self, issuer: impl TurnIssuer) -> Self {
+        self.turn = Some(Box::new(issuer));
+        self
+    }
+
+    pub fn build(self) -> Hub {
+        let (events, _) = broadcast::channel(self.config.event_buffer.max(1));
+        Hub {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                config: self.config,
+                stats: Stats::default(),
+                events,
+                fanout: self.fanout,
+                turn: self.turn,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SignalingConfig,
+    stats: Stats,
+    events: broadcast::Sender<RoomEvent>,
+    fanout: Box<dyn RoomFanout>,
+    turn: Option<Box<dyn TurnIssuer>>,
+    shards: Box<[Shard]>,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.inner.stats.snapshot()).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with in-process fan-out and no TURN issuer.
+    pub fn new(config: SignalingConfig) -> Self {
+        Self::builder(config).build()
+    }
+
+    pub fn builder(config: SignalingConfig) -> HubBuilder {
+        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None }
+    }
+
+    pub fn config(&self) -> &SignalingConfig {
+        &self.inner.config
+    }
+
+    /// Live counters; export them as gauges/counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Joined/left/chat/voice/screen-share/mute events from every room.
+    pub fn subscribe(&self) -> broadcast::Receiver<RoomEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn shard(&self, room_id: RoomId) -> &Shard {
+        &self.inner.shards[room_id.rem_euclid(SHARDS as i64) as usize]
+    }
+
+    fn room(&self, room_id: RoomId) -> Option<Arc<Room>> {
+        self.shard(room_id).lock().get(&room_id).cloned()
+    }
+
+    /// Admits an authenticated connection into its room.
+    ///
+    /// On success the peer's [`Outbox`] already holds its `welcome` frame, and the other
+    /// peers have been told (`peer_joined`). If the seat key is held by another
+    /// connection, that one is closed with 4000 "superseded" and the seat passes to this
+    /// one (counted once). Attendees beyond the room's capacity are refused; hosts are
+    /// never counted.
+    pub fn try_admit(&self, admission: Admission) -> Result<(Peer, Outbox), AdmitError> {
+        let inner = &*self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            Stats::inc(&inner.stats.admissions_refused);
+            return Err(AdmitError::ShuttingDown);
+        }
+        let info = Arc::new(PeerInfo::from_admission(&admission, now_ms()));
+        // Ask for TURN credentials before taking any lock: the issuer is the gateway's code.
+        let turn = inner.turn.as_ref().and_then(|issuer| issuer.issue(&info));
+        let queue = PeerQueue::new(inner.config.guaranteed_queue, inner.config.unguaranteed_queue);
+
+        let mut shard = self.shard(admission.room_id).lock();
+        let room = shard
+            .entry(admission.room_id)
+            .or_insert_with(|| {
+                Stats::inc(&inner.stats.rooms);
+                Arc::new(Room::new(admission.room_id))
+            })
+            .clone();
+        let mut state = room.lock();
+        state.capacity = admission.capacity;
+        let refusal = if state.banned.contains(admission.seat_key.as_str()) {
+            Some(AdmitError::Banned)
+        } else {
+            let previous = state.seats.get(admission.seat_key.as_str()).cloned();
+            let freed = match previous.as_ref().and_then(|id| state.members.get(id)) {
+                Some(member) if member.info.role == Role::Attendee => 1,
+                _ => 0,
+            };
+            if state.members.contains_key(admission.client_id.as_str()) && previous.as_deref() != Some(&*admission.client_id) {
+                Some(AdmitError::DuplicateClientId)
+            } else if admission.role == Role::Attendee && state.attendees - freed >= state.capacity {
+                Some(AdmitError::RoomFull { capacity: state.capacity })
+            } else {
+                None
+            }
+        };
+        if let Some(refusal) = refusal {
+            if state.is_idle() {
+                drop(state);
+                shard.remove(&admission.room_id);
+                Stats::dec(&inner.stats.rooms);
+            }
+            Stats::inc(&inner.stats.admissions_refused);
+            return Err(refusal);
+        }
+
+        let superseded = state
+            .seats
+            .get(admission.seat_key.as_str())
+            .cloned()
+            .and_then(|holder| state.remove(&holder));
+        let welcome = {
+            let occupants: BTreeMap<&str, OccupantView<'_>> =
+                state.members.iter().map(|(id, member)| (&**id, member.view())).collect();
+            ServerMessage::Welcome {
+                client_id: &info.client_id,
+                room_id: info.room_id,
+                role: info.role,
+                identity: &info.identity,
+                joined_at: info.joined_at,
+                server_time: now_ms(),
+                occupants,
+                turn: turn.as_ref(),
+            }
+            .encode()
+        };
+        // First frame in a fresh queue: cannot be refused.
+        queue.push(welcome, Delivery::Guaranteed);
+        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted: false };
+        let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
+        state.insert(member);
+        drop(state);
+        drop(shard);
+
+        Stats::inc(&inner.stats.peers);
+        if let Some(old) = superseded {
+            self.after_removal(&room, &old.info, &old.queue, LeaveReason::Superseded);
+        }
+        self.emit(&info, RoomEventKind::Joined);
+        self.publish(
+            &room,
+            Envelope { to: Recipients::AllExcept(info.client_id.clone()), delivery: Delivery::Guaranteed, payload: joined },
+        );
+        tracing::debug!(room = info.room_id, client = %info.client_id, role = ?info.role, "admitted");
+        let peer = Peer::new(self.clone(), room, info, queue.clone());
+        Ok((peer, Outbox::new(queue)))
+    }
+
+    /// Closes a peer with 4001 "kicked". It may rejoin. `false` if it is not in the room.
+    pub fn kick(&self, room_id: RoomId, client_id: &str) -> bool {
+        self.room(room_id).is_some_and(|room| self.kick_in(&room, client_id, false))
+    }
+
+    /// Closes a peer with 4003 "banned" and refuses its seat key while the room is open.
+    /// The gateway must persist the ban (the `Left { reason: Banned }` event carries the
+    /// seat key) and refuse the ticket at its own admission step.
+    pub fn ban(&self, room_id: RoomId, client_id: &str) -> bool {
+        self.room(room_id).is_some_and(|room| self.kick_in(&room, client_id, true))
+    }
+
+    /// Mutes (or unmutes) a peer on the gateway's behalf (`by` is null in the `muted` frame).
+    pub fn mute(&self, room_id: RoomId, client_id: &str, muted: bool) -> bool {
+        self.room(room_id).is_some_and(|room| self.set_muted(&room, client_id, muted, None))
+    }
+
+    pub fn occupancy(&self, room_id: RoomId) -> Option<Occupancy> {
+        self.room(room_id).map(|room| room.lock().occupancy())
+    }
+
+    pub fn occupants(&self, room_id: RoomId) -> Vec<OccupantSummary> {
+        let Some(room) = self.room(room_id) else { return Vec::new() };
+        let state = room.lock();
+        state
+            .members
+            .values()
+            .map(|m| OccupantSummary { info: (*m.info).clone(), mic: m.mic, screen: m.screen, muted: m.muted })
+            .collect()
+    }
+
+    /// Closes every connection with 1001 and refuses new admissions.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let rooms: Vec<Arc<Room>> =
+            self.inner.shards.iter().flat_map(|shard| shard.lock().values().cloned().collect::<Vec<_>>()).collect();
+        for room in rooms {
+            let members: Vec<(Arc<str>, Arc<PeerQueue>)> =
+                room.lock().members.iter().map(|(id, m)| (id.clone(), m.queue.clone())).collect();
+            // Close every queue first so departures are not fanned out to peers that are
+            // about to go too.
+            for (_, queue) in &members {
+                queue.close(LeaveReason::Shutdown.close_frame());
+            }
+            for (id, queue) in members {
+                self.remove_connection(&room, &id, &queue, LeaveReason::Shutdown);
+            }
+        }
+    }
+
+    /// Entry point for a broker subscriber: deliver an envelope published by another node
+    /// to this node's peers of `room_id`.
+    pub fn deliver_local(&self, room_id: RoomId, envelope: &Envelope) {
+        if let Some(room) = self.room(room_id) {
+            self.deliver(&room, envelope);
+        }
+    }
+
+    pub(crate) fn publish(&self, room: &Arc<Room>, envelope: Envelope) {
+        self.inner.fanout.publish(room.id(), envelope, &|envelope| self.deliver(room, envelope));
+    }
+
+    fn deliver(&self, room: &Arc<Room>, envelope: &Envelope) {
+        for (id, queue) in room.deliver(envelope, &self.inner.stats) {
+            self.close_slow_consumer(room, &id, &queue);
+        }
+    }
+
+    fn close_slow_consumer(&self, room: &Arc<Room>, client_id: &str, queue: &Arc<PeerQueue>) {
+        if self.remove_connection(room, client_id, queue, LeaveReason::SlowConsumer) {
+            Stats::inc(&self.inner.stats.slow_consumers_closed);
+            tracing::info!(room = room.id(), client = %client_id, "closed slow consumer");
+        }
+    }
+
+    fn remove_member(&self, room: &Arc<Room>, client_id: &str, reason: LeaveReason) -> bool {
+        let queue = room.lock().members.get(client_id).map(|m| m.queue.clone());
+        queue.is_some_and(|queue| self.remove_connection(room, client_id, &queue, reason))
+    }
+
+    /// Takes the connection owning `queue` out of the room, closes its queue with the
+    /// reason's close code and tells everyone. Idempotent: `false` if it was already gone.
+    pub(crate) fn remove_connection(
+        &self,
+        room: &Arc<Room>,
+        client_id: &str,
+        queue: &Arc<PeerQueue>,
+        reason: LeaveReason,
+    ) -> bool {
+        let removed = room.lock().remove_connection(client_id, queue);
+        match removed {
+            Some(member) => {
+                self.after_removal(room, &member.info, queue, reason);
+                self.drop_room_if_idle(room);
+                true
+            }
+            None => {
+                queue.close(reason.close_frame());
+                false
+            }
+        }
+    }
+
+    fn after_removal(&self, room: &Arc<Room>, info: &PeerInfo, queue: &PeerQueue, reason: LeaveReason) {
+        queue.close(reason.close_frame());
+        Stats::dec(&self.inner.stats.peers);
+        self.emit(info, RoomEventKind::Left { reason });
+        let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason }.encode();
+        self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: left });
+        tracing::debug!(room = info.room_id, client = %info.client_id, ?reason, "left");
+    }
+
+    fn drop_room_if_idle(&self, room: &Arc<Room>) {
+        let mut shard = self.shard(room.id()).lock();
+        let idle = shard.get(&room.id()).is_some_and(|held| Arc::ptr_eq(held, room)) && room.lock().is_idle();
+        if idle {
+            shard.remove(&room.id());
+            Stats::dec(&self.inner.stats.rooms);
+        }
+    }
+
+    pub(crate) fn set_muted(&self, room: &Arc<Room>, client_id: &str, muted: bool, by: Option<&str>) -> bool {
+        let (info, mic_cut) = {
+            let mut state = room.lock();
+            let Some(member) = state.members.get_mut(client_id) else { return false };
+            let mic_cut = muted && member.mic;
+            member.muted = muted;
+            if mic_cut {
+                member.mic = false;
+            }
+            (member.info.clone(), mic_cut)
+        };
+        let frame = ServerMessage::Muted { client_id: &info.client_id, muted, by }.encode();
+        self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame });
+        if mic_cut {
+            self.emit(&info, RoomEventKind::Voice { on: false });
+        }
+        self.emit(&info, RoomEventKind::Muted { muted, by: by.map(str::to_owned) });
+        true
+    }
+
+    pub(crate) fn kick_in(&self, room: &Arc<Room>, client_id: &str, ban: bool) -> bool {
+        if ban {
+            let mut state = room.lock();
+            let Some(seat) = state.members.get(client_id).map(|m| m.info.seat_key.clone()) else { return false };
+            state.banned.insert(seat);
+        }
+        self.remove_member(room, client_id, if ban { LeaveReason::Banned } else { LeaveReason::Kicked })
+    }
+
+    pub(crate) fn issue_turn(&self, info: &PeerInfo) -> Option<TurnGrant> {
+        self.inner.turn.as_ref().and_then(|issuer| issuer.issue(info))
+    }
+
+    pub(crate) fn emit(&self, info: &PeerInfo, kind: RoomEventKind) {
+        // No subscriber is not an error: the gateway may not record attendance in tests.
+        let _ = self.inner.events.send(RoomEvent::new(info, now_ms(), kind));
+    }
+
+    /// Queues one frame for one peer, closing it if it is too far behind.
+    pub(crate) fn reply(&self, room: &Arc<Room>, info: &PeerInfo, queue: &Arc<PeerQueue>, frame: bytes::Bytes) {
+        if queue.push(frame, Delivery::Guaranteed) == Pushed::Overflow {
+            self.close_slow_consumer(room, &info.client_id, queue);
+        } else {
+            Stats::inc(&self.inner.stats.frames_queued);
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The reading half of an admitted connection: every inbound frame goes through here.
+//!
+//! Each client message is checked and applied in `apply`: the server, not the client,
+//! decides who a message is from (`from` is always this peer's id), who may receive it
+//! (only admitted peers of the same room), and whether the sender may say it at all (host
+//! moderation, mute). Violations of the framing — too big, too fast, not our JSON — close
+//! the connection; refusals of content answer with an `error` frame and keep it open.
+
+use crate::admission::{PeerInfo, Role};
+use crate::close::{CloseCode, CloseFrame};
+use crate::event::{LeaveReason, RoomEventKind};
+use crate::fanout::{Envelope, Recipients};
+use crate::hub::{now_ms, Hub};
+use crate::outbox::{Delivery, PeerQueue};
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::rate_limit::TokenBucket;
+use crate::room::Room;
+use crate::sdp;
+use crate::stats::Stats;
+use bytes::Bytes;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An admitted peer. Owned by the connection's reader; dropping it leaves the room
+/// (reason `left`), so a task that ends for any reason cannot leak a seat.
+#[derive(Debug)]
+pub struct Peer {
+    hub: Hub,
+    room: Arc<Room>,
+    info: Arc<PeerInfo>,
+    queue: Arc<PeerQueue>,
+    bucket: TokenBucket,
+}
+
+/// `ControlFlow::Break(())`: stop reading. The outbox ends with the close frame (if any).
+pub type Flow = ControlFlow<()>;
+
+impl Peer {
+    pub(crate) fn new(hub: Hub, room: Arc<Room>, info: Arc<PeerInfo>, queue: Arc<PeerQueue>) -> Self {
+        let config = hub.config();
+        let bucket = TokenBucket::new(config.messages_per_second, config.burst, Instant::now());
+        Self { hub, room, info, queue, bucket }
+    }
+
+    pub fn info(&self) -> &PeerInfo {
+        &self.info
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.info.client_id
+    }
+
+    /// Whether this connection has been closed (kicked, superseded, evicted, shut down).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Handles one inbound text frame.
+    pub fn handle_text(&mut self, text: &str) -> Flow {
+        if self.queue.is_closed() {
+            return ControlFlow::Break(());
+        }
+        let stats = self.hub.stats();
+        if text.len() > self.hub.config().max_frame_bytes {
+            Stats::inc(&stats.oversized_closed);
+            return self.close(LeaveReason::FrameTooBig);
+        }
+        if !self.bucket.try_take(Instant::now()) {
+            Stats::inc(&stats.rate_limited_closed);
+            return self.close(LeaveReason::RateLimited);
+        }
+        match ClientMessage::parse(text) {
+            Ok(message) => {
+                self.apply(message);
+                if self.queue.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            }
+            Err(error) => {
+                Stats::inc(&stats.malformed_closed);
+                tracing::debug!(client = %self.info.client_id, %error, "malformed frame");
+                // Close with the parser's words, which tell a client author what was wrong;
+                // the removal below then finds the queue closed and keeps this frame.
+                self.queue.close(Some(CloseFrame::new(CloseCode::Malformed, error.to_string())));
+                self.close(LeaveReason::Malformed)
+            }
+        }
+    }
+
+    /// Handles one inbound binary frame: the protocol has none, so it is malformed.
+    pub fn handle_binary(&mut self, len: usize) -> Flow {
+        if len > self.hub.config().max_frame_bytes {
+            Stats::inc(&self.hub.stats().oversized_closed);
+            return self.close(LeaveReason::FrameTooBig);
+        }
+        Stats::inc(&self.hub.stats().malformed_closed);
+        self.close(LeaveReason::Malformed)
+    }
+
+    /// Leaves the room: `Left` when the socket closed, `TimedOut` when it went silent.
+    pub fn leave(&mut self, reason: LeaveReason) {
+        self.hub.remove_connection(&self.room, &self.info.client_id, &self.queue, reason);
+    }
+
+    fn close(&mut self, reason: LeaveReason) -> Flow {
+        self.leave(reason);
+        ControlFlow::Break(())
+    }
+
+    fn apply(&mut self, message: ClientMessage) {
+        let me = &*self.info.client_id;
+        match message {
+            ClientMessage::Ping { client_time } => {
+                self.reply(ServerMessage::Pong { client_time, server_time: now_ms() }.encode());
+            }
+            ClientMessage::Send { to, data_type, data, guaranteed } => {
+                if self.refuse_outsider(&to) {
+                    return;
+                }
+                let frame = ServerMessage::Send { from: me, data_type: &data_type, data: &data }.encode();
+                self.relay(Recipients::One(to.into()), delivery(guaranteed), frame);
+            }
+            ClientMessage::Broadcast { data_type, data, guaranteed } => {
+                let frame = ServerMessage::Broadcast { from: me, data_type: &data_type, data: &data }.encode();
+                self.relay(Recipients::AllExcept(self.info.client_id.clone()), delivery(guaranteed), frame);
+            }
+            ClientMessage::Chat { text } => self.chat(&text),
+            ClientMessage::Media { mic, screen } => self.media(mic, screen),
+            ClientMessage::Offer { to, sdp } => {
+                if self.refuse_outsider(&to) || self.refuse_muted_audio(&sdp) {
+                    return;
+                }
+                let frame = ServerMessage::Offer { from: me, sdp: &sdp }.encode();
+                self.relay(Recipients::One(to.into()), Delivery::Guaranteed, frame);
+            }
+            ClientMessage::Answer { to, sdp } => {
+                if self.refuse_outsider(&to) || self.refuse_muted_audio(&sdp) {
+                    return;
+                }
+                let frame = ServerMessage::Answer { from: me, sdp: &sdp }.encode();
+                self.relay(Recipients::One(to.into()), Delivery::Guaranteed, frame);
+            }
+            ClientMessage::Candidate { to, candidate } => {
+                if self.refuse_outsider(&to) {
+                    return;
+                }
+                let frame = ServerMessage::Candidate { from: me, candidate: &candidate }.encode();
+                self.relay(Recipients::One(to.into()), Delivery::Guaranteed, frame);
+            }
+            ClientMessage::TurnRefresh => match self.hub.issue_turn(&self.info) {
+                Some(grant) => self.reply(ServerMessage::Turn { grant: &grant }.encode()),
+                None => self.refuse(ErrorCode::Unavailable, "no TURN relay is configured".into()),
+            },
+            ClientMessage::Mute { target, muted } => {
+                if self.may_moderate(&target) {
+                    self.hub.set_muted(&self.room, &target, muted, Some(me));
+                }
+            }
+            ClientMessage::Kick { target } => {
+                if self.may_moderate(&target) {
+                    self.hub.kick_in(&self.room, &target, false);
+                }
+            }
+            ClientMessage::Ban { target } => {
+                if self.may_moderate(&target) {
+                    self.hub.kick_in(&self.room, &target, true);
+                }
+            }
+        }
+    }
+
+    fn relay(&self, to: Recipients, delivery: Delivery, payload: Bytes) {
+        Stats::inc(&self.hub.stats().messages_relayed);
+        self.hub.publish(&self.room, Envelope { to, delivery, payload });
+    }
+
+    fn reply(&self, frame: Bytes) {
+        self.hub.reply(&self.room, &self.info, &self.queue, frame);
+    }
+
+    fn refuse(&self, code: ErrorCode, message: String) {
+        Stats::inc(&self.hub.stats().messages_refused);
+        self.reply(ServerMessage::Error { code, message }.encode());
+    }
+
+    /// Refuses (with an `error` frame) a message addressed outside the sender's room.
+    fn refuse_outsider(&self, to: &str) -> bool {
+        if self.room.lock().members.contains_key(to) {
+            return false;
+        }
+        self.refuse(ErrorCode::NotInRoom, format!("{to} is not in this room"));
+        true
+    }
+
+    fn is_muted(&self) -> bool {
+        self.room.lock().members.get(&*self.info.client_id).is_some_and(|m| m.muted)
+    }
+
+    /// A muted peer may still negotiate (to receive audio, or share a screen) but not
+    /// send audio.
+    fn refuse_muted_audio(&self, sdp_text: &str) -> bool {
+        if sdp::sends_audio(sdp_text) && self.is_muted() {
+            self.refuse(ErrorCode::Muted, "muted by a host: audio may not be sent".into());
+            return true;
+        }
+        false
+    }
+
+    /// Hosts moderate attendees of their own room; nobody moderates hosts.
+    fn may_moderate(&self, target: &str) -> bool {
+        if self.info.role != Role::Host {
+            self.refuse(ErrorCode::Forbidden, "only hosts may moderate".into());
+            return false;
+        }
+        let target_role = self.room.lock().members.get(target).map(|m| m.info.role);
+        match target_role {
+            None => {
+                self.refuse(ErrorCode::NotInRoom, format!("{target} is not in this room"));
+                false
+            }
+            Some(Role::Host) => {
+                self.refuse(ErrorCode::Forbidden, "hosts cannot be moderated".into());
+                false
+            }
+            Some(Role::Attendee) => true,
+        }
+    }
+
+    fn chat(&self, text: &str) {
+        let text = text.trim();
+        let max = self.hub.config().max_chat_chars;
+        if text.is_empty() || text.chars().count() > max {
+            self.refuse(ErrorCode::Invalid, format!("chat text must be 1 to {max} characters"));
+            return;
+        }
+        Stats::inc(&self.hub.stats().chat_messages);
+        let frame = ServerMessage::Chat {
+            from: &self.info.client_id,
+            identity: &self.info.identity,
+            text,
+            server_time: now_ms(),
+        }
+        .encode();
+        self.relay(Recipients::All, Delivery::Guaranteed, frame);
+        self.hub.emit(&self.info, RoomEventKind::Chat { text: text.to_owned() });
+    }
+
+    fn media(&self, mic: Option<bool>, screen: Option<bool>) {
+        let (refused, mic_changed, screen_changed, now) = {
+            let mut state = self.room.lock();
+            let Some(member) = state.members.get_mut(&*self.info.client_id) else { return };
+            let refused = mic == Some(true) && member.muted;
+            let new_mic = if refused { member.mic } else { mic.unwrap_or(member.mic) };
+            let new_screen = screen.unwrap_or(member.screen);
+            let changes = (new_mic != member.mic, new_screen != member.screen);
+            member.mic = new_mic;
+            member.screen = new_screen;
+            (refused, changes.0, changes.1, (new_mic, new_screen))
+        };
+        if refused {
+            self.refuse(ErrorCode::Muted, "muted by a host: the microphone stays off".into());
+        }
+        if !(mic_changed || screen_changed) {
+            return;
+        }
+        let frame = ServerMessage::Media { from: &self.info.client_id, mic: now.0, screen: now.1 }.encode();
+        self.relay(Recipients::AllExcept(self.info.client_id.clone()), Delivery::Guaranteed, frame);
+        if mic_changed {
+            self.hub.emit(&self.info, RoomEventKind::Voice { on: now.0 });
+        }
+        if screen_changed {
+            self.hub.emit(&self.info, RoomEventKind::ScreenShare { on: now.1 });
+        }
+    }
+}
+
+fn delivery(guaranteed: bool) -> Delivery {
+    if guaranteed { Delivery::Guaranteed } else { Delivery::Unguaranteed }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.leave(LeaveReason::Left);
+    }
+}

@@ -1,0 +1,213 @@
+//! The wire protocol: JSON text frames, one tagged enum each way.
+//!
+//! Every frame is an object whose `type` names the message. Clients send
+//! [`ClientMessage`]; the server sends [`ServerMessage`]. NAF payloads (`data`) are carried
+//! as opaque JSON, and NAF's own data type (`u`, `um`, `r`, or an app's custom type) travels
+//! in `data_type` because `type` is ours. docs/PROTOCOL.md documents every message with
+//! examples; keep the two in step.
+//!
+//! Clients never name themselves: any `from` a client puts in a frame is ignored, and the
+//! server stamps the sender's client id on everything it relays.
+
+use crate::admission::{Role, RoomId};
+use crate::event::LeaveReason;
+use crate::turn::TurnGrant;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+fn default_true() -> bool {
+    true
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Clock sync for NAF: answered with `pong` carrying the server time.
+    Ping {
+        #[serde(default)]
+        client_time: f64,
+    },
+    /// NAF `sendData`/`sendDataGuaranteed`: to one peer of the same room.
+    Send {
+        to: String,
+        data_type: String,
+        #[serde(default)]
+        data: Value,
+        /// `false` for NAF's unguaranteed sends: the server may drop them for a slow peer.
+        #[serde(default = "default_true")]
+        guaranteed: bool,
+    },
+    /// NAF `broadcastData`/`broadcastDataGuaranteed`: to every other peer of the room.
+    Broadcast {
+        data_type: String,
+        #[serde(default)]
+        data: Value,
+        #[serde(default = "default_true")]
+        guaranteed: bool,
+    },
+    /// A chat line to the whole room (the sender gets it back, stamped).
+    Chat { text: String },
+    /// The sender's media state changed; absent fields are unchanged.
+    Media {
+        #[serde(default)]
+        mic: Option<bool>,
+        #[serde(default)]
+        screen: Option<bool>,
+    },
+    /// WebRTC signalling, relayed only to an admitted peer of the same room.
+    Offer { to: String, sdp: String },
+    Answer { to: String, sdp: String },
+    Candidate {
+        to: String,
+        /// An `RTCIceCandidateInit` object, or `null` for end-of-candidates.
+        #[serde(default)]
+        candidate: Value,
+    },
+    /// Ask for fresh TURN credentials; answered with `turn`.
+    TurnRefresh,
+    /// Host only: mute or unmute a peer.
+    Mute {
+        target: String,
+        #[serde(default = "default_true")]
+        muted: bool,
+    },
+    /// Host only: close a peer with 4001; it may rejoin.
+    Kick { target: String },
+    /// Host only: close a peer with 4003 and refuse its seat key.
+    Ban { target: String },
+}
+
+/// Why a frame could not be read as a [`ClientMessage`].
+#[derive(Debug, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct ProtocolError(#[from] serde_json::Error);
+
+impl ClientMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        Ok(serde_json::from_str(text)?)
+    }
+}
+
+/// One occupant as other peers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OccupantView<'a> {
+    pub client_id: &'a str,
+    pub identity: &'a str,
+    pub role: Role,
+    pub joined_at: i64,
+    pub mic: bool,
+    pub screen: bool,
+    pub muted: bool,
+}
+
+/// Refusal reasons carried by `error` frames (the connection stays open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The target is not an admitted peer of the sender's room.
+    NotInRoom,
+    /// Only hosts may do that, and not to other hosts.
+    Forbidden,
+    /// The sender is muted: no microphone, no audio renegotiation.
+    Muted,
+    /// The message was well formed but its content is not acceptable (e.g. chat too long).
+    Invalid,
+    /// The server cannot do that now (e.g. no TURN configured).
+    Unavailable,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    /// First frame after admission.
+    Welcome {
+        client_id: &'a str,
+        room_id: RoomId,
+        role: Role,
+        identity: &'a str,
+        joined_at: i64,
+        server_time: i64,
+        /// Everyone else in the room, keyed by client id.
+        occupants: BTreeMap<&'a str, OccupantView<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        turn: Option<&'a TurnGrant>,
+    },
+    PeerJoined {
+        #[serde(flatten)]
+        occupant: OccupantView<'a>,
+    },
+    PeerLeft { client_id: &'a str, reason: LeaveReason },
+    Send { from: &'a str, data_type: &'a str, data: &'a Value },
+    Broadcast { from: &'a str, data_type: &'a str, data: &'a Value },
+    Pong { client_time: f64, server_time: i64 },
+    Chat { from: &'a str, identity: &'a str, text: &'a str, server_time: i64 },
+    Media { from: &'a str, mic: bool, screen: bool },
+    Offer { from: &'a str, sdp: &'a str },
+    Answer { from: &'a str, sdp: &'a str },
+    Candidate { from: &'a str, candidate: &'a Value },
+    Muted { client_id: &'a str, muted: bool, by: Option<&'a str> },
+    Turn {
+        #[serde(flatten)]
+        grant: &'a TurnGrant,
+    },
+    Error { code: ErrorCode, message: String },
+}
+
+impl ServerMessage<'_> {
+    /// Serialises once; the bytes are then shared by every recipient.
+    pub fn encode(&self) -> Bytes {
+        // Our own types with string keys: serialisation cannot fail.
+        Bytes::from(serde_json::to_vec(self).expect("server messages serialise"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_naf_send_and_ignores_a_forged_from() {
+        let msg = ClientMessage::parse(
+            r#"{"type":"send","from":"mallory","to":"b","data_type":"u","data":{"networkId":"x"},"guaranteed":false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            msg,
+            ClientMessage::Send {
+                to: "b".into(),
+                data_type: "u".into(),
+                data: json!({"networkId": "x"}),
+                guaranteed: false
+            }
+        );
+    }
+
+    #[test]
+    fn guaranteed_is_the_default() {
+        let msg = ClientMessage::parse(r#"{"type":"broadcast","data_type":"r","data":{}}"#).unwrap();
+        assert!(matches!(msg, ClientMessage::Broadcast { guaranteed: true, .. }));
+    }
+
+    #[test]
+    fn unknown_types_and_bad_json_are_errors() {
+        assert!(ClientMessage::parse(r#"{"type":"teleport"}"#).is_err());
+        assert!(ClientMessage::parse("not json").is_err());
+        assert!(ClientMessage::parse(r#"{"type":"send","data_type":"u"}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_are_tagged_snake_case() {
+        let data = json!({"a": 1});
+        let text = ServerMessage::Broadcast { from: "a", data_type: "um", data: &data }.encode();
+        let value: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value, json!({"type":"broadcast","from":"a","data_type":"um","data":{"a":1}}));
+        let text = ServerMessage::PeerLeft { client_id: "a", reason: LeaveReason::SlowConsumer }.encode();
+        let value: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value, json!({"type":"peer_left","client_id":"a","reason":"slow_consumer"}));
+    }
+}

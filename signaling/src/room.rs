@@ -1,0 +1,149 @@
+//! One room: its members, its seats and its capacity counter.
+//!
+//! A room's state sits behind its own mutex, so rooms never contend with each other and
+//! the registry (see `hub.rs`) is touched only when peers join or leave, never to relay.
+//! Critical sections are short and never await: look up, push into queues, return.
+
+use crate::admission::{PeerInfo, Role, RoomId};
+use crate::fanout::{Envelope, Recipients};
+use crate::outbox::{PeerQueue, Pushed};
+use crate::protocol::OccupantView;
+use crate::stats::Stats;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct Room {
+    id: RoomId,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) info: Arc<PeerInfo>,
+    pub(crate) queue: Arc<PeerQueue>,
+    pub(crate) mic: bool,
+    pub(crate) screen: bool,
+    pub(crate) muted: bool,
+}
+
+impl Member {
+    pub(crate) fn view(&self) -> OccupantView<'_> {
+        OccupantView {
+            client_id: &self.info.client_id,
+            identity: &self.info.identity,
+            role: self.info.role,
+            joined_at: self.info.joined_at,
+            mic: self.mic,
+            screen: self.screen,
+            muted: self.muted,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RoomState {
+    pub(crate) members: HashMap<Arc<str>, Member>,
+    /// seat key → the client id holding it.
+    pub(crate) seats: HashMap<Arc<str>, Arc<str>>,
+    pub(crate) attendees: u32,
+    pub(crate) hosts: u32,
+    pub(crate) capacity: u32,
+    /// Seat keys a host banned while this room was open. A cache: the gateway persists
+    /// bans and refuses banned tickets before admission; this only closes the window.
+    pub(crate) banned: HashSet<Arc<str>>,
+}
+
+/// A room's head count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occupancy {
+    pub attendees: u32,
+    pub hosts: u32,
+    pub capacity: u32,
+}
+
+impl RoomState {
+    pub(crate) fn insert(&mut self, member: Member) {
+        let info = member.info.clone();
+        match info.role {
+            Role::Attendee => self.attendees += 1,
+            Role::Host => self.hosts += 1,
+        }
+        self.seats.insert(info.seat_key.clone(), info.client_id.clone());
+        self.members.insert(info.client_id.clone(), member);
+    }
+
+    pub(crate) fn remove(&mut self, client_id: &str) -> Option<Member> {
+        let member = self.members.remove(client_id)?;
+        match member.info.role {
+            Role::Attendee => self.attendees -= 1,
+            Role::Host => self.hosts -= 1,
+        }
+        if self.seats.get(&member.info.seat_key).is_some_and(|holder| **holder == *client_id) {
+            self.seats.remove(&member.info.seat_key);
+        }
+        Some(member)
+    }
+
+    /// Removes the member only if it is still the connection that owns `queue` (a
+    /// superseded or kicked connection may try to leave after its seat moved on).
+    pub(crate) fn remove_connection(&mut self, client_id: &str, queue: &Arc<PeerQueue>) -> Option<Member> {
+        match self.members.get(client_id) {
+            Some(member) if Arc::ptr_eq(&member.queue, queue) => self.remove(client_id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.members.is_empty() && self.banned.is_empty()
+    }
+
+    pub(crate) fn occupancy(&self) -> Occupancy {
+        Occupancy { attendees: self.attendees, hosts: self.hosts, capacity: self.capacity }
+    }
+}
+
+pub(crate) type Overflowed = Vec<(Arc<str>, Arc<PeerQueue>)>;
+
+impl Room {
+    pub(crate) fn new(id: RoomId) -> Self {
+        Self { id, state: Mutex::new(RoomState::default()) }
+    }
+
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, RoomState> {
+        self.state.lock()
+    }
+
+    /// Pushes the envelope's shared bytes into each recipient's queue. Returns the peers
+    /// whose guaranteed queue overflowed; the caller closes them once the lock is released
+    /// (closing announces a departure, which is itself a delivery into this room).
+    pub(crate) fn deliver(&self, envelope: &Envelope, stats: &Stats) -> Overflowed {
+        let state = self.state.lock();
+        let mut overflowed = Vec::new();
+        let mut push = |id: &Arc<str>, member: &Member| match member.queue.push(envelope.payload.clone(), envelope.delivery) {
+            Pushed::Queued => Stats::inc(&stats.frames_queued),
+            Pushed::Dropped => Stats::inc(&stats.unguaranteed_dropped),
+            Pushed::Overflow => overflowed.push((id.clone(), member.queue.clone())),
+            Pushed::Closed => {}
+        };
+        match &envelope.to {
+            Recipients::One(target) => {
+                if let Some((id, member)) = state.members.get_key_value(target) {
+                    push(id, member);
+                }
+            }
+            Recipients::All => state.members.iter().for_each(|(id, member)| push(id, member)),
+            Recipients::AllExcept(skip) => state
+                .members
+                .iter()
+                .filter(|(id, _)| *id != skip)
+                .for_each(|(id, member)| push(id, member)),
+        }
+        overflowed
+    }
+}
