@@ -4,7 +4,9 @@
 //! units of a [`Currency`], parsed once at the edge and never represented as floats.
 
 pub mod amount;
+pub mod challenge;
 pub mod currency;
+pub mod signature;
 
 pub use amount::{Amount, AmountError};
 pub use currency::{Chain, Currency, UnknownCurrency};

@@ -1,0 +1,154 @@
+//! Where a Hive account's public keys come from: a [`HiveKeySource`]. The real one asks a Hive API node
+//! (`condenser_api.get_accounts` over JSON-RPC) and keeps answers for a short time, so a burst of sign-ins for one
+//! account costs one request; tests and offline setups use [`StaticHiveKeys`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::SignatureError;
+
+/// A boxed `Send` future, so that [`HiveKeySource`] can be used as `&dyn HiveKeySource`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The keys that may sign for an account (`STM…` strings, as the chain reports them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HiveAccountKeys {
+    pub posting: Vec<String>,
+    pub active: Vec<String>,
+}
+
+/// Looks up an account's posting and active keys. `Ok(None)` means the account does not exist.
+pub trait HiveKeySource: Send + Sync {
+    fn account_keys<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Option<HiveAccountKeys>, SignatureError>>;
+}
+
+/// A fixed map of accounts, for tests and deployments without an API node.
+#[derive(Debug, Clone, Default)]
+pub struct StaticHiveKeys(pub HashMap<String, HiveAccountKeys>);
+
+impl HiveKeySource for StaticHiveKeys {
+    fn account_keys<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Option<HiveAccountKeys>, SignatureError>> {
+        let keys = self.0.get(account).cloned();
+        Box::pin(async move { Ok(keys) })
+    }
+}
+
+/// Keys from a Hive API node's JSON-RPC endpoint, cached for `ttl` (30 s by default: key changes are rare, but a
+/// revoked key should stop working soon).
+///
+/// The HTTP client has no TLS of its own; an `https://` node needs reqwest's TLS feature enabled by the binary.
+pub struct HiveRpcKeySource {
+    url: String,
+    client: reqwest::Client,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<Arc<HiveAccountKeys>>)>>,
+}
+
+impl HiveRpcKeySource {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    /// Entries beyond this are dropped wholesale rather than evicted one by one: the cache is a burst absorber.
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn new(url: impl Into<String>) -> Self {
+        let client = reqwest::Client::builder().timeout(Self::TIMEOUT).build().unwrap_or_default();
+        Self::with_client(url, client)
+    }
+
+    pub fn with_client(url: impl Into<String>, client: reqwest::Client) -> Self {
+        Self { url: url.into(), client, ttl: Self::DEFAULT_TTL, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    fn cached(&self, account: &str) -> Option<Option<HiveAccountKeys>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, keys) = cache.get(account)?;
+        (at.elapsed() < self.ttl).then(|| keys.as_deref().cloned())
+    }
+
+    fn store(&self, account: &str, keys: Option<HiveAccountKeys>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= Self::MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(account.to_string(), (Instant::now(), keys.map(Arc::new)));
+    }
+
+    async fn fetch(&self, account: &str) -> Result<Option<HiveAccountKeys>, SignatureError> {
+        let unavailable = |e: reqwest::Error| SignatureError::KeySourceUnavailable(e.without_url().to_string());
+        let request = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "condenser_api.get_accounts",
+            "params": [[account]],
+        });
+        let response: RpcResponse = self
+            .client
+            .post(&self.url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        if let Some(error) = response.error {
+            return Err(SignatureError::KeySourceUnavailable(format!("API node error: {error}")));
+        }
+        let accounts = response.result.unwrap_or_default();
+        Ok(accounts.into_iter().find(|a| a.name == account).map(|a| HiveAccountKeys {
+            posting: a.posting.keys(),
+            active: a.active.keys(),
+        }))
+    }
+}
+
+impl HiveKeySource for HiveRpcKeySource {
+    fn account_keys<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Option<HiveAccountKeys>, SignatureError>> {
+        Box::pin(async move {
+            if let Some(hit) = self.cached(account) {
+                return Ok(hit);
+            }
+            let keys = self.fetch(account).await?;
+            self.store(account, keys.clone());
+            Ok(keys)
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RpcResponse {
+    result: Option<Vec<RpcAccount>>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RpcAccount {
+    name: String,
+    active: Authority,
+    posting: Authority,
+}
+
+/// An authority's `key_auths`: `[["STM…", weight], …]`. Account auths (delegation to other accounts) are not
+/// followed: a signature must come from a key of the account itself.
+#[derive(Deserialize)]
+struct Authority {
+    key_auths: Vec<(String, serde_json::Value)>,
+}
+
+impl Authority {
+    fn keys(self) -> Vec<String> {
+        self.key_auths.into_iter().map(|(key, _)| key).collect()
+    }
+}
