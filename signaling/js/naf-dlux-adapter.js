@@ -1,1 +1,643 @@
-// placeholder
+/* global NAF */
+/**
+ * networked-aframe adapter for the dlux presence gateway ("dlux").
+ *
+ * Plain ES2017, no build step, no dependencies. Load it after networked-aframe:
+ *
+ *   <script src="/naf-dlux-adapter.js"></script>
+ *   <script>
+ *     // What the gateway's join endpoint returned:
+ *     window.DLUX_JOIN = { websocket_url: "wss://host/event/42", session_token: "…", ice_servers: [...] };
+ *   </script>
+ *   <a-scene networked-scene="adapter: dlux; room: 42; audio: true">
+ *
+ * or, before NAF connects: `NAF.connection.adapter.setJoinCredentials({websocket_url, session_token})`.
+ * With `auth` instead of `session_token`, the adapter sends `{"type":"auth", ...auth}` as its first frame.
+ *
+ * Everything NAF sends travels over the gateway's WebSocket (docs/PROTOCOL.md); WebRTC is used only for
+ * microphone audio and screen share, one RTCPeerConnection per remote peer, negotiated with the
+ * "perfect negotiation" pattern over the relayed offer/answer/candidate messages.
+ *
+ * Page hooks: set `adapter.onChat`, `onMedia`, `onMuted`, `onPeerJoined`, `onPeerLeft`, `onError`, `onClose`
+ * (each gets one detail object), or listen for the same events on `document.body` as CustomEvents named
+ * `dlux-chat`, `dlux-media`, `dlux-muted`, `dlux-peer-joined`, `dlux-peer-left`, `dlux-error`, `dlux-close`.
+ */
+(function () {
+  "use strict";
+
+  var CLOCK_SAMPLES = 10;
+
+  function log() {
+    if (typeof NAF !== "undefined" && NAF.log) NAF.log.write.apply(NAF.log, arguments);
+  }
+
+  function warn() {
+    if (typeof NAF !== "undefined" && NAF.log) NAF.log.warn.apply(NAF.log, arguments);
+    else console.warn.apply(console, arguments);
+  }
+
+  function adapterConstant(name, fallback) {
+    return typeof NAF !== "undefined" && NAF.adapters && NAF.adapters[name] !== undefined ? NAF.adapters[name] : fallback;
+  }
+
+  /** One RTCPeerConnection to one remote peer, for audio and screen share only. */
+  class PeerLink {
+    constructor(adapter, remoteId) {
+      this.adapter = adapter;
+      this.remoteId = remoteId;
+      // Perfect negotiation: on an offer collision the polite side yields.
+      this.polite = String(adapter.myId) > String(remoteId);
+      this.makingOffer = false;
+      this.ignoreOffer = false;
+      this.senders = { audio: null, video: null };
+
+      var pc = (this.pc = new RTCPeerConnection({ iceServers: adapter.iceServers }));
+      var self = this;
+      pc.onicecandidate = function (event) {
+        var candidate = event.candidate ? (event.candidate.toJSON ? event.candidate.toJSON() : event.candidate) : null;
+        adapter.sendFrame({ type: "candidate", to: remoteId, candidate: candidate });
+      };
+      pc.onnegotiationneeded = async function () {
+        try {
+          self.makingOffer = true;
+          await pc.setLocalDescription();
+          adapter.sendFrame({ type: "offer", to: remoteId, sdp: pc.localDescription.sdp });
+        } catch (e) {
+          warn("dlux: offer to", remoteId, "failed", e);
+        } finally {
+          self.makingOffer = false;
+        }
+      };
+      pc.ontrack = function (event) {
+        adapter.remoteTrack(remoteId, event.track, event.streams && event.streams[0]);
+      };
+      pc.onconnectionstatechange = function () {
+        if (pc.connectionState === "failed" && pc.restartIce) pc.restartIce();
+      };
+    }
+
+    async handleSignal(msg) {
+      var pc = this.pc;
+      try {
+        if (msg.type === "offer" || msg.type === "answer") {
+          var collision = msg.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+          this.ignoreOffer = !this.polite && collision;
+          if (this.ignoreOffer) return;
+          await pc.setRemoteDescription({ type: msg.type, sdp: msg.sdp });
+          if (msg.type === "offer") {
+            await pc.setLocalDescription();
+            this.adapter.sendFrame({ type: "answer", to: this.remoteId, sdp: pc.localDescription.sdp });
+          }
+        } else if (msg.type === "candidate") {
+          try {
+            await pc.addIceCandidate(msg.candidate || null);
+          } catch (e) {
+            if (!this.ignoreOffer) throw e;
+          }
+        }
+      } catch (e) {
+        warn("dlux: signalling with", this.remoteId, "failed", e);
+      }
+    }
+
+    /** Sends `track` (or stops sending, with null) as this peer's audio or video. */
+    setTrack(kind, track, stream) {
+      var sender = this.senders[kind];
+      if (track) {
+        if (sender) sender.replaceTrack(track);
+        else this.senders[kind] = this.pc.addTrack(track, stream);
+      } else if (sender) {
+        this.pc.removeTrack(sender);
+        this.senders[kind] = null;
+      }
+    }
+
+    setIceServers(iceServers) {
+      try {
+        this.pc.setConfiguration({ iceServers: iceServers });
+      } catch (e) {
+        warn("dlux: could not update ICE servers", e);
+      }
+    }
+
+    close() {
+      this.pc.close();
+    }
+  }
+
+  class DluxAdapter {
+    constructor() {
+      this.app = "default";
+      this.room = "default";
+      this.serverUrl = null;
+      this.credentials = null;
+      this.webRtcOptions = { audio: false, video: false, datachannel: true };
+
+      this.ws = null;
+      this.myId = null;
+      this.myRoomJoinTime = null;
+      this.welcomed = false;
+      this.closedByUs = false;
+
+      this.occupants = {}; // client id -> joined_at (what NAF's occupant listener expects)
+      this.peers = {}; // client id -> { identity, role, mic, screen, muted }
+      this.openClients = new Set(); // peers NAF has been told are open
+      this.links = {}; // client id -> PeerLink
+
+      this.iceServers = [];
+      this.localAudio = null;
+      this.screenStream = null;
+      this.muted = false;
+      this.remoteStreams = {}; // client id -> { audio: MediaStream, video: MediaStream }
+      this.pendingStreams = {}; // client id -> { audio: [resolve], video: [resolve] }
+
+      this.timeOffsets = [];
+      this.avgTimeOffset = 0;
+      this.clockTimer = null;
+      this.clockPings = 0;
+      this.turnTimer = null;
+
+      this.onChat = this.onMedia = this.onMuted = this.onPeerJoined = this.onPeerLeft = null;
+      this.onError = this.onClose = null;
+    }
+
+    /* ---- NAF adapter interface: configuration ---- */
+
+    setServerUrl(url) {
+      this.serverUrl = url;
+    }
+
+    setApp(app) {
+      this.app = app;
+    }
+
+    setRoom(room) {
+      this.room = room;
+    }
+
+    setWebRtcOptions(options) {
+      this.webRtcOptions = Object.assign({}, this.webRtcOptions, options || {});
+    }
+
+    setServerConnectListeners(successListener, failureListener) {
+      this.connectSuccess = successListener;
+      this.connectFailure = failureListener;
+    }
+
+    setRoomOccupantListener(occupantListener) {
+      this.occupantListener = occupantListener;
+    }
+
+    setDataChannelListeners(openListener, closedListener, messageListener) {
+      this.openListener = openListener;
+      this.closedListener = closedListener;
+      this.messageListener = messageListener;
+    }
+
+    /**
+     * The join credentials from the gateway's join endpoint: `websocket_url`, and `session_token`
+     * (sent as `?token=`) or `auth` (sent as the first frame), plus optional `ice_servers`.
+     * Falls back to `window.DLUX_JOIN`.
+     */
+    setJoinCredentials(credentials) {
+      this.credentials = credentials;
+    }
+
+    /* ---- NAF adapter interface: connection ---- */
+
+    connect() {
+      var creds = this.credentials || (typeof window !== "undefined" && window.DLUX_JOIN) || {};
+      var url = this.socketUrl(creds);
+      if (creds.ice_servers) this.iceServers = creds.ice_servers;
+      this.closedByUs = false;
+      this.welcomed = false;
+      log("dlux: connecting to", url.replace(/token=[^&]*/, "token=…"));
+
+      var ws;
+      try {
+        ws = this.ws = new WebSocket(url);
+      } catch (e) {
+        this.fail(4400, String(e && e.message ? e.message : e));
+        return;
+      }
+      var self = this;
+      ws.onopen = function () {
+        if (creds.auth) ws.send(JSON.stringify(Object.assign({ type: "auth" }, creds.auth)));
+      };
+      ws.onmessage = function (event) {
+        self.handleFrame(event.data);
+      };
+      ws.onclose = function (event) {
+        if (self.ws === ws) self.handleClose(event.code, event.reason);
+      };
+      ws.onerror = function () {
+        // A close event with the code follows.
+      };
+    }
+
+    socketUrl(creds) {
+      var url = creds.websocket_url || this.serverUrl;
+      var scheme = typeof location !== "undefined" && location.protocol === "https:" ? "wss://" : "ws://";
+      var host = typeof location !== "undefined" ? location.host : "localhost";
+      if (!url || url === "/") url = "/event/" + encodeURIComponent(this.room);
+      if (url.charAt(0) === "/") url = scheme + host + url;
+      else if (/^https?:/.test(url)) url = url.replace(/^http/, "ws");
+      if (creds.session_token) {
+        url += (url.indexOf("?") === -1 ? "?" : "&") + "token=" + encodeURIComponent(creds.session_token);
+      }
+      return url;
+    }
+
+    disconnect() {
+      this.closedByUs = true;
+      var ws = this.ws;
+      this.teardown();
+      if (ws && ws.readyState <= 1) ws.close(1000, "bye");
+    }
+
+    shouldStartConnectionTo() {
+      // Every admitted peer is reachable through the relay.
+      return true;
+    }
+
+    startStreamConnection(clientId) {
+      this.openClients.add(clientId);
+      if (this.openListener) this.openListener(clientId); // NAF's full sync to this peer
+    }
+
+    closeStreamConnection(clientId) {
+      if (this.openClients.delete(clientId) && this.closedListener) this.closedListener(clientId);
+    }
+
+    getConnectStatus(clientId) {
+      return this.openClients.has(clientId)
+        ? adapterConstant("IS_CONNECTED", "IS_CONNECTED")
+        : adapterConstant("NOT_CONNECTED", "NOT_CONNECTED");
+    }
+
+    getServerTime() {
+      return Date.now() + this.avgTimeOffset;
+    }
+
+    /* ---- NAF adapter interface: data ---- */
+
+    sendData(clientId, dataType, data) {
+      this.sendFrame({ type: "send", to: clientId, data_type: dataType, data: data, guaranteed: false });
+    }
+
+    sendDataGuaranteed(clientId, dataType, data) {
+      this.sendFrame({ type: "send", to: clientId, data_type: dataType, data: data, guaranteed: true });
+    }
+
+    broadcastData(dataType, data) {
+      this.sendFrame({ type: "broadcast", data_type: dataType, data: data, guaranteed: false });
+    }
+
+    broadcastDataGuaranteed(dataType, data) {
+      this.sendFrame({ type: "broadcast", data_type: dataType, data: data, guaranteed: true });
+    }
+
+    /* ---- Chat, moderation, TURN ---- */
+
+    sendChat(text) {
+      this.sendFrame({ type: "chat", text: String(text) });
+    }
+
+    /** Host only; the server refuses others with an `error` frame. */
+    mute(clientId, muted) {
+      this.sendFrame({ type: "mute", target: clientId, muted: muted !== false });
+    }
+
+    kick(clientId) {
+      this.sendFrame({ type: "kick", target: clientId });
+    }
+
+    ban(clientId) {
+      this.sendFrame({ type: "ban", target: clientId });
+    }
+
+    requestTurnRefresh() {
+      this.sendFrame({ type: "turn_refresh" });
+    }
+
+    /* ---- Media ---- */
+
+    /** Resolves with the peer's audio (default) or screen-share ("video") stream once it arrives. */
+    getMediaStream(clientId, type) {
+      var kind = type === "video" ? "video" : "audio";
+      if (clientId === this.myId) {
+        var local = kind === "audio" ? this.localAudio : this.screenStream;
+        return local ? Promise.resolve(local) : Promise.reject(new Error("no local " + kind));
+      }
+      var streams = this.remoteStreams[clientId];
+      if (streams && streams[kind]) return Promise.resolve(streams[kind]);
+      var pending = (this.pendingStreams[clientId] = this.pendingStreams[clientId] || { audio: [], video: [] });
+      return new Promise(function (resolve) {
+        pending[kind].push(resolve);
+      });
+    }
+
+    async enableMicrophone(enabled) {
+      if (enabled && this.muted) {
+        this.emit("error", { code: "muted", message: "muted by a host" });
+        return false;
+      }
+      if (enabled) {
+        if (!this.localAudio) {
+          this.localAudio = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+        }
+        var track = this.localAudio.getAudioTracks()[0];
+        track.enabled = true;
+        this.forEachPeer(function (link) {
+          link.setTrack("audio", track, this.localAudio);
+        });
+        this.sendFrame({ type: "media", mic: true });
+      } else {
+        this.stopMicrophone();
+        this.sendFrame({ type: "media", mic: false });
+      }
+      return true;
+    }
+
+    stopMicrophone() {
+      if (!this.localAudio) return;
+      Object.keys(this.links).forEach(function (id) {
+        this.links[id].setTrack("audio", null);
+      }, this);
+      this.localAudio.getTracks().forEach(function (t) {
+        t.stop();
+      });
+      this.localAudio = null;
+    }
+
+    async startScreenShare() {
+      if (this.screenStream) return this.screenStream;
+      var stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      var track = stream.getVideoTracks()[0];
+      var self = this;
+      track.onended = function () {
+        self.stopScreenShare();
+      };
+      this.screenStream = stream;
+      this.forEachPeer(function (link) {
+        link.setTrack("video", track, stream);
+      });
+      this.sendFrame({ type: "media", screen: true });
+      return stream;
+    }
+
+    stopScreenShare() {
+      if (!this.screenStream) return;
+      Object.keys(this.links).forEach(function (id) {
+        this.links[id].setTrack("video", null);
+      }, this);
+      this.screenStream.getTracks().forEach(function (t) {
+        t.stop();
+      });
+      this.screenStream = null;
+      this.sendFrame({ type: "media", screen: false });
+    }
+
+    /* ---- Internals ---- */
+
+    sendFrame(frame) {
+      if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+      else warn("dlux: not connected; dropped", frame.type);
+    }
+
+    emit(name, detail) {
+      var hook = this["on" + name.replace(/(^|-)(\w)/g, function (_, __, c) { return c.toUpperCase(); })];
+      if (typeof hook === "function") hook.call(this, detail);
+      if (typeof document !== "undefined" && document.body && typeof CustomEvent === "function") {
+        document.body.dispatchEvent(new CustomEvent("dlux-" + name, { detail: detail }));
+      }
+    }
+
+    fail(code, reason) {
+      if (this.connectFailure) this.connectFailure(code, reason);
+    }
+
+    handleFrame(text) {
+      var msg;
+      try {
+        msg = JSON.parse(text);
+      } catch (e) {
+        warn("dlux: unreadable frame", e);
+        return;
+      }
+      switch (msg.type) {
+        case "welcome":
+          return this.welcome(msg);
+        case "peer_joined":
+          return this.peerJoined(msg);
+        case "peer_left":
+          this.dropPeers([msg.client_id]);
+          return this.emit("peer-left", msg);
+        case "send":
+        case "broadcast":
+          if (this.messageListener) this.messageListener(msg.from, msg.data_type, msg.data);
+          return;
+        case "pong":
+          return this.clockSample(msg);
+        case "chat":
+          return this.emit("chat", msg);
+        case "media":
+          if (this.peers[msg.from]) Object.assign(this.peers[msg.from], { mic: msg.mic, screen: msg.screen });
+          return this.emit("media", msg);
+        case "offer":
+        case "answer":
+        case "candidate":
+          return this.link(msg.from).handleSignal(msg);
+        case "muted":
+          return this.mutedBy(msg);
+        case "turn":
+          return this.turnGrant(msg);
+        case "error":
+          warn("dlux: server refused:", msg.code, msg.message);
+          return this.emit("error", msg);
+        default:
+          log("dlux: ignoring", msg.type);
+      }
+    }
+
+    welcome(msg) {
+      this.myId = msg.client_id;
+      this.myRoomJoinTime = msg.joined_at;
+      this.avgTimeOffset = msg.server_time - Date.now();
+      this.welcomed = true;
+      var self = this;
+      Object.keys(msg.occupants || {}).forEach(function (id) {
+        self.rememberPeer(msg.occupants[id]);
+      });
+      if (msg.turn) this.turnGrant(msg.turn);
+      this.startClockSync();
+      log("dlux: joined room", msg.room_id, "as", this.myId);
+      if (this.connectSuccess) this.connectSuccess(this.myId);
+      this.notifyOccupants();
+      if (this.webRtcOptions.audio) {
+        this.enableMicrophone(true).catch(function (e) {
+          warn("dlux: microphone unavailable", e);
+        });
+      }
+    }
+
+    rememberPeer(p) {
+      this.occupants[p.client_id] = p.joined_at;
+      this.peers[p.client_id] = { identity: p.identity, role: p.role, mic: p.mic, screen: p.screen, muted: p.muted };
+    }
+
+    peerJoined(msg) {
+      this.rememberPeer(msg);
+      this.notifyOccupants();
+      // Send our live media to the newcomer.
+      if (this.localAudio || this.screenStream) this.attachLocalMedia(this.link(msg.client_id));
+      this.emit("peer-joined", msg);
+    }
+
+    notifyOccupants() {
+      if (this.occupantListener) this.occupantListener(Object.assign({}, this.occupants));
+    }
+
+    /** Forgets peers: NAF closes them via closeStreamConnection; anything still open is closed here. */
+    dropPeers(ids) {
+      var self = this;
+      ids.forEach(function (id) {
+        delete self.occupants[id];
+        delete self.peers[id];
+        delete self.remoteStreams[id];
+        delete self.pendingStreams[id];
+        if (self.links[id]) {
+          self.links[id].close();
+          delete self.links[id];
+        }
+      });
+      this.notifyOccupants();
+      ids.forEach(function (id) {
+        self.closeStreamConnection(id);
+      });
+    }
+
+    link(remoteId) {
+      var link = this.links[remoteId];
+      if (!link) {
+        link = this.links[remoteId] = new PeerLink(this, remoteId);
+        this.attachLocalMedia(link);
+      }
+      return link;
+    }
+
+    attachLocalMedia(link) {
+      if (this.localAudio) link.setTrack("audio", this.localAudio.getAudioTracks()[0], this.localAudio);
+      if (this.screenStream) link.setTrack("video", this.screenStream.getVideoTracks()[0], this.screenStream);
+    }
+
+    forEachPeer(fn) {
+      Object.keys(this.occupants).forEach(function (id) {
+        fn.call(this, this.link(id));
+      }, this);
+    }
+
+    remoteTrack(clientId, track, stream) {
+      var kind = track.kind === "video" ? "video" : "audio";
+      var streams = (this.remoteStreams[clientId] = this.remoteStreams[clientId] || {});
+      streams[kind] = stream || new MediaStream([track]);
+      var pending = this.pendingStreams[clientId];
+      if (pending && pending[kind].length) {
+        pending[kind].splice(0).forEach(function (resolve) {
+          resolve(streams[kind]);
+        });
+      }
+    }
+
+    mutedBy(msg) {
+      if (this.peers[msg.client_id]) {
+        this.peers[msg.client_id].muted = msg.muted;
+        if (msg.muted) this.peers[msg.client_id].mic = false;
+      }
+      if (msg.client_id === this.myId) {
+        this.muted = msg.muted;
+        // The server already counts our mic as off and refuses audio renegotiation.
+        if (msg.muted) this.stopMicrophone();
+      }
+      this.emit("muted", msg);
+    }
+
+    turnGrant(grant) {
+      this.iceServers = grant.ice_servers || [];
+      var self = this;
+      Object.keys(this.links).forEach(function (id) {
+        self.links[id].setIceServers(self.iceServers);
+      });
+      clearTimeout(this.turnTimer);
+      if (grant.expires_at) {
+        // Renew a minute before expiry.
+        var delay = Math.max(5000, grant.expires_at - this.getServerTime() - 60000);
+        this.turnTimer = setTimeout(function () {
+          self.requestTurnRefresh();
+        }, Math.min(delay, 2147483647));
+      }
+    }
+
+    startClockSync() {
+      clearTimeout(this.clockTimer);
+      this.clockPings = 0;
+      this.timeOffsets = [];
+      this.ping();
+    }
+
+    ping() {
+      this.clockPings++;
+      this.sendFrame({ type: "ping", client_time: Date.now() });
+      var self = this;
+      // Quick samples first, then one a minute.
+      this.clockTimer = setTimeout(function () {
+        self.ping();
+      }, this.clockPings < CLOCK_SAMPLES ? 2000 : 60000);
+    }
+
+    clockSample(msg) {
+      var now = Date.now();
+      var rtt = now - msg.client_time;
+      if (!(rtt >= 0)) return;
+      this.timeOffsets.push(msg.server_time + rtt / 2 - now);
+      if (this.timeOffsets.length > CLOCK_SAMPLES) this.timeOffsets.shift();
+      this.avgTimeOffset =
+        this.timeOffsets.reduce(function (a, b) {
+          return a + b;
+        }, 0) / this.timeOffsets.length;
+    }
+
+    teardown() {
+      clearTimeout(this.clockTimer);
+      clearTimeout(this.turnTimer);
+      this.stopMicrophone();
+      if (this.screenStream) {
+        this.screenStream.getTracks().forEach(function (t) {
+          t.stop();
+        });
+        this.screenStream = null;
+      }
+      this.dropPeers(Object.keys(this.occupants).concat(Array.from(this.openClients)));
+      this.ws = null;
+    }
+
+    handleClose(code, reason) {
+      var wasWelcomed = this.welcomed;
+      this.teardown();
+      this.welcomed = false;
+      if (!this.closedByUs) {
+        // Rejections (4401, 4403, 4409, 4410, 4429, …) and later closes (4000 superseded,
+        // 4001 kicked, 1001 shutdown, …) all reach NAF's failure listener.
+        warn("dlux: connection closed", code, reason);
+        this.fail(code, reason);
+      }
+      this.emit("close", { code: code, reason: reason, joined: wasWelcomed, by_client: this.closedByUs });
+    }
+  }
+
+  if (typeof window !== "undefined") window.DluxAdapter = DluxAdapter;
+  if (typeof NAF !== "undefined" && NAF.adapters && NAF.adapters.register) {
+    NAF.adapters.register("dlux", DluxAdapter);
+  }
+  if (typeof module !== "undefined" && module.exports) module.exports = DluxAdapter;
+})();

@@ -1,0 +1,111 @@
+// Drives the adapter as NAF does, against a fake WebSocket. Run: node --test signaling/js/test/
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+
+class FakeSocket {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 1;
+    this.sent = [];
+    FakeSocket.last = this;
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close(code) {
+    this.readyState = 3;
+    this.closedWith = code;
+  }
+  serve(frame) {
+    this.onmessage({ data: JSON.stringify(frame) });
+  }
+}
+
+global.WebSocket = FakeSocket;
+global.location = { protocol: "https:", host: "gw.example" };
+global.NAF = {
+  log: { write() {}, warn() {}, error() {} },
+  adapters: {
+    IS_CONNECTED: "IS_CONNECTED",
+    NOT_CONNECTED: "NOT_CONNECTED",
+    registered: {},
+    register(name, cls) {
+      this.registered[name] = cls;
+    },
+  },
+};
+const Adapter = require("../naf-dlux-adapter.js");
+
+function connected() {
+  const adapter = new Adapter();
+  const calls = [];
+  adapter.setServerConnectListeners((id) => calls.push(["success", id]), (code, reason) => calls.push(["failure", code, reason]));
+  adapter.setRoomOccupantListener((occupants) => {
+    calls.push(["occupants", Object.keys(occupants).sort()]);
+    // What NAF's NetworkConnection does with an occupant list.
+    for (const id of Array.from(adapter.openClients)) if (!(id in occupants)) adapter.closeStreamConnection(id);
+    for (const id in occupants) {
+      if (adapter.getConnectStatus(id) !== NAF.adapters.IS_CONNECTED && adapter.shouldStartConnectionTo(occupants[id])) {
+        adapter.startStreamConnection(id);
+      }
+    }
+  });
+  adapter.setDataChannelListeners(
+    (id) => calls.push(["open", id]),
+    (id) => calls.push(["closed", id]),
+    (from, type, data) => calls.push(["message", from, type, data]),
+  );
+  adapter.setRoom("42");
+  adapter.setJoinCredentials({ websocket_url: "/event/42", session_token: "t/k" });
+  adapter.connect();
+  return { adapter, calls, ws: FakeSocket.last };
+}
+
+test("registers as dlux and joins with the token", () => {
+  assert.equal(NAF.adapters.registered.dlux, Adapter);
+  const { ws } = connected();
+  assert.equal(ws.url, "wss://gw.example/event/42?token=t%2Fk");
+});
+
+test("welcome, occupants, data and departures reach NAF", () => {
+  const { adapter, calls, ws } = connected();
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now() + 1000,
+    occupants: { a: { client_id: "a", identity: "A", role: "attendee", joined_at: 1, mic: false, screen: false, muted: false } } });
+  assert.deepEqual(calls.slice(0, 3), [["success", "me"], ["occupants", ["a"]], ["open", "a"]]);
+  assert.equal(adapter.getConnectStatus("a"), "IS_CONNECTED");
+  assert.ok(Math.abs(adapter.getServerTime() - (Date.now() + 1000)) < 100);
+  assert.equal(ws.sent[0].type, "ping");
+
+  ws.serve({ type: "broadcast", from: "a", data_type: "u", data: { networkId: "n" } });
+  assert.deepEqual(calls.at(-1), ["message", "a", "u", { networkId: "n" }]);
+
+  adapter.sendData("a", "u", { x: 1 });
+  adapter.broadcastDataGuaranteed("r", { networkId: "n" });
+  assert.deepEqual(ws.sent.slice(-2), [
+    { type: "send", to: "a", data_type: "u", data: { x: 1 }, guaranteed: false },
+    { type: "broadcast", data_type: "r", data: { networkId: "n" }, guaranteed: true },
+  ]);
+
+  ws.serve({ type: "peer_left", client_id: "a", reason: "left" });
+  assert.deepEqual(calls.slice(-2), [["occupants", []], ["closed", "a"]]);
+  assert.equal(calls.filter((c) => c[0] === "closed").length, 1);
+  assert.equal(adapter.getConnectStatus("a"), "NOT_CONNECTED");
+  adapter.disconnect();
+});
+
+test("a rejection reaches the failure listener with code and reason", () => {
+  const { calls, ws } = connected();
+  ws.onclose({ code: 4409, reason: "room full" });
+  assert.deepEqual(calls.at(-1), ["failure", 4409, "room full"]);
+});
+
+test("chat goes out and comes back through the hook", () => {
+  const { adapter, ws } = connected();
+  const got = [];
+  adapter.onChat = (m) => got.push(m.text);
+  adapter.sendChat("hi");
+  assert.deepEqual(ws.sent.at(-1), { type: "chat", text: "hi" });
+  ws.serve({ type: "chat", from: "a", identity: "A", text: "hello", server_time: 1 });
+  assert.deepEqual(got, ["hello"]);
+});
