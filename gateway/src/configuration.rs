@@ -24,6 +24,26 @@ pub struct Settings {
     pub secret: Option<String>,
     /// Bearer token for the admin API. Without one the admin API is disabled.
     pub admin_token: Option<String>,
+    pub rates: RateSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    /// `coingecko` (the default) or `static` (the built-in table below, for offline use and tests).
+    pub source: RateSourceKind,
+    /// CoinGecko-compatible simple price endpoint.
+    pub url: String,
+    pub cache_secs: u64,
+    /// USD per whole unit, by currency symbol; overrides the development table when `source = "static"`.
+    pub table: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateSourceKind {
+    Coingecko,
+    Static,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +96,12 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             secret: None,
             admin_token: None,
+            rates: RateSettings {
+                source: RateSourceKind::Coingecko,
+                url: "https://api.coingecko.com/api/v3/simple/price".into(),
+                cache_secs: 60,
+                table: Default::default(),
+            },
         }
     }
 }

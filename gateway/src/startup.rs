@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
 
-use crate::configuration::{Secret, Settings};
+use crate::configuration::{RateSourceKind, Secret, Settings};
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::routes;
@@ -51,8 +52,10 @@ impl Application {
         let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
+        let rates = rate_source(&settings)?;
         let state = AppState {
             store,
+            rates,
             metrics,
             public_url: settings.public_url(port).into(),
             settings: Arc::new(settings),
@@ -119,6 +122,23 @@ fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+fn rate_source(settings: &Settings) -> anyhow::Result<Arc<dyn RateSource>> {
+    let upstream: Arc<dyn RateSource> = match settings.rates.source {
+        RateSourceKind::Coingecko => Arc::new(CoinGecko::new(settings.rates.url.clone())),
+        RateSourceKind::Static => {
+            let mut table = StaticRates::development();
+            for (symbol, rate) in &settings.rates.table {
+                let currency: chains::Currency = symbol.parse()?;
+                let rate: rust_decimal::Decimal =
+                    rate.parse().with_context(|| format!("rate for {symbol} is not a decimal"))?;
+                table.0.insert(currency, rate);
+            }
+            Arc::new(table)
+        }
+    };
+    Ok(Arc::new(CachedRates::new(upstream, Duration::from_secs(settings.rates.cache_secs))))
 }
 
 /// Hides a password in a database URL for logs.

@@ -10,6 +10,8 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub store: ticketing::Store,
+    /// USD per unit of each currency (cached upstream, or a static table offline).
+    pub rates: Arc<dyn ticketing::rates::RateSource>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub secret: Secret,

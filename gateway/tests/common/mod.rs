@@ -53,6 +53,7 @@ pub fn test_settings(database_url: &str, data_dir: PathBuf) -> Settings {
     settings.data_dir = data_dir;
     settings.secret = Some("11".repeat(32));
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
+    settings.rates.source = gateway::configuration::RateSourceKind::Static;
     settings
 }
 
