@@ -16,6 +16,45 @@
 //!
 //! All state is in memory and rebuilt by reconnecting clients; nothing here has to
 //! survive a restart.
+//!
+//! # Driving a connection (the gateway's side)
+//!
+//! One `Hub` per process (`Hub::new(config)` or `Hub::builder(config).turn_issuer(f).build()`),
+//! cloned into every connection task. After authenticating the socket:
+//!
+//! ```ignore
+//! let (mut peer, mut outbox) = match hub.try_admit(admission) {
+//!     Ok(admitted) => admitted,
+//!     Err(refused) => return close(socket, refused.close_frame()).await, // 4409, 4003, 1001
+//! };
+//! loop {
+//!     tokio::select! {
+//!         out = outbox.recv() => match out {
+//!             Some(Outbound::Text(bytes)) => {
+//!                 let text = Utf8Bytes::try_from(bytes).expect("signaling frames are UTF-8");
+//!                 if socket.send(Message::Text(text)).await.is_err() { break }
+//!             }
+//!             Some(Outbound::Close(frame)) => {
+//!                 let _ = socket.send(Message::Close(Some(CloseFrame {
+//!                     code: frame.code, reason: frame.reason.into() }))).await;
+//!                 break;
+//!             }
+//!             None => break,
+//!         },
+//!         inbound = socket.recv() => match inbound {
+//!             Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
+//!             Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
+//!             Some(Ok(_)) => {}                     // ping/pong: the WebSocket layer's business
+//!             Some(Err(_)) | None => break,         // gone: dropping `peer` leaves with `left`
+//!         },
+//!         _ = idle_timeout.tick() => { peer.leave(LeaveReason::TimedOut); }
+//!     }
+//! }
+//! ```
+//!
+//! When `handle_text` breaks, the close frame is already queued: keep looping and the
+//! outbox yields it next. Set the WebSocket layer's message limit above
+//! [`SignalingConfig::max_frame_bytes`] so oversized frames get our precise 1009.
 
 mod admission;
 mod close;
