@@ -463,6 +463,7 @@
     welcome(msg) {
       this.myId = msg.client_id;
       this.myRoomJoinTime = msg.joined_at;
+      this.muted = !!msg.muted;
       this.avgTimeOffset = msg.server_time - Date.now();
       this.welcomed = true;
       var self = this;
@@ -474,7 +475,7 @@
       log("dlux: joined room", msg.room_id, "as", this.myId);
       if (this.connectSuccess) this.connectSuccess(this.myId);
       this.notifyOccupants();
-      if (this.webRtcOptions.audio) {
+      if (this.webRtcOptions.audio && !this.muted) {
         this.enableMicrophone(true).catch(function (e) {
           warn("dlux: microphone unavailable", e);
         });

@@ -14,7 +14,9 @@ pub struct SignalingConfig {
     /// The WebSocket layer's own limit must be set higher than this one, or the client
     /// gets the framework's generic error instead of our precise 1009.
     pub max_frame_bytes: usize,
-    /// Sustained messages per second a peer may send (token bucket refill rate).
+    /// Sustained messages per second a peer may send (token bucket refill rate). NAF sends
+    /// one `u` per networked entity per tick (15 Hz by default), so an avatar with a head
+    /// and two hands alone is ~45/s; leave headroom for scene objects.
     pub messages_per_second: u32,
     /// Bucket size: how many messages a peer may send in one burst. Exceeding the bucket
     /// closes the connection with 4429.
@@ -37,8 +39,8 @@ impl Default for SignalingConfig {
     fn default() -> Self {
         Self {
             max_frame_bytes: 64 * 1024,
-            messages_per_second: 60,
-            burst: 120,
+            messages_per_second: 150,
+            burst: 300,
             guaranteed_queue: 1024,
             unguaranteed_queue: 256,
             max_chat_chars: 500,

@@ -216,6 +216,7 @@ impl Hub {
             .get(admission.seat_key.as_str())
             .cloned()
             .and_then(|holder| state.remove(&holder));
+        let muted = state.muted.contains(&*info.seat_key);
         let welcome = {
             let occupants: BTreeMap<&str, OccupantView<'_>> =
                 state.members.iter().map(|(id, member)| (&**id, member.view())).collect();
@@ -225,6 +226,7 @@ impl Hub {
                 role: info.role,
                 identity: &info.identity,
                 joined_at: info.joined_at,
+                muted,
                 server_time: now_ms(),
                 occupants,
                 turn: turn.as_ref(),
@@ -233,7 +235,7 @@ impl Hub {
         };
         // First frame in a fresh queue: cannot be refused.
         queue.push(welcome, Delivery::Guaranteed);
-        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted: false };
+        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted };
         let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
         state.insert(member);
         drop(state);
@@ -383,7 +385,13 @@ impl Hub {
             if mic_cut {
                 member.mic = false;
             }
-            (member.info.clone(), mic_cut)
+            let info = member.info.clone();
+            if muted {
+                state.muted.insert(info.seat_key.clone());
+            } else {
+                state.muted.remove(&*info.seat_key);
+            }
+            (info, mic_cut)
         };
         let frame = ServerMessage::Muted { client_id: &info.client_id, muted, by }.encode();
         self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame });

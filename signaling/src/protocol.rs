@@ -130,6 +130,8 @@ pub enum ServerMessage<'a> {
         role: Role,
         identity: &'a str,
         joined_at: i64,
+        /// A host muted this seat earlier and it is still muted.
+        muted: bool,
         server_time: i64,
         /// Everyone else in the room, keyed by client id.
         occupants: BTreeMap<&'a str, OccupantView<'a>>,

@@ -53,6 +53,8 @@ pub(crate) struct RoomState {
     /// Seat keys a host banned while this room was open. A cache: the gateway persists
     /// bans and refuses banned tickets before admission; this only closes the window.
     pub(crate) banned: HashSet<Arc<str>>,
+    /// Seat keys a host muted: a muted attendee stays muted when it reconnects.
+    pub(crate) muted: HashSet<Arc<str>>,
 }
 
 /// A room's head count.
@@ -96,7 +98,7 @@ impl RoomState {
     }
 
     pub(crate) fn is_idle(&self) -> bool {
-        self.members.is_empty() && self.banned.is_empty()
+        self.members.is_empty() && self.banned.is_empty() && self.muted.is_empty()
     }
 
     pub(crate) fn occupancy(&self) -> Occupancy {

@@ -150,6 +150,25 @@ fn mute_is_told_to_all_and_refuses_audio_renegotiation() {
     let muted = hub.occupants(9).into_iter().find(|o| &*o.info.client_id == "a").unwrap();
     assert!(muted.muted && !muted.mic);
 
+    // Reconnecting does not shake off a mute: the seat stays muted.
+    drop(a);
+    let (mut a, mut a_out) = hub
+        .try_admit(Admission {
+            room_id: 9,
+            client_id: "a-again".into(),
+            identity: "A".into(),
+            role: Role::Attendee,
+            seat_key: "seat-a".into(),
+            capacity: 10,
+        })
+        .unwrap();
+    assert_eq!(drain(&mut a_out)[0]["muted"], true);
+    send(&mut a, json!({"type":"media","mic":true}));
+    assert_eq!(drain(&mut a_out)[0]["code"], "muted");
+    drain(&mut b_out);
+    drop(a);
+    let (mut a, mut a_out) = admit(&hub, "a", Role::Attendee);
+
     // Unmuted by the gateway: audio flows again.
     assert!(hub.mute(9, "a", false));
     drain(&mut a_out);
