@@ -25,8 +25,12 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 4] =
-        [Self::Expired, Self::Forged, Self::UnknownSession, Self::Malformed];
+    pub const ALL: [AuthFailure; 4] = [
+        Self::Expired,
+        Self::Forged,
+        Self::UnknownSession,
+        Self::Malformed,
+    ];
 
     /// The metric label and log reason.
     pub fn reason(self) -> &'static str {
@@ -48,7 +52,11 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(secret: String, realm: String, sessions: SessionRegistry) -> Self {
-        Authenticator { secret, realm, sessions }
+        Authenticator {
+            secret,
+            realm,
+            sessions,
+        }
     }
 
     pub fn realm(&self) -> &str {
@@ -104,14 +112,26 @@ mod tests {
         let now = SystemTime::now();
         let id = SessionId::parse("abc").unwrap();
         let fresh = issue("s3cret", &id, Duration::from_secs(600), now, vec![]);
-        let stale = issue("s3cret", &id, Duration::from_secs(600), now - Duration::from_secs(3600), vec![]);
+        let stale = issue(
+            "s3cret",
+            &id,
+            Duration::from_secs(600),
+            now - Duration::from_secs(3600),
+            vec![],
+        );
 
-        assert_eq!(auth.check(&fresh.username, now), Err(AuthFailure::UnknownSession));
+        assert_eq!(
+            auth.check(&fresh.username, now),
+            Err(AuthFailure::UnknownSession)
+        );
         sessions.register(id.clone());
         assert!(auth.check(&fresh.username, now).is_ok());
         assert_eq!(auth.check(&stale.username, now), Err(AuthFailure::Expired));
         assert_eq!(auth.check("alice", now), Err(AuthFailure::Malformed));
         sessions.revoke(&id);
-        assert_eq!(auth.check(&fresh.username, now), Err(AuthFailure::UnknownSession));
+        assert_eq!(
+            auth.check(&fresh.username, now),
+            Err(AuthFailure::UnknownSession)
+        );
     }
 }

@@ -53,7 +53,10 @@ impl Default for TurnConfig {
             listen_tcp: Some(SocketAddr::new(any, 3478)),
             relay_bind_ip: any,
             public_ip: None,
-            relay_ports: PortRange { min: 49152, max: 65535 },
+            relay_ports: PortRange {
+                min: 49152,
+                max: 65535,
+            },
             realm: "turn.local".into(),
             shared_secret: String::new(),
             credential_ttl_secs: 600,
@@ -101,17 +104,25 @@ impl TurnConfig {
 
     pub fn validate(&self) -> Result<(), TurnError> {
         if self.shared_secret.len() < 16 {
-            return Err(TurnError::Config("shared_secret must be at least 16 bytes".into()));
+            return Err(TurnError::Config(
+                "shared_secret must be at least 16 bytes".into(),
+            ));
         }
         if self.listen_udp.is_none() && self.listen_tcp.is_none() {
-            return Err(TurnError::Config("no listener: set listen_udp and/or listen_tcp".into()));
+            return Err(TurnError::Config(
+                "no listener: set listen_udp and/or listen_tcp".into(),
+            ));
         }
         let PortRange { min, max } = self.relay_ports;
         if min == 0 || max < min {
-            return Err(TurnError::Config(format!("bad relay port range {min}..={max}")));
+            return Err(TurnError::Config(format!(
+                "bad relay port range {min}..={max}"
+            )));
         }
         if self.max_allocations_per_credential == 0 {
-            return Err(TurnError::Config("max_allocations_per_credential must be > 0".into()));
+            return Err(TurnError::Config(
+                "max_allocations_per_credential must be > 0".into(),
+            ));
         }
         self.announced_ip().map(|_| ())
     }

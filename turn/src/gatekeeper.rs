@@ -90,9 +90,18 @@ impl Gatekeeper {
         Verdict::Pass
     }
 
-    fn refuse_credential(&self, request: &Message, username: &str, failure: AuthFailure) -> Verdict {
+    fn refuse_credential(
+        &self,
+        request: &Message,
+        username: &str,
+        failure: AuthFailure,
+    ) -> Verdict {
         self.stats.record_auth_failure(failure);
-        tracing::info!(username, reason = failure.reason(), "TURN credential refused");
+        tracing::info!(
+            username,
+            reason = failure.reason(),
+            "TURN credential refused"
+        );
         let extras = ErrorExtras::Challenge {
             realm: self.auth.realm().to_owned(),
             nonce: stun_util::text(request, ATTR_NONCE).unwrap_or_default(),

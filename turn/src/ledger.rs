@@ -28,7 +28,11 @@ pub struct CredentialUsage {
 
 impl Ledger {
     pub fn new(max_allocations: u32, max_bytes_per_sec: Option<u64>) -> Self {
-        Ledger { max_allocations, max_bytes_per_sec, entries: Mutex::default() }
+        Ledger {
+            max_allocations,
+            max_bytes_per_sec,
+            entries: Mutex::default(),
+        }
     }
 
     pub fn max_allocations(&self) -> u32 {
@@ -38,7 +42,9 @@ impl Ledger {
     /// Allocations `username` holds now.
     pub fn active(&self, username: &str) -> u32 {
         let entries = self.entries.lock().expect("ledger lock");
-        entries.get(username).map_or(0, |u| *u.active.lock().expect("usage lock"))
+        entries
+            .get(username)
+            .map_or(0, |u| *u.active.lock().expect("usage lock"))
     }
 
     /// Counts one more allocation for `username`, or `None` if that would exceed the quota.
@@ -48,7 +54,9 @@ impl Ledger {
             Arc::new(CredentialUsage {
                 username: username.to_owned(),
                 active: Mutex::new(0),
-                bucket: self.max_bytes_per_sec.map(|rate| Mutex::new(TokenBucket::new(rate))),
+                bucket: self
+                    .max_bytes_per_sec
+                    .map(|rate| Mutex::new(TokenBucket::new(rate))),
             })
         });
         let mut active = usage.active.lock().expect("usage lock");
@@ -65,7 +73,10 @@ impl Ledger {
     }
 
     /// Usernames holding allocations whose session `is_live` says is gone.
-    pub fn usernames_of_dead_sessions(&self, is_live: impl Fn(&RestUsername) -> bool) -> Vec<String> {
+    pub fn usernames_of_dead_sessions(
+        &self,
+        is_live: impl Fn(&RestUsername) -> bool,
+    ) -> Vec<String> {
         let entries = self.entries.lock().expect("ledger lock");
         entries
             .keys()
@@ -100,7 +111,10 @@ impl AllocationLease {
     pub fn consume(&self, bytes: usize) -> bool {
         match &self.usage.bucket {
             None => true,
-            Some(bucket) => bucket.lock().expect("bucket lock").take(bytes as f64, Instant::now()),
+            Some(bucket) => bucket
+                .lock()
+                .expect("bucket lock")
+                .take(bytes as f64, Instant::now()),
         }
     }
 
@@ -126,7 +140,11 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: u64) -> Self {
-        TokenBucket { rate: rate as f64, tokens: rate as f64, last: Instant::now() }
+        TokenBucket {
+            rate: rate as f64,
+            tokens: rate as f64,
+            last: Instant::now(),
+        }
     }
 
     fn take(&mut self, n: f64, now: Instant) -> bool {
@@ -161,7 +179,10 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(ledger.active("1:s"), 0);
-        assert!(ledger.usernames_of_dead_sessions(|_| false).is_empty(), "entries go with their last lease");
+        assert!(
+            ledger.usernames_of_dead_sessions(|_| false).is_empty(),
+            "entries go with their last lease"
+        );
     }
 
     #[test]

@@ -89,32 +89,32 @@ impl fmt::Display for Cidr {
 
 /// Denied unless allowed. coturn's example `denied-peer-ip` list, as CIDRs, plus multicast.
 pub const DEFAULT_DENIED: &[&str] = &[
-    "0.0.0.0/8",          // "this network", includes unspecified
-    "10.0.0.0/8",         // RFC 1918
-    "100.64.0.0/10",      // CGNAT shared space
-    "127.0.0.0/8",        // loopback
-    "169.254.0.0/16",     // link-local
-    "172.16.0.0/12",      // RFC 1918
-    "192.0.0.0/24",       // IETF protocol assignments
-    "192.0.2.0/24",       // TEST-NET-1
-    "192.88.99.0/24",     // 6to4 relay anycast
-    "192.168.0.0/16",     // RFC 1918
-    "198.18.0.0/15",      // benchmarking
-    "198.51.100.0/24",    // TEST-NET-2
-    "203.0.113.0/24",     // TEST-NET-3
-    "224.0.0.0/4",        // multicast
-    "240.0.0.0/4",        // reserved, includes broadcast
-    "::/128",             // unspecified
-    "::1/128",            // loopback
-    "::ffff:0:0/96",      // IPv4-mapped (checked as IPv4 as well)
-    "64:ff9b::/96",       // NAT64
-    "100::/64",           // discard-only
-    "2001::/23",          // IETF protocol assignments, Teredo
-    "2001:db8::/32",      // documentation
-    "2002::/16",          // 6to4
-    "fc00::/7",           // unique local
-    "fe80::/10",          // link-local
-    "ff00::/8",           // multicast
+    "0.0.0.0/8",       // "this network", includes unspecified
+    "10.0.0.0/8",      // RFC 1918
+    "100.64.0.0/10",   // CGNAT shared space
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local
+    "172.16.0.0/12",   // RFC 1918
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // TEST-NET-1
+    "192.88.99.0/24",  // 6to4 relay anycast
+    "192.168.0.0/16",  // RFC 1918
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // TEST-NET-2
+    "203.0.113.0/24",  // TEST-NET-3
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, includes broadcast
+    "::/128",          // unspecified
+    "::1/128",         // loopback
+    "::ffff:0:0/96",   // IPv4-mapped (checked as IPv4 as well)
+    "64:ff9b::/96",    // NAT64
+    "100::/64",        // discard-only
+    "2001::/23",       // IETF protocol assignments, Teredo
+    "2001:db8::/32",   // documentation
+    "2002::/16",       // 6to4
+    "fc00::/7",        // unique local
+    "fe80::/10",       // link-local
+    "ff00::/8",        // multicast
 ];
 
 #[derive(Clone, Debug)]
@@ -132,7 +132,10 @@ impl Default for PeerPolicy {
 impl PeerPolicy {
     /// The default deny list with `allowed` as exceptions.
     pub fn new(allowed: Vec<Cidr>) -> Self {
-        let denied = DEFAULT_DENIED.iter().map(|s| s.parse().expect("built-in CIDR")).collect();
+        let denied = DEFAULT_DENIED
+            .iter()
+            .map(|s| s.parse().expect("built-in CIDR"))
+            .collect();
         PeerPolicy { denied, allowed }
     }
 
@@ -162,13 +165,33 @@ mod tests {
     fn denies_special_ranges_by_default() {
         let p = PeerPolicy::default();
         for denied in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1",
-            "169.254.169.254", "224.0.0.1", "255.255.255.255", "0.0.0.0", "::1", "::", "fe80::1",
-            "fd00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
         ] {
             assert!(!p.allows(ip(denied)), "{denied} should be denied");
         }
-        for allowed in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for allowed in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
             assert!(p.allows(ip(allowed)), "{allowed} should be allowed");
         }
     }

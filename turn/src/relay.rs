@@ -65,7 +65,9 @@ impl RelayAddressGenerator for RelayAllocator {
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
         if use_ipv4 != self.bind_ip.is_ipv4() {
-            return Err(turn::Error::Other("requested address family not served".into()));
+            return Err(turn::Error::Other(
+                "requested address family not served".into(),
+            ));
         }
         let username = self
             .pending

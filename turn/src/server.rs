@@ -30,7 +30,7 @@ pub struct TurnRelay {
     server: Arc<Server>,
     config: TurnConfig,
     sessions: SessionRegistry,
-    ledger: Arc<Ledger>,
+    revoker: Arc<Revoker>,
     stats: Arc<TurnStats>,
     udp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
@@ -73,16 +73,28 @@ impl TurnRelay {
         if let Some(addr) = config.listen_udp {
             let socket = UdpSocket::bind(addr)
                 .await
-                .map_err(|source| TurnError::Bind { what: "TURN UDP listener", addr, source })?;
+                .map_err(|source| TurnError::Bind {
+                    what: "TURN UDP listener",
+                    addr,
+                    source,
+                })?;
             udp_addr = Some(socket.local_addr().expect("bound socket has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(socket))?);
         }
         if let Some(addr) = config.listen_tcp {
             let tcp = TcpListener::bind(addr)
                 .await
-                .map_err(|source| TurnError::Bind { what: "TURN TCP listener", addr, source })?;
-            let conn = TcpPacketConn::spawn(tcp, shutdown.clone())
-                .map_err(|source| TurnError::Bind { what: "TURN TCP listener", addr, source })?;
+                .map_err(|source| TurnError::Bind {
+                    what: "TURN TCP listener",
+                    addr,
+                    source,
+                })?;
+            let conn =
+                TcpPacketConn::spawn(tcp, shutdown.clone()).map_err(|source| TurnError::Bind {
+                    what: "TURN TCP listener",
+                    addr,
+                    source,
+                })?;
             tcp_addr = Some(conn.local_addr().expect("bound listener has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(conn))?);
         }
@@ -98,20 +110,21 @@ impl TurnRelay {
             .await?,
         );
 
-        let sweeper = tokio::spawn(sweep_revoked(
-            Arc::clone(&server),
-            Arc::clone(&shared.ledger),
-            sessions.clone(),
-            Arc::clone(&stats),
-            shutdown.clone(),
-        ));
+        let revoker = Arc::new(Revoker {
+            server: Arc::clone(&server),
+            ledger: shared.ledger,
+            sessions: sessions.clone(),
+            stats: Arc::clone(&stats),
+            running: tokio::sync::Mutex::new(()),
+        });
+        let sweeper = tokio::spawn(Arc::clone(&revoker).run(shutdown.clone()));
         tracing::info!(?udp_addr, ?tcp_addr, realm = %config.realm, "TURN relay listening");
 
         Ok(TurnRelay {
             server,
             config,
             sessions,
-            ledger: shared.ledger,
+            revoker,
             stats,
             udp_addr,
             tcp_addr,
@@ -149,7 +162,7 @@ impl TurnRelay {
     /// Revokes the session and returns once all its allocations are closed.
     pub async fn revoke_session(&self, session_id: &SessionId) {
         self.sessions.revoke(session_id);
-        close_revoked(&self.server, &self.ledger, &self.sessions, &self.stats).await;
+        self.revoker.close_revoked().await;
     }
 
     /// Closes every allocation and stops the listeners.
@@ -191,39 +204,57 @@ fn listener(
         policy: Arc::clone(&shared.policy),
         stats: Arc::clone(&shared.stats),
     };
-    Ok(ConnConfig { conn: Arc::new(gatekeeper), relay_addr_generator: Box::new(allocator) })
+    Ok(ConnConfig {
+        conn: Arc::new(gatekeeper),
+        relay_addr_generator: Box::new(allocator),
+    })
 }
 
-async fn sweep_revoked(
+/// Closes the allocations of revoked sessions: woken by the registry, or called directly by
+/// [`TurnRelay::revoke_session`].
+struct Revoker {
     server: Arc<Server>,
     ledger: Arc<Ledger>,
     sessions: SessionRegistry,
     stats: Arc<TurnStats>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = sessions.revoked() => close_revoked(&server, &ledger, &sessions, &stats).await,
-        }
-    }
+    /// One sweep at a time. Upstream takes allocations out of its table before closing them, so
+    /// a second concurrent sweep would find nothing left to wait for and return too early.
+    running: tokio::sync::Mutex<()>,
 }
 
-/// Closes the allocations of every username whose session is no longer registered.
-async fn close_revoked(
-    server: &Server,
-    ledger: &Ledger,
-    sessions: &SessionRegistry,
-    stats: &TurnStats,
-) {
-    for username in ledger.usernames_of_dead_sessions(|u| sessions.is_active(&u.session_id)) {
-        let held = ledger.active(&username);
-        match server.delete_allocations_by_username(username.clone()).await {
-            Ok(()) => {
-                stats.revoked_allocations.fetch_add(u64::from(held), Relaxed);
-                tracing::info!(%username, allocations = held, "TURN allocations of revoked session closed");
+impl Revoker {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.sessions.revoked() => self.close_revoked().await,
             }
-            Err(err) => tracing::warn!(%username, %err, "could not close revoked TURN allocations"),
+        }
+    }
+
+    /// Closes the allocations of every username whose session is no longer registered.
+    async fn close_revoked(&self) {
+        let _one_at_a_time = self.running.lock().await;
+        let dead = self
+            .ledger
+            .usernames_of_dead_sessions(|u| self.sessions.is_active(&u.session_id));
+        for username in dead {
+            let held = self.ledger.active(&username);
+            match self
+                .server
+                .delete_allocations_by_username(username.clone())
+                .await
+            {
+                Ok(()) => {
+                    self.stats
+                        .revoked_allocations
+                        .fetch_add(u64::from(held), Relaxed);
+                    tracing::info!(%username, allocations = held, "TURN allocations of revoked session closed");
+                }
+                Err(err) => {
+                    tracing::warn!(%username, %err, "could not close revoked TURN allocations")
+                }
+            }
         }
     }
 }

@@ -32,17 +32,29 @@ impl SessionRegistry {
     }
 
     pub fn register(&self, session_id: SessionId) {
-        self.inner.active.write().expect("registry lock").insert(session_id);
+        self.inner
+            .active
+            .write()
+            .expect("registry lock")
+            .insert(session_id);
     }
 
     /// Refuses the session's credentials from now on and wakes the relay to close its allocations.
     pub fn revoke(&self, session_id: &SessionId) {
-        self.inner.active.write().expect("registry lock").remove(session_id);
+        self.inner
+            .active
+            .write()
+            .expect("registry lock")
+            .remove(session_id);
         self.inner.revoked.notify_one();
     }
 
     pub fn is_active(&self, session_id: &SessionId) -> bool {
-        self.inner.active.read().expect("registry lock").contains(session_id)
+        self.inner
+            .active
+            .read()
+            .expect("registry lock")
+            .contains(session_id)
     }
 
     pub fn len(&self) -> usize {

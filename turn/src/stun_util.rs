@@ -21,7 +21,10 @@ pub fn is_request(buf: &[u8]) -> bool {
 }
 
 pub fn decode(buf: &[u8]) -> Option<Message> {
-    let mut m = Message { raw: buf.to_vec(), ..Default::default() };
+    let mut m = Message {
+        raw: buf.to_vec(),
+        ..Default::default()
+    };
     m.decode().ok()?;
     Some(m)
 }
@@ -71,9 +74,15 @@ pub enum ErrorExtras {
 
 pub fn error_response(req: &Message, code: ErrorCode, extras: ErrorExtras) -> Option<Vec<u8>> {
     let mut setters: Vec<Box<dyn Setter>> = vec![
-        Box::new(Message { transaction_id: req.transaction_id, ..Default::default() }),
+        Box::new(Message {
+            transaction_id: req.transaction_id,
+            ..Default::default()
+        }),
         Box::new(MessageType::new(req.typ.method, CLASS_ERROR_RESPONSE)),
-        Box::new(ErrorCodeAttribute { code, reason: Vec::new() }),
+        Box::new(ErrorCodeAttribute {
+            code,
+            reason: Vec::new(),
+        }),
     ];
     match extras {
         ErrorExtras::Challenge { realm, nonce } => {
@@ -97,7 +106,10 @@ mod tests {
 
     #[test]
     fn decodes_all_peer_addresses() {
-        let peers: [SocketAddr; 2] = ["127.0.0.1:3480".parse().unwrap(), "[fe80::1]:9".parse().unwrap()];
+        let peers: [SocketAddr; 2] = [
+            "127.0.0.1:3480".parse().unwrap(),
+            "[fe80::1]:9".parse().unwrap(),
+        ];
         let mut m = Message::new();
         let mut setters: Vec<Box<dyn Setter>> = vec![
             Box::new(TransactionId::new()),
@@ -116,8 +128,11 @@ mod tests {
     struct PeerAttr(SocketAddr);
     impl Setter for PeerAttr {
         fn add_to(&self, m: &mut Message) -> Result<(), stun::Error> {
-            XorMappedAddress { ip: self.0.ip(), port: self.0.port() }
-                .add_to_as(m, ATTR_XOR_PEER_ADDRESS)
+            XorMappedAddress {
+                ip: self.0.ip(),
+                port: self.0.port(),
+            }
+            .add_to_as(m, ATTR_XOR_PEER_ADDRESS)
         }
     }
 }

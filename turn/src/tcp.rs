@@ -42,8 +42,17 @@ impl TcpPacketConn {
         let local = listener.local_addr()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let writers: Writers = Arc::default();
-        tokio::spawn(accept_loop(listener, inbound_tx, Arc::clone(&writers), shutdown));
-        Ok(TcpPacketConn { local, inbound: tokio::sync::Mutex::new(inbound_rx), writers })
+        tokio::spawn(accept_loop(
+            listener,
+            inbound_tx,
+            Arc::clone(&writers),
+            shutdown,
+        ));
+        Ok(TcpPacketConn {
+            local,
+            inbound: tokio::sync::Mutex::new(inbound_rx),
+            writers,
+        })
     }
 }
 
@@ -112,7 +121,12 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> io::Result<Vec<u8>
     let (frame_len, padded_len) = match header[0] >> 6 {
         0b00 => (20 + length, 20 + length),
         0b01 => (4 + length, 4 + length.next_multiple_of(4)),
-        _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not STUN or ChannelData")),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not STUN or ChannelData",
+            ))
+        }
     };
     let mut frame = vec![0u8; padded_len];
     frame[..4].copy_from_slice(&header);
@@ -124,7 +138,9 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> io::Result<Vec<u8>
 #[async_trait]
 impl Conn for TcpPacketConn {
     async fn connect(&self, _addr: SocketAddr) -> util::Result<()> {
-        Err(util::Error::Other("connect is not supported on a TCP listener".into()))
+        Err(util::Error::Other(
+            "connect is not supported on a TCP listener".into(),
+        ))
     }
 
     async fn recv(&self, buf: &mut [u8]) -> util::Result<usize> {
@@ -145,11 +161,18 @@ impl Conn for TcpPacketConn {
     }
 
     async fn send(&self, _buf: &[u8]) -> util::Result<usize> {
-        Err(util::Error::Other("send needs a target on a TCP listener".into()))
+        Err(util::Error::Other(
+            "send needs a target on a TCP listener".into(),
+        ))
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> util::Result<usize> {
-        let writer = self.writers.lock().expect("writers lock").get(&target).cloned();
+        let writer = self
+            .writers
+            .lock()
+            .expect("writers lock")
+            .get(&target)
+            .cloned();
         let Some(writer) = writer else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no TCP connection").into());
         };

@@ -67,7 +67,10 @@ pub async fn spawn_peer(port: u16) -> Spawned {
 pub async fn wait_udp_bound(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(Instant::now() < deadline, "nothing bound UDP port {port} within 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "nothing bound UDP port {port} within 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -123,10 +126,14 @@ pub struct Load {
 impl Load {
     pub fn args(&self) -> Vec<String> {
         let mut a = vec![
-            "-m".into(), self.clients.to_string(),
-            "-n".into(), self.messages.to_string(),
-            "-l".into(), self.length.to_string(),
-            "-z".into(), self.interval_ms.to_string(),
+            "-m".into(),
+            self.clients.to_string(),
+            "-n".into(),
+            self.messages.to_string(),
+            "-l".into(),
+            self.length.to_string(),
+            "-z".into(),
+            self.interval_ms.to_string(),
             "-c".into(), // no RTCP companion allocations
         ];
         if self.tcp {
@@ -161,5 +168,9 @@ pub async fn run_uclient(
         .expect("run turnutils_uclient");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    UclientRun { success: output.status.success(), elapsed: started.elapsed(), output: text }
+    UclientRun {
+        success: output.status.success(),
+        elapsed: started.elapsed(),
+        output: text,
+    }
 }
