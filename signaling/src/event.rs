@@ -22,6 +22,8 @@ pub enum LeaveReason {
     TimedOut,
     Shutdown,
     SlowConsumer,
+    /// The event ended and the gateway closed its room.
+    EventEnded,
     RateLimited,
     FrameTooBig,
     Malformed,
@@ -37,6 +39,7 @@ impl LeaveReason {
             LeaveReason::Superseded => CloseCode::Superseded,
             LeaveReason::Shutdown => CloseCode::Shutdown,
             LeaveReason::SlowConsumer => CloseCode::SlowConsumer,
+            LeaveReason::EventEnded => return Some(CloseFrame::new(CloseCode::NotLive, "event ended")),
             LeaveReason::RateLimited => CloseCode::RateLimited,
             LeaveReason::FrameTooBig => CloseCode::FrameTooBig,
             LeaveReason::Malformed => CloseCode::Malformed,

@@ -292,17 +292,39 @@ impl Hub {
         let rooms: Vec<Arc<Room>> =
             self.inner.shards.iter().flat_map(|shard| shard.lock().values().cloned().collect::<Vec<_>>()).collect();
         for room in rooms {
-            let members: Vec<(Arc<str>, Arc<PeerQueue>)> =
-                room.lock().members.iter().map(|(id, m)| (id.clone(), m.queue.clone())).collect();
-            // Close every queue first so departures are not fanned out to peers that are
-            // about to go too.
-            for (_, queue) in &members {
-                queue.close(LeaveReason::Shutdown.close_frame());
-            }
-            for (id, queue) in members {
-                self.remove_connection(&room, &id, &queue, LeaveReason::Shutdown);
+            self.empty_room(&room, LeaveReason::Shutdown);
+        }
+    }
+
+    /// The event is over: closes everyone in the room with 4410 "event ended" and forgets
+    /// the room (bans and mutes included; the gateway refuses new joins itself). Returns
+    /// how many connections were closed.
+    pub fn close_room(&self, room_id: RoomId) -> usize {
+        let Some(room) = self.room(room_id) else { return 0 };
+        let closed = self.empty_room(&room, LeaveReason::EventEnded);
+        let mut shard = self.shard(room_id).lock();
+        if shard.get(&room_id).is_some_and(|held| Arc::ptr_eq(held, &room)) {
+            let mut state = room.lock();
+            state.banned.clear();
+            state.muted.clear();
+            if state.is_idle() {
+                drop(state);
+                shard.remove(&room_id);
+                Stats::dec(&self.inner.stats.rooms);
             }
         }
+        closed
+    }
+
+    fn empty_room(&self, room: &Arc<Room>, reason: LeaveReason) -> usize {
+        let members: Vec<(Arc<str>, Arc<PeerQueue>)> =
+            room.lock().members.iter().map(|(id, m)| (id.clone(), m.queue.clone())).collect();
+        // Close every queue first so departures are not fanned out to peers that are
+        // about to go too.
+        for (_, queue) in &members {
+            queue.close(reason.close_frame());
+        }
+        members.into_iter().filter(|(id, queue)| self.remove_connection(room, id, queue, reason)).count()
     }
 
     /// Entry point for a broker subscriber: deliver an envelope published by another node

@@ -303,3 +303,31 @@ async fn outbox_wakes_its_writer() {
     drop(b);
     assert_eq!(hub.occupancy(9).unwrap().attendees, 1);
 }
+
+#[test]
+fn closing_a_room_ends_the_event_for_everyone_in_it() {
+    let hub = Hub::new(SignalingConfig::default());
+    let mut rx = hub.subscribe();
+    let (_host, mut host_out) = admit(&hub, "host", Role::Host);
+    let (_a, mut a_out) = admit(&hub, "a", Role::Attendee);
+    assert!(hub.ban(9, "a"));
+    let other = Admission {
+        room_id: 10,
+        client_id: "x".into(),
+        identity: "X".into(),
+        role: Role::Attendee,
+        seat_key: "x".into(),
+        capacity: 1,
+    };
+    let (_x, mut x_out) = hub.try_admit(other).unwrap();
+    drain(&mut x_out);
+
+    assert_eq!(hub.close_room(9), 1);
+    let close = close_of(&mut host_out);
+    assert_eq!((close.code, close.reason.as_str()), (4410, "event ended"));
+    assert_eq!(close_of(&mut a_out).code, 4003, "already banned before the end");
+    assert!(hub.occupancy(9).is_none(), "the room and its ban list are gone");
+    assert_eq!(hub.stats_snapshot().rooms, 1);
+    assert!(x_out.try_recv().is_none(), "other rooms are untouched");
+    assert!(events(&mut rx).contains(&("host".into(), RoomEventKind::Left { reason: LeaveReason::EventEnded })));
+}
