@@ -66,6 +66,8 @@ pub struct RoomEvent {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEventKind {
     Joined,
+    /// Also ends any voice or screen share of the peer: no separate `Voice { on: false }`
+    /// is sent for a departure.
     Left { reason: LeaveReason },
     Chat { text: String },
     Voice { on: bool },

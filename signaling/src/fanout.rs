@@ -6,6 +6,12 @@
 //! delivery class, already-serialised bytes — on a per-room subject, and each node's
 //! subscriber hands what it receives to [`crate::Hub::deliver_local`]. Nothing else in the
 //! crate sends a frame to more than one peer, so nothing else has to change.
+//!
+//! One thing a broker implementation must add: the room checks (`send` and signalling go
+//! only to admitted peers of the sender's room, capacity, supersede) read this node's
+//! room state. Across nodes, that state has to be mirrored — the `peer_joined`/`peer_left`
+//! envelopes already carry every change — and capacity claimed in the shared store the
+//! gateway rebuilds counters from.
 
 use crate::admission::RoomId;
 use crate::outbox::Delivery;
