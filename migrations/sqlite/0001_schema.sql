@@ -127,11 +127,13 @@ CREATE INDEX tickets_event ON tickets (event_id);
 -- Money movements owed or made: commission, creator payout, refund. Amounts in base units of currency.
 CREATE TABLE ledger_entries (
     id            INTEGER PRIMARY KEY,
-    event_id      INTEGER NOT NULL REFERENCES events(id),
+    event_id      INTEGER REFERENCES events(id),   -- NULL for a payment naming no known event
     ticket_id     INTEGER REFERENCES tickets(id),
     quote_id      TEXT REFERENCES quotes(id),
     payment_id    INTEGER REFERENCES payments(id),
     kind          TEXT NOT NULL CHECK (kind IN ('commission', 'payout', 'refund')),
+    -- why the entry exists: sale, overpaid, underpaid, late, event_cancelled
+    reason        TEXT NOT NULL,
     currency      TEXT NOT NULL,
     amount_units  TEXT NOT NULL,
     recipient     TEXT,                 -- creator account or refund wallet
@@ -140,7 +142,7 @@ CREATE TABLE ledger_entries (
     settled_txid  TEXT,
     settled_at    INTEGER,
     created_at    INTEGER NOT NULL,
-    UNIQUE (payment_id, kind)
+    UNIQUE (payment_id, kind, reason)
 );
 CREATE INDEX ledger_event ON ledger_entries (event_id);
 CREATE INDEX ledger_status ON ledger_entries (kind, status);
@@ -188,6 +190,12 @@ CREATE TABLE audit_log (
     remote_addr  TEXT
 );
 CREATE INDEX audit_event ON audit_log (event_id, at);
+
+-- Next BIP-32 / subaddress index per chain; one atomic UPDATE … RETURNING hands out each index once.
+CREATE TABLE derivation_counters (
+    chain       TEXT PRIMARY KEY,
+    next_index  INTEGER NOT NULL
+);
 
 CREATE TABLE watcher_cursors (
     chain       TEXT PRIMARY KEY,

@@ -1,0 +1,305 @@
+//! The money path, on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use chains::derive::BtcAccount;
+use chains::signature::BtcNetwork;
+use chains::{Amount, Chain, Currency};
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{
+    on_event_cancelled, PaymentOutcome, PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteRequest,
+};
+use ticketing::rates::StaticRates;
+use ticketing::{store_test, Store};
+
+const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const NOW: i64 = 1_900_000_000_000;
+const HOUR: i64 = 3_600_000;
+const BTC_BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
+
+fn purchases(store: &Store) -> Purchases {
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.btc = Some(BtcAccount::parse(ZPUB, BtcNetwork::Mainnet).unwrap());
+    Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32])
+}
+
+/// An event on sale now, starting in a day. Price as (currency, decimal text).
+async fn event(store: &Store, seats: i64, price: (Currency, &str), accepts: &str) -> i64 {
+    let creator = AccountName::parse("alice").unwrap();
+    store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
+    let amount = Amount::parse(price.0, price.1).unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Concert', 'custom', 'hall', $1, $2, $3, $4, $5, $6, $7, $5, $7, $7) RETURNING id",
+    )
+    .bind(amount.units.to_string())
+    .bind(price.0.symbol())
+    .bind(accepts)
+    .bind(seats)
+    .bind(NOW + 24 * HOUR)
+    .bind(NOW + 27 * HOUR)
+    .bind(NOW - HOUR)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+fn hive_quote(event_id: i64, wallet: &str) -> QuoteRequest {
+    QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }
+}
+
+fn report(quote: &ticketing::purchases::QuoteRow, txid: &str, units: u128, confirmations: i64, is_final: bool) -> PaymentReport {
+    let currency = quote.currency().unwrap();
+    PaymentReport {
+        chain: quote.chain().unwrap(),
+        txid: txid.into(),
+        output_index: 0,
+        quote_id: None,
+        memo: quote.memo.clone(),
+        amount: Amount::new(currency, units),
+        to_address: quote.payment_address.clone(),
+        from_address: Some(quote.wallet_address.clone()),
+        block_height: Some(100),
+        block_hash: Some("00ab".into()),
+        confirmations,
+        is_final,
+    }
+}
+
+async fn seats(store: &Store, event_id: i64) -> (i64, i64) {
+    sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.pool()).await.unwrap()
+}
+
+store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 10, (Currency::Hive, "25"), "HIVE").await;
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move { p.create_quote(hive_quote(event_id, &format!("buyer{i:04}")), NOW).await }));
+    }
+    let (mut ok, mut sold_out) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(PurchaseError::SoldOut) => sold_out += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((ok, sold_out), (10, 990));
+    assert_eq!(seats(&store, event_id).await, (10, 0));
+    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND status = 'awaiting_payment'")
+        .bind(event_id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(live, 10);
+});
+
+store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 5, (Currency::Usd, "25"), "HIVE,BTC,ETH").await;
+    let hive = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    assert_eq!(hive.payment_address, "dlux-tickets");
+    assert_eq!(hive.memo.as_deref(), Some(format!("event:{event_id}:wallet:bob:quote:{}", hive.id).as_str()));
+    assert_eq!(hive.amount().unwrap(), Amount::parse(Currency::Hive, "100").unwrap()); // $25 at $0.25
+    assert_eq!(hive.expires_at, NOW + 15 * 60 * 1000);
+    let btc1 = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    let btc2 = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    assert_eq!(btc1.payment_address, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu");
+    assert_eq!(btc2.payment_address, "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g");
+    assert_eq!(btc1.amount().unwrap().units, 41_667);
+    assert_eq!(btc1.confirmations_required, 2);
+    let uri = ticketing::purchases::payment_uri(&btc1, p.settings()).unwrap();
+    assert_eq!(uri, "bitcoin:bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu?amount=0.00041667");
+    // Not configured on this gateway, not accepted by the event, bad wallet, unknown event:
+    let eth = p.create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: "0x9858effd232b4033e47d90003d41ec34ecaeda94".into() }, NOW).await;
+    assert!(matches!(eth, Err(PurchaseError::PaymentMethodUnavailable(Currency::Eth))));
+    let sol = p.create_quote(QuoteRequest { event_id, currency: Currency::Sol, wallet_address: "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into() }, NOW).await;
+    assert!(matches!(sol, Err(PurchaseError::CurrencyNotAccepted(Currency::Sol))));
+    let bad = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qbad".into() }, NOW).await;
+    assert!(matches!(bad, Err(PurchaseError::InvalidWallet(_))));
+    assert!(matches!(p.create_quote(hive_quote(999, "bob"), NOW).await, Err(PurchaseError::EventNotFound(999))));
+    assert!(matches!(p.create_quote(hive_quote(event_id, "bob"), NOW + 24 * HOUR).await, Err(PurchaseError::NotOnSale(_))));
+});
+
+store_test!(double_reported_payment_issues_one_ticket, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    let seen = p.report_payment(report(&quote, "tx1", 25_000, 0, false), NOW + 1).await.unwrap();
+    assert_eq!(seen, PaymentOutcome::Pending { confirmations: 0, required: 1 });
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "seen");
+    // Reported final by two watcher instances at once, then once more.
+    let (a, b) = tokio::join!(
+        p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 2),
+        p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 2)
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, PaymentOutcome::TicketIssued { .. })).count(), 1, "{outcomes:?}");
+    assert!(outcomes.contains(&PaymentOutcome::AlreadyProcessed));
+    assert_eq!(p.report_payment(report(&quote, "tx1", 25_000, 5, true), NOW + 3).await.unwrap(), PaymentOutcome::AlreadyProcessed);
+    let tickets = p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].access_signature, p.access_signature(event_id, "hive", "bob", &tickets[0].token));
+    assert!(tickets[0].token.len() >= 43);
+    assert_eq!(seats(&store, event_id).await, (0, 1));
+    let ledger = p.ledger_for_event(event_id).await.unwrap();
+    let amounts: Vec<(&str, &str)> = ledger.iter().map(|l| (l.kind.as_str(), l.amount_units.as_str())).collect();
+    assert_eq!(amounts, vec![("commission", "5000"), ("payout", "20000")]);
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "paid");
+});
+
+store_test!(underpaid_stays_open_then_refund_due_at_expiry, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    let partial = p.report_payment(report(&quote, "tx1", 10_000, 1, true), NOW + 1).await.unwrap();
+    assert_eq!(partial, PaymentOutcome::Partial { remaining: Amount::new(Currency::Hive, 15_000) });
+    let q = p.quote(&quote.id).await.unwrap().unwrap();
+    assert_eq!((q.status.as_str(), q.received_units.as_str()), ("seen", "10000"));
+    assert_eq!(p.expire_quotes(None, NOW + 16 * 60 * 1000).await.unwrap(), 1);
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "refund_due");
+    assert_eq!(seats(&store, event_id).await, (0, 0));
+    let refunds = p.ledger("refund", true, NOW).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!((refunds[0].reason.as_str(), refunds[0].amount_units.as_str()), ("underpaid", "10000"));
+    assert_eq!(refunds[0].recipient.as_deref(), Some("bob"));
+});
+
+store_test!(two_outputs_complete_a_quote, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    assert!(matches!(p.report_payment(report(&quote, "tx1", 20_000, 1, true), NOW + 1).await.unwrap(), PaymentOutcome::Partial { .. }));
+    assert!(matches!(p.report_payment(report(&quote, "tx2", 5_000, 1, true), NOW + 2).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    let credited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1 AND status = 'credited'")
+        .bind(&quote.id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(credited, 2);
+});
+
+store_test!(overpaid_issues_ticket_and_refunds_excess_exactly, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 3, (Currency::Hive, "25.001"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    let out = p.report_payment(report(&quote, "tx1", 30_000, 1, true), NOW + 1).await.unwrap();
+    assert!(matches!(out, PaymentOutcome::TicketIssued { .. }));
+    let ledger = p.ledger_for_event(event_id).await.unwrap();
+    let by = |kind: &str| ledger.iter().find(|l| l.kind == kind).map(|l| l.amount_units.parse::<u128>().unwrap()).unwrap();
+    assert_eq!((by("commission"), by("payout"), by("refund")), (5_000, 20_001, 4_999));
+    assert_eq!(by("commission") + by("payout") + by("refund"), 30_000);
+    // A further payment to the paid quote is owed back in full.
+    assert_eq!(p.report_payment(report(&quote, "tx2", 1_000, 1, true), NOW + 2).await.unwrap(), PaymentOutcome::RefundDue { reason: "overpaid" });
+});
+
+store_test!(payment_after_expiry_gets_a_ticket_only_if_a_seat_is_left, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
+    let late = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    let after = NOW + 20 * 60 * 1000;
+    p.expire_quotes(None, after).await.unwrap();
+    // The seat is free again; the late payment covers the price: ticket.
+    assert!(matches!(p.report_payment(report(&late, "tx1", 25_000, 1, true), after + 1).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert_eq!(seats(&store, event_id).await, (0, 1));
+    // Sold out now: another late payer is refunded.
+    let event2 = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
+    let q1 = p.create_quote(hive_quote(event2, "carol"), NOW).await.unwrap();
+    p.expire_quotes(None, after).await.unwrap();
+    let q2 = p.create_quote(hive_quote(event2, "dave"), after).await.unwrap();
+    assert!(matches!(p.report_payment(report(&q2, "tx2", 25_000, 1, true), after + 1).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert_eq!(p.report_payment(report(&q1, "tx3", 25_000, 1, true), after + 2).await.unwrap(), PaymentOutcome::RefundDue { reason: "late_sold_out" });
+    assert_eq!(seats(&store, event2).await, (0, 1));
+});
+
+store_test!(cancellation_refunds_tickets_and_cancels_payouts, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 5, (Currency::Hive, "25"), "HIVE").await;
+    let paid = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    p.report_payment(report(&paid, "tx1", 26_000, 1, true), NOW + 1).await.unwrap();
+    let open = p.create_quote(hive_quote(event_id, "carol"), NOW).await.unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1").bind(event_id).execute(&mut *tx).await.unwrap();
+    on_event_cancelled(&mut tx, event_id, NOW + 2).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(p.quote(&open.id).await.unwrap().unwrap().status, "cancelled");
+    assert_eq!(p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap()[0].status, "cancelled");
+    let ledger = p.ledger_for_event(event_id).await.unwrap();
+    let states: Vec<(&str, &str, &str, &str)> =
+        ledger.iter().map(|l| (l.kind.as_str(), l.reason.as_str(), l.status.as_str(), l.amount_units.as_str())).collect();
+    assert_eq!(states, vec![
+        ("commission", "sale", "cancelled", "5000"),
+        ("payout", "sale", "cancelled", "20000"),
+        ("refund", "overpaid", "due", "1000"),
+        ("refund", "event_cancelled", "due", "25000"),
+    ]);
+    // Money arriving for the cancelled event is owed back.
+    assert_eq!(p.report_payment(report(&open, "tx2", 25_000, 1, true), NOW + 3).await.unwrap(), PaymentOutcome::RefundDue { reason: "event_cancelled" });
+});
+
+store_test!(payouts_become_due_only_after_the_delay_and_settle_once, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 5, (Currency::Hive, "25"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 1).await.unwrap();
+    let event_end = NOW + 27 * HOUR;
+    let due_at = event_end + 7 * 24 * HOUR;
+    assert!(p.ledger("payout", true, due_at - 1).await.unwrap().is_empty());
+    let payout_id = p.ledger("payout", false, NOW).await.unwrap()[0].id;
+    assert!(matches!(p.settle(payout_id, "hive-tx-early", "op", due_at - 1).await, Err(PurchaseError::NotDue(_))));
+    let due = p.ledger("payout", true, due_at).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].recipient.as_deref(), Some("alice"));
+    p.settle(payout_id, "hive-tx-1", "op", due_at).await.unwrap();
+    assert!(matches!(p.settle(payout_id, "hive-tx-2", "op", due_at).await, Err(PurchaseError::AlreadySettled(_))));
+    assert!(p.ledger("payout", true, due_at).await.unwrap().is_empty());
+    // A refund after the payout is due is refused; the ticket stays valid.
+    let ticket = &p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap()[0];
+    assert!(matches!(p.refund_ticket(ticket.id, "op", due_at).await, Err(PurchaseError::NotRefundable(..))));
+    let summary = p.sales_summary("alice").await.unwrap();
+    assert_eq!(summary.len(), 1);
+    assert_eq!((summary[0].tickets_sold, summary[0].gross.units, summary[0].commission.units, summary[0].net_payout.units), (1, 25_000, 5_000, 20_000));
+});
+
+store_test!(refund_before_payout_frees_the_seat, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
+    let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
+    let PaymentOutcome::TicketIssued { ticket_id } = p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 1).await.unwrap() else { panic!() };
+    assert!(matches!(p.create_quote(hive_quote(event_id, "carol"), NOW + 2).await, Err(PurchaseError::SoldOut)));
+    p.refund_ticket(ticket_id, "op", NOW + 3).await.unwrap();
+    assert!(matches!(p.refund_ticket(ticket_id, "op", NOW + 3).await, Err(PurchaseError::NotRefundable(..))));
+    assert_eq!(seats(&store, event_id).await, (0, 0));
+    let refunds = p.ledger("refund", true, NOW + 3).await.unwrap();
+    assert_eq!(refunds.iter().map(|r| r.amount_units.as_str()).collect::<Vec<_>>(), vec!["25000"]);
+    assert!(p.create_quote(hive_quote(event_id, "carol"), NOW + 4).await.is_ok());
+});
+
+store_test!(unmatched_memo_is_refund_due, |store: Store| async move {
+    let p = purchases(&store);
+    let r = PaymentReport {
+        chain: Chain::Hive, txid: "tx9".into(), output_index: 0, quote_id: None,
+        memo: Some("event:4242:wallet:bob".into()), amount: Amount::new(Currency::Hive, 5_000),
+        to_address: "dlux-tickets".into(), from_address: Some("bob".into()), block_height: Some(1), block_hash: None,
+        confirmations: 1, is_final: true,
+    };
+    assert_eq!(p.report_payment(r.clone(), NOW).await.unwrap(), PaymentOutcome::RefundDue { reason: "unmatched" });
+    assert_eq!(p.report_payment(r, NOW).await.unwrap(), PaymentOutcome::AlreadyProcessed);
+    let refunds = p.ledger("refund", true, NOW).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!((refunds[0].event_id, refunds[0].recipient.as_deref()), (None, Some("bob")));
+});
+
+store_test!(orphaned_sighting_returns_quote_to_awaiting, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 2, (Currency::Btc, "0.001"), "BTC").await;
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    let mut r = report(&quote, "ab".repeat(32).as_str(), 100_000, 1, false);
+    r.memo = None;
+    assert_eq!(p.report_payment(r.clone(), NOW + 1).await.unwrap(), PaymentOutcome::Pending { confirmations: 1, required: 2 });
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "confirming");
+    assert!(p.orphan_payment(Chain::Btc, &r.txid, 0, NOW + 2).await.unwrap());
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "awaiting_payment");
+    assert!(p.tickets_for_wallet(Chain::Btc, BTC_BUYER).await.unwrap().is_empty());
+    // It lands again and becomes final: one ticket.
+    r.is_final = true;
+    r.confirmations = 2;
+    assert!(matches!(p.report_payment(r, NOW + 3).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+});
