@@ -3,9 +3,11 @@
 //! This crate knows about blockchains but nothing about events, rooms or storage: amounts are integer base
 //! units of a [`Currency`], parsed once at the edge and never represented as floats.
 
+pub mod address;
 pub mod amount;
 pub mod challenge;
 pub mod currency;
+pub mod derive;
 pub mod signature;
 
 pub use amount::{Amount, AmountError};

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod creators;
+pub mod purchases;
 pub mod rates;
 pub mod store;
 #[cfg(feature = "testing")]
