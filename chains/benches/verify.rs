@@ -59,7 +59,9 @@ fn main() {
     let (a, m, s) = vector("evm.json", "v27_28/msg0");
     rows.push(measure("EVM personal_sign", || signature::verify_evm(Chain::Eth, &a, black_box(&m), &s).is_ok()));
     let (a, m, s) = vector("evm.json", "siwe/valid");
-    rows.push(measure("EVM personal_sign + SIWE parse", || signature::verify_evm(Chain::Eth, &a, black_box(&m), &s).is_ok()));
+    rows.push(measure("EVM personal_sign + SIWE parse", || {
+        signature::verify_evm(Chain::Eth, &a, black_box(&m), &s).is_ok()
+    }));
 
     for (label, prefix) in [
         ("BTC BIP-137 P2PKH", "bip137/compressed_p2pkh_31_34/mainnet/msg0"),

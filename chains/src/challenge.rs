@@ -153,7 +153,8 @@ impl Challenge {
             }
         };
         let event = m.event.as_deref().or(m.request_id.as_deref()).ok_or_else(|| missing("Event"))?;
-        let event_id = event.parse().map_err(|_| ChallengeError::Malformed(format!("event id `{event}` is not a number")))?;
+        let event_id =
+            event.parse().map_err(|_| ChallengeError::Malformed(format!("event id `{event}` is not a number")))?;
         let nonce = m.nonce.ok_or_else(|| missing("Nonce"))?;
         if nonce.len() < NONCE_LEN || !nonce.bytes().all(|c| c.is_ascii_alphanumeric()) {
             return Err(ChallengeError::Malformed("nonce is not alphanumeric or too short".into()));

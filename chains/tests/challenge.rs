@@ -21,7 +21,15 @@ fn wallet(chain: Chain) -> &'static str {
 }
 
 fn challenge(chain: Chain) -> Challenge {
-    Challenge::new("tickets.example.com", "https://tickets.example.com/events/42", 42, chain, wallet(chain), now(), Duration::minutes(5))
+    Challenge::new(
+        "tickets.example.com",
+        "https://tickets.example.com/events/42",
+        42,
+        chain,
+        wallet(chain),
+        now(),
+        Duration::minutes(5),
+    )
 }
 
 #[test]
@@ -139,9 +147,16 @@ fn parses_the_seed_access_message() {
     assert_eq!(m.event_id, 42);
     assert_eq!(m.at, Utc.with_ymd_and_hms(2025, 11, 25, 10, 40, 0).unwrap());
     assert_eq!(m.to_message(), "Access event 42 at 1764067200000");
-    for bad in ["", "Access event 42", "Access event x at 1", "Access event 42 at -1", "access event 42 at 1",
-        "Access event 42 at 1 ", "Access event 99999999999999999999 at 1", "Access event 1 at 99999999999999999999"]
-    {
+    for bad in [
+        "",
+        "Access event 42",
+        "Access event x at 1",
+        "Access event 42 at -1",
+        "access event 42 at 1",
+        "Access event 42 at 1 ",
+        "Access event 99999999999999999999 at 1",
+        "Access event 1 at 99999999999999999999",
+    ] {
         assert!(AccessMessage::parse(bad).is_err(), "{bad:?}");
     }
 }
@@ -177,14 +192,24 @@ fn issue_sign_verify_check_evm() {
     let address: [u8; 20] = keccak(&[&public[1..]])[12..].try_into().unwrap();
     let address = chains::signature::eip55_checksum(&address);
 
-    let issued = Challenge::new("tickets.example.com", "https://tickets.example.com/events/7", 7, Chain::Bnb, &address, now(), Duration::minutes(5));
+    let issued = Challenge::new(
+        "tickets.example.com",
+        "https://tickets.example.com/events/7",
+        7,
+        Chain::Bnb,
+        &address,
+        now(),
+        Duration::minutes(5),
+    );
     let text = issued.to_message();
     let digest = keccak(&[b"\x19Ethereum Signed Message:\n", text.len().to_string().as_bytes(), text.as_bytes()]);
     let (id, rs) = secp.sign_ecdsa_recoverable(&Message::from_digest(digest), &secret).serialize_compact();
     let signature = format!("0x{}{:02x}", hex::encode(rs), 27 + id.to_i32());
 
     let opts = chains::signature::VerifyOptions::default();
-    let signer = block_on(chains::signature::verify(Chain::Bnb, &address.to_lowercase(), text.as_bytes(), &signature, &opts)).unwrap();
+    let signer =
+        block_on(chains::signature::verify(Chain::Bnb, &address.to_lowercase(), text.as_bytes(), &signature, &opts))
+            .unwrap();
     assert_eq!(signer.address, address);
     let sign_in = signer.sign_in.expect("sign-in parsed");
     assert_eq!(sign_in.check(&issued.domain, &issued.nonce, now()), Ok(()));
@@ -196,7 +221,15 @@ fn issue_sign_verify_check_solana() {
     use ed25519_dalek::{Signer, SigningKey};
     let key = SigningKey::from_bytes(&[9u8; 32]);
     let address = bitcoin::base58::encode(key.verifying_key().as_bytes());
-    let issued = Challenge::new("tickets.example.com", "https://tickets.example.com/events/7", 7, Chain::Sol, &address, now(), Duration::minutes(5));
+    let issued = Challenge::new(
+        "tickets.example.com",
+        "https://tickets.example.com/events/7",
+        7,
+        Chain::Sol,
+        &address,
+        now(),
+        Duration::minutes(5),
+    );
     let text = issued.to_message();
     let signature = bitcoin::base58::encode(&key.sign(text.as_bytes()).to_bytes());
     let signer = chains::signature::verify_sol(&address, text.as_bytes(), &signature).unwrap();

@@ -42,7 +42,11 @@ async fn spawn_node(handler: Handler) -> (String, Arc<AtomicUsize>) {
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
                         let len = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
                             .unwrap_or(0);
                         if body.len() >= len {
                             break body.to_string();
@@ -123,7 +127,12 @@ async fn node_failures_are_key_source_unavailable() {
     let failing: [Handler; 3] = [
         Arc::new(|_| (503, "busy".into())),
         Arc::new(|_| (200, "not json".into())),
-        Arc::new(|r| (200, json!({ "jsonrpc": "2.0", "id": r["id"], "error": { "code": -32000, "message": "boom" } }).to_string())),
+        Arc::new(|r| {
+            (
+                200,
+                json!({ "jsonrpc": "2.0", "id": r["id"], "error": { "code": -32000, "message": "boom" } }).to_string(),
+            )
+        }),
     ];
     for handler in failing {
         let (url, _) = spawn_node(handler).await;

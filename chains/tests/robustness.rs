@@ -103,7 +103,9 @@ fn hive_keys() -> StaticHiveKeys {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(name, a)| (name.clone(), signature::HiveAccountKeys { posting: keys(a, "posting"), active: keys(a, "active") }))
+            .map(|(name, a)| {
+                (name.clone(), signature::HiveAccountKeys { posting: keys(a, "posting"), active: keys(a, "active") })
+            })
             .collect(),
     )
 }
@@ -115,7 +117,9 @@ fn valid_vector(chain: Chain) -> (String, String, String) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["expect"] == "ok" && c["message"].is_string() && c["network"].as_str().unwrap_or("mainnet") == "mainnet")
+        .find(|c| {
+            c["expect"] == "ok" && c["message"].is_string() && c["network"].as_str().unwrap_or("mainnet") == "mainnet"
+        })
         .unwrap();
     let s = |k: &str| case[k].as_str().unwrap().to_string();
     (s("address"), s("message"), s("signature"))
@@ -175,7 +179,13 @@ fn unknown_chain_names_are_unsupported() {
 #[test]
 fn hive_account_without_key_source_is_unsupported() {
     let (_, message, signature) = valid_vector(Chain::Hive);
-    let err = block_on(signature::verify(Chain::Hive, "alice.tickets", message.as_bytes(), &signature, &VerifyOptions::default()))
-        .unwrap_err();
+    let err = block_on(signature::verify(
+        Chain::Hive,
+        "alice.tickets",
+        message.as_bytes(),
+        &signature,
+        &VerifyOptions::default(),
+    ))
+    .unwrap_err();
     assert_eq!(err.code(), "unsupported");
 }

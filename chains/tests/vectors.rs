@@ -113,11 +113,15 @@ fn evm_vectors() {
     run("evm.json", 30, |c| {
         let message = c.message();
         // The one implementation serves all three chains.
-        let results: Vec<_> =
-            [Chain::Eth, Chain::Pol, Chain::Bnb].map(|chain| signature::verify_evm(chain, &c.address, &message, &c.signature)).into();
+        let results: Vec<_> = [Chain::Eth, Chain::Pol, Chain::Bnb]
+            .map(|chain| signature::verify_evm(chain, &c.address, &message, &c.signature))
+            .into();
         assert!(results.windows(2).all(|w| outcome(&w[0]) == outcome(&w[1])), "{}: chains disagree", c.name);
         if let Ok(signer) = &results[0] {
-            assert!(signer.address.starts_with("0x") && signer.address[2..].eq_ignore_ascii_case(c.address.trim_start_matches("0x")));
+            assert!(
+                signer.address.starts_with("0x")
+                    && signer.address[2..].eq_ignore_ascii_case(c.address.trim_start_matches("0x"))
+            );
         }
         results.into_iter().next().unwrap()
     });
@@ -222,10 +226,15 @@ fn xmr_vectors() {
 /// The async entry point routes every chain to the same verifiers as the sync functions.
 #[test]
 fn verify_entry_point_agrees_with_per_chain_functions() {
-    let files = [("evm.json", Chain::Eth), ("btc.json", Chain::Btc), ("sol.json", Chain::Sol), ("xmr.json", Chain::Xmr)];
+    let files =
+        [("evm.json", Chain::Eth), ("btc.json", Chain::Btc), ("sol.json", Chain::Sol), ("xmr.json", Chain::Xmr)];
     for (file, chain) in files {
         for c in load(file).cases {
-            let opts = VerifyOptions { btc_network: btc_network_or_default(&c), xmr_network: xmr_network_or_default(&c), hive_keys: None };
+            let opts = VerifyOptions {
+                btc_network: btc_network_or_default(&c),
+                xmr_network: xmr_network_or_default(&c),
+                hive_keys: None,
+            };
             let result = block_on(signature::verify(chain, &c.address, &c.message(), &c.signature, &opts));
             assert_eq!(outcome(&result), c.expect, "{file} {}", c.name);
         }
@@ -233,9 +242,17 @@ fn verify_entry_point_agrees_with_per_chain_functions() {
 }
 
 fn btc_network_or_default(c: &Case) -> BtcNetwork {
-    if matches!(c.network.as_deref(), Some("mainnet" | "testnet" | "regtest")) { btc_network(c) } else { BtcNetwork::Mainnet }
+    if matches!(c.network.as_deref(), Some("mainnet" | "testnet" | "regtest")) {
+        btc_network(c)
+    } else {
+        BtcNetwork::Mainnet
+    }
 }
 
 fn xmr_network_or_default(c: &Case) -> MoneroNetwork {
-    if matches!(c.network.as_deref(), Some("stagenet" | "testnet")) { xmr_network(c) } else { MoneroNetwork::Mainnet }
+    if matches!(c.network.as_deref(), Some("stagenet" | "testnet")) {
+        xmr_network(c)
+    } else {
+        MoneroNetwork::Mainnet
+    }
 }

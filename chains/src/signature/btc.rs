@@ -17,7 +17,10 @@ use bitcoin::key::CompressedPublicKey;
 use bitcoin::secp256k1::{ecdsa, schnorr, Message, XOnlyPublicKey};
 use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
 use bitcoin::transaction::Version;
-use bitcoin::{absolute, Address, AddressType, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use bitcoin::{
+    absolute, Address, AddressType, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid,
+    Witness,
+};
 use serde::{Deserialize, Serialize};
 
 use super::encoding::{base64_bytes, fixed};
@@ -53,7 +56,12 @@ pub struct Bitcoin {
 }
 
 /// Verifies a BIP-137 or BIP-322 simple signature (base64) by `address` on `network`.
-pub fn verify_btc(network: BtcNetwork, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+pub fn verify_btc(
+    network: BtcNetwork,
+    address: &str,
+    message: &[u8],
+    signature: &str,
+) -> Result<VerifiedSigner, SignatureError> {
     Bitcoin { network }.verify(address, message, signature)
 }
 
@@ -62,11 +70,22 @@ impl SignatureVerifier for Bitcoin {
         Chain::Btc
     }
 
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError> {
         let address = parse_address(address.trim(), self.network)?;
         let raw = base64_bytes(signature.trim(), "Bitcoin signature base64")?;
         let (public_key, scheme) = match raw.len() {
-            0 => return Err(SignatureError::BadLength { what: "Bitcoin signature", expected: "65 or a witness", got: 0 }),
+            0 => {
+                return Err(SignatureError::BadLength {
+                    what: "Bitcoin signature",
+                    expected: "65 or a witness",
+                    got: 0,
+                })
+            }
             65 => (verify_bip137(&address, message, &raw)?, Scheme::Bip137),
             _ => (verify_bip322_simple(&address, message, &raw)?, Scheme::Bip322Simple),
         };
@@ -74,8 +93,16 @@ impl SignatureVerifier for Bitcoin {
     }
 
     fn same_address(&self, a: &str, b: &str) -> bool {
-        // bech32 is case-insensitive; base58 is not, and a case change breaks its checksum anyway.
-        a.eq_ignore_ascii_case(b)
+        // bech32 is case-insensitive (wallets may show it upper case); base58 is case-sensitive.
+        let is_bech32 = |s: &str| {
+            let s = s.to_ascii_lowercase();
+            ["bc1", "tb1", "bcrt1"].iter().any(|hrp| s.starts_with(hrp))
+        };
+        if is_bech32(a) && is_bech32(b) {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
     }
 }
 
@@ -204,7 +231,8 @@ fn verify_bip322_simple(address: &Address, message: &[u8], raw: &[u8]) -> Result
     match address.address_type() {
         Some(AddressType::P2wpkh) => {
             let [signature, key] = witness_items::<2>(&witness)?;
-            let key = CompressedPublicKey::from_slice(key).map_err(|_| SignatureError::BadEncoding("witness public key"))?;
+            let key =
+                CompressedPublicKey::from_slice(key).map_err(|_| SignatureError::BadEncoding("witness public key"))?;
             if ScriptBuf::new_p2wpkh(&key.wpubkey_hash()) != script_pubkey {
                 return Err(SignatureError::WrongSigner);
             }

@@ -20,7 +20,12 @@ pub struct Evm {
 }
 
 /// Verifies an EIP-191 `personal_sign` signature (hex, 65+ bytes) by an EVM `address`.
-pub fn verify_evm(chain: Chain, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+pub fn verify_evm(
+    chain: Chain,
+    address: &str,
+    message: &[u8],
+    signature: &str,
+) -> Result<VerifiedSigner, SignatureError> {
     Evm { chain }.verify(address, message, signature)
 }
 
@@ -29,7 +34,12 @@ impl SignatureVerifier for Evm {
         self.chain
     }
 
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError> {
         if !self.chain.is_evm() {
             return Err(SignatureError::Unsupported(format!("{} is not an EVM chain", self.chain)));
         }
@@ -133,9 +143,12 @@ mod tests {
     #[test]
     fn eip55_reference_addresses() {
         // From the EIP-55 specification.
-        for a in ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
-            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb"]
-        {
+        for a in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+            "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+        ] {
             let bytes: [u8; 20] = hex::decode(&a[2..]).unwrap().try_into().unwrap();
             assert_eq!(eip55_checksum(&bytes), a);
             assert!(parse_address(a).is_ok());

@@ -36,7 +36,12 @@ impl SignatureVerifier for Hive {
         Chain::Hive
     }
 
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError> {
         let address = address.trim();
         if !is_public_key_like(address) {
             validate_account_name(address)?;
@@ -48,7 +53,13 @@ impl SignatureVerifier for Hive {
             return Err(SignatureError::WrongSigner);
         }
         let key = hive_public_key_string(prefix, &key);
-        Ok(VerifiedSigner { chain: Chain::Hive, address: key.clone(), public_key: key, scheme: Scheme::HiveCompact, sign_in: None })
+        Ok(VerifiedSigner {
+            chain: Chain::Hive,
+            address: key.clone(),
+            public_key: key,
+            scheme: Scheme::HiveCompact,
+            sign_in: None,
+        })
     }
 }
 
@@ -63,7 +74,8 @@ pub async fn verify_hive_account(
     validate_account_name(account)?;
     // Recover first: a malformed signature should not cost an API round trip.
     let key = recover(message, signature)?;
-    let account_keys = keys.account_keys(account).await?.ok_or_else(|| SignatureError::UnknownAccount(account.into()))?;
+    let account_keys =
+        keys.account_keys(account).await?.ok_or_else(|| SignatureError::UnknownAccount(account.into()))?;
     let matched = account_keys
         .posting
         .iter()
@@ -88,9 +100,11 @@ pub(crate) fn is_public_key_like(s: &str) -> bool {
 
 fn recover(message: &[u8], signature: &str) -> Result<PublicKey, SignatureError> {
     let raw = hex_bytes(signature.trim(), "Hive signature hex")?;
-    let raw: [u8; 65] = raw
-        .try_into()
-        .map_err(|r: Vec<u8>| SignatureError::BadLength { what: "Hive signature", expected: "65", got: r.len() })?;
+    let raw: [u8; 65] = raw.try_into().map_err(|r: Vec<u8>| SignatureError::BadLength {
+        what: "Hive signature",
+        expected: "65",
+        got: r.len(),
+    })?;
     let header = raw[0];
     if !(27..=34).contains(&header) {
         return Err(SignatureError::BadHeader(format!("Hive signature header {header}")));
@@ -108,7 +122,8 @@ fn parse_public_key(s: &str) -> Result<(&'static str, PublicKey), SignatureError
         .into_iter()
         .find(|p| s.starts_with(p))
         .ok_or_else(|| SignatureError::bad_address("Hive", "public key without STM prefix"))?;
-    let raw = base58_bytes(&s[prefix.len()..]).ok_or_else(|| SignatureError::bad_address("Hive", "public key is not base58"))?;
+    let raw = base58_bytes(&s[prefix.len()..])
+        .ok_or_else(|| SignatureError::bad_address("Hive", "public key is not base58"))?;
     if raw.len() != 37 {
         return Err(SignatureError::bad_address("Hive", format!("public key has {} bytes, expected 37", raw.len())));
     }

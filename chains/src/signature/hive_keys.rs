@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -46,7 +46,13 @@ pub struct HiveRpcKeySource {
     url: String,
     client: reqwest::Client,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<HiveAccountKeys>>)>>,
+    cache: Mutex<HashMap<String, CacheEntry>>,
+}
+
+/// An answer and when it was fetched; `None` (no such account) is cached too.
+struct CacheEntry {
+    fetched: Instant,
+    keys: Option<HiveAccountKeys>,
 }
 
 impl HiveRpcKeySource {
@@ -71,8 +77,8 @@ impl HiveRpcKeySource {
 
     fn cached(&self, account: &str) -> Option<Option<HiveAccountKeys>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, keys) = cache.get(account)?;
-        (at.elapsed() < self.ttl).then(|| keys.as_deref().cloned())
+        let entry = cache.get(account)?;
+        (entry.fetched.elapsed() < self.ttl).then(|| entry.keys.clone())
     }
 
     fn store(&self, account: &str, keys: Option<HiveAccountKeys>) {
@@ -80,7 +86,7 @@ impl HiveRpcKeySource {
         if cache.len() >= Self::MAX_ENTRIES {
             cache.clear();
         }
-        cache.insert(account.to_string(), (Instant::now(), keys.map(Arc::new)));
+        cache.insert(account.to_string(), CacheEntry { fetched: Instant::now(), keys });
     }
 
     async fn fetch(&self, account: &str) -> Result<Option<HiveAccountKeys>, SignatureError> {
@@ -107,10 +113,10 @@ impl HiveRpcKeySource {
             return Err(SignatureError::KeySourceUnavailable(format!("API node error: {error}")));
         }
         let accounts = response.result.unwrap_or_default();
-        Ok(accounts.into_iter().find(|a| a.name == account).map(|a| HiveAccountKeys {
-            posting: a.posting.keys(),
-            active: a.active.keys(),
-        }))
+        Ok(accounts
+            .into_iter()
+            .find(|a| a.name == account)
+            .map(|a| HiveAccountKeys { posting: a.posting.keys(), active: a.active.keys() }))
     }
 }
 

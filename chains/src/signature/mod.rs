@@ -192,8 +192,12 @@ pub trait SignatureVerifier {
     fn chain(&self) -> Chain;
 
     /// Checks that `signature` is over `message` and was made by the key behind `address`.
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str)
-        -> Result<VerifiedSigner, SignatureError>;
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError>;
 
     /// Whether two spellings of an address name the same account (EVM hex is case-insensitive, bech32 too).
     fn same_address(&self, a: &str, b: &str) -> bool {
@@ -240,13 +244,13 @@ pub async fn verify(
     opts: &VerifyOptions<'_>,
 ) -> Result<VerifiedSigner, SignatureError> {
     match chain {
-        Chain::Hive if !hive::is_public_key_like(address) => {
-            let source = opts.hive_keys.ok_or_else(|| {
-                SignatureError::Unsupported("a Hive account name needs a key source to verify against".into())
-            })?;
-            verify_hive_account(address, message, signature, source).await
-        }
-        Chain::Hive => Hive.verify(address, message, signature),
+        Chain::Hive => match opts.hive_keys {
+            Some(source) if !hive::is_public_key_like(address) => {
+                verify_hive_account(address, message, signature, source).await
+            }
+            // Public keys; account names without a key source come back `unsupported` (or `bad_address`).
+            _ => Hive.verify(address, message, signature),
+        },
         Chain::Eth | Chain::Pol | Chain::Bnb => Evm { chain }.verify(address, message, signature),
         Chain::Btc => Bitcoin { network: opts.btc_network }.verify(address, message, signature),
         Chain::Sol => Solana.verify(address, message, signature),

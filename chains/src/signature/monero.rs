@@ -89,7 +89,12 @@ pub struct Monero {
 }
 
 /// Verifies a `SigV1…`/`SigV2…` signature by the spend key of `address` on `network`.
-pub fn verify_xmr(network: MoneroNetwork, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+pub fn verify_xmr(
+    network: MoneroNetwork,
+    address: &str,
+    message: &[u8],
+    signature: &str,
+) -> Result<VerifiedSigner, SignatureError> {
     Monero { network }.verify(address, message, signature)
 }
 
@@ -98,10 +103,18 @@ impl SignatureVerifier for Monero {
         Chain::Xmr
     }
 
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError> {
         let parsed = MoneroAddress::parse(address)?;
         if parsed.network != self.network {
-            return Err(SignatureError::bad_address("Monero", format!("a {:?} address, expected {:?}", parsed.network, self.network)));
+            return Err(SignatureError::bad_address(
+                "Monero",
+                format!("a {:?} address, expected {:?}", parsed.network, self.network),
+            ));
         }
         let signature = signature.trim();
         let (scheme, encoded) = if let Some(rest) = signature.strip_prefix("SigV2") {
@@ -113,9 +126,11 @@ impl SignatureVerifier for Monero {
             return Err(SignatureError::BadHeader(format!("Monero signature prefix `{head}`")));
         };
         let raw = monero_base58::decode(encoded).ok_or(SignatureError::BadEncoding("Monero signature base58"))?;
-        let raw: [u8; 64] = raw
-            .try_into()
-            .map_err(|r: Vec<u8>| SignatureError::BadLength { what: "Monero signature", expected: "64", got: r.len() })?;
+        let raw: [u8; 64] = raw.try_into().map_err(|r: Vec<u8>| SignatureError::BadLength {
+            what: "Monero signature",
+            expected: "64",
+            got: r.len(),
+        })?;
 
         let hash = |mode: u8| match scheme {
             Scheme::MoneroV2 => message_hash_v2(message, &parsed.spend_key, &parsed.view_key, mode),
@@ -164,9 +179,7 @@ fn message_hash_v2(message: &[u8], spend_key: &[u8; 32], view_key: &[u8; 32], mo
 
 /// `crypto::check_signature`: (c, r) is valid iff c == H(hash ‖ P ‖ c·P + r·G), with c, r canonical and c ≠ 0.
 fn check_signature(hash: &[u8; 32], key_bytes: &[u8; 32], key: &EdwardsPoint, signature: &[u8; 64]) -> bool {
-    let scalar = |b: &[u8]| -> Option<Scalar> {
-        Option::from(Scalar::from_canonical_bytes(b.try_into().ok()?))
-    };
+    let scalar = |b: &[u8]| -> Option<Scalar> { Option::from(Scalar::from_canonical_bytes(b.try_into().ok()?)) };
     let (Some(c), Some(r)) = (scalar(&signature[..32]), scalar(&signature[32..])) else { return false };
     if c == Scalar::ZERO {
         return false;

@@ -47,9 +47,7 @@ pub(crate) fn recover(digest: [u8; 32], rs: &[u8; 64], recovery_id: u8) -> Resul
     let id = RecoveryId::from_i32(i32::from(recovery_id))
         .map_err(|_| SignatureError::BadHeader(format!("recovery id {recovery_id}")))?;
     let signature = RecoverableSignature::from_compact(rs, id).map_err(|_| SignatureError::InvalidSignature)?;
-    context()
-        .recover_ecdsa(&Message::from_digest(digest), &signature)
-        .map_err(|_| SignatureError::InvalidSignature)
+    context().recover_ecdsa(&Message::from_digest(digest), &signature).map_err(|_| SignatureError::InvalidSignature)
 }
 
 #[cfg(test)]

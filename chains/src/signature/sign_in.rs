@@ -153,7 +153,9 @@ impl SignInMessage {
         if self.expiration_time.is_some_and(|t| now >= t) {
             return Err(SignInError::Expired);
         }
-        if self.not_before.is_some_and(|t| now < t) || self.issued_at.is_some_and(|t| now < t - chrono::Duration::minutes(5)) {
+        if self.not_before.is_some_and(|t| now < t)
+            || self.issued_at.is_some_and(|t| now < t - chrono::Duration::minutes(5))
+        {
             return Err(SignInError::NotYetValid);
         }
         Ok(())

@@ -23,7 +23,12 @@ impl SignatureVerifier for Solana {
         Chain::Sol
     }
 
-    fn verify_signature(&self, address: &str, message: &[u8], signature: &str) -> Result<VerifiedSigner, SignatureError> {
+    fn verify_signature(
+        &self,
+        address: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<VerifiedSigner, SignatureError> {
         let address = address.trim();
         let key_bytes = base58_bytes(address).ok_or_else(|| SignatureError::bad_address("Solana", "not base58"))?;
         let key_bytes: [u8; 32] = key_bytes

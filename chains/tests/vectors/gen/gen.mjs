@@ -52,10 +52,16 @@ function evm() {
     const serialized = sig.serialized; // v = 27/28
     assert.equal(ethers.verifyMessage(m, serialized), w1.address);
     cases.push({ name: `v27_28/msg${i}`, address: w1.address, message: m, signature: serialized, expect: 'ok' });
-    cases.push({ name: `v0_1/msg${i}`, address: w1.address, message: m, signature: withV(sig, ethers.toBeHex(sig.yParity, 1)), expect: 'ok' });
+    const v01 = withV(sig, ethers.toBeHex(sig.yParity, 1));
+    cases.push({ name: `v0_1/msg${i}`, address: w1.address, message: m, signature: v01, expect: 'ok' });
+    cases.push({ name: `v0_1/altered_message/msg${i}`, address: w1.address, message: m + '!', signature: v01, expect: 'wrong_signer' });
+    cases.push({ name: `v0_1/other_key/msg${i}`, address: w2.address, message: m, signature: v01, expect: 'wrong_signer' });
     for (const chainId of [1, 56, 137]) {
       const v = BigInt(chainId) * 2n + 35n + BigInt(sig.yParity);
-      cases.push({ name: `eip155_chain${chainId}/msg${i}`, address: w1.address, message: m, signature: withV(sig, ethers.toBeArray(v)), expect: 'ok' });
+      const eip155 = withV(sig, ethers.toBeArray(v));
+      cases.push({ name: `eip155_chain${chainId}/msg${i}`, address: w1.address, message: m, signature: eip155, expect: 'ok' });
+      cases.push({ name: `eip155_chain${chainId}/altered_message/msg${i}`, address: w1.address, message: m + '!', signature: eip155, expect: 'wrong_signer' });
+      cases.push({ name: `eip155_chain${chainId}/other_key/msg${i}`, address: w2.address, message: m, signature: eip155, expect: 'wrong_signer' });
     }
     cases.push({ name: `altered_message/msg${i}`, address: w1.address, message: m + '!', signature: serialized, expect: 'wrong_signer' });
     cases.push({ name: `other_key/msg${i}`, address: w2.address, message: m, signature: serialized, expect: 'wrong_signer' });
@@ -291,6 +297,9 @@ function hive() {
     const hi = Buffer.from(raw); hi[0] = 31 + ((raw[0] - 31) ^ 1);
     Buffer.from((N - s).toString(16).padStart(64, '0'), 'hex').copy(hi, 33);
     cases.push({ name: `pubkey/high_s/msg${i}`, address: pub, message: m, signature: hi.toString('hex'), expect: 'ok' });
+    cases.push({ name: `pubkey/header_27_30/altered_message/msg${i}`, address: pub, message: m + '?', signature: h27.toString('hex'), expect: 'wrong_signer' });
+    cases.push({ name: `pubkey/header_27_30/other_key/msg${i}`, address: bob.posting.createPublic().toString(), message: m, signature: h27.toString('hex'), expect: 'wrong_signer' });
+    cases.push({ name: `pubkey/high_s/altered_message/msg${i}`, address: pub, message: m + '?', signature: hi.toString('hex'), expect: 'wrong_signer' });
     cases.push({ name: `pubkey/altered_message/msg${i}`, address: pub, message: m + '?', signature: sig, expect: 'wrong_signer' });
     cases.push({ name: `pubkey/other_key/msg${i}`, address: bob.posting.createPublic().toString(), message: m, signature: sig, expect: 'wrong_signer' });
     // Account names: the key must be one of the account's posting or active keys.
