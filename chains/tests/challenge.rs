@@ -175,8 +175,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 }
 
-#[test]
-fn issue_sign_verify_check_evm() {
+/// An EVM key of the tests' own and a `personal_sign` by it: (EIP-55 address, signature hex).
+fn sign_evm(text: &str) -> (String, String) {
     use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
     use tiny_keccak::{Hasher, Keccak};
     let keccak = |parts: &[&[u8]]| {
@@ -190,8 +190,14 @@ fn issue_sign_verify_check_evm() {
     let secret = SecretKey::from_slice(&[7u8; 32]).unwrap();
     let public = secret.public_key(&secp).serialize_uncompressed();
     let address: [u8; 20] = keccak(&[&public[1..]])[12..].try_into().unwrap();
-    let address = chains::signature::eip55_checksum(&address);
+    let digest = keccak(&[b"\x19Ethereum Signed Message:\n", text.len().to_string().as_bytes(), text.as_bytes()]);
+    let (id, rs) = secp.sign_ecdsa_recoverable(&Message::from_digest(digest), &secret).serialize_compact();
+    (chains::signature::eip55_checksum(&address), format!("0x{}{:02x}", hex::encode(rs), 27 + id.to_i32()))
+}
 
+#[test]
+fn issue_sign_verify_check_evm() {
+    let (address, _) = sign_evm("");
     let issued = Challenge::new(
         "tickets.example.com",
         "https://tickets.example.com/events/7",
@@ -202,9 +208,7 @@ fn issue_sign_verify_check_evm() {
         Duration::minutes(5),
     );
     let text = issued.to_message();
-    let digest = keccak(&[b"\x19Ethereum Signed Message:\n", text.len().to_string().as_bytes(), text.as_bytes()]);
-    let (id, rs) = secp.sign_ecdsa_recoverable(&Message::from_digest(digest), &secret).serialize_compact();
-    let signature = format!("0x{}{:02x}", hex::encode(rs), 27 + id.to_i32());
+    let (_, signature) = sign_evm(&text);
 
     let opts = chains::signature::VerifyOptions::default();
     let signer =
@@ -214,6 +218,22 @@ fn issue_sign_verify_check_evm() {
     let sign_in = signer.sign_in.expect("sign-in parsed");
     assert_eq!(sign_in.check(&issued.domain, &issued.nonce, now()), Ok(()));
     assert_eq!(issued.check_signed(&text, now()), Ok(()));
+}
+
+/// A signed text that starts like a sign-in message but does not parse is rejected, even with a good signature.
+#[test]
+fn malformed_sign_in_text_is_rejected_even_when_signed() {
+    let (address, _) = sign_evm("");
+    let text =
+        format!("evil.example wants you to sign in with your Ethereum account:\n{address}\n\nNonce: 1\nPayload: x");
+    let (_, signature) = sign_evm(&text);
+    let err = chains::signature::verify_evm(Chain::Eth, &address, text.as_bytes(), &signature).unwrap_err();
+    assert_eq!(err.code(), "bad_message");
+    // The same bytes without the header are a plain message, and verify.
+    let plain = text.replacen("evil.example wants", "evil.example asks", 1);
+    let (_, signature) = sign_evm(&plain);
+    let signer = chains::signature::verify_evm(Chain::Eth, &address, plain.as_bytes(), &signature).unwrap();
+    assert!(signer.sign_in.is_none());
 }
 
 #[test]
