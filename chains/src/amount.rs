@@ -53,6 +53,13 @@ impl Amount {
     /// currency has is an error, never a silent rounding.
     pub fn parse(currency: Currency, text: &str) -> Result<Self, AmountError> {
         let text = text.trim();
+        // Plain decimals only: no exponent, no sign but a leading minus (reported as negative), no separators.
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+        let plain = !int.is_empty() && !frac.is_empty() && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
+        if !plain {
+            return Err(AmountError::NotANumber(text.to_owned()));
+        }
         let value: Decimal = text.parse().map_err(|_| AmountError::NotANumber(text.to_owned()))?;
         Self::from_decimal(currency, value)
     }
@@ -141,7 +148,9 @@ mod tests {
             Err(AmountError::TooManyDecimals { currency: Currency::Hive, decimals: 3 })
         );
         assert_eq!(Amount::parse(Currency::Btc, "-1"), Err(AmountError::Negative));
-        assert!(matches!(Amount::parse(Currency::Btc, "1e3"), Err(AmountError::NotANumber(_))));
+        for bad in ["1e3", "", ".5", "5.", "+1", "1,000", "0x10", "NaN", "1 000"] {
+            assert!(matches!(Amount::parse(Currency::Btc, bad), Err(AmountError::NotANumber(_))), "{bad}");
+        }
         assert_eq!(Amount::parse(Currency::Hive, "1.2300").unwrap().units, 1_230);
     }
 

@@ -37,4 +37,20 @@ pub enum AdminCommand {
         #[arg(long)]
         until: Option<String>,
     },
+    /// List creator payouts (due now, or `--all`).
+    Payouts {
+        #[arg(long)]
+        all: bool,
+    },
+    /// List refunds (due now, or `--all`).
+    Refunds {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Record the transaction that paid a due payout or refund.
+    Settle {
+        /// The ledger entry id (from `payouts` or `refunds`).
+        entry: i64,
+        txid: String,
+    },
 }

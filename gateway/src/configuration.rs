@@ -25,6 +25,7 @@ pub struct Settings {
     /// Bearer token for the admin API. Without one the admin API is disabled.
     pub admin_token: Option<String>,
     pub rates: RateSettings,
+    pub payments: PaymentConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +38,29 @@ pub struct RateSettings {
     pub cache_secs: u64,
     /// USD per whole unit, by currency symbol; overrides the development table when `source = "static"`.
     pub table: std::collections::BTreeMap<String, String>,
+}
+
+/// Where buyers pay. Chains without their key configured are refused at quote time with
+/// `payment_method_unavailable`; Hive needs only the platform account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// The Hive account HIVE and HBD payments go to (with the quote's memo).
+    pub hive_account: String,
+    /// Account-level extended public key for Bitcoin receiving addresses (zpub: BIP-84, ypub: BIP-49, xpub: BIP-44).
+    pub btc_xpub: Option<String>,
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub btc_network: String,
+    /// Account-level xpub at m/44'/60'/0' for ETH, POL and BNB receiving addresses.
+    pub evm_xpub: Option<String>,
+    /// The Solana account SOL payments go to (told apart by their Solana Pay reference).
+    pub sol_account: Option<String>,
+    /// How long a quote locks its rate and holds its seat.
+    pub quote_ttl_secs: u64,
+    /// How long after an event ends its payouts become due.
+    pub payout_delay_secs: u64,
+    /// Confirmations required per chain (`btc`, `eth`, `pol`, `bnb`, `sol`, `hive`, `xmr`), over the defaults.
+    pub confirmations: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +120,16 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             secret: None,
             admin_token: None,
+            payments: PaymentConfig {
+                hive_account: "dlux-tickets".into(),
+                btc_xpub: None,
+                btc_network: "mainnet".into(),
+                evm_xpub: None,
+                sol_account: None,
+                quote_ttl_secs: 15 * 60,
+                payout_delay_secs: 7 * 24 * 3600,
+                confirmations: Default::default(),
+            },
             rates: RateSettings {
                 source: RateSourceKind::Coingecko,
                 url: "https://api.coingecko.com/api/v3/simple/price".into(),

@@ -54,6 +54,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             println!("{}", serde_json::to_string(&creator)?);
         }
+        Command::Admin(command) => {
+            let purchases = gateway::startup::purchases_for_cli(&settings).await?;
+            let purchases = &purchases;
+            let now = ticketing::now_ms();
+            let result = match command {
+                AdminCommand::Payouts { all } => purchases.ledger("payout", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
+                AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
+                AdminCommand::Settle { entry, txid } => match purchases.settle(entry, &txid, "admin-cli", now).await {
+                    Ok(row) => Ok(Ok(format!("settled entry {} ({} {}) with {txid}", row.id, row.kind, row.currency))),
+                    Err(err) => {
+                        eprintln!("error: {err}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
+                AdminCommand::SetTier { .. } => unreachable!("handled above"),
+            };
+            println!("{}", result??);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

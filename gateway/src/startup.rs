@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use chains::derive::{BtcAccount, EvmAccount};
+use chains::signature::BtcNetwork;
+use ticketing::purchases::{PaymentSettings, Purchases};
 use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
 
 use crate::configuration::{RateSourceKind, Secret, Settings};
@@ -53,9 +56,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
         let rates = rate_source(&settings)?;
+        let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         let state = AppState {
             store,
             rates,
+            purchases,
             metrics,
             public_url: settings.public_url(port).into(),
             settings: Arc::new(settings),
@@ -84,6 +89,7 @@ impl Application {
         let Application { listener, router, state } = self;
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
+        spawn_quote_sweeper(state.clone());
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { token.cancelled().await });
@@ -110,6 +116,7 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(metrics::render))
         .merge(api)
+        .merge(routes::purchases::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
@@ -122,6 +129,62 @@ fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The purchases service over the configured database, for operator commands run outside the server.
+pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases> {
+    let secret = Secret::resolve(settings)?;
+    let store = ticketing::Store::connect(&settings.database.url, 2).await?;
+    Ok(Purchases::new(store, rate_source(settings)?, payment_settings(settings)?, secret.bytes()))
+}
+
+/// Expires quotes past their time every few seconds so their seats return to sale even when nobody asks.
+fn spawn_quote_sweeper(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    match state.purchases.expire_quotes(None, ticketing::now_ms()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(expired = n, "quotes expired"),
+                        Err(err) => tracing::warn!(error = %err, "quote sweep failed"),
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
+    let config = &settings.payments;
+    let mut payments = PaymentSettings::new(config.hive_account.clone());
+    let network = match config.btc_network.as_str() {
+        "mainnet" | "bitcoin" => BtcNetwork::Mainnet,
+        "testnet" => BtcNetwork::Testnet,
+        "signet" => BtcNetwork::Signet,
+        "regtest" => BtcNetwork::Regtest,
+        other => anyhow::bail!("payments.btc_network `{other}` is not mainnet, testnet, signet or regtest"),
+    };
+    if let Some(key) = &config.btc_xpub {
+        payments.btc = Some(BtcAccount::parse(key, network).context("payments.btc_xpub")?);
+    }
+    if let Some(key) = &config.evm_xpub {
+        payments.evm = Some(EvmAccount::parse(key).context("payments.evm_xpub")?);
+    }
+    if let Some(account) = &config.sol_account {
+        chains::address::canonical_address(chains::Chain::Sol, account, network).context("payments.sol_account")?;
+        payments.sol_account = Some(account.clone());
+    }
+    for (chain, n) in &config.confirmations {
+        let chain: chains::Chain = chain.parse().context("payments.confirmations")?;
+        anyhow::ensure!(*n >= 1, "payments.confirmations.{chain} must be at least 1");
+        payments.confirmations.insert(chain, *n);
+    }
+    payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
+    payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
+    Ok(payments)
 }
 
 fn rate_source(settings: &Settings) -> anyhow::Result<Arc<dyn RateSource>> {

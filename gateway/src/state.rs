@@ -12,6 +12,8 @@ pub struct AppState {
     pub store: ticketing::Store,
     /// USD per unit of each currency (cached upstream, or a static table offline).
     pub rates: Arc<dyn ticketing::rates::RateSource>,
+    /// Quotes, payments, tickets and the ledger.
+    pub purchases: ticketing::purchases::Purchases,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub secret: Secret,

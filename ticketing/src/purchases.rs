@@ -942,6 +942,13 @@ impl Purchases {
             .await?)
     }
 
+    pub async fn ledger_entry(&self, id: i64) -> Result<Option<LedgerRow>, StoreError> {
+        Ok(sqlx::query_as::<_, LedgerRow>(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.store.pool())
+            .await?)
+    }
+
     /// Records the transaction that paid a due payout or refund. A second settlement is refused.
     pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, PurchaseError> {
         let mut tx = self.store.pool().begin().await?;

@@ -1,0 +1,262 @@
+//! Buying tickets: quotes with payment instructions, quote status, a wallet's tickets, and the operators'
+//! ledger (payouts, refunds, settlement).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use chains::{Amount, Chain, Currency};
+use serde::{Deserialize, Serialize};
+use ticketing::now_ms;
+use ticketing::purchases::{payment_uri, LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
+
+use crate::auth::require_admin;
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/events/purchase", post(create_quote))
+        .route("/api/quotes/{id}", get(quote))
+        .route("/api/tickets", get(tickets))
+        .route("/api/admin/payouts", get(payouts))
+        .route("/api/admin/refunds", get(refunds))
+        .route("/api/admin/ledger/{id}/settle", post(settle))
+        .route("/api/admin/tickets/{id}/refund", post(refund_ticket))
+}
+
+impl From<PurchaseError> for ApiError {
+    fn from(err: PurchaseError) -> Self {
+        let status = match &err {
+            PurchaseError::EventNotFound(_) | PurchaseError::QuoteNotFound(_) | PurchaseError::EntryNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            PurchaseError::SoldOut
+            | PurchaseError::NotOnSale(_)
+            | PurchaseError::AlreadySettled(_)
+            | PurchaseError::NotDue(_)
+            | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
+            PurchaseError::CurrencyNotAccepted(_)
+            | PurchaseError::PaymentMethodUnavailable(_)
+            | PurchaseError::InvalidWallet(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PurchaseError::Store(store) => {
+                tracing::error!(error = %store, "store error");
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
+            }
+        };
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PurchaseBody {
+    /// The event id, as a number or a numeric string.
+    pub event_id: serde_json::Value,
+    pub payment_method: String,
+    pub wallet_address: String,
+    /// Accepted for compatibility with the seed's clients; buyers need no account.
+    #[serde(default)]
+    pub user_account: Option<String>,
+}
+
+/// A quote as clients see it: the seed's fields plus status and, once paid, the ticket.
+#[derive(Debug, Serialize)]
+pub struct QuoteResponse {
+    pub quote_id: String,
+    pub event_id: i64,
+    pub status: String,
+    pub payment_address: String,
+    pub amount: String,
+    pub currency: Currency,
+    pub memo: Option<String>,
+    pub reference: Option<String>,
+    pub expires_at: String,
+    pub payment_uri: Option<String>,
+    pub wallet_address: String,
+    pub confirmations: i64,
+    pub confirmations_required: i64,
+    /// `confirming 1/2` while a payment gathers confirmations.
+    pub progress: Option<String>,
+    pub received: String,
+    pub remaining: String,
+    pub usd_rate: Option<String>,
+    pub ticket: Option<TicketView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    pub ticket_id: i64,
+    pub event_id: i64,
+    pub token: String,
+    pub access_signature: String,
+    pub chain: String,
+    pub wallet_address: String,
+    pub currency: String,
+    pub amount_paid: String,
+    pub status: String,
+    pub first_access_at: Option<String>,
+    pub last_access_at: Option<String>,
+    pub access_count: i64,
+    pub total_duration_secs: i64,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+fn ticket_view(t: TicketRow) -> TicketView {
+    let amount_paid = t
+        .currency
+        .parse::<Currency>()
+        .ok()
+        .and_then(|c| Amount::from_units_str(c, &t.amount_paid_units).ok())
+        .map(|a| a.to_string())
+        .unwrap_or(t.amount_paid_units.clone());
+    TicketView {
+        ticket_id: t.id,
+        event_id: t.event_id,
+        token: t.token,
+        access_signature: t.access_signature,
+        chain: t.chain,
+        wallet_address: t.wallet_address,
+        currency: t.currency,
+        amount_paid,
+        status: t.status,
+        first_access_at: t.first_access_at.map(rfc3339),
+        last_access_at: t.last_access_at.map(rfc3339),
+        access_count: t.access_count,
+        total_duration_secs: t.total_duration_secs,
+    }
+}
+
+async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResult<QuoteResponse> {
+    let amount = quote.amount()?;
+    let received = quote.received()?;
+    let ticket = state.purchases.ticket_for_quote(&quote.id).await?.map(ticket_view);
+    let progress = (quote.status == "confirming" || quote.status == "seen")
+        .then(|| format!("confirming {}/{}", quote.confirmations, quote.confirmations_required));
+    Ok(QuoteResponse {
+        payment_uri: payment_uri(&quote, state.purchases.settings()),
+        quote_id: quote.id,
+        event_id: quote.event_id,
+        status: quote.status,
+        payment_address: quote.payment_address,
+        amount: amount.to_string(),
+        currency: amount.currency,
+        memo: quote.memo,
+        reference: quote.reference,
+        expires_at: rfc3339(quote.expires_at),
+        wallet_address: quote.wallet_address,
+        confirmations: quote.confirmations,
+        confirmations_required: quote.confirmations_required,
+        progress,
+        received: received.to_string(),
+        remaining: amount.checked_sub(received).unwrap_or(Amount::zero(amount.currency)).to_string(),
+        usd_rate: quote.usd_rate,
+        ticket,
+    })
+}
+
+fn parse_event_id(value: &serde_json::Value) -> ApiResult<i64> {
+    let id = match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    id.filter(|id| *id > 0).ok_or_else(|| ApiError::unprocessable("invalid_event_id", "event_id must be a positive integer"))
+}
+
+/// `POST /api/events/purchase`: a rate-locked quote with payment instructions, holding a seat.
+#[tracing::instrument(skip(state, body), fields(event_id))]
+pub async fn create_quote(
+    State(state): State<AppState>,
+    Json(body): Json<PurchaseBody>,
+) -> ApiResult<(StatusCode, Json<QuoteResponse>)> {
+    let event_id = parse_event_id(&body.event_id)?;
+    tracing::Span::current().record("event_id", event_id);
+    let currency: Currency = body
+        .payment_method
+        .parse()
+        .ok()
+        .filter(|c: &Currency| c.is_payable())
+        .ok_or_else(|| ApiError::unprocessable("unknown_payment_method", format!("`{}` is not a payment method", body.payment_method)))?;
+    let request = QuoteRequest { event_id, currency, wallet_address: body.wallet_address };
+    let quote = state.purchases.create_quote(request, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
+}
+
+/// `GET /api/quotes/{id}`
+pub async fn quote(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<QuoteResponse>> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found("quote_not_found", "no such quote"));
+    }
+    let quote = state.purchases.quote(&id).await?.ok_or_else(|| ApiError::not_found("quote_not_found", "no such quote"))?;
+    Ok(Json(quote_response(&state, quote).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TicketsQuery {
+    pub wallet: String,
+    pub chain: String,
+}
+
+/// `GET /api/tickets?wallet=…&chain=…`
+pub async fn tickets(State(state): State<AppState>, Query(q): Query<TicketsQuery>) -> ApiResult<Json<Vec<TicketView>>> {
+    let chain: Chain = q.chain.parse().map_err(|e: chains::UnknownCurrency| ApiError::unprocessable("unknown_chain", e.to_string()))?;
+    let tickets = state.purchases.tickets_for_wallet(chain, q.wallet.trim()).await?;
+    Ok(Json(tickets.into_iter().map(ticket_view).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LedgerQuery {
+    /// `false` lists every entry of the kind; the default lists only what is due now.
+    #[serde(default = "yes")]
+    pub due: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `GET /api/admin/payouts?due=true`
+pub async fn payouts(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.purchases.ledger("payout", q.due, now_ms()).await?))
+}
+
+/// `GET /api/admin/refunds?due=true`
+pub async fn refunds(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.purchases.ledger("refund", q.due, now_ms()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleBody {
+    pub txid: String,
+}
+
+/// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund.
+pub async fn settle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<SettleBody>,
+) -> ApiResult<Json<LedgerRow>> {
+    require_admin(&state, &headers)?;
+    let txid = body.txid.trim();
+    if txid.is_empty() || txid.len() > 128 {
+        return Err(ApiError::unprocessable("invalid_txid", "txid must be 1–128 characters"));
+    }
+    state.purchases.settle(id, txid, "admin-api", now_ms()).await?;
+    let row = state.purchases.ledger_entry(id).await?.ok_or(PurchaseError::EntryNotFound(id))?;
+    Ok(Json(row))
+}
+
+/// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.
+pub async fn refund_ticket(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    require_admin(&state, &headers)?;
+    state.purchases.refund_ticket(id, "admin-api", now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

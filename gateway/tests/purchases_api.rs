@@ -1,0 +1,130 @@
+//! Buying over HTTP: quotes, status, tickets, and the operators' ledger, on both databases.
+
+mod common;
+
+use std::sync::Arc;
+
+use chains::{Amount, Chain, Currency};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
+use ticketing::rates::StaticRates;
+
+async fn on_sale_event(app: &common::TestApp, seats: i64) -> i64 {
+    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
+    let now = ticketing::now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Show', 'custom', 's', '2500', 'USD', 'HIVE,HBD,BTC', $1, $2, $3, $4, $2, $4, $4) RETURNING id",
+    )
+    .bind(seats)
+    .bind(now + 3_600_000)
+    .bind(now + 7_200_000)
+    .bind(now - 1000)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap()
+}
+
+/// A watcher's view of the same database (reports go through the ticketing crate, as in production).
+fn watcher(app: &common::TestApp) -> Purchases {
+    Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[0x11; 32])
+}
+
+async fn buy(app: &common::TestApp, body: Value) -> reqwest::Response {
+    app.client.post(app.url("/api/events/purchase")).json(&body).send().await.unwrap()
+}
+
+app_test!(quote_pay_and_see_the_ticket, |app| async move {
+    let event_id = on_sale_event(&app, 2).await;
+    let res = buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let quote: Value = res.json().await.unwrap();
+    assert_eq!(quote["amount"], "100");
+    assert_eq!(quote["currency"], "HIVE");
+    assert_eq!(quote["payment_address"], "dlux-tickets");
+    assert_eq!(quote["status"], "awaiting_payment");
+    let memo = quote["memo"].as_str().unwrap();
+    assert!(memo.starts_with(&format!("event:{event_id}:wallet:bob:quote:")));
+    assert!(quote["payment_uri"].as_str().unwrap().starts_with("https://hivesigner.com/sign/transfer?to=dlux-tickets&amount=100.000%20HIVE"));
+    assert!(chrono::DateTime::parse_from_rfc3339(quote["expires_at"].as_str().unwrap()).is_ok());
+    let id = quote["quote_id"].as_str().unwrap();
+
+    let report = PaymentReport {
+        chain: Chain::Hive, txid: "hivetx1".into(), output_index: 0, quote_id: None, memo: Some(memo.into()),
+        amount: Amount::new(Currency::Hive, 100_000), to_address: "dlux-tickets".into(), from_address: Some("bob".into()),
+        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+    };
+    watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
+    let status: Value = app.get(&format!("/api/quotes/{id}")).await.json().await.unwrap();
+    assert_eq!(status["status"], "paid");
+    assert_eq!(status["remaining"], "0");
+    assert_eq!(status["ticket"]["wallet_address"], "bob");
+    assert_eq!(status["ticket"]["status"], "valid");
+    let tickets: Value = app.get("/api/tickets?wallet=bob&chain=hive").await.json().await.unwrap();
+    assert_eq!(tickets.as_array().unwrap().len(), 1);
+    assert_eq!(tickets[0]["token"], status["ticket"]["token"]);
+    let none: Value = app.get("/api/tickets?wallet=carol&chain=hbd").await.json().await.unwrap();
+    assert_eq!(none, json!([]));
+});
+
+app_test!(purchase_errors_are_precise, |app| async move {
+    let event_id = on_sale_event(&app, 1).await;
+    let cases = [
+        (json!({ "event_id": event_id, "payment_method": "doge", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method"),
+        (json!({ "event_id": event_id, "payment_method": "usd", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method"),
+        (json!({ "event_id": event_id, "payment_method": "sol", "wallet_address": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM" }), StatusCode::UNPROCESSABLE_ENTITY, "currency_not_accepted"),
+        (json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" }), StatusCode::UNPROCESSABLE_ENTITY, "payment_method_unavailable"),
+        (json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "Not A Wallet" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_wallet"),
+        (json!({ "event_id": "abc", "payment_method": "hive", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_event_id"),
+        (json!({ "event_id": 99999, "payment_method": "hive", "wallet_address": "bob" }), StatusCode::NOT_FOUND, "event_not_found"),
+        (json!({ "payment_method": "hive" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+    ];
+    for (body, status, code) in cases {
+        let res = buy(&app, body.clone()).await;
+        assert_eq!(res.status(), status, "{body}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code, "{body}");
+    }
+    assert_eq!(buy(&app, json!({ "event_id": event_id, "payment_method": "hbd", "wallet_address": "bob" })).await.status(), StatusCode::CREATED);
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "carol" })).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "sold_out");
+    assert_eq!(app.get("/api/quotes/q_nope").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/tickets?wallet=bob&chain=doge").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+});
+
+app_test!(operators_list_and_settle_refunds_once, |app| async move {
+    let event_id = on_sale_event(&app, 2).await;
+    let quote: Value = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" })).await.json().await.unwrap();
+    let report = PaymentReport {
+        chain: Chain::Hive, txid: "over1".into(), output_index: 0, quote_id: None, memo: quote["memo"].as_str().map(String::from),
+        amount: Amount::new(Currency::Hive, 100_500), to_address: "dlux-tickets".into(), from_address: None,
+        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+    };
+    watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
+    assert_eq!(app.client.get(app.url("/api/admin/refunds")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let refunds: Value = app.admin(Method::GET, "/api/admin/refunds").send().await.unwrap().json().await.unwrap();
+    assert_eq!(refunds.as_array().unwrap().len(), 1);
+    assert_eq!(refunds[0]["amount_units"], "500");
+    assert_eq!(refunds[0]["reason"], "overpaid");
+    let payouts: Value = app.admin(Method::GET, "/api/admin/payouts").send().await.unwrap().json().await.unwrap();
+    assert_eq!(payouts, json!([]), "payouts are not due before the event ends plus the delay");
+    let all: Value = app.admin(Method::GET, "/api/admin/payouts?due=false").send().await.unwrap().json().await.unwrap();
+    assert_eq!(all[0]["amount_units"], "80000");
+    let id = refunds[0]["id"].as_i64().unwrap();
+    let path = format!("/api/admin/ledger/{id}/settle");
+    let res = app.admin(Method::POST, &path).json(&json!({ "txid": "refund-tx" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["settled_txid"], "refund-tx");
+    let res = app.admin(Method::POST, &path).json(&json!({ "txid": "refund-tx-2" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "already_settled");
+    let payout_id = all[0]["id"].as_i64().unwrap();
+    let res = app.admin(Method::POST, &format!("/api/admin/ledger/{payout_id}/settle")).json(&json!({ "txid": "x" })).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "not_due");
+    let res = app.admin(Method::POST, "/api/admin/ledger/999999/settle").json(&json!({ "txid": "x" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+});
