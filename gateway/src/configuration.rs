@@ -26,6 +26,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub rates: RateSettings,
     pub payments: PaymentConfig,
+    /// Hive API node (JSON-RPC) that creator sign-ins look account keys up on.
+    pub hive_api_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +138,7 @@ impl Default for Settings {
                 cache_secs: 60,
                 table: Default::default(),
             },
+            hive_api_url: "https://api.hive.blog".into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod creator_auth;
 pub mod configuration;
 pub mod error;
 pub mod metrics;

@@ -61,6 +61,7 @@ impl Application {
             store,
             rates,
             purchases,
+            hive_keys: Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone())),
             metrics,
             public_url: settings.public_url(port).into(),
             settings: Arc::new(settings),
@@ -117,6 +118,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(api)
         .merge(routes::purchases::router())
+        .merge(routes::events::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {

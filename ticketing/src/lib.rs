@@ -8,7 +8,9 @@
 pub mod audit;
 pub mod creators;
 pub mod purchases;
+pub mod events;
 pub mod rates;
+pub mod ratings;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

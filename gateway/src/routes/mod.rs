@@ -1,5 +1,7 @@
 //! The HTTP API, one module per resource.
 
 pub mod admin;
+pub mod creators;
+pub mod events;
 pub mod health;
 pub mod purchases;

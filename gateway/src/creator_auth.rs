@@ -1,0 +1,328 @@
+//! Creator authentication: a Hive account proves itself by signing a server-issued challenge with its posting
+//! (or active) key, and gets a short-lived session token.
+//!
+//! The flow:
+//! 1. `GET /api/creators/login/challenge?account=alice` issues a challenge: a sign-in text with a random nonce,
+//!    valid for five minutes, kept in `creator_login_challenges`.
+//! 2. The creator signs the exact text (Hive Keychain `signBuffer`) and either
+//!    - `POST /api/creators/login` with `{account, message, signature}` → a session token, used as
+//!      `Authorization: Bearer <token>` for an hour; or
+//!    - sends the seed's header form `Authorization: Bearer <signature>:<account>` on the request itself, where
+//!      `<signature>` is the 130-hex-digit Hive signature over the newest unexpired challenge fetched for
+//!      `<account>`. That form authorises one request: the challenge is consumed like a login.
+//!
+//! A challenge is accepted once: on use its nonce goes into `used_challenges` (kind `nonce`) in the same
+//! transaction that deletes it, so a replayed signature finds nothing to match.
+//!
+//! A session token is `base64url(claims).base64url(HMAC-SHA256(secret, base64url(claims)))` with compact JSON
+//! claims `{"sub":account,"iat":ms,"exp":ms,"typ":"creator"}`. Nothing about sessions is stored: a token is
+//! good until it expires.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chains::signature::{verify_hive_account, SignatureError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use ticketing::creators::{AccountName, Creator};
+
+use crate::auth::bearer;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+pub const SESSION_TTL_MS: i64 = 60 * 60 * 1000;
+/// How many of an account's open challenges the header form tries (newest first).
+const HEADER_FORM_CANDIDATES: i64 = 5;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+    typ: String,
+}
+
+/// Signs a session token for `account`, valid from `now` for [`SESSION_TTL_MS`]. Returns the token and its expiry.
+pub fn issue_session(secret: &[u8], account: &AccountName, now: i64) -> (String, i64) {
+    let claims = Claims { sub: account.to_string(), iat: now, exp: now + SESSION_TTL_MS, typ: "creator".into() };
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    (format!("{payload}.{tag}"), claims.exp)
+}
+
+/// Checks a session token's MAC and expiry.
+pub fn verify_session(secret: &[u8], token: &str, now: i64) -> Result<AccountName, ApiError> {
+    let invalid = || ApiError::unauthorized("invalid_token", "the session token is not valid");
+    let (payload, tag) = token.split_once('.').ok_or_else(invalid)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&tag).map_err(|_| invalid())?;
+    let claims: Claims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    if claims.typ != "creator" {
+        return Err(invalid());
+    }
+    if now >= claims.exp {
+        return Err(ApiError::unauthorized("token_expired", "the session token has expired; sign in again"));
+    }
+    AccountName::parse(&claims.sub).map_err(|_| invalid())
+}
+
+/// A challenge as issued to the client.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IssuedChallenge {
+    pub account: String,
+    /// The exact text to sign.
+    pub message: String,
+    pub nonce: String,
+    pub expires_at: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The host part of the public URL: what the sign-in text names as the domain.
+fn domain(public_url: &str) -> &str {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Issues and stores a fresh challenge for `account`, pruning the account's expired ones.
+pub async fn issue_challenge(state: &AppState, account: &AccountName, now: i64) -> Result<IssuedChallenge, ApiError> {
+    let nonce = chains::challenge::new_nonce();
+    let expires_at = now + CHALLENGE_TTL_MS;
+    let message = format!(
+        "{} wants you to sign in with your Hive account:\n{}\n\nSign in to manage your events.\n\nURI: {}\nNonce: {}\nIssued At: {}\nExpiration Time: {}",
+        domain(&state.public_url),
+        account,
+        state.public_url,
+        nonce,
+        rfc3339(now),
+        rfc3339(expires_at),
+    );
+    let mut tx = state.store.pool().begin().await.map_err(store_error)?;
+    sqlx::query("DELETE FROM creator_login_challenges WHERE account = $1 AND expires_at <= $2")
+        .bind(account.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    sqlx::query(
+        "INSERT INTO creator_login_challenges (nonce, account, message, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&nonce)
+    .bind(account.as_str())
+    .bind(&message)
+    .bind(expires_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(IssuedChallenge { account: account.to_string(), message, nonce, expires_at: rfc3339(expires_at) })
+}
+
+fn store_error(e: sqlx::Error) -> ApiError {
+    ticketing::StoreError::Database(e).into()
+}
+
+fn signature_error(e: SignatureError) -> ApiError {
+    match e {
+        SignatureError::KeySourceUnavailable(_) => {
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "hive_unavailable", e.to_string())
+        }
+        other => ApiError::unauthorized(other.code(), other.to_string()),
+    }
+}
+
+struct StoredChallenge {
+    nonce: String,
+    message: String,
+    expires_at: i64,
+}
+
+/// Verifies a signed challenge for `account` (by its message) and consumes it. Returns the account on success.
+pub async fn login_with_message(
+    state: &AppState,
+    account: &AccountName,
+    message: &str,
+    signature: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let nonce = message
+        .lines()
+        .find_map(|l| l.strip_prefix("Nonce: "))
+        .ok_or_else(|| ApiError::unauthorized("unknown_challenge", "the message is not a challenge issued here"))?;
+    let used: Option<String> = sqlx::query_scalar("SELECT key FROM used_challenges WHERE key = $1")
+        .bind(challenge_key(nonce))
+        .fetch_optional(state.store.pool())
+        .await
+        .map_err(store_error)?;
+    if used.is_some() {
+        return Err(ApiError::unauthorized("challenge_used", "this challenge has already been used; fetch a new one"));
+    }
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT nonce, account, message, expires_at FROM creator_login_challenges WHERE nonce = $1",
+    )
+    .bind(nonce)
+    .fetch_optional(state.store.pool())
+    .await
+    .map_err(store_error)?;
+    let Some((nonce, issued_to, issued_message, expires_at)) = row else {
+        return Err(ApiError::unauthorized("unknown_challenge", "the message is not a challenge issued here"));
+    };
+    if issued_to != account.as_str() || issued_message != message {
+        return Err(ApiError::unauthorized("challenge_mismatch", "the message differs from the challenge issued"));
+    }
+    if now >= expires_at {
+        return Err(ApiError::unauthorized("challenge_expired", "the challenge has expired; fetch a new one"));
+    }
+    verify_hive_account(account.as_str(), message.as_bytes(), signature, &*state.hive_keys)
+        .await
+        .map_err(signature_error)?;
+    consume(state, account, &StoredChallenge { nonce, message: issued_message, expires_at }, now).await
+}
+
+/// The header form: tries the account's newest open challenges against the signature.
+async fn login_with_header(state: &AppState, account: &AccountName, signature: &str, now: i64) -> Result<(), ApiError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT nonce, message, expires_at FROM creator_login_challenges WHERE account = $1 AND expires_at > $2 \
+         ORDER BY created_at DESC LIMIT $3",
+    )
+    .bind(account.as_str())
+    .bind(now)
+    .bind(HEADER_FORM_CANDIDATES)
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(store_error)?;
+    let mut last = ApiError::unauthorized("no_open_challenge", "fetch a challenge and sign it first");
+    for (nonce, message, expires_at) in rows {
+        match verify_hive_account(account.as_str(), message.as_bytes(), signature, &*state.hive_keys).await {
+            Ok(_) => return consume(state, account, &StoredChallenge { nonce, message, expires_at }, now).await,
+            Err(e @ SignatureError::KeySourceUnavailable(_)) => return Err(signature_error(e)),
+            Err(e) => last = signature_error(e),
+        }
+    }
+    Err(last)
+}
+
+fn challenge_key(nonce: &str) -> String {
+    format!("creator-login:{nonce}")
+}
+
+/// Marks the challenge used and deletes it, atomically; a concurrent second use loses the insert race.
+async fn consume(state: &AppState, account: &AccountName, challenge: &StoredChallenge, now: i64) -> Result<(), ApiError> {
+    let mut tx = state.store.pool().begin().await.map_err(store_error)?;
+    let inserted = sqlx::query(
+        "INSERT INTO used_challenges (key, kind, wallet, expires_at, used_at) VALUES ($1, 'nonce', $2, $3, $4) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(challenge_key(&challenge.nonce))
+    .bind(account.as_str())
+    .bind(challenge.expires_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::unauthorized("challenge_used", "this challenge has already been used; fetch a new one"));
+    }
+    sqlx::query("DELETE FROM creator_login_challenges WHERE nonce = $1")
+        .bind(&challenge.nonce)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    ticketing::audit::record(
+        &mut *tx,
+        &ticketing::audit::AuditEntry::new(account.as_str(), "creator.login")
+            .subject(account.as_str())
+            .detail(serde_json::json!({ "challenge_bytes": challenge.message.len() })),
+    )
+    .await?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(())
+}
+
+/// A request made by a signed-in creator (either header form, see the module docs).
+#[derive(Debug, Clone)]
+pub struct CreatorSession {
+    pub account: AccountName,
+}
+
+impl FromRequestParts<AppState> for CreatorSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(state, &parts.headers).await
+    }
+}
+
+/// Authenticates a creator from the `Authorization` header (either form, see the module docs).
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<CreatorSession, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send Authorization: Bearer <session token> (see /api/creators/login)")
+    })?;
+    let now = ticketing::now_ms();
+    if let Some((signature, account)) = token.split_once(':') {
+        if signature.len() == 130 && signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let account =
+                AccountName::parse(account).map_err(|e| ApiError::unauthorized("invalid_account", e.to_string()))?;
+            login_with_header(state, &account, signature, now).await?;
+            state.store.ensure_creator(&account).await?;
+            return Ok(CreatorSession { account });
+        }
+    }
+    let account = verify_session(state.secret.bytes(), token, now)?;
+    Ok(CreatorSession { account })
+}
+
+impl CreatorSession {
+    /// The creator, if their tier in force allows creating and editing events; 403 `subscription_required` if not.
+    pub async fn require_event_tier(&self, state: &AppState, now: i64) -> Result<Creator, ApiError> {
+        let creator = state.store.creator(&self.account).await?;
+        match creator {
+            Some(c) if c.effective_tier(now).may_create_events() => Ok(c),
+            _ => Err(ApiError::forbidden(
+                "subscription_required",
+                "creating and editing events needs an active premium or pro subscription",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_round_trip_and_refuse_tampering() {
+        let secret = [7u8; 32];
+        let alice = AccountName::parse("alice").unwrap();
+        let (token, exp) = issue_session(&secret, &alice, 1_000);
+        assert_eq!(exp, 1_000 + SESSION_TTL_MS);
+        assert_eq!(verify_session(&secret, &token, 2_000).unwrap(), alice);
+        assert_eq!(verify_session(&secret, &token, exp).unwrap_err().code, "token_expired");
+        assert_eq!(verify_session(&[8u8; 32], &token, 2_000).unwrap_err().code, "invalid_token");
+        let (payload, tag) = token.split_once('.').unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"mallory","iat":0,"exp":99999999999999,"typ":"creator"}"#);
+        assert_eq!(verify_session(&secret, &format!("{forged}.{tag}"), 2_000).unwrap_err().code, "invalid_token");
+        assert_eq!(verify_session(&secret, payload, 2_000).unwrap_err().code, "invalid_token");
+    }
+
+    #[test]
+    fn domain_is_the_host() {
+        assert_eq!(domain("https://presence.dlux.io"), "presence.dlux.io");
+        assert_eq!(domain("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
+    }
+}
