@@ -177,4 +177,23 @@ mod tests {
         cfg.validate().unwrap();
         assert!(TurnConfig::loopback("0123456789abcdef").validate().is_ok());
     }
+
+    #[test]
+    fn deserialises_from_the_gateway_config_table() {
+        let cfg: TurnConfig = serde_json::from_value(serde_json::json!({
+            "listen_udp": "0.0.0.0:3478",
+            "listen_tcp": null,
+            "public_ip": "203.0.113.7",
+            "relay_ports": { "min": 50000, "max": 50999 },
+            "shared_secret": "0123456789abcdef",
+            "allowed_peers": ["10.1.0.0/16"],
+            "max_bytes_per_sec_per_credential": null
+        }))
+        .unwrap();
+        assert_eq!(cfg.listen_tcp, None);
+        assert_eq!(cfg.allowed_peers[0].to_string(), "10.1.0.0/16");
+        assert_eq!(cfg.credential_ttl_secs, 600, "unset fields keep their defaults");
+        cfg.validate().unwrap();
+        assert!(serde_json::from_value::<TurnConfig>(serde_json::json!({"typo": 1})).is_err());
+    }
 }
