@@ -405,6 +405,15 @@ fn non_empty(s: Option<String>) -> Option<String> {
 /// Parses a price's decimal text in its currency's scale. Exponents are refused: prices are typed by people.
 pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> {
     let text = text.trim();
+    // Plain decimals only: `Decimal::from_str` would also take `1e3`.
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return Err(EventRule::InvalidPrice(text.to_owned()));
+    }
     let value = Decimal::from_str(text).map_err(|_| EventRule::InvalidPrice(text.to_owned()))?;
     if value <= Decimal::ZERO {
         return Err(EventRule::PriceNotPositive);
