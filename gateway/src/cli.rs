@@ -24,6 +24,50 @@ pub enum Command {
     /// Operator commands that act on the database directly.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check a wallet signature offline: prints `valid` (exit 0) or `invalid: <reason>` (exit 1); needs no
+    /// database or configuration. Usage errors exit 2.
+    VerifySignature(VerifySignatureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("text").required(true).args(["message", "message_file"])))]
+pub struct VerifySignatureArgs {
+    /// eth, matic (pol), bnb, btc, sol, hive or xmr.
+    #[arg(long, value_parser = parse_chain)]
+    pub chain: chains::Chain,
+    /// The address, Hive account name or Hive public key (`STM…`) that should have signed.
+    #[arg(long)]
+    pub address: String,
+    /// The signed text (UTF-8).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// A file holding the exact signed bytes.
+    #[arg(long)]
+    pub message_file: Option<PathBuf>,
+    /// The signature as the wallet returned it.
+    #[arg(long)]
+    pub signature: String,
+    /// mainnet, testnet, signet or regtest.
+    #[arg(long, default_value = "mainnet", value_parser = parse_btc_network)]
+    pub btc_network: chains::signature::BtcNetwork,
+    /// mainnet, stagenet or testnet.
+    #[arg(long, default_value = "mainnet", value_parser = parse_xmr_network)]
+    pub xmr_network: chains::signature::MoneroNetwork,
+    /// Hive API node for account keys; asked only when `--address` is a Hive account name.
+    #[arg(long, default_value = "https://api.hive.blog")]
+    pub hive_api: String,
+}
+
+fn parse_chain(text: &str) -> Result<chains::Chain, String> {
+    text.parse().map_err(|_| format!("`{text}` is not one of eth, matic, pol, bnb, btc, sol, hive, xmr"))
+}
+
+fn parse_btc_network(text: &str) -> Result<chains::signature::BtcNetwork, String> {
+    crate::access::parse_btc_network(text).map_err(|e| e.to_string())
+}
+
+fn parse_xmr_network(text: &str) -> Result<chains::signature::MoneroNetwork, String> {
+    crate::access::parse_xmr_network(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

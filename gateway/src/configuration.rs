@@ -28,6 +28,39 @@ pub struct Settings {
     pub payments: PaymentConfig,
     /// Hive API node (JSON-RPC) that creator sign-ins look account keys up on.
     pub hive_api_url: String,
+    #[serde(default)]
+    pub access: AccessSettings,
+}
+
+/// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessSettings {
+    /// How long an issued challenge may be signed and used.
+    pub challenge_ttl_secs: u64,
+    /// How far the seed message's `Access event {id} at {ms}` time may be from the server clock, either way.
+    pub seed_message_window_secs: u64,
+    /// Verification attempts per wallet per minute (0: unlimited).
+    pub wallet_attempts_per_minute: u32,
+    /// Verification attempts per client address per minute (0: unlimited).
+    pub ip_attempts_per_minute: u32,
+    /// Challenges issued per client address per minute (0: unlimited).
+    pub ip_challenges_per_minute: u32,
+    /// `mainnet`, `stagenet` or `testnet`: which Monero addresses may sign in. Bitcoin follows `payments.btc_network`.
+    pub xmr_network: String,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings {
+            challenge_ttl_secs: 5 * 60,
+            seed_message_window_secs: 5 * 60,
+            wallet_attempts_per_minute: 10,
+            ip_attempts_per_minute: 30,
+            ip_challenges_per_minute: 60,
+            xmr_network: "mainnet".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +172,7 @@ impl Default for Settings {
                 table: Default::default(),
             },
             hive_api_url: "https://api.hive.blog".into(),
+            access: AccessSettings::default(),
         }
     }
 }

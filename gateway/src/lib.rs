@@ -1,6 +1,7 @@
 //! The presence gateway: configuration, the HTTP API, WebSocket rooms, and the wiring of every other crate.
 //! Only this crate depends on more than one of the others (see ARCHITECTURE.md).
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod creator_auth;

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::VerifySignature(args)) = &cli.command {
+        return Ok(gateway::access::verify_signature_command(args).await);
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -72,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             println!("{}", result??);
         }
+        Command::VerifySignature(_) => unreachable!("handled before the configuration is loaded"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
     pub http_in_flight: Gauge,
+    /// Refused wallet access proofs, by reason (`gateway_access_denials_total{reason}`).
+    pub access_denials: Family<ReasonLabels, Counter>,
+    /// Accepted wallet access proofs.
+    pub access_verifications: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,7 +74,18 @@ impl Metrics {
         );
         let http_in_flight = Gauge::default();
         registry.register("http_requests_in_flight", "HTTP requests being served", http_in_flight.clone());
-        Arc::new(Metrics { registry, http_requests, http_request_duration, http_in_flight })
+        let access_denials = Family::<ReasonLabels, Counter>::default();
+        registry.register("access_denials", "Wallet access proofs refused, by reason", access_denials.clone());
+        let access_verifications = Counter::default();
+        registry.register("access_verifications", "Wallet access proofs accepted", access_verifications.clone());
+        Arc::new(Metrics {
+            registry,
+            http_requests,
+            http_request_duration,
+            http_in_flight,
+            access_denials,
+            access_verifications,
+        })
     }
 
     /// Registers further metrics from other parts of the gateway before the server starts.

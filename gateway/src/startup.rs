@@ -57,12 +57,23 @@ impl Application {
         let metrics = Metrics::new();
         let rates = rate_source(&settings)?;
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
+        let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
+            Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone()));
+        let access = crate::access::AccessGuard::new(
+            store.clone(),
+            hive_keys.clone(),
+            metrics.clone(),
+            secret.bytes(),
+            &settings.public_url(port),
+            &settings,
+        )?;
         let state = AppState {
             store,
             rates,
             purchases,
-            hive_keys: Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone())),
+            hive_keys,
             metrics,
+            access: Arc::new(access),
             public_url: settings.public_url(port).into(),
             settings: Arc::new(settings),
             secret,
@@ -119,6 +130,7 @@ fn router(state: AppState) -> Router {
         .merge(api)
         .merge(routes::purchases::router())
         .merge(routes::events::router())
+        .merge(routes::access::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {

@@ -17,6 +17,8 @@ pub struct AppState {
     /// Hive account keys (posting/active), for creator sign-in and Hive wallet signatures.
     pub hive_keys: Arc<dyn chains::signature::HiveKeySource>,
     pub metrics: Arc<Metrics>,
+    /// Wallet access proofs: challenges, signature checks, replay protection, rate limits.
+    pub access: Arc<crate::access::AccessGuard>,
     pub settings: Arc<Settings>,
     pub secret: Secret,
     /// The public origin, e.g. `https://presence.dlux.io`.

@@ -1,5 +1,6 @@
 //! The HTTP API, one module per resource.
 
+pub mod access;
 pub mod admin;
 pub mod creators;
 pub mod events;

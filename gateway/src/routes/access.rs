@@ -1,0 +1,52 @@
+//! Access challenges: `GET /api/events/{id}/challenge?chain=…&wallet=…` hands a wallet the text to sign. The
+//! signed text comes back through the join endpoint and the WebSocket's first frame, which call
+//! [`crate::access::AccessGuard::verify`].
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiResult, Json, Path, Query};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/events/{id}/challenge", get(challenge))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChallengeQuery {
+    pub chain: String,
+    pub wallet: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChallengeResponse {
+    /// The exact text to sign.
+    pub message: String,
+    pub nonce: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+    pub chain: String,
+    /// The wallet as the message names it (EIP-55 for EVM chains).
+    pub wallet: String,
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(event_id): Path<i64>,
+    Query(query): Query<ChallengeQuery>,
+) -> ApiResult<Json<ChallengeResponse>> {
+    state.access.admit_challenge(Some(remote.ip()))?;
+    let issued = state.access.challenge(event_id, &query.chain, &query.wallet, ticketing::now_ms()).await?;
+    Ok(Json(ChallengeResponse {
+        message: issued.message,
+        nonce: issued.nonce,
+        expires_at: issued.expires_at,
+        chain: issued.chain.to_string(),
+        wallet: issued.wallet,
+    }))
+}
