@@ -36,8 +36,8 @@ use crate::state::AppState;
 
 pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
 pub const SESSION_TTL_MS: i64 = 60 * 60 * 1000;
-/// How many of an account's open challenges the header form tries (newest first).
-const HEADER_FORM_CANDIDATES: i64 = 5;
+/// How many open challenges an account keeps (newest first); older ones are dropped when a new one is issued.
+pub const OPEN_CHALLENGES_PER_ACCOUNT: i64 = 5;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -112,8 +112,9 @@ pub async fn issue_challenge(state: &AppState, account: &AccountName, now: i64) 
         rfc3339(expires_at),
     );
     let mut tx = state.store.pool().begin().await.map_err(store_error)?;
-    sqlx::query("DELETE FROM creator_login_challenges WHERE account = $1 AND expires_at <= $2")
-        .bind(account.as_str())
+    // Issuing needs no authentication, so storage is bounded: expired challenges go, and an account keeps only
+    // its newest few open ones (the header form tries no more than those anyway).
+    sqlx::query("DELETE FROM creator_login_challenges WHERE expires_at <= $1")
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -126,6 +127,15 @@ pub async fn issue_challenge(state: &AppState, account: &AccountName, now: i64) 
     .bind(&message)
     .bind(expires_at)
     .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    sqlx::query(
+        "DELETE FROM creator_login_challenges WHERE account = $1 AND nonce NOT IN \
+         (SELECT nonce FROM creator_login_challenges WHERE account = $1 ORDER BY created_at DESC, nonce LIMIT $2)",
+    )
+    .bind(account.as_str())
+    .bind(OPEN_CHALLENGES_PER_ACCOUNT)
     .execute(&mut *tx)
     .await
     .map_err(store_error)?;
@@ -202,7 +212,7 @@ async fn login_with_header(state: &AppState, account: &AccountName, signature: &
     )
     .bind(account.as_str())
     .bind(now)
-    .bind(HEADER_FORM_CANDIDATES)
+    .bind(OPEN_CHALLENGES_PER_ACCOUNT)
     .fetch_all(state.store.pool())
     .await
     .map_err(store_error)?;

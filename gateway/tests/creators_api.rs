@@ -101,6 +101,24 @@ hive_app_test!(expired_challenges_are_refused, |app, hive| async move {
     assert_eq!(body["error"]["code"], "challenge_expired");
     let res = app.get("/api/creators/login/challenge?account=Not%20Valid").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Issuing is unauthenticated, so storage is bounded: expired rows are pruned and an account keeps its newest
+    // five open challenges.
+    let mut messages = Vec::new();
+    for _ in 0..7 {
+        messages.push(challenge(&app, "alice").await["message"].as_str().unwrap().to_owned());
+        // Distinct issue times, so "newest" is well defined.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creator_login_challenges")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(open, 5);
+    let (_, body) = login(&app, "alice", &messages[0], &hive.key("alice").sign(&messages[0])).await;
+    assert_eq!(body["error"]["code"], "unknown_challenge");
+    let (status, _) = login(&app, "alice", &messages[6], &hive.key("alice").sign(&messages[6])).await;
+    assert_eq!(status, StatusCode::OK);
 });
 
 hive_app_test!(seed_header_form_authorises_one_request, |app, hive| async move {
