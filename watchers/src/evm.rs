@@ -1,11 +1,27 @@
 //! Ethereum, Polygon and BNB: one implementation over JSON-RPC, configured per network.
+//!
+//! Native payments are found by scanning every block's transactions (`eth_getBlockByNumber` with full
+//! transactions, batched) for a `to` among the open quotes' addresses; ERC-20 payments through the tokens'
+//! `Transfer` logs (`eth_getLogs` over the same range, matched by block hash so a reorg between the two calls is
+//! noticed). A native payment is output 0 of its transaction; a token transfer is output `1 + logIndex`.
+//!
+//! Not seen: ETH sent by a contract (an internal transfer, e.g. from a multisig wallet) — that needs
+//! trace APIs most nodes do not serve. Quotes are paid from the buyer's own wallet, which is an account.
 
+pub mod rpc;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chains::{Chain, Currency};
+use chains::{Amount, Chain, Currency};
 use serde::Deserialize;
+use ticketing::purchases::PaymentReport;
 
-use crate::watcher::{Finality, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
+use crate::follow::{BlockSource, ChainFollower, FollowConfig, QuoteAddresses, ScannedBlock};
+use crate::metrics::ChainMetrics;
+use crate::watcher::{Finality, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
+use rpc::{EvmRpc, Transfer};
 
 /// One EVM network's watcher.
 ///
@@ -127,9 +143,11 @@ pub(crate) mod defaults {
     }
 }
 
-/// Watches one EVM network.
+/// Watches one EVM network: a [`ChainFollower`] over [`EvmSource`].
 pub struct EvmWatcher {
     config: EvmWatcherConfig,
+    follower: ChainFollower,
+    source: Option<EvmSource>,
 }
 
 impl EvmWatcher {
@@ -137,7 +155,24 @@ impl EvmWatcher {
         if !config.chain.is_evm() {
             return Err(WatchError::Config(format!("{} is not an EVM chain", config.chain)));
         }
-        Ok(EvmWatcher { config })
+        for token in &config.tokens {
+            if !is_address(&token.contract) {
+                return Err(WatchError::Config(format!("token {}: bad contract address {}", token.symbol, token.contract)));
+            }
+            if token.currency.is_some_and(|c| c.decimals() != token.decimals) {
+                return Err(WatchError::Config(format!("token {}: currency and decimals disagree", token.symbol)));
+            }
+        }
+        let follower = ChainFollower::new(FollowConfig {
+            start_height: config.start_height,
+            max_blocks_per_tick: config.max_blocks_per_tick,
+            max_reorg_depth: config.max_reorg_depth,
+        });
+        Ok(EvmWatcher { config, follower, source: None })
+    }
+
+    pub fn follower(&self) -> &ChainFollower {
+        &self.follower
     }
 }
 
@@ -151,11 +186,204 @@ impl PaymentWatcher for EvmWatcher {
         Duration::from_millis(self.config.poll_interval_ms)
     }
 
-    async fn resume(&mut self, _ctx: &WatchContext) -> Result<(), WatchError> {
-        Err(WatchError::Config("the EVM watcher is not implemented yet".into()))
+    async fn resume(&mut self, ctx: &WatchContext) -> Result<(), WatchError> {
+        let source = EvmSource::new(&self.config, ctx.metrics().clone())?;
+        if let Some(expected) = self.config.chain_id {
+            let actual = source.rpc.chain_id().await?;
+            if actual != expected {
+                return Err(WatchError::Config(format!("{} node reports chain id {actual}, expected {expected}", self.config.chain)));
+            }
+        }
+        self.follower.resume(ctx).await?;
+        self.source = Some(source);
+        Ok(())
     }
 
-    async fn poll_once(&mut self, _ctx: &WatchContext) -> Result<PollReport, WatchError> {
-        Err(WatchError::Config("the EVM watcher is not implemented yet".into()))
+    async fn poll_once(&mut self, ctx: &WatchContext) -> Result<PollReport, WatchError> {
+        let source = self.source.as_ref().ok_or_else(|| WatchError::Config("poll before resume".into()))?;
+        self.follower.poll(source, ctx).await
     }
+}
+
+/// Reads one EVM network for the follower.
+pub struct EvmSource {
+    chain: Chain,
+    native: Currency,
+    finality: Finality,
+    batch_blocks: u64,
+    rpc: EvmRpc,
+    /// Token contract (lower-case) → token.
+    tokens: HashMap<String, TokenConfig>,
+    contracts: Vec<String>,
+    metrics: Arc<ChainMetrics>,
+}
+
+impl EvmSource {
+    pub fn new(config: &EvmWatcherConfig, metrics: Arc<ChainMetrics>) -> Result<Self, WatchError> {
+        let native = match config.chain {
+            Chain::Eth => Currency::Eth,
+            Chain::Pol => Currency::Pol,
+            Chain::Bnb => Currency::Bnb,
+            other => return Err(WatchError::Config(format!("{other} is not an EVM chain"))),
+        };
+        let tokens: HashMap<String, TokenConfig> =
+            config.tokens.iter().map(|t| (t.contract.to_ascii_lowercase(), t.clone())).collect();
+        Ok(EvmSource {
+            chain: config.chain,
+            native,
+            finality: config.finality(),
+            batch_blocks: config.batch_blocks,
+            rpc: EvmRpc::new(&config.rpc_url, config.retry_policy(), metrics.clone())?,
+            contracts: tokens.keys().cloned().collect(),
+            tokens,
+            metrics,
+        })
+    }
+
+    pub fn rpc(&self) -> &EvmRpc {
+        &self.rpc
+    }
+
+    fn skip(&self, what: &str, reason: &str) {
+        self.metrics.skipped.inc();
+        tracing::warn!(chain = %self.chain, what, reason, "skipped");
+    }
+}
+
+#[async_trait::async_trait]
+impl BlockSource for EvmSource {
+    async fn head(&self) -> Result<i64, WatchError> {
+        self.rpc.block_number().await
+    }
+
+    async fn final_height(&self, head: i64) -> Result<i64, WatchError> {
+        let tag = match self.finality {
+            Finality::FinalizedTag { .. } => self.rpc.finalized_height().await,
+            Finality::Confirmations(_) => None,
+        };
+        Ok(self.finality.final_height(head, tag))
+    }
+
+    async fn block_hashes(&self, heights: &[i64]) -> Result<Vec<Option<String>>, WatchError> {
+        let mut out = Vec::with_capacity(heights.len());
+        for chunk in heights.chunks(100) {
+            out.extend(self.rpc.blocks(chunk, false).await?.into_iter().map(|b| b.map(|b| b.hash)));
+        }
+        Ok(out)
+    }
+
+    fn batch_blocks(&self) -> u64 {
+        self.batch_blocks
+    }
+
+    async fn scan(&self, from: i64, to: i64, quotes: &QuoteAddresses) -> Result<Vec<ScannedBlock>, WatchError> {
+        let heights: Vec<i64> = (from..=to).collect();
+        let blocks = self.rpc.blocks(&heights, true).await?;
+        let logs = if self.contracts.is_empty() { Vec::new() } else { self.rpc.transfer_logs(&self.contracts, from, to).await? };
+        let mut scanned = Vec::with_capacity(blocks.len());
+        for (height, block) in heights.iter().zip(blocks) {
+            // Above the head (the node went back since we read it): stop here.
+            let Some(block) = block.filter(|b| b.number == *height) else { break };
+            let mut out = ScannedBlock {
+                height: block.number,
+                hash: block.hash.clone(),
+                parent_hash: block.parent_hash.clone(),
+                payments: Vec::new(),
+                token_transfers: Vec::new(),
+                skipped: 0,
+            };
+            for tx in &block.transactions {
+                match Transfer::from_tx(tx) {
+                    Ok(Some(t)) => {
+                        if let Some(quote) = quotes.get(&t.to) {
+                            out.payments.push(self.native_report(t, quote));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        self.skip("transaction", &reason);
+                        out.skipped += 1;
+                    }
+                }
+            }
+            scanned.push(out);
+        }
+        // Logs from a block we did not get (or a different version of it) mean the chain moved between the two
+        // calls: keep only the blocks before it.
+        let mut keep = scanned.len();
+        for log in &logs {
+            let index = usize::try_from(log.block_number - from).ok().filter(|i| *i < scanned.len());
+            let matches = index.is_some_and(|i| scanned[i].hash.eq_ignore_ascii_case(&log.block_hash));
+            if log.removed || !matches {
+                keep = keep.min(index.unwrap_or(0));
+            }
+        }
+        scanned.truncate(keep);
+        for log in logs {
+            let Some(block) = usize::try_from(log.block_number - from).ok().and_then(|i| scanned.get_mut(i)) else { continue };
+            let transfer = match log.as_transfer() {
+                Ok(t) => t,
+                Err(reason) => {
+                    self.skip("log", &reason);
+                    block.skipped += 1;
+                    continue;
+                }
+            };
+            let (Some(quote), Some(token)) = (quotes.get(&transfer.to), self.tokens.get(&transfer.contract)) else { continue };
+            match token.currency {
+                Some(currency) => block.payments.push(PaymentReport {
+                    chain: self.chain,
+                    txid: log.transaction_hash.to_ascii_lowercase(),
+                    output_index: 1 + log.log_index,
+                    quote_id: Some(quote.clone()),
+                    memo: None,
+                    amount: Amount::new(currency, transfer.units),
+                    to_address: transfer.to,
+                    from_address: Some(transfer.from),
+                    block_height: None,
+                    block_hash: None,
+                    confirmations: 0,
+                    is_final: false,
+                }),
+                None => block.token_transfers.push(TokenTransfer {
+                    symbol: token.symbol.clone(),
+                    contract: transfer.contract,
+                    txid: log.transaction_hash.to_ascii_lowercase(),
+                    log_index: log.log_index,
+                    quote_id: Some(quote.clone()),
+                    to_address: transfer.to,
+                    from_address: Some(transfer.from),
+                    units: transfer.units,
+                    block_height: log.block_number,
+                    block_hash: log.block_hash.clone(),
+                    confirmations: 0,
+                    is_final: false,
+                }),
+            }
+        }
+        Ok(scanned)
+    }
+}
+
+impl EvmSource {
+    fn native_report(&self, t: Transfer, quote: &str) -> PaymentReport {
+        PaymentReport {
+            chain: self.chain,
+            txid: t.hash.to_ascii_lowercase(),
+            output_index: 0,
+            quote_id: Some(quote.to_owned()),
+            memo: None,
+            amount: Amount::new(self.native, t.value),
+            to_address: t.to,
+            from_address: t.from,
+            block_height: None,
+            block_hash: None,
+            confirmations: 0,
+            is_final: false,
+        }
+    }
+}
+
+fn is_address(text: &str) -> bool {
+    text.strip_prefix("0x").is_some_and(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }

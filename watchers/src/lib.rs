@@ -14,6 +14,7 @@
 
 pub mod btc;
 pub mod evm;
+pub mod follow;
 pub mod metrics;
 pub mod supervisor;
 pub mod watcher;

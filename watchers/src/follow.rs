@@ -1,0 +1,393 @@
+//! Following a chain of blocks: the cursor, reorganisations and the sightings that are not final yet, written
+//! once for every chain that has numbered blocks linked by hashes (EVM networks, Bitcoin, Monero).
+//!
+//! A chain plugs in a [`BlockSource`] (how to read heads, hashes and the payments in a range of blocks);
+//! [`ChainFollower::poll`] does one tick:
+//!
+//! 1. read the head and the highest final height (the chain's [`Finality`](crate::Finality));
+//! 2. read the open quotes' addresses — after the head, so every payment in a block up to that head was made
+//!    to a quote that already existed;
+//! 3. check the cursor's block is still canonical; if not, walk back through the recently scanned hashes to
+//!    the common ancestor (or `max_reorg_depth` blocks when the history is gone, e.g. after a restart);
+//! 4. re-check every pending sighting: its block no longer canonical (or its unconfirmed transaction gone,
+//!    e.g. replaced by fee) → orphaned; final now → reported final; more confirmations → progress reported;
+//! 5. look at unconfirmed transactions, where the chain offers them (Bitcoin's mempool);
+//! 6. scan the blocks after the cursor, checking each one's parent hash, report what pays a quote, move the
+//!    cursor.
+//!
+//! Everything is reported before the cursor moves past it, and ticketing's (chain, txid, output index) key
+//! makes a second report harmless: a crash anywhere costs a rescan, never a double credit.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ticketing::purchases::PaymentReport;
+
+use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchError};
+
+/// Open quotes: payment address (lower-case on EVM) → quote id.
+pub type QuoteAddresses = HashMap<String, String>;
+
+/// One scanned block and the transfers in it that pay open quotes.
+#[derive(Debug, Clone)]
+pub struct ScannedBlock {
+    pub height: i64,
+    pub hash: String,
+    pub parent_hash: String,
+    /// Reports with chain, txid, output index, quote, amount and addresses filled in; the follower sets the
+    /// block, confirmations and finality.
+    pub payments: Vec<PaymentReport>,
+    /// Transfers of tokens ticketing cannot credit (reported in [`PollReport::token_transfers`] only).
+    pub token_transfers: Vec<TokenTransfer>,
+    /// Transactions or logs in this block that could not be understood.
+    pub skipped: u64,
+}
+
+/// Where an unconfirmed transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// The node no longer knows it (dropped, or replaced by another spending the same inputs).
+    Missing,
+    Unconfirmed,
+    Confirmed { height: i64, hash: String },
+}
+
+/// How to read one chain.
+#[async_trait::async_trait]
+pub trait BlockSource: Send + Sync {
+    async fn head(&self) -> Result<i64, WatchError>;
+
+    /// The highest height whose blocks are final, given the head.
+    async fn final_height(&self, head: i64) -> Result<i64, WatchError>;
+
+    /// Canonical block hashes at these heights (`None` above the head).
+    async fn block_hashes(&self, heights: &[i64]) -> Result<Vec<Option<String>>, WatchError>;
+
+    /// How many blocks one [`BlockSource::scan`] call should cover.
+    fn batch_blocks(&self) -> u64;
+
+    /// The blocks `from..=to` in order, with the transfers paying `quotes`. May return fewer blocks (a prefix)
+    /// when the chain changed under it; the follower picks up from there on the next tick.
+    async fn scan(&self, from: i64, to: i64, quotes: &QuoteAddresses) -> Result<Vec<ScannedBlock>, WatchError>;
+
+    /// Unconfirmed transfers paying `quotes` (reports without a block). Chains without a useful mempool
+    /// view return nothing.
+    async fn unconfirmed(&self, _quotes: &QuoteAddresses) -> Result<Vec<PaymentReport>, WatchError> {
+        Ok(Vec::new())
+    }
+
+    /// Where an unconfirmed transaction stands now.
+    async fn tx_status(&self, _txid: &str) -> Result<TxStatus, WatchError> {
+        Ok(TxStatus::Unconfirmed)
+    }
+}
+
+/// Follower settings.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// Where to start without a cursor (default: the head).
+    pub start_height: Option<i64>,
+    pub max_blocks_per_tick: u64,
+    pub max_reorg_depth: u64,
+}
+
+/// The cursor, recent history and pending sightings of one chain.
+pub struct ChainFollower {
+    config: FollowConfig,
+    cursor: Option<(i64, String)>,
+    /// Hashes of recently scanned blocks, to find the common ancestor after a reorg.
+    recent: BTreeMap<i64, String>,
+    pending: HashMap<(String, i64), PaymentReport>,
+    pending_tokens: HashMap<(String, i64), TokenTransfer>,
+}
+
+impl ChainFollower {
+    pub fn new(config: FollowConfig) -> Self {
+        ChainFollower { config, cursor: None, recent: BTreeMap::new(), pending: HashMap::new(), pending_tokens: HashMap::new() }
+    }
+
+    /// Reloads the cursor and the pending sightings from the store.
+    pub async fn resume(&mut self, ctx: &WatchContext) -> Result<(), WatchError> {
+        self.cursor = ctx.cursor().await?.map(|c| (c.height, c.block_hash));
+        if let Some((height, _)) = &self.cursor {
+            ctx.metrics().set_cursor(*height);
+        }
+        self.recent.clear();
+        self.pending_tokens.clear();
+        self.pending = ctx.pending().await?.into_iter().map(|r| ((r.txid.clone(), r.output_index), r)).collect();
+        tracing::info!(chain = %ctx.chain(), cursor = ?self.cursor, pending = self.pending.len(), "watcher resumed");
+        Ok(())
+    }
+
+    /// Sightings reported but not final yet.
+    pub fn pending(&self) -> impl Iterator<Item = &PaymentReport> {
+        self.pending.values()
+    }
+
+    pub fn cursor(&self) -> Option<(i64, &str)> {
+        self.cursor.as_ref().map(|(h, s)| (*h, s.as_str()))
+    }
+
+    /// One tick (see the module documentation).
+    pub async fn poll(&mut self, source: &dyn BlockSource, ctx: &WatchContext) -> Result<PollReport, WatchError> {
+        let head = source.head().await?;
+        let final_height = source.final_height(head).await?.min(head);
+        ctx.metrics().set_head(head);
+        let quotes = ctx.quotes_by_address().await?;
+        let mut report = PollReport { head_height: head, ..PollReport::default() };
+
+        if self.cursor.is_none() {
+            let start = self.config.start_height.unwrap_or(head).clamp(0, head.max(0));
+            let hash = self.hash_at(source, start - 1).await?;
+            self.set_cursor(ctx, start - 1, hash).await?;
+        }
+        self.check_cursor(source, ctx, head, &mut report).await?;
+        self.recheck_pending(source, ctx, head, final_height, &mut report).await?;
+
+        for mut sighting in source.unconfirmed(&quotes).await? {
+            let key = (sighting.txid.clone(), sighting.output_index);
+            if self.pending.contains_key(&key) {
+                continue;
+            }
+            sighting.confirmations = 0;
+            sighting.is_final = false;
+            ctx.metrics().payments_seen.inc();
+            if ctx.report(sighting.clone()).await?.is_some() {
+                report.reported_pending += 1;
+            }
+            self.pending.insert(key, sighting);
+        }
+
+        self.scan(source, ctx, head, final_height, &quotes, &mut report).await?;
+        let (cursor_height, _) = self.cursor.clone().expect("cursor set above");
+        report.cursor_height = cursor_height;
+        report.behind |= cursor_height < head;
+        let keep_from = cursor_height - i64::try_from(self.config.max_reorg_depth).unwrap_or(i64::MAX);
+        self.recent = self.recent.split_off(&keep_from);
+        Ok(report)
+    }
+
+    async fn hash_at(&self, source: &dyn BlockSource, height: i64) -> Result<String, WatchError> {
+        if height < 0 {
+            return Ok(String::new());
+        }
+        source
+            .block_hashes(&[height])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| WatchError::Rpc(format!("no block at height {height}")))
+    }
+
+    async fn set_cursor(&mut self, ctx: &WatchContext, height: i64, hash: String) -> Result<(), WatchError> {
+        ctx.save_cursor(height, &hash).await?;
+        if height >= 0 {
+            self.recent.insert(height, hash.clone());
+        }
+        self.cursor = Some((height, hash));
+        Ok(())
+    }
+
+    /// Moves the cursor back to the common ancestor if its block left the canonical chain.
+    async fn check_cursor(&mut self, source: &dyn BlockSource, ctx: &WatchContext, head: i64, report: &mut PollReport) -> Result<(), WatchError> {
+        let (height, hash) = self.cursor.clone().expect("cursor set");
+        if height < 0 {
+            return Ok(());
+        }
+        let canonical = if height <= head { source.block_hashes(&[height]).await?.pop().flatten() } else { None };
+        if canonical.as_deref() == Some(hash.as_str()) {
+            return Ok(());
+        }
+        let depth = i64::try_from(self.config.max_reorg_depth).unwrap_or(i64::MAX);
+        let floor = (height - depth).max(-1);
+        let known: Vec<(i64, String)> =
+            self.recent.range(floor.max(0)..height.min(head + 1)).rev().map(|(h, s)| (*h, s.clone())).collect();
+        let heights: Vec<i64> = known.iter().map(|(h, _)| *h).collect();
+        let canonical = source.block_hashes(&heights).await?;
+        let ancestor = known.iter().zip(canonical).find(|((_, ours), theirs)| theirs.as_deref() == Some(ours.as_str()));
+        let (to, to_hash) = match ancestor {
+            Some(((h, s), _)) => (*h, s.clone()),
+            None => {
+                // No history to compare (fresh process) or deeper than we remember: rescan the whole window.
+                let h = floor.min(head);
+                (h, self.hash_at(source, h).await?)
+            }
+        };
+        tracing::warn!(chain = %ctx.chain(), from = height, to, "reorganisation: cursor moved back");
+        ctx.metrics().reorgs.inc();
+        report.rewound += u64::try_from(height - to).unwrap_or(0);
+        self.recent.retain(|h, _| *h <= to);
+        self.set_cursor(ctx, to, to_hash).await
+    }
+
+    async fn recheck_pending(
+        &mut self,
+        source: &dyn BlockSource,
+        ctx: &WatchContext,
+        head: i64,
+        final_height: i64,
+        report: &mut PollReport,
+    ) -> Result<(), WatchError> {
+        let mut heights: Vec<i64> = self
+            .pending
+            .values()
+            .filter_map(|p| p.block_height)
+            .chain(self.pending_tokens.values().map(|t| t.block_height))
+            .filter(|h| *h <= head)
+            .collect();
+        heights.sort_unstable();
+        heights.dedup();
+        let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
+        let is_canonical = |height: i64, hash: &str| canonical.get(&height).and_then(|c| c.as_deref()) == Some(hash);
+
+        let mut lowest_orphan: Option<i64> = None;
+        let mut keys: Vec<(String, i64)> = self.pending.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let sighting = self.pending[&key].clone();
+            let Some(height) = sighting.block_height else {
+                // Unconfirmed: still there? A confirmed one is picked up (with its block) by the scan.
+                if source.tx_status(&sighting.txid).await? == TxStatus::Missing {
+                    if ctx.orphan(&sighting.txid, sighting.output_index).await? {
+                        report.orphaned += 1;
+                    }
+                    self.pending.remove(&key);
+                }
+                continue;
+            };
+            if !is_canonical(height, sighting.block_hash.as_deref().unwrap_or_default()) {
+                if ctx.orphan(&sighting.txid, sighting.output_index).await? {
+                    report.orphaned += 1;
+                }
+                self.pending.remove(&key);
+                lowest_orphan = Some(lowest_orphan.map_or(height, |l| l.min(height)));
+                continue;
+            }
+            let confirmations = Finality::confirmations(height, head);
+            if height <= final_height {
+                let outcome = ctx.report(PaymentReport { confirmations, is_final: true, ..sighting }).await?;
+                report.reported_final += u64::from(outcome.is_some());
+                self.pending.remove(&key);
+            } else if confirmations != sighting.confirmations {
+                let outcome = ctx.report(PaymentReport { confirmations, is_final: false, ..sighting }).await?;
+                report.reported_pending += u64::from(outcome.is_some());
+                self.pending.get_mut(&key).expect("pending").confirmations = confirmations;
+            }
+        }
+
+        let token_keys: Vec<(String, i64)> = self.pending_tokens.keys().cloned().collect();
+        for key in token_keys {
+            let mut transfer = self.pending_tokens[&key].clone();
+            if !is_canonical(transfer.block_height, &transfer.block_hash) {
+                tracing::info!(chain = %ctx.chain(), txid = %transfer.txid, "token transfer orphaned");
+                self.pending_tokens.remove(&key);
+                report.orphaned += 1;
+                continue;
+            }
+            transfer.confirmations = Finality::confirmations(transfer.block_height, head);
+            transfer.is_final = transfer.block_height <= final_height;
+            if transfer.is_final {
+                self.pending_tokens.remove(&key);
+                report.token_transfers.push(transfer);
+            } else {
+                self.pending_tokens.insert(key, transfer);
+            }
+        }
+
+        // A sighting below the cursor whose block changed means the cursor's history changed too: rescan.
+        if let (Some(low), Some((cursor, _))) = (lowest_orphan, self.cursor.clone()) {
+            if low <= cursor {
+                let hash = self.hash_at(source, low - 1).await?;
+                report.rewound += u64::try_from(cursor - (low - 1)).unwrap_or(0);
+                self.recent.retain(|h, _| *h < low);
+                self.set_cursor(ctx, low - 1, hash).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan(
+        &mut self,
+        source: &dyn BlockSource,
+        ctx: &WatchContext,
+        head: i64,
+        final_height: i64,
+        quotes: &QuoteAddresses,
+        report: &mut PollReport,
+    ) -> Result<(), WatchError> {
+        let (start, _) = self.cursor.clone().expect("cursor set");
+        let last = head.min(start.saturating_add(i64::try_from(self.config.max_blocks_per_tick.max(1)).unwrap_or(i64::MAX)));
+        let batch = i64::try_from(source.batch_blocks().max(1)).unwrap_or(1);
+        let mut from = start + 1;
+        while from <= last {
+            let to = last.min(from + batch - 1);
+            let blocks = source.scan(from, to, quotes).await?;
+            let expected = usize::try_from(to - from + 1).unwrap_or(0);
+            let complete = blocks.len() == expected;
+            for block in blocks {
+                let (height, hash) = self.cursor.clone().expect("cursor set");
+                if block.height != height + 1 || (height >= 0 && block.parent_hash != hash) {
+                    // The chain changed between reading the cursor and this block: next tick sorts it out.
+                    tracing::info!(chain = %ctx.chain(), height = block.height, "block does not extend the cursor, stopping");
+                    report.behind = true;
+                    return Ok(());
+                }
+                self.ingest(ctx, &block, head, final_height, report).await?;
+                report.blocks_scanned += 1;
+                ctx.metrics().blocks_scanned.inc();
+                self.recent.insert(block.height, block.hash.clone());
+                self.cursor = Some((block.height, block.hash));
+            }
+            let (height, hash) = self.cursor.clone().expect("cursor set");
+            if height >= from {
+                ctx.save_cursor(height, &hash).await?;
+            }
+            if !complete {
+                report.behind = true;
+                return Ok(());
+            }
+            from = to + 1;
+        }
+        Ok(())
+    }
+
+    async fn ingest(&mut self, ctx: &WatchContext, block: &ScannedBlock, head: i64, final_height: i64, report: &mut PollReport) -> Result<(), WatchError> {
+        report.skipped += block.skipped;
+        let confirmations = Finality::confirmations(block.height, head);
+        let is_final = block.height <= final_height;
+        for payment in &block.payments {
+            let sighting = PaymentReport {
+                block_height: Some(block.height),
+                block_hash: Some(block.hash.clone()),
+                confirmations,
+                is_final,
+                ..payment.clone()
+            };
+            ctx.metrics().payments_seen.inc();
+            let key = (sighting.txid.clone(), sighting.output_index);
+            let outcome = ctx.report(sighting.clone()).await?;
+            if is_final {
+                report.reported_final += u64::from(outcome.is_some());
+                self.pending.remove(&key);
+            } else {
+                report.reported_pending += u64::from(outcome.is_some());
+                self.pending.insert(key, sighting);
+            }
+        }
+        for transfer in &block.token_transfers {
+            let transfer = TokenTransfer {
+                block_height: block.height,
+                block_hash: block.hash.clone(),
+                confirmations,
+                is_final,
+                ..transfer.clone()
+            };
+            tracing::warn!(chain = %ctx.chain(), symbol = %transfer.symbol, txid = %transfer.txid, units = %transfer.units,
+                "token payment to a quote address: ticketing has no currency for this token, not reported");
+            if !is_final {
+                self.pending_tokens.insert((transfer.txid.clone(), transfer.log_index), transfer.clone());
+            }
+            report.token_transfers.push(transfer);
+        }
+        Ok(())
+    }
+}

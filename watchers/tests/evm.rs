@@ -1,0 +1,242 @@
+//! The EVM watcher against a real local node (anvil), on SQLite and PostgreSQL.
+
+#[path = "support/anvil.rs"]
+mod anvil;
+#[path = "support/ticketing_fixtures.rs"]
+mod fixtures;
+
+use chains::{Chain, Currency};
+use ticketing::purchases::PaymentOutcome;
+use ticketing::{store_test, Store};
+use watchers::{EvmWatcher, EvmWatcherConfig, PaymentWatcher, TokenConfig, WatchContext};
+
+use anvil::Anvil;
+use fixtures::*;
+
+const PRICE: u128 = 10_000_000_000_000_000; // 0.01 ETH
+
+/// An ETH watcher counting `confirmations` blocks (no finalized tag), starting at the node's current head.
+fn counting(anvil: &Anvil, confirmations: u32) -> EvmWatcherConfig {
+    let mut config = EvmWatcherConfig::new(Chain::Eth, &anvil.url);
+    config.confirmations = Some(confirmations);
+    config.use_finalized_tag = Some(false);
+    config.chain_id = Some(31337);
+    config.poll_interval_ms = 50;
+    config
+}
+
+async fn started(config: EvmWatcherConfig, ctx: &WatchContext) -> EvmWatcher {
+    let mut watcher = EvmWatcher::new(config).unwrap();
+    watcher.resume(ctx).await.unwrap();
+    watcher
+}
+
+store_test!(payment_is_credited_once_final_with_progress_before, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 3), &ctx).await;
+    w.poll_once(&ctx).await.unwrap(); // cursor at the head
+    let q = quote(&p, event_id, Currency::Eth).await;
+
+    let txid = anvil.pay(1, &q.payment_address, PRICE).await;
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((r.reported_pending, r.reported_final), (1, 0));
+    let seen = reload(&p, &q).await;
+    assert_eq!((seen.status.as_str(), seen.confirmations), ("confirming", 1));
+    assert!(ticket(&p, &q).await.is_none());
+
+    anvil.mine(1).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &q).await.confirmations, 2, "confirming 2/3");
+    assert!(ticket(&p, &q).await.is_none(), "never credited before the policy says final");
+
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1);
+    let t = ticket(&p, &q).await.expect("ticket after 3 confirmations");
+    assert_eq!(t.amount_paid_units, PRICE.to_string());
+    assert_eq!(payments(&store, &q).await, vec![(txid, 0, "credited".to_string())]);
+    assert_eq!(reload(&p, &q).await.status, "paid");
+    let m = ctx.metrics();
+    assert_eq!((m.payments_seen.get(), m.payments_confirmed.get()), (1, 1));
+    assert_eq!(m.head_height.get(), anvil.head().await);
+    assert_eq!(m.lag_blocks.get(), 0);
+});
+
+store_test!(finalized_tag_policy_waits_for_the_finalized_block, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let config = EvmWatcherConfig::new(Chain::Eth, &anvil.url); // ETH default: the `finalized` tag
+    assert_eq!(config.finality(), watchers::Finality::FinalizedTag { fallback: 12 });
+    let mut w = started(config, &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+    anvil.pay(1, &q.payment_address, PRICE).await;
+    anvil.mine(20).await;
+    w.poll_once(&ctx).await.unwrap();
+    let pending = reload(&p, &q).await;
+    assert_eq!((pending.status.as_str(), pending.confirmations), ("confirming", 20));
+    assert!(ticket(&p, &q).await.is_none(), "20 blocks on top, but not finalized yet");
+    anvil.mine(100).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &q).await.is_some(), "credited once below anvil's finalized block");
+});
+
+store_test!(underpaid_and_overpaid, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 1), &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let under = quote(&p, event_id, Currency::Eth).await;
+    let over = quote(&p, event_id, Currency::Eth).await;
+    assert_ne!(under.payment_address, over.payment_address, "a fresh address per quote");
+
+    anvil.pay(1, &under.payment_address, PRICE / 2).await;
+    anvil.pay(2, &over.payment_address, PRICE + 5).await;
+    anvil.mine(1).await;
+    w.poll_once(&ctx).await.unwrap();
+    let u = reload(&p, &under).await;
+    assert_eq!((u.status.as_str(), u.received_units.as_str()), ("seen", (PRICE / 2).to_string().as_str()));
+    assert!(ticket(&p, &under).await.is_none());
+    assert!(ticket(&p, &over).await.is_some());
+    assert_eq!(refunds(&store, &over).await, vec![("overpaid".to_string(), "5".to_string())]);
+
+    // The rest of the underpaid quote, in a second transaction: now it is paid.
+    anvil.pay(1, &under.payment_address, PRICE / 2).await;
+    anvil.mine(1).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &under).await.is_some());
+    assert_eq!(payments(&store, &under).await.len(), 2);
+});
+
+store_test!(erc20_transfers_are_found_in_logs, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let token = anvil.deploy_token().await;
+    let mut config = counting(&anvil, 2);
+    config.tokens = vec![TokenConfig { symbol: "USDC".into(), contract: token.clone(), decimals: 6, currency: None }];
+    let mut w = started(config, &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+
+    let txid = anvil.pay_token(&token, &q.payment_address, 25_000_000).await; // 25 USDC
+    anvil.pay_token(&token, EVM_BUYER, 1).await; // not to a quote: ignored
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.token_transfers.len(), 1);
+    let t = &r.token_transfers[0];
+    assert_eq!((t.symbol.as_str(), t.units, t.txid.as_str(), t.contract.as_str()), ("USDC", 25_000_000, txid.as_str(), token.as_str()));
+    assert_eq!((t.quote_id.as_deref(), t.confirmations, t.is_final), (Some(q.id.as_str()), 1, false));
+    assert_eq!(t.from_address.as_deref(), Some(anvil.accounts[0].as_str()));
+
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.token_transfers.len(), 1);
+    assert!(r.token_transfers[0].is_final);
+    // Ticketing has no USDC currency: nothing was reported, the quote is untouched.
+    assert_eq!(reload(&p, &q).await.status, "awaiting_payment");
+    assert!(payments(&store, &q).await.is_empty());
+});
+
+store_test!(reorg_before_finality_orphans_the_payment, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 4), &ctx).await;
+    anvil.mine(5).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+
+    let txid = anvil.pay(1, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &q).await.confirmations, 2);
+
+    anvil.reorg(3).await; // the payment's block and the one after it are replaced by empty blocks
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.orphaned, 1);
+    assert!(r.rewound >= 2, "{r:?}");
+    assert_eq!(payments(&store, &q).await, vec![(txid.clone(), 0, "orphaned".to_string())]);
+    let back = reload(&p, &q).await;
+    assert_eq!((back.status.as_str(), back.confirmations), ("awaiting_payment", 0));
+    assert!(ticket(&p, &q).await.is_none());
+    assert_eq!(ctx.metrics().reorgs.get(), 1);
+
+    // Whatever happens to the dropped transaction later (anvil may mine it again), nothing is credited from
+    // the orphaned block, and a re-mined transaction is credited only once, after the policy.
+    anvil.mine(6).await;
+    w.poll_once(&ctx).await.unwrap();
+    let credited = ticket(&p, &q).await.is_some();
+    let statuses: Vec<String> = payments(&store, &q).await.into_iter().map(|(_, _, s)| s).collect();
+    assert_eq!(statuses, vec![if credited { "credited" } else { "orphaned" }.to_string()]);
+});
+
+store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 3), &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+    anvil.pay(1, &q.payment_address, PRICE).await;
+    anvil.mine(1).await;
+    let first = w.poll_once(&ctx).await.unwrap();
+    drop(w); // crash with one payment pending
+
+    anvil.mine(5).await;
+    let mut w = started(counting(&anvil, 3), &ctx).await;
+    assert_eq!(w.follower().cursor().unwrap().0, first.cursor_height, "resumed from the stored cursor");
+    assert_eq!(w.follower().pending().count(), 1, "pending sighting reloaded from the store");
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((r.blocks_scanned, r.reported_final), (5, 1));
+    let t = ticket(&p, &q).await.expect("credited after the restart");
+
+    // A stored cursor whose block the node does not know (as after a reorg while the watcher was down): the
+    // watcher goes back and rescans, reports the payment again, ticketing recognises it, nothing changes.
+    store.save_watcher_cursor(Chain::Eth, first.cursor_height, "0xlost", ticketing::now_ms()).await.unwrap();
+    let mut w = started(counting(&anvil, 3), &ctx).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert!(r.rewound > 0 && r.blocks_scanned >= 7, "{r:?}");
+    assert_eq!(ctx.metrics().reorgs.get(), 1);
+    let outcome = p.report_payment(payment_row(&store, &q).await, ticketing::now_ms()).await.unwrap();
+    assert_eq!(outcome, PaymentOutcome::AlreadyProcessed);
+    assert_eq!(ticket(&p, &q).await.unwrap().id, t.id);
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let sales: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.pool()).await.unwrap();
+    assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
+});
+
+/// The stored payment as a final report (what a rescan sends again).
+async fn payment_row(store: &Store, q: &ticketing::purchases::QuoteRow) -> ticketing::purchases::PaymentReport {
+    let (txid, height, hash): (String, Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT txid, block_height, block_hash FROM payments WHERE quote_id = $1")
+            .bind(&q.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    ticketing::purchases::PaymentReport {
+        chain: Chain::Eth,
+        txid,
+        output_index: 0,
+        quote_id: None,
+        memo: None,
+        amount: q.amount().unwrap(),
+        to_address: q.payment_address.clone(),
+        from_address: None,
+        block_height: height,
+        block_hash: hash,
+        confirmations: 10,
+        is_final: true,
+    }
+}
