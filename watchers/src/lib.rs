@@ -7,6 +7,9 @@
 //! - [`metrics`]: per-chain counters as plain atomics.
 //! - [`evm`]: Ethereum, Polygon and BNB over JSON-RPC (native transfers and ERC-20 `Transfer` logs).
 //! - [`btc`]: Bitcoin over an Esplora-compatible REST API.
+//! - [`solana`]: Solana Pay transfers found by each quote's reference key (finalized only).
+//! - [`hive`]: HIVE and HBD transfers to the platform account, matched by memo, irreversible blocks only.
+//! - [`monero`]: payments to per-quote subaddresses, read from monero-wallet-rpc, final at the unlock (10).
 //!
 //! Architecture invariant: watchers know chains and RPC, not tickets. They never write tickets or the ledger:
 //! they call `Purchases::report_payment` and `Purchases::orphan_payment`, and they keep their own cursor in
@@ -15,7 +18,10 @@
 pub mod btc;
 pub mod evm;
 pub mod follow;
+pub mod hive;
 pub mod metrics;
+pub mod monero;
+pub mod solana;
 pub mod supervisor;
 pub mod watcher;
 
@@ -27,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use btc::{BtcWatcher, BtcWatcherConfig};
 pub use evm::{EvmWatcher, EvmWatcherConfig, TokenConfig};
+pub use hive::{HiveConfig, HiveWatcher};
+pub use monero::{MoneroConfig, MoneroWalletRpc, MoneroWatcher};
+pub use solana::{SolanaConfig, SolanaWatcher};
 pub use metrics::ChainMetrics;
 pub use supervisor::{Supervisor, SupervisorConfig, WatcherFactory, WatcherStatus};
 pub use watcher::{Finality, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
@@ -38,6 +47,9 @@ pub struct WatchersConfig {
     /// One entry per EVM network (`chain = "eth" | "pol" | "bnb"`).
     pub evm: Vec<EvmWatcherConfig>,
     pub btc: Option<BtcWatcherConfig>,
+    pub solana: Option<SolanaConfig>,
+    pub hive: Option<HiveConfig>,
+    pub monero: Option<MoneroConfig>,
     pub supervisor: SupervisorConfig,
 }
 
@@ -47,6 +59,15 @@ impl WatchersConfig {
         self.evm.retain(|c| c.chain == chain);
         if chain != chains::Chain::Btc {
             self.btc = None;
+        }
+        if chain != chains::Chain::Sol {
+            self.solana = None;
+        }
+        if chain != chains::Chain::Hive {
+            self.hive = None;
+        }
+        if chain != chains::Chain::Xmr {
+            self.monero = None;
         }
         self
     }
@@ -64,6 +85,18 @@ pub fn spawn_all(config: WatchersConfig, purchases: Purchases, shutdown: Cancell
     if let Some(btc) = config.btc {
         let factory: WatcherFactory = Arc::new(move || Ok(Box::new(BtcWatcher::new(btc.clone())?) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chains::Chain::Btc, factory);
+    }
+    if let Some(solana) = config.solana {
+        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(SolanaWatcher::new(solana.clone())) as Box<dyn PaymentWatcher>));
+        supervisor.spawn(chains::Chain::Sol, factory);
+    }
+    if let Some(hive) = config.hive {
+        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(HiveWatcher::new(hive.clone())) as Box<dyn PaymentWatcher>));
+        supervisor.spawn(chains::Chain::Hive, factory);
+    }
+    if let Some(monero) = config.monero {
+        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(MoneroWatcher::new(monero.clone())) as Box<dyn PaymentWatcher>));
+        supervisor.spawn(chains::Chain::Xmr, factory);
     }
     supervisor
 }

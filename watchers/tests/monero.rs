@@ -1,0 +1,133 @@
+//! The Monero watcher against a real offline regtest network (monerod and two monero-wallet-rpc), reporting to
+//! ticketing on SQLite: a quote's subaddress is paid from another wallet, seen in the pool, followed through
+//! the confirmations and credited at the unlock policy (10).
+//!
+//! Needs Debian's `monero` package (./scripts/test installs it). Takes about 15–30 s.
+
+#[path = "support/monero_regtest.rs"]
+mod monero_regtest;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chains::{Amount, Chain, Currency};
+use monero_regtest::Regtest;
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases};
+use ticketing::rates::StaticRates;
+use ticketing::testing::TestDb;
+use ticketing::{Backend, Store};
+use watchers::monero::{MoneroConfig, MoneroWalletRpc, MoneroWatcher};
+use watchers::{ChainMetrics, PaymentWatcher, WatchContext};
+
+const NOW: i64 = 1_900_000_000_000;
+const HOUR: i64 = 3_600_000;
+const PRICE: u64 = 500_000_000_000; // 0.5 XMR
+
+async fn xmr_event(store: &Store) -> i64 {
+    let creator = AccountName::parse("alice").unwrap();
+    store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Concert', 'custom', 'hall', $1, 'XMR', 'XMR', 10, $2, $3, $4, $2, $4, $4) RETURNING id",
+    )
+    .bind(PRICE.to_string())
+    .bind(NOW + 24 * HOUR)
+    .bind(NOW + 27 * HOUR)
+    .bind(NOW - HOUR)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// An XMR quote as ticketing would write it once it can allocate subaddresses (see the Monero module): the
+/// seat held, the subaddress as payment address, its minor index as derivation index.
+async fn insert_xmr_quote(store: &Store, event_id: i64, id: &str, buyer: &str, address: &str, minor: u32) {
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("UPDATE events SET seats_held = seats_held + 1 WHERE id = $1").bind(event_id).execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, payment_address, derivation_index, \
+         status, holds_seat, confirmations_required, created_at, expires_at, updated_at) \
+         VALUES ($1, $2, 'XMR', 'xmr', $3, $4, $5, $6, 'awaiting_payment', 1, 10, $7, $8, $7)",
+    )
+    .bind(id)
+    .bind(event_id)
+    .bind(buyer)
+    .bind(PRICE.to_string())
+    .bind(address)
+    .bind(i64::from(minor))
+    .bind(NOW)
+    .bind(NOW + 15 * 60 * 1000)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
+    let net = Regtest::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.xmr_enabled = true;
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
+    let event_id = xmr_event(&store).await;
+
+    // Quote time: a fresh subaddress of account 0, labelled with the quote id.
+    let wallet = MoneroWalletRpc::new(&net.merchant.url, Duration::from_secs(30));
+    let (address, minor) = wallet.create_address(0, "q_xmr1").await.unwrap();
+    assert!(minor >= 1, "a subaddress, not the primary address");
+    assert_ne!(address, net.merchant.address);
+    insert_xmr_quote(&store, event_id, "q_xmr1", &net.buyer.address, &address, minor).await;
+
+    let ctx = WatchContext::new(Chain::Xmr, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW));
+    let mut w = MoneroWatcher::new(MoneroConfig { poll_interval_ms: 500, ..MoneroConfig::new(&net.merchant.url) });
+    w.resume(&ctx).await.unwrap();
+    assert_eq!(w.poll_once(&ctx).await.unwrap().reported_final + w.poll_once(&ctx).await.unwrap().reported_pending, 0);
+
+    // One transaction pays the quote's subaddress and, separately, the wallet's primary address.
+    let txid = net.buyer.transfer(&[(&address, PRICE), (&net.merchant.address, 100_000_000_000)]).await;
+
+    // In the pool: seen, not final.
+    let pass = w.scan(&ctx).await.unwrap();
+    let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().expect("the pool transfer is reported");
+    assert_eq!(outcome, Some(PaymentOutcome::Pending { confirmations: 0, required: 10 }));
+    assert_eq!((report.output_index, report.quote_id.as_deref()), (i64::from(minor), Some("q_xmr1")));
+    assert_eq!(report.amount, Amount::new(Currency::Xmr, u128::from(PRICE)));
+    assert_eq!(pass.skipped.get("not_a_quote_address"), Some(&1), "the primary address is never a quote's");
+    assert_eq!(p.quote("q_xmr1").await.unwrap().unwrap().status, "seen");
+
+    // Mined, 5 confirmations: still pending.
+    let miner = net.buyer.address.clone();
+    net.mine(5, &miner).await;
+    let pass = w.scan(&ctx).await.unwrap();
+    let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().unwrap();
+    assert_eq!(outcome, Some(PaymentOutcome::Pending { confirmations: 5, required: 10 }));
+    assert!(report.block_height.is_some() && !report.is_final);
+    assert_eq!(p.quote("q_xmr1").await.unwrap().unwrap().status, "confirming");
+    assert!(p.ticket_for_quote("q_xmr1").await.unwrap().is_none());
+
+    // 10 confirmations: unlocked, final, the ticket is issued.
+    net.mine(5, &miner).await;
+    let pass = w.scan(&ctx).await.unwrap();
+    let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().unwrap();
+    assert!(report.is_final);
+    assert_eq!(report.confirmations, 10);
+    assert!(matches!(outcome, Some(PaymentOutcome::TicketIssued { .. })), "{outcome:?}");
+    let ticket = p.ticket_for_quote("q_xmr1").await.unwrap().expect("ticket issued");
+    assert_eq!(ticket.amount_paid_units, PRICE.to_string());
+
+    // Later ticks ask only above the final height: the credited transfer is not read again.
+    net.mine(1, &miner).await;
+    let report = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(report.reported_final + report.reported_pending, 0, "{report:?}");
+    assert!(report.cursor_height > 0);
+
+    // A restarted watcher resumes from the saved height and has nothing pending.
+    let mut restarted = MoneroWatcher::new(MoneroConfig::new(&net.merchant.url));
+    restarted.resume(&ctx).await.unwrap();
+    let report = restarted.poll_once(&ctx).await.unwrap();
+    assert_eq!(report.reported_final + report.reported_pending, 0, "{report:?}");
+}

@@ -1,0 +1,204 @@
+//! The Solana watcher against a local JSON-RPC server replaying mainnet-shaped `getSignaturesForAddress` and
+//! `getTransaction` (`jsonParsed`) responses, reporting to ticketing on SQLite and PostgreSQL.
+
+#[path = "support/jsonrpc_replay.rs"]
+mod jsonrpc_replay;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chains::{Amount, Chain, Currency};
+use serde_json::{json, Value};
+use jsonrpc_replay::{fixture, result_of, ReplayServer};
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, QuoteRow};
+use ticketing::rates::StaticRates;
+use ticketing::{store_test, Store};
+use watchers::solana::{read_transaction, SolanaConfig, SolanaWatcher, Transfer};
+use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
+
+const NOW: i64 = 1_900_000_000_000;
+const HOUR: i64 = 3_600_000;
+const USDC_MINT: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+const CASES: [&str; 6] = ["good", "failed", "wrong_recipient", "partial", "overpaid", "usdc"];
+
+fn keys() -> HashMap<String, String> {
+    serde_json::from_value(fixture("solana/keys.json", &[])).unwrap()
+}
+
+fn reference_of(case: &str) -> String {
+    let k = keys();
+    let name = match case {
+        "good" => "r_good",
+        "failed" => "r_failed",
+        "wrong_recipient" => "r_wrong",
+        "partial" => "r_partial",
+        "overpaid" => "r_over",
+        _ => "r_usdc",
+    };
+    k[name].clone()
+}
+
+/// Serves each case's recorded responses, by reference and by signature.
+async fn replay() -> ReplayServer {
+    let mut by_reference: HashMap<String, Value> = HashMap::new();
+    let mut by_signature: HashMap<String, Value> = HashMap::new();
+    for case in CASES {
+        let sigs = result_of(fixture(&format!("solana/getSignaturesForAddress_{case}.json"), &[]));
+        let tx = result_of(fixture(&format!("solana/getTransaction_{case}.json"), &[]));
+        by_signature.insert(sigs[0]["signature"].as_str().unwrap().to_owned(), tx);
+        by_reference.insert(reference_of(case), sigs);
+    }
+    ReplayServer::start(move |method, params| {
+        let key = params[0].as_str().unwrap_or_default();
+        match method {
+            "getSignaturesForAddress" => {
+                assert_eq!(params[1]["commitment"], "finalized");
+                Ok(by_reference.get(key).cloned().unwrap_or(json!([])))
+            }
+            "getTransaction" => {
+                assert_eq!(params[1]["encoding"], "jsonParsed");
+                assert_eq!(params[1]["commitment"], "finalized");
+                assert_eq!(params[1]["maxSupportedTransactionVersion"], 0);
+                Ok(by_signature.get(key).cloned().unwrap_or(Value::Null))
+            }
+            _ => Err(json!({"code": -32601, "message": "Method not found"})),
+        }
+    })
+    .await
+}
+
+fn purchases(store: &Store) -> Purchases {
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.sol_account = Some(keys()["platform"].clone());
+    Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32])
+}
+
+async fn sol_event(store: &Store) -> i64 {
+    let creator = AccountName::parse("alice").unwrap();
+    store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Concert', 'custom', 'hall', '500000000', 'SOL', 'SOL', 10, $1, $2, $3, $1, $3, $3) RETURNING id",
+    )
+    .bind(NOW + 24 * HOUR)
+    .bind(NOW + 27 * HOUR)
+    .bind(NOW - HOUR)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// A SOL quote whose reference is the recorded case's (the watcher only knows quotes by reference).
+async fn quote(p: &Purchases, event_id: i64, case: &str) -> QuoteRow {
+    let q = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Sol, wallet_address: keys()["buyer"].clone() }, NOW)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2").bind(reference_of(case)).bind(&q.id).execute(p.store().pool()).await.unwrap();
+    p.quote(&q.id).await.unwrap().unwrap()
+}
+
+fn context(p: &Purchases) -> WatchContext {
+    WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW))
+}
+
+fn watcher(server: &ReplayServer) -> SolanaWatcher {
+    let mut config = SolanaConfig::new(&server.url);
+    config.usdc_mint = Some(USDC_MINT.into());
+    SolanaWatcher::new(config).with_retry_policy(RetryPolicy { attempts: 1, ..RetryPolicy::default() })
+}
+
+store_test!(finalized_payments_are_checked_and_reported, |store: Store| async move {
+    let server = replay().await;
+    let p = purchases(&store);
+    let event_id = sol_event(&store).await;
+    let mut quotes = HashMap::new();
+    for case in CASES {
+        quotes.insert(case, quote(&p, event_id, case).await);
+    }
+    let ctx = context(&p);
+    let mut w = watcher(&server);
+
+    let pass = w.scan(&ctx).await.unwrap();
+    let outcome = |case: &str| {
+        pass.reported.iter().find(|(r, _)| r.quote_id.as_deref() == Some(quotes[case].id.as_str())).map(|(r, o)| (r.clone(), o.clone()))
+    };
+    let (good, issued) = outcome("good").expect("the good payment is reported");
+    assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
+    assert_eq!(good.amount, Amount::new(Currency::Sol, 500_000_000));
+    assert!(good.is_final);
+    assert_eq!(good.from_address.as_deref(), Some(keys()["buyer"].as_str()));
+    assert_eq!(good.block_height, Some(381_200_001));
+    assert!(p.ticket_for_quote(&quotes["good"].id).await.unwrap().is_some());
+
+    let (_, partial) = outcome("partial").unwrap();
+    assert_eq!(partial, Some(PaymentOutcome::Partial { remaining: Amount::new(Currency::Sol, 250_000_000) }));
+    assert_eq!(p.quote(&quotes["partial"].id).await.unwrap().unwrap().status, "seen");
+
+    let (_, over) = outcome("overpaid").unwrap();
+    assert!(matches!(over, Some(PaymentOutcome::TicketIssued { .. })));
+    let refunds = p.ledger("refund", true, NOW).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!((refunds[0].reason.as_str(), refunds[0].amount_units.as_str()), ("overpaid", "100000000"));
+
+    // Failed, paid elsewhere, or in a token ticketing has no currency for: skipped, counted, quote untouched.
+    for case in ["failed", "wrong_recipient", "usdc"] {
+        assert!(outcome(case).is_none(), "{case} must not be reported");
+        assert_eq!(p.quote(&quotes[case].id).await.unwrap().unwrap().status, "awaiting_payment", "{case}");
+    }
+    assert_eq!(pass.skipped.get("failed"), Some(&1));
+    assert_eq!(pass.skipped.get("wrong_recipient"), Some(&1));
+    assert_eq!(pass.skipped.get("unsupported_token"), Some(&1));
+    assert_eq!(ctx.metrics().skipped.get(), 3);
+    // A failed signature is known from the list alone: its transaction is never fetched.
+    let fetched: Vec<String> = server.calls().into_iter().filter(|(m, _)| m == "getTransaction").map(|(_, p)| p[0].as_str().unwrap().to_owned()).collect();
+    assert_eq!(fetched.len(), 5);
+
+    // The next tick fetches nothing new for settled signatures; open quotes are still asked about.
+    let before = server.count("getTransaction");
+    let report = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((report.reported_final, report.skipped), (0, 0));
+    assert_eq!(server.count("getTransaction"), before);
+
+    // A restarted watcher reads everything again: ticketing answers idempotently.
+    let mut fresh = watcher(&server);
+    fresh.resume(&ctx).await.unwrap();
+    let again = fresh.scan(&ctx).await.unwrap();
+    // Only the still-open quotes are read: partial, failed, wrong recipient, usdc.
+    assert_eq!(again.reported.len(), 1);
+    assert_eq!(again.reported[0].1, Some(PaymentOutcome::AlreadyProcessed));
+    assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 1);
+});
+
+#[test]
+fn reads_recorded_transactions() {
+    let k = keys();
+    let tx = |case: &str| result_of(fixture(&format!("solana/getTransaction_{case}.json"), &[]));
+    let platform = k["platform"].as_str();
+    assert_eq!(
+        read_transaction(&tx("good"), platform, &k["r_good"], None),
+        Ok(Transfer::Lamports { lamports: 500_000_000, payer: Some(k["buyer"].clone()), slot: 381_200_001 })
+    );
+    assert_eq!(read_transaction(&tx("failed"), platform, &k["r_failed"], None), Ok(Transfer::Failed));
+    assert_eq!(read_transaction(&tx("wrong_recipient"), platform, &k["r_wrong"], None), Ok(Transfer::WrongRecipient));
+    assert_eq!(read_transaction(&tx("good"), platform, &k["r_over"], None), Ok(Transfer::NoReference));
+    assert_eq!(
+        read_transaction(&tx("usdc"), platform, &k["r_usdc"], Some(USDC_MINT)),
+        Ok(Transfer::Token { mint: USDC_MINT.into(), amount: 12_500_000, payer: Some(k["buyer"].clone()), slot: 381_200_006 })
+    );
+    // Without a configured mint the USDC transfer pays the platform no lamports.
+    assert_eq!(read_transaction(&tx("usdc"), platform, &k["r_usdc"], None), Ok(Transfer::WrongRecipient));
+
+    // No parsed system transfer (a program moved the lamports): the recipient's balance change counts.
+    let mut unparsed = tx("partial");
+    unparsed["transaction"]["message"]["instructions"][0] = json!({
+        "accounts": [k["buyer"], platform], "data": "3Bxs4Bc3VYuGVB19", "programId": "11111111111111111111111111111111", "stackHeight": null
+    });
+    assert!(matches!(read_transaction(&unparsed, platform, &k["r_partial"], None), Ok(Transfer::Lamports { lamports: 250_000_000, .. })));
+    // meta.err set even though the signature list said nothing: still a failure.
+    let mut failed = tx("good");
+    failed["meta"]["err"] = json!({"InstructionError": [0, {"Custom": 1}]});
+    assert_eq!(read_transaction(&failed, platform, &k["r_good"], None), Ok(Transfer::Failed));
+}
