@@ -192,7 +192,10 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.listen_tcp, None);
         assert_eq!(cfg.allowed_peers[0].to_string(), "10.1.0.0/16");
-        assert_eq!(cfg.credential_ttl_secs, 600, "unset fields keep their defaults");
+        assert_eq!(
+            cfg.credential_ttl_secs, 600,
+            "unset fields keep their defaults"
+        );
         cfg.validate().unwrap();
         assert!(serde_json::from_value::<TurnConfig>(serde_json::json!({"typo": 1})).is_err());
     }

@@ -53,6 +53,25 @@ pub struct RelayAllocator {
 
 const BIND_ATTEMPTS: usize = 32;
 
+/// Socket buffer sizes asked of the kernel (it caps them at `net.core.{r,w}mem_max`). The
+/// upstream server reads each listener from a single task; when that task is descheduled,
+/// bursts queue here instead of being dropped (the kernel default of 208 KiB holds only ~90
+/// full-size datagrams).
+pub const LISTENER_BUFFER_BYTES: usize = 4 << 20;
+pub const RELAY_BUFFER_BYTES: usize = 1 << 20;
+
+/// Best effort: a kernel that refuses keeps its default, which still works, only with more loss
+/// under bursts.
+pub fn enlarge_buffers(socket: &UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(err) = sock
+        .set_recv_buffer_size(bytes)
+        .and_then(|()| sock.set_send_buffer_size(bytes))
+    {
+        tracing::debug!(%err, "could not enlarge UDP socket buffers");
+    }
+}
+
 #[async_trait]
 impl RelayAddressGenerator for RelayAllocator {
     fn validate(&self) -> Result<(), turn::Error> {
@@ -81,6 +100,7 @@ impl RelayAddressGenerator for RelayAllocator {
             .ok_or_else(|| turn::Error::Other("allocation quota reached".into()))?;
 
         let socket = self.bind(requested_port).await?;
+        enlarge_buffers(&socket, RELAY_BUFFER_BYTES);
         let mut relay_addr = socket.local_addr()?;
         relay_addr.set_ip(self.announced_ip);
         let conn = RelayConn {

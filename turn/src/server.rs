@@ -19,7 +19,7 @@ use crate::error::TurnError;
 use crate::gatekeeper::Gatekeeper;
 use crate::ledger::Ledger;
 use crate::peer_policy::PeerPolicy;
-use crate::relay::{PendingAllocate, RelayAllocator};
+use crate::relay::{enlarge_buffers, PendingAllocate, RelayAllocator, LISTENER_BUFFER_BYTES};
 use crate::sessions::SessionRegistry;
 use crate::stats::TurnStats;
 use crate::tcp::TcpPacketConn;
@@ -78,6 +78,7 @@ impl TurnRelay {
                     addr,
                     source,
                 })?;
+            enlarge_buffers(&socket, LISTENER_BUFFER_BYTES);
             udp_addr = Some(socket.local_addr().expect("bound socket has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(socket))?);
         }
