@@ -26,6 +26,13 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub rates: RateSettings,
     pub payments: PaymentConfig,
+    pub rooms: RoomSettings,
+    /// Relay limits: frame size, messages per second, queue depths (see the signaling crate).
+    #[serde(default, skip_serializing)]
+    pub signaling: signaling::SignalingConfig,
+    /// The TURN relay run beside the gateway (`[turn]`; see the turn crate). Off unless `enabled`.
+    #[serde(default, skip_serializing)]
+    pub turn: TurnSettings,
     /// Hive API node (JSON-RPC) that creator sign-ins look account keys up on.
     pub hive_api_url: String,
     #[serde(default)]
@@ -73,6 +80,34 @@ pub struct RateSettings {
     pub cache_secs: u64,
     /// USD per whole unit, by currency symbol; overrides the development table when `source = "static"`.
     pub table: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    /// Doors open this long before the event starts.
+    pub early_open_secs: u64,
+    /// Lifetime of the single-use session token the join endpoint returns.
+    pub session_token_ttl_secs: u64,
+    /// A connection without a session token must authenticate in its first frame within this time.
+    pub auth_timeout_secs: u64,
+    /// WebSocket ping interval; a connection silent for `idle_timeout_secs` is closed as timed out.
+    pub ping_interval_secs: u64,
+    pub idle_timeout_secs: u64,
+    /// Attendance writes are batched: flushed every interval or at `attendance_max_batch` changes.
+    pub attendance_flush_ms: u64,
+    pub attendance_max_batch: usize,
+    /// Store a hash of each wallet instead of the address in attendance rows.
+    pub anonymise_attendance: bool,
+}
+
+/// `[turn]`: `enabled`, and the relay itself under `[turn.relay]` (listen addresses, public IP, port range,
+/// realm, shared secret — derived from the server secret when empty —, TTL, URLs, allowed peers, quotas).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnSettings {
+    pub enabled: bool,
+    pub relay: turn_relay::TurnConfig,
 }
 
 /// Where buyers pay. Chains without their key configured are refused at quote time with
@@ -155,6 +190,18 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             secret: None,
             admin_token: None,
+            rooms: RoomSettings {
+                early_open_secs: 15 * 60,
+                session_token_ttl_secs: 120,
+                auth_timeout_secs: 5,
+                ping_interval_secs: 15,
+                idle_timeout_secs: 45,
+                attendance_flush_ms: 1000,
+                attendance_max_batch: 500,
+                anonymise_attendance: false,
+            },
+            signaling: Default::default(),
+            turn: Default::default(),
             payments: PaymentConfig {
                 hive_account: "dlux-tickets".into(),
                 btc_xpub: None,
@@ -261,6 +308,24 @@ mod tests {
             assert_eq!(s.server.host, "0.0.0.0");
             assert_eq!(s.database.url, "postgres://u@localhost/db");
             assert_eq!(s.log.format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn turn_and_signaling_tables_parse() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                "[turn]\nenabled = true\n[turn.relay]\nrealm = \"dlux\"\ncredential_ttl_secs = 60\n[signaling]\nmax_frame_bytes = 1000\n",
+            )?;
+            let s = Settings::load(Some(Path::new("gw.toml"))).unwrap();
+            assert!(s.turn.enabled);
+            assert_eq!(s.turn.relay.realm, "dlux");
+            assert_eq!(s.turn.relay.credential_ttl_secs, 60);
+            assert_eq!(s.signaling.max_frame_bytes, 1000);
+            jail.create_file("bad.toml", "[turn]\nenabeld = true\n")?;
+            assert!(Settings::load(Some(Path::new("bad.toml"))).is_err());
             Ok(())
         });
     }

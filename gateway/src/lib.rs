@@ -2,13 +2,16 @@
 //! Only this crate depends on more than one of the others (see ARCHITECTURE.md).
 
 pub mod access;
+pub mod attendance;
 pub mod auth;
 pub mod cli;
 pub mod creator_auth;
 pub mod configuration;
 pub mod error;
 pub mod metrics;
+pub mod rooms;
 pub mod routes;
+pub mod session_token;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -31,6 +31,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -45,6 +50,8 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
     pub http_in_flight: Gauge,
+    /// WebSocket connections refused at the door, by close code.
+    pub ws_rejections: Family<CodeLabels, Counter>,
     /// Refused wallet access proofs, by reason (`gateway_access_denials_total{reason}`).
     pub access_denials: Family<ReasonLabels, Counter>,
     /// Accepted wallet access proofs.
@@ -78,7 +85,10 @@ impl Metrics {
         registry.register("access_denials", "Wallet access proofs refused, by reason", access_denials.clone());
         let access_verifications = Counter::default();
         registry.register("access_verifications", "Wallet access proofs accepted", access_verifications.clone());
+        let ws_rejections = Family::<CodeLabels, Counter>::default();
+        registry.register("ws_rejections", "WebSocket connections refused at admission, by close code", ws_rejections.clone());
         Arc::new(Metrics {
+            ws_rejections,
             registry,
             http_requests,
             http_request_duration,

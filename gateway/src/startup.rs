@@ -23,7 +23,10 @@ use chains::signature::BtcNetwork;
 use ticketing::purchases::{PaymentSettings, Purchases};
 use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
 
+use crate::attendance::{self, RecorderConfig};
 use crate::configuration::{RateSourceKind, Secret, Settings};
+use sha2::{Digest, Sha256};
+use turn_relay::{SessionRegistry, TurnRelay};
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::routes;
@@ -56,6 +59,24 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
         let rates = rate_source(&settings)?;
+        let closed = store.close_interrupted_sessions(&settings.server.node_id, ticketing::now_ms()).await?;
+        if closed > 0 {
+            tracing::warn!(sessions = closed, "closed attendance sessions interrupted by the last stop");
+        }
+        let turn = match settings.turn.enabled {
+            true => {
+                let mut config = settings.turn.relay.clone();
+                if config.shared_secret.is_empty() {
+                    config.shared_secret = hex::encode(Sha256::digest([b"turn-secret:".as_slice(), secret.bytes()].concat()));
+                }
+                let relay = TurnRelay::start(config, SessionRegistry::new()).await.context("cannot start the TURN relay")?;
+                tracing::info!(udp = ?relay.udp_addr(), tcp = ?relay.tcp_addr(), "TURN relay listening");
+                Some(Arc::new(relay))
+            }
+            false => None,
+        };
+        let hub = build_hub(&settings, turn.clone());
+        let (feed, _) = tokio::sync::broadcast::channel(4096);
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
             Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone()));
@@ -71,6 +92,10 @@ impl Application {
             store,
             rates,
             purchases,
+            hub,
+            connections: tokio_util::task::TaskTracker::new(),
+            feed,
+            turn,
             hive_keys,
             metrics,
             access: Arc::new(access),
@@ -102,6 +127,24 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
+        let recorder = attendance::spawn(
+            &state.hub,
+            state.store.clone(),
+            state.feed.clone(),
+            RecorderConfig {
+                node_id: state.settings.server.node_id.clone(),
+                flush_interval: Duration::from_millis(state.settings.rooms.attendance_flush_ms.max(10)),
+                max_batch: state.settings.rooms.attendance_max_batch.max(1),
+                anonymise: state.settings.rooms.anonymise_attendance,
+            },
+        );
+        let hub = state.hub.clone();
+        let hub_token = state.shutdown.clone();
+        // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.
+        tokio::spawn(async move {
+            hub_token.cancelled().await;
+            hub.shutdown();
+        });
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { token.cancelled().await });
@@ -113,6 +156,15 @@ impl Application {
         tokio::select! {
             result = serve => result.context("server failed")?,
             _ = drained => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping remaining connections"),
+        }
+        // WebSocket tasks are detached from the HTTP server: wait for them, then write what they reported.
+        state.connections.close();
+        if tokio::time::timeout(grace, state.connections.wait()).await.is_err() {
+            tracing::warn!("some room connections did not close in time");
+        }
+        recorder.finish().await;
+        if let Some(turn) = &state.turn {
+            turn.shutdown().await;
         }
         state.store.close().await;
         tracing::info!("shut down cleanly");
@@ -129,6 +181,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(api)
         .merge(routes::purchases::router())
+        .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
@@ -150,6 +203,29 @@ pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases>
     let secret = Secret::resolve(settings)?;
     let store = ticketing::Store::connect(&settings.database.url, 2).await?;
     Ok(Purchases::new(store, rate_source(settings)?, payment_settings(settings)?, secret.bytes()))
+}
+
+fn build_hub(settings: &Settings, turn: Option<Arc<TurnRelay>>) -> signaling::Hub {
+    let builder = signaling::Hub::builder(settings.signaling.clone());
+    let Some(relay) = turn else { return builder.build() };
+    // Renewal over the WebSocket (`turn_refresh`): a fresh credential for the same seat's session.
+    builder
+        .turn_issuer(move |peer: &signaling::PeerInfo| {
+            let session = turn_relay::SessionId::parse(crate::state::turn_session(&peer.seat_key)).ok()?;
+            if !relay.sessions().is_active(&session) {
+                return None;
+            }
+            let credentials = relay.issue(&session);
+            Some(signaling::TurnGrant {
+                ice_servers: vec![signaling::IceServer {
+                    urls: credentials.urls,
+                    username: Some(credentials.username),
+                    credential: Some(credentials.credential),
+                }],
+                expires_at: ticketing::now_ms() + i64::try_from(credentials.ttl).unwrap_or(0) * 1000,
+            })
+        })
+        .build()
 }
 
 /// Expires quotes past their time every few seconds so their seats return to sale even when nobody asks.

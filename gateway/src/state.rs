@@ -17,6 +17,14 @@ pub struct AppState {
     /// Hive account keys (posting/active), for creator sign-in and Hive wallet signatures.
     pub hive_keys: Arc<dyn chains::signature::HiveKeySource>,
     pub metrics: Arc<Metrics>,
+    /// The rooms of this node.
+    pub hub: signaling::Hub,
+    /// Every WebSocket connection task, so shutdown can wait for them to close.
+    pub connections: tokio_util::task::TaskTracker,
+    /// The creators' live feed (attendance events, sales).
+    pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
+    /// The TURN relay, when enabled.
+    pub turn: Option<Arc<turn_relay::TurnRelay>>,
     /// Wallet access proofs: challenges, signature checks, replay protection, rate limits.
     pub access: Arc<crate::access::AccessGuard>,
     pub settings: Arc<Settings>,
@@ -25,6 +33,32 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Cancelled when the gateway begins to shut down; long-lived connections watch it.
     pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// TURN credentials for a seat (`seat_key`: the ticket id, or `host:<account>`), registering its session
+    /// with the relay; `None` when no relay runs.
+    pub fn turn_credentials(&self, seat_key: &str) -> Option<serde_json::Value> {
+        let relay = self.turn.as_ref()?;
+        let session = turn_relay::SessionId::parse(turn_session(seat_key)).ok()?;
+        relay.sessions().register(session.clone());
+        serde_json::to_value(relay.issue(&session)).ok()
+    }
+
+    /// Refuses a seat's TURN credentials and tears down its allocations (ban, kick).
+    pub fn revoke_turn(&self, seat_key: &str) {
+        let Some(relay) = self.turn.clone() else { return };
+        let Ok(session) = turn_relay::SessionId::parse(turn_session(seat_key)) else { return };
+        tokio::spawn(async move { relay.revoke_session(&session).await });
+    }
+}
+
+/// The TURN session id of a seat: `t<ticket>` or `h-<account>`.
+pub fn turn_session(seat_key: &str) -> String {
+    match seat_key.strip_prefix("host:") {
+        Some(account) => format!("h-{account}"),
+        None => format!("t{seat_key}"),
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Metrics> {

@@ -5,12 +5,15 @@
 //! to it and the gateway asks it to admit attendees; neither writes these tables on its own. It knows no
 //! HTTP, no WebSocket and no particular chain's RPC.
 
+pub mod attendance;
 pub mod audit;
 pub mod creators;
+pub mod cursors;
 pub mod purchases;
 pub mod events;
 pub mod rates;
 pub mod ratings;
+pub mod replay;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -6,3 +6,4 @@ pub mod creators;
 pub mod events;
 pub mod health;
 pub mod purchases;
+pub mod rooms;

@@ -1,6 +1,8 @@
 //! Test support: the real gateway on a random port against a fresh SQLite file or PostgreSQL schema.
 #![allow(dead_code)]
 
+pub mod wallets;
+
 use std::path::PathBuf;
 
 use gateway::configuration::{LogFormat, Settings};
@@ -22,6 +24,10 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    pub fn db_url(&self) -> String {
+        self._db.url.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -54,6 +60,8 @@ pub fn test_settings(database_url: &str, data_dir: PathBuf) -> Settings {
     settings.secret = Some("11".repeat(32));
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
     settings.rates.source = gateway::configuration::RateSourceKind::Static;
+    settings.rooms.auth_timeout_secs = 1;
+    settings.rooms.attendance_flush_ms = 200;
     settings
 }
 

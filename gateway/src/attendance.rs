@@ -1,0 +1,195 @@
+//! The attendance recorder: turns the rooms' events into attendance rows and engagement counters, written in
+//! batches off the hot path, and republishes them as the creators' live feed.
+//!
+//! One task subscribes to the hub's event stream. It keeps, per connected client, when its microphone and
+//! screen share went live, and queues [`AttendanceChange`]s; every `flush_interval` (or every `max_batch`
+//! changes) the queue is written in one transaction. A crash loses at most one interval; a graceful
+//! shutdown drains the stream and flushes everything before the store closes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use signaling::{Hub, RoomEvent, RoomEventKind, Role};
+use ticketing::attendance::AttendanceChange;
+use tokio::sync::{broadcast, oneshot};
+
+/// One item of a creator's live feed (`/api/events/{id}/attendees/stream`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedItem {
+    pub event_id: i64,
+    /// joined, left, chat, voice, screen_share, muted, capacity, ticket_sold
+    pub kind: &'static str,
+    pub client_id: Option<String>,
+    pub identity: Option<String>,
+    pub role: Option<Role>,
+    pub at: i64,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+/// Handle to the running recorder.
+pub struct Recorder {
+    finish: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Drains what the rooms already reported, writes it, and stops.
+    pub async fn finish(self) {
+        let _ = self.finish.send(());
+        let _ = self.done.await;
+    }
+}
+
+#[derive(Default)]
+struct Live {
+    voice_since: Option<i64>,
+    screen_since: Option<i64>,
+}
+
+pub struct RecorderConfig {
+    pub node_id: String,
+    pub flush_interval: Duration,
+    pub max_batch: usize,
+    /// Store a hash of the wallet instead of the address (privacy option).
+    pub anonymise: bool,
+}
+
+pub fn spawn(hub: &Hub, store: ticketing::Store, feed: broadcast::Sender<FeedItem>, config: RecorderConfig) -> Recorder {
+    let mut events = hub.subscribe();
+    let (finish_tx, mut finish_rx) = oneshot::channel();
+    let done = tokio::spawn(async move {
+        let mut state = RecorderState { live: HashMap::new(), batch: Vec::new(), config, feed };
+        let mut tick = tokio::time::interval(state.config.flush_interval);
+        loop {
+            tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        state.apply(event);
+                        if state.batch.len() >= state.config.max_batch {
+                            state.flush(&store).await;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(missed = n, "attendance recorder fell behind the rooms; events lost");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => state.flush(&store).await,
+                _ = &mut finish_rx => {
+                    while let Ok(event) = events.try_recv() {
+                        state.apply(event);
+                    }
+                    break;
+                }
+            }
+        }
+        state.flush(&store).await;
+    });
+    Recorder { finish: finish_tx, done }
+}
+
+struct RecorderState {
+    live: HashMap<String, Live>,
+    batch: Vec<AttendanceChange>,
+    config: RecorderConfig,
+    feed: broadcast::Sender<FeedItem>,
+}
+
+impl RecorderState {
+    fn apply(&mut self, event: RoomEvent) {
+        let session_id = event.client_id.clone();
+        let at = event.at_ms;
+        let (kind, detail) = match &event.kind {
+            RoomEventKind::Joined => {
+                self.live.insert(session_id.clone(), Live::default());
+                let wallet = if self.config.anonymise { wallet_hash(&event.identity) } else { event.identity.clone() };
+                self.batch.push(AttendanceChange::Opened {
+                    session_id: session_id.clone(),
+                    event_id: event.room_id,
+                    ticket_id: event.seat_key.parse().ok(),
+                    wallet,
+                    role: if event.role == Role::Host { "host" } else { "attendee" },
+                    client_id: event.client_id.clone(),
+                    node_id: self.config.node_id.clone(),
+                    at,
+                });
+                ("joined", serde_json::Value::Null)
+            }
+            RoomEventKind::Left { reason } => {
+                let live = self.live.remove(&session_id).unwrap_or_default();
+                self.add_time(&session_id, live.voice_since.map(|s| at - s), live.screen_since.map(|s| at - s));
+                let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                self.batch.push(AttendanceChange::Closed { session_id: session_id.clone(), at, reason: reason.clone() });
+                ("left", serde_json::json!({ "reason": reason }))
+            }
+            RoomEventKind::Chat { text } => {
+                self.batch.push(AttendanceChange::Engagement { session_id: session_id.clone(), chat_messages: 1, voice_secs: 0, screen_share_secs: 0 });
+                ("chat", serde_json::json!({ "text": text }))
+            }
+            RoomEventKind::Voice { on } => {
+                let since = self.live.entry(session_id.clone()).or_default().voice_since.take();
+                if *on {
+                    self.live.entry(session_id.clone()).or_default().voice_since = Some(since.unwrap_or(at));
+                } else {
+                    self.add_time(&session_id, since.map(|s| at - s), None);
+                }
+                ("voice", serde_json::json!({ "on": on }))
+            }
+            RoomEventKind::ScreenShare { on } => {
+                let since = self.live.entry(session_id.clone()).or_default().screen_since.take();
+                if *on {
+                    self.live.entry(session_id.clone()).or_default().screen_since = Some(since.unwrap_or(at));
+                    self.batch.push(AttendanceChange::ScreenShared { session_id: session_id.clone() });
+                } else {
+                    self.add_time(&session_id, None, since.map(|s| at - s));
+                }
+                ("screen_share", serde_json::json!({ "on": on }))
+            }
+            RoomEventKind::Muted { muted, by } => ("muted", serde_json::json!({ "muted": muted, "by": by })),
+        };
+        let _ = self.feed.send(FeedItem {
+            event_id: event.room_id,
+            kind,
+            client_id: Some(event.client_id),
+            identity: Some(event.identity),
+            role: Some(event.role),
+            at,
+            detail,
+        });
+    }
+
+    fn add_time(&mut self, session_id: &str, voice_ms: Option<i64>, screen_ms: Option<i64>) {
+        let (voice, screen) = (voice_ms.unwrap_or(0).max(0) / 1000, screen_ms.unwrap_or(0).max(0) / 1000);
+        if voice > 0 || screen > 0 {
+            self.batch.push(AttendanceChange::Engagement {
+                session_id: session_id.to_owned(),
+                chat_messages: 0,
+                voice_secs: voice,
+                screen_share_secs: screen,
+            });
+        }
+    }
+
+    async fn flush(&mut self, store: &ticketing::Store) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        // A failed write is retried with the next flush rather than dropped.
+        if let Err(err) = store.record_attendance(&batch).await {
+            tracing::error!(error = %err, changes = batch.len(), "attendance flush failed; will retry");
+            let mut retry = batch;
+            retry.append(&mut self.batch);
+            self.batch = retry;
+        }
+    }
+}
+
+/// The anonymised form of a wallet: hex SHA-256, so repeat visits still group together.
+pub fn wallet_hash(wallet: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(wallet.as_bytes())))
+}

@@ -1,0 +1,233 @@
+//! The presence WebSocket, `/event/{id}`: authenticate, seat, relay, leave.
+//!
+//! A connection proves itself either with the single-use `session_token` from the join endpoint
+//! (`?token=…`) or with a wallet signature in its first frame within `auth_timeout`. Nothing is relayed to or
+//! from it before it is seated. Seating checks, in order: a valid ticket for this event (4403), the event's
+//! window (4410, with the opening time), and the room's capacity (4409, in memory; hosts do not count).
+//! Then frames flow through the [`signaling`] crate until either side leaves. The close codes are the table
+//! in docs/PROTOCOL.md.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use signaling::{Admission, CloseCode, LeaveReason, Outbound, Role};
+use ticketing::attendance::{Refusal, Seat};
+use ticketing::now_ms;
+
+use crate::access::AccessRequest;
+use crate::session_token;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct SocketQuery {
+    pub token: Option<String>,
+}
+
+/// The first frame of a connection that authenticates with its wallet instead of a session token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFrame {
+    /// Always `auth`.
+    #[serde(rename = "type")]
+    kind: String,
+    chain: String,
+    wallet: String,
+    signature: String,
+    message: Option<String>,
+    timestamp: Option<i64>,
+}
+
+/// A refusal at the door: the close code and its reason text.
+struct Denied(u16, String);
+
+impl Denied {
+    fn code(code: CloseCode, reason: impl Into<String>) -> Self {
+        Denied(code.code(), reason.into())
+    }
+}
+
+/// `GET /event/{id}` (WebSocket upgrade).
+pub async fn event_socket(
+    State(state): State<AppState>,
+    Path(event): Path<String>,
+    Query(query): Query<SocketQuery>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let max = state.hub.config().max_frame_bytes;
+    // The transport limit sits above the protocol's so an oversized frame gets signaling's precise 1009.
+    let ws = ws.max_message_size(max * 2).max_frame_size(max * 2);
+    let tracker = state.connections.clone();
+    ws.on_upgrade(move |socket| tracker.track_future(serve(state, socket, event, query.token, remote)))
+}
+
+#[tracing::instrument(name = "room", skip_all, fields(event_id = %event, client_id))]
+async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Option<String>, remote: SocketAddr) {
+    let Some(event_id) = event.parse::<i64>().ok().filter(|id| *id > 0) else {
+        return close(&mut socket, Denied::code(CloseCode::Malformed, "no such event id")).await;
+    };
+    let seat = match authenticate(&state, &mut socket, event_id, token, remote).await {
+        Ok(seat) => seat,
+        Err(denied) => {
+            state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: denied.0 }).inc();
+            return close(&mut socket, denied).await;
+        }
+    };
+    let client_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::Span::current().record("client_id", client_id.as_str());
+    let (role, seat_key) = match seat.ticket_id {
+        Some(ticket) => (Role::Attendee, ticket.to_string()),
+        None => (Role::Host, format!("host:{}", seat.wallet)),
+    };
+    let admission = Admission {
+        room_id: event_id,
+        client_id,
+        identity: seat.wallet.clone(),
+        role,
+        seat_key,
+        capacity: u32::try_from(seat.capacity).unwrap_or(u32::MAX),
+    };
+    let (mut peer, mut outbox) = match state.hub.try_admit(admission) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            let frame = refused.close_frame();
+            state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: frame.code }).inc();
+            return close(&mut socket, Denied(frame.code, frame.reason)).await;
+        }
+    };
+
+    let idle_after = Duration::from_secs(state.settings.rooms.idle_timeout_secs);
+    let mut ping = tokio::time::interval(Duration::from_secs(state.settings.rooms.ping_interval_secs));
+    let mut last_heard = Instant::now();
+    // The event's end closes the room for everyone still in it.
+    let until_end = Duration::from_millis(u64::try_from(seat.event_end - now_ms()).unwrap_or(0));
+    let event_end = tokio::time::sleep(until_end);
+    tokio::pin!(event_end);
+    loop {
+        tokio::select! {
+            out = outbox.recv() => match out {
+                Some(Outbound::Text(bytes)) => {
+                    let Ok(text) = Utf8Bytes::try_from(bytes) else { continue };
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close(frame)) => {
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: frame.code, reason: frame.reason.into() }))).await;
+                    break;
+                }
+                None => break,
+            },
+            inbound = socket.recv() => {
+                last_heard = Instant::now();
+                match inbound {
+                    Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
+                    Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle_after {
+                    peer.leave(LeaveReason::TimedOut);
+                    break;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = &mut event_end => {
+                peer.leave(LeaveReason::EventEnded);
+            }
+        }
+    }
+    // Dropping the peer leaves the room with `left` unless a reason was already recorded.
+    drop(peer);
+}
+
+async fn authenticate(
+    state: &AppState,
+    socket: &mut WebSocket,
+    event_id: i64,
+    token: Option<String>,
+    remote: SocketAddr,
+) -> Result<Seat, Denied> {
+    let now = now_ms();
+    let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
+    let unavailable = |_| Denied(1011, "the database did not answer".into());
+    if state.shutdown.is_cancelled() {
+        return Err(Denied::code(CloseCode::Shutdown, "server shutting down"));
+    }
+    let decision = if let Some(token) = token {
+        let claims = session_token::verify(state.secret.bytes(), &token, event_id, now)
+            .map_err(|e| Denied::code(CloseCode::Unauthorized, e.to_string()))?;
+        if !state.store.spend_once(&claims.jti, "session_token", Some(event_id), None, claims.exp, now).await.map_err(unavailable)? {
+            return Err(Denied::code(CloseCode::Unauthorized, "session token already used"));
+        }
+        match (claims.ticket_id, &claims.host) {
+            (Some(ticket), _) => state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?,
+            (None, Some(host)) => state.store.check_host_admission(event_id, host, now, early).await.map_err(unavailable)?,
+            (None, None) => return Err(Denied::code(CloseCode::Unauthorized, "session token names no seat")),
+        }
+    } else {
+        let timeout = Duration::from_secs(state.settings.rooms.auth_timeout_secs);
+        let frame = match tokio::time::timeout(timeout, socket.recv()).await {
+            Err(_) => return Err(Denied::code(CloseCode::Unauthorized, "no credentials within the time allowed")),
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(_) => return Err(Denied::code(CloseCode::Malformed, "expected an auth frame")),
+        };
+        let auth: AuthFrame = serde_json::from_str(&frame)
+            .ok()
+            .filter(|a: &AuthFrame| a.kind == "auth")
+            .ok_or_else(|| Denied::code(CloseCode::Malformed, "the first frame must be {\"type\":\"auth\",…}"))?;
+        let request = AccessRequest {
+            event_id,
+            chain: &auth.chain,
+            wallet: &auth.wallet,
+            message: auth.message.as_deref(),
+            timestamp: auth.timestamp,
+            signature: &auth.signature,
+            remote: Some(remote.ip()),
+        };
+        let verified = state.access.verify(request, now).await.map_err(|e| Denied(e.ws_close_code(), e.to_string()))?;
+        let ticket = state
+            .store
+            .valid_ticket_for_wallet(event_id, verified.chain.as_str(), &verified.wallet)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Denied::code(CloseCode::NoTicket, "no ticket for this wallet"))?;
+        state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?
+    };
+    decision.map_err(refusal_close)
+}
+
+/// The close frame for a refusal at the door.
+fn refusal_close(refusal: Refusal) -> Denied {
+    match refusal {
+        Refusal::NoTicket => Denied::code(CloseCode::NoTicket, "no valid ticket for this event"),
+        Refusal::TicketInvalid(status) => Denied::code(CloseCode::NoTicket, format!("ticket {status}")),
+        Refusal::EventCancelled => Denied::code(CloseCode::NoTicket, "event cancelled"),
+        Refusal::NotYetOpen { opens_at } => {
+            Denied::code(CloseCode::NotLive, format!("not live yet: opens at {}", crate::routes::purchases::rfc3339(opens_at)))
+        }
+        Refusal::Ended => Denied::code(CloseCode::NotLive, "event ended"),
+    }
+}
+
+async fn close(socket: &mut WebSocket, Denied(code, reason): Denied) {
+    let reason: String = truncate(&reason, 123);
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+/// Close reasons are limited to 123 bytes; cut on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

@@ -1,0 +1,353 @@
+//! Entering rooms and running them: the join endpoint (wallet signature → session token), the host's join,
+//! the creator's controls (kick, ban, mute), the attendee list and live feed, and the NAF adapter script.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::stream::Stream;
+use serde::{Deserialize, Serialize};
+use ticketing::attendance::{Refusal, Seat};
+use ticketing::now_ms;
+
+use crate::access::AccessRequest;
+use crate::auth::{bearer, require_admin};
+use crate::creator_auth;
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::routes::purchases::rfc3339;
+use crate::session_token;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/event/{id}", get(crate::rooms::event_socket))
+        .route("/api/events/{id}/join", post(join))
+        .route("/api/events/{id}/host", post(host_join))
+        .route("/api/events/{id}/attendees", get(attendees))
+        .route("/api/events/{id}/attendees/stream", get(attendee_stream))
+        .route("/api/events/{id}/attendees/{client}/kick", post(kick))
+        .route("/api/events/{id}/attendees/{client}/ban", post(ban))
+        .route("/api/events/{id}/attendees/{client}/mute", post(mute))
+        .route("/naf-dlux-adapter.js", get(adapter_script))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JoinBody {
+    pub wallet_address: String,
+    /// Defaults to `eth`, as in the seed's example.
+    #[serde(default)]
+    pub chain: Option<String>,
+    pub signature: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The seed's form: the message was `Access event {id} at {timestamp}`.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// The seed's join response.
+#[derive(Debug, Serialize)]
+pub struct JoinResponse {
+    pub access_granted: bool,
+    pub event_id: i64,
+    pub role: &'static str,
+    pub ticket_id: Option<i64>,
+    /// `ws(s)://host/event/{id}`; connect with `?token=<session_token>`.
+    pub websocket_url: String,
+    pub session_token: String,
+    pub session_expires_at: String,
+    pub turn_credentials: Option<serde_json::Value>,
+}
+
+fn event_id(raw: &str) -> ApiResult<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
+}
+
+/// HTTP form of a refusal at the door.
+fn refusal(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NoTicket => ApiError::forbidden("no_ticket", "this wallet holds no ticket for this event"),
+        Refusal::TicketInvalid(status) => {
+            let code = match status.as_str() {
+                "banned" => "ticket_banned",
+                "refunded" => "ticket_refunded",
+                _ => "ticket_cancelled",
+            };
+            ApiError::forbidden(code, format!("the ticket is {status}"))
+        }
+        Refusal::EventCancelled => ApiError::forbidden("event_cancelled", "the event was cancelled"),
+        Refusal::NotYetOpen { opens_at } => {
+            ApiError::conflict("not_live", format!("the event is not live yet: doors open at {}", rfc3339(opens_at)))
+        }
+        Refusal::Ended => ApiError::new(StatusCode::GONE, "event_ended", "the event has ended"),
+    }
+}
+
+fn websocket_url(state: &AppState, event_id: i64) -> String {
+    let base = state.public_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    format!("{base}/event/{event_id}")
+}
+
+async fn grant(state: &AppState, seat: Seat, host: Option<String>) -> ApiResult<JoinResponse> {
+    let ttl = i64::try_from(state.settings.rooms.session_token_ttl_secs).unwrap_or(120) * 1000;
+    let expires = now_ms() + ttl;
+    let (token, claims) =
+        session_token::issue(state.secret.bytes(), seat.event_id, seat.ticket_id, host.clone(), seat.wallet.clone(), expires);
+    let turn_credentials = state.turn_credentials(&claims.jti);
+    Ok(JoinResponse {
+        access_granted: true,
+        event_id: seat.event_id,
+        role: if host.is_some() { "host" } else { "attendee" },
+        ticket_id: seat.ticket_id,
+        websocket_url: websocket_url(state, seat.event_id),
+        session_token: token,
+        session_expires_at: rfc3339(expires),
+        turn_credentials,
+    })
+}
+
+/// `POST /api/events/{id}/join`: a wallet signature for a ticket → a single-use session token.
+#[tracing::instrument(skip_all, fields(event_id = %id))]
+pub async fn join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    Json(body): Json<JoinBody>,
+) -> ApiResult<Json<JoinResponse>> {
+    let event_id = event_id(&id)?;
+    let _ = headers;
+    let now = now_ms();
+    let chain = body.chain.as_deref().unwrap_or("eth");
+    let verified = state
+        .access
+        .verify(
+            AccessRequest {
+                event_id,
+                chain,
+                wallet: &body.wallet_address,
+                message: body.message.as_deref(),
+                timestamp: body.timestamp,
+                signature: &body.signature,
+                remote: Some(remote.ip()),
+            },
+            now,
+        )
+        .await
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))?;
+    let ticket = state
+        .store
+        .valid_ticket_for_wallet(event_id, verified.chain.as_str(), &verified.wallet)
+        .await?
+        .ok_or_else(|| refusal(Refusal::NoTicket))?;
+    let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
+    let seat = state.store.check_ticket_admission(event_id, ticket, now, early).await?.map_err(refusal)?;
+    Ok(Json(grant(&state, seat, None).await?))
+}
+
+/// `POST /api/events/{id}/host`: the event's creator joins as host (not counted against capacity).
+pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JoinResponse>> {
+    let event_id = event_id(&id)?;
+    let session = creator_auth::authenticate(&state, &headers).await?;
+    let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
+    let seat = state
+        .store
+        .check_host_admission(event_id, session.account.as_str(), now_ms(), early)
+        .await?
+        .map_err(|r| match r {
+            Refusal::NoTicket => ApiError::forbidden("not_host", "only the event's creator can host it"),
+            other => refusal(other),
+        })?;
+    let host = Some(session.account.as_str().to_owned());
+    Ok(Json(grant(&state, seat, host).await?))
+}
+
+/// Only the event's creator (with a creator session) or an operator (admin token) may run a room.
+async fn require_host(state: &AppState, headers: &HeaderMap, event_id: i64) -> ApiResult<String> {
+    if let Some(token) = bearer(headers) {
+        if state.settings.admin_token.as_deref().is_some_and(|t| t == token) {
+            require_admin(state, headers)?;
+            return Ok("admin".into());
+        }
+    }
+    let session = creator_auth::authenticate(state, headers).await?;
+    let creator: Option<String> =
+        sqlx::query_scalar("SELECT creator_account FROM events WHERE id = $1").bind(event_id).fetch_optional(state.store.pool()).await
+            .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
+    match creator {
+        None => Err(ApiError::not_found("event_not_found", "no such event")),
+        Some(c) if c == session.account.as_str() => Ok(c),
+        Some(_) => Err(ApiError::forbidden("not_host", "only the event's creator can do this")),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Attendee {
+    pub client_id: String,
+    pub wallet: String,
+    pub role: String,
+    pub ticket_id: Option<i64>,
+    pub joined_at: String,
+    pub duration_secs: i64,
+    pub chat_messages: i64,
+    pub voice_secs: i64,
+    pub screen_shared: bool,
+    pub screen_share_secs: i64,
+    pub mic: bool,
+    pub screen: bool,
+    pub muted: bool,
+}
+
+/// `GET /api/events/{id}/attendees`: who is in the room now, from the store (every node's sessions), with
+/// live media state from this node's rooms.
+pub async fn attendees(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Vec<Attendee>>> {
+    let event_id = event_id(&id)?;
+    require_host(&state, &headers, event_id).await?;
+    let now = now_ms();
+    let live: std::collections::HashMap<String, signaling::OccupantSummary> = state
+        .hub
+        .occupants(event_id)
+        .into_iter()
+        .map(|o| (o.info.client_id.to_string(), o))
+        .collect();
+    let sessions = state.store.attendance_sessions(event_id).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .filter(|s| s.left_at.is_none())
+            .map(|s| {
+                let occupant = live.get(&s.client_id);
+                Attendee {
+                    duration_secs: (now - s.joined_at).max(0) / 1000,
+                    joined_at: rfc3339(s.joined_at),
+                    mic: occupant.is_some_and(|o| o.mic),
+                    screen: occupant.is_some_and(|o| o.screen),
+                    muted: occupant.is_some_and(|o| o.muted),
+                    client_id: s.client_id,
+                    wallet: s.wallet,
+                    role: s.role,
+                    ticket_id: s.ticket_id,
+                    chat_messages: s.chat_messages,
+                    voice_secs: s.voice_secs,
+                    screen_shared: s.screen_shared == 1,
+                    screen_share_secs: s.screen_share_secs,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/events/{id}/attendees/stream`: the live feed as Server-Sent Events, in order.
+pub async fn attendee_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let event_id = event_id(&id)?;
+    require_host(&state, &headers, event_id).await?;
+    let mut feed = state.feed.subscribe();
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                item = feed.recv() => match item {
+                    Ok(item) if item.event_id == event_id => {
+                        let data = serde_json::to_string(&item).unwrap_or_default();
+                        yield Ok(SseEvent::default().event(item.kind).data(data));
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        yield Ok(SseEvent::default().event("lagged").data(n.to_string()));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn client_path(id: &str, client: &str) -> ApiResult<i64> {
+    if client.len() > 64 {
+        return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+    }
+    event_id(id)
+}
+
+/// `POST /api/events/{id}/attendees/{client}/kick`: disconnects; the attendee may rejoin.
+pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let event_id = client_path(&id, &client)?;
+    let actor = require_host(&state, &headers, event_id).await?;
+    if !state.hub.kick(event_id, &client) {
+        return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+    }
+    state.store.audit(&ticketing::audit::AuditEntry::new(&actor, "room.kick").event(event_id).subject(&client)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/events/{id}/attendees/{client}/ban`: disconnects and invalidates the ticket for good.
+pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let event_id = client_path(&id, &client)?;
+    let actor = require_host(&state, &headers, event_id).await?;
+    let occupant = state
+        .hub
+        .occupants(event_id)
+        .into_iter()
+        .find(|o| &*o.info.client_id == client.as_str())
+        .ok_or_else(|| ApiError::not_found("not_in_room", "no such attendee in the room"))?;
+    let ticket: i64 = occupant
+        .info
+        .seat_key
+        .parse()
+        .map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
+    // The store first: once the ticket is banned no node will seat it again.
+    state.store.ban_ticket(ticket, &actor, now_ms()).await?;
+    state.hub.ban(event_id, &client);
+    state.revoke_turn(&client);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct MuteBody {
+    #[serde(default = "yes")]
+    pub muted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/events/{id}/attendees/{client}/mute`: every peer is told to mute that peer's audio, and its
+/// audio renegotiation is refused.
+pub async fn mute(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let event_id = client_path(&id, &client)?;
+    let actor = require_host(&state, &headers, event_id).await?;
+    // The body is optional: no body mutes.
+    let muted = if body.is_empty() {
+        true
+    } else {
+        serde_json::from_slice::<MuteBody>(&body).map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?.muted
+    };
+    if !state.hub.mute(event_id, &client, muted) {
+        return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+    }
+    let entry = ticketing::audit::AuditEntry::new(&actor, if muted { "room.mute" } else { "room.unmute" }).event(event_id).subject(&client);
+    state.store.audit(&entry).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /naf-dlux-adapter.js`
+pub async fn adapter_script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], signaling::NAF_ADAPTER_JS)
+}

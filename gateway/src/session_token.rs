@@ -1,0 +1,102 @@
+//! Room session tokens: short-lived, single-use, bound to one event and one seat (a ticket, or the host).
+//!
+//! `base64url(claims JSON) "." base64url(HMAC-SHA256(secret, claims))`. Stateless to issue and check, so any
+//! gateway node can verify one; single use is enforced at connect by inserting the token id into the shared
+//! `used_challenges` table, whose primary key refuses a second use on any node.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    /// Always `room`: these tokens are good for nothing else.
+    pub typ: String,
+    pub event_id: i64,
+    /// The ticket seated; `None` for the host.
+    pub ticket_id: Option<i64>,
+    /// The host's account, for host tokens.
+    pub host: Option<String>,
+    /// The wallet (or account) that proved control, shown to the room.
+    pub identity: String,
+    /// Expiry, unix ms.
+    pub exp: i64,
+    /// Unique id, spent at first use.
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed session token")]
+    Malformed,
+    #[error("session token signature is not valid")]
+    BadSignature,
+    #[error("session token expired")]
+    Expired,
+    #[error("session token is for another event")]
+    WrongEvent,
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"room-session:v1:");
+    mac.update(payload);
+    mac
+}
+
+pub fn issue(secret: &[u8], event_id: i64, ticket_id: Option<i64>, host: Option<String>, identity: String, exp: i64) -> (String, SessionClaims) {
+    let mut jti = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut jti);
+    let claims = SessionClaims { typ: "room".into(), event_id, ticket_id, host, identity, exp, jti: hex::encode(jti) };
+    let payload = serde_json::to_vec(&claims).expect("claims serialise");
+    let tag = mac(secret, &payload).finalize().into_bytes();
+    (format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag)), claims)
+}
+
+/// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
+pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<SessionClaims, TokenError> {
+    let (payload, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    if payload.len() > 4096 || tag.len() > 128 {
+        return Err(TokenError::Malformed);
+    }
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
+    mac(secret, &payload).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+    let claims: SessionClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    if claims.typ != "room" {
+        return Err(TokenError::Malformed);
+    }
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.event_id != event_id {
+        return Err(TokenError::WrongEvent);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let secret = [9u8; 32];
+        let (token, claims) = issue(&secret, 7, Some(3), None, "0xabc".into(), 1_000);
+        assert_eq!(verify(&secret, &token, 7, 999).unwrap(), claims);
+        assert_eq!(verify(&secret, &token, 7, 1_000), Err(TokenError::Expired));
+        assert_eq!(verify(&secret, &token, 8, 999), Err(TokenError::WrongEvent));
+        assert_eq!(verify(&[1u8; 32], &token, 7, 999), Err(TokenError::BadSignature));
+        let (payload, tag) = token.split_once('.').unwrap();
+        let mut forged = serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        forged["ticket_id"] = 4.into();
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged.to_string()));
+        assert_eq!(verify(&secret, &forged, 7, 999), Err(TokenError::BadSignature));
+        for junk in ["", ".", "abc", "a.b.c", "!!.!!"] {
+            assert!(verify(&secret, junk, 7, 999).is_err(), "{junk}");
+        }
+    }
+}

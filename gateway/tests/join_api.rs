@@ -1,0 +1,170 @@
+//! Joining with a wallet: the gateway's challenge, a real signature, the seed's join endpoint, and the
+//! WebSocket it hands out — or a signature in the socket's first frame. Both databases.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::bip32::{DerivationPath, Xpriv, Xpub};
+use chains::derive::EvmAccount;
+use chains::{Amount, Chain, Currency};
+use common::wallets::{EvmWallet, SolWallet};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
+use ticketing::rates::StaticRates;
+use tokio_tungstenite::tungstenite::Message;
+
+const SOL_PLATFORM: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
+
+fn purchases(app: &common::TestApp) -> Purchases {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let master = Xpriv::new_master(bitcoin::Network::Bitcoin, &[42u8; 32]).unwrap();
+    let account = master.derive_priv(&secp, &DerivationPath::from_str("m/44'/60'/0'").unwrap()).unwrap();
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.evm = Some(EvmAccount::parse(&Xpub::from_priv(&secp, &account).to_string()).unwrap());
+    settings.sol_account = Some(SOL_PLATFORM.into());
+    Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), settings, &[0x11; 32])
+}
+
+async fn live_event(app: &common::TestApp) -> i64 {
+    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
+    let now = ticketing::now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Live', 'custom', 's', '500', 'USD', 'ETH,SOL', 10, $1, $2, $3, $2, $3, $3) RETURNING id",
+    )
+    .bind(now - 60_000)
+    .bind(now + 3_600_000)
+    .bind(now - 120_000)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap()
+}
+
+/// Buys a ticket the way a buyer does: a quote, then a confirmed payment reported by a watcher.
+async fn buy(app: &common::TestApp, event_id: i64, currency: Currency, wallet: &str) {
+    let p = purchases(app);
+    let now = ticketing::now_ms();
+    let quote = p.create_quote(QuoteRequest { event_id, currency, wallet_address: wallet.into() }, now).await.unwrap();
+    let report = PaymentReport {
+        chain: quote.chain().unwrap(), txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()),
+        memo: None, amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.into()),
+        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+    };
+    assert!(matches!(p.report_payment(report, now).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+}
+
+async fn challenge(app: &common::TestApp, event_id: i64, chain: &str, wallet: &str) -> String {
+    let res = app.get(&format!("/api/events/{event_id}/challenge?chain={chain}&wallet={wallet}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_owned()
+}
+
+async fn join(app: &common::TestApp, event_id: i64, body: Value) -> reqwest::Response {
+    app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap()
+}
+
+async fn first_text(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> Result<Value, (u16, String)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(Some(f)))) => return Err((u16::from(f.code), f.reason.to_string())),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+app_test!(evm_wallet_joins_with_a_signed_challenge, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(7);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let signature = wallet.sign(&message);
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message })).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let granted: Value = res.json().await.unwrap();
+    assert_eq!(granted["access_granted"], true);
+    assert_eq!(granted["role"], "attendee");
+    let url = granted["websocket_url"].as_str().unwrap();
+    assert!(url.starts_with("ws://") && url.ends_with(&format!("/event/{event_id}")), "{url}");
+    let token = granted["session_token"].as_str().unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={token}")).await.unwrap();
+    let welcome = first_text(&mut ws).await.unwrap();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["identity"], wallet.address().as_str());
+    // The same signed challenge cannot be used twice.
+    let again = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message })).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "replayed");
+    // A wallet that signs correctly but holds no ticket.
+    let stranger = EvmWallet::new(8);
+    let message = challenge(&app, event_id, "eth", &stranger.address()).await;
+    let res = join(&app, event_id, json!({ "wallet_address": stranger.address(), "chain": "eth", "signature": stranger.sign(&message), "message": message })).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "no_ticket");
+    // The seed's message form with its timestamp.
+    let at = ticketing::now_ms();
+    let seed = format!("Access event {event_id} at {at}");
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "signature": wallet.sign(&seed), "timestamp": at })).await;
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    // A signature by another key is refused.
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "signature": stranger.sign(&format!("Access event {event_id} at {at}")), "timestamp": at })).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+});
+
+app_test!(solana_wallet_authenticates_in_the_first_frame, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = SolWallet::new(3);
+    buy(&app, event_id, Currency::Sol, &wallet.address()).await;
+    let ws_url = app.url(&format!("/event/{event_id}")).replacen("http://", "ws://", 1);
+    let message = challenge(&app, event_id, "sol", &wallet.address()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let auth = json!({ "type": "auth", "chain": "sol", "wallet": wallet.address(), "message": message, "signature": wallet.sign(&message) });
+    ws.send(Message::Text(auth.to_string().into())).await.unwrap();
+    assert_eq!(first_text(&mut ws).await.unwrap()["type"], "welcome");
+    // No ticket: 4403. Bad signature: 4401.
+    let other = SolWallet::new(4);
+    let message = challenge(&app, event_id, "sol", &other.address()).await;
+    let (mut ws2, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let auth = json!({ "type": "auth", "chain": "sol", "wallet": other.address(), "message": message, "signature": other.sign(&message) });
+    ws2.send(Message::Text(auth.to_string().into())).await.unwrap();
+    assert_eq!(first_text(&mut ws2).await.unwrap_err().0, 4403);
+    let message = challenge(&app, event_id, "sol", &wallet.address()).await;
+    let (mut ws3, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let auth = json!({ "type": "auth", "chain": "sol", "wallet": wallet.address(), "message": message, "signature": other.sign(&message) });
+    ws3.send(Message::Text(auth.to_string().into())).await.unwrap();
+    assert_eq!(first_text(&mut ws3).await.unwrap_err().0, 4401);
+    let _ = (Chain::Sol, Amount::zero(Currency::Sol));
+});
+
+app_test!(join_refusals_for_event_state, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(9);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    // The event ended: 410.
+    let now = ticketing::now_ms();
+    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.pool()).await.unwrap();
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
+    assert_eq!(res.status(), StatusCode::GONE);
+    // Not open yet: 409 with the opening time.
+    sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_live");
+    assert!(body["error"]["message"].as_str().unwrap().contains("doors open at"));
+    let res = join(&app, event_id, json!({ "wallet_address": wallet.address() })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.client.post(app.url("/api/events/abc/join")).json(&json!({ "wallet_address": "x", "signature": "y" })).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert!(app.get("/naf-dlux-adapter.js").await.text().await.unwrap().contains("NAF.adapters.register"));
+});

@@ -1,0 +1,325 @@
+//! The presence WebSocket end to end with real clients: admission and every close code, relay and `from`
+//! stamping, room isolation, supersede, slow consumers, moderation and restart recovery — on both databases.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chains::{Amount, Chain, Currency};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use ticketing::creators::{AccountName, Tier};
+use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
+use ticketing::rates::StaticRates;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SECRET: [u8; 32] = [0x11; 32];
+const MIN: i64 = 60_000;
+
+/// An event with `seats`, starting `starts_in` ms from now, lasting two hours.
+async fn event(app: &common::TestApp, seats: i64, starts_in: i64) -> i64 {
+    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
+    let now = ticketing::now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Room', 'custom', 's', '1000', 'HIVE', 'HIVE', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
+    )
+    .bind(seats)
+    .bind(now + starts_in)
+    .bind(now + starts_in + 120 * MIN)
+    .bind(now - MIN)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap()
+}
+
+/// A paid ticket for `wallet`, issued through the real money path.
+async fn ticket(app: &common::TestApp, event_id: i64, wallet: &str) -> i64 {
+    let p = Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &SECRET);
+    let now = ticketing::now_ms();
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }, now).await.unwrap();
+    let report = PaymentReport {
+        chain: Chain::Hive, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
+        amount: Amount::new(Currency::Hive, 1000), to_address: "dlux-tickets".into(), from_address: None,
+        block_height: Some(1), block_hash: None, confirmations: 1, is_final: true,
+    };
+    match p.report_payment(report, now).await.unwrap() {
+        PaymentOutcome::TicketIssued { ticket_id } => ticket_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn token(event_id: i64, ticket_id: i64, wallet: &str) -> String {
+    gateway::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
+}
+
+fn ws_url(app: &common::TestApp, path: &str) -> String {
+    app.url(path).replacen("http://", "ws://", 1)
+}
+
+async fn connect(app: &common::TestApp, event_id: i64, token: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(app, &format!("/event/{event_id}?token={token}"))).await.unwrap();
+    ws
+}
+
+/// Next JSON frame of `kind`, skipping others; panics on close or timeout.
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").expect("open").unwrap();
+        if let Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+        } else if let Message::Close(frame) = msg {
+            panic!("closed while waiting for {kind}: {frame:?}");
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code and reason.
+async fn closed_with(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(8), ws.next()).await.expect("close in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error before close: {e}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
+    let (a_event, b_event) = (event(&app, 10, 0).await, event(&app, 10, 0).await);
+    let (t1, t2, t3) = (ticket(&app, a_event, "alice-w").await, ticket(&app, a_event, "bob-w").await, ticket(&app, b_event, "carol-w").await);
+    let mut alice = connect(&app, a_event, &token(a_event, t1, "alice-w")).await;
+    let welcome = next_of(&mut alice, "welcome").await;
+    let alice_id = welcome["client_id"].as_str().unwrap().to_owned();
+    assert!(welcome["server_time"].as_i64().is_some());
+    let mut bob = connect(&app, a_event, &token(a_event, t2, "bob-w")).await;
+    let bob_id = next_of(&mut bob, "welcome").await["client_id"].as_str().unwrap().to_owned();
+    let mut carol = connect(&app, b_event, &token(b_event, t3, "carol-w")).await;
+    next_of(&mut carol, "welcome").await;
+    assert_eq!(next_of(&mut alice, "peer_joined").await["client_id"], bob_id.as_str());
+
+    // Alice pretends to be Bob; the server stamps her own id.
+    send(&mut alice, json!({ "type": "broadcast", "from": bob_id, "data_type": "um", "data": { "d": [1] }, "guaranteed": false })).await;
+    let got = next_of(&mut bob, "broadcast").await;
+    assert_eq!(got["from"], alice_id.as_str());
+    assert_eq!(got["data"], json!({ "d": [1] }));
+    // A peer of another room cannot be reached.
+    let carol_id = {
+        send(&mut carol, json!({ "type": "ping", "client_time": 1 })).await;
+        next_of(&mut carol, "pong").await;
+        "unknown"
+    };
+    let _ = carol_id;
+    send(&mut alice, json!({ "type": "send", "to": "c-not-here", "data_type": "u", "data": {}, "guaranteed": true })).await;
+    assert_eq!(next_of(&mut alice, "error").await["code"], "not_in_room");
+    send(&mut bob, json!({ "type": "ping", "client_time": 5 })).await;
+    assert_eq!(next_of(&mut bob, "pong").await["client_time"].as_f64(), Some(5.0));
+    // Carol saw nothing of room A.
+    send(&mut carol, json!({ "type": "ping", "client_time": 2 })).await;
+    let mut seen = Vec::new();
+    loop {
+        let v: Value = match tokio::time::timeout(Duration::from_secs(2), carol.next()).await.unwrap().unwrap().unwrap() {
+            Message::Text(t) => serde_json::from_str(&t).unwrap(),
+            _ => continue,
+        };
+        if v["type"] == "pong" { break }
+        seen.push(v);
+    }
+    assert!(seen.iter().all(|v| v["type"] != "broadcast" && v["type"] != "peer_joined"), "{seen:?}");
+});
+
+app_test!(every_admission_close_code, |app| async move {
+    let live = event(&app, 1, 0).await;
+    let later = event(&app, 5, 24 * 60 * MIN).await;
+    let t_live = ticket(&app, live, "wone").await;
+    let t_later = ticket(&app, later, "wtwo").await;
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("/event/{live}?token=garbage"), 4401, "malformed"),
+        (format!("/event/{live}?token={}", token(later, t_later, "wtwo")), 4401, "another event"),
+        (format!("/event/{live}?token={}", token(live, t_later, "wtwo")), 4403, "no valid ticket"),
+        (format!("/event/{later}?token={}", token(later, t_later, "wtwo")), 4410, "opens at"),
+        (format!("/event/abc?token=x"), 4400, ""),
+    ];
+    for (path, code, reason) in cases {
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, &path)).await.unwrap();
+        let (got, text) = closed_with(&mut ws).await;
+        assert_eq!(got, code, "{path}: {text}");
+        assert!(text.contains(reason), "{path}: {text}");
+    }
+    // A session token is single-use.
+    let once = token(live, t_live, "wone");
+    let mut first = connect(&app, live, &once).await;
+    next_of(&mut first, "welcome").await;
+    let mut again = connect(&app, live, &once).await;
+    assert_eq!(closed_with(&mut again).await.0, 4401);
+    // The room holds one attendee: a second ticket holder gets 4409; the first one reconnecting supersedes.
+    let t_other = ticket_room_full_case(&app, live).await;
+    let mut full = connect(&app, live, &token(live, t_other, "wthree")).await;
+    assert_eq!(closed_with(&mut full).await.0, 4409);
+    let mut reconnect = connect(&app, live, &token(live, t_live, "wone")).await;
+    next_of(&mut reconnect, "welcome").await;
+    assert_eq!(closed_with(&mut first).await.0, 4000);
+    // No credentials at all: 4401 after the auth timeout; a bad first frame: 4400.
+    let (mut silent, _) = tokio_tungstenite::connect_async(ws_url(&app, &format!("/event/{live}"))).await.unwrap();
+    assert_eq!(closed_with(&mut silent).await.0, 4401);
+    let (mut bad, _) = tokio_tungstenite::connect_async(ws_url(&app, &format!("/event/{live}"))).await.unwrap();
+    bad.send(Message::Text("{\"type\":\"hello\"}".into())).await.unwrap();
+    assert_eq!(closed_with(&mut bad).await.0, 4400);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("gateway_ws_rejections_total{code=\"4409\"}"), "{metrics}");
+});
+
+/// A ticket for the full single-seat room: sold before the room filled (capacity 1 room, a second ticket
+/// needs a second seat, so it is issued for a twin event and moved — the store allows any ticket row).
+async fn ticket_room_full_case(app: &common::TestApp, live: i64) -> i64 {
+    sqlx::query("UPDATE events SET max_attendees = 2 WHERE id = $1").bind(live).execute(app.store.pool()).await.unwrap();
+    let t = ticket(app, live, "wthree").await;
+    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(live).execute(app.store.pool()).await.unwrap();
+    t
+}
+
+app_test!(kick_ban_mute_by_the_host, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let (t1, t2) = (ticket(&app, event_id, "alice-w").await, ticket(&app, event_id, "bob-w").await);
+    let mut alice = connect(&app, event_id, &token(event_id, t1, "alice-w")).await;
+    next_of(&mut alice, "welcome").await;
+    let mut bob = connect(&app, event_id, &token(event_id, t2, "bob-w")).await;
+    let bob_id = next_of(&mut bob, "welcome").await["client_id"].as_str().unwrap().to_owned();
+    let base = format!("/api/events/{event_id}/attendees/{bob_id}");
+    // Without credentials: refused.
+    let res = app.client.post(app.url(&format!("{base}/mute"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app.admin(Method::POST, &format!("{base}/mute")).json(&json!({ "muted": true })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let muted = next_of(&mut alice, "muted").await;
+    assert_eq!((muted["client_id"].as_str(), muted["muted"].as_bool()), (Some(bob_id.as_str()), Some(true)));
+    // Bob's microphone stays refused while muted.
+    send(&mut bob, json!({ "type": "media", "mic": true })).await;
+    assert_eq!(next_of(&mut bob, "error").await["code"], "muted");
+    // Kick: closed with 4001, may rejoin.
+    let res = app.admin(Method::POST, &format!("{base}/kick")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(closed_with(&mut bob).await.0, 4001);
+    let mut bob = connect(&app, event_id, &token(event_id, t2, "bob-w")).await;
+    let bob_id = next_of(&mut bob, "welcome").await["client_id"].as_str().unwrap().to_owned();
+    // Ban: closed with 4003, the ticket is invalid for good, audited.
+    let res = app.admin(Method::POST, &format!("/api/events/{event_id}/attendees/{bob_id}/ban")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(closed_with(&mut bob).await.0, 4003);
+    let mut again = connect(&app, event_id, &token(event_id, t2, "bob-w")).await;
+    let (code, reason) = closed_with(&mut again).await;
+    assert_eq!((code, reason.as_str()), (4403, "ticket banned"));
+    assert_eq!(app.store.audit_entries(Some("ticket.banned"), 5).await.unwrap().len(), 1);
+    let res = app.admin(Method::POST, &format!("/api/events/{event_id}/attendees/c-none/kick")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_closed_and_others_are_unaffected_sqlite() {
+    slow_consumer(ticketing::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_closed_and_others_are_unaffected_postgres() {
+    slow_consumer(ticketing::Backend::Postgres).await;
+}
+
+async fn slow_consumer(backend: ticketing::Backend) {
+    let app = common::spawn_app_with(backend, |s| {
+        s.signaling.guaranteed_queue = 64;
+        s.signaling.unguaranteed_queue = 64;
+        s.signaling.messages_per_second = 100_000;
+        s.signaling.burst = 100_000;
+    })
+    .await;
+    let event_id = event(&app, 10, 0).await;
+    let (t1, t2, t3) = (ticket(&app, event_id, "fast-w").await, ticket(&app, event_id, "slow-w").await, ticket(&app, event_id, "talk-w").await);
+    let mut fast = connect(&app, event_id, &token(event_id, t1, "fast-w")).await;
+    next_of(&mut fast, "welcome").await;
+    let mut slow = connect(&app, event_id, &token(event_id, t2, "slow-w")).await;
+    next_of(&mut slow, "welcome").await;
+    let mut talker = connect(&app, event_id, &token(event_id, t3, "talk-w")).await;
+    next_of(&mut talker, "welcome").await;
+    // The slow peer stops reading; the talker sends guaranteed frames large enough to fill the socket buffers.
+    let blob = "x".repeat(30_000);
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < 400 {
+            match tokio::time::timeout(Duration::from_secs(10), fast.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.contains("\"broadcast\"") => got += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("fast peer stalled after {got}: {other:?}"),
+            }
+        }
+        got
+    });
+    // Paced at ~15 MB/s: a reading peer keeps up, a peer that reads nothing fills its socket and its queue.
+    for i in 0..400 {
+        send(&mut talker, json!({ "type": "broadcast", "data_type": "r", "data": { "i": i, "blob": blob }, "guaranteed": true })).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(reader.await.unwrap(), 400, "the fast peer got every guaranteed frame");
+    // The slow one was closed as a slow consumer and its session ended so.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sessions = app.store.attendance_sessions(event_id).await.unwrap();
+    let slow_row = sessions.iter().find(|s| s.ticket_id == Some(t2)).unwrap();
+    assert_eq!(slow_row.end_reason.as_deref(), Some("slow_consumer"), "{sessions:?}");
+    drop(slow);
+}
+
+app_test!(restart_closes_interrupted_sessions, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let t = ticket(&app, event_id, "wone").await;
+    let mut ws = connect(&app, event_id, &token(event_id, t, "wone")).await;
+    next_of(&mut ws, "welcome").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await; // one flush interval
+    let open = app.store.attendance_sessions(event_id).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].left_at.is_none());
+    // The node dies without a goodbye; the next start of the same node closes the row as interrupted.
+    let closed = app.store.close_interrupted_sessions("node-1", ticketing::now_ms()).await.unwrap();
+    assert_eq!(closed, 1);
+    let rows = app.store.attendance_sessions(event_id).await.unwrap();
+    assert_eq!(rows[0].end_reason.as_deref(), Some("interrupted"));
+    let ticket_row = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT access_count, first_access_at FROM tickets WHERE id = $1")
+        .bind(t).fetch_one(app.store.pool()).await.unwrap();
+    assert_eq!(ticket_row.0, 1);
+    assert!(ticket_row.1.is_some());
+});
+
+app_test!(shutdown_closes_rooms_with_1001_and_flushes, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let t = ticket(&app, event_id, "wone").await;
+    let mut ws = connect(&app, event_id, &token(event_id, t, "wone")).await;
+    next_of(&mut ws, "welcome").await;
+    send(&mut ws, json!({ "type": "chat", "text": "bye" })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.shutdown.cancel();
+    let (code, _) = closed_with(&mut ws).await;
+    assert_eq!(code, u16::from(CloseCode::Away));
+    for _ in 0..200 {
+        if app.server.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.server.is_finished(), "the server stopped after draining");
+    // The chat counted before the stop was flushed by the graceful shutdown, and the session closed.
+    let store = ticketing::Store::connect(&app.db_url(), 2).await.unwrap();
+    let rows = store.attendance_sessions(event_id).await.unwrap();
+    assert_eq!((rows[0].chat_messages, rows[0].end_reason.as_deref()), (1, Some("shutdown")));
+});

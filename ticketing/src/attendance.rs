@@ -1,0 +1,350 @@
+//! Admission checks and attendance: who may enter a room, and what happened while they were there.
+//!
+//! The gateway keeps room counters in memory for speed; this module is the truth they are rebuilt from.
+//! One `attendance_sessions` row per admission, opened at join and closed at leave with the reason; the
+//! ticket carries the running totals (first and last access, access count, total duration). Engagement
+//! updates arrive in batches ([`Store::record_attendance`]) so the rooms' hot path never waits on the
+//! database.
+
+use serde::Serialize;
+use sqlx::{Any, Transaction};
+
+use crate::store::{Store, StoreError};
+
+/// Why a ticket may not enter a room now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such ticket, or it belongs to another event.
+    NoTicket,
+    /// The ticket was refunded, cancelled or banned (the status).
+    TicketInvalid(String),
+    /// The event was cancelled.
+    EventCancelled,
+    /// Too early: the room opens at this time (unix ms).
+    NotYetOpen { opens_at: i64 },
+    Ended,
+}
+
+/// What the gateway needs to seat an attendee.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seat {
+    pub ticket_id: Option<i64>,
+    pub event_id: i64,
+    pub wallet: String,
+    pub chain: String,
+    pub capacity: i64,
+    pub event_end: i64,
+    pub creator_account: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventWindow {
+    status: String,
+    event_start: i64,
+    event_end: i64,
+    max_attendees: i64,
+    creator_account: String,
+}
+
+impl Store {
+    async fn event_window(&self, event_id: i64) -> Result<Option<EventWindow>, StoreError> {
+        Ok(sqlx::query_as::<_, EventWindow>(
+            "SELECT status, event_start, event_end, max_attendees, creator_account FROM events WHERE id = $1",
+        )
+        .bind(event_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// May `ticket_id` enter `event_id` at `now`? Rooms open `early_open_ms` before the start.
+    pub async fn check_ticket_admission(
+        &self,
+        event_id: i64,
+        ticket_id: i64,
+        now: i64,
+        early_open_ms: i64,
+    ) -> Result<Result<Seat, Refusal>, StoreError> {
+        let ticket: Option<(i64, String, String, String)> =
+            sqlx::query_as("SELECT event_id, status, wallet_address, chain FROM tickets WHERE id = $1")
+                .bind(ticket_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some((ticket_event, status, wallet, chain)) = ticket else { return Ok(Err(Refusal::NoTicket)) };
+        if ticket_event != event_id {
+            return Ok(Err(Refusal::NoTicket));
+        }
+        if status != "valid" {
+            return Ok(Err(Refusal::TicketInvalid(status)));
+        }
+        let Some(event) = self.event_window(event_id).await? else { return Ok(Err(Refusal::NoTicket)) };
+        if let Err(refusal) = check_window(&event, now, early_open_ms) {
+            return Ok(Err(refusal));
+        }
+        Ok(Ok(Seat {
+            ticket_id: Some(ticket_id),
+            event_id,
+            wallet,
+            chain,
+            capacity: event.max_attendees,
+            event_end: event.event_end,
+            creator_account: event.creator_account,
+        }))
+    }
+
+    /// The host's seat: the event's creator, not counted against capacity.
+    pub async fn check_host_admission(
+        &self,
+        event_id: i64,
+        account: &str,
+        now: i64,
+        early_open_ms: i64,
+    ) -> Result<Result<Seat, Refusal>, StoreError> {
+        let Some(event) = self.event_window(event_id).await? else { return Ok(Err(Refusal::NoTicket)) };
+        if event.creator_account != account {
+            return Ok(Err(Refusal::NoTicket));
+        }
+        // Hosts may enter before the doors open to set up, but not after the end.
+        let _ = early_open_ms;
+        if event.status == "cancelled" {
+            return Ok(Err(Refusal::EventCancelled));
+        }
+        if now >= event.event_end {
+            return Ok(Err(Refusal::Ended));
+        }
+        Ok(Ok(Seat {
+            ticket_id: None,
+            event_id,
+            wallet: account.to_owned(),
+            chain: "hive".into(),
+            capacity: event.max_attendees,
+            event_end: event.event_end,
+            creator_account: event.creator_account,
+        }))
+    }
+
+    /// The valid ticket a wallet holds for an event, if any (EVM wallets on any EVM chain).
+    pub async fn valid_ticket_for_wallet(&self, event_id: i64, chain: &str, wallet: &str) -> Result<Option<i64>, StoreError> {
+        let evm = matches!(chain, "eth" | "pol" | "bnb");
+        let id: Option<i64> = if evm {
+            sqlx::query_scalar(
+                "SELECT id FROM tickets WHERE event_id = $1 AND chain IN ('eth', 'pol', 'bnb') AND wallet_address = $2 \
+                 ORDER BY (CASE WHEN status = 'valid' THEN 0 ELSE 1 END), id LIMIT 1",
+            )
+            .bind(event_id)
+            .bind(wallet.to_ascii_lowercase())
+            .fetch_optional(self.pool())
+            .await?
+        } else {
+            sqlx::query_scalar(
+                "SELECT id FROM tickets WHERE event_id = $1 AND chain = $2 AND wallet_address = $3 \
+                 ORDER BY (CASE WHEN status = 'valid' THEN 0 ELSE 1 END), id LIMIT 1",
+            )
+            .bind(event_id)
+            .bind(chain)
+            .bind(wallet)
+            .fetch_optional(self.pool())
+            .await?
+        };
+        Ok(id)
+    }
+
+    /// Bans a ticket: it can never enter again. Audited.
+    pub async fn ban_ticket(&self, ticket_id: i64, actor: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query("UPDATE tickets SET status = 'banned', updated_at = $2 WHERE id = $1 AND status = 'valid'")
+            .bind(ticket_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let event_id: Option<i64> = sqlx::query_scalar("SELECT event_id FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        crate::audit::record(
+            &mut *tx,
+            &crate::audit::AuditEntry { event_id, ..crate::audit::AuditEntry::new(actor, "ticket.banned") }
+                .subject(&ticket_id.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(changed.rows_affected() == 1)
+    }
+
+    /// After a restart: sessions this node left open were cut off; close them as `interrupted`.
+    pub async fn close_interrupted_sessions(&self, node_id: &str, now: i64) -> Result<u64, StoreError> {
+        let open: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, joined_at, ticket_id FROM attendance_sessions WHERE node_id = $1 AND left_at IS NULL",
+        )
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut tx = self.pool().begin().await?;
+        for (id, joined_at, ticket_id) in &open {
+            close_session(&mut tx, id, *joined_at, *ticket_id, now, "interrupted").await?;
+        }
+        tx.commit().await?;
+        Ok(open.len() as u64)
+    }
+
+    /// Applies a batch of attendance changes in one transaction.
+    pub async fn record_attendance(&self, batch: &[AttendanceChange]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for change in batch {
+            match change {
+                AttendanceChange::Opened { session_id, event_id, ticket_id, wallet, role, client_id, node_id, at } => {
+                    sqlx::query(
+                        "INSERT INTO attendance_sessions (id, event_id, ticket_id, wallet, role, client_id, node_id, joined_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(session_id)
+                    .bind(event_id)
+                    .bind(ticket_id)
+                    .bind(wallet)
+                    .bind(role)
+                    .bind(client_id)
+                    .bind(node_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(ticket_id) = ticket_id {
+                        sqlx::query(
+                            "UPDATE tickets SET first_access_at = COALESCE(first_access_at, $2), last_access_at = $2, \
+                             access_count = access_count + 1, updated_at = $2 WHERE id = $1",
+                        )
+                        .bind(ticket_id)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                AttendanceChange::Engagement { session_id, chat_messages, voice_secs, screen_share_secs } => {
+                    sqlx::query(
+                        "UPDATE attendance_sessions SET chat_messages = chat_messages + $2, voice_secs = voice_secs + $3, \
+                         screen_share_secs = screen_share_secs + $4, \
+                         screen_shared = (CASE WHEN screen_share_secs + $4 > 0 THEN 1 ELSE screen_shared END) WHERE id = $1",
+                    )
+                    .bind(session_id)
+                    .bind(chat_messages)
+                    .bind(voice_secs)
+                    .bind(screen_share_secs)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AttendanceChange::ScreenShared { session_id } => {
+                    sqlx::query("UPDATE attendance_sessions SET screen_shared = 1 WHERE id = $1")
+                        .bind(session_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AttendanceChange::Closed { session_id, at, reason } => {
+                    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                        "SELECT joined_at, ticket_id FROM attendance_sessions WHERE id = $1 AND left_at IS NULL",
+                    )
+                    .bind(session_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((joined_at, ticket_id)) = row {
+                        close_session(&mut tx, session_id, joined_at, ticket_id, *at, reason).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn attendance_sessions(&self, event_id: i64) -> Result<Vec<AttendanceRow>, StoreError> {
+        Ok(sqlx::query_as::<_, AttendanceRow>(
+            "SELECT id, event_id, ticket_id, wallet, role, client_id, node_id, joined_at, left_at, duration_secs, end_reason, \
+             chat_messages, voice_secs, screen_shared, screen_share_secs FROM attendance_sessions WHERE event_id = $1 \
+             ORDER BY joined_at, id",
+        )
+        .bind(event_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+async fn close_session(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    joined_at: i64,
+    ticket_id: Option<i64>,
+    at: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let duration = ((at - joined_at).max(0)) / 1000;
+    sqlx::query("UPDATE attendance_sessions SET left_at = $2, duration_secs = $3, end_reason = $4 WHERE id = $1 AND left_at IS NULL")
+        .bind(id)
+        .bind(at)
+        .bind(duration)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    if let Some(ticket_id) = ticket_id {
+        sqlx::query(
+            "UPDATE tickets SET total_duration_secs = total_duration_secs + $2, last_access_at = $3, updated_at = $3 WHERE id = $1",
+        )
+        .bind(ticket_id)
+        .bind(duration)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn check_window(event: &EventWindow, now: i64, early_open_ms: i64) -> Result<(), Refusal> {
+    if event.status == "cancelled" {
+        return Err(Refusal::EventCancelled);
+    }
+    let opens_at = event.event_start - early_open_ms;
+    if now < opens_at {
+        return Err(Refusal::NotYetOpen { opens_at });
+    }
+    if now >= event.event_end {
+        return Err(Refusal::Ended);
+    }
+    Ok(())
+}
+
+/// One change to attendance, queued by the gateway and written in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttendanceChange {
+    Opened {
+        session_id: String,
+        event_id: i64,
+        ticket_id: Option<i64>,
+        wallet: String,
+        role: &'static str,
+        client_id: String,
+        node_id: String,
+        at: i64,
+    },
+    /// Counters to add to a session.
+    Engagement { session_id: String, chat_messages: i64, voice_secs: i64, screen_share_secs: i64 },
+    ScreenShared { session_id: String },
+    Closed { session_id: String, at: i64, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct AttendanceRow {
+    pub id: String,
+    pub event_id: i64,
+    pub ticket_id: Option<i64>,
+    pub wallet: String,
+    pub role: String,
+    pub client_id: String,
+    pub node_id: String,
+    pub joined_at: i64,
+    pub left_at: Option<i64>,
+    pub duration_secs: Option<i64>,
+    pub end_reason: Option<String>,
+    pub chat_messages: i64,
+    pub voice_secs: i64,
+    pub screen_shared: i64,
+    pub screen_share_secs: i64,
+}
