@@ -27,6 +27,11 @@ use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchErr
 /// Open quotes: payment address (lower-case on EVM) → quote id.
 pub type QuoteAddresses = HashMap<String, String>;
 
+/// How long a quote's address is still watched after the quote stopped being open (expired, paid): a payment
+/// broadcast just before expiry may confirm after it, and a second payment to a paid quote is owed back.
+/// Ticketing decides what such late payments are worth.
+pub const LATE_PAYMENT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// One scanned block and the transfers in it that pay open quotes.
 #[derive(Debug, Clone)]
 pub struct ScannedBlock {
@@ -98,11 +103,36 @@ pub struct ChainFollower {
     recent: BTreeMap<i64, String>,
     pending: HashMap<(String, i64), PaymentReport>,
     pending_tokens: HashMap<(String, i64), TokenTransfer>,
+    /// Addresses of quotes seen open during this run: address → (quote id, last seen open, unix ms).
+    watched: HashMap<String, (String, i64)>,
 }
 
 impl ChainFollower {
     pub fn new(config: FollowConfig) -> Self {
-        ChainFollower { config, cursor: None, recent: BTreeMap::new(), pending: HashMap::new(), pending_tokens: HashMap::new() }
+        ChainFollower {
+            config,
+            cursor: None,
+            recent: BTreeMap::new(),
+            pending: HashMap::new(),
+            pending_tokens: HashMap::new(),
+            watched: HashMap::new(),
+        }
+    }
+
+    /// The addresses to look for: open quotes, quotes open within the grace period, and pending sightings.
+    async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
+        let now = ctx.now();
+        for (address, quote) in ctx.quotes_by_address().await? {
+            self.watched.insert(address, (quote, now));
+        }
+        self.watched.retain(|_, (_, seen)| now - *seen <= LATE_PAYMENT_GRACE_MS);
+        let mut addresses: QuoteAddresses = self.watched.iter().map(|(a, (q, _))| (a.clone(), q.clone())).collect();
+        for p in self.pending.values() {
+            if let Some(quote) = &p.quote_id {
+                addresses.entry(p.to_address.clone()).or_insert_with(|| quote.clone());
+            }
+        }
+        Ok(addresses)
     }
 
     /// Reloads the cursor and the pending sightings from the store.
@@ -132,7 +162,7 @@ impl ChainFollower {
         let head = source.head().await?;
         let final_height = source.final_height(head).await?.min(head);
         ctx.metrics().set_head(head);
-        let quotes = ctx.quotes_by_address().await?;
+        let quotes = self.addresses(ctx).await?;
         let mut report = PollReport { head_height: head, ..PollReport::default() };
 
         if self.cursor.is_none() {
@@ -239,18 +269,40 @@ impl ChainFollower {
         let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
         let is_canonical = |height: i64, hash: &str| canonical.get(&height).and_then(|c| c.as_deref()) == Some(hash);
 
+        let cursor_height = self.cursor.as_ref().map_or(-1, |(h, _)| *h);
         let mut lowest_orphan: Option<i64> = None;
         let mut keys: Vec<(String, i64)> = self.pending.keys().cloned().collect();
         keys.sort();
         for key in keys {
             let sighting = self.pending[&key].clone();
             let Some(height) = sighting.block_height else {
-                // Unconfirmed: still there? A confirmed one is picked up (with its block) by the scan.
-                if source.tx_status(&sighting.txid).await? == TxStatus::Missing {
-                    if ctx.orphan(&sighting.txid, sighting.output_index).await? {
-                        report.orphaned += 1;
+                // Unconfirmed: still there? Mined meanwhile (then follow it by its block from now on)?
+                match source.tx_status(&sighting.txid).await? {
+                    TxStatus::Missing => {
+                        if ctx.orphan(&sighting.txid, sighting.output_index).await? {
+                            report.orphaned += 1;
+                        }
+                        self.pending.remove(&key);
                     }
-                    self.pending.remove(&key);
+                    TxStatus::Unconfirmed => {}
+                    TxStatus::Confirmed { height, .. } if height > cursor_height => {
+                        // The scan reaches its block this tick and reports it with the block.
+                    }
+                    TxStatus::Confirmed { height, hash } if height <= head => {
+                        // Mined in a block already scanned (its quote was no longer watched then): follow it.
+                        let confirmations = Finality::confirmations(height, head);
+                        let is_final = height <= final_height;
+                        let mined = PaymentReport { block_height: Some(height), block_hash: Some(hash), confirmations, is_final, ..sighting };
+                        let outcome = ctx.report(mined.clone()).await?;
+                        if is_final {
+                            report.reported_final += u64::from(outcome.is_some());
+                            self.pending.remove(&key);
+                        } else {
+                            report.reported_pending += u64::from(outcome.is_some());
+                            self.pending.insert(key, mined);
+                        }
+                    }
+                    TxStatus::Confirmed { .. } => {}
                 }
                 continue;
             };
@@ -362,8 +414,13 @@ impl ChainFollower {
                 is_final,
                 ..payment.clone()
             };
-            ctx.metrics().payments_seen.inc();
             let key = (sighting.txid.clone(), sighting.output_index);
+            match self.pending.get(&key) {
+                // Already followed in this block (an unconfirmed sighting found mined this tick): nothing new.
+                Some(known) if known.block_hash == sighting.block_hash && known.confirmations == confirmations && !is_final => continue,
+                Some(_) => {}
+                None => ctx.metrics().payments_seen.inc(),
+            }
             let outcome = ctx.report(sighting.clone()).await?;
             if is_final {
                 report.reported_final += u64::from(outcome.is_some());

@@ -1,0 +1,172 @@
+//! The Bitcoin watcher against an Esplora-compatible server serving real blocks and transactions (built with
+//! the `bitcoin` crate) that pay addresses ticketing derived from the BIP-84 test account. SQLite and PostgreSQL.
+
+#[path = "support/esplora.rs"]
+mod esplora;
+#[path = "support/ticketing_fixtures.rs"]
+mod fixtures;
+
+use chains::{Chain, Currency};
+use ticketing::{store_test, Store};
+use watchers::{BtcWatcher, BtcWatcherConfig, PaymentWatcher, WatchContext};
+
+use esplora::{payment, Esplora};
+use fixtures::*;
+
+const PRICE: u64 = 100_000; // 0.001 BTC
+/// The BIP-84 test account's first receiving address (ticketing derives index 0 for the first quote).
+const FIRST_ADDRESS: &str = "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu";
+
+async fn started(esplora: &Esplora, ctx: &WatchContext) -> BtcWatcher {
+    let mut config = BtcWatcherConfig::new(&esplora.url);
+    config.poll_interval_ms = 50;
+    let mut watcher = BtcWatcher::new(config).unwrap();
+    watcher.resume(ctx).await.unwrap();
+    watcher.poll_once(ctx).await.unwrap(); // cursor at the tip
+    watcher
+}
+
+/// A change address that is not a quote's: a P2WPKH of some other key.
+const OTHER: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+
+store_test!(payment_in_two_outputs_is_credited_after_two_blocks, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+    assert_eq!(q.payment_address, FIRST_ADDRESS, "the BIP-84 account's first receiving address");
+
+    let txid = esplora.broadcast(payment(1, &[(&q.payment_address, 60_000), (OTHER, 5_000), (&q.payment_address, 40_000)]));
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_pending, 2, "two outputs seen in the mempool");
+    assert_eq!(reload(&p, &q).await.status, "seen");
+
+    esplora.mine();
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((r.reported_pending, r.reported_final), (2, 0));
+    let q1 = reload(&p, &q).await;
+    assert_eq!((q1.status.as_str(), q1.confirmations), ("confirming", 1));
+    assert!(ticket(&p, &q).await.is_none(), "1 confirmation is not final");
+
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 2);
+    let t = ticket(&p, &q).await.expect("ticket after 2 confirmations");
+    assert_eq!(t.amount_paid_units, PRICE.to_string());
+    let outputs: Vec<(String, i64)> = payments(&store, &q).await.into_iter().map(|(t, i, _)| (t, i)).collect();
+    assert_eq!(outputs, vec![(txid.to_string(), 0), (txid.to_string(), 2)]);
+    assert_eq!(ctx.metrics().payments_confirmed.get(), 2);
+});
+
+store_test!(reorg_orphans_a_confirming_payment, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+
+    let txid = esplora.broadcast(payment(2, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &q).await.confirmations, 1);
+
+    esplora.reorg(1); // the payment's block is replaced by a longer fork without it
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.orphaned, 1, "{r:?}");
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "orphaned".to_string())]);
+    assert_eq!(reload(&p, &q).await.status, "awaiting_payment");
+    esplora.mine_empty(3);
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &q).await.is_none(), "never credited from a block that left the chain");
+    assert_eq!(ctx.metrics().payments_orphaned.get(), 1);
+});
+
+store_test!(replaced_by_fee_transaction_is_orphaned_and_the_replacement_credited, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+
+    let first = esplora.broadcast(payment(3, &[(&q.payment_address, PRICE), (OTHER, 50_000)]));
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &q).await.status, "seen");
+    // Same input, higher fee (less change): the first transaction disappears.
+    let second = esplora.replace(first, payment(3, &[(&q.payment_address, PRICE), (OTHER, 40_000)]));
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((r.orphaned, r.reported_pending), (1, 1), "{r:?}");
+
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &q).await.is_some());
+    assert_eq!(
+        payments(&store, &q).await,
+        vec![(first.to_string(), 0, "orphaned".to_string()), (second.to_string(), 0, "credited".to_string())]
+    );
+});
+
+store_test!(restart_resumes_and_a_rescan_credits_nothing_twice, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+    esplora.broadcast(payment(4, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    w.poll_once(&ctx).await.unwrap();
+    drop(w);
+
+    esplora.mine_empty(2);
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    assert_eq!(w.follower().cursor().unwrap().0, 101);
+    assert_eq!(w.follower().pending().count(), 1);
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &q).await.is_some());
+
+    // Back to before the payment's block: it is scanned and reported again; ticketing keeps one credit.
+    let hash = esplora_hash(&esplora, 100).await;
+    store.save_watcher_cursor(Chain::Btc, 100, &hash, ticketing::now_ms()).await.unwrap();
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    let r = w.poll_once(&ctx).await.unwrap();
+    // The quote is paid, so a fresh watcher does not even look for its address any more; had it reported the
+    // output again, ticketing would answer AlreadyProcessed (see the EVM restart test).
+    assert_eq!((r.blocks_scanned, r.reported_final), (3, 0), "{r:?}");
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(tickets, 1);
+    assert_eq!(payments(&store, &q).await.len(), 1);
+});
+
+async fn esplora_hash(esplora: &Esplora, height: i64) -> String {
+    reqwest::get(format!("{}/block-height/{height}", esplora.url)).await.unwrap().text().await.unwrap()
+}
+
+store_test!(payment_seen_before_expiry_is_followed_after_it, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let later = ticketing::now_ms() + 20 * 60 * 1000; // after the quote's 15 minutes
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+    esplora.broadcast(payment(5, &[(&q.payment_address, PRICE)]));
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &q).await.status, "seen");
+
+    // The quote expires (the sweeper runs) before the block comes; the watcher still follows the payment.
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    assert!(p.open_quotes(Chain::Btc).await.unwrap().is_empty());
+    let ctx = ctx.with_clock(std::sync::Arc::new(move || later));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &q).await.is_some(), "a late payment that still covers the price gets a seat");
+});
