@@ -371,6 +371,13 @@ impl PaymentWatcher for HiveWatcher {
 
     /// Reloads the history cursor. Every Hive report is final, so there are no pending sightings to re-check.
     async fn resume(&mut self, ctx: &WatchContext) -> Result<(), WatchError> {
+        let quoted = &ctx.purchases().settings().hive_account;
+        if *quoted != self.config.account {
+            return Err(WatchError::Config(format!(
+                "watchers.hive.account is `{}` but quotes tell buyers to pay `{quoted}`",
+                self.config.account
+            )));
+        }
         if let Some(saved) = ctx.cursor().await? {
             self.cursor = HiveCursor { sequence: saved.height, block: saved.block_hash.parse().unwrap_or(0) };
             ctx.metrics().set_cursor(saved.height);

@@ -48,6 +48,11 @@ pub struct SolanaConfig {
 fn default_poll_interval_ms() -> u64 {
     10_000
 }
+
+/// At most this many pages of signatures per quote and tick. A reference mentioned by more transactions than
+/// that (500 at the default page size) within one quote's life is a flood: the oldest are not read, and a
+/// warning says so.
+const MAX_SIGNATURE_PAGES: usize = 20;
 fn default_signature_limit() -> usize {
     25
 }
@@ -116,11 +121,14 @@ impl SolanaRpc {
         reply.get("result").cloned().ok_or_else(|| WatchError::Rpc(format!("{method}: no result")))
     }
 
-    /// Finalized signatures of transactions that mention `address`, newest first.
-    pub async fn signatures_for_address(&self, address: &str, limit: usize) -> Result<Vec<SignatureInfo>, WatchError> {
-        let result = self
-            .call("getSignaturesForAddress", json!([address, { "commitment": "finalized", "limit": limit }]))
-            .await?;
+    /// Finalized signatures of transactions that mention `address`, newest first: up to `limit`, older than
+    /// `before` when given (the node's paging).
+    pub async fn signatures_for_address(&self, address: &str, limit: usize, before: Option<&str>) -> Result<Vec<SignatureInfo>, WatchError> {
+        let mut options = json!({ "commitment": "finalized", "limit": limit });
+        if let Some(before) = before {
+            options["before"] = json!(before);
+        }
+        let result = self.call("getSignaturesForAddress", json!([address, options])).await?;
         serde_json::from_value(result).map_err(|e| WatchError::Rpc(format!("getSignaturesForAddress: {e}")))
     }
 
@@ -306,9 +314,27 @@ impl SolanaWatcher {
     async fn check_quote(&mut self, ctx: &WatchContext, quote: &QuoteRow, pass: &mut SolanaPass) -> Result<(), WatchError> {
         let Some(reference) = quote.reference.as_deref() else { return Ok(()) };
         let rpc = &self.rpc;
-        let limit = self.config.signature_limit;
-        let signatures =
-            with_retry(ctx.metrics(), &self.retry, "getSignaturesForAddress", || rpc.signatures_for_address(reference, limit)).await?;
+        let limit = self.config.signature_limit.max(1);
+        // Anyone can mention a reference (dust, failed transactions), so page back until a signature settled in
+        // an earlier pass (everything older was settled too) or the end of the list, never just the newest page.
+        let mut signatures: Vec<SignatureInfo> = Vec::new();
+        for page_number in 1..=MAX_SIGNATURE_PAGES {
+            let before = signatures.last().map(|s| s.signature.clone());
+            let page = with_retry(ctx.metrics(), &self.retry, "getSignaturesForAddress", || {
+                rpc.signatures_for_address(reference, limit, before.as_deref())
+            })
+            .await?;
+            let full = page.len() >= limit;
+            let done = self.done.get(&quote.id);
+            let reached_settled = page.iter().any(|s| done.is_some_and(|d| d.contains(&s.signature)));
+            signatures.extend(page);
+            if !full || reached_settled {
+                break;
+            }
+            if page_number == MAX_SIGNATURE_PAGES {
+                tracing::warn!(quote = %quote.id, reference, read = signatures.len(), "reference flooded: oldest signatures not read");
+            }
+        }
         // Oldest first, so two payments for one quote are credited in chain order.
         for info in signatures.iter().rev() {
             let signature = info.signature.as_str();

@@ -173,4 +173,8 @@ store_test!(a_restarted_watcher_reports_idempotently, |store: Store| async move 
     let again = HiveWatcher::new(HiveConfig::new(&server.url, ACCOUNT)).scan(&ctx).await.unwrap();
     assert_eq!(again.reported.len(), first.reported.len());
     assert!(again.reported.iter().all(|(_, o)| *o == Some(PaymentOutcome::AlreadyProcessed)), "{:?}", again.reported);
+
+    // Watching an account other than the one quotes name is a configuration error, not a quiet no-op.
+    let mut misconfigured = HiveWatcher::new(HiveConfig::new(&server.url, "someone-else"));
+    assert!(matches!(misconfigured.resume(&ctx).await, Err(watchers::WatchError::Config(_))));
 });

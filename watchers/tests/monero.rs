@@ -130,4 +130,19 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     restarted.resume(&ctx).await.unwrap();
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.reported_final + report.reported_pending, 0, "{report:?}");
+
+    // A pool transaction that vanishes (dropped, double spent) is withdrawn: the quote awaits payment again.
+    let (address2, minor2) = wallet.create_address(0, "q_xmr2").await.unwrap();
+    insert_xmr_quote(&store, event_id, "q_xmr2", &net.buyer.address, &address2, minor2).await;
+    net.buyer.refresh().await;
+    let txid2 = net.buyer.transfer(&[(&address2, PRICE)]).await;
+    let report = restarted.poll_once(&ctx).await.unwrap();
+    assert_eq!(report.reported_pending, 1, "{report:?}");
+    assert_eq!(p.quote("q_xmr2").await.unwrap().unwrap().status, "seen");
+    net.flush_txpool(&txid2).await;
+    let report = restarted.poll_once(&ctx).await.unwrap();
+    assert_eq!(report.orphaned, 1, "{report:?}");
+    assert_eq!(p.quote("q_xmr2").await.unwrap().unwrap().status, "awaiting_payment");
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(status, "orphaned");
 }

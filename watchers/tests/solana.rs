@@ -39,8 +39,9 @@ fn reference_of(case: &str) -> String {
     k[name].clone()
 }
 
-/// Serves each case's recorded responses, by reference and by signature.
-async fn replay() -> ReplayServer {
+/// Serves each case's recorded responses, by reference and by signature, paging signature lists the way the
+/// node does (`before`, `limit`). `lists` replaces a reference's list.
+async fn replay_with(lists: HashMap<String, Value>) -> ReplayServer {
     let mut by_reference: HashMap<String, Value> = HashMap::new();
     let mut by_signature: HashMap<String, Value> = HashMap::new();
     for case in CASES {
@@ -49,12 +50,19 @@ async fn replay() -> ReplayServer {
         by_signature.insert(sigs[0]["signature"].as_str().unwrap().to_owned(), tx);
         by_reference.insert(reference_of(case), sigs);
     }
+    by_reference.extend(lists);
     ReplayServer::start(move |method, params| {
         let key = params[0].as_str().unwrap_or_default();
         match method {
             "getSignaturesForAddress" => {
                 assert_eq!(params[1]["commitment"], "finalized");
-                Ok(by_reference.get(key).cloned().unwrap_or(json!([])))
+                let list = by_reference.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+                let skip = match params[1]["before"].as_str() {
+                    Some(before) => list.iter().position(|s| s["signature"] == before).map_or(list.len(), |i| i + 1),
+                    None => 0,
+                };
+                let limit = params[1]["limit"].as_u64().unwrap_or(1000) as usize;
+                Ok(Value::Array(list.into_iter().skip(skip).take(limit).collect()))
             }
             "getTransaction" => {
                 assert_eq!(params[1]["encoding"], "jsonParsed");
@@ -66,6 +74,10 @@ async fn replay() -> ReplayServer {
         }
     })
     .await
+}
+
+async fn replay() -> ReplayServer {
+    replay_with(HashMap::new()).await
 }
 
 fn purchases(store: &Store) -> Purchases {
@@ -170,6 +182,35 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     assert_eq!(again.reported.len(), 1);
     assert_eq!(again.reported[0].1, Some(PaymentOutcome::AlreadyProcessed));
     assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 1);
+});
+
+store_test!(a_payment_behind_a_flood_of_failed_transactions_is_found, |store: Store| async move {
+    // Anyone can mention a reference: seven failed dust transactions bury the payment, the oldest entry.
+    let good = result_of(fixture("solana/getSignaturesForAddress_good.json", &[]))[0].clone();
+    let mut list: Vec<Value> = (0..7)
+        .map(|i| {
+            let mut dust = good.clone();
+            dust["signature"] = json!(format!("{}{i}", &good["signature"].as_str().unwrap()[..80]));
+            dust["slot"] = json!(381_200_100 + i);
+            dust["err"] = json!({"InstructionError": [0, {"Custom": 1}]});
+            dust
+        })
+        .rev()
+        .collect();
+    list.push(good);
+    let server = replay_with(HashMap::from([(reference_of("good"), Value::Array(list))])).await;
+    let p = purchases(&store);
+    let event_id = sol_event(&store).await;
+    let q = quote(&p, event_id, "good").await;
+    let ctx = context(&p);
+    let mut config = SolanaConfig::new(&server.url);
+    config.signature_limit = 3;
+    let mut w = SolanaWatcher::new(config).with_retry_policy(RetryPolicy { attempts: 1, ..RetryPolicy::default() });
+    let pass = w.scan(&ctx).await.unwrap();
+    assert_eq!(server.count("getSignaturesForAddress"), 3);
+    assert_eq!(pass.skipped.get("failed"), Some(&7));
+    assert!(matches!(pass.reported[0].1, Some(PaymentOutcome::TicketIssued { .. })));
+    assert!(p.ticket_for_quote(&q.id).await.unwrap().is_some());
 });
 
 #[test]

@@ -132,6 +132,11 @@ impl Regtest {
             .expect("generateblocks");
     }
 
+    /// Drops a transaction from the daemon's pool, as if it had been double spent or evicted.
+    pub async fn flush_txpool(&self, txid: &str) {
+        rpc(&self.http, &self.daemon_url, "flush_txpool", json!({ "txids": [txid] })).await.expect("flush_txpool");
+    }
+
     pub async fn height(&self) -> u64 {
         let info = rpc(&self.http, &self.daemon_url, "get_info", json!({})).await.expect("get_info");
         info["height"].as_u64().unwrap()
