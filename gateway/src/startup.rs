@@ -181,6 +181,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(api)
         .merge(routes::purchases::router())
+        .merge(routes::quote_events::router())
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())

@@ -6,4 +6,5 @@ pub mod creators;
 pub mod events;
 pub mod health;
 pub mod purchases;
+pub mod quote_events;
 pub mod rooms;

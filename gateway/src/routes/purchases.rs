@@ -130,7 +130,7 @@ fn ticket_view(t: TicketRow) -> TicketView {
     }
 }
 
-async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResult<QuoteResponse> {
+pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResult<QuoteResponse> {
     let amount = quote.amount()?;
     let received = quote.received()?;
     let ticket = state.purchases.ticket_for_quote(&quote.id).await?.map(ticket_view);

@@ -1,0 +1,117 @@
+//! `GET /api/quotes/{id}/events`: a quote's progress as Server-Sent Events, so a checkout page can show
+//! "seen", "confirming 1/2", "paid" (with the ticket), "expired" or "refund due" without polling.
+//!
+//! Quotes live in the shared database and payments are credited by whichever node runs the watchers, so the
+//! stream polls the quote row (every [`POLL`]) rather than listening to an in-process channel: any node can
+//! serve any quote. Each event's data is the same JSON `GET /api/quotes/{id}` answers; one is sent at once and
+//! then one each time the status, confirmations or amount received change. The stream ends after a terminal
+//! status ([`TERMINAL`]); a quote still open past its time is expired here on the spot (as the sweeper would a
+//! few seconds later), so a watcher never waits on a quote that can no longer be paid.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures_util::Stream;
+use ticketing::now_ms;
+use ticketing::purchases::QuoteRow;
+
+use crate::error::{ApiError, ApiResult, Path};
+use crate::routes::purchases::quote_response;
+use crate::state::AppState;
+
+/// How often the stream re-reads the quote.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Statuses after which nothing more happens to a quote.
+pub const TERMINAL: [&str; 4] = ["paid", "expired", "refund_due", "cancelled"];
+
+/// Statuses the sweeper expires once the quote's time is up.
+const OPEN: [&str; 3] = ["awaiting_payment", "seen", "confirming"];
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/quotes/{id}/events", get(quote_events))
+}
+
+/// What a watcher is told about: a change in any of these sends an event.
+#[derive(PartialEq)]
+struct Progress {
+    status: String,
+    confirmations: i64,
+    received: String,
+}
+
+impl Progress {
+    fn of(quote: &QuoteRow) -> Self {
+        Progress { status: quote.status.clone(), confirmations: quote.confirmations, received: quote.received_units.clone() }
+    }
+}
+
+/// `GET /api/quotes/{id}/events`: `event: quote` with the quote's JSON, on each change, until a terminal status.
+pub async fn quote_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let not_found = || ApiError::not_found("quote_not_found", "no such quote");
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    // An unknown quote is a plain 404, not an empty stream.
+    state.purchases.quote(&id).await?.ok_or_else(not_found)?;
+    let stream = async_stream::stream! {
+        let mut last: Option<Progress> = None;
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seq = 0u64;
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let quote = match current(&state, &id).await {
+                Ok(Some(quote)) => quote,
+                Ok(None) => break,
+                Err(err) => {
+                    // A database hiccup: keep the stream and try again at the next tick.
+                    tracing::warn!(quote_id = %id, error = %err, "quote stream could not read the quote");
+                    continue;
+                }
+            };
+            let progress = Progress::of(&quote);
+            let terminal = TERMINAL.contains(&quote.status.as_str());
+            if last.as_ref() != Some(&progress) {
+                let view = match quote_response(&state, quote).await {
+                    Ok(view) => view,
+                    Err(err) => {
+                        tracing::warn!(quote_id = %id, error = %err, "quote stream could not render the quote");
+                        continue;
+                    }
+                };
+                seq += 1;
+                match Event::default().event("quote").id(seq.to_string()).json_data(&view) {
+                    Ok(event) => yield Ok(event),
+                    Err(err) => tracing::warn!(quote_id = %id, error = %err, "quote stream could not encode the quote"),
+                }
+                last = Some(progress);
+            }
+            if terminal {
+                break;
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The quote as it stands, expiring it first if it is still open past its time.
+async fn current(state: &AppState, id: &str) -> Result<Option<QuoteRow>, ApiError> {
+    let Some(quote) = state.purchases.quote(id).await? else { return Ok(None) };
+    let now = now_ms();
+    if OPEN.contains(&quote.status.as_str()) && quote.expires_at <= now {
+        state.purchases.expire_quotes(Some(quote.event_id), now).await?;
+        return Ok(state.purchases.quote(id).await?);
+    }
+    Ok(Some(quote))
+}
