@@ -21,6 +21,12 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Run payment watchers only (no HTTP), against the configured database: all configured chains, or one.
+    Watch {
+        /// eth, pol, bnb, btc, sol, hive or xmr
+        #[arg(long)]
+        chain: Option<String>,
+    },
     /// Operator commands that act on the database directly.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -33,6 +33,9 @@ pub struct Settings {
     /// The TURN relay run beside the gateway (`[turn]`; see the turn crate). Off unless `enabled`.
     #[serde(default, skip_serializing)]
     pub turn: TurnSettings,
+    /// Payment watchers run inside this process (`[watchers]`; see the watchers crate). None by default.
+    #[serde(default, skip_serializing)]
+    pub watchers: watchers::WatchersConfig,
     /// Hive API node (JSON-RPC) that creator sign-ins look account keys up on.
     pub hive_api_url: String,
     #[serde(default)]
@@ -202,6 +205,7 @@ impl Default for Settings {
             },
             signaling: Default::default(),
             turn: Default::default(),
+            watchers: Default::default(),
             payments: PaymentConfig {
                 hive_account: "dlux-tickets".into(),
                 btc_xpub: None,

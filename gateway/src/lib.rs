@@ -8,6 +8,7 @@ pub mod cli;
 pub mod creator_auth;
 pub mod configuration;
 pub mod error;
+pub mod exporters;
 pub mod metrics;
 pub mod rooms;
 pub mod routes;

@@ -43,6 +43,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             app.run_until_stopped().await?;
         }
+        Command::Watch { chain } => {
+            telemetry::init(&settings.log);
+            let mut config = settings.watchers.clone();
+            if let Some(chain) = chain {
+                let chain: chains::Chain = chain.parse()?;
+                config = config.only(chain);
+            }
+            let purchases = gateway::startup::purchases_for_cli(&settings).await?;
+            let token = tokio_util::sync::CancellationToken::new();
+            let supervisor = watchers::spawn_all(config, purchases, token.clone());
+            anyhow::ensure!(!supervisor.status().is_empty(), "no watcher is configured for that chain ([watchers] in the configuration)");
+            tracing::info!(watchers = ?supervisor.status().iter().map(|s| s.chain).collect::<Vec<_>>(), "watching");
+            shutdown_signal().await;
+            token.cancel();
+            supervisor.shutdown().await;
+        }
         Command::Migrate => {
             let store = ticketing::Store::connect(&settings.database.url, 1).await?;
             store.close().await;

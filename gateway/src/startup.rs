@@ -24,6 +24,7 @@ use ticketing::purchases::{PaymentSettings, Purchases};
 use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
 
 use crate::attendance::{self, RecorderConfig};
+use crate::exporters;
 use crate::configuration::{RateSourceKind, Secret, Settings};
 use sha2::{Digest, Sha256};
 use turn_relay::{SessionRegistry, TurnRelay};
@@ -57,7 +58,7 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
         let port = listener.local_addr()?.port();
-        let metrics = Metrics::new();
+        let mut metrics = Metrics::new();
         let rates = rate_source(&settings)?;
         let closed = store.close_interrupted_sessions(&settings.server.node_id, ticketing::now_ms()).await?;
         if closed > 0 {
@@ -76,8 +77,25 @@ impl Application {
             false => None,
         };
         let hub = build_hub(&settings, turn.clone());
-        let (feed, _) = tokio::sync::broadcast::channel(4096);
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
+        let shutdown = CancellationToken::new();
+        let watchers = if watchers_configured(&settings.watchers) {
+            let supervisor = watchers::spawn_all(settings.watchers.clone(), purchases.clone(), shutdown.clone());
+            Some(Arc::new(supervisor))
+        } else {
+            None
+        };
+        {
+            let registry = Metrics::registry_mut(&mut metrics).expect("metrics are not shared yet");
+            registry.register_collector(Box::new(exporters::RoomsCollector(hub.clone())));
+            if let Some(relay) = &turn {
+                registry.register_collector(Box::new(exporters::TurnCollector(relay.stats())));
+            }
+            if let Some(supervisor) = &watchers {
+                registry.register_collector(Box::new(exporters::WatchersCollector(supervisor.clone())));
+            }
+        }
+        let (feed, _) = tokio::sync::broadcast::channel(4096);
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
             Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone()));
         let access = crate::access::AccessGuard::new(
@@ -96,13 +114,14 @@ impl Application {
             connections: tokio_util::task::TaskTracker::new(),
             feed,
             turn,
+            watchers,
             hive_keys,
             metrics,
             access: Arc::new(access),
             public_url: settings.public_url(port).into(),
             settings: Arc::new(settings),
             secret,
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
         let router = router(state.clone());
         Ok(Application { listener, router, state })
@@ -204,6 +223,10 @@ pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases>
     let secret = Secret::resolve(settings)?;
     let store = ticketing::Store::connect(&settings.database.url, 2).await?;
     Ok(Purchases::new(store, rate_source(settings)?, payment_settings(settings)?, secret.bytes()))
+}
+
+fn watchers_configured(config: &watchers::WatchersConfig) -> bool {
+    !config.evm.is_empty() || config.btc.is_some() || config.solana.is_some() || config.hive.is_some() || config.monero.is_some()
 }
 
 fn build_hub(settings: &Settings, turn: Option<Arc<TurnRelay>>) -> signaling::Hub {

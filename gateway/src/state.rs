@@ -25,6 +25,8 @@ pub struct AppState {
     pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
     /// The TURN relay, when enabled.
     pub turn: Option<Arc<turn_relay::TurnRelay>>,
+    /// The payment watchers running in this process, if any.
+    pub watchers: Option<Arc<watchers::Supervisor>>,
     /// Wallet access proofs: challenges, signature checks, replay protection, rate limits.
     pub access: Arc<crate::access::AccessGuard>,
     pub settings: Arc<Settings>,

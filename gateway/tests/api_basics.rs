@@ -85,3 +85,40 @@ app_test!(bad_input_gets_precise_errors, |app| async move {
     let res = app.admin(Method::PUT, "/api/admin/creators/alice/tier").body("{}").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 });
+
+/// The rooms' numbers are exported; a configured watcher whose node is unreachable shows in /readyz (without
+/// making the gateway unready) and in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_and_rooms_are_visible_in_readyz_and_metrics() {
+    // A port nothing listens on: bind, learn it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.watchers.hive = Some(serde_json::from_value(serde_json::json!({
+            "rpc_url": format!("http://127.0.0.1:{port}"),
+            "account": "dlux-tickets",
+            "poll_interval_ms": 50,
+            "request_timeout_ms": 200,
+        })).unwrap());
+    })
+    .await;
+    let mut errors = 0.0;
+    for _ in 0..100 {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        assert!(scrape.samples.iter().any(|s| s.metric == "gateway_rooms_active"), "{text}");
+        if let Some(sample) = scrape.samples.iter().find(|s| s.metric.starts_with("gateway_watcher_rpc_errors") && s.labels.get("chain") == Some("hive")) {
+            if let prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) = sample.value {
+                errors = v;
+            }
+        }
+        if errors > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(errors > 0.0, "the unreachable node's RPC errors are counted");
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["watchers"][0]["chain"], "hive");
+}

@@ -17,12 +17,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store.ping().await.is_ok();
     let shutting_down = state.shutdown.is_cancelled();
     let ready = database && !shutting_down;
+    // Watchers are reported, not required: a chain's node being down must not take the rooms offline.
+    let watchers = state.watchers.as_ref().map(|w| w.status()).unwrap_or_default();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         axum::Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
             "checks": { "database": database, "accepting": !shutting_down },
+            "watchers": watchers,
         })),
     )
 }

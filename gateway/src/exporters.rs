@@ -1,0 +1,125 @@
+//! Prometheus collectors for the numbers other crates keep as plain atomics (they know no metrics library):
+//! rooms (signaling), the TURN relay and the payment watchers. Read at scrape time, so nothing is copied on the
+//! hot path.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// `gateway_rooms_*`, `gateway_room_*` from the signaling hub.
+pub struct RoomsCollector(pub signaling::Hub);
+
+impl std::fmt::Debug for RoomsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoomsCollector")
+    }
+}
+
+impl Collector for RoomsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats_snapshot();
+        let e = &mut encoder;
+        gauge(e, "rooms_active", "Rooms with at least one peer on this node", s.rooms as i64)?;
+        gauge(e, "room_peers", "Peers seated in rooms on this node", s.peers as i64)?;
+        counter(e, "room_messages_relayed", "Client messages accepted and relayed", s.messages_relayed)?;
+        counter(e, "room_frames_queued", "Frames queued to peers (a broadcast counts once per recipient)", s.frames_queued)?;
+        counter(e, "room_unguaranteed_dropped", "Unguaranteed frames dropped for slow peers", s.unguaranteed_dropped)?;
+        counter(e, "room_slow_consumers_closed", "Peers closed because their guaranteed queue overflowed", s.slow_consumers_closed)?;
+        counter(e, "room_rate_limited_closed", "Peers closed for exceeding their message rate", s.rate_limited_closed)?;
+        counter(e, "room_oversized_closed", "Peers closed for an oversized frame", s.oversized_closed)?;
+        counter(e, "room_malformed_closed", "Peers closed for a malformed frame", s.malformed_closed)?;
+        counter(e, "room_messages_refused", "Messages answered with an error frame", s.messages_refused)?;
+        counter(e, "room_chat_messages", "Chat messages relayed", s.chat_messages)?;
+        counter(e, "room_admissions_refused", "Admissions refused by the rooms (full, banned, shutting down)", s.admissions_refused)?;
+        Ok(())
+    }
+}
+
+/// `gateway_turn_*` from the TURN relay.
+#[derive(Debug)]
+pub struct TurnCollector(pub Arc<turn_relay::TurnStats>);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+impl Collector for TurnCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.snapshot();
+        let e = &mut encoder;
+        gauge(e, "turn_allocations_active", "TURN allocations open", s.allocations_active as i64)?;
+        counter(e, "turn_allocations", "TURN allocations made", s.allocations_total)?;
+        counter(e, "turn_relayed_bytes", "Payload bytes relayed in both directions", s.bytes_relayed())?;
+        counter(e, "turn_peer_denied", "Permissions or datagrams refused for a denied peer address", s.peer_denied)?;
+        counter(e, "turn_quota_rejections", "Allocations refused at the per-credential quota", s.quota_rejections)?;
+        let mut family = encoder.encode_descriptor("turn_auth_failures", "TURN authentications refused, by reason", None, MetricType::Counter)?;
+        for (reason, value) in s.auth_failures() {
+            ConstCounter::new(value).encode(family.encode_family(&ReasonLabel { reason })?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `gateway_watcher_*` per chain from the payment watchers.
+pub struct WatchersCollector(pub Arc<watchers::Supervisor>);
+
+impl std::fmt::Debug for WatchersCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchersCollector")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabel {
+    chain: &'static str,
+}
+
+impl Collector for WatchersCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let all = self.0.metrics();
+        type Read = fn(&watchers::ChainMetrics) -> i64;
+        let gauges: [(&str, &str, Read); 4] = [
+            ("watcher_head_height", "Chain head height as last read", |m| m.head_height.get()),
+            ("watcher_cursor_height", "Last block scanned", |m| m.cursor_height.get()),
+            ("watcher_lag_blocks", "Blocks between the cursor and the head", |m| m.lag_blocks.get()),
+            ("watcher_healthy", "1 when the watcher's last tick succeeded recently", |m| i64::from(m.is_healthy())),
+        ];
+        for (name, help, read) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (chain, m) in &all {
+                ConstGauge::new(read(m)).encode(family.encode_family(&ChainLabel { chain: chain.as_str() })?)?;
+            }
+        }
+        type ReadU = fn(&watchers::ChainMetrics) -> u64;
+        let counters: [(&str, &str, ReadU); 6] = [
+            ("watcher_payments_seen", "Transfers to quote addresses found", |m| m.payments_seen.get()),
+            ("watcher_payments_confirmed", "Final payments ticketing acted on", |m| m.payments_confirmed.get()),
+            ("watcher_payments_orphaned", "Sightings orphaned by a reorg", |m| m.payments_orphaned.get()),
+            ("watcher_rpc_errors", "Failed RPC attempts", |m| m.rpc_errors.get()),
+            ("watcher_skipped", "Transactions or responses skipped as not understood", |m| m.skipped.get()),
+            ("watcher_restarts", "Restarts after an error", |m| m.restarts.get()),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (chain, m) in &all {
+                ConstCounter::new(read(m)).encode(family.encode_family(&ChainLabel { chain: chain.as_str() })?)?;
+            }
+        }
+        Ok(())
+    }
+}
