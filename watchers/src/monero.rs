@@ -15,6 +15,12 @@
 //! `unlock_time` of its own. Before that it is reported as pending, from the pool (0 confirmations) on. A pool
 //! transaction that disappears without being mined (double spend, dropped) is withdrawn with
 //! `orphan_payment` once the wallet confirms it no longer knows it.
+//!
+//! Quote time: ticketing cannot make XMR quotes yet. It needs a source of subaddresses it calls while creating
+//! a quote (outside its database transaction), storing the address as `payment_address` and the minor index as
+//! `derivation_index`; [`MoneroWalletRpc::create_address`] is that call. A wallet restored from its seed only
+//! finds payments to subaddresses within its lookahead (200 past the highest it knows), so after a restore
+//! the lookahead must cover the highest `derivation_index` in `quotes`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;

@@ -12,8 +12,9 @@
 //! not a payment to us either (counted as `wrong_recipient`).
 //!
 //! SPL-token (USDC) transfers are recognised (`transferChecked` into a token account the recipient owns, for
-//! the configured mint) but not reported yet: ticketing's `Currency` has no USDC. They are counted as
-//! `unsupported_token` until it does.
+//! the configured mint) but not reported yet: ticketing's `Currency` has no USDC. Until it does they are
+//! counted as `unsupported_token` and listed in the poll report's `token_transfers`, as the EVM watcher does
+//! for its unsupported tokens.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, QuoteRow};
 
-use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
+use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
 
 /// `[watchers.solana]` in the gateway's configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -267,6 +268,8 @@ pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint
 pub struct SolanaPass {
     pub reported: Vec<(PaymentReport, Option<PaymentOutcome>)>,
     pub skipped: BTreeMap<&'static str, u64>,
+    /// USDC transfers to quotes: final, but not reported (ticketing has no USDC currency yet).
+    pub token_transfers: Vec<TokenTransfer>,
 }
 
 impl SolanaPass {
@@ -359,8 +362,24 @@ impl SolanaWatcher {
                     Ok(Transfer::Failed) => Some("failed"),
                     Ok(Transfer::NoReference) => Some("no_reference"),
                     Ok(Transfer::WrongRecipient) => Some("wrong_recipient"),
-                    // Needs a USDC currency in chains and ticketing; counted until then.
-                    Ok(Transfer::Token { .. }) => Some("unsupported_token"),
+                    // Needs a USDC currency in chains and ticketing; surfaced in the poll report until then.
+                    Ok(Transfer::Token { mint, amount, payer, slot }) => {
+                        pass.token_transfers.push(TokenTransfer {
+                            symbol: "USDC".into(),
+                            contract: mint,
+                            txid: signature.to_owned(),
+                            log_index: 0,
+                            quote_id: Some(quote.id.clone()),
+                            to_address: quote.payment_address.clone(),
+                            from_address: payer,
+                            units: amount,
+                            block_height: i64::try_from(slot).unwrap_or(0),
+                            block_hash: String::new(),
+                            confirmations: 1,
+                            is_final: true,
+                        });
+                        Some("unsupported_token")
+                    }
                     Ok(Transfer::Lamports { lamports, payer, slot }) => {
                         ctx.metrics().payments_seen.inc();
                         let report = PaymentReport {
@@ -417,6 +436,7 @@ impl PaymentWatcher for SolanaWatcher {
             cursor_height: head,
             reported_final: pass.reported.len() as u64,
             skipped: pass.skipped.values().sum(),
+            token_transfers: pass.token_transfers,
             ..PollReport::default()
         })
     }

@@ -163,6 +163,8 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     assert_eq!(pass.skipped.get("failed"), Some(&1));
     assert_eq!(pass.skipped.get("wrong_recipient"), Some(&1));
     assert_eq!(pass.skipped.get("unsupported_token"), Some(&1));
+    let usdc = &pass.token_transfers[0];
+    assert_eq!((usdc.contract.as_str(), usdc.units, usdc.quote_id.as_deref()), (USDC_MINT, 12_500_000, Some(quotes["usdc"].id.as_str())));
     assert_eq!(ctx.metrics().skipped.get(), 3);
     // A failed signature is known from the list alone: its transaction is never fetched.
     let fetched: Vec<String> = server.calls().into_iter().filter(|(m, _)| m == "getTransaction").map(|(_, p)| p[0].as_str().unwrap().to_owned()).collect();

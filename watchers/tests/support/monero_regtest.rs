@@ -114,16 +114,24 @@ impl Regtest {
             .spawn()
             .expect("start monerod");
         let daemon_url = format!("http://127.0.0.1:{rpc_port}");
-        wait_ready(&http, &daemon_url, "get_info", Duration::from_secs(30), &dir.join("monerod.out")).await;
-
-        let merchant = Wallet::start(&dir, &daemon_url, "merchant", &http).await;
-        let buyer = Wallet::start(&dir, &daemon_url, "buyer", &http).await;
-        let net = Regtest { daemon_url, merchant, buyer, http, daemon, dir };
-        let funding = net.buyer.address.clone();
-        net.mine(FUNDING_BLOCKS, &funding).await;
-        net.buyer.refresh().await;
-        net
+        // Everything starts at once; the merchant's wallet is created while the buyer's coins are mined.
+        let merchant = WalletProcess::spawn(&dir, &daemon_url, "merchant");
+        let buyer = WalletProcess::spawn(&dir, &daemon_url, "buyer");
+        let daemon_log = dir.join("monerod.out");
+        let (_, buyer) = tokio::join!(
+            wait_ready(&http, &daemon_url, "get_info", Duration::from_secs(60), &daemon_log),
+            buyer.open(&dir, &http),
+        );
+        let mine_and_refresh = async {
+            rpc(&http, &daemon_url, "generateblocks", json!({ "amount_of_blocks": FUNDING_BLOCKS, "wallet_address": buyer.address }))
+                .await
+                .expect("generateblocks");
+            buyer.refresh().await;
+        };
+        let (merchant, ()) = tokio::join!(merchant.open(&dir, &http), mine_and_refresh);
+        Regtest { daemon_url, merchant, buyer, http, daemon, dir }
     }
+
 
     /// Mines `blocks` blocks whose rewards go to `address`.
     pub async fn mine(&self, blocks: u64, address: &str) {
@@ -156,8 +164,15 @@ impl Drop for Regtest {
     }
 }
 
-impl Wallet {
-    async fn start(dir: &Path, daemon_url: &str, name: &str, http: &reqwest::Client) -> Wallet {
+/// A monero-wallet-rpc process that may not answer yet.
+struct WalletProcess {
+    name: String,
+    url: String,
+    child: Child,
+}
+
+impl WalletProcess {
+    fn spawn(dir: &Path, daemon_url: &str, name: &str) -> WalletProcess {
         let port = free_port();
         let child = Command::new("monero-wallet-rpc")
             .args(["--daemon-address", daemon_url.trim_start_matches("http://"), "--disable-rpc-login", "--non-interactive"])
@@ -172,8 +187,13 @@ impl Wallet {
             .kill_on_drop(true)
             .spawn()
             .expect("start monero-wallet-rpc");
-        let url = format!("http://127.0.0.1:{port}");
-        wait_ready(http, &url, "get_version", Duration::from_secs(30), &dir.join(format!("{name}-wallet-rpc.out"))).await;
+        WalletProcess { name: name.to_owned(), url: format!("http://127.0.0.1:{port}"), child }
+    }
+
+    /// Waits for the server and creates its wallet.
+    async fn open(self, dir: &Path, http: &reqwest::Client) -> Wallet {
+        let WalletProcess { name, url, child } = self;
+        wait_ready(http, &url, "get_version", Duration::from_secs(60), &dir.join(format!("{name}-wallet-rpc.out"))).await;
         rpc(http, &url, "create_wallet", json!({ "filename": name, "language": "English" })).await.expect("create_wallet");
         let address = rpc(http, &url, "get_address", json!({ "account_index": 0 })).await.expect("get_address")["address"]
             .as_str()
@@ -181,7 +201,9 @@ impl Wallet {
             .to_owned();
         Wallet { url, address, http: http.clone(), child }
     }
+}
 
+impl Wallet {
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
         rpc(&self.http, &self.url, method, params).await
     }
