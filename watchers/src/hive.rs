@@ -287,7 +287,7 @@ impl HiveWatcher {
         pass.last_irreversible = irreversible;
 
         let account = self.config.account.as_str();
-        let page_size = self.config.page_size.max(1);
+        let page_size = self.config.page_size.clamp(1, 1000);
         let mut fresh: Vec<HistoryEntry> = Vec::new();
         let mut start: i64 = -1;
         loop {

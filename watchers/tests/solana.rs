@@ -215,6 +215,44 @@ store_test!(a_payment_behind_a_flood_of_failed_transactions_is_found, |store: St
     assert!(p.ticket_for_quote(&q.id).await.unwrap().is_some());
 });
 
+store_test!(a_payment_finalized_after_expiry_still_reaches_ticketing, |store: Store| async move {
+    // The buyer signs just before the quote expires; the transaction is finalized after it.
+    let revealed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sigs = result_of(fixture("solana/getSignaturesForAddress_good.json", &[]));
+    let tx = result_of(fixture("solana/getTransaction_good.json", &[]));
+    let server = {
+        let revealed = revealed.clone();
+        ReplayServer::start(move |method, _| match method {
+            "getSignaturesForAddress" if revealed.load(std::sync::atomic::Ordering::SeqCst) => Ok(sigs.clone()),
+            "getSignaturesForAddress" => Ok(json!([])),
+            _ => Ok(tx.clone()),
+        })
+        .await
+    };
+    let p = purchases(&store);
+    let event_id = sol_event(&store).await;
+    let q = quote(&p, event_id, "good").await;
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(NOW));
+    let ctx = {
+        let clock = clock.clone();
+        WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default()))
+            .with_clock(Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)))
+    };
+    let mut w = watcher(&server);
+    assert!(w.scan(&ctx).await.unwrap().reported.is_empty());
+
+    let later = NOW + 20 * 60 * 1000;
+    clock.store(later, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    assert!(p.open_quotes(Chain::Sol).await.unwrap().is_empty());
+    revealed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let pass = w.scan(&ctx).await.unwrap();
+    assert_eq!(pass.reported.len(), 1, "the expired quote is still watched");
+    assert_eq!(pass.reported[0].0.quote_id.as_deref(), Some(q.id.as_str()));
+    // The seat was free and the price unchanged: ticketing still sells the ticket.
+    assert!(matches!(pass.reported[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", pass.reported[0].1);
+});
+
 #[test]
 fn reads_recorded_transactions() {
     let k = keys();
