@@ -20,6 +20,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// Directory for the embedded database and the development secret.
     pub data_dir: PathBuf,
+    /// Static web assets (scenes, vendored A-Frame and networked-aframe) served for any GET path no API route
+    /// claims; a missing file gets the JSON 404. Relative to the working directory.
+    pub web_dir: PathBuf,
     /// Hex-encoded secret (≥ 32 bytes) that signs session tokens and tickets. Generated in development.
     pub secret: Option<String>,
     /// Bearer token for the admin API. Without one the admin API is disabled.
@@ -191,6 +194,7 @@ impl Default for Settings {
             database: DatabaseSettings { url: "sqlite://data/gateway.db".into(), max_connections: 16 },
             log: LogSettings { format: LogFormat::Json, filter: "info,sqlx=warn".into() },
             data_dir: PathBuf::from("data"),
+            web_dir: PathBuf::from("web"),
             secret: None,
             admin_token: None,
             rooms: RoomSettings {

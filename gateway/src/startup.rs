@@ -16,6 +16,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::services::ServeDir;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
@@ -204,7 +205,13 @@ fn router(state: AppState) -> Router {
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        // Files under `web_dir` for any path no route claims (`/` is `index.html`); a missing file or another
+        // method than GET/HEAD gets the JSON 404. `ServeDir` refuses `..`, so nothing outside is reachable.
+        .fallback_service(
+            ServeDir::new(&state.settings.web_dir)
+                .call_fallback_on_method_not_allowed(true)
+                .fallback(axum::handler::HandlerWithoutStateExt::into_service(not_found)),
+        )
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
@@ -216,6 +223,11 @@ fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers what neither a route nor a file under `web_dir` does.
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
 }
 
 /// The purchases service over the configured database, for operator commands run outside the server.

@@ -15,6 +15,34 @@
 //!   credential (excess datagrams are dropped, as coturn's `max-bps` does).
 //! - **Stats** ([`stats`]): plain atomics the gateway exports; this crate knows no metrics library.
 //!
+//! # Use from the gateway
+//!
+//! ```no_run
+//! use std::time::SystemTime;
+//! use turn_relay::{SessionId, SessionRegistry, TurnConfig, TurnRelay};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = TurnConfig {
+//!     shared_secret: "a secret of at least 16 bytes".into(),
+//!     public_ip: Some("203.0.113.7".parse()?),
+//!     turn_urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+//!     ..TurnConfig::default()
+//! };
+//! let sessions = SessionRegistry::new(); // clone it into whatever admits and kicks attendees
+//! let relay = TurnRelay::start(config, sessions.clone()).await?;
+//!
+//! let session = SessionId::parse("session-42")?;
+//! sessions.register(session.clone()); // on admission
+//! let creds = relay.issue(&session); // JSON-serialisable: { username, credential, ttl, urls }
+//! # let _ = (creds, SystemTime::now());
+//!
+//! relay.revoke_session(&session).await; // on ban/kick: 401 from now on, allocations closed
+//! let snapshot = relay.stats().snapshot(); // export to Prometheus
+//! # let _ = snapshot;
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Architecture invariant: this crate knows nothing of tickets, chains or signaling. It is told
 //! which sessions are live through [`SessionRegistry`] and nothing else.
 //!
