@@ -43,6 +43,12 @@ pub struct Settings {
     pub hive_api_url: String,
     #[serde(default)]
     pub access: AccessSettings,
+    /// Creators' webhooks: retries and back-off.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
+    /// Coarse country of attendees from a local IP range file; off by default.
+    #[serde(default)]
+    pub geo: crate::geo::GeoSettings,
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -131,6 +137,8 @@ pub struct PaymentConfig {
     pub evm_xpub: Option<String>,
     /// The Solana account SOL payments go to (told apart by their Solana Pay reference).
     pub sol_account: Option<String>,
+    /// monero-wallet-rpc of the receiving wallet: each XMR quote gets a fresh subaddress of its account 0.
+    pub xmr_wallet_rpc: Option<String>,
     /// How long a quote locks its rate and holds its seat.
     pub quote_ttl_secs: u64,
     /// How long after an event ends its payouts become due.
@@ -216,6 +224,7 @@ impl Default for Settings {
                 btc_network: "mainnet".into(),
                 evm_xpub: None,
                 sol_account: None,
+                xmr_wallet_rpc: None,
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
                 confirmations: Default::default(),
@@ -228,6 +237,8 @@ impl Default for Settings {
             },
             hive_api_url: "https://api.hive.blog".into(),
             access: AccessSettings::default(),
+            webhooks: Default::default(),
+            geo: Default::default(),
         }
     }
 }

@@ -107,7 +107,9 @@ impl Application {
             &settings.public_url(port),
             &settings,
         )?;
+        let geo = crate::geo::Geo::from_settings(&settings.geo)?;
         let state = AppState {
+            geo,
             store,
             rates,
             purchases,
@@ -156,8 +158,17 @@ impl Application {
                 flush_interval: Duration::from_millis(state.settings.rooms.attendance_flush_ms.max(10)),
                 max_batch: state.settings.rooms.attendance_max_batch.max(1),
                 anonymise: state.settings.rooms.anonymise_attendance,
+                geo: state.geo.clone(),
             },
         );
+        crate::sales_feed::spawn(
+            state.store.clone(),
+            state.feed.clone(),
+            Duration::from_millis(250),
+            state.settings.rooms.anonymise_attendance,
+            state.shutdown.clone(),
+        );
+        crate::webhooks::spawn(state.store.clone(), state.feed.subscribe(), state.settings.webhooks.clone(), state.shutdown.clone());
         let hub = state.hub.clone();
         let hub_token = state.shutdown.clone();
         // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.
@@ -202,9 +213,15 @@ fn router(state: AppState) -> Router {
         .merge(api)
         .merge(routes::purchases::router())
         .merge(routes::quote_events::router())
+        .merge(routes::qr::router())
+        .merge(routes::charts::router())
+        .merge(routes::sdk::router())
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
+        .merge(routes::analytics::router())
+        .merge(routes::certificates::router())
+        .merge(routes::webhooks::router())
         // Files under `web_dir` for any path no route claims (`/` is `index.html`); a missing file or another
         // method than GET/HEAD gets the JSON 404. `ServeDir` refuses `..`, so nothing outside is reachable.
         .fallback_service(
@@ -302,6 +319,10 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     if let Some(account) = &config.sol_account {
         chains::address::canonical_address(chains::Chain::Sol, account, network).context("payments.sol_account")?;
         payments.sol_account = Some(account.clone());
+    }
+    if let Some(url) = &config.xmr_wallet_rpc {
+        let wallet = watchers::MoneroWalletRpc::new(url, Duration::from_secs(30));
+        payments.xmr = Some(ticketing::purchases::XmrAddresses(Arc::new(wallet)));
     }
     for (chain, n) in &config.confirmations {
         let chain: chains::Chain = chain.parse().context("payments.confirmations")?;

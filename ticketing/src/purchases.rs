@@ -39,8 +39,8 @@ pub struct PaymentSettings {
     pub btc: Option<BtcAccount>,
     pub evm: Option<EvmAccount>,
     pub sol_account: Option<String>,
-    /// Monero subaddresses come from monero-wallet-rpc (the Monero watcher); without it XMR is unavailable.
-    pub xmr_enabled: bool,
+    /// Monero subaddresses, one per quote (monero-wallet-rpc `create_address`); without it XMR is unavailable.
+    pub xmr: Option<XmrAddresses>,
     pub chain_ids: HashMap<Chain, u64>,
     pub confirmations: HashMap<Chain, i64>,
     pub quote_ttl_ms: i64,
@@ -54,7 +54,7 @@ impl PaymentSettings {
             btc: None,
             evm: None,
             sol_account: None,
-            xmr_enabled: false,
+            xmr: None,
             chain_ids: HashMap::from([(Chain::Eth, 1), (Chain::Pol, 137), (Chain::Bnb, 56)]),
             confirmations: default_confirmations(),
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
@@ -64,6 +64,24 @@ impl PaymentSettings {
 
     pub fn confirmations_required(&self, chain: Chain) -> i64 {
         self.confirmations.get(&chain).copied().unwrap_or(1)
+    }
+}
+
+/// Hands out a fresh Monero subaddress for a quote: `(address, minor index)`. Implemented over
+/// monero-wallet-rpc by the watchers crate; called before the quote's transaction (it is a network call, and an
+/// unused subaddress costs nothing).
+#[async_trait::async_trait]
+pub trait SubaddressSource: Send + Sync {
+    async fn allocate(&self, label: &str) -> Result<(String, u32), String>;
+}
+
+/// The configured [`SubaddressSource`].
+#[derive(Clone)]
+pub struct XmrAddresses(pub Arc<dyn SubaddressSource>);
+
+impl std::fmt::Debug for XmrAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XmrAddresses")
     }
 }
 
@@ -341,6 +359,13 @@ impl Purchases {
         self.expire_quotes(Some(event.id), now).await?;
 
         let id = random_id("q", 12);
+        let subaddress = match (chain, &self.settings.xmr) {
+            (Chain::Xmr, Some(source)) => Some(source.0.allocate(&id).await.map_err(|e| {
+                tracing::warn!(error = %e, "monero subaddress allocation failed");
+                PurchaseError::PaymentMethodUnavailable(currency)
+            })?),
+            _ => None,
+        };
         let mut tx = self.store.pool().begin().await?;
         // The seat first: this write is the whole capacity check, atomic on both engines.
         let held = sqlx::query(
@@ -355,12 +380,17 @@ impl Purchases {
             tx.rollback().await?;
             return Err(PurchaseError::SoldOut);
         }
-        let index = if matches!(chain, Chain::Btc) || (chain.is_evm() && self.settings.evm.is_some()) {
+        let index = if let Some((_, minor)) = &subaddress {
+            Some(*minor)
+        } else if matches!(chain, Chain::Btc) || (chain.is_evm() && self.settings.evm.is_some()) {
             Some(next_index(&mut tx, chain).await?)
         } else {
             None
         };
-        let (payment_address, memo, reference) = self.instructions(chain, currency, event.id, &wallet, &id, index)?;
+        let (payment_address, memo, reference) = match subaddress {
+            Some((address, _)) => (address, None, None),
+            None => self.instructions(chain, currency, event.id, &wallet, &id, index)?,
+        };
         sqlx::query(
             "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, \
              memo, reference, derivation_index, status, holds_seat, confirmations_required, created_at, expires_at, updated_at) \
@@ -400,7 +430,7 @@ impl Purchases {
             Chain::Btc => self.settings.btc.is_some(),
             Chain::Eth | Chain::Pol | Chain::Bnb => self.settings.evm.is_some(),
             Chain::Sol => self.settings.sol_account.is_some(),
-            Chain::Xmr => self.settings.xmr_enabled,
+            Chain::Xmr => self.settings.xmr.is_some(),
         };
         if ok { Ok(()) } else { Err(PurchaseError::PaymentMethodUnavailable(currency)) }
     }
@@ -436,7 +466,7 @@ impl Purchases {
                 let account = self.settings.sol_account.clone().ok_or_else(unavailable)?;
                 (account, None, Some(solana_reference()))
             }
-            // The Monero watcher assigns the subaddress (monero-wallet-rpc `create_address`).
+            // Allocated by the SubaddressSource before the transaction; never reached without one.
             Chain::Xmr => return Err(unavailable()),
         })
     }

@@ -119,6 +119,14 @@ pub struct MoneroWalletRpc {
     url: String,
 }
 
+/// Quote-time subaddresses for ticketing: account 0's next subaddress, labelled with the quote id.
+#[async_trait::async_trait]
+impl ticketing::purchases::SubaddressSource for MoneroWalletRpc {
+    async fn allocate(&self, label: &str) -> Result<(String, u32), String> {
+        self.create_address(0, label).await.map_err(|e| e.to_string())
+    }
+}
+
 impl MoneroWalletRpc {
     /// `base_url` is the server's root (`http://127.0.0.1:18083`); calls go to `{base_url}/json_rpc`.
     pub fn new(base_url: &str, timeout: Duration) -> Self {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chains::{Amount, Chain, Currency};
 use monero_regtest::Regtest;
 use ticketing::creators::{AccountName, Tier};
-use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases};
+use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, XmrAddresses};
 use ticketing::rates::StaticRates;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
@@ -41,46 +41,24 @@ async fn xmr_event(store: &Store) -> i64 {
     .unwrap()
 }
 
-/// An XMR quote as ticketing would write it once it can allocate subaddresses (see the Monero module): the
-/// seat held, the subaddress as payment address, its minor index as derivation index.
-async fn insert_xmr_quote(store: &Store, event_id: i64, id: &str, buyer: &str, address: &str, minor: u32) {
-    let mut tx = store.pool().begin().await.unwrap();
-    sqlx::query("UPDATE events SET seats_held = seats_held + 1 WHERE id = $1").bind(event_id).execute(&mut *tx).await.unwrap();
-    sqlx::query(
-        "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, payment_address, derivation_index, \
-         status, holds_seat, confirmations_required, created_at, expires_at, updated_at) \
-         VALUES ($1, $2, 'XMR', 'xmr', $3, $4, $5, $6, 'awaiting_payment', 1, 10, $7, $8, $7)",
-    )
-    .bind(id)
-    .bind(event_id)
-    .bind(buyer)
-    .bind(PRICE.to_string())
-    .bind(address)
-    .bind(i64::from(minor))
-    .bind(NOW)
-    .bind(NOW + 15 * 60 * 1000)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let net = Regtest::start().await;
     let db = TestDb::new(Backend::Sqlite).await;
     let store = db.store().await;
     let mut settings = PaymentSettings::new("dlux-tickets");
-    settings.xmr_enabled = true;
+    settings.xmr = Some(XmrAddresses(Arc::new(MoneroWalletRpc::new(&net.merchant.url, Duration::from_secs(30)))));
     let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
     let event_id = xmr_event(&store).await;
 
-    // Quote time: a fresh subaddress of account 0, labelled with the quote id.
-    let wallet = MoneroWalletRpc::new(&net.merchant.url, Duration::from_secs(30));
-    let (address, minor) = wallet.create_address(0, "q_xmr1").await.unwrap();
+    // Quote time: ticketing asks the wallet for a fresh subaddress of account 0, labelled with the quote id.
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() }, NOW)
+        .await
+        .unwrap();
+    let (address, minor) = (quote.payment_address.clone(), u32::try_from(quote.derivation_index.unwrap()).unwrap());
     assert!(minor >= 1, "a subaddress, not the primary address");
     assert_ne!(address, net.merchant.address);
-    insert_xmr_quote(&store, event_id, "q_xmr1", &net.buyer.address, &address, minor).await;
 
     let ctx = WatchContext::new(Chain::Xmr, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW));
     let mut w = MoneroWatcher::new(MoneroConfig { poll_interval_ms: 500, ..MoneroConfig::new(&net.merchant.url) });
@@ -94,10 +72,10 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let pass = w.scan(&ctx).await.unwrap();
     let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().expect("the pool transfer is reported");
     assert_eq!(outcome, Some(PaymentOutcome::Pending { confirmations: 0, required: 10 }));
-    assert_eq!((report.output_index, report.quote_id.as_deref()), (i64::from(minor), Some("q_xmr1")));
+    assert_eq!((report.output_index, report.quote_id.as_deref()), (i64::from(minor), Some(quote.id.as_str())));
     assert_eq!(report.amount, Amount::new(Currency::Xmr, u128::from(PRICE)));
     assert_eq!(pass.skipped.get("not_a_quote_address"), Some(&1), "the primary address is never a quote's");
-    assert_eq!(p.quote("q_xmr1").await.unwrap().unwrap().status, "seen");
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "seen");
 
     // Mined, 5 confirmations: still pending.
     let miner = net.buyer.address.clone();
@@ -106,8 +84,8 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().unwrap();
     assert_eq!(outcome, Some(PaymentOutcome::Pending { confirmations: 5, required: 10 }));
     assert!(report.block_height.is_some() && !report.is_final);
-    assert_eq!(p.quote("q_xmr1").await.unwrap().unwrap().status, "confirming");
-    assert!(p.ticket_for_quote("q_xmr1").await.unwrap().is_none());
+    assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "confirming");
+    assert!(p.ticket_for_quote(&quote.id).await.unwrap().is_none());
 
     // 10 confirmations: unlocked, final, the ticket is issued.
     net.mine(5, &miner).await;
@@ -116,7 +94,7 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     assert!(report.is_final);
     assert_eq!(report.confirmations, 10);
     assert!(matches!(outcome, Some(PaymentOutcome::TicketIssued { .. })), "{outcome:?}");
-    let ticket = p.ticket_for_quote("q_xmr1").await.unwrap().expect("ticket issued");
+    let ticket = p.ticket_for_quote(&quote.id).await.unwrap().expect("ticket issued");
     assert_eq!(ticket.amount_paid_units, PRICE.to_string());
 
     // Later ticks ask only above the final height: the credited transfer is not read again.
@@ -132,17 +110,20 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     assert_eq!(report.reported_final + report.reported_pending, 0, "{report:?}");
 
     // A pool transaction that vanishes (dropped, double spent) is withdrawn: the quote awaits payment again.
-    let (address2, minor2) = wallet.create_address(0, "q_xmr2").await.unwrap();
-    insert_xmr_quote(&store, event_id, "q_xmr2", &net.buyer.address, &address2, minor2).await;
+    let quote2 = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() }, NOW)
+        .await
+        .unwrap();
+    let address2 = quote2.payment_address.clone();
     net.buyer.refresh().await;
     let txid2 = net.buyer.transfer(&[(&address2, PRICE)]).await;
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.reported_pending, 1, "{report:?}");
-    assert_eq!(p.quote("q_xmr2").await.unwrap().unwrap().status, "seen");
+    assert_eq!(p.quote(&quote2.id).await.unwrap().unwrap().status, "seen");
     net.flush_txpool(&txid2).await;
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.orphaned, 1, "{report:?}");
-    assert_eq!(p.quote("q_xmr2").await.unwrap().unwrap().status, "awaiting_payment");
+    assert_eq!(p.quote(&quote2.id).await.unwrap().unwrap().status, "awaiting_payment");
     let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.pool()).await.unwrap();
     assert_eq!(status, "orphaned");
 }
