@@ -42,8 +42,18 @@ impl Recorder {
     }
 }
 
+/// What the recorder knows of one connected client.
+///
+/// Voice time is cross-checked with the signalling: it runs only while the adapter reports the microphone
+/// live (`media` `mic: true`) *and* the peer's latest relayed offer/answer sends audio (a live `m=audio`
+/// section, `sendrecv` or `sendonly`; the signaling crate's `AudioTrack` event). A client that claims a live
+/// microphone without ever negotiating an audio track accrues no voice time.
 #[derive(Default)]
 struct Live {
+    room_id: i64,
+    attendee: bool,
+    mic: bool,
+    audio: bool,
     voice_since: Option<i64>,
     screen_since: Option<i64>,
 }
@@ -54,13 +64,16 @@ pub struct RecorderConfig {
     pub max_batch: usize,
     /// Store a hash of the wallet instead of the address (privacy option).
     pub anonymise: bool,
+    /// Countries of arriving connections, when the IP lookup is enabled.
+    pub geo: Option<std::sync::Arc<crate::geo::Geo>>,
 }
 
 pub fn spawn(hub: &Hub, store: ticketing::Store, feed: broadcast::Sender<FeedItem>, config: RecorderConfig) -> Recorder {
     let mut events = hub.subscribe();
+    let hub = hub.clone();
     let (finish_tx, mut finish_rx) = oneshot::channel();
     let done = tokio::spawn(async move {
-        let mut state = RecorderState { live: HashMap::new(), batch: Vec::new(), config, feed };
+        let mut state = RecorderState { live: HashMap::new(), batch: Vec::new(), config, feed, hub: hub.clone() };
         let mut tick = tokio::time::interval(state.config.flush_interval);
         loop {
             tokio::select! {
@@ -96,15 +109,18 @@ struct RecorderState {
     batch: Vec<AttendanceChange>,
     config: RecorderConfig,
     feed: broadcast::Sender<FeedItem>,
+    hub: Hub,
 }
 
 impl RecorderState {
     fn apply(&mut self, event: RoomEvent) {
         let session_id = event.client_id.clone();
         let at = event.at_ms;
+        let mut capacity_changed = false;
         let (kind, detail) = match &event.kind {
             RoomEventKind::Joined => {
-                self.live.insert(session_id.clone(), Live::default());
+                let attendee = event.role == Role::Attendee;
+                self.live.insert(session_id.clone(), Live { room_id: event.room_id, attendee, ..Live::default() });
                 let wallet = if self.config.anonymise { wallet_hash(&event.identity) } else { event.identity.clone() };
                 self.batch.push(AttendanceChange::Opened {
                     session_id: session_id.clone(),
@@ -116,6 +132,10 @@ impl RecorderState {
                     node_id: self.config.node_id.clone(),
                     at,
                 });
+                if let Some(country) = self.config.geo.as_ref().and_then(|g| g.take(&session_id)) {
+                    self.batch.push(AttendanceChange::Located { session_id: session_id.clone(), country });
+                }
+                capacity_changed = attendee;
                 ("joined", serde_json::Value::Null)
             }
             RoomEventKind::Left { reason } => {
@@ -123,6 +143,7 @@ impl RecorderState {
                 self.add_time(&session_id, live.voice_since.map(|s| at - s), live.screen_since.map(|s| at - s));
                 let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                 self.batch.push(AttendanceChange::Closed { session_id: session_id.clone(), at, reason: reason.clone() });
+                capacity_changed = live.attendee;
                 ("left", serde_json::json!({ "reason": reason }))
             }
             RoomEventKind::Chat { text } => {
@@ -130,13 +151,15 @@ impl RecorderState {
                 ("chat", serde_json::json!({ "text": text }))
             }
             RoomEventKind::Voice { on } => {
-                let since = self.live.entry(session_id.clone()).or_default().voice_since.take();
-                if *on {
-                    self.live.entry(session_id.clone()).or_default().voice_since = Some(since.unwrap_or(at));
-                } else {
-                    self.add_time(&session_id, since.map(|s| at - s), None);
-                }
+                self.live.entry(session_id.clone()).or_default().mic = *on;
+                self.update_voice(&session_id, at);
                 ("voice", serde_json::json!({ "on": on }))
+            }
+            RoomEventKind::AudioTrack { sending } => {
+                // Not a feed item: it only decides whether reported voice time counts.
+                self.live.entry(session_id.clone()).or_default().audio = *sending;
+                self.update_voice(&session_id, at);
+                return;
             }
             RoomEventKind::ScreenShare { on } => {
                 let since = self.live.entry(session_id.clone()).or_default().screen_since.take();
@@ -158,6 +181,38 @@ impl RecorderState {
             role: Some(event.role),
             at,
             detail,
+        });
+        if capacity_changed {
+            self.publish_capacity(event.room_id, at);
+        }
+    }
+
+    /// Starts or stops the voice clock: it runs while the microphone is reported live and audio is negotiated.
+    fn update_voice(&mut self, session_id: &str, at: i64) {
+        let Some(live) = self.live.get_mut(session_id) else { return };
+        let speaking = live.mic && live.audio;
+        match (speaking, live.voice_since) {
+            (true, None) => live.voice_since = Some(at),
+            (false, Some(since)) => {
+                live.voice_since = None;
+                self.add_time(session_id, Some(at - since), None);
+            }
+            _ => {}
+        }
+    }
+
+    /// A `capacity` feed item: attendees in the room now (as this recorder has seen them) and its capacity.
+    fn publish_capacity(&mut self, room_id: i64, at: i64) {
+        let attendees = self.live.values().filter(|l| l.room_id == room_id && l.attendee).count();
+        let capacity = self.hub.occupancy(room_id).map(|o| o.capacity);
+        let _ = self.feed.send(FeedItem {
+            event_id: room_id,
+            kind: "capacity",
+            client_id: None,
+            identity: None,
+            role: None,
+            at,
+            detail: serde_json::json!({ "attendees": attendees, "capacity": capacity }),
         });
     }
 

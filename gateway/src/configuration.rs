@@ -43,6 +43,12 @@ pub struct Settings {
     pub hive_api_url: String,
     #[serde(default)]
     pub access: AccessSettings,
+    /// Creators' webhooks: retries and back-off.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
+    /// Coarse country of attendees from a local IP range file; off by default.
+    #[serde(default)]
+    pub geo: crate::geo::GeoSettings,
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -231,6 +237,8 @@ impl Default for Settings {
             },
             hive_api_url: "https://api.hive.blog".into(),
             access: AccessSettings::default(),
+            webhooks: Default::default(),
+            geo: Default::default(),
         }
     }
 }

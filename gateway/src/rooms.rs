@@ -91,9 +91,16 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
         seat_key,
         capacity: u32::try_from(seat.capacity).unwrap_or(u32::MAX),
     };
+    if let Some(geo) = &state.geo {
+        geo.tag(&admission.client_id, remote.ip());
+    }
+    let client_id = admission.client_id.clone();
     let (mut peer, mut outbox) = match state.hub.try_admit(admission) {
         Ok(admitted) => admitted,
         Err(refused) => {
+            if let Some(geo) = &state.geo {
+                geo.take(&client_id);
+            }
             let frame = refused.close_frame();
             state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: frame.code }).inc();
             return close(&mut socket, Denied(frame.code, frame.reason)).await;
@@ -107,8 +114,16 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
     let until_end = Duration::from_millis(u64::try_from(seat.event_end - now_ms()).unwrap_or(0));
     let event_end = tokio::time::sleep(until_end);
     tokio::pin!(event_end);
+    // A host's connection also carries the event's live feed as `feed` frames.
+    let mut feed = (role == Role::Host).then(|| state.feed.subscribe());
     loop {
         tokio::select! {
+            item = next_feed_frame(&mut feed, event_id) => {
+                let Some(frame) = item else { continue };
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
             out = outbox.recv() => match out {
                 Some(Outbound::Text(bytes)) => {
                     let Ok(text) = Utf8Bytes::try_from(bytes) else { continue };
@@ -147,6 +162,25 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
     }
     // Dropping the peer leaves the room with `left` unless a reason was already recorded.
     drop(peer);
+}
+
+/// The next `{"type":"feed",…}` frame for this event's host; never resolves for attendees.
+async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::attendance::FeedItem>>, event_id: i64) -> Option<String> {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = feed.as_mut() else { return std::future::pending().await };
+    match rx.recv().await {
+        Ok(item) if item.event_id == event_id => {
+            let mut frame = serde_json::to_value(&item).ok()?;
+            frame.as_object_mut()?.insert("type".into(), "feed".into());
+            Some(frame.to_string())
+        }
+        Ok(_) => None,
+        Err(RecvError::Lagged(n)) => Some(serde_json::json!({ "type": "feed", "kind": "lagged", "event_id": event_id, "missed": n }).to_string()),
+        Err(RecvError::Closed) => {
+            *feed = None;
+            None
+        }
+    }
 }
 
 async fn authenticate(

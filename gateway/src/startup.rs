@@ -107,7 +107,9 @@ impl Application {
             &settings.public_url(port),
             &settings,
         )?;
+        let geo = crate::geo::Geo::from_settings(&settings.geo)?;
         let state = AppState {
+            geo,
             store,
             rates,
             purchases,
@@ -156,8 +158,17 @@ impl Application {
                 flush_interval: Duration::from_millis(state.settings.rooms.attendance_flush_ms.max(10)),
                 max_batch: state.settings.rooms.attendance_max_batch.max(1),
                 anonymise: state.settings.rooms.anonymise_attendance,
+                geo: state.geo.clone(),
             },
         );
+        crate::sales_feed::spawn(
+            state.store.clone(),
+            state.feed.clone(),
+            Duration::from_millis(250),
+            state.settings.rooms.anonymise_attendance,
+            state.shutdown.clone(),
+        );
+        crate::webhooks::spawn(state.store.clone(), state.feed.subscribe(), state.settings.webhooks.clone(), state.shutdown.clone());
         let hub = state.hub.clone();
         let hub_token = state.shutdown.clone();
         // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.
@@ -205,6 +216,9 @@ fn router(state: AppState) -> Router {
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
+        .merge(routes::analytics::router())
+        .merge(routes::certificates::router())
+        .merge(routes::webhooks::router())
         // Files under `web_dir` for any path no route claims (`/` is `index.html`); a missing file or another
         // method than GET/HEAD gets the JSON 404. `ServeDir` refuses `..`, so nothing outside is reachable.
         .fallback_service(

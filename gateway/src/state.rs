@@ -23,6 +23,8 @@ pub struct AppState {
     pub connections: tokio_util::task::TaskTracker,
     /// The creators' live feed (attendance events, sales).
     pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
+    /// The offline IP → country lookup for attendance analytics, when `geo.enabled`.
+    pub geo: Option<Arc<crate::geo::Geo>>,
     /// The TURN relay, when enabled.
     pub turn: Option<Arc<turn_relay::TurnRelay>>,
     /// The payment watchers running in this process, if any.

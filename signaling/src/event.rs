@@ -72,6 +72,10 @@ pub enum RoomEventKind {
     Chat { text: String },
     Voice { on: bool },
     ScreenShare { on: bool },
+    /// The peer's signalling now does (or no longer does) negotiate an audio track it sends: an offer or
+    /// answer it relayed has a live `m=audio` section that is `sendrecv`/`sendonly`. Emitted on change only.
+    /// Lets a listener cross-check the adapter's `Voice` reports against what WebRTC actually set up.
+    AudioTrack { sending: bool },
     /// A host (or the gateway, `by: None`) muted or unmuted this peer.
     Muted { muted: bool, by: Option<String> },
 }

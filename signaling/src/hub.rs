@@ -235,7 +235,7 @@ impl Hub {
         };
         // First frame in a fresh queue: cannot be refused.
         queue.push(welcome, Delivery::Guaranteed);
-        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted };
+        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted, audio_sending: false };
         let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
         state.insert(member);
         drop(state);

@@ -131,6 +131,7 @@ impl Peer {
                 }
                 let frame = ServerMessage::Offer { from: me, sdp: &sdp }.encode();
                 self.relay(Recipients::One(to.into()), Delivery::Guaranteed, frame);
+                self.note_audio(&sdp);
             }
             ClientMessage::Answer { to, sdp } => {
                 if self.refuse_outsider(&to) || self.refuse_muted_audio(&sdp) {
@@ -138,6 +139,7 @@ impl Peer {
                 }
                 let frame = ServerMessage::Answer { from: me, sdp: &sdp }.encode();
                 self.relay(Recipients::One(to.into()), Delivery::Guaranteed, frame);
+                self.note_audio(&sdp);
             }
             ClientMessage::Candidate { to, candidate } => {
                 if self.refuse_outsider(&to) {
@@ -222,6 +224,22 @@ impl Peer {
                 false
             }
             Some(Role::Attendee) => true,
+        }
+    }
+
+    /// Records whether this peer's latest relayed SDP sends audio, and tells listeners when that changes.
+    /// (With several peers a mesh has one negotiation per pair; the latest one stands for the peer.)
+    fn note_audio(&self, sdp_text: &str) {
+        let sending = sdp::sends_audio(sdp_text);
+        let changed = {
+            let mut state = self.room.lock();
+            let Some(member) = state.members.get_mut(&*self.info.client_id) else { return };
+            let changed = member.audio_sending != sending;
+            member.audio_sending = sending;
+            changed
+        };
+        if changed {
+            self.hub.emit(&self.info, RoomEventKind::AudioTrack { sending });
         }
     }
 

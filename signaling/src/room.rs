@@ -26,6 +26,8 @@ pub(crate) struct Member {
     pub(crate) mic: bool,
     pub(crate) screen: bool,
     pub(crate) muted: bool,
+    /// Whether the peer's latest offer or answer negotiated an audio track it sends.
+    pub(crate) audio_sending: bool,
 }
 
 impl Member {

@@ -233,6 +233,13 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                AttendanceChange::Located { session_id, country } => {
+                    sqlx::query("UPDATE attendance_sessions SET country = $2 WHERE id = $1")
+                        .bind(session_id)
+                        .bind(country)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 AttendanceChange::ScreenShared { session_id } => {
                     sqlx::query("UPDATE attendance_sessions SET screen_shared = 1 WHERE id = $1")
                         .bind(session_id)
@@ -327,6 +334,8 @@ pub enum AttendanceChange {
     /// Counters to add to a session.
     Engagement { session_id: String, chat_messages: i64, voice_secs: i64, screen_share_secs: i64 },
     ScreenShared { session_id: String },
+    /// The session's coarse country (ISO 3166 alpha-2), from the gateway's IP lookup.
+    Located { session_id: String, country: String },
     Closed { session_id: String, at: i64, reason: String },
 }
 

@@ -5,6 +5,7 @@
 //! to it and the gateway asks it to admit attendees; neither writes these tables on its own. It knows no
 //! HTTP, no WebSocket and no particular chain's RPC.
 
+pub mod analytics;
 pub mod attendance;
 pub mod audit;
 pub mod creators;

@@ -1,10 +1,13 @@
 //! The HTTP API, one module per resource.
 
 pub mod access;
+pub mod analytics;
 pub mod admin;
+pub mod certificates;
 pub mod creators;
 pub mod events;
 pub mod health;
 pub mod purchases;
 pub mod quote_events;
 pub mod rooms;
+pub mod webhooks;

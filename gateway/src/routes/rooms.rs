@@ -168,7 +168,7 @@ pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(i
 }
 
 /// Only the event's creator (with a creator session) or an operator (admin token) may run a room.
-async fn require_host(state: &AppState, headers: &HeaderMap, event_id: i64) -> ApiResult<String> {
+pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap, event_id: i64) -> ApiResult<String> {
     if let Some(token) = bearer(headers) {
         if state.settings.admin_token.as_deref().is_some_and(|t| t == token) {
             require_admin(state, headers)?;

@@ -1,0 +1,54 @@
+//! `PUT /api/creators/me/webhook`: where a creator's `joined`, `left` and `ticket_sold` callbacks go.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::put;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::creator_auth::CreatorSession;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/creators/me/webhook", put(set_webhook))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// `https://…` (or `http://…`); `null` removes the webhook.
+    pub url: Option<String>,
+    /// At least 16 characters; the HMAC-SHA256 key of `X-Dlux-Signature`.
+    pub secret: Option<String>,
+}
+
+/// Sets (or with `url: null` clears) the creator's webhook. Audited; the secret is never returned.
+pub async fn set_webhook(State(state): State<AppState>, session: CreatorSession, Json(body): Json<WebhookBody>) -> ApiResult<StatusCode> {
+    let (url, secret) = match body.url {
+        None => (None, None),
+        Some(url) => {
+            let parsed = reqwest::Url::parse(&url).map_err(|e| ApiError::unprocessable("invalid_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() || url.len() > 2048 {
+                return Err(ApiError::unprocessable("invalid_url", "the webhook URL must be an http(s) URL"));
+            }
+            let secret = body.secret.unwrap_or_default();
+            if secret.chars().count() < 16 || secret.len() > 256 {
+                return Err(ApiError::unprocessable("invalid_secret", "the webhook secret must be 16 to 256 characters"));
+            }
+            (Some(url), Some(secret))
+        }
+    };
+    state.store.ensure_creator(&session.account).await?;
+    sqlx::query("UPDATE creators SET webhook_url = $2, webhook_secret = $3, updated_at = $4 WHERE account = $1")
+        .bind(session.account.as_str())
+        .bind(&url)
+        .bind(&secret)
+        .bind(ticketing::now_ms())
+        .execute(state.store.pool())
+        .await
+        .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
+    let action = if url.is_some() { "creator.webhook_set" } else { "creator.webhook_cleared" };
+    state.store.audit(&ticketing::audit::AuditEntry::new(session.account.as_str(), action).subject(session.account.as_str())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
