@@ -5,6 +5,10 @@
 //! non-2xx status) is retried with exponential back-off (`initial_backoff_ms`, doubling, capped at
 //! `max_backoff_ms`) up to `max_attempts` tries, then dropped with a warning. Each creator has its own worker
 //! and queue, so one slow endpoint neither delays other creators nor reorders its own deliveries.
+//!
+//! The creator's URL and secret are looked up per event and cached for five seconds, so a change made with
+//! `PUT /api/creators/me/webhook` applies to items from at most five seconds later. Deliveries are at least once
+//! (a timeout after the receiver processed a request is retried): receivers de-duplicate on the body's `id`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
