@@ -213,6 +213,7 @@ fn router(state: AppState) -> Router {
         .merge(api)
         .merge(routes::purchases::router())
         .merge(routes::quote_events::router())
+        .merge(routes::sdk::router())
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())

@@ -10,4 +10,5 @@ pub mod health;
 pub mod purchases;
 pub mod quote_events;
 pub mod rooms;
+pub mod sdk;
 pub mod webhooks;
