@@ -121,6 +121,8 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
             "screen_share alice false", "left alice left", "capacity - 1/10", "ticket_sold - true",
         ]
     );
+    let worst = got.iter().map(|r| r.received_at - r.data["at"].as_i64().unwrap()).max().unwrap();
+    eprintln!("feed: worst delay from event to SSE delivery {worst} ms");
     for r in &got {
         let at = r.data["at"].as_i64().unwrap();
         assert!(r.received_at - at < 1000, "{} delivered {} ms after it happened", r.name, r.received_at - at);
