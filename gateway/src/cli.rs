@@ -21,6 +21,10 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Run the TURN relay only (`[turn.relay]`), e.g. on its own host; it shares the secret the gateway issues
+    /// credentials with. Sessions are not known to a separate relay, so it accepts any unexpired, correctly
+    /// signed credential (coturn's REST-API behaviour).
+    Turn,
     /// Run payment watchers only (no HTTP), against the configured database: all configured chains, or one.
     Watch {
         /// eth, pol, bnb, btc, sol, hive or xmr

@@ -43,6 +43,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             app.run_until_stopped().await?;
         }
+        Command::Turn => {
+            telemetry::init(&settings.log);
+            let relay = gateway::startup::start_turn_relay(&settings, None).await?;
+            shutdown_signal().await;
+            relay.shutdown().await;
+        }
         Command::Watch { chain } => {
             telemetry::init(&settings.log);
             let mut config = settings.watchers.clone();

@@ -67,12 +67,7 @@ impl Application {
         }
         let turn = match settings.turn.enabled {
             true => {
-                let mut config = settings.turn.relay.clone();
-                if config.shared_secret.is_empty() {
-                    config.shared_secret = hex::encode(Sha256::digest([b"turn-secret:".as_slice(), secret.bytes()].concat()));
-                }
-                let relay = TurnRelay::start(config, SessionRegistry::new()).await.context("cannot start the TURN relay")?;
-                tracing::info!(udp = ?relay.udp_addr(), tcp = ?relay.tcp_addr(), "TURN relay listening");
+                let relay = start_turn_relay(&settings, Some(SessionRegistry::new())).await?;
                 Some(Arc::new(relay))
             }
             false => None,
@@ -250,6 +245,22 @@ pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases>
     let secret = Secret::resolve(settings)?;
     let store = ticketing::Store::connect(&settings.database.url, 2).await?;
     Ok(Purchases::new(store, rate_source(settings)?, payment_settings(settings)?, secret.bytes()))
+}
+
+/// Starts the TURN relay from `[turn.relay]`; its shared secret defaults to one derived from the server secret.
+/// With `sessions`, only registered sessions' credentials work (the gateway's own relay); without, any unexpired
+/// credential signed with the shared secret does (a relay run apart from the gateway).
+pub async fn start_turn_relay(settings: &Settings, sessions: Option<SessionRegistry>) -> anyhow::Result<TurnRelay> {
+    let mut config = settings.turn.relay.clone();
+    if config.shared_secret.is_empty() {
+        let secret = Secret::resolve(settings)?;
+        config.shared_secret = hex::encode(Sha256::digest([b"turn-secret:".as_slice(), secret.bytes()].concat()));
+    }
+    let relay = match sessions {
+        Some(sessions) => TurnRelay::start(config, sessions).await,
+        None => TurnRelay::start(config, SessionRegistry::open()).await,
+    };
+    relay.context("cannot start the TURN relay")
 }
 
 fn watchers_configured(config: &watchers::WatchersConfig) -> bool {

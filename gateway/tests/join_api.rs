@@ -168,3 +168,103 @@ app_test!(join_refusals_for_event_state, |app| async move {
     assert_eq!(app.client.post(app.url("/api/events/abc/join")).json(&json!({ "wallet_address": "x", "signature": "y" })).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     assert!(app.get("/naf-dlux-adapter.js").await.text().await.unwrap().contains("NAF.adapters.register"));
 });
+
+/// TURN end to end: the join response's credentials allocate a relay on the gateway's TURN server and carry
+/// data to a peer; a ban revokes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
+    use turn::client::{Client, ClientConfig};
+    use util::Conn as _;
+
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.turn.enabled = true;
+        s.turn.relay = turn_relay::TurnConfig::loopback("");
+        s.turn.relay.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+    })
+    .await;
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(11);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let granted: Value = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let turn = &granted["turn_credentials"];
+    let username = turn["username"].as_str().expect("TURN username");
+    assert!(username.split_once(':').is_some_and(|(expiry, session)| expiry.parse::<u64>().is_ok() && session.starts_with('t')), "{username}");
+    assert_eq!(turn["ttl"], 600);
+    assert!(turn["urls"].as_array().unwrap().iter().any(|u| u.as_str().unwrap().starts_with("turn:")));
+
+    let relay = app.state.turn.clone().expect("relay running");
+    let server = relay.udp_addr().unwrap().to_string();
+    let connect = |password: String| {
+        let server = server.clone();
+        let username = username.to_owned();
+        let realm = relay.config().realm.clone();
+        async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let client = Client::new(ClientConfig {
+                stun_serv_addr: server.clone(), turn_serv_addr: server, username, password, realm,
+                software: String::new(), rto_in_ms: 0, conn: Arc::new(socket), vnet: None,
+            })
+            .await
+            .unwrap();
+            client.listen().await.unwrap();
+            client
+        }
+    };
+    // A peer that echoes.
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = peer.recv_from(&mut buf).await {
+            let _ = peer.send_to(&buf[..n], from).await;
+        }
+    });
+    let client = connect(turn["credential"].as_str().unwrap().to_owned()).await;
+    let relayed = client.allocate().await.expect("allocation with the join's credentials");
+    relayed.send_to(b"through the gateway's relay", peer_addr).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), relayed.recv_from(&mut buf)).await.expect("echo in time").unwrap();
+    assert_eq!(&buf[..n], b"through the gateway's relay");
+    // A forged password is refused.
+    let forged = connect("AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()).await;
+    assert!(forged.allocate().await.is_err());
+
+    // Seated, then banned: the seat's TURN session is revoked, new allocations are refused.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?token={}", granted["websocket_url"].as_str().unwrap(), granted["session_token"].as_str().unwrap())).await.unwrap();
+    let welcome = first_text(&mut ws).await.unwrap();
+    let client_id = welcome["client_id"].as_str().unwrap().to_owned();
+    let welcome_user = welcome["turn"]["ice_servers"][0]["username"].as_str().unwrap_or_else(|| panic!("welcome carries TURN: {welcome}"));
+    assert_eq!(welcome_user.split(':').nth(1), username.split(':').nth(1), "the same seat's session");
+    // Renewal over the WebSocket: a fresh credential for the same seat.
+    ws.send(Message::Text(json!({ "type": "turn_refresh" }).to_string().into())).await.unwrap();
+    let renewed = loop {
+        let frame = first_text(&mut ws).await.unwrap();
+        if frame["type"] == "turn" {
+            break frame;
+        }
+    };
+    let renewed_user = renewed["ice_servers"][0]["username"].as_str().unwrap();
+    assert_eq!(renewed_user.split(':').nth(1), username.split(':').nth(1));
+    assert!(renewed["expires_at"].as_i64().unwrap() > ticketing::now_ms());
+    let res = app.admin(reqwest::Method::POST, &format!("/api/events/{event_id}/attendees/{client_id}/ban")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let before = relay.stats().snapshot().auth_failures_unknown_session;
+    let mut refused = false;
+    for _ in 0..50 {
+        let again = connect(turn["credential"].as_str().unwrap().to_owned()).await;
+        if again.allocate().await.is_err() && relay.stats().snapshot().auth_failures_unknown_session > before {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "a banned seat's TURN credentials are refused as an unknown (revoked) session");
+    assert!(relay.stats().snapshot().revoked_allocations >= 1, "its live allocation was torn down");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("gateway_turn_allocations_total"), "{metrics}");
+}

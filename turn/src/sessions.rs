@@ -21,6 +21,10 @@ pub struct SessionRegistry {
 
 #[derive(Default)]
 struct Inner {
+    /// Open registries accept every session not revoked (a relay run apart from the gateway, which cannot see
+    /// the gateway's registrations: coturn's REST-API behaviour, where a valid signature and expiry suffice).
+    open: bool,
+    revoked_ids: RwLock<HashSet<SessionId>>,
     active: RwLock<HashSet<SessionId>>,
     /// Woken on every revocation; the relay sweeps allocations of inactive sessions.
     revoked: Notify,
@@ -29,6 +33,11 @@ struct Inner {
 impl SessionRegistry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A registry that accepts any session until it is revoked.
+    pub fn open() -> Self {
+        SessionRegistry { inner: Arc::new(Inner { open: true, ..Inner::default() }) }
     }
 
     pub fn register(&self, session_id: SessionId) {
@@ -46,10 +55,16 @@ impl SessionRegistry {
             .write()
             .expect("registry lock")
             .remove(session_id);
+        if self.inner.open {
+            self.inner.revoked_ids.write().expect("registry lock").insert(session_id.clone());
+        }
         self.inner.revoked.notify_one();
     }
 
     pub fn is_active(&self, session_id: &SessionId) -> bool {
+        if self.inner.open {
+            return !self.inner.revoked_ids.read().expect("registry lock").contains(session_id);
+        }
         self.inner
             .active
             .read()
@@ -68,5 +83,27 @@ impl SessionRegistry {
     /// Resolves after at least one `revoke` since the last wake-up (bursts coalesce).
     pub(crate) async fn revoked(&self) {
         self.inner.revoked.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_registries_know_only_registered_sessions_and_open_ones_all_but_revoked() {
+        let id = SessionId::parse("t42").unwrap();
+        let closed = SessionRegistry::new();
+        assert!(!closed.is_active(&id));
+        closed.register(id.clone());
+        assert!(closed.is_active(&id));
+        closed.revoke(&id);
+        assert!(!closed.is_active(&id));
+
+        let open = SessionRegistry::open();
+        assert!(open.is_active(&id));
+        open.revoke(&id);
+        assert!(!open.is_active(&id));
+        assert!(open.is_active(&SessionId::parse("t43").unwrap()));
     }
 }

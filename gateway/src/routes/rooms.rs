@@ -96,9 +96,13 @@ fn websocket_url(state: &AppState, event_id: i64) -> String {
 async fn grant(state: &AppState, seat: Seat, host: Option<String>) -> ApiResult<JoinResponse> {
     let ttl = i64::try_from(state.settings.rooms.session_token_ttl_secs).unwrap_or(120) * 1000;
     let expires = now_ms() + ttl;
-    let (token, claims) =
+    let (token, _claims) =
         session_token::issue(state.secret.bytes(), seat.event_id, seat.ticket_id, host.clone(), seat.wallet.clone(), expires);
-    let turn_credentials = state.turn_credentials(&claims.jti);
+    let seat_key = match seat.ticket_id {
+        Some(ticket) => ticket.to_string(),
+        None => format!("host:{}", seat.wallet),
+    };
+    let turn_credentials = state.turn_credentials(&seat_key);
     Ok(JoinResponse {
         access_granted: true,
         event_id: seat.event_id,
@@ -284,8 +288,13 @@ fn client_path(id: &str, client: &str) -> ApiResult<i64> {
 pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
+    let seat_key = state.hub.occupants(event_id).into_iter().find(|o| &*o.info.client_id == client.as_str()).map(|o| o.info.seat_key.to_string());
     if !state.hub.kick(event_id, &client) {
         return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+    }
+    // A kicked attendee may rejoin (and gets new TURN credentials then); the current ones stop now.
+    if let Some(seat_key) = seat_key {
+        state.revoke_turn(&seat_key);
     }
     state.store.audit(&ticketing::audit::AuditEntry::new(&actor, "room.kick").event(event_id).subject(&client)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -309,7 +318,7 @@ pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, cl
     // The store first: once the ticket is banned no node will seat it again.
     state.store.ban_ticket(ticket, &actor, now_ms()).await?;
     state.hub.ban(event_id, &client);
-    state.revoke_turn(&client);
+    state.revoke_turn(&occupant.info.seat_key);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub data_dir: PathBuf,
+    /// The running app's shared state (hub, TURN relay, purchases, …).
+    pub state: gateway::state::AppState,
     _db: TestDb,
 }
 
@@ -78,8 +80,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let address = format!("http://{}", app.local_addr());
     let store = app.state().store.clone();
     let shutdown = app.shutdown_token();
+    let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), store, shutdown, server, data_dir, _db: db }
+    TestApp { address, client: reqwest::Client::new(), store, shutdown, server, data_dir, state, _db: db }
 }
 
 fn uuid_like() -> String {
