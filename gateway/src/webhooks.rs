@@ -102,6 +102,10 @@ pub fn spawn(
             }
             let fresh = targets.get(&item.event_id).is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(5));
             if !fresh {
+                // Bound the cache: drop stale entries of events no longer active.
+                if targets.len() > 4096 {
+                    targets.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(5));
+                }
                 let target = lookup(&store, item.event_id).await;
                 targets.insert(item.event_id, (Instant::now(), target));
             }
