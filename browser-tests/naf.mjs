@@ -7,7 +7,8 @@
 //   outsider: <session token whose ticket does not admit to this event>,
 //   extra: <valid session token for a room already full>
 // }
-// Result: per page, its client id, the remote entities it saw, the movement latency, the failure codes.
+// Result: per page, its client id, the remote entities it saw, the movement latency, chat, microphone audio and
+// screen share across, the failure codes, what left the origin, page errors.
 
 import { join } from "node:path";
 import { artifactsDir, launch, main, watchPage } from "./lib/browser.mjs";
@@ -45,7 +46,7 @@ async function openScene(context, args, name, { token, join: joinResponse }) {
 }
 
 /** Waits for the scene to connect or fail; returns `window.dluxScene`'s status, client id and failure. */
-async function settled(page, timeout = 15000) {
+async function settled(page, timeout = 30000) {
   await page.waitForFunction(() => window.dluxScene && (window.dluxScene.status === "connected" || window.dluxScene.failure), null, {
     timeout,
   });
@@ -60,17 +61,20 @@ async function settled(page, timeout = 15000) {
 main(async (args, log) => {
   const out = artifactsDir(args.artifacts_dir);
   const started = Date.now();
+  const steps = {};
+  const step = (name) => (steps[name] = Date.now() - started);
   const { context, close } = await launch({ media: true });
   try {
-    const alice = await openScene(context, args, "alice", { join: args.alice });
-    const aliceState = await settled(alice.page);
-    log("alice", aliceState);
+    // Both attendees load the scene at once.
+    const [alice, bob] = await Promise.all([
+      openScene(context, args, "alice", { join: args.alice }),
+      openScene(context, args, "bob", { token: args.bob }),
+    ]);
+    const [aliceState, bobState] = await Promise.all([settled(alice.page), settled(bob.page)]);
+    log("alice", aliceState, "bob", bobState);
     if (aliceState.status !== "connected") throw new Error(`alice did not connect: ${JSON.stringify(aliceState)}`);
-    const bob = await openScene(context, args, "bob", { token: args.bob });
-    const bobState = await settled(bob.page);
-    log("bob", bobState);
     if (bobState.status !== "connected") throw new Error(`bob did not connect: ${JSON.stringify(bobState)}`);
-
+    step("bob_connected");
     // Each sees the other's avatar: NAF's full sync on the adapter's open(id).
     const seenBy = async (page, owner) => {
       const t0 = Date.now();
@@ -82,6 +86,7 @@ main(async (args, log) => {
     const aliceSeesBobMs = await seenBy(alice.page, bobState.clientId);
     const bobSeesAliceMs = await seenBy(bob.page, aliceState.clientId);
 
+    step("avatars_seen");
     // Alice moves; Bob's copy of her avatar follows.
     const moveStart = Date.now();
     await alice.page.evaluate((p) => document.getElementById("player").setAttribute("position", p), TARGET);
@@ -97,6 +102,7 @@ main(async (args, log) => {
     );
     const moveMs = Date.now() - moveStart;
 
+    step("moved");
     // Chat through the page's form reaches the other page.
     await alice.page.fill("#chat-input", "hello from alice");
     await alice.page.click("#chat-send");
@@ -104,6 +110,7 @@ main(async (args, log) => {
       timeout: 5000,
     });
 
+    step("chat");
     // Microphone audio (fake device) over the relayed WebRTC negotiation: Bob gets Alice's stream.
     const audio = await bob.page
       .evaluate(
@@ -119,6 +126,46 @@ main(async (args, log) => {
         return 0;
       });
 
+    step("audio");
+    // Alice shares her screen (Chromium's fake screen) with the page's button; Bob's stage shows it.
+    await alice.page.click("#screen-toggle");
+    const screenWidth = await bob.page
+      .waitForFunction(
+        (owner) => {
+          const video = document.getElementById("screen-video-" + owner);
+          const material = document.getElementById("stage-screen").getAttribute("material");
+          const shown = material && material.src === video;
+          return video && shown && video.srcObject && video.videoWidth > 0 ? video.videoWidth : false;
+        },
+        aliceState.clientId,
+        { timeout: 10000 },
+      )
+      .then((handle) => handle.jsonValue())
+      .catch(async (e) => {
+        log("screen share", String(e));
+        log(
+          "bob sees",
+          await bob.page.evaluate((owner) => {
+            const a = NAF.connection.adapter;
+            const link = a.links[owner];
+            const streams = a.remoteStreams[owner] || {};
+            return {
+              peer: a.peers[owner],
+              streams: Object.keys(streams).map((k) => [k, streams[k].getTracks().map((t) => t.kind + ":" + t.readyState)]),
+              signaling: link && link.pc.signalingState,
+              connection: link && link.pc.connectionState,
+              receivers: link && link.pc.getReceivers().map((r) => r.track.kind + ":" + r.track.readyState),
+              video: !!document.getElementById("screen-video-" + owner),
+            };
+          }, aliceState.clientId),
+        );
+        log("alice console", alice.record.console.filter((l) => /dlux|rror|arn/.test(l)));
+        log("bob console", bob.record.console.filter((l) => /dlux|rror|arn/.test(l)));
+        return 0;
+      });
+    const aliceScreenPressed = await alice.page.getAttribute("#screen-toggle", "aria-pressed");
+
+    step("screen");
     // The page's microphone button follows the adapter (it turned the mic on by itself, `audio: true`).
     const aliceMicPressed = await alice.page.getAttribute("#mic-toggle", "aria-pressed");
 
@@ -145,14 +192,17 @@ main(async (args, log) => {
       return colours.size;
     });
 
-    // A ticket of another event: NAF's connect-failure callback with 4403.
-    const outsider = await openScene(context, args, "outsider", { token: args.outsider });
-    const outsiderState = await settled(outsider.page);
-    // A third valid ticket while two attendees fill the room: 4409.
-    const extra = await openScene(context, args, "extra", { token: args.extra });
-    const extraState = await settled(extra.page);
+    step("screenshots");
+    // A ticket of another event: NAF's connect-failure callback with 4403. A third valid ticket while two
+    // attendees fill the room: 4409. (The outsider takes no seat, so both can knock at once.)
+    const [outsider, extra] = await Promise.all([
+      openScene(context, args, "outsider", { token: args.outsider }),
+      openScene(context, args, "extra", { token: args.extra }),
+    ]);
+    const [outsiderState, extraState] = await Promise.all([settled(outsider.page), settled(extra.page)]);
     await extra.page.screenshot({ path: join(out, "naf-room-full.png") });
 
+    step("refusals");
     const pages = [alice, bob, outsider, extra].map((p) => p.record);
     const aliceRemote = await alice.page.evaluate(remoteEntities);
     const bobRemote = await bob.page.evaluate(remoteEntities);
@@ -160,6 +210,8 @@ main(async (args, log) => {
       alice: { ...aliceState, remote: aliceRemote, sees_peer_ms: aliceSeesBobMs },
       bob: { ...bobState, remote: bobRemote, sees_peer_ms: bobSeesAliceMs, audio_tracks_from_alice: audio },
       alice_mic_pressed: aliceMicPressed,
+      alice_screen_pressed: aliceScreenPressed,
+      bob_sees_screen_width: screenWidth,
       move_observed_ms: moveMs,
       outsider: outsiderState,
       extra: extraState,
@@ -168,6 +220,7 @@ main(async (args, log) => {
       page_errors: pages.flatMap((p) => p.errors.map((e) => `${p.name}: ${e}`)),
       console_errors: pages.flatMap((p) => p.console.filter((l) => l.startsWith("error")).map((l) => `${p.name}: ${l}`)),
       elapsed_ms: Date.now() - started,
+      steps_ms: steps,
     };
   } finally {
     await close();

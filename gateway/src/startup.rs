@@ -208,6 +208,8 @@ fn router(state: AppState) -> Router {
         .merge(api)
         .merge(routes::purchases::router())
         .merge(routes::quote_events::router())
+        .merge(routes::qr::router())
+        .merge(routes::charts::router())
         .merge(routes::sdk::router())
         .merge(routes::rooms::router())
         .merge(routes::events::router())

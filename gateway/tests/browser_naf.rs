@@ -163,9 +163,9 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
         "bob": bob_join["session_token"],
         "outsider": outsider,
         "extra": carol_join["session_token"],
-        "timeout_ms": 50_000,
+        "timeout_ms": 75_000,
     });
-    let result = run_driver("naf.mjs", &args, Duration::from_secs(55)).await;
+    let result = run_driver("naf.mjs", &args, Duration::from_secs(85)).await;
     eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
 
     // Both joined, each with its own client id, and each sees the other's avatar.
@@ -184,6 +184,9 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     // Her microphone (Chromium's fake device) reached Bob over WebRTC negotiated through the relay.
     assert!(b["audio_tracks_from_alice"].as_u64().unwrap_or(0) >= 1, "{b}");
     assert_eq!(result["alice_mic_pressed"], "true", "the microphone button does not show the live microphone");
+    // Her screen share (Chromium's fake screen, started with the page's button) plays on Bob's stage.
+    assert_eq!(result["alice_screen_pressed"], "true");
+    assert!(result["bob_sees_screen_width"].as_u64().unwrap_or(0) > 0, "bob's stage shows no screen share");
 
     // The door: NAF's connect-failure callback carries the gateway's close code.
     assert_eq!(result["outsider"]["failure"]["code"], 4403, "{}", result["outsider"]);

@@ -155,6 +155,7 @@
           document.querySelector("a-assets").appendChild(video);
         }
         video.srcObject = stream;
+        video.play().catch(function () {});
         document.getElementById("stage-screen").setAttribute("material", "src: #" + video.id + "; shader: flat");
       });
   }

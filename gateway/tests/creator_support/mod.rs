@@ -41,6 +41,11 @@ impl HiveKey {
         raw.extend_from_slice(&rs);
         hex::encode(raw)
     }
+
+    /// The private key, hex: for a browser test's fake Hive Keychain, which signs in the page's driver.
+    pub fn secret_hex(&self) -> String {
+        hex::encode(self.secret.secret_bytes())
+    }
 }
 
 /// The node: accounts `alice`, `bob`, `carol`, `dave` with fresh posting keys, and `mallory`'s key on no account.

@@ -1,0 +1,233 @@
+//! Charts for the creator dashboard, drawn here as SVG over the analytics: attendance over time for one event
+//! (`GET /api/events/{id}/charts/attendance.svg`) and sales per event (`GET /api/creators/me/charts/sales.svg`).
+//!
+//! The renderer is a few dozen lines of string building rather than a charting library: two chart shapes, no
+//! script, no outside fonts, and text that screen readers can reach (`<title>`, `<desc>`, `role="img"`). Both
+//! routes take the same credentials as the analytics they draw, so the page fetches them with its Bearer token
+//! and shows the result as an image.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ticketing::now_ms;
+
+use crate::error::{ApiError, ApiResult, Path};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/events/{id}/charts/attendance.svg", get(attendance_chart))
+        .route("/api/creators/me/charts/sales.svg", get(sales_chart))
+}
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 260.0;
+/// Room for the axis labels: left, right, top, bottom.
+const MARGIN: (f64, f64, f64, f64) = (44.0, 16.0, 34.0, 40.0);
+const INK: &str = "#1a1d29";
+const ACCENT: &str = "#3a2fa8";
+const GRID: &str = "#c9cde0";
+
+/// Escapes text for SVG content and attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// A ceiling for the y axis: at least 1, rounded up to a whole number of ticks.
+fn nice_max(max: f64) -> f64 {
+    if max <= 1.0 {
+        return 1.0;
+    }
+    let step = 10f64.powf(max.log10().floor());
+    let scaled = (max / step).ceil();
+    let nice = if scaled <= 2.0 { 2.0 } else if scaled <= 5.0 { 5.0 } else { 10.0 };
+    (nice * step).max(max.ceil())
+}
+
+/// The frame every chart shares: title, description, y grid with labels.
+fn open(title: &str, desc: &str, y_max: f64) -> String {
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="t d" font-family="system-ui, sans-serif" font-size="12"><title id="t">{}</title><desc id="d">{}</desc><rect width="100%" height="100%" fill="white"/><text x="{}" y="20" font-size="14" font-weight="600" fill="{INK}">{}</text>"#,
+        escape(title),
+        escape(desc),
+        MARGIN.0,
+        escape(title)
+    );
+    let (left, right, top, bottom) = MARGIN;
+    for i in 0..=4 {
+        let value = y_max * f64::from(i) / 4.0;
+        let y = HEIGHT - bottom - (HEIGHT - top - bottom) * f64::from(i) / 4.0;
+        let _ = write!(
+            svg,
+            r#"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{GRID}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">{}</text>"#,
+            WIDTH - right,
+            left - 6.0,
+            y + 4.0,
+            if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.1}") }
+        );
+    }
+    svg
+}
+
+/// A step line of `points` (x label, value), e.g. people present per minute. Labels under the first and last point.
+pub fn line_chart(title: &str, points: &[(String, f64)]) -> String {
+    let max = nice_max(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let desc = match (points.first(), points.last()) {
+        (Some(first), Some(last)) => format!(
+            "{} points from {} to {}; highest {}",
+            points.len(),
+            first.0,
+            last.0,
+            points.iter().map(|p| p.1).fold(0.0, f64::max)
+        ),
+        _ => "no data yet".to_owned(),
+    };
+    let mut svg = open(title, &desc, max);
+    let (left, right, top, bottom) = MARGIN;
+    let plot_w = WIDTH - left - right;
+    let plot_h = HEIGHT - top - bottom;
+    if points.is_empty() {
+        let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No attendance yet</text>"#, WIDTH / 2.0, HEIGHT / 2.0);
+    } else {
+        let step = plot_w / points.len().max(1) as f64;
+        let y = |v: f64| HEIGHT - bottom - plot_h * v / max;
+        let mut d = format!("M{left:.1} {:.1}", y(points[0].1));
+        for (i, (_, value)) in points.iter().enumerate() {
+            let x0 = left + step * i as f64;
+            let _ = write!(d, "L{x0:.1} {:.1}H{:.1}", y(*value), x0 + step);
+        }
+        let _ = write!(
+            svg,
+            r#"<path d="{d}V{:.1}H{left:.1}Z" fill="{ACCENT}" fill-opacity="0.15" stroke="none"/><path d="{d}" fill="none" stroke="{ACCENT}" stroke-width="2"/>"#,
+            HEIGHT - bottom
+        );
+        let first = &points[0].0;
+        let last = &points[points.len() - 1].0;
+        let _ = write!(
+            svg,
+            r#"<text x="{left:.1}" y="{:.1}" fill="{INK}">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">{}</text>"#,
+            HEIGHT - 14.0,
+            escape(first),
+            WIDTH - right,
+            HEIGHT - 14.0,
+            escape(last)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Vertical bars of `bars` (label, value), e.g. tickets sold per event.
+pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
+    let max = nice_max(bars.iter().map(|b| b.1).fold(0.0, f64::max));
+    let desc = if bars.is_empty() {
+        "no data yet".to_owned()
+    } else {
+        bars.iter().map(|(label, value)| format!("{label}: {value}")).collect::<Vec<_>>().join("; ")
+    };
+    let mut svg = open(title, &desc, max);
+    let (left, right, top, bottom) = MARGIN;
+    let plot_w = WIDTH - left - right;
+    let plot_h = HEIGHT - top - bottom;
+    if bars.is_empty() {
+        let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No sales yet</text>"#, WIDTH / 2.0, HEIGHT / 2.0);
+    }
+    let slot = plot_w / bars.len().max(1) as f64;
+    for (i, (label, value)) in bars.iter().enumerate() {
+        let h = plot_h * value / max;
+        let x = left + slot * i as f64 + slot * 0.15;
+        let short: String = if label.chars().count() > 14 { label.chars().take(13).chain(['…']).collect() } else { label.clone() };
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{ACCENT}"><title>{}: {value}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">{value}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">{}</text>"#,
+            HEIGHT - bottom - h,
+            slot * 0.7,
+            escape(label),
+            x + slot * 0.35,
+            HEIGHT - bottom - h - 4.0,
+            x + slot * 0.35,
+            HEIGHT - bottom + 16.0,
+            escape(&short)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn svg_response(svg: String) -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response()
+}
+
+/// `GET /api/events/{id}/charts/attendance.svg`: people present per minute (the event's host only).
+pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    crate::routes::rooms::require_host(&state, &headers, event_id).await?;
+    let analytics = state.store.attendance_analytics(event_id, now_ms()).await?;
+    let points: Vec<(String, f64)> = analytics
+        .per_minute
+        .iter()
+        .map(|b| {
+            let label = chrono::DateTime::from_timestamp_millis(b.minute).map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
+            (label, b.peak.max(b.present) as f64)
+        })
+        .collect();
+    Ok(svg_response(line_chart("Attendees present, per minute", &points)))
+}
+
+/// `GET /api/creators/me/charts/sales.svg`: tickets sold per event (the signed-in creator's events).
+pub async fn sales_chart(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let session = crate::creator_auth::authenticate(&state, &headers).await?;
+    let events = state.store.events_by_creator(&session.account).await?;
+    let bars: Vec<(String, f64)> = events.iter().rev().take(12).rev().map(|e| (e.title.clone(), e.tickets_sold as f64)).collect();
+    Ok(svg_response(bar_chart("Tickets sold per event", &bars)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_so_a_title_cannot_inject_markup() {
+        let svg = bar_chart("Sales", &[("<script>alert(1)</script> & co".into(), 3.0)]);
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(svg.contains("&amp; co"));
+    }
+
+    #[test]
+    fn bars_scale_to_the_plot_and_say_their_values() {
+        let svg = bar_chart("Sales", &[("A".into(), 2.0), ("B".into(), 4.0)]);
+        assert!(svg.contains("<desc id=\"d\">A: 2; B: 4</desc>"), "{svg}");
+        // The tallest bar fills the plot from the axis up (nice_max(4) = 5, so 4/5 of 186).
+        let plot_h = HEIGHT - MARGIN.2 - MARGIN.3;
+        assert!(svg.contains(&format!("height=\"{:.1}\"", plot_h * 4.0 / 5.0)), "{svg}");
+    }
+
+    #[test]
+    fn empty_charts_say_so() {
+        assert!(line_chart("Attendance", &[]).contains("No attendance yet"));
+        assert!(bar_chart("Sales", &[]).contains("No sales yet"));
+    }
+
+    #[test]
+    fn the_y_axis_ends_on_a_round_number_at_or_above_the_highest_value() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(3.0), 5.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(42.0), 50.0);
+        assert_eq!(nice_max(180.0), 200.0);
+    }
+
+    #[test]
+    fn the_line_steps_through_every_point() {
+        let svg = line_chart("Attendance", &[("10:00".into(), 1.0), ("10:01".into(), 3.0), ("10:02".into(), 2.0)]);
+        assert!(svg.matches('H').count() >= 3);
+        assert!(svg.contains(">10:00<") && svg.contains(">10:02<"));
+    }
+}

@@ -1,0 +1,323 @@
+//! The buyer and creator pages (`web/pages/`, issue 13) in headless Chromium against the real gateway, driven
+//! by browser-tests/pages.mjs. This test is the orchestrator: it seeds events through the real API, reports the
+//! buyer's payment stage by stage through `ticketing::purchases::Purchases::report_payment` (as a watcher would),
+//! sells and admits the other ticket holders with real signatures, and runs a Hive API node holding the
+//! creator's posting key, which the page's fake Hive Keychain signs with.
+//!
+//! What the browser does: browses and filters the marketplace, buys with an EIP-1193 wallet holding a real
+//! secp256k1 key, watches the QR checkout's status turn from seen through confirming to paid over
+//! Server-Sent Events, lists the wallet's tickets, meets the join page's refusals (no ticket, not live yet with a
+//! countdown) and its paste-a-signature flow, joins by signing, enters the A-Frame scene where a second ticket
+//! holder sees its avatar; then a creator signs in with Keychain, has an event refused and then created, and
+//! sees an attendee of it join in the live feed. Screenshots land in `test-artifacts/pages-*.png`.
+
+mod common;
+mod creator_support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::bip32::{DerivationPath, Xpriv, Xpub};
+use chains::derive::EvmAccount;
+use chains::{Amount, Currency};
+use common::wallets::EvmWallet;
+use creator_support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
+use ticketing::rates::StaticRates;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const BUYER: u8 = 31;
+const BOB: u8 = 32;
+const CAROL: u8 = 33;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn evm_xpub() -> String {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let master = Xpriv::new_master(bitcoin::Network::Bitcoin, &[42u8; 32]).unwrap();
+    let account = master.derive_priv(&secp, &DerivationPath::from_str("m/44'/60'/0'").unwrap()).unwrap();
+    Xpub::from_priv(&secp, &account).to_string()
+}
+
+/// The watchers' side of the same database: reports go through the ticketing crate, as in production.
+fn watcher(app: &common::TestApp) -> Purchases {
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.evm = Some(EvmAccount::parse(&evm_xpub()).unwrap());
+    Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), settings, &[0x11; 32])
+}
+
+async fn create(app: &common::TestApp, title: &str, category: &str, price: &str, start_in_ms: i64) -> i64 {
+    let start = ticketing::now_ms() + start_in_ms;
+    let body = json!({
+        "title": title, "description": "Seen in the browser test", "space_type": "custom", "space_id": title,
+        "ticket_price": price, "ticket_currency": "USD", "max_attendees": 10,
+        "event_start": rfc3339(start), "event_end": rfc3339(start + 2 * HOUR),
+        "supported_crypto": ["ETH", "HIVE"], "event_category": category, "require_microphone": true, "age_restriction": 16,
+    });
+    create_event(app, "alice", &body).await["id"].as_i64().unwrap()
+}
+
+/// A payment for `quote` as a watcher sees it.
+fn payment(quote: &Value, confirmations: i64, is_final: bool) -> PaymentReport {
+    let id = quote["quote_id"].as_str().unwrap();
+    let currency: Currency = quote["currency"].as_str().unwrap().parse().unwrap();
+    PaymentReport {
+        chain: currency.chain().unwrap(),
+        txid: format!("tx-{id}"),
+        output_index: 0,
+        quote_id: Some(id.to_owned()),
+        memo: quote["memo"].as_str().map(str::to_owned),
+        amount: Amount::parse(currency, quote["amount"].as_str().unwrap()).unwrap(),
+        to_address: quote["payment_address"].as_str().unwrap().to_owned(),
+        from_address: Some(quote["wallet_address"].as_str().unwrap().to_owned()),
+        block_height: Some(100),
+        block_hash: Some("0xab".into()),
+        confirmations,
+        is_final,
+    }
+}
+
+/// A ticket bought and paid in full, as the watcher would credit it.
+async fn sell(app: &common::TestApp, watcher: &Purchases, event_id: i64, wallet: &EvmWallet) {
+    let now = ticketing::now_ms();
+    let quote = watcher
+        .create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: wallet.address() }, now)
+        .await
+        .unwrap();
+    let report = PaymentReport {
+        chain: chains::Chain::Eth, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
+        amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.address()),
+        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+    };
+    let outcome = watcher.report_payment(report, now).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+    let _ = app;
+}
+
+/// A single-use session token for `wallet`'s ticket, from the join endpoint with a real signature.
+async fn session_token(app: &common::TestApp, event_id: i64, wallet: &EvmWallet) -> String {
+    let address = wallet.address();
+    let res = app.get(&format!("/api/events/{event_id}/challenge?chain=eth&wallet={address}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let message = res.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_owned();
+    let body = json!({ "wallet_address": address, "chain": "eth", "signature": wallet.sign(&message), "message": message });
+    let res = app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned()
+}
+
+/// Runs the driver; `on_step` answers its progress lines on its stdin. Returns the result line.
+async fn run_driver<F, Fut>(args: Value, mut on_step: F) -> Value
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let root = repo_root();
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test");
+    assert!(
+        root.join("browser-tests/node_modules/playwright-core").exists(),
+        "browser-tests/node_modules is missing: run ./scripts/test (npm ci --prefix browser-tests)"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("browser-tests/pages.mjs"))
+        .arg(args.to_string())
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let result = loop {
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the driver says something within 120 s")
+            .unwrap()
+            .expect("the driver ended without a result");
+        let value: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if value.get("step").is_none() {
+            break value;
+        }
+        let answer = on_step(value).await;
+        stdin.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+    };
+    let status = child.wait().await.unwrap();
+    assert_eq!(result["ok"], true, "driver failed: {}", result["error"].as_str().unwrap_or(&result.to_string()));
+    assert!(status.success());
+    result
+}
+
+fn ids(cards: &Value) -> Vec<i64> {
+    cards.as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
+    let hive = HiveNode::start().await;
+    let hive_url = hive.url.clone();
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.hive_api_url = hive_url;
+        s.web_dir = web;
+        s.payments.evm_xpub = Some(evm_xpub());
+        // Doors open an hour early, so an event ten minutes away can be entered; tokens outlive the buyer's flow.
+        s.rooms.early_open_secs = 3600;
+        s.rooms.session_token_ttl_secs = 600;
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let concert = create(&app, "Browser Concert", "music", "5", 10 * 60_000).await;
+    let talk = create(&app, "Evening Lecture", "talks", "50", 48 * HOUR).await;
+    let late = create(&app, "Late Show", "art", "10", 24 * HOUR).await;
+    let watcher = watcher(&app);
+    let (buyer, bob, carol) = (EvmWallet::new(BUYER), EvmWallet::new(BOB), EvmWallet::new(CAROL));
+    sell(&app, &watcher, concert, &bob).await;
+    sell(&app, &watcher, late, &buyer).await;
+    let bob_token = session_token(&app, concert, &bob).await;
+
+    let artifacts = repo_root().join("test-artifacts");
+    let args = json!({
+        "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 150_000,
+        "wallet_key": hex::encode([BUYER; 32]), "hive_key": hive.key("alice").secret_hex(), "creator": "alice",
+        "events": { "concert": concert, "talk": talk, "late": late }, "bob_token": bob_token,
+    });
+    let mut quote = Value::Null;
+    let mut reported = Vec::new();
+    let result = run_driver(args, |step| {
+        let (app, watcher) = (&app, &watcher);
+        if step["step"] == "quote" {
+            quote = step["quote"].clone();
+        }
+        let quote = quote.clone();
+        let kind = step["step"].as_str().unwrap_or_default().to_owned();
+        let status = step["quote"]["status"].as_str().unwrap_or_default().to_owned();
+        reported.push(format!("{kind}:{status}"));
+        let carol = &carol;
+        async move {
+            let now = ticketing::now_ms();
+            // Each stage is reported once the page shows the one before, so the page sees every stage.
+            let report = match (kind.as_str(), status.as_str()) {
+                ("quote", "awaiting_payment") => Some(payment(&quote, 0, false)),
+                ("status", "seen") => Some(payment(&quote, 1, false)),
+                ("status", "confirming") => Some(payment(&quote, 12, true)),
+                _ => None,
+            };
+            if let Some(report) = report {
+                let outcome = watcher.report_payment(report, now).await.unwrap();
+                if status == "confirming" {
+                    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+                }
+                return "ok".to_owned();
+            }
+            if kind == "created" {
+                let event_id = step["event_id"].as_i64().expect("the created event's id");
+                sell(app, watcher, event_id, carol).await;
+                return session_token(app, event_id, carol).await;
+            }
+            panic!("unexpected step {step}");
+        }
+    })
+    .await;
+    assert_eq!(reported, ["quote:awaiting_payment", "status:seen", "status:confirming", "created:"]);
+    for record in result["records"].as_array().unwrap() {
+        assert_eq!(record["errors"], json!([]), "page errors in {}", record["name"]);
+        assert_eq!(record["external"], json!([]), "requests outside the gateway from {}", record["name"]);
+    }
+    assert_eq!(result["wallet"], buyer.address());
+
+    // The marketplace and its filters.
+    let m = &result["market"];
+    assert_eq!(ids(&m["all"]), vec![concert, late, talk]);
+    assert!(m["all"][0]["seats"].as_str().unwrap().contains("9 of 10 seats left"), "{}", m["all"][0]);
+    let prices: Vec<&str> = m["all"][0]["prices"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(prices.iter().any(|p| p.ends_with(" ETH")) && prices.iter().any(|p| p.ends_with(" HIVE")), "{prices:?}");
+    assert_eq!(ids(&m["music"]), vec![concert]);
+    assert_eq!(ids(&m["pricey"]), vec![talk]);
+    assert_eq!(ids(&m["search"]), vec![talk]);
+    assert_eq!(ids(&m["nobody"]), Vec::<i64>::new());
+    assert_eq!(m["nobodyText"], "No events match these filters.");
+    assert!(!ids(&m["live"]).contains(&talk));
+
+    // The event page and the checkout.
+    assert_eq!(result["event"]["title"], "Browser Concert");
+    assert_eq!(result["event"]["requirements"], "microphone, age 16+");
+    assert!(result["event"]["creator"].as_str().unwrap().contains("@alice"));
+    assert_eq!(result["event"]["currencies"], json!(["hive", "eth"]), "the event's prices, in the API's order");
+    assert_eq!(result["connected"], buyer.address());
+    let c = &result["checkout"];
+    assert_eq!(c["address"], quote["payment_address"]);
+    assert_eq!(c["amount"], format!("{} ETH", quote["amount"].as_str().unwrap()));
+    assert_eq!(c["qr"], format!("/api/quotes/{}/qr.svg", quote["quote_id"].as_str().unwrap()));
+    assert!(c["qrWidth"].as_u64().unwrap() > 20, "the QR image rendered");
+    assert_eq!(c["uri"], quote["payment_uri"]);
+    assert!(c["countdown"].as_str().unwrap().contains("min"), "{}", c["countdown"]);
+    assert_eq!(c["hash"], format!("#quote={}", quote["quote_id"].as_str().unwrap()));
+    // The QR the page showed encodes the quote's payment URI (the route draws exactly that).
+    let svg = app.get(c["qr"].as_str().unwrap()).await;
+    assert_eq!(svg.status(), StatusCode::OK);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert_eq!(svg.text().await.unwrap(), gateway::routes::qr::qr_svg(quote["payment_uri"].as_str().unwrap()).unwrap());
+    let statuses = result["statuses"].as_array().unwrap();
+    assert_eq!(statuses.iter().map(|s| s["data"].as_str().unwrap()).collect::<Vec<_>>(), ["seen", "confirming", "paid"]);
+    assert!(statuses[1]["text"].as_str().unwrap().contains("confirming 1/"), "{}", statuses[1]);
+    assert!(statuses[2]["text"].as_str().unwrap().starts_with("Paid"));
+    assert!(result["paid"].as_str().unwrap().contains(&buyer.address()));
+
+    // My tickets: the concert's, and the late show's seeded one.
+    let tickets: Vec<&str> = result["tickets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    assert!(tickets.iter().any(|t| t.contains("Browser Concert") && t.contains("valid")), "{tickets:?}");
+
+    // Join refusals and the paste flow.
+    assert_eq!(result["noTicket"]["code"], "no_ticket");
+    assert!(result["noTicket"]["text"].as_str().unwrap().contains("no ticket"));
+    assert!(result["pasteChallenge"].as_str().unwrap().contains(&format!("{talk}")), "{}", result["pasteChallenge"]);
+    assert_eq!(result["notLive"]["code"], "not_live");
+    assert!(result["notLive"]["text"].as_str().unwrap().contains("doors open at"));
+    assert!(result["notLive"]["countdown"].as_str().unwrap().starts_with("Doors open at"), "{}", result["notLive"]);
+
+    // The join and the scene: the second ticket holder sees the buyer's avatar, and the buyer sees theirs.
+    assert_eq!(result["joinForm"], json!({ "event": concert.to_string(), "chain": "eth", "wallet": buyer.address() }));
+    assert_eq!(result["scene"]["status"], "connected", "{}", result["scene"]);
+    let buyer_id = result["scene"]["clientId"].as_str().unwrap();
+    assert!(result["bobSees"].as_array().unwrap().iter().any(|o| o == buyer_id));
+    assert!(result["buyerSees"].as_array().unwrap().iter().any(|o| o == &result["bobId"]));
+    let buttons = result["sceneButtons"].to_string();
+    assert!(buttons.contains("Microphone") && buttons.contains("Share screen") && buttons.contains("Send"), "{buttons}");
+
+    // The creator: signed in with Keychain, a refusal on the right field, the created event, the live join.
+    assert!(result["who"].as_str().unwrap().contains("@alice (pro tier)"), "{}", result["who"]);
+    for id in [concert, talk, late] {
+        assert!(result["myEvents"].as_array().unwrap().contains(&json!(id)));
+    }
+    assert_eq!(result["invalid"]["code"], "end_before_start", "{}", result["invalid"]);
+    assert_eq!(result["invalid"]["field"], "f-end");
+    assert_eq!(result["invalid"]["ariaInvalid"], "true");
+    let created = result["created"]["id"].as_i64().unwrap();
+    let event: Value = app.get(&format!("/api/events/{created}")).await.json().await.unwrap();
+    assert_eq!(event["title"], "Browser Premiere");
+    assert_eq!(event["creator"]["account"], "alice");
+    let carol_id = result["carolId"].as_str().unwrap();
+    let joined = result["feed"].as_array().unwrap().iter().find(|f| f["kind"] == "joined" && f["client_id"] == carol_id);
+    assert!(joined.is_some(), "{}", result["feed"]);
+    assert!(result["attendees"].as_array().unwrap().iter().any(|a| a["client_id"] == carol_id && a["wallet"] == carol.address()));
+    assert!(result["feedText"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains("joined")));
+    assert!(result["salesChart"].as_u64().unwrap() > 0);
+    assert!(result["cancelled"].as_str().unwrap().contains("cancelled"));
+    let talk_now: Value = app.get(&format!("/api/events/{talk}")).await.json().await.unwrap();
+    assert_eq!(talk_now["status"], "cancelled");
+
+    for shot in ["marketplace", "marketplace-phone", "checkout", "paid", "tickets", "join", "join-not-live", "scene-buyer", "dashboard"] {
+        assert!(artifacts.join(format!("pages-{shot}.png")).exists(), "screenshot {shot}");
+    }
+}

@@ -1,0 +1,364 @@
+// The creator dashboard. Sign-in: the gateway's challenge signed by Hive Keychain (the SDK's signWithWallet,
+// `requestSignBuffer` with the posting key), exchanged for a Bearer token kept in sessionStorage for this tab.
+// Then: the creator's events with sales, create/edit/cancel with the gateway's validation messages placed on
+// the field they concern, the live room (attendee list and the feed from /api/events/{id}/attendees/stream),
+// charts the gateway draws as SVG, and payouts per currency.
+//
+// The attendee feed is read with fetch rather than EventSource, because EventSource cannot send the
+// Authorization header and a token in the address would end up in logs and history.
+
+import client, { signWithWallet } from "/sdk/events.js";
+import { $, formatDate, h, say, sayError, siteHeader } from "/pages/ui.js";
+
+siteHeader();
+const message = $("#message");
+const formMessage = $("#form-message");
+const CRYPTO = ["HIVE", "HBD", "BTC", "ETH", "SOL", "POL", "BNB", "XMR"];
+const KEY = "dlux-creator";
+const state = (window.dluxDashboard = { session: null, events: [], feed: [], attendees: [], watching: null });
+let feedAbort = null;
+let chartTimer = null;
+
+for (const c of CRYPTO) {
+  $("#f-crypto").append(h("label", {}, h("input", { type: "checkbox", name: "supported_crypto", value: c, checked: c === "ETH" || c === "HIVE" }), ` ${c}`));
+}
+
+/** The SDK's request with the creator's token. */
+function api(path, init = {}) {
+  return client.request(path, { ...init, headers: { ...(init.headers || {}), authorization: `Bearer ${state.session.token}` } });
+}
+
+/** An SVG the gateway draws for the signed-in creator, shown in `img`. */
+async function showChart(img, path) {
+  try {
+    const res = await client.fetch(client.baseUrl + path, { headers: { authorization: `Bearer ${state.session.token}` } });
+    if (!res.ok) return;
+    const url = URL.createObjectURL(new Blob([await res.text()], { type: "image/svg+xml" }));
+    if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
+    img.dataset.url = url;
+    img.src = url;
+    img.hidden = false;
+  } catch {
+    // A chart is a nicety: the tables say the same.
+  }
+}
+
+function signedIn(session) {
+  state.session = session;
+  sessionStorage.setItem(KEY, JSON.stringify(session));
+  $("#login").hidden = true;
+  $("#signed-in").hidden = false;
+  $("#who").textContent = `Signed in as @${session.account} (${session.tier} tier) until ${formatDate(session.expires_at)}.`;
+  document.body.dataset.signedIn = "true";
+  refresh();
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY);
+  state.session = null;
+  if (feedAbort) feedAbort.abort();
+  $("#login").hidden = false;
+  $("#signed-in").hidden = true;
+  delete document.body.dataset.signedIn;
+}
+
+async function handle(err, where = message) {
+  if (err && (err.code === "invalid_token" || err.code === "token_expired")) signOut();
+  sayError(where, err);
+}
+
+$("#login").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  say(message, "");
+  const account = $("#account").value.trim().toLowerCase().replace(/^@/, "");
+  const button = $("#sign-in");
+  button.disabled = true;
+  try {
+    const challenge = await client.request(`/api/creators/login/challenge?${new URLSearchParams({ account })}`);
+    say(message, "Check Hive Keychain: it asks you to sign the sign-in text.");
+    const signed = await signWithWallet(challenge.message, "hive", { account });
+    const session = await client.request("/api/creators/login", {
+      method: "POST",
+      body: JSON.stringify({ account, message: challenge.message, signature: signed.signature }),
+    });
+    say(message, "");
+    signedIn(session);
+  } catch (err) {
+    handle(err);
+  } finally {
+    button.disabled = false;
+  }
+});
+$("#sign-out").addEventListener("click", signOut);
+
+async function refresh() {
+  try {
+    const events = (state.events = await api("/api/creators/me/events"));
+    $("#my-events").replaceChildren(...events.map(({ event: e, sales }) => {
+      const open = e.status !== "cancelled" && e.status !== "ended";
+      const refunds = e.status === "cancelled" && sales.tickets_sold > 0 ? ` · ${sales.tickets_sold} refund${sales.tickets_sold === 1 ? "" : "s"} due` : "";
+      return h("tr", { "data-event-id": e.id },
+        h("td", {}, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
+        h("td", {}, formatDate(e.event_start)),
+        h("td", {}, h("span", { class: `badge ${e.status}` }, e.status), refunds),
+        h("td", {}, `${sales.tickets_sold} / ${e.max_attendees}`),
+        h("td", {}, sales.revenue.map((m) => `${m.amount} ${m.currency}`).join(", ") || "—"),
+        h("td", {},
+          h("button", { type: "button", class: "secondary", "data-action": "watch", "aria-label": `Watch ${e.title} live`, onclick: () => watch(e) }, "Live"), " ",
+          open ? h("button", { type: "button", class: "secondary", "data-action": "edit", "aria-label": `Edit ${e.title}`, onclick: () => edit(e) }, "Edit") : null, " ",
+          open ? h("button", { type: "button", class: "danger", "data-action": "cancel", "aria-label": `Cancel ${e.title}`, onclick: () => cancel(e) }, "Cancel") : null));
+    }));
+    if (!events.length) $("#my-events").append(h("tr", {}, h("td", { colspan: 6 }, "No events yet: create one below.")));
+    showChart($("#sales-chart"), "/api/creators/me/charts/sales.svg");
+    const analytics = await api("/api/creators/me/analytics");
+    $("#revenue").replaceChildren(...analytics.revenue.map((r) =>
+      h("tr", {}, h("td", {}, r.currency), h("td", {}, r.tickets_sold), h("td", {}, r.gross), h("td", {}, r.commission), h("td", {}, h("strong", {}, r.net)))));
+    if (!analytics.revenue.length) $("#revenue").append(h("tr", {}, h("td", { colspan: 5 }, "No sales yet.")));
+  } catch (err) {
+    handle(err);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Create, edit, cancel
+
+/** Which field each of the gateway's 422 codes is about. */
+const FIELD_OF = {
+  title_required: "f-title", title_too_long: "f-title", description_too_long: "f-description",
+  invalid_space_type: "f-space-type", space_id_required: "f-space-id",
+  invalid_price: "f-price", price_not_positive: "f-price", too_many_decimals: "f-price", price_too_large: "f-price",
+  price_decrease_after_sales: "f-price", unknown_currency: "f-currency", crypto_price_other_currency: "f-currency",
+  unsupported_crypto: "f-crypto", no_supported_crypto: "f-crypto",
+  capacity_too_small: "f-seats", capacity_too_large: "f-seats", capacity_below_sold: "f-seats",
+  end_before_start: "f-end", start_in_past: "f-start", schedule_locked: "f-start", invalid_time: "f-start",
+  invalid_age_restriction: "f-age", invalid_cover_image_url: "f-cover", invalid_category: "f-category",
+};
+
+function localInput(iso) {
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function formBody(editing) {
+  const v = (id) => $(`#${id}`).value.trim();
+  const time = (id) => (v(id) ? new Date(v(id)).toISOString() : "");
+  const crypto = [...document.querySelectorAll('#f-crypto input:checked')].map((i) => i.value);
+  const body = {
+    title: v("f-title"),
+    description: v("f-description"),
+    space_type: v("f-space-type"),
+    space_id: v("f-space-id") || v("f-title").toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 60),
+    ticket_price: v("f-price"),
+    max_attendees: Number(v("f-seats")),
+    event_start: time("f-start"),
+    event_end: time("f-end"),
+    require_camera: $("#f-camera").checked,
+    require_microphone: $("#f-mic").checked,
+  };
+  if (!editing) body.ticket_currency = v("f-currency");
+  if (crypto.length) body.supported_crypto = crypto;
+  if (v("f-category")) body.event_category = v("f-category").toLowerCase();
+  if (v("f-cover")) body.cover_image_url = v("f-cover");
+  if (v("f-age")) body.age_restriction = Number(v("f-age"));
+  return body;
+}
+
+function clearInvalid() {
+  for (const el of document.querySelectorAll("#event-form [aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+$("#event-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  say(formMessage, "");
+  clearInvalid();
+  const editing = $("#edit-id").value;
+  // What the browser can tell before asking the gateway.
+  const missing = ["f-title", "f-price", "f-seats", "f-start", "f-end"].find((id) => !$(`#${id}`).value.trim());
+  if (missing) {
+    const field = $(`#${missing}`);
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+    return say(formMessage, `${document.querySelector(`label[for="${missing}"]`).textContent} is required.`, "error", "required");
+  }
+  const button = $("#save");
+  button.disabled = true;
+  try {
+    const body = formBody(editing);
+    const saved = editing
+      ? await api(`/api/events/${editing}`, { method: "PATCH", body: JSON.stringify(body) })
+      : await api("/api/events/create", { method: "POST", body: JSON.stringify(body) });
+    say(formMessage, `${editing ? "Saved" : "Created"} “${saved.title}” (event ${saved.id}).`, "ok");
+    formMessage.dataset.eventId = saved.id;
+    resetForm(false);
+    await refresh();
+  } catch (err) {
+    const field = err && FIELD_OF[err.code] && $(`#${FIELD_OF[err.code]}`);
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      (field.matches("input,select,textarea") ? field : field.querySelector("input")).focus();
+    }
+    if (err && (err.status === 422 || err.status === 409)) say(formMessage, `Please fix: ${err.message}.`, "error", err.code);
+    else handle(err, formMessage);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function resetForm(clearMessage = true) {
+  $("#event-form").reset();
+  for (const i of document.querySelectorAll("#f-crypto input")) i.checked = i.value === "ETH" || i.value === "HIVE";
+  $("#edit-id").value = "";
+  $("#form-h").textContent = "Create an event";
+  $("#save").textContent = "Create event";
+  $("#f-currency").disabled = false;
+  $("#new-event").hidden = true;
+  if (clearMessage) say(formMessage, "");
+}
+$("#new-event").addEventListener("click", () => resetForm());
+
+function edit(e) {
+  resetForm();
+  $("#edit-id").value = e.id;
+  $("#form-h").textContent = `Edit “${e.title}”`;
+  $("#save").textContent = "Save changes";
+  $("#new-event").hidden = false;
+  $("#f-title").value = e.title;
+  $("#f-description").value = e.preview.description || "";
+  $("#f-category").value = e.category || "";
+  $("#f-space-type").value = e.preview.space.type;
+  $("#f-space-id").value = e.preview.space.id || "";
+  $("#f-cover").value = e.preview.cover_image_url || "";
+  $("#f-price").value = e.price.amount;
+  $("#f-currency").value = e.price.currency;
+  $("#f-currency").disabled = true;
+  $("#f-seats").value = e.max_attendees;
+  $("#f-start").value = localInput(e.event_start);
+  $("#f-end").value = localInput(e.event_end);
+  $("#f-age").value = e.preview.requirements.age_restriction || "";
+  $("#f-camera").checked = e.preview.requirements.camera;
+  $("#f-mic").checked = e.preview.requirements.microphone;
+  for (const i of document.querySelectorAll("#f-crypto input")) i.checked = e.supported_crypto.includes(i.value);
+  $("#f-title").focus();
+}
+
+async function cancel(e) {
+  if (!confirm(`Cancel “${e.title}”? Paid tickets become refunds due. This cannot be undone.`)) return;
+  try {
+    await api(`/api/events/${e.id}/cancel`, { method: "POST" });
+    say(message, `“${e.title}” was cancelled; buyers are owed refunds.`, "ok");
+    await refresh();
+  } catch (err) {
+    handle(err);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The live room
+
+const FEED_TEXT = {
+  joined: "joined", left: "left", chat: "sent a chat message", voice: "voice", screen_share: "screen share",
+  muted: "was muted", capacity: "capacity", ticket_sold: "ticket sold",
+};
+
+function short(id) {
+  return id && id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id || "";
+}
+
+async function loadAttendees(eventId) {
+  try {
+    const list = (state.attendees = await api(`/api/events/${eventId}/attendees`));
+    $("#attendees").replaceChildren(...list.map((a) => h("tr", { "data-client-id": a.client_id },
+      h("td", { class: "mono", title: a.wallet }, short(a.wallet)), h("td", {}, a.role), h("td", {}, formatDate(a.joined_at)),
+      h("td", {}, a.muted ? "muted" : a.mic ? "on" : "off"), h("td", {}, a.chat_messages))));
+    if (!list.length) $("#attendees").append(h("tr", {}, h("td", { colspan: 5 }, "Nobody is in the room.")));
+    $("#live-state").textContent = `${list.length} in the room.`;
+  } catch (err) {
+    handle(err);
+  }
+}
+
+function addFeed(kind, item) {
+  state.feed.push({ kind, ...item });
+  const who = item.identity || item.client_id || "";
+  const at = new Date(item.at || Date.now()).toLocaleTimeString();
+  const detail = item.detail && typeof item.detail === "object" ? Object.entries(item.detail).map(([k, v]) => `${k}: ${v}`).join(", ") : "";
+  const li = h("li", { "data-kind": kind }, h("time", {}, at), " ", h("span", { class: "mono" }, short(who)), ` ${FEED_TEXT[kind] || kind}`, detail ? ` (${detail})` : "");
+  $("#feed").prepend(li);
+}
+
+/** Reads the attendee stream (SSE framing) with fetch, so the Bearer token goes in a header. */
+async function follow(eventId, signal) {
+  for (let attempt = 0; !signal.aborted && attempt < 20; attempt++) {
+    try {
+      const res = await client.fetch(`${client.baseUrl}/api/events/${eventId}/attendees/stream`, {
+        headers: { accept: "text/event-stream", authorization: `Bearer ${state.session.token}` }, signal,
+      });
+      if (!res.ok) {
+        const body = await res.json().catch(() => null);
+        return handle(body && body.error ? body.error : { message: `the live feed answered ${res.status}` });
+      }
+      $("#live-state").dataset.feed = "open";
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) !== -1) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let kind = "message";
+          const data = [];
+          for (const line of frame.split("\n")) {
+            if (line.startsWith("event:")) kind = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (!data.length) continue;
+          let item;
+          try {
+            item = JSON.parse(data.join("\n"));
+          } catch {
+            item = { detail: { missed: data.join("") } };
+          }
+          addFeed(kind, item);
+          // The list comes from the attendance store, which the recorder writes in batches: read it now and
+          // again shortly after, so a join is listed once its session is flushed.
+          if (kind === "joined" || kind === "left" || kind === "muted") [0, 1000, 3000].forEach((ms) => setTimeout(() => loadAttendees(eventId), ms));
+          if (kind === "ticket_sold") refresh();
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function watch(e) {
+  if (feedAbort) feedAbort.abort();
+  clearInterval(chartTimer);
+  feedAbort = new AbortController();
+  state.watching = e.id;
+  state.feed = [];
+  $("#feed").replaceChildren();
+  $("#live").hidden = false;
+  $("#live-title").textContent = e.title;
+  delete $("#live-state").dataset.feed;
+  loadAttendees(e.id);
+  follow(e.id, feedAbort.signal);
+  const chart = () => showChart($("#attendance-chart"), `/api/events/${e.id}/charts/attendance.svg`);
+  chart();
+  chartTimer = setInterval(chart, 30000);
+  $("#live-h").scrollIntoView({ block: "start" });
+}
+
+// A session from earlier in this tab.
+try {
+  const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
+  if (saved && Date.parse(saved.expires_at) > Date.now()) signedIn(saved);
+} catch {
+  sessionStorage.removeItem(KEY);
+}
+document.body.dataset.loaded = "true";
