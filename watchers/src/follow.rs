@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use ticketing::purchases::PaymentReport;
 
 use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchError};
@@ -31,6 +33,10 @@ pub type QuoteAddresses = HashMap<String, String>;
 /// broadcast just before expiry may confirm after it, and a second payment to a paid quote is owed back.
 /// Ticketing decides what such late payments are worth.
 pub const LATE_PAYMENT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Reports in flight at once while ingesting a block, on PostgreSQL. SQLite has one writer, and its busy
+/// handler sleeps while it waits, so there reports go one at a time.
+pub const REPORT_CONCURRENCY: usize = 8;
 
 /// One scanned block and the transfers in it that pay open quotes.
 #[derive(Debug, Clone)]
@@ -369,43 +375,71 @@ impl ChainFollower {
         let (start, _) = self.cursor.clone().expect("cursor set");
         let last = head.min(start.saturating_add(i64::try_from(self.config.max_blocks_per_tick.max(1)).unwrap_or(i64::MAX)));
         let batch = i64::try_from(source.batch_blocks().max(1)).unwrap_or(1);
-        let mut from = start + 1;
-        while from <= last {
-            let to = last.min(from + batch - 1);
-            let blocks = source.scan(from, to, quotes).await?;
-            let expected = usize::try_from(to - from + 1).unwrap_or(0);
-            let complete = blocks.len() == expected;
-            for block in blocks {
-                let (height, hash) = self.cursor.clone().expect("cursor set");
-                if block.height != height + 1 || (height >= 0 && block.parent_hash != hash) {
-                    // The chain changed between reading the cursor and this block: next tick sorts it out.
-                    tracing::info!(chain = %ctx.chain(), height = block.height, "block does not extend the cursor, stopping");
-                    report.behind = true;
-                    return Ok(());
+        if start + 1 > last {
+            return Ok(());
+        }
+        let mut range = (start + 1, last.min(start + batch));
+        let mut blocks = source.scan(range.0, range.1, quotes).await?;
+        loop {
+            let complete = blocks.len() == usize::try_from(range.1 - range.0 + 1).unwrap_or(0);
+            let next_range = (range.1 < last).then(|| (range.1 + 1, last.min(range.1 + batch)));
+            // The node reads the next blocks while the store takes this batch's reports.
+            let prefetch = async {
+                match next_range {
+                    Some((from, to)) if complete => Some(source.scan(from, to, quotes).await),
+                    _ => None,
                 }
-                self.ingest(ctx, &block, head, final_height, report).await?;
-                report.blocks_scanned += 1;
-                ctx.metrics().blocks_scanned.inc();
-                self.recent.insert(block.height, block.hash.clone());
-                self.cursor = Some((block.height, block.hash));
-            }
+            };
+            let (next, extended) = tokio::join!(prefetch, self.ingest_blocks(ctx, blocks, head, final_height, report));
+            let extended = extended?;
             let (height, hash) = self.cursor.clone().expect("cursor set");
-            if height >= from {
+            if height >= range.0 {
                 ctx.save_cursor(height, &hash).await?;
             }
-            if !complete {
+            if !extended || !complete {
                 report.behind = true;
                 return Ok(());
             }
-            from = to + 1;
+            match (next, next_range) {
+                (Some(next), Some(next_range)) => {
+                    blocks = next?;
+                    range = next_range;
+                }
+                _ => return Ok(()),
+            }
         }
-        Ok(())
+    }
+
+    /// Ingests blocks in order while each extends the cursor; `false` when one does not (the chain changed
+    /// between reading the cursor and this block: the next tick sorts it out).
+    async fn ingest_blocks(
+        &mut self,
+        ctx: &WatchContext,
+        blocks: Vec<ScannedBlock>,
+        head: i64,
+        final_height: i64,
+        report: &mut PollReport,
+    ) -> Result<bool, WatchError> {
+        for block in blocks {
+            let (height, hash) = self.cursor.clone().expect("cursor set");
+            if block.height != height + 1 || (height >= 0 && block.parent_hash != hash) {
+                tracing::info!(chain = %ctx.chain(), height = block.height, "block does not extend the cursor, stopping");
+                return Ok(false);
+            }
+            self.ingest(ctx, &block, head, final_height, report).await?;
+            report.blocks_scanned += 1;
+            ctx.metrics().blocks_scanned.inc();
+            self.recent.insert(block.height, block.hash.clone());
+            self.cursor = Some((block.height, block.hash));
+        }
+        Ok(true)
     }
 
     async fn ingest(&mut self, ctx: &WatchContext, block: &ScannedBlock, head: i64, final_height: i64, report: &mut PollReport) -> Result<(), WatchError> {
         report.skipped += block.skipped;
         let confirmations = Finality::confirmations(block.height, head);
         let is_final = block.height <= final_height;
+        let mut sightings = Vec::with_capacity(block.payments.len());
         for payment in &block.payments {
             let sighting = PaymentReport {
                 block_height: Some(block.height),
@@ -414,19 +448,35 @@ impl ChainFollower {
                 is_final,
                 ..payment.clone()
             };
-            let key = (sighting.txid.clone(), sighting.output_index);
-            match self.pending.get(&key) {
+            match self.pending.get(&(sighting.txid.clone(), sighting.output_index)) {
                 // Already followed in this block (an unconfirmed sighting found mined this tick): nothing new.
                 Some(known) if known.block_hash == sighting.block_hash && known.confirmations == confirmations && !is_final => continue,
                 Some(_) => {}
                 None => ctx.metrics().payments_seen.inc(),
             }
-            let outcome = ctx.report(sighting.clone()).await?;
+            sightings.push(sighting);
+        }
+        // Reports for different outputs are independent (ticketing serialises those of one quote), so a full
+        // block is reported a few at a time where the store has concurrent writers.
+        let concurrency = match ctx.purchases().store().backend() {
+            ticketing::Backend::Postgres => REPORT_CONCURRENCY,
+            ticketing::Backend::Sqlite => 1,
+        };
+        let outcomes: Vec<(PaymentReport, bool)> = futures_util::stream::iter(sightings)
+            .map(|sighting| async move {
+                let accepted = ctx.report(sighting.clone()).await?.is_some();
+                Ok::<_, WatchError>((sighting, accepted))
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        for (sighting, accepted) in outcomes {
+            let key = (sighting.txid.clone(), sighting.output_index);
             if is_final {
-                report.reported_final += u64::from(outcome.is_some());
+                report.reported_final += u64::from(accepted);
                 self.pending.remove(&key);
             } else {
-                report.reported_pending += u64::from(outcome.is_some());
+                report.reported_pending += u64::from(accepted);
                 self.pending.insert(key, sighting);
             }
         }

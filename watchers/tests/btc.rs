@@ -7,7 +7,7 @@ mod esplora;
 mod fixtures;
 
 use chains::{Chain, Currency};
-use ticketing::{store_test, Store};
+use ticketing::store_test;
 use watchers::{BtcWatcher, BtcWatcherConfig, PaymentWatcher, WatchContext};
 
 use esplora::{payment, Esplora};

@@ -2,6 +2,8 @@
 //! `bitcoin` crate, served on 127.0.0.1 the way Blockstream's esplora answers (the subset the watcher reads).
 //! Tests mine blocks, put transactions in the mempool, replace them (RBF) and reorganise the chain.
 
+#![allow(dead_code)]
+
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
