@@ -82,6 +82,16 @@ const KEYCHAIN = `
 const remoteOwners = () =>
   Object.values(NAF.entities.entities).map((el) => el.components.networked.data.owner).filter((o) => o !== NAF.clientId);
 
+/** At a phone's width nothing may stick out sideways: the elements wider than the viewport, if any. */
+const overflowing = () => {
+  const width = document.documentElement.clientWidth;
+  const sticking = [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest(".scroll"))
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className ? "." + String(el.className).split(" ").join(".") : ""}`);
+  const page = document.documentElement.scrollWidth > width ? [`page scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`] : [];
+  return page.concat(sticking).slice(0, 10);
+};
+
 main(async (args, log) => {
   const shots = artifactsDir(args.artifacts_dir);
   const shot = async (page, name, fullPage = true) => {
@@ -141,6 +151,7 @@ main(async (args, log) => {
     await buyer.selectOption("#status", "");
     await buyer.setViewportSize({ width: 390, height: 844 });
     await reload();
+    out.market.phoneOverflow = await buyer.evaluate(overflowing);
     await shot(buyer, "pages-marketplace-phone");
     await buyer.setViewportSize({ width: 1100, height: 800 });
 
@@ -289,6 +300,7 @@ main(async (args, log) => {
     await creator.waitForFunction((id) => document.querySelector(`#my-events tr[data-event-id="${id}"] .badge`).textContent === "cancelled", talk);
     out.cancelled = await creator.textContent(`#my-events tr[data-event-id="${talk}"]`);
     await creator.setViewportSize({ width: 390, height: 844 });
+    out.dashboardPhoneOverflow = await creator.evaluate(overflowing);
     await shot(creator, "pages-dashboard-phone");
     await carol.close();
     out.records = out.records.map((r) => ({ name: r.name, errors: r.errors, external: r.external }));

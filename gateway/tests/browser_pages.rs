@@ -317,6 +317,10 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     let talk_now: Value = app.get(&format!("/api/events/{talk}")).await.json().await.unwrap();
     assert_eq!(talk_now["status"], "cancelled");
 
+    // Responsive down to a phone: nothing wider than the screen outside the tables' own scroll boxes.
+    assert_eq!(result["market"]["phoneOverflow"], json!([]), "marketplace at 390 px");
+    assert_eq!(result["dashboardPhoneOverflow"], json!([]), "dashboard at 390 px");
+
     for shot in ["marketplace", "marketplace-phone", "checkout", "paid", "tickets", "join", "join-not-live", "scene-buyer", "dashboard"] {
         assert!(artifacts.join(format!("pages-{shot}.png")).exists(), "screenshot {shot}");
     }

@@ -281,7 +281,11 @@ function addFeed(kind, item) {
   state.feed.push({ kind, ...item });
   const who = item.identity || item.client_id || "";
   const at = new Date(item.at || Date.now()).toLocaleTimeString();
-  const detail = item.detail && typeof item.detail === "object" ? Object.entries(item.detail).map(([k, v]) => `${k}: ${v}`).join(", ") : "";
+  const d = item.detail && typeof item.detail === "object" ? item.detail : null;
+  let detail = "";
+  if (kind === "ticket_sold" && d) detail = `${d.currency || ""} · ticket #${d.ticket_id}`;
+  else if (kind === "capacity" && d) detail = `${d.attendees} of ${d.capacity} seats in the room`;
+  else if (d) detail = Object.entries(d).map(([k, v]) => `${k}: ${v}`).join(", ");
   const li = h("li", { "data-kind": kind }, h("time", {}, at), " ", h("span", { class: "mono" }, short(who)), ` ${FEED_TEXT[kind] || kind}`, detail ? ` (${detail})` : "");
   $("#feed").prepend(li);
 }
@@ -326,6 +330,7 @@ async function follow(eventId, signal) {
           // The list comes from the attendance store, which the recorder writes in batches: read it now and
           // again shortly after, so a join is listed once its session is flushed.
           if (kind === "joined" || kind === "left" || kind === "muted") [0, 1000, 3000].forEach((ms) => setTimeout(() => loadAttendees(eventId), ms));
+          if (kind === "joined" || kind === "left") setTimeout(() => showChart($("#attendance-chart"), `/api/events/${eventId}/charts/attendance.svg`), 1500);
           if (kind === "ticket_sold") refresh();
         }
       }

@@ -43,7 +43,7 @@ async function show() {
   }
   document.title = `${event.title} — dlux events`;
   $("#title").textContent = event.title;
-  $("#when").textContent = `${formatDate(event.event_start)} – ${formatDate(event.event_end)} · ${event.status === "live" ? "live now" : event.status}`;
+  $("#when").textContent = `${formatDate(event.event_start)} – ${formatDate(event.event_end)} · ${event.status === "live" ? "live now" : event.status === "published" ? "upcoming" : event.status}`;
   $("#description").textContent = event.preview.description || "No description.";
   $("#seats").textContent = event.seats_left > 0 ? `${event.seats_left} of ${event.max_attendees} left` : "Sold out";
   $("#price").textContent = [event.price_usd ? `$${event.price_usd}` : null, ...event.prices.map((p) => `${p.amount} ${p.currency}`)].filter(Boolean).join(" · ");

@@ -78,7 +78,10 @@ const EXPLAIN = {
 export function explain(err) {
   if (!err) return "Something went wrong.";
   // not_live's message names the time the doors open: keep it.
-  if (err.code === "not_live") return `The event is not open yet. ${err.message}`;
+  if (err.code === "not_live") {
+    const opens = /(\d{4}-\d\d-\d\dT\S+)/.exec(err.message || "");
+    return opens ? `The event is not open yet: the doors open at ${formatDate(opens[1])}.` : `The event is not open yet (${err.message}).`;
+  }
   if (err.code && EXPLAIN[err.code]) return EXPLAIN[err.code];
   return String(err.message || err);
 }

@@ -60,16 +60,18 @@ fn open(title: &str, desc: &str, y_max: f64) -> String {
         escape(title)
     );
     let (left, right, top, bottom) = MARGIN;
-    for i in 0..=4 {
-        let value = y_max * f64::from(i) / 4.0;
-        let y = HEIGHT - bottom - (HEIGHT - top - bottom) * f64::from(i) / 4.0;
+    // Whole-number labels: nice_max gives 1, 2, 5 or a multiple of 5, so one step per unit up to 5, else five steps.
+    let steps: i32 = if y_max <= 5.0 { y_max as i32 } else { 5 };
+    for i in 0..=steps {
+        let value = y_max * f64::from(i) / f64::from(steps);
+        let y = HEIGHT - bottom - (HEIGHT - top - bottom) * f64::from(i) / f64::from(steps);
         let _ = write!(
             svg,
             r#"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{GRID}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">{}</text>"#,
             WIDTH - right,
             left - 6.0,
             y + 4.0,
-            if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.1}") }
+            format!("{value:.0}")
         );
     }
     svg
