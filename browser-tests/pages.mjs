@@ -132,6 +132,11 @@ main(async (args, log) => {
       return cards();
     };
     out.market = { all: await cards() };
+    // Keyboard: the first Tab reaches the skip link, which moves on to the content.
+    await buyer.keyboard.press("Tab");
+    out.keyboard = { first: await buyer.evaluate(() => document.activeElement.className) };
+    await buyer.keyboard.press("Enter");
+    out.keyboard.hash = await buyer.evaluate(() => location.hash);
     await shot(buyer, "pages-marketplace");
     await buyer.fill("#category", "music");
     out.market.music = await reload();
@@ -279,6 +284,13 @@ main(async (args, log) => {
     const created = Number(await creator.getAttribute("#form-message", "data-event-id"));
     await creator.waitForSelector(`#my-events tr[data-event-id="${created}"]`);
     out.created = { id: created, text: await creator.textContent("#form-message") };
+    // Edit it: the form fills from the event, and the saved title shows in the list.
+    await creator.click(`#my-events tr[data-event-id="${created}"] [data-action=edit]`);
+    out.editForm = { title: await creator.inputValue("#f-title"), seats: await creator.inputValue("#f-seats"), heading: await creator.textContent("#form-h") };
+    await creator.fill("#f-title", "Browser Premiere (extended)");
+    await creator.click("#save");
+    await creator.waitForFunction((id) => (document.querySelector(`#my-events tr[data-event-id="${id}"] a`) || {}).textContent === "Browser Premiere (extended)", created);
+    out.edited = await creator.textContent(`#my-events tr[data-event-id="${created}"] a`);
     await creator.click(`#my-events tr[data-event-id="${created}"] [data-action=watch]`);
     await creator.waitForFunction(() => document.querySelector("#live-state").dataset.feed === "open");
     progress("created", { event_id: created });

@@ -248,6 +248,9 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert_eq!(m["nobodyText"], "No events match these filters.");
     assert!(!ids(&m["live"]).contains(&talk));
 
+    assert_eq!(result["keyboard"]["first"], "skip", "the first Tab reaches the skip link");
+    assert_eq!(result["keyboard"]["hash"], "#main");
+
     // The event page and the checkout.
     assert_eq!(result["event"]["title"], "Browser Concert");
     assert_eq!(result["event"]["requirements"], "microphone, age 16+");
@@ -304,8 +307,11 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert_eq!(result["invalid"]["field"], "f-end");
     assert_eq!(result["invalid"]["ariaInvalid"], "true");
     let created = result["created"]["id"].as_i64().unwrap();
+    assert_eq!(result["editForm"], json!({ "title": "Browser Premiere", "seats": "20", "heading": "Edit “Browser Premiere”" }));
+    assert_eq!(result["edited"], "Browser Premiere (extended)");
     let event: Value = app.get(&format!("/api/events/{created}")).await.json().await.unwrap();
-    assert_eq!(event["title"], "Browser Premiere");
+    assert_eq!(event["title"], "Browser Premiere (extended)");
+    assert_eq!(event["category"], "music");
     assert_eq!(event["creator"]["account"], "alice");
     let carol_id = result["carolId"].as_str().unwrap();
     let joined = result["feed"].as_array().unwrap().iter().find(|f| f["kind"] == "joined" && f["client_id"] == carol_id);
