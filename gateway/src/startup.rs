@@ -172,6 +172,11 @@ impl Application {
             hub.shutdown();
         });
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        // Relay frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds each one until
+        // the peer's delayed ACK (~40 ms on Linux).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { token.cancelled().await });
         // The drain is bounded: after the grace period the remaining connections are dropped.
