@@ -305,6 +305,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     }
     assert_eq!(result["invalid"]["code"], "end_before_start", "{}", result["invalid"]);
     assert_eq!(result["invalid"]["field"], "f-end");
+    assert!(result["invalid"]["text"].as_str().unwrap().contains("the end must be after the start"), "{}", result["invalid"]);
     assert_eq!(result["invalid"]["ariaInvalid"], "true");
     let created = result["created"]["id"].as_i64().unwrap();
     assert_eq!(result["editForm"], json!({ "title": "Browser Premiere", "seats": "20", "heading": "Edit “Browser Premiere”" }));

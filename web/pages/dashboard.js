@@ -197,12 +197,23 @@ $("#event-form").addEventListener("submit", async (ev) => {
       field.setAttribute("aria-invalid", "true");
       (field.matches("input,select,textarea") ? field : field.querySelector("input")).focus();
     }
-    if (err && (err.status === 422 || err.status === 409)) say(formMessage, `Please fix: ${err.message}.`, "error", err.code);
+    if (err && (err.status === 422 || err.status === 409)) say(formMessage, `Please fix: ${inWords(err.message)}.`, "error", err.code);
     else handle(err, formMessage);
   } finally {
     button.disabled = false;
   }
 });
+
+/** The gateway's messages name API fields (`event_end must be after event_start`): say the form's labels. */
+const LABELS = {
+  event_start: "the start", event_end: "the end", sales_start: "the start of sales", sales_end: "the end of sales",
+  ticket_price: "the ticket price", ticket_currency: "the price currency", max_attendees: "the number of seats",
+  supported_crypto: "the accepted currencies", age_restriction: "the minimum age", cover_image_url: "the cover image URL",
+  space_id: "the space id", space_type: "the space", event_category: "the category",
+};
+function inWords(text) {
+  return String(text).replace(/\b[a-z]+_[a-z_]+\b/g, (name) => LABELS[name] || name);
+}
 
 function resetForm(clearMessage = true) {
   $("#event-form").reset();

@@ -136,6 +136,7 @@ function update(q) {
     const join = `/pages/join.html?event=${q.event_id}&chain=${encodeURIComponent(chainOf(q.currency))}&wallet=${encodeURIComponent(q.ticket.wallet_address)}`;
     p.replaceChildren(`Ticket #${q.ticket.ticket_id} belongs to ${q.ticket.wallet_address}. `, h("a", { href: join, id: "join-link" }, "Join the event"), " · ", h("a", { href: `/pages/tickets.html?wallet=${encodeURIComponent(q.ticket.wallet_address)}&chain=${encodeURIComponent(q.ticket.chain.toLowerCase())}` }, "My tickets"));
     p.hidden = false;
+    $("#buy-form").hidden = true;
   }
   if (q.status === "expired" || q.status === "refund_due") clearInterval(countdown);
 }
