@@ -391,11 +391,12 @@ impl Purchases {
             Some((address, _)) => (address, None, None),
             None => self.instructions(chain, currency, event.id, &wallet, &id, index)?,
         };
-        sqlx::query(
+        let quote: QuoteRow = sqlx::query_as(&format!(
             "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, \
              memo, reference, derivation_index, status, holds_seat, confirmations_required, created_at, expires_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_payment', 1, $12, $13, $14, $13)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_payment', 1, $12, $13, $14, $13) \
+             RETURNING {QUOTE_COLUMNS}"
+        ))
         .bind(&id)
         .bind(event.id)
         .bind(currency.symbol())
@@ -410,7 +411,7 @@ impl Purchases {
         .bind(self.settings.confirmations_required(chain))
         .bind(now)
         .bind(now + self.settings.quote_ttl_ms)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         audit::record(
             &mut *tx,
@@ -421,7 +422,7 @@ impl Purchases {
         )
         .await?;
         tx.commit().await?;
-        self.quote(&id).await?.ok_or_else(|| PurchaseError::QuoteNotFound(id))
+        Ok(quote)
     }
 
     fn check_configured(&self, chain: Chain, currency: Currency) -> Result<(), PurchaseError> {
