@@ -67,11 +67,10 @@ fn open(title: &str, desc: &str, y_max: f64) -> String {
         let y = HEIGHT - bottom - (HEIGHT - top - bottom) * f64::from(i) / f64::from(steps);
         let _ = write!(
             svg,
-            r#"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{GRID}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">{}</text>"#,
+            r#"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{GRID}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">{value:.0}</text>"#,
             WIDTH - right,
             left - 6.0,
             y + 4.0,
-            format!("{value:.0}")
         );
     }
     svg
