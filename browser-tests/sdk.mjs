@@ -200,7 +200,13 @@ async function buyAndJoin(args, log, context) {
     hive: (await caught(dlux.signWithWallet("hello", "hive", { account: "bob" }))).thrown,
     address: (await caught(dlux.getWalletAddress("polygon"))).thrown,
     chain: (await caught(dlux.signWithWallet("hello", "dogecoin"))).thrown,
+    btc_sign: (await caught(dlux.signWithWallet("hello", "bitcoin"))).thrown,
   }));
+  // Bitcoin and Monero have no browser wallet, but their challenge and join go through the client all the same.
+  out.btc_challenge = await noWallet.evaluate(
+    async ({ concert, wallet }) => dlux.getChallenge(concert, "bitcoin", wallet),
+    { concert: args.events.concert, wallet: "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" },
+  );
   return out;
 }
 

@@ -246,6 +246,10 @@ async fn buy_and_join(backend: ticketing::Backend) {
     assert_no_wallet(&none["sol"], "window.solana");
     assert_no_wallet(&none["hive"], "window.hive_keychain");
     assert_no_wallet(&none["address"], "window.ethereum");
+    assert_eq!(none["btc_sign"]["code"], "unsupported_chain", "{none}");
+    let btc = &result["btc_challenge"];
+    assert_eq!(btc["chain"], "btc", "{btc}");
+    assert!(btc["message"].as_str().unwrap().contains("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"), "{btc}");
     assert_eq!(none["chain"]["code"], "unsupported_chain");
 
     // The server agrees: the wallet holds the ticket.

@@ -1,7 +1,7 @@
 // Types for the dlux ticketing client served at /sdk/events.js (web/sdk/events.js).
 
 export type ChainName = "eth" | "ethereum" | "pol" | "polygon" | "matic" | "bnb" | "bsc" | "sol" | "solana" | "hive";
-export type ChainSymbol = "eth" | "pol" | "bnb" | "sol" | "hive";
+export type ChainSymbol = "eth" | "pol" | "bnb" | "sol" | "hive" | "btc" | "xmr";
 export type QuoteStatus = "awaiting_payment" | "seen" | "confirming" | "paid" | "expired" | "refund_due" | "cancelled";
 
 export declare const TERMINAL_QUOTE_STATUSES: readonly QuoteStatus[];

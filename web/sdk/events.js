@@ -54,20 +54,37 @@ const CHAINS = {
   pol: "pol", polygon: "pol", matic: "pol",
   bnb: "bnb", bsc: "bnb",
   sol: "sol", solana: "sol",
-  hive: "hive",
+  hive: "hive", hbd: "hive",
+  btc: "btc", bitcoin: "btc",
+  xmr: "xmr", monero: "xmr",
 };
+
+/** Chains whose wallets no browser API reaches: sign in the wallet app or CLI and pass the signature in. */
+const NO_BROWSER_WALLET = { btc: "Bitcoin", xmr: "Monero" };
 
 /**
  * The gateway chain symbol for a chain name (`ethereum` → `eth`, `solana` → `sol`, …).
  * @param {string} chain
- * @returns {"eth"|"pol"|"bnb"|"sol"|"hive"}
+ * @returns {"eth"|"pol"|"bnb"|"sol"|"hive"|"btc"|"xmr"}
  */
 export function normalizeChain(chain) {
   const symbol = CHAINS[String(chain || "").trim().toLowerCase()];
   if (!symbol) {
-    throw new DluxWalletError("unsupported_chain", `cannot sign for chain \`${chain}\`: use eth, polygon, bnb, solana or hive`);
+    throw new DluxWalletError("unsupported_chain", `unknown chain \`${chain}\`: use eth, polygon, bnb, solana, hive, bitcoin or monero`);
   }
   return /** @type {any} */ (symbol);
+}
+
+/** The chain symbol, refusing chains the browser has no wallet API for. */
+function browserWalletChain(chain) {
+  const symbol = normalizeChain(chain);
+  if (NO_BROWSER_WALLET[symbol]) {
+    throw new DluxWalletError(
+      "unsupported_chain",
+      `browsers have no ${NO_BROWSER_WALLET[symbol]} wallet API: sign the challenge in your wallet or CLI and pass the signature to joinEvent`,
+    );
+  }
+  return symbol;
 }
 
 function defaultBaseUrl() {
@@ -282,7 +299,7 @@ export class DluxClient {
    * @returns {Promise<string>}
    */
   async getWalletAddress(chain, options = {}) {
-    const symbol = normalizeChain(chain);
+    const symbol = browserWalletChain(chain);
     if (symbol === "sol") {
       const provider = this.solana();
       try {
@@ -316,7 +333,7 @@ export class DluxClient {
    * @returns {Promise<import("./events").SignedMessage>}
    */
   async signWithWallet(message, chain, options = {}) {
-    const symbol = normalizeChain(chain);
+    const symbol = browserWalletChain(chain);
     const bytes = new TextEncoder().encode(message);
     if (symbol === "sol") {
       const provider = this.solana();
