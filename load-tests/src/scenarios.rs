@@ -146,6 +146,24 @@ fn http_client(concurrency: usize) -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(concurrency.max(1)).build().expect("a plain HTTP client")
 }
 
+/// How long an idle connection is held at most (the scenario tells it to stop earlier by ending the run).
+const IDLE_HOLD: Duration = Duration::from_secs(600);
+
+/// An admitted peer: still in our hands, or already held open by its own task.
+enum Held {
+    Open(Conn),
+    Idle(tokio::task::JoinHandle<bool>),
+}
+
+impl Held {
+    fn conn(self) -> Option<Conn> {
+        match self {
+            Held::Open(c) => Some(c),
+            Held::Idle(_) => None,
+        }
+    }
+}
+
 /// Admits `per_room` peers into each of `rooms` rooms, `concurrency` at a time; returns them by room, and
 /// how many attempts failed.
 async fn admit_rooms(
@@ -156,21 +174,28 @@ async fn admit_rooms(
     concurrency: usize,
     source_offset: usize,
     recv_buffer: impl Fn(usize) -> Option<u32>,
-) -> (Vec<Vec<Conn>>, u64) {
+    hold: bool,
+) -> (Vec<Vec<Held>>, u64) {
     let http = http_client(concurrency);
     let jobs = (0..rooms).flat_map(|r| (0..per_room).map(move |i| (r, i)));
-    let admitted: Vec<(usize, anyhow::Result<Conn>)> = stream::iter(jobs)
+    let admitted: Vec<(usize, anyhow::Result<Held>)> = stream::iter(jobs)
         .map(|(r, i)| {
             let http = &http;
             let index = r * per_room + i;
             let source = Source { recv_buffer: recv_buffer(i), ..Source::loopback(source_offset + index) };
             let attendee = holders.get(r).and_then(|h| h.get(i));
-            async move { (r, admit(server, http, &format!("room-{r}"), attendee, source).await) }
+            async move {
+                let conn = admit(server, http, &format!("room-{r}"), attendee, source).await;
+                // Idle connections start answering pings the moment they are in: admitting thousands takes
+                // longer than the servers' idle timeouts.
+                let conn = conn.map(|c| if hold { Held::Idle(tokio::spawn(c.idle(Instant::now() + IDLE_HOLD))) } else { Held::Open(c) });
+                (r, conn)
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut by_room: Vec<Vec<Conn>> = (0..rooms).map(|_| Vec::new()).collect();
+    let mut by_room: Vec<Vec<Held>> = (0..rooms).map(|_| Vec::new()).collect();
     let mut failed = 0;
     for (r, conn) in admitted {
         match conn {
@@ -198,7 +223,7 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     // Slow readers (the first `slow` of each room) get a 4 KiB receive buffer, so their backlog reaches the
     // server within a second instead of hiding in the kernel.
     let small = |i: usize| (i < slow).then_some(4096);
-    let (rooms_conns, failed) = admit_rooms(server, &holders, rooms, p.peers, p.concurrency, 0, small).await;
+    let (rooms_conns, failed) = admit_rooms(server, &holders, rooms, p.peers, p.concurrency, 0, small, false).await;
     out.connections_attempted = (rooms * p.peers) as u64;
     out.connections_ok = out.connections_attempted - failed;
     anyhow::ensure!(failed == 0, "{failed} of {} peers could not join", out.connections_attempted);
@@ -210,7 +235,7 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     let stop_at = send_until + Duration::from_secs(2);
     let mut tasks = Vec::new();
     for (r, conns) in rooms_conns.into_iter().enumerate() {
-        for (i, conn) in conns.into_iter().enumerate() {
+        for (i, conn) in conns.into_iter().filter_map(Held::conn).enumerate() {
             let read_pause = (i < slow).then_some(Duration::from_millis(20));
             let plan = Plan { rate_hz: p.rate_hz, guaranteed_every: p.guaranteed_every, start_at, send_until, stop_at, read_pause };
             tasks.push((r, i < slow, tokio::spawn(conn.run(plan))));
@@ -329,19 +354,25 @@ async fn idle(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> {
     };
     let before = server.sample().unwrap_or_default();
     let started = Instant::now();
-    let (conns, failed) = admit_rooms(server, &holders, rooms, per_room, p.concurrency, 0, |_| None).await;
+    let (conns, failed) = admit_rooms(server, &holders, rooms, per_room, p.concurrency, 0, |_| None, true).await;
     let admitted = started.elapsed();
     out.connections_attempted = (rooms * per_room) as u64;
     out.connections_ok = out.connections_attempted - failed;
     out.joins_per_sec = Some(out.connections_ok as f64 / admitted.as_secs_f64());
-    // Hold them (answering pings) and check they are all still there at the end.
-    let until = Instant::now() + Duration::from_secs_f64(p.seconds);
-    let held: Vec<_> = conns.into_iter().flatten().map(|c| tokio::spawn(c.idle(until))).collect();
-    tokio::time::sleep(Duration::from_secs_f64((p.seconds / 2.0).min(10.0))).await;
+    // They answer pings from the moment they are in; hold them a while, then see which are still open.
+    let held: Vec<_> = conns.into_iter().flatten().filter_map(|h| match h {
+        Held::Idle(task) => Some(task),
+        Held::Open(_) => None,
+    }).collect();
+    tokio::time::sleep(Duration::from_secs_f64(p.seconds)).await;
     let during = server.sample().unwrap_or_default();
     let mut still_open = 0u64;
     for h in held {
-        still_open += u64::from(h.await.unwrap_or(false));
+        // A finished task means the server closed it; a running one is still open.
+        if !h.is_finished() {
+            still_open += 1;
+        }
+        h.abort();
     }
     if still_open < out.connections_ok {
         out.notes.push(format!("{} connections were closed while idle", out.connections_ok - still_open));
