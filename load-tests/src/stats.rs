@@ -73,7 +73,9 @@ pub fn load_average() -> f64 {
 
 /// `"<n> cores, <model name>"` from nproc and lscpu's source, /proc/cpuinfo.
 pub fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    // Count the machine's processors, not this process's affinity (the generator pins itself to one core).
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))

@@ -197,8 +197,16 @@ async fn start_gateway(opts: &Start) -> anyhow::Result<Server> {
     Ok(Server { kind: Kind::Ours, addr, pid: Some(pid), store: Some(store), child: Some(child), _db: Some(db) })
 }
 
+/// A free port below the ephemeral range: node listens on every address, and the clients' own sockets (bound
+/// to 127.0.0.x with ephemeral ports) would otherwise collide with it.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    for _ in 0..100 {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between 20000 and 32000")
 }
 
 /// Starts the baseline on a free port; a port taken between our probe and node's bind is retried.
