@@ -2,7 +2,7 @@
 
 use ticketing::audit::AuditEntry;
 use ticketing::creators::{AccountName, Tier};
-use ticketing::{store_test, Store};
+use ticketing::store_test;
 
 store_test!(migrations_run_and_ping, |store: Store| async move {
     store.ping().await.unwrap();
