@@ -114,23 +114,7 @@ impl HiveRpc {
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, WatchError> {
-        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-        let transport = |e: reqwest::Error| WatchError::Rpc(format!("{method}: {e}"));
-        let reply: Value = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(transport)?
-            .json()
-            .await
-            .map_err(transport)?;
-        if let Some(err) = reply.get("error").filter(|e| !e.is_null()) {
-            return Err(WatchError::Rpc(format!("{method}: {err}")));
-        }
-        reply.get("result").cloned().ok_or_else(|| WatchError::Rpc(format!("{method}: no result")))
+        crate::jsonrpc::call(&self.http, &self.url, json!(1), method, params).await
     }
 
     /// `last_irreversible_block_num` and `head_block_number`.

@@ -19,6 +19,7 @@ pub mod btc;
 pub mod evm;
 pub mod follow;
 pub mod hive;
+mod jsonrpc;
 pub mod metrics;
 pub mod monero;
 pub mod solana;

@@ -135,23 +135,7 @@ impl MoneroWalletRpc {
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, WatchError> {
-        let body = json!({ "jsonrpc": "2.0", "id": "0", "method": method, "params": params });
-        let transport = |e: reqwest::Error| WatchError::Rpc(format!("{method}: {e}"));
-        let reply: Value = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(transport)?
-            .json()
-            .await
-            .map_err(transport)?;
-        if let Some(err) = reply.get("error").filter(|e| !e.is_null()) {
-            return Err(WatchError::Rpc(format!("{method}: {err}")));
-        }
-        reply.get("result").cloned().ok_or_else(|| WatchError::Rpc(format!("{method}: no result")))
+        crate::jsonrpc::call(&self.http, &self.url, json!("0"), method, params).await
     }
 
     /// A fresh subaddress of `account` labelled `label` (the quote id): its address and minor index.
