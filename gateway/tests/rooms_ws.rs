@@ -1,62 +1,27 @@
 //! The presence WebSocket end to end with real clients: admission and every close code, relay and `from`
 //! stamping, room isolation, supersede, slow consumers, moderation and restart recovery — on both databases.
 
+mod attendance_support;
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chains::{Amount, Chain, Currency};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use ticketing::creators::{AccountName, Tier};
-use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
-use ticketing::rates::StaticRates;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const SECRET: [u8; 32] = [0x11; 32];
-const MIN: i64 = 60_000;
+use attendance_support::{next_of, send, token, Ws, MIN};
 
 /// An event with `seats`, starting `starts_in` ms from now, lasting two hours.
 async fn event(app: &common::TestApp, seats: i64, starts_in: i64) -> i64 {
-    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
-    let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Room', 'custom', 's', '1000', 'HIVE', 'HIVE', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now + starts_in)
-    .bind(now + starts_in + 120 * MIN)
-    .bind(now - MIN)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    attendance_support::event(&app.store, seats, starts_in).await
 }
 
 /// A paid ticket for `wallet`, issued through the real money path.
 async fn ticket(app: &common::TestApp, event_id: i64, wallet: &str) -> i64 {
-    let p = Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &SECRET);
-    let now = ticketing::now_ms();
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }, now).await.unwrap();
-    let report = PaymentReport {
-        chain: Chain::Hive, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
-        amount: Amount::new(Currency::Hive, 1000), to_address: "dlux-tickets".into(), from_address: None,
-        block_height: Some(1), block_hash: None, confirmations: 1, is_final: true,
-    };
-    match p.report_payment(report, now).await.unwrap() {
-        PaymentOutcome::TicketIssued { ticket_id } => ticket_id,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn token(event_id: i64, ticket_id: i64, wallet: &str) -> String {
-    gateway::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
+    attendance_support::ticket(&app.store, event_id, wallet).await
 }
 
 fn ws_url(app: &common::TestApp, path: &str) -> String {
@@ -64,23 +29,7 @@ fn ws_url(app: &common::TestApp, path: &str) -> String {
 }
 
 async fn connect(app: &common::TestApp, event_id: i64, token: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(ws_url(app, &format!("/event/{event_id}?token={token}"))).await.unwrap();
-    ws
-}
-
-/// Next JSON frame of `kind`, skipping others; panics on close or timeout.
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").expect("open").unwrap();
-        if let Message::Text(text) = msg {
-            let v: Value = serde_json::from_str(&text).unwrap();
-            if v["type"] == kind {
-                return v;
-            }
-        } else if let Message::Close(frame) = msg {
-            panic!("closed while waiting for {kind}: {frame:?}");
-        }
-    }
+    attendance_support::connect(&app.address, event_id, token).await
 }
 
 /// Reads until the close frame and returns its code and reason.
@@ -93,10 +42,6 @@ async fn closed_with(ws: &mut Ws) -> (u16, String) {
             Some(Err(e)) => panic!("socket error before close: {e}"),
         }
     }
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
 app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
