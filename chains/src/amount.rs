@@ -152,6 +152,12 @@ mod tests {
             assert!(matches!(Amount::parse(Currency::Btc, bad), Err(AmountError::NotANumber(_))), "{bad}");
         }
         assert_eq!(Amount::parse(Currency::Hive, "1.2300").unwrap().units, 1_230);
+        assert_eq!(Amount::parse(Currency::UsdcPol, "25.5").unwrap().units, 25_500_000);
+        assert_eq!(Amount::parse(Currency::UsdtBnb, "1").unwrap().units, 1_000_000_000_000_000_000);
+        assert_eq!(
+            Amount::parse(Currency::UsdcSol, "0.0000001"),
+            Err(AmountError::TooManyDecimals { currency: Currency::UsdcSol, decimals: 6 })
+        );
     }
 
     #[test]
@@ -160,6 +166,7 @@ mod tests {
         assert_eq!(Amount::new(Currency::Hive, 25_000).to_string(), "25");
         assert_eq!(Amount::new(Currency::Xmr, 1).to_string(), "0.000000000001");
         assert_eq!(Amount::new(Currency::Usd, 2_550).to_string(), "25.5");
+        assert_eq!(Amount::new(Currency::UsdcEth, 25_000_001).to_string(), "25.000001");
     }
 
     #[test]
@@ -171,9 +178,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn split_is_exact_for_every_currency(units in any::<u128>(), idx in 0usize..9) {
-            let currency = [Currency::Hive, Currency::Hbd, Currency::Btc, Currency::Eth, Currency::Sol,
-                Currency::Pol, Currency::Bnb, Currency::Xmr, Currency::Usd][idx];
+        fn split_is_exact_for_every_currency(units in any::<u128>(), idx in 0..Currency::ALL.len()) {
+            let currency = Currency::ALL[idx];
             let amount = Amount::new(currency, units);
             let split = amount.split();
             prop_assert_eq!(split.commission.units + split.payout.units, units);
@@ -182,9 +188,8 @@ mod tests {
         }
 
         #[test]
-        fn display_parse_round_trip(units in 0u128..=u64::MAX as u128 * 1000, idx in 0usize..9) {
-            let currency = [Currency::Hive, Currency::Hbd, Currency::Btc, Currency::Eth, Currency::Sol,
-                Currency::Pol, Currency::Bnb, Currency::Xmr, Currency::Usd][idx];
+        fn display_parse_round_trip(units in 0u128..=u64::MAX as u128 * 1000, idx in 0..Currency::ALL.len()) {
+            let currency = Currency::ALL[idx];
             let amount = Amount::new(currency, units);
             prop_assert_eq!(Amount::parse(currency, &amount.to_string()).unwrap(), amount);
         }

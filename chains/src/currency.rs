@@ -6,8 +6,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A payment currency. `Usd` is a pricing unit only: nothing is ever paid in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+///
+/// A stablecoin is one currency per network it is accepted on (`UsdcPol` is USDC on Polygon): its contract, its
+/// decimals and the wallet that pays it differ by network, and an amount of one is never an amount of another.
+/// Its [`chain`](Currency::chain) is the network's, so addresses, wallet binding and signatures follow that
+/// network's rules; its contract (or Solana mint) is configuration, not part of the currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Currency {
     Hive,
     Hbd,
@@ -18,6 +22,45 @@ pub enum Currency {
     Bnb,
     Xmr,
     Usd,
+    /// USDC on Ethereum (ERC-20, 6 decimals).
+    UsdcEth,
+    /// USDC on Polygon PoS (ERC-20, 6 decimals).
+    UsdcPol,
+    /// USDC on BNB Smart Chain (Binance-Peg BEP-20, 18 decimals).
+    UsdcBnb,
+    /// USDC on Solana (SPL token, 6 decimals).
+    UsdcSol,
+    /// USDT on Ethereum (ERC-20, 6 decimals).
+    UsdtEth,
+    /// USDT on Polygon PoS (ERC-20, 6 decimals).
+    UsdtPol,
+    /// USDT on BNB Smart Chain (Binance-Peg BEP-20, 18 decimals).
+    UsdtBnb,
+}
+
+/// A USD stablecoin, whatever network carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stablecoin {
+    Usdc,
+    Usdt,
+}
+
+impl Stablecoin {
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Stablecoin::Usdc => "USDC",
+            Stablecoin::Usdt => "USDT",
+        }
+    }
+
+    /// `usdc` or `usdt`, case-insensitively.
+    pub fn parse(text: &str) -> Option<Stablecoin> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "usdc" => Some(Stablecoin::Usdc),
+            "usdt" => Some(Stablecoin::Usdt),
+            _ => None,
+        }
+    }
 }
 
 /// A chain family, as far as wallets and signatures are concerned.
@@ -38,7 +81,7 @@ pub enum Chain {
 pub struct UnknownCurrency(pub String);
 
 impl Currency {
-    /// Every currency a buyer can pay in (USD excluded).
+    /// Every native currency a buyer can pay in (USD and tokens excluded).
     pub const PAYABLE: [Currency; 8] = [
         Currency::Hive,
         Currency::Hbd,
@@ -50,8 +93,40 @@ impl Currency {
         Currency::Xmr,
     ];
 
+    /// Every stablecoin token a buyer can pay in, once its contract (or mint) is configured.
+    pub const TOKENS: [Currency; 7] = [
+        Currency::UsdcEth,
+        Currency::UsdcPol,
+        Currency::UsdcBnb,
+        Currency::UsdcSol,
+        Currency::UsdtEth,
+        Currency::UsdtPol,
+        Currency::UsdtBnb,
+    ];
+
+    /// Every currency, USD included.
+    pub const ALL: [Currency; 16] = [
+        Currency::Hive,
+        Currency::Hbd,
+        Currency::Btc,
+        Currency::Eth,
+        Currency::Sol,
+        Currency::Pol,
+        Currency::Bnb,
+        Currency::Xmr,
+        Currency::Usd,
+        Currency::UsdcEth,
+        Currency::UsdcPol,
+        Currency::UsdcBnb,
+        Currency::UsdcSol,
+        Currency::UsdtEth,
+        Currency::UsdtPol,
+        Currency::UsdtBnb,
+    ];
+
     /// Number of decimals of the currency's base unit: satoshi, wei, lamport, piconero, Hive's milli-units,
-    /// and cents for USD prices.
+    /// cents for USD prices, and each token contract's own `decimals()` (fixed per network: the Binance-Peg
+    /// stablecoins on BNB Smart Chain have 18, the others 6).
     pub const fn decimals(self) -> u32 {
         match self {
             Currency::Hive | Currency::Hbd => 3,
@@ -60,9 +135,12 @@ impl Currency {
             Currency::Sol => 9,
             Currency::Xmr => 12,
             Currency::Usd => 2,
+            Currency::UsdcEth | Currency::UsdcPol | Currency::UsdcSol | Currency::UsdtEth | Currency::UsdtPol => 6,
+            Currency::UsdcBnb | Currency::UsdtBnb => 18,
         }
     }
 
+    /// The canonical code: the native symbol, or `TOKEN.NETWORK` for a stablecoin (`USDC.POL`).
     pub const fn symbol(self) -> &'static str {
         match self {
             Currency::Hive => "HIVE",
@@ -74,6 +152,13 @@ impl Currency {
             Currency::Bnb => "BNB",
             Currency::Xmr => "XMR",
             Currency::Usd => "USD",
+            Currency::UsdcEth => "USDC.ETH",
+            Currency::UsdcPol => "USDC.POL",
+            Currency::UsdcBnb => "USDC.BNB",
+            Currency::UsdcSol => "USDC.SOL",
+            Currency::UsdtEth => "USDT.ETH",
+            Currency::UsdtPol => "USDT.POL",
+            Currency::UsdtBnb => "USDT.BNB",
         }
     }
 
@@ -82,13 +167,54 @@ impl Currency {
         match self {
             Currency::Hive | Currency::Hbd => Some(Chain::Hive),
             Currency::Btc => Some(Chain::Btc),
-            Currency::Eth => Some(Chain::Eth),
-            Currency::Sol => Some(Chain::Sol),
-            Currency::Pol => Some(Chain::Pol),
-            Currency::Bnb => Some(Chain::Bnb),
+            Currency::Eth | Currency::UsdcEth | Currency::UsdtEth => Some(Chain::Eth),
+            Currency::Sol | Currency::UsdcSol => Some(Chain::Sol),
+            Currency::Pol | Currency::UsdcPol | Currency::UsdtPol => Some(Chain::Pol),
+            Currency::Bnb | Currency::UsdcBnb | Currency::UsdtBnb => Some(Chain::Bnb),
             Currency::Xmr => Some(Chain::Xmr),
             Currency::Usd => None,
         }
+    }
+
+    /// The stablecoin this currency is, if it is a token.
+    pub const fn stablecoin(self) -> Option<Stablecoin> {
+        match self {
+            Currency::UsdcEth | Currency::UsdcPol | Currency::UsdcBnb | Currency::UsdcSol => Some(Stablecoin::Usdc),
+            Currency::UsdtEth | Currency::UsdtPol | Currency::UsdtBnb => Some(Stablecoin::Usdt),
+            _ => None,
+        }
+    }
+
+    /// A token (ERC-20 or SPL) rather than its chain's native coin.
+    pub const fn is_token(self) -> bool {
+        self.stablecoin().is_some()
+    }
+
+    /// `coin` on `chain`, where it is accepted (USDT is not accepted on Solana, nothing on Bitcoin, Hive or Monero).
+    pub const fn token(coin: Stablecoin, chain: Chain) -> Option<Currency> {
+        Some(match (coin, chain) {
+            (Stablecoin::Usdc, Chain::Eth) => Currency::UsdcEth,
+            (Stablecoin::Usdc, Chain::Pol) => Currency::UsdcPol,
+            (Stablecoin::Usdc, Chain::Bnb) => Currency::UsdcBnb,
+            (Stablecoin::Usdc, Chain::Sol) => Currency::UsdcSol,
+            (Stablecoin::Usdt, Chain::Eth) => Currency::UsdtEth,
+            (Stablecoin::Usdt, Chain::Pol) => Currency::UsdtPol,
+            (Stablecoin::Usdt, Chain::Bnb) => Currency::UsdtBnb,
+            _ => return None,
+        })
+    }
+
+    /// A currency named by a symbol and, separately, a chain (`"USDC"` + `"pol"`, the quote request's second
+    /// form). The chain must be the one the symbol already names, if it names one (`"USDC.POL"` + `"pol"`,
+    /// `"ETH"` + `"ethereum"`).
+    pub fn with_chain(symbol: &str, chain: &str) -> Result<Currency, UnknownCurrency> {
+        let unknown = || UnknownCurrency(format!("{symbol} on {chain}"));
+        let chain: Chain = chain.parse().map_err(|_| unknown())?;
+        if let Some(coin) = Stablecoin::parse(symbol) {
+            return Currency::token(coin, chain).ok_or_else(unknown);
+        }
+        let currency: Currency = symbol.parse()?;
+        if currency.chain() == Some(chain) { Ok(currency) } else { Err(unknown()) }
     }
 
     pub const fn is_payable(self) -> bool {
@@ -105,9 +231,20 @@ impl fmt::Display for Currency {
 impl FromStr for Currency {
     type Err = UnknownCurrency;
 
-    /// Accepts symbols and the seed's payment-method names, case-insensitively (`matic` is POL's old name).
+    /// Accepts symbols and the seed's payment-method names, case-insensitively (`matic` is POL's old name), and
+    /// tokens as `TOKEN.NETWORK`, `TOKEN-NETWORK` or `TOKEN_NETWORK` with any of the network's names
+    /// (`USDC.POL`, `usdc-polygon`, `usdt_eth`). A bare `USDC` names no network and is refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
+        let lower = s.trim().to_ascii_lowercase();
+        if let Some((coin, network)) = lower.split_once(['.', '-', '_']) {
+            let coin = Stablecoin::parse(coin).ok_or_else(|| UnknownCurrency(s.to_owned()))?;
+            let native: Currency = network.parse().map_err(|_| UnknownCurrency(s.to_owned()))?;
+            return match native.chain() {
+                Some(chain) if !native.is_token() => Currency::token(coin, chain).ok_or_else(|| UnknownCurrency(s.to_owned())),
+                _ => Err(UnknownCurrency(s.to_owned())),
+            };
+        }
+        Ok(match lower.as_str() {
             "hive" => Currency::Hive,
             "hbd" => Currency::Hbd,
             "btc" | "bitcoin" => Currency::Btc,
@@ -119,6 +256,20 @@ impl FromStr for Currency {
             "usd" => Currency::Usd,
             _ => return Err(UnknownCurrency(s.to_owned())),
         })
+    }
+}
+
+/// Serialised as its canonical code (`"ETH"`, `"USDC.POL"`); read with [`FromStr`], so any accepted spelling.
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.symbol())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -171,5 +322,62 @@ mod tests {
         assert_eq!("ethereum".parse::<Chain>().unwrap(), Chain::Eth);
         assert!("usd".parse::<Chain>().is_err());
         assert!("doge".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn tokens_parse_in_every_spelling_and_print_canonically() {
+        for text in ["USDC.POL", "usdc.pol", "usdc-pol", "USDC_POL", "usdc.polygon", "Usdc-Matic"] {
+            assert_eq!(text.parse::<Currency>(), Ok(Currency::UsdcPol), "{text}");
+        }
+        assert_eq!("usdt_bnb".parse::<Currency>(), Ok(Currency::UsdtBnb));
+        assert_eq!("USDC.SOLANA".parse::<Currency>(), Ok(Currency::UsdcSol));
+        assert_eq!("usdt-ethereum".parse::<Currency>(), Ok(Currency::UsdtEth));
+        for bad in ["USDC", "usdt", "USDT.SOL", "USDC.BTC", "USDC.HIVE", "USDC.HBD", "USDC.XMR", "USDC.USD", "DAI.ETH", "USDC.", ".ETH",
+            "USDC.USDC.ETH", "USDC.POL.ETH", "ETH.POL"] {
+            assert!(bad.parse::<Currency>().is_err(), "{bad}");
+        }
+        for c in Currency::ALL {
+            assert_eq!(c.symbol().parse::<Currency>(), Ok(c), "{c} round-trips");
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.symbol()));
+            assert_eq!(serde_json::from_str::<Currency>(&format!("\"{}\"", c.symbol())).unwrap(), c);
+        }
+        assert_eq!(serde_json::from_str::<Currency>("\"usdc-eth\"").unwrap(), Currency::UsdcEth);
+        assert!(serde_json::from_str::<Currency>("\"USDC\"").is_err());
+    }
+
+    #[test]
+    fn tokens_live_on_their_network_with_fixed_decimals() {
+        let expected = [
+            (Currency::UsdcEth, Chain::Eth, 6),
+            (Currency::UsdcPol, Chain::Pol, 6),
+            (Currency::UsdcBnb, Chain::Bnb, 18),
+            (Currency::UsdcSol, Chain::Sol, 6),
+            (Currency::UsdtEth, Chain::Eth, 6),
+            (Currency::UsdtPol, Chain::Pol, 6),
+            (Currency::UsdtBnb, Chain::Bnb, 18),
+        ];
+        assert_eq!(expected.map(|(c, ..)| c), Currency::TOKENS);
+        for (currency, chain, decimals) in expected {
+            assert_eq!((currency.chain(), currency.decimals()), (Some(chain), decimals), "{currency}");
+            assert!(currency.is_token() && currency.is_payable() && !Currency::PAYABLE.contains(&currency));
+            let coin = currency.stablecoin().unwrap();
+            assert_eq!(Currency::token(coin, chain), Some(currency));
+            assert_eq!(currency.symbol(), format!("{}.{}", coin.symbol(), chain.as_str().to_ascii_uppercase()));
+        }
+        assert!(Currency::PAYABLE.iter().all(|c| !c.is_token()));
+        assert_eq!("usdc.bnb".parse::<Chain>(), Ok(Chain::Bnb), "a token's chain is its network");
+    }
+
+    #[test]
+    fn a_symbol_with_a_separate_chain() {
+        assert_eq!(Currency::with_chain("USDC", "pol"), Ok(Currency::UsdcPol));
+        assert_eq!(Currency::with_chain("usdt", "bnb"), Ok(Currency::UsdtBnb));
+        assert_eq!(Currency::with_chain("USDC", "solana"), Ok(Currency::UsdcSol));
+        assert_eq!(Currency::with_chain("USDC.POL", "polygon"), Ok(Currency::UsdcPol));
+        assert_eq!(Currency::with_chain("ETH", "eth"), Ok(Currency::Eth));
+        assert_eq!(Currency::with_chain("HBD", "hive"), Ok(Currency::Hbd));
+        for (symbol, chain) in [("USDT", "sol"), ("USDC", "btc"), ("USDC.POL", "eth"), ("ETH", "pol"), ("USDC", "doge"), ("DAI", "eth")] {
+            assert!(Currency::with_chain(symbol, chain).is_err(), "{symbol} on {chain}");
+        }
     }
 }

@@ -11,4 +11,4 @@ pub mod derive;
 pub mod signature;
 
 pub use amount::{Amount, AmountError};
-pub use currency::{Chain, Currency, UnknownCurrency};
+pub use currency::{Chain, Currency, Stablecoin, UnknownCurrency};

@@ -43,6 +43,9 @@ impl StaticRates {
             (Currency::Bnb, "600"),
             (Currency::Xmr, "160"),
         ];
+        // Stablecoins at par: a USD price is the same number of USDC or USDT on every network.
+        let stablecoins = Currency::TOKENS.map(|c| (c, "1.00"));
+        let table = table.into_iter().chain(stablecoins);
         StaticRates(table.into_iter().map(|(c, r)| (c, Decimal::from_str(r).expect("valid literal"))).collect())
     }
 }
@@ -108,6 +111,9 @@ impl CoinGecko {
             Currency::Pol => "polygon-ecosystem-token",
             Currency::Bnb => "binancecoin",
             Currency::Xmr => "monero",
+            // One price per stablecoin, whichever network carries it.
+            Currency::UsdcEth | Currency::UsdcPol | Currency::UsdcBnb | Currency::UsdcSol => "usd-coin",
+            Currency::UsdtEth | Currency::UsdtPol | Currency::UsdtBnb => "tether",
             Currency::Usd => return None,
         })
     }
@@ -187,5 +193,23 @@ mod tests {
         let hive = convert_usd(price, Currency::Hive, Decimal::from_str("0.25").unwrap()).unwrap();
         assert_eq!(hive.units, 100_000);
         assert_eq!(to_usd_cents(hive, Decimal::from_str("0.25").unwrap()), Some(2500));
+        // Stablecoins convert in their own decimals: 6 on most networks, 18 for the Binance-Peg tokens.
+        let usdc = convert_usd(price, Currency::UsdcPol, Decimal::from_str("0.9998").unwrap()).unwrap();
+        assert_eq!(usdc.units, 25_005_002); // 25.0050010002 → rounded up to the micro-USDC
+        let usdt = convert_usd(price, Currency::UsdtBnb, Decimal::ONE).unwrap();
+        assert_eq!(usdt.units, 25_000_000_000_000_000_000);
+    }
+
+    #[tokio::test]
+    async fn stablecoins_are_priced_as_their_coin() {
+        assert_eq!(CoinGecko::coin_id(Currency::UsdcSol), Some("usd-coin"));
+        assert_eq!(CoinGecko::coin_id(Currency::UsdcBnb), Some("usd-coin"));
+        assert_eq!(CoinGecko::coin_id(Currency::UsdtPol), Some("tether"));
+        let body = r#"{"usd-coin":{"usd":0.999912},"tether":{"usd":1.0002}}"#;
+        assert_eq!(parse_simple_price(body, "usd-coin"), Some(Decimal::from_str("0.999912").unwrap()));
+        let rates = StaticRates::development();
+        for token in Currency::TOKENS {
+            assert_eq!(rates.usd_rate(token).await.unwrap(), Decimal::ONE, "{token}");
+        }
     }
 }
