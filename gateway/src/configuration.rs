@@ -145,6 +145,11 @@ pub struct PaymentConfig {
     pub payout_delay_secs: u64,
     /// Confirmations required per chain (`btc`, `eth`, `pol`, `bnb`, `sol`, `hive`, `xmr`), over the defaults.
     pub confirmations: std::collections::BTreeMap<String, i64>,
+    /// Stablecoins buyers may pay with: token code → ERC-20 contract or SPL mint, e.g.
+    /// `"USDC.ETH" = "0xa0b8…"`, `usdc_sol = "EPjF…"` (quote dotted keys in TOML). A token is quoted only when
+    /// listed here (and its network's key or account is configured); the network's watcher is told to credit it.
+    #[serde(default)]
+    pub tokens: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +233,7 @@ impl Default for Settings {
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
                 confirmations: Default::default(),
+                tokens: Default::default(),
             },
             rates: RateSettings {
                 source: RateSourceKind::Coingecko,
@@ -345,6 +351,22 @@ mod tests {
             assert_eq!(s.signaling.max_frame_bytes, 1000);
             jail.create_file("bad.toml", "[turn]\nenabeld = true\n")?;
             assert!(Settings::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn token_contracts_parse_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                "[payments.tokens]\n\"USDC.ETH\" = \"0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48\"\n",
+            )?;
+            jail.set_env("GATEWAY_PAYMENTS__TOKENS__USDC_SOL", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v");
+            let s = Settings::load(Some(Path::new("gw.toml"))).unwrap();
+            assert_eq!(s.payments.tokens.len(), 2, "{:?}", s.payments.tokens);
+            assert_eq!(s.payments.tokens["USDC.ETH"], "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+            assert_eq!(s.payments.tokens["usdc_sol"], "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v");
             Ok(())
         });
     }

@@ -51,7 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Watch { chain } => {
             telemetry::init(&settings.log);
-            let mut config = settings.watchers.clone();
+            let mut config = gateway::startup::watchers_config(&settings)?;
             if let Some(chain) = chain {
                 let chain: chains::Chain = chain.parse()?;
                 config = config.only(chain);

@@ -23,6 +23,7 @@ use chains::derive::{BtcAccount, EvmAccount};
 use chains::signature::BtcNetwork;
 use ticketing::purchases::{PaymentSettings, Purchases};
 use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
+use ticketing::tokens::TokenContracts;
 
 use crate::attendance::{self, RecorderConfig};
 use crate::exporters;
@@ -74,9 +75,11 @@ impl Application {
         };
         let hub = build_hub(&settings, turn.clone());
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
+        let tokens = Arc::new(token_contracts(&settings)?);
         let shutdown = CancellationToken::new();
-        let watchers = if watchers_configured(&settings.watchers) {
-            let supervisor = watchers::spawn_all(settings.watchers.clone(), purchases.clone(), shutdown.clone());
+        let watcher_config = watchers_config(&settings)?;
+        let watchers = if watchers_configured(&watcher_config) {
+            let supervisor = watchers::spawn_all(watcher_config, purchases.clone(), shutdown.clone());
             Some(Arc::new(supervisor))
         } else {
             None
@@ -108,6 +111,7 @@ impl Application {
             store,
             rates,
             purchases,
+            tokens,
             hub,
             connections: tokio_util::task::TaskTracker::new(),
             feed,
@@ -350,6 +354,57 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     Ok(payments)
 }
 
+/// `payments.tokens`, checked: each key a token code, each value a contract or mint valid on its network.
+pub fn token_contracts(settings: &Settings) -> anyhow::Result<TokenContracts> {
+    let mut tokens = TokenContracts::new();
+    for (code, contract) in &settings.payments.tokens {
+        let currency: chains::Currency = code.parse().with_context(|| format!("payments.tokens: `{code}`"))?;
+        tokens.insert(currency, contract).with_context(|| format!("payments.tokens.{code}"))?;
+    }
+    Ok(tokens)
+}
+
+/// The watchers' configuration with `payments.tokens` added, so a token contract is configured once: each
+/// listed ERC-20 becomes a credited token of its network's EVM watcher, and USDC.SOL the Solana watcher's mint.
+/// A watcher section that names a different contract for the same token is a configuration error.
+pub fn watchers_config(settings: &Settings) -> anyhow::Result<watchers::WatchersConfig> {
+    let mut config = settings.watchers.clone();
+    for (currency, contract) in token_contracts(settings)?.iter() {
+        let chain = currency.chain().expect("tokens travel on a chain");
+        if chain == chains::Chain::Sol {
+            if let Some(solana) = &mut config.solana {
+                match &solana.usdc_mint {
+                    Some(mint) if mint != contract => {
+                        anyhow::bail!("watchers.solana.usdc_mint {mint} is not payments.tokens.{currency} {contract}")
+                    }
+                    _ => solana.usdc_mint = Some(contract.to_owned()),
+                }
+            }
+            continue;
+        }
+        for evm in config.evm.iter_mut().filter(|e| e.chain == chain) {
+            let same = |t: &watchers::TokenConfig| t.contract.eq_ignore_ascii_case(contract);
+            if let Some(other) = evm.tokens.iter().find(|t| t.currency == Some(currency) && !same(t)) {
+                anyhow::bail!("watchers.evm ({chain}) credits {} as {currency}, but payments.tokens.{currency} is {contract}", other.contract);
+            }
+            match evm.tokens.iter_mut().find(|t| same(t)) {
+                Some(token) => match token.currency {
+                    None => token.currency = Some(currency),
+                    Some(c) if c == currency => {}
+                    Some(c) => anyhow::bail!("watchers.evm ({chain}) token {contract} is {c}, payments.tokens says {currency}"),
+                },
+                None => evm.tokens.push(watchers::TokenConfig {
+                    symbol: currency.stablecoin().expect("a token").symbol().to_owned(),
+                    contract: contract.to_owned(),
+                    decimals: currency.decimals(),
+                    currency: Some(currency),
+                }),
+            }
+        }
+    }
+    Ok(config)
+}
+
 fn rate_source(settings: &Settings) -> anyhow::Result<Arc<dyn RateSource>> {
     let upstream: Arc<dyn RateSource> = match settings.rates.source {
         RateSourceKind::Coingecko => Arc::new(CoinGecko::new(settings.rates.url.clone())),
@@ -403,6 +458,57 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn with_tokens(tokens: &[(&str, &str)], watchers: &str) -> Settings {
+        let mut settings = Settings::default();
+        settings.payments.tokens = tokens.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        settings.watchers = toml_watchers(watchers);
+        settings
+    }
+
+    fn toml_watchers(text: &str) -> watchers::WatchersConfig {
+        use figment::providers::Format;
+        figment::Figment::from(figment::providers::Toml::string(text)).extract().unwrap()
+    }
+
+    const USDC_ETH: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+    const USDT_ETH: &str = "0xdac17f958d2ee523a2206206994597c13d831ec7";
+    const USDC_SOL: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+
+    #[test]
+    fn payment_tokens_reach_their_networks_watchers() {
+        let settings = with_tokens(
+            &[("USDC.ETH", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"), ("usdt-eth", USDT_ETH), ("usdc_sol", USDC_SOL)],
+            "[[evm]]\nchain = \"eth\"\nrpc_url = \"http://eth\"\n\
+             [[evm.tokens]]\nsymbol = \"USDT\"\ncontract = \"0xDAC17F958D2ee523a2206206994597C13D831ec7\"\ndecimals = 6\n\
+             [[evm]]\nchain = \"pol\"\nrpc_url = \"http://pol\"\n\
+             [solana]\nrpc_url = \"http://sol\"\n",
+        );
+        let config = watchers_config(&settings).unwrap();
+        let eth = &config.evm[0].tokens;
+        assert_eq!(eth.len(), 2, "{eth:?}");
+        assert_eq!((eth[0].contract.to_ascii_lowercase(), eth[0].currency), (USDT_ETH.to_owned(), Some(chains::Currency::UsdtEth)), "listed only: now credited");
+        assert_eq!((eth[1].contract.as_str(), eth[1].currency, eth[1].decimals), (USDC_ETH, Some(chains::Currency::UsdcEth), 6));
+        assert!(config.evm[1].tokens.is_empty(), "no Polygon token configured");
+        assert_eq!(config.solana.unwrap().usdc_mint.as_deref(), Some(USDC_SOL));
+        assert_eq!(token_contracts(&settings).unwrap().contract(chains::Currency::UsdcEth), Some(USDC_ETH));
+    }
+
+    #[test]
+    fn contradicting_token_configuration_is_refused() {
+        let solana = with_tokens(&[("USDC.SOL", USDC_SOL)], "[solana]\nrpc_url = \"x\"\nusdc_mint = \"4vrde3cq8yD6cB9qJV7jRXocpa1KDNd9MJPMX3R891xV\"\n");
+        assert!(watchers_config(&solana).is_err());
+        let evm = with_tokens(
+            &[("USDC.ETH", USDC_ETH)],
+            &format!("[[evm]]\nchain = \"eth\"\nrpc_url = \"x\"\n[[evm.tokens]]\nsymbol = \"USDC\"\ncontract = \"{USDT_ETH}\"\ndecimals = 6\ncurrency = \"USDC.ETH\"\n"),
+        );
+        assert!(watchers_config(&evm).is_err());
+        for (code, contract) in [("USDC", USDC_ETH), ("ETH", USDC_ETH), ("USDC.SOL", USDC_ETH), ("USDT.POL", "0x12")] {
+            assert!(token_contracts(&with_tokens(&[(code, contract)], "")).is_err(), "{code} = {contract}");
+        }
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");

@@ -16,6 +16,7 @@ pub mod rates;
 pub mod ratings;
 pub mod replay;
 pub mod store;
+pub mod tokens;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -8,7 +8,8 @@ use axum::Router;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{payment_uri, LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::purchases::{LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::tokens::payment_uri;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -53,7 +54,12 @@ impl From<PurchaseError> for ApiError {
 pub struct PurchaseBody {
     /// The event id, as a number or a numeric string.
     pub event_id: serde_json::Value,
+    /// A currency code: `HIVE`, `ETH`, `USDC.POL` (also `usdc-pol`), or a bare `USDC`/`USDT` with `chain`.
+    #[serde(alias = "currency")]
     pub payment_method: String,
+    /// The network, when `payment_method` does not name one (`"USDC"` + `"pol"`).
+    #[serde(default)]
+    pub chain: Option<String>,
     pub wallet_address: String,
     /// Accepted for compatibility with the seed's clients; buyers need no account.
     #[serde(default)]
@@ -137,7 +143,7 @@ pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResu
     let progress = (quote.status == "confirming" || quote.status == "seen")
         .then(|| format!("confirming {}/{}", quote.confirmations, quote.confirmations_required));
     Ok(QuoteResponse {
-        payment_uri: payment_uri(&quote, state.purchases.settings()),
+        payment_uri: payment_uri(&quote, state.purchases.settings(), &state.tokens),
         quote_id: quote.id,
         event_id: quote.event_id,
         status: quote.status,
@@ -175,15 +181,38 @@ pub async fn create_quote(
 ) -> ApiResult<(StatusCode, Json<QuoteResponse>)> {
     let event_id = parse_event_id(&body.event_id)?;
     tracing::Span::current().record("event_id", event_id);
-    let currency: Currency = body
-        .payment_method
-        .parse()
-        .ok()
-        .filter(|c: &Currency| c.is_payable())
-        .ok_or_else(|| ApiError::unprocessable("unknown_payment_method", format!("`{}` is not a payment method", body.payment_method)))?;
+    let currency = payment_currency(&body.payment_method, body.chain.as_deref())?;
+    state.tokens.check_quotable(currency)?;
     let request = QuoteRequest { event_id, currency, wallet_address: body.wallet_address };
     let quote = state.purchases.create_quote(request, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
+}
+
+/// The currency a purchase asks to pay in: `payment_method` alone, or a symbol plus `chain`.
+fn payment_currency(method: &str, chain: Option<&str>) -> ApiResult<Currency> {
+    let parsed = match chain {
+        Some(chain) => Currency::with_chain(method, chain),
+        None => method.parse(),
+    };
+    match parsed {
+        Ok(currency) if currency.is_payable() => Ok(currency),
+        _ if chain.is_none() && chains::Stablecoin::parse(method).is_some() => {
+            let coin = chains::Stablecoin::parse(method).expect("checked");
+            let codes: Vec<&str> =
+                Currency::TOKENS.iter().filter(|c| c.stablecoin() == Some(coin)).map(|c| c.symbol()).collect();
+            Err(ApiError::unprocessable(
+                "unknown_payment_method",
+                format!("`{method}` needs a network: one of {}, or `chain`", codes.join(", ")),
+            ))
+        }
+        _ => Err(ApiError::unprocessable(
+            "unknown_payment_method",
+            match chain {
+                Some(chain) => format!("`{method}` on `{chain}` is not a payment method"),
+                None => format!("`{method}` is not a payment method"),
+            },
+        )),
+    }
 }
 
 /// `GET /api/quotes/{id}`
