@@ -66,6 +66,9 @@ pub struct EvmWatcherConfig {
 }
 
 /// An ERC-20 token accepted on this network.
+///
+/// The gateway adds every token of `payments.tokens` on this network here (with its currency), so a contract
+/// is normally configured once; a token listed only here is watched as configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
@@ -74,8 +77,11 @@ pub struct TokenConfig {
     /// The token contract's address.
     pub contract: String,
     pub decimals: u32,
-    /// The ticketing currency this token is credited as. Ticketing has no token currency yet: without one,
-    /// transfers are found, followed to finality, logged and counted, but not reported.
+    /// The ticketing currency this token is credited as (`"USDC.ETH"`): a token currency of this network, with
+    /// the same decimals. Its `Transfer`s to a quote's address are reported like native payments (output
+    /// `1 + logIndex`), and ticketing credits them to a quote in that currency (a quote in another currency gets
+    /// a `wrong_currency` refund). Without one, transfers are found, followed to finality, logged and counted
+    /// in the poll report's `token_transfers`, but not reported.
     #[serde(default)]
     pub currency: Option<Currency>,
 }
@@ -159,8 +165,16 @@ impl EvmWatcher {
             if !is_address(&token.contract) {
                 return Err(WatchError::Config(format!("token {}: bad contract address {}", token.symbol, token.contract)));
             }
-            if token.currency.is_some_and(|c| c.decimals() != token.decimals) {
-                return Err(WatchError::Config(format!("token {}: currency and decimals disagree", token.symbol)));
+            if let Some(currency) = token.currency {
+                if !currency.is_token() || currency.chain() != Some(config.chain) {
+                    return Err(WatchError::Config(format!(
+                        "token {}: {currency} is not a token currency of {}",
+                        token.symbol, config.chain
+                    )));
+                }
+                if currency.decimals() != token.decimals {
+                    return Err(WatchError::Config(format!("token {}: currency and decimals disagree", token.symbol)));
+                }
             }
         }
         let follower = ChainFollower::new(FollowConfig {

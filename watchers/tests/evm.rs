@@ -142,10 +142,131 @@ store_test!(erc20_transfers_are_found_in_logs, |store: Store| async move {
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.token_transfers.len(), 1);
     assert!(r.token_transfers[0].is_final);
-    // Ticketing has no USDC currency: nothing was reported, the quote is untouched.
+    // A token without a ticketing currency is only listed: nothing was reported, the quote is untouched.
     assert_eq!(reload(&p, &q).await.status, "awaiting_payment");
     assert!(payments(&store, &q).await.is_empty());
 });
+
+/// The ETH watcher crediting `token` as USDC.ETH, counting 2 confirmations.
+fn with_usdc(anvil: &Anvil, token: &str) -> EvmWatcherConfig {
+    let mut config = counting(anvil, 2);
+    config.tokens = vec![TokenConfig { symbol: "USDC".into(), contract: token.into(), decimals: 6, currency: Some(Currency::UsdcEth) }];
+    config
+}
+
+/// The ledger of a quote's sale: (kind, currency, units), by kind.
+async fn ledger(store: &Store, q: &ticketing::purchases::QuoteRow) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind, id")
+        .bind(&q.id)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+store_test!(usdc_payment_issues_the_ticket_with_the_exact_split, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    // 25.000003 USDC: the 20% commission is rounded down to the micro-USDC, the creator gets the rest.
+    let event_id = event(&store, 10, Currency::UsdcEth, "25.000003").await;
+    let ctx = context(&p, Chain::Eth);
+    let token = anvil.deploy_token().await;
+    let mut w = started(with_usdc(&anvil, &token), &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::UsdcEth).await;
+    assert_eq!((q.currency.as_str(), q.chain.as_str(), q.amount_units.as_str()), ("USDC.ETH", "eth", "25000003"));
+
+    let txid = anvil.pay_token(&token, &q.payment_address, 25_000_003).await;
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!((r.reported_pending, r.reported_final, r.token_transfers.len()), (1, 0, 0), "{r:?}");
+    assert_eq!(reload(&p, &q).await.status, "confirming");
+    assert!(ticket(&p, &q).await.is_none(), "not final yet");
+
+    anvil.mine(1).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1);
+    let t = ticket(&p, &q).await.expect("ticket once the token transfer is final");
+    assert_eq!((t.currency.as_str(), t.amount_paid_units.as_str(), t.wallet_address.as_str()), ("USDC.ETH", "25000003", EVM_BUYER));
+    // The transfer is output 1 + logIndex (the block's only log: index 0).
+    assert_eq!(payments(&store, &q).await, vec![(txid, 1, "credited".to_string())]);
+    assert_eq!(
+        ledger(&store, &q).await,
+        vec![
+            ("commission".to_string(), "USDC.ETH".to_string(), "5000000".to_string()),
+            ("payout".to_string(), "USDC.ETH".to_string(), "20000003".to_string()),
+        ]
+    );
+    assert_eq!(reload(&p, &q).await.status, "paid");
+});
+
+store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let usdc_event = event(&store, 10, Currency::UsdcEth, "25").await;
+    let eth_event = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let token = anvil.deploy_token().await;
+    let other_token = anvil.deploy_token().await; // a contract nobody configured
+    let mut w = started(with_usdc(&anvil, &token), &ctx).await;
+    w.poll_once(&ctx).await.unwrap();
+    let under = quote(&p, usdc_event, Currency::UsdcEth).await;
+    let eth = quote(&p, eth_event, Currency::Eth).await;
+    let fake = quote(&p, usdc_event, Currency::UsdcEth).await;
+
+    anvil.pay_token(&token, &under.payment_address, 24_999_999).await;
+    let wrong = anvil.pay_token(&token, &eth.payment_address, 25_000_000).await;
+    anvil.pay_token(&other_token, &fake.payment_address, 25_000_000).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+
+    let u = reload(&p, &under).await;
+    assert_eq!((u.status.as_str(), u.received_units.as_str()), ("seen", "24999999"), "one micro-USDC short");
+    assert!(ticket(&p, &under).await.is_none());
+    // USDC sent to an ETH quote's address: owed back, in USDC.
+    assert!(ticket(&p, &eth).await.is_none());
+    assert_eq!(reload(&p, &eth).await.status, "refund_due");
+    // logIndex counts the block's logs: this transfer's is the second.
+    assert_eq!(payments(&store, &eth).await, vec![(wrong, 2, "refund_due".to_string())]);
+    assert_eq!(ledger(&store, &eth).await, vec![("refund".to_string(), "USDC.ETH".to_string(), "25000000".to_string())]);
+    let reason: String = sqlx::query_scalar("SELECT reason FROM ledger_entries WHERE quote_id = $1").bind(&eth.id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(reason, "wrong_currency");
+    // A token with the same symbol from another contract is not USDC.
+    assert!(payments(&store, &fake).await.is_empty());
+    assert_eq!(reload(&p, &fake).await.status, "awaiting_payment");
+
+    // The missing micro-USDC completes the quote.
+    anvil.pay_token(&token, &under.payment_address, 1).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(ticket(&p, &under).await.expect("paid in two transfers").amount_paid_units, "25000000");
+});
+
+#[test]
+fn token_currencies_must_belong_to_the_watched_network() {
+    let token = |currency, decimals| TokenConfig {
+        symbol: "USDC".into(),
+        contract: "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48".into(),
+        decimals,
+        currency: Some(currency),
+    };
+    let watcher = |chain, t: TokenConfig| {
+        let mut config = EvmWatcherConfig::new(chain, "http://127.0.0.1:1");
+        config.tokens = vec![t];
+        EvmWatcher::new(config)
+    };
+    assert!(watcher(Chain::Eth, token(Currency::UsdcEth, 6)).is_ok());
+    assert!(watcher(Chain::Bnb, token(Currency::UsdtBnb, 18)).is_ok());
+    assert!(watcher(Chain::Pol, token(Currency::UsdcEth, 6)).is_err(), "USDC.ETH on Polygon");
+    assert!(watcher(Chain::Eth, token(Currency::Eth, 18)).is_err(), "token transfers credited as ether");
+    assert!(watcher(Chain::Bnb, token(Currency::UsdcBnb, 6)).is_err(), "Binance-Peg USDC has 18 decimals");
+    // Read from TOML as the gateway's configuration is.
+    let config: EvmWatcherConfig = serde_json::from_value(serde_json::json!({
+        "chain": "pol", "rpc_url": "http://x",
+        "tokens": [{ "symbol": "USDT", "contract": "0xc2132d05d31c914a87c6611c10748aeb04b58e8f", "decimals": 6, "currency": "usdt-pol" }]
+    }))
+    .unwrap();
+    assert_eq!(config.tokens[0].currency, Some(Currency::UsdtPol));
+}
 
 store_test!(reorg_before_finality_orphans_the_payment, |store: Store| async move {
     let anvil = Anvil::start().await;
