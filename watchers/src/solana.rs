@@ -13,10 +13,11 @@
 //! no money: they are counted and skipped. A transaction that mentions the reference but pays someone else is
 //! not a payment to us either (counted as `wrong_recipient`).
 //!
-//! SPL-token (USDC) transfers are recognised (`transferChecked` into a token account the recipient owns, for
-//! the configured mint) but not reported yet: ticketing's `Currency` has no USDC. Until it does they are
-//! counted as `unsupported_token` and listed in the poll report's `token_transfers`, as the EVM watcher does
-//! for its unsupported tokens.
+//! USDC (SPL token) payments work the same way for USDC.SOL quotes, which carry a reference too: a
+//! `transferChecked` (or `transfer`) of the configured mint into a token account the recipient owns (its
+//! associated token account, normally) is reported as `USDC.SOL`, output 1 of its transaction (lamports are
+//! output 0). Ticketing decides what it is worth to the quote: a USDC payment to a SOL quote, or SOL to a USDC
+//! quote, is a `wrong_currency` refund. Without a configured mint, token transfers are not looked for.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, QuoteRow};
 
 use crate::follow::LATE_PAYMENT_GRACE_MS;
-use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
+use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
 
 /// `[watchers.solana]` in the gateway's configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -41,8 +42,8 @@ pub struct SolanaConfig {
     /// How many signatures to ask for per reference and poll (newest first); a quote is paid by one or two.
     #[serde(default = "default_signature_limit")]
     pub signature_limit: usize,
-    /// The SPL mint accepted as USDC (mainnet: `EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v`). Recognised,
-    /// but reported only once ticketing has a USDC currency.
+    /// The SPL mint credited as USDC.SOL (mainnet: `EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v`). The
+    /// gateway sets it from `payments.tokens` (`USDC.SOL`) when it is not given here.
     #[serde(default)]
     pub usdc_mint: Option<String>,
     #[serde(default = "default_timeout_ms")]
@@ -255,8 +256,6 @@ pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint
 pub struct SolanaPass {
     pub reported: Vec<(PaymentReport, Option<PaymentOutcome>)>,
     pub skipped: BTreeMap<&'static str, u64>,
-    /// USDC transfers to quotes: final, but not reported (ticketing has no USDC currency yet).
-    pub token_transfers: Vec<TokenTransfer>,
 }
 
 impl SolanaPass {
@@ -359,43 +358,14 @@ impl SolanaWatcher {
                     Ok(Transfer::Failed) => Some("failed"),
                     Ok(Transfer::NoReference) => Some("no_reference"),
                     Ok(Transfer::WrongRecipient) => Some("wrong_recipient"),
-                    // Needs a USDC currency in chains and ticketing; surfaced in the poll report until then.
-                    Ok(Transfer::Token { mint, amount, payer, slot }) => {
-                        pass.token_transfers.push(TokenTransfer {
-                            symbol: "USDC".into(),
-                            contract: mint,
-                            txid: signature.to_owned(),
-                            log_index: 0,
-                            quote_id: Some(quote.id.clone()),
-                            to_address: quote.payment_address.clone(),
-                            from_address: payer,
-                            units: amount,
-                            block_height: i64::try_from(slot).unwrap_or(0),
-                            block_hash: String::new(),
-                            confirmations: 1,
-                            is_final: true,
-                        });
-                        Some("unsupported_token")
+                    Ok(Transfer::Token { amount, payer, slot, .. }) => {
+                        let report = final_report(ctx, quote, signature, 1, Amount::new(Currency::UsdcSol, amount), payer, slot);
+                        self.report(ctx, quote, signature, report, pass).await?;
+                        None
                     }
                     Ok(Transfer::Lamports { lamports, payer, slot }) => {
-                        ctx.metrics().payments_seen.inc();
-                        let report = PaymentReport {
-                            chain: Chain::Sol,
-                            txid: signature.to_owned(),
-                            output_index: 0,
-                            quote_id: Some(quote.id.clone()),
-                            memo: None,
-                            amount: Amount::new(Currency::Sol, lamports),
-                            to_address: quote.payment_address.clone(),
-                            from_address: payer,
-                            block_height: i64::try_from(slot).ok(),
-                            block_hash: None,
-                            confirmations: ctx.purchases().settings().confirmations_required(Chain::Sol).max(1),
-                            is_final: true,
-                        };
-                        let outcome = ctx.report(report.clone()).await?;
-                        tracing::info!(chain = "sol", quote = %quote.id, signature, ?outcome, "payment reported");
-                        pass.reported.push((report, outcome));
+                        let report = final_report(ctx, quote, signature, 0, Amount::new(Currency::Sol, lamports), payer, slot);
+                        self.report(ctx, quote, signature, report, pass).await?;
                         None
                     }
                 }
@@ -406,6 +376,48 @@ impl SolanaWatcher {
             self.done.entry(quote.id.clone()).or_default().insert(signature.to_owned());
         }
         Ok(())
+    }
+
+    async fn report(
+        &self,
+        ctx: &WatchContext,
+        quote: &QuoteRow,
+        signature: &str,
+        report: PaymentReport,
+        pass: &mut SolanaPass,
+    ) -> Result<(), WatchError> {
+        ctx.metrics().payments_seen.inc();
+        let outcome = ctx.report(report.clone()).await?;
+        tracing::info!(chain = "sol", quote = %quote.id, signature, currency = %report.amount.currency, ?outcome, "payment reported");
+        pass.reported.push((report, outcome));
+        Ok(())
+    }
+}
+
+/// A finalized transfer to `quote`'s recipient as ticketing's report: lamports are output 0 of the transaction,
+/// USDC output 1, so the two currencies never share a payment key.
+fn final_report(
+    ctx: &WatchContext,
+    quote: &QuoteRow,
+    signature: &str,
+    output_index: i64,
+    amount: Amount,
+    payer: Option<String>,
+    slot: u64,
+) -> PaymentReport {
+    PaymentReport {
+        chain: Chain::Sol,
+        txid: signature.to_owned(),
+        output_index,
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        amount,
+        to_address: quote.payment_address.clone(),
+        from_address: payer,
+        block_height: i64::try_from(slot).ok(),
+        block_hash: None,
+        confirmations: ctx.purchases().settings().confirmations_required(Chain::Sol).max(1),
+        is_final: true,
     }
 }
 
@@ -434,7 +446,6 @@ impl PaymentWatcher for SolanaWatcher {
             cursor_height: head,
             reported_final: pass.reported.len() as u64,
             skipped: pass.skipped.values().sum(),
-            token_transfers: pass.token_transfers,
             ..PollReport::default()
         })
     }

@@ -20,7 +20,7 @@ use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
 const NOW: i64 = 1_900_000_000_000;
 const HOUR: i64 = 3_600_000;
 const USDC_MINT: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
-const CASES: [&str; 6] = ["good", "failed", "wrong_recipient", "partial", "overpaid", "usdc"];
+const CASES: [&str; 7] = ["good", "failed", "wrong_recipient", "partial", "overpaid", "usdc", "usdc_failed"];
 
 fn keys() -> HashMap<String, String> {
     serde_json::from_value(fixture("solana/keys.json", &[])).unwrap()
@@ -34,6 +34,7 @@ fn reference_of(case: &str) -> String {
         "wrong_recipient" => "r_wrong",
         "partial" => "r_partial",
         "overpaid" => "r_over",
+        "usdc_failed" => "r_usdc_failed",
         _ => "r_usdc",
     };
     k[name].clone()
@@ -87,16 +88,22 @@ fn purchases(store: &Store) -> Purchases {
 }
 
 async fn sol_event(store: &Store) -> i64 {
+    event_priced(store, Amount::new(Currency::Sol, 500_000_000)).await
+}
+
+async fn event_priced(store: &Store, price: Amount) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
     sqlx::query_scalar(
         "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
          max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', '500000000', 'SOL', 'SOL', 10, $1, $2, $3, $1, $3, $3) RETURNING id",
+         VALUES ('alice', 'Concert', 'custom', 'hall', $4, $5, $5, 10, $1, $2, $3, $1, $3, $3) RETURNING id",
     )
     .bind(NOW + 24 * HOUR)
     .bind(NOW + 27 * HOUR)
     .bind(NOW - HOUR)
+    .bind(price.units.to_string())
+    .bind(price.currency.symbol())
     .fetch_one(store.pool())
     .await
     .unwrap()
@@ -104,8 +111,12 @@ async fn sol_event(store: &Store) -> i64 {
 
 /// A SOL quote whose reference is the recorded case's (the watcher only knows quotes by reference).
 async fn quote(p: &Purchases, event_id: i64, case: &str) -> QuoteRow {
+    quote_in(p, event_id, Currency::Sol, case).await
+}
+
+async fn quote_in(p: &Purchases, event_id: i64, currency: Currency, case: &str) -> QuoteRow {
     let q = p
-        .create_quote(QuoteRequest { event_id, currency: Currency::Sol, wallet_address: keys()["buyer"].clone() }, NOW)
+        .create_quote(QuoteRequest { event_id, currency, wallet_address: keys()["buyer"].clone() }, NOW)
         .await
         .unwrap();
     sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2").bind(reference_of(case)).bind(&q.id).execute(p.store().pool()).await.unwrap();
@@ -152,19 +163,24 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     let (_, over) = outcome("overpaid").unwrap();
     assert!(matches!(over, Some(PaymentOutcome::TicketIssued { .. })));
     let refunds = p.ledger("refund", true, NOW).await.unwrap();
-    assert_eq!(refunds.len(), 1, "{refunds:?}");
-    assert_eq!((refunds[0].reason.as_str(), refunds[0].amount_units.as_str()), ("overpaid", "100000000"));
+    let mut refunds: Vec<(&str, &str, &str)> =
+        refunds.iter().map(|r| (r.reason.as_str(), r.currency.as_str(), r.amount_units.as_str())).collect();
+    refunds.sort();
 
-    // Failed, paid elsewhere, or in a token ticketing has no currency for: skipped, counted, quote untouched.
-    for case in ["failed", "wrong_recipient", "usdc"] {
+    // USDC sent to a SOL quote: reported in USDC.SOL (output 1), owed back in USDC.
+    let (usdc, wrong) = outcome("usdc").expect("the USDC transfer is reported");
+    assert_eq!((usdc.amount, usdc.output_index), (Amount::new(Currency::UsdcSol, 12_500_000), 1));
+    assert_eq!(wrong, Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
+    assert_eq!(refunds, [("overpaid", "SOL", "100000000"), ("wrong_currency", "USDC.SOL", "12500000")]);
+    assert_eq!(p.quote(&quotes["usdc"].id).await.unwrap().unwrap().status, "refund_due");
+
+    // Failed (SOL or USDC) or paid elsewhere: skipped, counted, quote untouched.
+    for case in ["failed", "wrong_recipient", "usdc_failed"] {
         assert!(outcome(case).is_none(), "{case} must not be reported");
         assert_eq!(p.quote(&quotes[case].id).await.unwrap().unwrap().status, "awaiting_payment", "{case}");
     }
-    assert_eq!(pass.skipped.get("failed"), Some(&1));
+    assert_eq!(pass.skipped.get("failed"), Some(&2));
     assert_eq!(pass.skipped.get("wrong_recipient"), Some(&1));
-    assert_eq!(pass.skipped.get("unsupported_token"), Some(&1));
-    let usdc = &pass.token_transfers[0];
-    assert_eq!((usdc.contract.as_str(), usdc.units, usdc.quote_id.as_deref()), (USDC_MINT, 12_500_000, Some(quotes["usdc"].id.as_str())));
     assert_eq!(ctx.metrics().skipped.get(), 3);
     // A failed signature is known from the list alone: its transaction is never fetched.
     let fetched: Vec<String> = server.calls().into_iter().filter(|(m, _)| m == "getTransaction").map(|(_, p)| p[0].as_str().unwrap().to_owned()).collect();
@@ -180,10 +196,53 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     let mut fresh = watcher(&server);
     fresh.resume(&ctx).await.unwrap();
     let again = fresh.scan(&ctx).await.unwrap();
-    // Only the still-open quotes are read: partial, failed, wrong recipient, usdc.
+    // Only the still-open quotes are read: partial, failed, wrong recipient, failed USDC.
     assert_eq!(again.reported.len(), 1);
     assert_eq!(again.reported[0].1, Some(PaymentOutcome::AlreadyProcessed));
-    assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 1);
+    assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 2);
+});
+
+store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store| async move {
+    // The failed transfer listed without its error (as a node lagging on status might): its transaction is
+    // fetched, and `meta.err` alone refuses it.
+    let mut failed = result_of(fixture("solana/getSignaturesForAddress_usdc_failed.json", &[]));
+    failed[0]["err"] = Value::Null;
+    let server = replay_with(HashMap::from([(reference_of("usdc_failed"), failed)])).await;
+    let p = purchases(&store);
+    let event_id = event_priced(&store, Amount::parse(Currency::UsdcSol, "12.5").unwrap()).await;
+    let paid = quote_in(&p, event_id, Currency::UsdcSol, "usdc").await;
+    let unpaid = quote_in(&p, event_id, Currency::UsdcSol, "usdc_failed").await;
+    assert_eq!((paid.currency.as_str(), paid.chain.as_str(), paid.amount_units.as_str()), ("USDC.SOL", "sol", "12500000"));
+    assert_eq!(paid.payment_address, keys()["platform"], "the owner: the wallet pays into its USDC account");
+    let ctx = context(&p);
+    let mut w = watcher(&server);
+
+    let pass = w.scan(&ctx).await.unwrap();
+    assert_eq!(pass.reported.len(), 1, "{:?}", pass.reported);
+    let (report, outcome) = &pass.reported[0];
+    assert!(matches!(outcome, Some(PaymentOutcome::TicketIssued { .. })), "{outcome:?}");
+    assert_eq!((report.quote_id.as_deref(), report.output_index, report.is_final), (Some(paid.id.as_str()), 1, true));
+    assert_eq!(report.from_address.as_deref(), Some(keys()["buyer"].as_str()));
+    let ticket = p.ticket_for_quote(&paid.id).await.unwrap().expect("a ticket for the USDC payment");
+    assert_eq!((ticket.currency.as_str(), ticket.amount_paid_units.as_str(), ticket.chain.as_str()), ("USDC.SOL", "12500000", "sol"));
+    let sale: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
+            .bind(&paid.id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        sale,
+        [("commission", "2500000"), ("payout", "10000000")].map(|(k, u)| (k.to_owned(), "USDC.SOL".to_owned(), u.to_owned()))
+    );
+
+    assert_eq!(pass.skipped.get("failed"), Some(&1));
+    assert_eq!(server.count("getTransaction"), 2, "the failed one was read");
+    assert_eq!(p.quote(&unpaid.id).await.unwrap().unwrap().status, "awaiting_payment");
+    assert!(p.ticket_for_quote(&unpaid.id).await.unwrap().is_none());
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1").bind(&unpaid.id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(payments, 0, "a failed transaction is not a payment");
+
 });
 
 store_test!(a_payment_behind_a_flood_of_failed_transactions_is_found, |store: Store| async move {
@@ -271,6 +330,11 @@ fn reads_recorded_transactions() {
     );
     // Without a configured mint the USDC transfer pays the platform no lamports.
     assert_eq!(read_transaction(&tx("usdc"), platform, &k["r_usdc"], None), Ok(Transfer::WrongRecipient));
+    // Another mint into the same account is not USDC; neither is USDC into an account someone else owns.
+    assert_eq!(read_transaction(&tx("usdc"), platform, &k["r_usdc"], Some(k["other"].as_str())), Ok(Transfer::WrongRecipient));
+    assert_eq!(read_transaction(&tx("usdc"), &k["other"], &k["r_usdc"], Some(USDC_MINT)), Ok(Transfer::WrongRecipient));
+    // A transferChecked that failed (insufficient funds) moved nothing.
+    assert_eq!(read_transaction(&tx("usdc_failed"), platform, &k["r_usdc_failed"], Some(USDC_MINT)), Ok(Transfer::Failed));
 
     // No parsed system transfer (a program moved the lamports): the recipient's balance change counts.
     let mut unparsed = tx("partial");
