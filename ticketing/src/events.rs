@@ -431,8 +431,9 @@ pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> 
     Ok(amount)
 }
 
-/// The currencies buyers may pay in. Default: every payable currency for a USD price, only the price's
-/// currency for a crypto price (a crypto price is a promise of that amount of that coin).
+/// The currencies buyers may pay in. Default: every native payable currency for a USD price (stablecoins only
+/// when listed: `USDC.POL`, …), only the price's currency for a crypto price (a crypto price is a promise of that
+/// amount of that coin).
 fn parse_supported(price_currency: Currency, list: Option<&[String]>) -> Result<Vec<Currency>, EventRule> {
     let Some(list) = list else {
         return Ok(if price_currency == Currency::Usd { Currency::PAYABLE.to_vec() } else { vec![price_currency] });

@@ -288,3 +288,35 @@ store_test!(creator_sales_sum_valid_tickets_by_currency, |store: Store| async mo
     );
     assert!(!sales.contains_key(&b));
 });
+
+store_test!(stablecoins_are_accepted_when_listed_and_priced_at_par, |store: Store| async move {
+    let alice = creator(&store, "alice").await;
+    let start = now_ms() + DAY;
+    let listed = EventInput {
+        supported_crypto: Some(vec!["ETH".into(), "usdc-pol".into(), "USDT.BNB".into(), "USDC.SOL".into()]),
+        ..input(start)
+    };
+    let id = new_event(&store, &alice, listed).await;
+    let e = store.event(id).await.unwrap().unwrap();
+    assert_eq!(e.supported_crypto, vec![Currency::Eth, Currency::UsdcPol, Currency::UsdcSol, Currency::UsdtBnb]);
+    let prices = ticketing::events::price_event(&e, &StaticRates::development()).await;
+    let by: HashMap<Currency, String> = prices.by_currency.iter().map(|a| (a.currency, a.units.to_string())).collect();
+    assert_eq!(by[&Currency::UsdcPol], "25000000");
+    assert_eq!(by[&Currency::UsdcSol], "25000000");
+    assert_eq!(by[&Currency::UsdtBnb], "25000000000000000000");
+    // A bare coin names no network; a token only fits a price in that token.
+    for (list, currency) in [(vec!["USDC"], "USD"), (vec!["USDT.SOL"], "USD"), (vec!["USDC.ETH"], "ETH")] {
+        let bad = EventInput {
+            supported_crypto: Some(list.iter().map(|s| s.to_string()).collect()),
+            ticket_currency: currency.into(),
+            ticket_price: "1".into(),
+            ..input(start)
+        };
+        assert!(NewEvent::parse(bad, now_ms()).is_err(), "{list:?} for a {currency} price");
+    }
+    // Priced in a token: paid in exactly that token.
+    let usdc = EventInput { ticket_currency: "USDC.ETH".into(), ticket_price: "12.5".into(), ..input(start) };
+    let id = new_event(&store, &alice, usdc).await;
+    let e = store.event(id).await.unwrap().unwrap();
+    assert_eq!((e.price, e.supported_crypto.clone()), (Amount::new(Currency::UsdcEth, 12_500_000), vec![Currency::UsdcEth]));
+});

@@ -13,7 +13,8 @@ import { $, formatDate, h, say, sayError, siteHeader } from "/pages/ui.js";
 siteHeader();
 const message = $("#message");
 const formMessage = $("#form-message");
-const CRYPTO = ["HIVE", "HBD", "BTC", "ETH", "SOL", "POL", "BNB", "XMR"];
+const CRYPTO = ["HIVE", "HBD", "BTC", "ETH", "SOL", "POL", "BNB", "XMR",
+  "USDC.ETH", "USDC.POL", "USDC.BNB", "USDC.SOL", "USDT.ETH", "USDT.POL", "USDT.BNB"];
 const KEY = "dlux-creator";
 const state = (window.dluxDashboard = { session: null, events: [], feed: [], attendees: [], watching: null });
 let feedAbort = null;

@@ -109,10 +109,12 @@ export const CHAINS = [
   { value: "xmr", label: "Monero (XMR)", wallet: "paste" },
 ];
 
-/** The chain a currency is paid on. */
+/** The chain a currency is paid on: a token's network (`USDC.POL` → `pol`), Hive for HBD. */
 export function chainOf(currency) {
   const c = String(currency).toLowerCase();
-  return c === "hbd" ? "hive" : c === "usdc" ? "sol" : c;
+  const token = c.match(/^(?:usdc|usdt)[._-](\w+)$/);
+  if (token) return token[1];
+  return c === "hbd" ? "hive" : c;
 }
 
 /** A copy-to-clipboard button for the text `get()` returns. */
