@@ -914,6 +914,10 @@ impl Store {
         now: i64,
     ) -> Result<Event, EventChangeError> {
         let mut tx = self.pool().begin().await?;
+        // Write first: on SQLite a transaction that reads and then writes cannot wait for the write lock (it
+        // fails at once with SQLITE_BUSY while another connection holds it, e.g. one still rolling back);
+        // taking it first makes it wait its turn. On PostgreSQL this locks the row for the edit.
+        sqlx::query("UPDATE events SET updated_at = updated_at WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let current = event_in(&mut *tx, id).await?.ok_or(EventChangeError::NotFound)?;
         if matches!(current.status_at(now), EventStatus::Cancelled | EventStatus::Ended) {
             return Err(EventChangeError::EventClosed);
