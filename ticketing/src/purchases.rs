@@ -27,6 +27,8 @@ use crate::audit::{self, AuditEntry};
 use crate::rates::{convert_usd, RateError, RateSource};
 use crate::store::{Store, StoreError};
 
+mod batch;
+
 /// How long a quote's rate and seat are held.
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
 /// How long after an event ends the creator's payout becomes due (refunds stay possible until then).
@@ -167,7 +169,11 @@ struct EventTerms {
     event_end: i64,
     sales_start: i64,
     sales_end: i64,
+    creator_account: String,
 }
+
+const EVENT_TERMS_COLUMNS: &str =
+    "id, price_units, price_currency, supported_crypto, status, event_end, sales_start, sales_end, creator_account";
 
 impl EventTerms {
     fn price(&self) -> Result<Amount, StoreError> {
@@ -181,10 +187,7 @@ impl EventTerms {
 }
 
 async fn event_terms(store: &Store, event_id: i64) -> Result<Option<EventTerms>, StoreError> {
-    Ok(sqlx::query_as::<_, EventTerms>(
-        "SELECT id, price_units, price_currency, supported_crypto, status, event_end, sales_start, sales_end \
-         FROM events WHERE id = $1",
-    )
+    Ok(sqlx::query_as::<_, EventTerms>(&format!("SELECT {EVENT_TERMS_COLUMNS} FROM events WHERE id = $1"))
     .bind(event_id)
     .fetch_optional(store.pool())
     .await?)
@@ -302,6 +305,9 @@ pub struct Purchases {
     rates: Arc<dyn RateSource>,
     settings: Arc<PaymentSettings>,
     secret: Arc<Vec<u8>>,
+    /// Whether `report_payments` credits the common case set-wise (see `batch`); off only in tests.
+    bulk_credit: bool,
+    bulk_credited: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A request for a quote, parsed at the edge.
@@ -314,7 +320,14 @@ pub struct QuoteRequest {
 
 impl Purchases {
     pub fn new(store: Store, rates: Arc<dyn RateSource>, settings: PaymentSettings, secret: &[u8]) -> Self {
-        Purchases { store, rates, settings: Arc::new(settings), secret: Arc::new(secret.to_vec()) }
+        Purchases {
+            store,
+            rates,
+            settings: Arc::new(settings),
+            secret: Arc::new(secret.to_vec()),
+            bulk_credit: true,
+            bulk_credited: Arc::default(),
+        }
     }
 
     pub fn settings(&self) -> &PaymentSettings {
@@ -568,43 +581,57 @@ impl Purchases {
     /// Records a watcher's sighting and, when final, credits it. Idempotent per (chain, txid, output).
     #[tracing::instrument(skip(self, report), fields(chain = %report.chain, txid = %report.txid, output = report.output_index))]
     pub async fn report_payment(&self, report: PaymentReport, now: i64) -> Result<PaymentOutcome, PurchaseError> {
-        let quote = self.match_quote(&report).await?;
-        let Some(quote) = quote else {
-            return self.record_unmatched(&report, now).await;
-        };
-        // For a quote that expired with its seat released, the ticket needs the price as of now.
-        let event = event_terms(&self.store, quote.event_id).await?.ok_or(PurchaseError::EventNotFound(quote.event_id))?;
-        let current_price = match event.price()? {
-            p if p.currency == Currency::Usd => match self.rates.usd_rate(quote.currency()?).await {
-                Ok(rate) => convert_usd(p, quote.currency()?, rate).ok(),
+        let mut outcomes = self.report_payments(vec![report], now).await?;
+        outcomes.pop().expect("one outcome per report")
+    }
+
+    /// The price of a ticket bought now, in `currency` (a USD price at today's rate); `None` when no rate.
+    async fn current_price(&self, event: &EventTerms, currency: Currency) -> Result<Option<Amount>, StoreError> {
+        Ok(match event.price()? {
+            p if p.currency == Currency::Usd => match self.rates.usd_rate(currency).await {
+                Ok(rate) => convert_usd(p, currency, rate).ok(),
                 Err(_) => None,
             },
             p => Some(p),
-        };
+        })
+    }
 
-        let mut tx = self.store.pool().begin().await?;
+    /// One report inside the caller's transaction: the general path, for every case (see `batch` for the
+    /// common one done set-wise). `quote` and `event` were read before the transaction; the quote is re-read
+    /// under its lock here.
+    #[allow(clippy::too_many_arguments)]
+    async fn report_in_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        report: &PaymentReport,
+        quote: Option<&QuoteRow>,
+        event: Option<&EventTerms>,
+        current_price: Option<Amount>,
+        now: i64,
+    ) -> Result<PaymentOutcome, PurchaseError> {
+        let Some(quote) = quote else {
+            return self.record_unmatched(tx, report, now).await;
+        };
+        let event = event.ok_or(PurchaseError::EventNotFound(quote.event_id))?;
         // Writing the quote row first serialises every report for this quote (row lock on PostgreSQL, the
         // write lock on SQLite) before anything is read.
-        sqlx::query("UPDATE quotes SET updated_at = $2 WHERE id = $1").bind(&quote.id).bind(now).execute(&mut *tx).await?;
-        let quote: QuoteRow = sqlx::query_as(&format!("SELECT {QUOTE_COLUMNS} FROM quotes WHERE id = $1"))
+        let quote: QuoteRow = sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
             .bind(&quote.id)
-            .fetch_one(&mut *tx)
+            .bind(now)
+            .fetch_one(&mut **tx)
             .await?;
-        let existing: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
                 .bind(report.chain.as_str())
                 .bind(&report.txid)
                 .bind(report.output_index)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
-        if let Some((_, status)) = &existing {
-            if matches!(status.as_str(), "confirmed" | "credited" | "refund_due") {
-                tx.rollback().await?;
-                return Ok(PaymentOutcome::AlreadyProcessed);
-            }
+        if existing.as_deref().is_some_and(is_final_payment_status) {
+            return Ok(PaymentOutcome::AlreadyProcessed);
         }
         let status = if report.is_final { "confirmed" } else { "confirming" };
-        let payment_id = upsert_payment(&mut tx, &report, Some(&quote.id), status, now).await?;
+        let payment_id = upsert_payment(tx, report, Some(&quote.id), status, now).await?;
 
         if !report.is_final {
             if quote.is_open() {
@@ -614,19 +641,15 @@ impl Purchases {
                     .bind(quote_status)
                     .bind(report.confirmations)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
-            tx.commit().await?;
             return Ok(PaymentOutcome::Pending {
                 confirmations: report.confirmations,
                 required: quote.confirmations_required,
             });
         }
-
-        let outcome = self.credit(&mut tx, &quote, &event, payment_id, &report, current_price, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.credit(tx, &quote, event, payment_id, report, current_price, now).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -729,17 +752,14 @@ impl Purchases {
         let ticket_id = self.issue_ticket(tx, quote, total, now).await?;
         let split = price.split();
         let due_at = event.event_end + self.settings.payout_delay_ms;
-        let creator: String = sqlx::query_scalar("SELECT creator_account FROM events WHERE id = $1")
-            .bind(quote.event_id)
-            .fetch_one(&mut **tx)
-            .await?;
+        let creator = &event.creator_account;
         insert_ledger(tx, LedgerInsert {
             event_id: Some(quote.event_id), ticket_id: Some(ticket_id), quote_id: Some(&quote.id), payment_id: Some(payment_id),
             kind: "commission", reason: "sale", amount: split.commission, recipient: Some("platform"), status: "pending", due_at: Some(due_at), now,
         }).await?;
         insert_ledger(tx, LedgerInsert {
             event_id: Some(quote.event_id), ticket_id: Some(ticket_id), quote_id: Some(&quote.id), payment_id: Some(payment_id),
-            kind: "payout", reason: "sale", amount: split.payout, recipient: Some(&creator), status: "pending", due_at: Some(due_at), now,
+            kind: "payout", reason: "sale", amount: split.payout, recipient: Some(creator), status: "pending", due_at: Some(due_at), now,
         }).await?;
         if let Some(excess) = total.checked_sub(price).filter(|e| e.units > 0) {
             insert_ledger(tx, LedgerInsert {
@@ -779,9 +799,7 @@ impl Purchases {
         paid: Amount,
         now: i64,
     ) -> Result<i64, PurchaseError> {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let token = new_ticket_token();
         let signature = self.access_signature(quote.event_id, &quote.chain, &quote.wallet_address, &token);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tickets (event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
@@ -845,8 +863,12 @@ impl Purchases {
     }
 
     /// A final payment that names no quote we know (e.g. a memo for a non-existent event) is owed back.
-    async fn record_unmatched(&self, report: &PaymentReport, now: i64) -> Result<PaymentOutcome, PurchaseError> {
-        let mut tx = self.store.pool().begin().await?;
+    async fn record_unmatched(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        report: &PaymentReport,
+        now: i64,
+    ) -> Result<PaymentOutcome, PurchaseError> {
         let status = if report.is_final { "refund_due" } else { "confirming" };
         let inserted = sqlx::query(
             "INSERT INTO payments (chain, txid, output_index, currency, amount_units, from_address, to_address, memo, \
@@ -866,7 +888,7 @@ impl Purchases {
         .bind(report.confirmations)
         .bind(status)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {
             let previous: String = sqlx::query_scalar(
@@ -875,10 +897,9 @@ impl Purchases {
             .bind(report.chain.as_str())
             .bind(&report.txid)
             .bind(report.output_index)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             if previous != "confirming" || !report.is_final {
-                tx.rollback().await?;
                 return Ok(PaymentOutcome::AlreadyProcessed);
             }
             sqlx::query("UPDATE payments SET status = 'refund_due', updated_at = $4 WHERE chain = $1 AND txid = $2 AND output_index = $3")
@@ -886,22 +907,21 @@ impl Purchases {
                 .bind(&report.txid)
                 .bind(report.output_index)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         if !report.is_final {
-            tx.commit().await?;
             return Ok(PaymentOutcome::Pending { confirmations: report.confirmations, required: self.settings.confirmations_required(report.chain) });
         }
         let payment_id: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
             .bind(report.chain.as_str())
             .bind(&report.txid)
             .bind(report.output_index)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let event_id = report.memo.as_deref().and_then(parse_memo).map(|m| m.event_id);
         let known_event = match event_id {
-            Some(id) => event_terms(&self.store, id).await?.map(|e| e.id),
+            Some(id) => sqlx::query_scalar::<_, i64>("SELECT id FROM events WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?,
             None => None,
         };
         let recipient = report
@@ -910,12 +930,11 @@ impl Purchases {
             .and_then(parse_memo)
             .map(|m| m.wallet)
             .or_else(|| report.from_address.clone());
-        insert_ledger(&mut tx, LedgerInsert {
+        insert_ledger(tx, LedgerInsert {
             event_id: known_event, ticket_id: None, quote_id: None, payment_id: Some(payment_id),
             kind: "refund", reason: "unmatched", amount: report.amount, recipient: recipient.as_deref(), status: "due", due_at: Some(now), now,
         }).await?;
-        audit::record(&mut *tx, &AuditEntry::new("watcher", "payment.unmatched").subject(&report.txid)).await?;
-        tx.commit().await?;
+        audit::record(&mut **tx, &AuditEntry::new("watcher", "payment.unmatched").subject(&report.txid)).await?;
         Ok(PaymentOutcome::RefundDue { reason: "unmatched" })
     }
 
@@ -1160,6 +1179,18 @@ async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) 
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A ticket's bearer token: 32 random bytes, base64url.
+fn new_ticket_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// A payment in one of these states was final and has been dealt with: a later report of it changes nothing.
+fn is_final_payment_status(status: &str) -> bool {
+    matches!(status, "confirmed" | "credited" | "refund_due")
 }
 
 async fn upsert_payment(

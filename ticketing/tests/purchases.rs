@@ -303,3 +303,105 @@ store_test!(orphaned_sighting_returns_quote_to_awaiting, |store: Store| async mo
     r.confirmations = 2;
     assert!(matches!(p.report_payment(r, NOW + 3).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
 });
+
+/// One mixed batch of reports, as a watcher sends a block's: run with the set-wise path on or off. Returns the
+/// outcomes (ticket ids dropped) and every row the money path writes, keyed by what is stable across runs.
+async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u64) {
+    let p = purchases(store).with_bulk_credit(bulk);
+    let event_id = event(store, 10, (Currency::Hive, "25"), "HIVE,HBD").await;
+    let mut q = Vec::new();
+    for i in 0..8 {
+        q.push(p.create_quote(hive_quote(event_id, &format!("buyer{i}")), NOW).await.unwrap());
+    }
+    // A sighting before the batch (final in it), and a late payer whose quote expired and was swept.
+    p.report_payment(report(&q[5], "tx5", 25_000, 0, false), NOW + 1).await.unwrap();
+    let late = p.create_quote(hive_quote(event_id, "late"), NOW - 20 * 60 * 1000).await.unwrap();
+    assert_eq!(p.expire_quotes(None, NOW + 1).await.unwrap(), 1);
+    let by_id = |quote: &ticketing::purchases::QuoteRow, txid: &str, units: u128| PaymentReport {
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        ..report(quote, txid, units, 3, true)
+    };
+    let batch = vec![
+        report(&q[0], "tx0", 25_000, 3, true),                     // exact
+        by_id(&q[1], "tx1", 30_000),                               // overpaid, named by id
+        report(&q[2], "tx2", 10_000, 3, true),                     // underpaid
+        report(&q[3], "tx3a", 20_000, 3, true),                    // two outputs ...
+        report(&q[4], "tx4", 25_000, 0, false),                    // not final yet
+        PaymentReport { output_index: 1, ..report(&q[3], "tx3a", 5_000, 3, true) }, // ... of one quote
+        report(&q[5], "tx5", 25_000, 3, true),                     // seen before, final now
+        report(&late, "tx-late", 25_000, 3, true),                 // expired, seat left
+        PaymentReport { amount: Amount::new(Currency::Hbd, 25_000), ..report(&q[6], "tx6", 0, 3, true) }, // wrong currency
+        PaymentReport { memo: Some("event:999:wallet:mallory".into()), ..report(&q[7], "tx7", 25_000, 3, true) }, // unknown event
+    ];
+    let mut outcomes: Vec<String> = p
+        .report_payments(batch, NOW + 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| match o {
+            Ok(PaymentOutcome::TicketIssued { .. }) => "ticket".to_owned(),
+            Ok(other) => format!("{other:?}"),
+            Err(err) => format!("error: {err}"),
+        })
+        .collect();
+    // And once more, all of it already dealt with except the pending one.
+    outcomes.push(format!("{:?}", p.report_payment(report(&q[0], "tx0", 25_000, 9, true), NOW + 3).await.unwrap()));
+
+    let rows = |sql: &'static str| async move {
+        sqlx::query_as::<_, (String,)>(sql).fetch_all(store.pool()).await.unwrap().into_iter().map(|(r,)| r).collect::<Vec<_>>()
+    };
+    let mut dump = Vec::new();
+    dump.extend(rows("SELECT wallet_address || '|' || status || '|' || holds_seat || '|' || received_units || '|' || confirmations \
+                      FROM quotes ORDER BY wallet_address").await);
+    dump.extend(rows("SELECT p.txid || '|' || p.output_index || '|' || COALESCE(q.wallet_address, '-') || '|' || p.status || '|' || \
+                      p.currency || '|' || p.amount_units || '|' || p.confirmations || '|' || COALESCE(p.block_hash, '-') || '|' || \
+                      p.to_address || '|' || COALESCE(p.memo, '-') FROM payments p LEFT JOIN quotes q ON q.id = p.quote_id \
+                      ORDER BY p.txid, p.output_index").await);
+    dump.extend(rows("SELECT t.wallet_address || '|' || t.amount_paid_units || '|' || t.currency || '|' || t.status || '|' || \
+                      length(t.token) || '|' || length(t.access_signature) FROM tickets t ORDER BY t.wallet_address").await);
+    dump.extend(rows("SELECT COALESCE(q.wallet_address, '-') || '|' || COALESCE(p.txid, '-') || '|' || l.kind || '|' || l.reason || '|' || \
+                      l.currency || '|' || l.amount_units || '|' || COALESCE(l.recipient, '-') || '|' || l.status || '|' || \
+                      COALESCE(l.due_at, 0) || '|' || (CASE WHEN l.ticket_id IS NULL THEN 'no ticket' ELSE 'ticket' END) \
+                      FROM ledger_entries l LEFT JOIN quotes q ON q.id = l.quote_id LEFT JOIN payments p ON p.id = l.payment_id \
+                      ORDER BY 1").await);
+    dump.extend(rows("SELECT action || '|' || COALESCE(subject, '-') FROM audit_log WHERE action <> 'ticket.issued' ORDER BY 1").await);
+    dump.extend(rows("SELECT q.wallet_address || '|' || a.action FROM audit_log a JOIN quotes q ON q.id = a.subject \
+                      WHERE a.action = 'ticket.issued' ORDER BY 1").await);
+    dump.extend(rows("SELECT seats_held || '|' || tickets_sold FROM events").await);
+    // Quote ids are random: keep their place, not their value.
+    let dump = dump
+        .into_iter()
+        .map(|row| {
+            let mut out = String::new();
+            let mut rest = row.as_str();
+            while let Some(at) = rest.find("q_") {
+                out.push_str(&rest[..at]);
+                out.push_str("q_*");
+                rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+            }
+            out + rest
+        })
+        .collect();
+    (outcomes, dump, p.bulk_credited())
+}
+
+store_test!(bulk_and_one_by_one_credit_write_the_same_rows, |store: Store| async move {
+    let (bulk_outcomes, bulk_rows, credited) = mixed_batch(&store, true).await;
+    let other = ticketing::testing::TestDb::new(store.backend()).await;
+    let (outcomes, rows, none) = mixed_batch(&other.store().await, false).await;
+    assert_eq!(bulk_outcomes, outcomes);
+    assert_eq!(bulk_rows, rows);
+    // The set-wise path took the exact, overpaid and seen-before payments; the rest went one by one.
+    assert_eq!((credited, none), (3, 0));
+    assert_eq!(
+        outcomes,
+        [
+            "ticket", "ticket", "Partial { remaining: Amount { currency: Hive, units: 15000 } }", "Partial { remaining: Amount { currency: Hive, units: 5000 } }",
+            "Pending { confirmations: 0, required: 1 }", "ticket", "ticket", "ticket", "RefundDue { reason: \"wrong_currency\" }",
+            "RefundDue { reason: \"unmatched\" }", "AlreadyProcessed",
+        ]
+    );
+    // Seats: q2, q4 and q7 still hold theirs, q6's was given back; five sold, the late payer's among them.
+    assert_eq!(rows.last().map(String::as_str), Some("3|5"), "{rows:#?}");
+});

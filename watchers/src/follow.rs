@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use futures_util::{StreamExt, TryStreamExt};
 
 use ticketing::purchases::PaymentReport;
 
@@ -33,10 +32,6 @@ pub type QuoteAddresses = HashMap<String, String>;
 /// broadcast just before expiry may confirm after it, and a second payment to a paid quote is owed back.
 /// Ticketing decides what such late payments are worth.
 pub const LATE_PAYMENT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// Reports in flight at once while ingesting a block, on PostgreSQL. SQLite has one writer, and its busy
-/// handler sleeps while it waits, so there reports go one at a time.
-pub const REPORT_CONCURRENCY: usize = 8;
 
 /// One scanned block and the transfers in it that pay open quotes.
 #[derive(Debug, Clone)]
@@ -456,20 +451,10 @@ impl ChainFollower {
             }
             sightings.push(sighting);
         }
-        // Reports for different outputs are independent (ticketing serialises those of one quote), so a full
-        // block is reported a few at a time where the store has concurrent writers.
-        let concurrency = match ctx.purchases().store().backend() {
-            ticketing::Backend::Postgres => REPORT_CONCURRENCY,
-            ticketing::Backend::Sqlite => 1,
-        };
-        let outcomes: Vec<(PaymentReport, bool)> = futures_util::stream::iter(sightings)
-            .map(|sighting| async move {
-                let accepted = ctx.report(sighting.clone()).await?.is_some();
-                Ok::<_, WatchError>((sighting, accepted))
-            })
-            .buffer_unordered(concurrency)
-            .try_collect()
-            .await?;
+        // A block's sightings go to ticketing in one call, which credits them in a few statements per
+        // transaction (see `ticketing::purchases::Purchases::report_payments`).
+        let outcomes = ctx.report_batch(sightings.clone()).await?;
+        let outcomes = sightings.into_iter().zip(outcomes.into_iter().map(|o| o.is_some()));
         for (sighting, accepted) in outcomes {
             let key = (sighting.txid.clone(), sighting.output_index);
             if is_final {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chains::Chain;
 use ticketing::cursors::Cursor;
-use ticketing::purchases::{PaymentOutcome, PaymentReport, PurchaseError, Purchases, QuoteRow};
+use ticketing::purchases::{PaymentOutcome, PaymentReport, Purchases, QuoteRow};
 use ticketing::StoreError;
 
 use crate::metrics::ChainMetrics;
@@ -212,26 +212,36 @@ impl WatchContext {
     /// Reports a transfer. `Ok(None)` means ticketing refused this one report for a reason of its own (logged
     /// and counted, the watcher goes on); a store failure is an `Err` (the tick fails and is retried).
     pub async fn report(&self, report: PaymentReport) -> Result<Option<PaymentOutcome>, WatchError> {
-        let (txid, index, is_final) = (report.txid.clone(), report.output_index, report.is_final);
-        match self.purchases.report_payment(report, self.now()).await {
-            Ok(outcome) => {
-                if is_final {
-                    if outcome != PaymentOutcome::AlreadyProcessed {
-                        self.metrics.payments_confirmed.inc();
+        Ok(self.report_batch(vec![report]).await?.pop().flatten())
+    }
+
+    /// Reports several transfers (a block's) in order, in as few store transactions as ticketing needs: one
+    /// outcome per report, as [`WatchContext::report`] gives for each.
+    pub async fn report_batch(&self, reports: Vec<PaymentReport>) -> Result<Vec<Option<PaymentOutcome>>, WatchError> {
+        let keys: Vec<(String, i64, bool)> = reports.iter().map(|r| (r.txid.clone(), r.output_index, r.is_final)).collect();
+        let results = self.purchases.report_payments(reports, self.now()).await.map_err(WatchError::Store)?;
+        Ok(keys
+            .into_iter()
+            .zip(results)
+            .map(|((txid, index, is_final), result)| match result {
+                Ok(outcome) => {
+                    if is_final {
+                        if outcome != PaymentOutcome::AlreadyProcessed {
+                            self.metrics.payments_confirmed.inc();
+                        }
+                    } else if matches!(outcome, PaymentOutcome::Pending { .. }) {
+                        self.metrics.payments_pending_reports.inc();
                     }
-                } else if matches!(outcome, PaymentOutcome::Pending { .. }) {
-                    self.metrics.payments_pending_reports.inc();
+                    tracing::debug!(chain = %self.chain, %txid, index, is_final, ?outcome, "payment reported");
+                    Some(outcome)
                 }
-                tracing::debug!(chain = %self.chain, %txid, index, is_final, ?outcome, "payment reported");
-                Ok(Some(outcome))
-            }
-            Err(PurchaseError::Store(err)) => Err(WatchError::Store(err)),
-            Err(err) => {
-                self.metrics.skipped.inc();
-                tracing::warn!(chain = %self.chain, %txid, index, code = err.code(), error = %err, "payment report refused");
-                Ok(None)
-            }
-        }
+                Err(err) => {
+                    self.metrics.skipped.inc();
+                    tracing::warn!(chain = %self.chain, %txid, index, code = err.code(), error = %err, "payment report refused");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Withdraws a sighting whose block is no longer canonical (or whose transaction was replaced).
