@@ -783,6 +783,18 @@ fn supported_text(list: &[Currency]) -> String {
 }
 
 /// Reads one event inside a transaction (or on any executor).
+/// Reads an event inside a transaction that will write, taking the write lock first: on SQLite a transaction
+/// that reads and then writes cannot wait for the lock (it fails at once with SQLITE_BUSY while another
+/// connection holds it, e.g. one still rolling back), so the no-op write makes it wait its turn; on PostgreSQL it
+/// locks the event's row for the change.
+pub(crate) async fn event_for_update(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+) -> Result<Option<Event>, StoreError> {
+    sqlx::query("UPDATE events SET updated_at = updated_at WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    event_in(&mut **tx, id).await
+}
+
 pub async fn event_in<'e, E>(executor: E, id: i64) -> Result<Option<Event>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
@@ -914,11 +926,7 @@ impl Store {
         now: i64,
     ) -> Result<Event, EventChangeError> {
         let mut tx = self.pool().begin().await?;
-        // Write first: on SQLite a transaction that reads and then writes cannot wait for the write lock (it
-        // fails at once with SQLITE_BUSY while another connection holds it, e.g. one still rolling back);
-        // taking it first makes it wait its turn. On PostgreSQL this locks the row for the edit.
-        sqlx::query("UPDATE events SET updated_at = updated_at WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        let current = event_in(&mut *tx, id).await?.ok_or(EventChangeError::NotFound)?;
+        let current = event_for_update(&mut tx, id).await?.ok_or(EventChangeError::NotFound)?;
         if matches!(current.status_at(now), EventStatus::Cancelled | EventStatus::Ended) {
             return Err(EventChangeError::EventClosed);
         }
@@ -1017,7 +1025,7 @@ impl Store {
     /// Draft → published.
     pub async fn publish_event(&self, id: i64, actor: &str, now: i64) -> Result<Event, EventChangeError> {
         let mut tx = self.pool().begin().await?;
-        let current = event_in(&mut *tx, id).await?.ok_or(EventChangeError::NotFound)?;
+        let current = event_for_update(&mut tx, id).await?.ok_or(EventChangeError::NotFound)?;
         if current.stored_status != StoredStatus::Draft {
             return Err(EventChangeError::NotDraft);
         }
@@ -1042,7 +1050,7 @@ impl Store {
     /// payments become refund due and pending payouts are cancelled ([`crate::purchases::on_event_cancelled`]).
     pub async fn cancel_event(&self, id: i64, actor: &str, now: i64) -> Result<Event, EventChangeError> {
         let mut tx = self.pool().begin().await?;
-        let current = event_in(&mut *tx, id).await?.ok_or(EventChangeError::NotFound)?;
+        let current = event_for_update(&mut tx, id).await?.ok_or(EventChangeError::NotFound)?;
         match current.status_at(now) {
             EventStatus::Cancelled => return Err(EventChangeError::AlreadyCancelled),
             EventStatus::Ended => return Err(EventChangeError::AlreadyEnded),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditEntry};
 use crate::creators::AccountName;
-use crate::events::{event_in, EventStatus, RatingSummary};
+use crate::events::{event_for_update, EventStatus, RatingSummary};
 use crate::store::{Store, StoreError};
 
 pub const COMMENT_MAX: usize = 2_000;
@@ -121,7 +121,7 @@ impl Store {
             return Err(RatingError::CommentTooLong);
         }
         let mut tx = self.pool().begin().await?;
-        let event = event_in(&mut *tx, rating.event_id).await?.ok_or(RatingError::EventNotFound)?;
+        let event = event_for_update(&mut tx, rating.event_id).await?.ok_or(RatingError::EventNotFound)?;
         match event.status_at(now) {
             EventStatus::Ended => {}
             EventStatus::Cancelled => return Err(RatingError::EventCancelled),
