@@ -75,7 +75,6 @@ impl Application {
         };
         let hub = build_hub(&settings, turn.clone());
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
-        let tokens = Arc::new(token_contracts(&settings)?);
         let shutdown = CancellationToken::new();
         let watcher_config = watchers_config(&settings)?;
         let watchers = if watchers_configured(&watcher_config) {
@@ -111,7 +110,6 @@ impl Application {
             store,
             rates,
             purchases,
-            tokens,
             hub,
             connections: tokio_util::task::TaskTracker::new(),
             feed,
@@ -351,6 +349,7 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     }
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
+    payments.tokens = token_contracts(settings)?;
     Ok(payments)
 }
 

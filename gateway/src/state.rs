@@ -14,8 +14,6 @@ pub struct AppState {
     pub rates: Arc<dyn ticketing::rates::RateSource>,
     /// Quotes, payments, tickets and the ledger.
     pub purchases: ticketing::purchases::Purchases,
-    /// The stablecoin contracts and mints buyers may pay with (`payments.tokens`).
-    pub tokens: Arc<ticketing::tokens::TokenContracts>,
     /// Hive account keys (posting/active), for creator sign-in and Hive wallet signatures.
     pub hive_keys: Arc<dyn chains::signature::HiveKeySource>,
     pub metrics: Arc<Metrics>,

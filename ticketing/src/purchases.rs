@@ -47,6 +47,8 @@ pub struct PaymentSettings {
     pub confirmations: HashMap<Chain, i64>,
     pub quote_ttl_ms: i64,
     pub payout_delay_ms: i64,
+    /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
+    pub tokens: crate::tokens::TokenContracts,
 }
 
 impl PaymentSettings {
@@ -61,6 +63,7 @@ impl PaymentSettings {
             confirmations: default_confirmations(),
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
+            tokens: crate::tokens::TokenContracts::new(),
         }
     }
 
@@ -446,7 +449,10 @@ impl Purchases {
             Chain::Sol => self.settings.sol_account.is_some(),
             Chain::Xmr => self.settings.xmr.is_some(),
         };
-        if ok { Ok(()) } else { Err(PurchaseError::PaymentMethodUnavailable(currency)) }
+        if !ok {
+            return Err(PurchaseError::PaymentMethodUnavailable(currency));
+        }
+        self.settings.tokens.check_quotable(currency)
     }
 
     /// Address, memo and reference that tie a payment to quote `id`.
@@ -1416,6 +1422,9 @@ pub fn parse_memo(memo: &str) -> Option<Memo> {
 
 /// The payment URI a wallet or QR code understands.
 pub fn payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option<String> {
+    if quote.currency().ok()?.is_token() {
+        return crate::tokens::token_payment_uri(quote, settings);
+    }
     let amount = quote.amount().ok()?;
     let chain = quote.chain().ok()?;
     let enc = |s: &str| s.replace('%', "%25").replace(' ', "%20").replace(':', "%3A").replace('&', "%26").replace('?', "%3F").replace('=', "%3D");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chains::{Chain, Currency};
 
-use crate::purchases::{self, PaymentSettings, PurchaseError, QuoteRow};
+use crate::purchases::{PaymentSettings, PurchaseError, QuoteRow};
 
 /// Token currency → contract address (EVM, lower-case) or mint (Solana, base58).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,14 +62,11 @@ impl TokenContracts {
     }
 }
 
-/// The payment URI a wallet or QR code understands, for any quote: a token transfer for token quotes
-/// (EIP-681 `transfer` on the token contract; Solana Pay with `spl-token`), else the native one.
-pub fn payment_uri(quote: &QuoteRow, settings: &PaymentSettings, tokens: &TokenContracts) -> Option<String> {
+/// The payment URI of a token quote: EIP-681 `transfer` on the token contract, or Solana Pay with `spl-token`
+/// (`purchases::payment_uri` gives every quote's, this one's included). `None` for a token not configured.
+pub fn token_payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option<String> {
     let currency = quote.currency().ok()?;
-    if !currency.is_token() {
-        return purchases::payment_uri(quote, settings);
-    }
-    let contract = tokens.contract(currency)?;
+    let contract = settings.tokens.contract(currency)?;
     let amount = quote.amount().ok()?;
     Some(match currency.chain()? {
         chain @ (Chain::Eth | Chain::Pol | Chain::Bnb) => {
@@ -100,6 +97,7 @@ fn query_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::purchases;
 
     const USDC_ETH: &str = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
     const USDC_SOL: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
@@ -161,34 +159,35 @@ mod tests {
 
     #[test]
     fn erc20_quotes_get_an_eip681_transfer_call() {
-        let settings = PaymentSettings::new("dlux-tickets");
+        let mut settings = PaymentSettings::new("dlux-tickets");
+        settings.tokens = contracts();
         let to = "0x9858effd232b4033e47d90003d41ec34ecaeda94";
         let q = quote(Currency::UsdcEth, "25000000", to, None);
         assert_eq!(
-            payment_uri(&q, &settings, &contracts()).unwrap(),
+            purchases::payment_uri(&q, &settings).unwrap(),
             format!("ethereum:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48@1/transfer?address={to}&uint256=25000000")
         );
         let q = quote(Currency::UsdtBnb, "25000000000000000000", to, None);
         assert_eq!(
-            payment_uri(&q, &settings, &contracts()).unwrap(),
+            purchases::payment_uri(&q, &settings).unwrap(),
             format!("ethereum:0x55d398326f99059ff775485246999027b3197955@56/transfer?address={to}&uint256=25000000000000000000")
         );
         // Without its contract there is nothing to ask a wallet for.
-        assert_eq!(payment_uri(&quote(Currency::UsdcPol, "1", to, None), &settings, &contracts()), None);
+        assert_eq!(purchases::payment_uri(&quote(Currency::UsdcPol, "1", to, None), &settings), None);
         // Native quotes keep their URI.
         let eth = quote(Currency::Eth, "5", to, None);
-        assert_eq!(payment_uri(&eth, &settings, &contracts()), purchases::payment_uri(&eth, &settings));
-        assert_eq!(payment_uri(&eth, &settings, &contracts()).unwrap(), format!("ethereum:{to}@1?value=5"));
+        assert_eq!(purchases::payment_uri(&eth, &settings).unwrap(), format!("ethereum:{to}@1?value=5"));
     }
 
     #[test]
     fn spl_quotes_get_a_solana_pay_transfer_request() {
-        let settings = PaymentSettings::new("dlux-tickets");
+        let mut settings = PaymentSettings::new("dlux-tickets");
+        settings.tokens = contracts();
         let recipient = "4vrde3cq8yD6cB9qJV7jRXocpa1KDNd9MJPMX3R891xV";
         let reference = "7Np41oeYqPefeNQEHSv1UDhYrehxin3NStELsSKCT4K2";
         let q = quote(Currency::UsdcSol, "12500000", recipient, Some(reference));
         assert_eq!(
-            payment_uri(&q, &settings, &contracts()).unwrap(),
+            purchases::payment_uri(&q, &settings).unwrap(),
             format!("solana:{recipient}?amount=12.5&spl-token={USDC_SOL}&reference={reference}&label=Ticket&memo=q_0123abcd")
         );
     }

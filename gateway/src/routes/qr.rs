@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
-use ticketing::tokens::payment_uri;
+use ticketing::purchases::payment_uri;
 
 use crate::error::{ApiError, ApiResult, Path};
 use crate::state::AppState;
@@ -44,7 +44,7 @@ pub async fn quote_qr(State(state): State<AppState>, Path(id): Path<String>) -> 
         return Err(not_found());
     }
     let quote = state.purchases.quote(&id).await?.ok_or_else(not_found)?;
-    let uri = payment_uri(&quote, state.purchases.settings(), &state.tokens)
+    let uri = payment_uri(&quote, state.purchases.settings())
         .ok_or_else(|| ApiError::unprocessable("no_payment_uri", "this quote has no payment URI to encode"))?;
     let svg = qr_svg(&uri).ok_or_else(|| ApiError::internal("the payment URI does not fit in a QR code"))?;
     // A quote's URI never changes, so the image can be cached for as long as the quote can be paid.
