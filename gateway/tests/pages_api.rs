@@ -7,22 +7,9 @@ mod creator_support;
 use creator_support::token_for;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use ticketing::creators::{AccountName, Tier};
 
 async fn on_sale_event(app: &common::TestApp) -> i64 {
-    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
-    let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Show <b>&', 'custom', 's', '2500', 'USD', 'HIVE,HBD', 10, $1, $2, $3, $1, $3, $3) RETURNING id",
-    )
-    .bind(now + 3_600_000)
-    .bind(now + 7_200_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    app.usd_event_on_sale("Show <b>&", 10, "HIVE,HBD").await
 }
 
 async fn error_code(res: reqwest::Response) -> (StatusCode, String) {

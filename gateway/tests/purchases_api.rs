@@ -7,25 +7,11 @@ use std::sync::Arc;
 use chains::{Amount, Chain, Currency};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
 
 async fn on_sale_event(app: &common::TestApp, seats: i64) -> i64 {
-    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
-    let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Show', 'custom', 's', '2500', 'USD', 'HIVE,HBD,BTC', $1, $2, $3, $4, $2, $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now + 3_600_000)
-    .bind(now + 7_200_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    app.usd_event_on_sale("Show", seats, "HIVE,HBD,BTC").await
 }
 
 /// A watcher's view of the same database (reports go through the ticketing crate, as in production).

@@ -11,7 +11,6 @@ use chains::derive::EvmAccount;
 use chains::{Amount, Chain, Currency};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
 
@@ -65,20 +64,7 @@ macro_rules! token_test {
 
 /// $25, payable in four stablecoins and ETH.
 async fn on_sale_event(app: &common::TestApp) -> i64 {
-    app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
-    let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Show', 'custom', 's', '2500', 'USD', 'ETH,USDC.ETH,USDC.POL,USDC.SOL,USDT.BNB', 10, $1, $2, $3, $1, $3, $3) \
-         RETURNING id",
-    )
-    .bind(now + 3_600_000)
-    .bind(now + 7_200_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    app.usd_event_on_sale("Show", 10, "ETH,USDC.ETH,USDC.POL,USDC.SOL,USDT.BNB").await
 }
 
 async fn buy(app: &common::TestApp, body: Value) -> (StatusCode, Value) {

@@ -41,6 +41,29 @@ impl TestApp {
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
     }
+
+    /// A $25 event by Pro creator `alice`, on sale since a second ago and starting in an hour, with `seats` seats,
+    /// payable in `accepts` (comma-separated codes).
+    #[allow(dead_code)]
+    pub async fn usd_event_on_sale(&self, title: &str, seats: i64, accepts: &str) -> i64 {
+        use ticketing::creators::{AccountName, Tier};
+        self.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
+        let now = ticketing::now_ms();
+        sqlx::query_scalar(
+            "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+             max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+             VALUES ('alice', $1, 'custom', 's', '2500', 'USD', $2, $3, $4, $5, $6, $4, $6, $6) RETURNING id",
+        )
+        .bind(title)
+        .bind(accepts)
+        .bind(seats)
+        .bind(now + 3_600_000)
+        .bind(now + 7_200_000)
+        .bind(now - 1000)
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap()
+    }
 }
 
 impl Drop for TestApp {
