@@ -165,11 +165,11 @@ async fn ledger(store: &Store, q: &ticketing::purchases::QuoteRow) -> Vec<(Strin
 
 store_test!(usdc_payment_issues_the_ticket_with_the_exact_split, |store: Store| async move {
     let anvil = Anvil::start().await;
-    let p = purchases(&store);
+    let token = anvil.deploy_token().await;
+    let p = purchases_with_tokens(&store, &[(Currency::UsdcEth, &token)]);
     // 25.000003 USDC: the 20% commission is rounded down to the micro-USDC, the creator gets the rest.
     let event_id = event(&store, 10, Currency::UsdcEth, "25.000003").await;
     let ctx = context(&p, Chain::Eth);
-    let token = anvil.deploy_token().await;
     let mut w = started(with_usdc(&anvil, &token), &ctx).await;
     w.poll_once(&ctx).await.unwrap();
     let q = quote(&p, event_id, Currency::UsdcEth).await;
@@ -201,11 +201,11 @@ store_test!(usdc_payment_issues_the_ticket_with_the_exact_split, |store: Store| 
 
 store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store: Store| async move {
     let anvil = Anvil::start().await;
-    let p = purchases(&store);
+    let token = anvil.deploy_token().await;
+    let p = purchases_with_tokens(&store, &[(Currency::UsdcEth, &token)]);
     let usdc_event = event(&store, 10, Currency::UsdcEth, "25").await;
     let eth_event = event(&store, 10, Currency::Eth, "0.01").await;
     let ctx = context(&p, Chain::Eth);
-    let token = anvil.deploy_token().await;
     let other_token = anvil.deploy_token().await; // a contract nobody configured
     let mut w = started(with_usdc(&anvil, &token), &ctx).await;
     w.poll_once(&ctx).await.unwrap();

@@ -84,6 +84,7 @@ async fn replay() -> ReplayServer {
 fn purchases(store: &Store) -> Purchases {
     let mut settings = PaymentSettings::new("dlux-tickets");
     settings.sol_account = Some(keys()["platform"].clone());
+    settings.tokens.insert(Currency::UsdcSol, USDC_MINT).unwrap();
     Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32])
 }
 

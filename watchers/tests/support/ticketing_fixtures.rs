@@ -37,9 +37,17 @@ fn hex_decode(s: &str) -> Vec<u8> {
 }
 
 pub fn purchases(store: &Store) -> Purchases {
+    purchases_with_tokens(store, &[])
+}
+
+/// Purchases that also quote the given tokens (currency, contract).
+pub fn purchases_with_tokens(store: &Store, tokens: &[(Currency, &str)]) -> Purchases {
     let mut settings = PaymentSettings::new("dlux-tickets");
     settings.btc = Some(BtcAccount::parse(ZPUB, BtcNetwork::Mainnet).unwrap());
     settings.evm = Some(EvmAccount::parse(&evm_xpub()).unwrap());
+    for (currency, contract) in tokens {
+        settings.tokens.insert(*currency, contract).unwrap();
+    }
     Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32])
 }
 
