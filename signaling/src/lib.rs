@@ -27,20 +27,27 @@
 //!     Ok(admitted) => admitted,
 //!     Err(refused) => return close(socket, refused.close_frame()).await, // 4409, 4003, 1001
 //! };
+//! let mut batch = Vec::new();
 //! loop {
 //!     tokio::select! {
-//!         out = outbox.recv() => match out {
-//!             Some(Outbound::Text(bytes)) => {
-//!                 let text = Utf8Bytes::try_from(bytes).expect("signaling frames are UTF-8");
-//!                 if socket.send(Message::Text(text)).await.is_err() { break }
+//!         // Everything queued since the last write, written with one flush (one syscall).
+//!         taken = outbox.recv_many(&mut batch, 128) => {
+//!             if taken == 0 { break }
+//!             for out in batch.drain(..) {
+//!                 match out {
+//!                     Outbound::Text(bytes) => {
+//!                         let text = Utf8Bytes::try_from(bytes).expect("signaling frames are UTF-8");
+//!                         socket.feed(Message::Text(text)).await?;
+//!                     }
+//!                     Outbound::Close(frame) => {
+//!                         socket.send(Message::Close(Some(CloseFrame {
+//!                             code: frame.code, reason: frame.reason.into() }))).await?;
+//!                         return Ok(());
+//!                     }
+//!                 }
 //!             }
-//!             Some(Outbound::Close(frame)) => {
-//!                 let _ = socket.send(Message::Close(Some(CloseFrame {
-//!                     code: frame.code, reason: frame.reason.into() }))).await;
-//!                 break;
-//!             }
-//!             None => break,
-//!         },
+//!             socket.flush().await?;
+//!         }
 //!         inbound = socket.recv() => match inbound {
 //!             Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
 //!             Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
