@@ -106,9 +106,8 @@ fn main() -> anyhow::Result<()> {
     }
     stats::raise_fd_limit(1_048_576);
     // Other work on a shared machine must not decide the comparison: generator and server (which inherits
-    // this) run at nice -10 when allowed; both targets get the same.
-    // SAFETY: setpriority on this process only.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
+    // this) run at nice -10 when allowed, and so does their session's autogroup; both targets get the same.
+    let _priority = (!matches!(cli.command, Command::Report { .. })).then(|| stats::raise_priority(-10));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {

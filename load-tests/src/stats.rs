@@ -114,3 +114,33 @@ pub fn pin_to_core(core: usize) -> bool {
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
+
+/// Puts this process, and the server it starts (which inherits it), ahead of other work on a shared machine:
+/// nice `nice` for the process, and for its session's *autogroup*. With `kernel.sched_autogroup_enabled` (on
+/// by default) the scheduler first shares a core fairly between sessions and only then between the processes
+/// of a session, so a process's own nice ranks it only within its session: a `cargo build` started from
+/// another terminal took about half of each core from both the generator and the server, whatever their nice.
+/// Raising priority needs CAP_SYS_NICE; without it this changes nothing. The guard puts the autogroup's nice
+/// back (it is shared with the shell that started us).
+pub fn raise_priority(nice: i32) -> AutogroupNice {
+    // SAFETY: setpriority on this process only.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    let path = "/proc/self/autogroup";
+    // "/autogroup-42 nice 0"
+    let before = std::fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().nth(2).and_then(|n| n.parse().ok()));
+    let changed = before.is_some_and(|old: i32| old != nice && std::fs::write(path, nice.to_string()).is_ok());
+    AutogroupNice { restore: if changed { before } else { None } }
+}
+
+/// Restores the session's autogroup nice when dropped.
+pub struct AutogroupNice {
+    restore: Option<i32>,
+}
+
+impl Drop for AutogroupNice {
+    fn drop(&mut self) {
+        if let Some(old) = self.restore {
+            let _ = std::fs::write("/proc/self/autogroup", old.to_string());
+        }
+    }
+}
