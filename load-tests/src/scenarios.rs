@@ -78,6 +78,9 @@ pub struct Outcome {
     pub join: Option<Latency>,
     pub admission: Option<Latency>,
     pub joins_per_sec: Option<f64>,
+    /// Join storm: joins in flight at once (absent in rows written before it was recorded: 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
     pub quotes_per_sec: Option<f64>,
     pub backend: Option<String>,
     pub load_average: f64,
@@ -467,6 +470,7 @@ async fn join_storm(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> 
     out.join = Latency::of(&join);
     out.admission = Latency::of(&admission);
     out.joins_per_sec = Some(out.connections_ok as f64 / elapsed.as_secs_f64());
+    out.concurrency = Some(p.concurrency.max(1));
     out.seconds = elapsed.as_secs_f64();
     if let (Some(b), Some(a)) = (before, after) {
         out.cpu_percent = Some(cpu_percent(b, a, elapsed.as_secs_f64()));
