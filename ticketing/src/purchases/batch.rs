@@ -3,7 +3,7 @@
 //! number of statements. Everything else goes through [`Purchases::report_in_tx`] one report at a time, in the
 //! same transaction. Both paths write the same rows (the store tests compare them).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::*;
 use crate::store::{now_ms, Backend};
@@ -222,11 +222,18 @@ impl Purchases {
 
         // This output already on record as final or for another quote, or another final payment of the
         // quote waiting to be counted: the general path decides.
+        // (Chains first, so both engines look the outputs up by the (chain, txid, output_index) key.)
+        let chains: BTreeSet<&str> = candidates.iter().map(|&i| reports[i].chain.as_str()).collect();
+        let mut p = self.params();
         let sql = format!(
-            "SELECT chain, txid, output_index, status, quote_id FROM payments WHERE txid IN ({})",
-            self.params().list(candidates.len())
+            "SELECT chain, txid, output_index, status, quote_id FROM payments WHERE chain IN ({}) AND txid IN ({})",
+            p.list(chains.len()),
+            p.list(candidates.len())
         );
         let mut query = sqlx::query_as::<_, (String, String, i64, String, Option<String>)>(&sql);
+        for chain in &chains {
+            query = query.bind(*chain);
+        }
         for &i in &candidates {
             query = query.bind(&reports[i].txid);
         }
