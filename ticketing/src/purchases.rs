@@ -287,6 +287,13 @@ pub struct PaymentReport {
     pub is_final: bool,
 }
 
+impl PaymentReport {
+    /// The receiving address as quotes and payments store it (lower-case on EVM chains).
+    fn stored_to_address(&self) -> String {
+        if self.chain.is_evm() { self.to_address.to_ascii_lowercase() } else { self.to_address.clone() }
+    }
+}
+
 /// What a report changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
@@ -587,7 +594,7 @@ impl Purchases {
     /// Records a watcher's sighting and, when final, credits it. Idempotent per (chain, txid, output).
     #[tracing::instrument(skip(self, report), fields(chain = %report.chain, txid = %report.txid, output = report.output_index))]
     pub async fn report_payment(&self, report: PaymentReport, now: i64) -> Result<PaymentOutcome, PurchaseError> {
-        let mut outcomes = self.report_payments(vec![report], now).await?;
+        let mut outcomes = self.report_payments(std::slice::from_ref(&report), now).await?;
         outcomes.pop().expect("one outcome per report")
     }
 
@@ -857,7 +864,7 @@ impl Purchases {
             }
             return Ok(None);
         }
-        let to = if report.chain.is_evm() { report.to_address.to_ascii_lowercase() } else { report.to_address.clone() };
+        let to = report.stored_to_address();
         Ok(sqlx::query_as::<_, QuoteRow>(&format!(
             "SELECT {QUOTE_COLUMNS} FROM quotes WHERE chain = $1 AND payment_address = $2 AND derivation_index IS NOT NULL \
              ORDER BY created_at DESC LIMIT 1"
@@ -1206,7 +1213,7 @@ async fn upsert_payment(
     status: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let to = if report.chain.is_evm() { report.to_address.to_ascii_lowercase() } else { report.to_address.clone() };
+    let to = report.stored_to_address();
     Ok(sqlx::query_scalar(
         "INSERT INTO payments (chain, txid, output_index, quote_id, currency, amount_units, from_address, to_address, memo, \
          block_height, block_hash, confirmations, status, first_seen_at, updated_at) \

@@ -335,7 +335,7 @@ async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u6
         PaymentReport { memo: Some("event:999:wallet:mallory".into()), ..report(&q[7], "tx7", 25_000, 3, true) }, // unknown event
     ];
     let mut outcomes: Vec<String> = p
-        .report_payments(batch, NOW + 2)
+        .report_payments(&batch, NOW + 2)
         .await
         .unwrap()
         .into_iter()

@@ -453,7 +453,7 @@ impl ChainFollower {
         }
         // A block's sightings go to ticketing in one call, which credits them in a few statements per
         // transaction (see `ticketing::purchases::Purchases::report_payments`).
-        let outcomes = ctx.report_batch(sightings.clone()).await?;
+        let outcomes = ctx.report_batch(&sightings).await?;
         let outcomes = sightings.into_iter().zip(outcomes.into_iter().map(|o| o.is_some()));
         for (sighting, accepted) in outcomes {
             let key = (sighting.txid.clone(), sighting.output_index);

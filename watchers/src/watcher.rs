@@ -212,20 +212,19 @@ impl WatchContext {
     /// Reports a transfer. `Ok(None)` means ticketing refused this one report for a reason of its own (logged
     /// and counted, the watcher goes on); a store failure is an `Err` (the tick fails and is retried).
     pub async fn report(&self, report: PaymentReport) -> Result<Option<PaymentOutcome>, WatchError> {
-        Ok(self.report_batch(vec![report]).await?.pop().flatten())
+        Ok(self.report_batch(std::slice::from_ref(&report)).await?.pop().flatten())
     }
 
     /// Reports several transfers (a block's) in order, in as few store transactions as ticketing needs: one
     /// outcome per report, as [`WatchContext::report`] gives for each.
-    pub async fn report_batch(&self, reports: Vec<PaymentReport>) -> Result<Vec<Option<PaymentOutcome>>, WatchError> {
-        let keys: Vec<(String, i64, bool)> = reports.iter().map(|r| (r.txid.clone(), r.output_index, r.is_final)).collect();
+    pub async fn report_batch(&self, reports: &[PaymentReport]) -> Result<Vec<Option<PaymentOutcome>>, WatchError> {
         let results = self.purchases.report_payments(reports, self.now()).await.map_err(WatchError::Store)?;
-        Ok(keys
-            .into_iter()
+        Ok(reports
+            .iter()
             .zip(results)
-            .map(|((txid, index, is_final), result)| match result {
+            .map(|(PaymentReport { txid, output_index: index, is_final, .. }, result)| match result {
                 Ok(outcome) => {
-                    if is_final {
+                    if *is_final {
                         if outcome != PaymentOutcome::AlreadyProcessed {
                             self.metrics.payments_confirmed.inc();
                         }

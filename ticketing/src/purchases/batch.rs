@@ -66,7 +66,7 @@ impl Purchases {
     #[tracing::instrument(skip(self, reports), fields(reports = reports.len()))]
     pub async fn report_payments(
         &self,
-        reports: Vec<PaymentReport>,
+        reports: &[PaymentReport],
         now: i64,
     ) -> Result<Vec<Result<PaymentOutcome, PurchaseError>>, StoreError> {
         let mut outcomes = Vec::with_capacity(reports.len());
@@ -290,7 +290,6 @@ impl Purchases {
         let mut query = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
         for &i in &candidates {
             let r = &reports[i];
-            let to = if r.chain.is_evm() { r.to_address.to_ascii_lowercase() } else { r.to_address.clone() };
             query = query
                 .bind(r.chain.as_str())
                 .bind(&r.txid)
@@ -299,7 +298,7 @@ impl Purchases {
                 .bind(r.amount.currency.symbol())
                 .bind(r.amount.units.to_string())
                 .bind(&r.from_address)
-                .bind(to)
+                .bind(r.stored_to_address())
                 .bind(&r.memo)
                 .bind(r.block_height)
                 .bind(&r.block_hash)
