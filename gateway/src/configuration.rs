@@ -170,6 +170,18 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// Unique name of this node; attendance rows it opens carry it so a restart closes only its own.
     pub node_id: String,
+    /// Open connections served in full (HTTP keep-alive and WebSockets alike). Keep it below the process's
+    /// open-file limit (`ulimit -n`), which the database, TURN and log files share.
+    pub max_connections: usize,
+    /// Connections accepted beyond `max_connections` only to answer `/healthz`, `/readyz` and `/metrics`;
+    /// any other request on them gets 503 `over_capacity` with `Retry-After`. Past these the connection is
+    /// closed at once.
+    pub overflow_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle keep-alive connection
+    /// is kept waiting for its next request.
+    pub header_read_timeout_secs: u64,
+    /// Longest wait for each part of a request body.
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +215,10 @@ impl Default for Settings {
                 public_url: None,
                 shutdown_grace_secs: 20,
                 node_id: "node-1".into(),
+                max_connections: 10_000,
+                overflow_connections: 64,
+                header_read_timeout_secs: 10,
+                body_timeout_secs: 30,
             },
             database: DatabaseSettings { url: "sqlite://data/gateway.db".into(), max_connections: 16 },
             log: LogSettings { format: LogFormat::Json, filter: "info,sqlx=warn".into() },

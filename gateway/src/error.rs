@@ -11,11 +11,29 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header. Every 429 and every 503 carries one (a default when unset).
+    pub retry_after_secs: Option<u64>,
 }
+
+/// What a 429 or 503 tells a client to wait when the cause names no better time.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after_secs: None }
+    }
+
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(retry_after_secs)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -61,7 +79,17 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let retry_after = match self.status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                Some(self.retry_after_secs.unwrap_or(DEFAULT_RETRY_AFTER_SECS))
+            }
+            _ => self.retry_after_secs,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -69,7 +97,7 @@ impl From<ticketing::StoreError> for ApiError {
     fn from(err: ticketing::StoreError) -> Self {
         // The details stay in the log; clients learn only that the store failed.
         tracing::error!(error = %err, "store error");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer")
+        ApiError::unavailable("store_unavailable", "the database could not complete the request; nothing was changed")
     }
 }
 

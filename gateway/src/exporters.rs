@@ -49,6 +49,17 @@ impl Collector for RoomsCollector {
     }
 }
 
+/// `gateway_http_connections_*` from the accept loop.
+#[derive(Debug)]
+pub struct ConnectionsCollector(pub crate::server::ConnectionGauge);
+
+impl Collector for ConnectionsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let open = i64::try_from(self.0.open()).unwrap_or(i64::MAX);
+        gauge(&mut encoder, "http_connections_open", "Client connections open (HTTP and WebSocket), up to server.max_connections", open)
+    }
+}
+
 /// `gateway_turn_*` from the TURN relay.
 #[derive(Debug)]
 pub struct TurnCollector(pub Arc<turn_relay::TurnStats>);

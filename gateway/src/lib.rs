@@ -14,6 +14,7 @@ pub mod geo;
 pub mod metrics;
 pub mod rooms;
 pub mod sales_feed;
+pub mod server;
 pub mod routes;
 pub mod session_token;
 pub mod startup;

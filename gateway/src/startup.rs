@@ -41,6 +41,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    server: crate::server::Server,
 }
 
 impl Application {
@@ -73,7 +74,8 @@ impl Application {
             }
             false => None,
         };
-        let hub = build_hub(&settings, turn.clone());
+        let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
+        let hub = build_hub(&settings, turn.clone(), ban_requests);
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         let shutdown = CancellationToken::new();
         let watcher_config = watchers_config(&settings)?;
@@ -83,9 +85,16 @@ impl Application {
         } else {
             None
         };
+        let server = crate::server::Server::new(crate::server::Limits {
+            max_connections: settings.server.max_connections,
+            overflow_connections: settings.server.overflow_connections,
+            header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(settings.server.body_timeout_secs.max(1)),
+        });
         {
             let registry = Metrics::registry_mut(&mut metrics).expect("metrics are not shared yet");
             registry.register_collector(Box::new(exporters::RoomsCollector(hub.clone())));
+            registry.register_collector(Box::new(exporters::ConnectionsCollector(server.gauge())));
             if let Some(relay) = &turn {
                 registry.register_collector(Box::new(exporters::TurnCollector(relay.stats())));
             }
@@ -123,8 +132,17 @@ impl Application {
             secret,
             shutdown,
         };
+        // Hosts' `ban` frames run the same operation as the HTTP ban, off the host's connection task.
+        let ban_state = state.clone();
+        tokio::spawn(async move {
+            while let Some(request) = bans.recv().await {
+                if let Err(err) = routes::rooms::ban_occupant(&ban_state, request.room, &request.client_id, &request.actor).await {
+                    tracing::warn!(event_id = request.room, client_id = %request.client_id, error = %err, "ban from the room socket failed");
+                }
+            }
+        });
         let router = router(state.clone());
-        Ok(Application { listener, router, state })
+        Ok(Application { listener, router, state, server })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -142,7 +160,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, router, state } = self;
+        let Application { listener, router, state, server } = self;
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
@@ -174,20 +192,14 @@ impl Application {
             hub.shutdown();
         });
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        // Relay frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds each one until
-        // the peer's delayed ACK (~40 ms on Linux).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { token.cancelled().await });
+        let serve = server.serve(listener, router, overflow_router(state.clone()), token);
         // The drain is bounded: after the grace period the remaining connections are dropped.
         let drained = async {
             state.shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = serve => result.context("server failed")?,
+            _ = serve => {}
             _ = drained => tracing::warn!(grace_secs = grace.as_secs(), "grace period over, dropping remaining connections"),
         }
         // WebSocket tasks are detached from the HTTP server: wait for them, then write what they reported.
@@ -244,6 +256,23 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What connections past `server.max_connections` are served: the probes an operator needs, and a prompt
+/// 503 for everything else.
+fn overflow_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async {
+            ApiError::unavailable("over_capacity", "the server is at its connection limit; try again shortly").retry_after(2)
+        })
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
+        }))
+        .with_state(state)
+}
+
 /// Answers what neither a route nor a file under `web_dir` does.
 async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such route")
@@ -276,8 +305,23 @@ fn watchers_configured(config: &watchers::WatchersConfig) -> bool {
     !config.evm.is_empty() || config.btc.is_some() || config.solana.is_some() || config.hive.is_some() || config.monero.is_some()
 }
 
-fn build_hub(settings: &Settings, turn: Option<Arc<TurnRelay>>) -> signaling::Hub {
-    let builder = signaling::Hub::builder(settings.signaling.clone());
+/// A host's ban over the room socket, on its way to [`routes::rooms::ban_occupant`].
+struct BanRequest {
+    room: i64,
+    client_id: String,
+    actor: String,
+}
+
+fn build_hub(
+    settings: &Settings,
+    turn: Option<Arc<TurnRelay>>,
+    bans: tokio::sync::mpsc::UnboundedSender<BanRequest>,
+) -> signaling::Hub {
+    let builder = signaling::Hub::builder(settings.signaling.clone()).ban_handler(
+        move |room: signaling::RoomId, target: &signaling::PeerInfo, by: &signaling::PeerInfo| {
+            let _ = bans.send(BanRequest { room, client_id: target.client_id.to_string(), actor: by.identity.to_string() });
+        },
+    );
     let Some(relay) = turn else { return builder.build() };
     // Renewal over the WebSocket (`turn_refresh`): a fresh credential for the same seat's session.
     builder

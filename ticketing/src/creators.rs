@@ -191,7 +191,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(self.creator(account).await?.expect("creator row was just written"))
+        self.creator(account).await?.ok_or_else(|| StoreError::Corrupt(format!("creator {account} missing after its write")))
     }
 
     /// Creates the creator row (free tier) if it does not exist yet; used at first login.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -86,6 +86,12 @@ impl Store {
                     Ok(())
                 })
             })
+            // A connection goes back to the pool only outside any transaction. A failed COMMIT (a full disk:
+            // SQLITE_FULL, PostgreSQL's 53100) can leave one open, or leave sqlx's idea of the nesting depth
+            // out of step with the engine's; such a connection would hold SQLite's write lock (every other
+            // writer then waits `busy_timeout` and fails `database is locked`) and swallow later writes into a
+            // transaction nobody commits. It is closed instead, and the pool opens a fresh one.
+            .after_release(move |conn, _meta| Box::pin(async move { Ok(left_clean(conn, backend).await) }))
             .connect_with(options)
             .await?;
         let store = Store { pool, backend };
@@ -118,6 +124,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a released connection is fit for reuse: no transaction open, in sqlx's count or in the engine.
+async fn left_clean(conn: &mut AnyConnection, backend: Backend) -> bool {
+    // A dropped transaction's ROLLBACK is queued on the connection; a round trip makes sure it ran.
+    if conn.ping().await.is_err() || conn.is_in_transaction() {
+        tracing::warn!("discarding a database connection left inside a transaction");
+        return false;
+    }
+    if backend == Backend::Sqlite {
+        // SQLite itself refuses BEGIN inside a transaction: the engine's own answer, whatever sqlx counts.
+        // A deferred BEGIN takes no lock, so this costs two in-process statements.
+        if conn.execute("BEGIN").await.is_err() || conn.execute("ROLLBACK").await.is_err() {
+            tracing::warn!("discarding a SQLite connection the engine still holds in a transaction");
+            return false;
+        }
+    }
+    true
 }
 
 /// Makes sure the file's directory exists and asks sqlx to create the file.
