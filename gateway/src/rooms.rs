@@ -140,7 +140,25 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
                 match inbound {
                     Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
                     Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) => {
+                        // The WebSocket layer queued the answering close frame; flushing sends it, so a client
+                        // that closed with 1000 sees 1000 echoed rather than 1006.
+                        let _ = socket.flush().await;
+                        break;
+                    }
+                    Some(Err(err)) => {
+                        // A violation of RFC 6455 gets the close code the RFC names for it before the TCP
+                        // connection goes; a vanished peer gets nothing, there is nobody to tell.
+                        if let Some((code, reason)) = violation_close(err) {
+                            let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                            // Lingering close, as nginx does: the rest of an oversized frame is still unread, and
+                            // closing a socket with unread data sends a reset that can destroy the close frame
+                            // before the client reads it.
+                            tokio::time::sleep(VIOLATION_LINGER).await;
+                        }
+                        break;
+                    }
+                    None => break,
                     Some(Ok(_)) => {}
                 }
             }
@@ -160,6 +178,21 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
     }
     // Dropping the peer leaves the room with `left` unless a reason was already recorded.
     drop(peer);
+}
+
+/// How long a connection closed for a protocol violation stays open for its close frame to be read.
+const VIOLATION_LINGER: Duration = Duration::from_millis(250);
+
+/// The close frame owed for a broken frame: 1002 protocol error, 1007 invalid UTF-8, 1009 too big. `None` for
+/// transport errors (the peer is gone).
+fn violation_close(err: axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::Error;
+    match err.into_inner().downcast::<Error>().ok().map(|e| *e) {
+        Some(Error::Protocol(_)) => Some((1002, "protocol error")),
+        Some(Error::Utf8(_)) => Some((1007, "invalid UTF-8 in a text frame")),
+        Some(Error::Capacity(_)) => Some((1009, "frame too large")),
+        _ => None,
+    }
 }
 
 /// Most frames taken from the outbox for one write: about 50 KiB of NAF updates, under tungstenite's

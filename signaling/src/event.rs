@@ -24,6 +24,8 @@ pub enum LeaveReason {
     SlowConsumer,
     /// The event ended and the gateway closed its room.
     EventEnded,
+    /// The creator (or an operator) cancelled the event while it was live.
+    EventCancelled,
     RateLimited,
     FrameTooBig,
     Malformed,
@@ -40,6 +42,7 @@ impl LeaveReason {
             LeaveReason::Shutdown => CloseCode::Shutdown,
             LeaveReason::SlowConsumer => CloseCode::SlowConsumer,
             LeaveReason::EventEnded => return Some(CloseFrame::new(CloseCode::NotLive, "event ended")),
+            LeaveReason::EventCancelled => return Some(CloseFrame::new(CloseCode::NotLive, "event cancelled")),
             LeaveReason::RateLimited => CloseCode::RateLimited,
             LeaveReason::FrameTooBig => CloseCode::FrameTooBig,
             LeaveReason::Malformed => CloseCode::Malformed,

@@ -71,9 +71,16 @@ pub struct HubBuilder {
     config: SignalingConfig,
     fanout: Box<dyn RoomFanout>,
     turn: Option<Box<dyn TurnIssuer>>,
+    bans: Option<Box<dyn crate::moderation::BanHandler>>,
 }
 
 impl HubBuilder {
+    /// Hands hosts' WebSocket bans to `handler` instead of applying them in memory (see [`crate::moderation`]).
+    pub fn ban_handler(mut self, handler: impl crate::moderation::BanHandler) -> Self {
+        self.bans = Some(Box::new(handler));
+        self
+    }
+
     pub fn fanout(mut self, fanout: impl RoomFanout) -> Self {
         self.fanout = Box::new(fanout);
         self
@@ -94,6 +101,7 @@ impl HubBuilder {
                 events,
                 fanout: self.fanout,
                 turn: self.turn,
+                bans: self.bans,
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -111,6 +119,7 @@ struct Inner {
     events: broadcast::Sender<RoomEvent>,
     fanout: Box<dyn RoomFanout>,
     turn: Option<Box<dyn TurnIssuer>>,
+    bans: Option<Box<dyn crate::moderation::BanHandler>>,
     shards: Box<[Shard]>,
     shutting_down: AtomicBool,
 }
@@ -128,7 +137,7 @@ impl Hub {
     }
 
     pub fn builder(config: SignalingConfig) -> HubBuilder {
-        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None }
+        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None, bans: None }
     }
 
     pub fn config(&self) -> &SignalingConfig {
@@ -300,8 +309,17 @@ impl Hub {
     /// the room (bans and mutes included; the gateway refuses new joins itself). Returns
     /// how many connections were closed.
     pub fn close_room(&self, room_id: RoomId) -> usize {
+        self.end_room(room_id, LeaveReason::EventEnded)
+    }
+
+    /// The event was cancelled while live: as [`Hub::close_room`], with 4410 "event cancelled".
+    pub fn cancel_room(&self, room_id: RoomId) -> usize {
+        self.end_room(room_id, LeaveReason::EventCancelled)
+    }
+
+    fn end_room(&self, room_id: RoomId, reason: LeaveReason) -> usize {
         let Some(room) = self.room(room_id) else { return 0 };
-        let closed = self.empty_room(&room, LeaveReason::EventEnded);
+        let closed = self.empty_room(&room, reason);
         let mut shard = self.shard(room_id).lock();
         if shard.get(&room_id).is_some_and(|held| Arc::ptr_eq(held, &room)) {
             let mut state = room.lock();
@@ -422,6 +440,18 @@ impl Hub {
         }
         self.emit(&info, RoomEventKind::Muted { muted, by: by.map(str::to_owned) });
         true
+    }
+
+    /// A host's `ban` over the WebSocket: to the gateway's handler when there is one, in memory otherwise.
+    pub(crate) fn ban_requested(&self, room: &Arc<Room>, client_id: &str, by: &PeerInfo) {
+        let Some(handler) = &self.inner.bans else {
+            self.kick_in(room, client_id, true);
+            return;
+        };
+        let target = room.lock().members.get(client_id).map(|m| m.info.clone());
+        if let Some(target) = target {
+            handler.ban(room.id(), &target, by);
+        }
     }
 
     pub(crate) fn kick_in(&self, room: &Arc<Room>, client_id: &str, ban: bool) -> bool {

@@ -71,6 +71,7 @@ mod fanout;
 mod hub;
 mod outbox;
 mod peer;
+pub mod moderation;
 pub mod protocol;
 mod rate_limit;
 mod room;
@@ -88,6 +89,7 @@ pub use outbox::{Delivery, Outbound, Outbox};
 pub use peer::{Flow, Peer};
 pub use room::{Occupancy, Room};
 pub use stats::{Stats, StatsSnapshot};
+pub use moderation::BanHandler;
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 
 /// The browser adapter for networked-aframe. The gateway serves it at

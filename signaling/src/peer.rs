@@ -164,7 +164,7 @@ impl Peer {
             }
             ClientMessage::Ban { target } => {
                 if self.may_moderate(&target) {
-                    self.hub.kick_in(&self.room, &target, true);
+                    self.hub.ban_requested(&self.room, &target, &self.info);
                 }
             }
         }

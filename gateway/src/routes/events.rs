@@ -486,6 +486,11 @@ pub async fn cancel_event(
         session.account.to_string()
     };
     state.store.cancel_event(id, &actor, now).await.map_err(change_error)?;
+    // Its tickets are cancelled now: whoever is still in the room is told and closed, as at the event's end.
+    let closed = state.hub.cancel_room(id);
+    if closed > 0 {
+        tracing::info!(event_id = id, closed, "closed the room of a cancelled event");
+    }
     Ok(Json(view_of(&state, id, now).await?))
 }
 

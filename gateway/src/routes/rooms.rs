@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/events/{id}/attendees/stream", get(attendee_stream))
         .route("/api/events/{id}/attendees/{client}/kick", post(kick))
         .route("/api/events/{id}/attendees/{client}/ban", post(ban))
+        .route("/api/events/{id}/ticket", post(ticket_details))
         .route("/api/events/{id}/attendees/{client}/mute", post(mute))
         .route("/naf-dlux-adapter.js", get(adapter_script))
 }
@@ -142,8 +143,7 @@ pub async fn join(
             },
             now,
         )
-        .await
-        .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))?;
+        .await?;
     let ticket = state
         .store
         .valid_ticket_for_wallet(event_id, verified.chain.as_str(), &verified.wallet)
@@ -152,6 +152,31 @@ pub async fn join(
     let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
     let seat = state.store.check_ticket_admission(event_id, ticket, now, early).await?.map_err(refusal)?;
     Ok(Json(grant(&state, seat, None).await?))
+}
+
+/// `POST /api/events/{id}/ticket`: the wallet's ticket for this event with its token and server signature,
+/// for whoever proves the wallet with a signed access challenge (the join body; the challenge is consumed).
+pub async fn ticket_details(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+    Json(body): Json<JoinBody>,
+) -> ApiResult<Json<Vec<crate::routes::purchases::TicketView>>> {
+    let event_id = event_id(&id)?;
+    let request = AccessRequest {
+        event_id,
+        chain: body.chain.as_deref().unwrap_or("eth"),
+        wallet: &body.wallet_address,
+        message: body.message.as_deref(),
+        timestamp: body.timestamp,
+        signature: &body.signature,
+        remote: Some(remote.ip()),
+    };
+    let verified = state.access.verify(request, now_ms()).await?;
+    let tickets = state.purchases.tickets_for_wallet(verified.chain, &verified.wallet).await?;
+    Ok(Json(
+        tickets.into_iter().filter(|t| t.event_id == event_id).map(crate::routes::purchases::ticket_view).collect(),
+    ))
 }
 
 /// `POST /api/events/{id}/host`: the event's creator joins as host (not counted against capacity).
@@ -304,22 +329,29 @@ pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, c
 pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
+    ban_occupant(&state, event_id, &client, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The one ban operation, for the HTTP endpoint and a host's `ban` frame alike: the ticket is banned in the
+/// store first (audited), so no node seats it again, even after a restart; then the peer is closed with 4003
+/// and its TURN credentials stop.
+pub(crate) async fn ban_occupant(state: &AppState, event_id: i64, client: &str, actor: &str) -> ApiResult<()> {
     let occupant = state
         .hub
         .occupants(event_id)
         .into_iter()
-        .find(|o| &*o.info.client_id == client.as_str())
+        .find(|o| &*o.info.client_id == client)
         .ok_or_else(|| ApiError::not_found("not_in_room", "no such attendee in the room"))?;
     let ticket: i64 = occupant
         .info
         .seat_key
         .parse()
         .map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
-    // The store first: once the ticket is banned no node will seat it again.
-    state.store.ban_ticket(ticket, &actor, now_ms()).await?;
-    state.hub.ban(event_id, &client);
+    state.store.ban_ticket(ticket, actor, now_ms()).await?;
+    state.hub.ban(event_id, client);
     state.revoke_turn(&occupant.info.seat_key);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, Default)]
