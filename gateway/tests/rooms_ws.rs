@@ -268,3 +268,92 @@ app_test!(shutdown_closes_rooms_with_1001_and_flushes, |app| async move {
     let rows = store.attendance_sessions(event_id).await.unwrap();
     assert_eq!((rows[0].chat_messages, rows[0].end_reason.as_deref()), (1, Some("shutdown")));
 });
+
+fn host_token(event_id: i64) -> String {
+    gateway::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0
+}
+
+/// Polls the ticket's status until it is `want` (the ban runs off the host's connection task).
+async fn ticket_status_becomes(app: &common::TestApp, ticket_id: i64, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(app.store.pool()).await.unwrap();
+        if status == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ticket {ticket_id} is {status}, not {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+app_test!(a_hosts_ban_over_the_socket_is_saved_like_the_http_ban, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let bob_ticket = ticket(&app, event_id, "bob-w").await;
+    let mut host = connect(&app, event_id, &host_token(event_id)).await;
+    next_of(&mut host, "welcome").await;
+    let mut bob = connect(&app, event_id, &token(event_id, bob_ticket, "bob-w")).await;
+    let bob_id = next_of(&mut bob, "welcome").await["client_id"].as_str().unwrap().to_owned();
+    send(&mut host, json!({ "type": "ban", "target": bob_id })).await;
+    assert_eq!(closed_with(&mut bob).await.0, 4003);
+    // The ticket is banned in the store, audited with the host as actor: no node seats it again, after a
+    // restart either, and the join endpoint's admission check refuses it.
+    ticket_status_becomes(&app, bob_ticket, "banned").await;
+    let audits = app.store.audit_entries(Some("ticket.banned"), 5).await.unwrap();
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0].actor, "alice");
+    let refusal = app.store.check_ticket_admission(event_id, bob_ticket, ticketing::now_ms(), 15 * MIN).await.unwrap();
+    assert!(refusal.is_err(), "a banned ticket is not admitted: {refusal:?}");
+    let mut again = connect(&app, event_id, &token(event_id, bob_ticket, "bob-w")).await;
+    assert_eq!(closed_with(&mut again).await, (4403, "ticket banned".to_owned()));
+});
+
+app_test!(a_client_close_is_answered_with_its_code, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let t = ticket(&app, event_id, "closer-w").await;
+    let mut ws = connect(&app, event_id, &token(event_id, t, "closer-w")).await;
+    next_of(&mut ws, "welcome").await;
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "bye".into() })).await.unwrap();
+    // The server's answering close frame echoes 1000; without it the client sees the TCP connection drop (1006).
+    assert_eq!(closed_with(&mut ws).await.0, 1000);
+});
+
+app_test!(protocol_violations_get_the_rfc_close_codes, |app| async move {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let event_id = event(&app, 10, 0).await;
+    let seated = |wallet: &'static str| {
+        let app = &app;
+        async move {
+            let t = ticket(app, event_id, wallet).await;
+            let mut ws = connect(app, event_id, &token(event_id, t, wallet)).await;
+            next_of(&mut ws, "welcome").await;
+            ws
+        }
+    };
+    // A text frame that is not UTF-8: 1007.
+    let mut ws = seated("utf8-w").await;
+    ws.send(Message::Frame(Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true))).await.unwrap();
+    assert_eq!(closed_with(&mut ws).await.0, 1007);
+    // A reserved bit set without an extension that defines it: 1002.
+    let mut ws = seated("rsv-w").await;
+    let mut frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+    frame.header_mut().rsv2 = true;
+    ws.send(Message::Frame(frame)).await.unwrap();
+    assert_eq!(closed_with(&mut ws).await.0, 1002);
+    // A frame past the transport's limit: 1009.
+    let mut ws = seated("big-w").await;
+    let big = "x".repeat(300 * 1024);
+    ws.send(Message::Text(big.into())).await.unwrap();
+    assert_eq!(closed_with(&mut ws).await.0, 1009);
+});
+
+app_test!(cancelling_a_live_event_closes_its_room, |app| async move {
+    let event_id = event(&app, 10, 0).await;
+    let t = ticket(&app, event_id, "in-room-w").await;
+    let mut ws = connect(&app, event_id, &token(event_id, t, "in-room-w")).await;
+    next_of(&mut ws, "welcome").await;
+    let res = app.admin(Method::POST, &format!("/api/events/{event_id}/cancel")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    assert_eq!(closed_with(&mut ws).await, (4410, "event cancelled".to_owned()));
+    assert_eq!(app.state.hub.occupants(event_id).len(), 0);
+});
