@@ -174,7 +174,15 @@ impl From<ChallengeError> for AccessError {
 
 impl From<AccessError> for ApiError {
     fn from(err: AccessError) -> Self {
-        ApiError::new(err.http_status(), err.code(), err.to_string())
+        let retry = match &err {
+            AccessError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let api = ApiError::new(err.http_status(), err.code(), err.to_string());
+        match retry {
+            Some(secs) => api.retry_after(secs),
+            None => api,
+        }
     }
 }
 
@@ -278,7 +286,9 @@ impl AccessGuard {
         }
         let chain = parse_chain(req.chain)?;
         let (wallet, _) = self.wallet(chain, req.wallet)?;
-        self.by_wallet.take(&format!("{chain}:{wallet}"))?;
+        // Keyed by the wallet alone, so relabelling the chain (one EVM key is `eth`, `pol` and `bnb`) buys no
+        // extra attempts.
+        self.by_wallet.take(&wallet)?;
         let message = match (req.message, req.timestamp) {
             (Some(message), _) => Cow::Borrowed(message),
             (None, Some(at)) => Cow::Owned(seed_message(req.event_id, at)),
@@ -292,7 +302,7 @@ impl AccessGuard {
         // Who signed comes first: a tampered text is then a signature failure, whatever field was touched.
         chains::signature::verify(chain, req.wallet, message.as_bytes(), req.signature, &opts).await?;
         let used = if message.starts_with(SEED_PREFIX) {
-            self.check_seed(req.event_id, chain, &wallet, &message, now)?
+            self.check_seed(req.event_id, &wallet, &message, now)?
         } else {
             self.check_challenge(req.event_id, chain, &message, now)?
         };
@@ -300,7 +310,7 @@ impl AccessGuard {
         Ok(VerifiedAccess { chain, wallet })
     }
 
-    fn check_seed(&self, event_id: i64, chain: Chain, wallet: &str, message: &str, now: i64) -> Result<Used, AccessError> {
+    fn check_seed(&self, event_id: i64, wallet: &str, message: &str, now: i64) -> Result<Used, AccessError> {
         let seed = AccessMessage::parse(message)?;
         if seed.event_id != event_id {
             return Err(AccessError::denied("wrong_event", format!("the message is for event {}", seed.event_id)));
@@ -312,7 +322,9 @@ impl AccessGuard {
         if at - now > self.seed_window_ms {
             return Err(AccessError::denied("not_yet_valid", "the message's time is in the future; check the clock"));
         }
-        let digest = Sha256::digest(format!("{chain}\n{wallet}\n{message}"));
+        // One use per (event, wallet, message), whatever chain label came with it: the same EIP-191 signature
+        // verifies as `eth`, `pol` and `bnb` alike. The event is inside the message.
+        let digest = Sha256::digest(format!("{wallet}\n{message}"));
         Ok(Used { key: format!("access-seed:{}", hex::encode(digest)), kind: "signature", expires_at: at + self.seed_window_ms })
     }
 

@@ -36,8 +36,11 @@ use crate::state::AppState;
 
 pub const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
 pub const SESSION_TTL_MS: i64 = 60 * 60 * 1000;
-/// How many open challenges an account keeps (newest first); older ones are dropped when a new one is issued.
-pub const OPEN_CHALLENGES_PER_ACCOUNT: i64 = 5;
+/// How many open challenges an account keeps per asker (client address), newest first; an asker's older ones
+/// are dropped when it is issued a new one. Another asker's requests never drop them.
+pub const OPEN_CHALLENGES_PER_ASKER: i64 = 5;
+/// How many of an account's newest open challenges the header form tries.
+const HEADER_FORM_CANDIDATES: i64 = 20;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -98,8 +101,14 @@ fn domain(public_url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// Issues and stores a fresh challenge for `account`, pruning the account's expired ones.
-pub async fn issue_challenge(state: &AppState, account: &AccountName, now: i64) -> Result<IssuedChallenge, ApiError> {
+/// Issues and stores a fresh challenge for `account`, asked for by `requester` (the client address), pruning
+/// expired challenges and the asker's own surplus. Callers rate-limit askers first.
+pub async fn issue_challenge(
+    state: &AppState,
+    account: &AccountName,
+    requester: &str,
+    now: i64,
+) -> Result<IssuedChallenge, ApiError> {
     let nonce = chains::challenge::new_nonce();
     let expires_at = now + CHALLENGE_TTL_MS;
     let message = format!(
@@ -112,30 +121,35 @@ pub async fn issue_challenge(state: &AppState, account: &AccountName, now: i64) 
         rfc3339(expires_at),
     );
     let mut tx = state.store.pool().begin().await.map_err(store_error)?;
-    // Issuing needs no authentication, so storage is bounded: expired challenges go, and an account keeps only
-    // its newest few open ones (the header form tries no more than those anyway).
+    // Issuing needs no authentication, so storage is bounded: askers are rate-limited per address, expired
+    // challenges go, and each asker keeps only its newest few open ones for an account. Pruning is per asker,
+    // so anonymous requests for someone else's account cannot evict the challenge they are about to sign.
     sqlx::query("DELETE FROM creator_login_challenges WHERE expires_at <= $1")
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
     sqlx::query(
-        "INSERT INTO creator_login_challenges (nonce, account, message, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO creator_login_challenges (nonce, account, message, expires_at, created_at, requester) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&nonce)
     .bind(account.as_str())
     .bind(&message)
     .bind(expires_at)
     .bind(now)
+    .bind(requester)
     .execute(&mut *tx)
     .await
     .map_err(store_error)?;
     sqlx::query(
-        "DELETE FROM creator_login_challenges WHERE account = $1 AND nonce NOT IN \
-         (SELECT nonce FROM creator_login_challenges WHERE account = $1 ORDER BY created_at DESC, nonce LIMIT $2)",
+        "DELETE FROM creator_login_challenges WHERE account = $1 AND requester = $3 AND nonce NOT IN \
+         (SELECT nonce FROM creator_login_challenges WHERE account = $1 AND requester = $3 \
+          ORDER BY created_at DESC, nonce LIMIT $2)",
     )
     .bind(account.as_str())
-    .bind(OPEN_CHALLENGES_PER_ACCOUNT)
+    .bind(OPEN_CHALLENGES_PER_ASKER)
+    .bind(requester)
     .execute(&mut *tx)
     .await
     .map_err(store_error)?;
@@ -204,7 +218,9 @@ pub async fn login_with_message(
     consume(state, account, &StoredChallenge { nonce, message: issued_message, expires_at }, now).await
 }
 
-/// The header form: tries the account's newest open challenges against the signature.
+/// The header form: tries the account's newest open challenges, whoever asked for them, against the signature.
+/// Askers are rate-limited, so the few an attacker can add cost a few signature checks, and the POST form (by
+/// nonce) is not affected at all.
 async fn login_with_header(state: &AppState, account: &AccountName, signature: &str, now: i64) -> Result<(), ApiError> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT nonce, message, expires_at FROM creator_login_challenges WHERE account = $1 AND expires_at > $2 \
@@ -212,7 +228,7 @@ async fn login_with_header(state: &AppState, account: &AccountName, signature: &
     )
     .bind(account.as_str())
     .bind(now)
-    .bind(OPEN_CHALLENGES_PER_ACCOUNT)
+    .bind(HEADER_FORM_CANDIDATES)
     .fetch_all(state.store.pool())
     .await
     .map_err(store_error)?;

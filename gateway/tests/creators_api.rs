@@ -259,3 +259,32 @@ hive_app_test!(profile_edits_are_validated, |app, _hive| async move {
     let res = app.client.put(app.url("/api/creators/me/profile")).json(&json!({})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 });
+
+hive_app_test!(login_challenges_are_rate_limited_and_nobody_evicts_anothers, |app, hive| async move {
+    let issued = challenge(&app, "alice").await;
+    let message = issued["message"].as_str().unwrap().to_owned();
+    // Someone else, from another address, asks for alice's challenges as fast as it can.
+    let attacker = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let mut issued_to_attacker = 0;
+    let refused = loop {
+        let res = attacker.get(app.url("/api/creators/login/challenge?account=alice")).send().await.unwrap();
+        if res.status() != StatusCode::OK {
+            break res;
+        }
+        issued_to_attacker += 1;
+        assert!(issued_to_attacker <= 60, "the per-address budget (60 a minute) was not enforced");
+    };
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    // What the attacker left behind is bounded: its own newest five.
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creator_login_challenges WHERE account = 'alice'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1 + 5, "alice's own challenge and the attacker's newest five");
+    // Alice's challenge survived all of that.
+    let (status, session) = login(&app, "alice", &message, &hive.key("alice").sign(&message)).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+});

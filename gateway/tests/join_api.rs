@@ -268,3 +268,48 @@ async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_turn_allocations_total"), "{metrics}");
 }
+
+app_test!(a_seed_signature_is_single_use_whatever_evm_chain_it_names, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(21);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    let at = ticketing::now_ms();
+    let signature = wallet.sign(&format!("Access event {event_id} at {at}"));
+    let body = |chain: &str| json!({ "wallet_address": wallet.address(), "chain": chain, "signature": signature, "timestamp": at });
+    let first = join(&app, event_id, body("eth")).await;
+    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
+    // The same EIP-191 signature verifies for every EVM chain label; it is still one use.
+    for chain in ["pol", "bnb", "eth"] {
+        let again = join(&app, event_id, body(chain)).await;
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "{chain}");
+        assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "replayed", "{chain}");
+    }
+});
+
+app_test!(ticket_secrets_only_reach_the_wallet_that_signs, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(22);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    // Anyone may list a wallet's tickets, but without the token and the server signature.
+    let public: Value = app.get(&format!("/api/tickets?wallet={}&chain=eth", wallet.address())).await.json().await.unwrap();
+    assert_eq!(public.as_array().unwrap().len(), 1, "{public}");
+    assert!(public[0].get("token").is_none() && public[0].get("access_signature").is_none(), "{public}");
+    assert_eq!(public[0]["status"], "valid");
+    // A stranger's signature gets nothing.
+    let stranger = EvmWallet::new(23);
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let res = app.client.post(app.url(&format!("/api/events/{event_id}/ticket")))
+        .json(&json!({ "wallet_address": wallet.address(), "chain": "eth", "message": message, "signature": stranger.sign(&message) }))
+        .send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The holder's signature over a fresh challenge gets the full ticket.
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let res = app.client.post(app.url(&format!("/api/events/{event_id}/ticket")))
+        .json(&json!({ "wallet_address": wallet.address(), "chain": "eth", "message": message, "signature": wallet.sign(&message) }))
+        .send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let full: Value = res.json().await.unwrap();
+    assert_eq!(full.as_array().unwrap().len(), 1, "{full}");
+    assert!(full[0]["token"].as_str().is_some_and(|t| !t.is_empty()), "{full}");
+    assert!(full[0]["access_signature"].as_str().is_some_and(|s| !s.is_empty()), "{full}");
+});

@@ -265,7 +265,7 @@ impl Store {
 
     pub async fn attendance_sessions(&self, event_id: i64) -> Result<Vec<AttendanceRow>, StoreError> {
         Ok(sqlx::query_as::<_, AttendanceRow>(
-            "SELECT id, event_id, ticket_id, wallet, role, client_id, node_id, joined_at, left_at, duration_secs, end_reason, \
+            "SELECT id, event_id, ticket_id, wallet, role, client_id, node_id, joined_at, left_at, duration_secs, early_secs, end_reason, \
              chat_messages, voice_secs, screen_shared, screen_share_secs FROM attendance_sessions WHERE event_id = $1 \
              ORDER BY joined_at, id",
         )
@@ -283,14 +283,27 @@ async fn close_session(
     at: i64,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let duration = ((at - joined_at).max(0)) / 1000;
-    sqlx::query("UPDATE attendance_sessions SET left_at = $2, duration_secs = $3, end_reason = $4 WHERE id = $1 AND left_at IS NULL")
-        .bind(id)
-        .bind(at)
-        .bind(duration)
-        .bind(reason)
-        .execute(&mut **tx)
-        .await?;
+    let window: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT e.event_start, e.event_end FROM attendance_sessions s JOIN events e ON e.id = s.event_id WHERE s.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (early, duration) = match window {
+        Some((starts_at, ends_at)) => split_time_in_room(joined_at, at, starts_at, ends_at),
+        None => (0, ((at - joined_at).max(0)) / 1000),
+    };
+    sqlx::query(
+        "UPDATE attendance_sessions SET left_at = $2, duration_secs = $3, early_secs = $5, end_reason = $4 \
+         WHERE id = $1 AND left_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(duration)
+    .bind(reason)
+    .bind(early)
+    .execute(&mut **tx)
+    .await?;
     if let Some(ticket_id) = ticket_id {
         sqlx::query(
             "UPDATE tickets SET total_duration_secs = total_duration_secs + $2, last_access_at = $3, updated_at = $3 WHERE id = $1",
@@ -302,6 +315,14 @@ async fn close_session(
         .await?;
     }
     Ok(())
+}
+
+/// Seconds in the room from `joined_at` to `left_at` (unix ms), split into before the event's start (doors
+/// open early) and within the event's window, which is what attendance, analytics and certificates count.
+pub fn split_time_in_room(joined_at: i64, left_at: i64, starts_at: i64, ends_at: i64) -> (i64, i64) {
+    let early = (left_at.min(starts_at) - joined_at).max(0);
+    let during = (left_at.min(ends_at) - joined_at.max(starts_at)).max(0);
+    (early / 1000, during / 1000)
 }
 
 fn check_window(event: &EventWindow, now: i64, early_open_ms: i64) -> Result<(), Refusal> {
@@ -350,10 +371,33 @@ pub struct AttendanceRow {
     pub node_id: String,
     pub joined_at: i64,
     pub left_at: Option<i64>,
+    /// Seconds within the event's window (what analytics and certificates count).
     pub duration_secs: Option<i64>,
+    /// Seconds in the room before the event started (doors open early).
+    pub early_secs: Option<i64>,
     pub end_reason: Option<String>,
     pub chat_messages: i64,
     pub voice_secs: i64,
     pub screen_shared: i64,
     pub screen_share_secs: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_time_in_room;
+
+    #[test]
+    fn time_before_the_start_is_counted_apart() {
+        // Doors at 0, start at 60 s, end at 300 s (ms below).
+        let (starts, ends) = (60_000, 300_000);
+        // In from the doors to 69 s past the end: 60 s early, 240 s of event (the issue's 309 s case).
+        assert_eq!(split_time_in_room(0, 369_000, starts, ends), (60, 240));
+        // Left before the start: all early.
+        assert_eq!(split_time_in_room(10_000, 50_000, starts, ends), (40, 0));
+        // Joined mid-event.
+        assert_eq!(split_time_in_room(100_000, 160_500, starts, ends), (0, 60));
+        // Joined after the end (a late close): nothing counts, nothing negative.
+        assert_eq!(split_time_in_room(400_000, 500_000, starts, ends), (0, 0));
+        assert_eq!(split_time_in_room(500_000, 400_000, starts, ends), (0, 0));
+    }
 }

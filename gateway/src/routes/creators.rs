@@ -41,13 +41,17 @@ pub struct ChallengeParams {
 
 /// A sign-in challenge for a Hive account: sign `message` with the account's posting key within five minutes.
 #[utoipa::path(get, path = "/api/creators/login/challenge", params(ChallengeParams),
-    responses((status = 200, body = IssuedChallenge), (status = 422, description = "`invalid_account`")))]
+    responses((status = 200, body = IssuedChallenge), (status = 422, description = "`invalid_account`"),
+        (status = 429, description = "`rate_limited`, with `Retry-After`")))]
 pub async fn login_challenge(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(params): Query<ChallengeParams>,
 ) -> ApiResult<Json<IssuedChallenge>> {
+    // Issuing writes a row and needs no authentication: the same per-address budget as access challenges.
+    state.access.admit_challenge(Some(remote.ip()))?;
     let account = parse_account(&params.account)?;
-    Ok(Json(creator_auth::issue_challenge(&state, &account, ticketing::now_ms()).await?))
+    Ok(Json(creator_auth::issue_challenge(&state, &account, &remote.ip().to_string(), ticketing::now_ms()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -94,8 +94,11 @@ pub struct QuoteResponse {
 pub struct TicketView {
     pub ticket_id: i64,
     pub event_id: i64,
-    pub token: String,
-    pub access_signature: String,
+    /// The ticket's secrets: only in answers to the wallet's own signature (`POST /api/events/{id}/ticket`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_signature: Option<String>,
     pub chain: String,
     pub wallet_address: String,
     pub currency: String,
@@ -111,7 +114,13 @@ pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
 }
 
-fn ticket_view(t: TicketRow) -> TicketView {
+/// What anyone may see of a ticket: no token, no signature.
+pub(crate) fn public_ticket_view(t: TicketRow) -> TicketView {
+    TicketView { token: None, access_signature: None, ..ticket_view(t) }
+}
+
+/// Everything about a ticket, for its holder once they proved the wallet.
+pub(crate) fn ticket_view(t: TicketRow) -> TicketView {
     let amount_paid = t
         .currency
         .parse::<Currency>()
@@ -122,8 +131,8 @@ fn ticket_view(t: TicketRow) -> TicketView {
     TicketView {
         ticket_id: t.id,
         event_id: t.event_id,
-        token: t.token,
-        access_signature: t.access_signature,
+        token: Some(t.token),
+        access_signature: Some(t.access_signature),
         chain: t.chain,
         wallet_address: t.wallet_address,
         currency: t.currency,
@@ -233,7 +242,7 @@ pub struct TicketsQuery {
 pub async fn tickets(State(state): State<AppState>, Query(q): Query<TicketsQuery>) -> ApiResult<Json<Vec<TicketView>>> {
     let chain: Chain = q.chain.parse().map_err(|e: chains::UnknownCurrency| ApiError::unprocessable("unknown_chain", e.to_string()))?;
     let tickets = state.purchases.tickets_for_wallet(chain, q.wallet.trim()).await?;
-    Ok(Json(tickets.into_iter().map(ticket_view).collect()))
+    Ok(Json(tickets.into_iter().map(public_ticket_view).collect()))
 }
 
 #[derive(Debug, Deserialize)]
