@@ -57,3 +57,35 @@ store_test!(payments_are_unique_per_output, |store: Store| async move {
     sqlx::query(insert).execute(store.pool()).await.unwrap();
     assert!(sqlx::query(insert).execute(store.pool()).await.is_err());
 });
+
+store_test!(attendance_counts_time_before_the_start_apart, |store: Store| async move {
+    use ticketing::attendance::AttendanceChange;
+    store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
+    // Doors open early: the attendee is in from 60 s before the start until 69 s after a 240 s event ended.
+    let start = 1_900_000_000_000_i64;
+    let end = start + 240_000;
+    let event_id: i64 = sqlx::query_scalar(
+        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
+         VALUES ('alice', 'Early', 'custom', 's', '100', 'HIVE', 'HIVE', 5, $1, $2, 0, $1, 0, 0) RETURNING id",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let opened = AttendanceChange::Opened {
+        session_id: "s-early".into(),
+        event_id,
+        ticket_id: None,
+        wallet: "w".into(),
+        role: "attendee",
+        client_id: "c".into(),
+        node_id: "n".into(),
+        at: start - 60_000,
+    };
+    let closed = AttendanceChange::Closed { session_id: "s-early".into(), at: end + 69_000, reason: "left".into() };
+    store.record_attendance(&[opened, closed]).await.unwrap();
+    let rows = store.attendance_sessions(event_id).await.unwrap();
+    assert_eq!((rows[0].early_secs, rows[0].duration_secs), (Some(60), Some(240)), "309 s in the room, 240 s of the event");
+});
