@@ -11,6 +11,7 @@ pub mod configuration;
 pub mod error;
 pub mod exporters;
 pub mod geo;
+pub mod http_policy;
 pub mod metrics;
 pub mod rooms;
 pub mod sales_feed;

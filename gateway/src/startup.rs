@@ -243,6 +243,7 @@ fn router(state: AppState) -> Router {
                 .call_fallback_on_method_not_allowed(true)
                 .fallback(axum::handler::HandlerWithoutStateExt::into_service(not_found)),
         )
+        .layer(axum::middleware::from_fn(crate::http_policy::apply))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))

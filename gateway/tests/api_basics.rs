@@ -122,3 +122,31 @@ async fn watchers_and_rooms_are_visible_in_readyz_and_metrics() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["watchers"][0]["chain"], "hive");
 }
+
+app_test!(every_error_is_json_and_pages_carry_security_headers, |app| async move {
+    // A body over the limit on an endpoint that reads raw bytes: 413 in the JSON error shape.
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    // Its own connection: the server answers before reading the body and then closes the connection.
+    let once = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let res = once.post(app.url("/api/events/1/attendees/c/mute")).bearer_auth(common::ADMIN_TOKEN).body(big).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "body_too_large");
+    // A method a route does not serve: 405, JSON too.
+    let res = app.client.delete(app.url("/api/events/1/join")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+    // Every response: nosniff. Our pages: a CSP that refuses foreign scripts and framing.
+    assert_eq!(app.get("/healthz").await.headers()["x-content-type-options"], "nosniff");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let pages = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = dir).await;
+    for path in ["/", "/pages/index.html", "/pages/event.html"] {
+        let res = pages.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("img-src 'self' data: https:"), "covers from https hosts show: {csp}");
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    }
+});

@@ -48,3 +48,21 @@ impl Default for SignalingConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SignalingConfig;
+
+    /// docs/PROTOCOL.md states the default limits; they must be the ones in force.
+    #[test]
+    fn the_protocol_document_states_the_default_limits() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let c = SignalingConfig::default();
+        let rate = format!("default {}/s with bursts of {}", c.messages_per_second, c.burst);
+        assert!(doc.contains(&rate), "PROTOCOL.md does not say `{rate}`");
+        let frame = format!("frame size (default {} KiB", c.max_frame_bytes / 1024);
+        assert!(doc.contains(&frame), "PROTOCOL.md does not say `{frame}`");
+        let chat = format!("chat length (default {} characters", c.max_chat_chars);
+        assert!(doc.contains(&chat), "PROTOCOL.md does not say `{chat}`");
+    }
+}

@@ -201,7 +201,7 @@ pub enum EventRule {
     PriceNotPositive,
     #[error("{currency} prices have at most {decimals} decimals")]
     TooManyDecimals { currency: Currency, decimals: u32 },
-    #[error("ticket_price is too large")]
+    #[error("ticket_price is too large: at most {PRICE_MAX} in its currency")]
     PriceTooLarge,
     #[error("unknown ticket_currency `{0}`")]
     UnknownCurrency(String),
@@ -341,6 +341,10 @@ impl NewEvent {
         if input.event_end <= input.event_start {
             return Err(EventRule::EndBeforeStart);
         }
+        // An event entirely in the past has no sales window to speak of; say what is wrong with it.
+        if input.event_end <= now && input.sales_start.is_none() && input.sales_end.is_none() {
+            return Err(EventRule::StartInPast);
+        }
         let sales_start = input.sales_start.unwrap_or(now);
         let sales_end = input.sales_end.unwrap_or(input.event_end);
         if sales_end > input.event_end {
@@ -402,6 +406,9 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// The largest ticket price, in whole units of the price's currency (USD or a coin).
+pub const PRICE_MAX: u64 = 1_000_000;
+
 /// Parses a price's decimal text in its currency's scale. Exponents are refused: prices are typed by people.
 pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> {
     let text = text.trim();
@@ -417,6 +424,11 @@ pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> 
     let value = Decimal::from_str(text).map_err(|_| EventRule::InvalidPrice(text.to_owned()))?;
     if value <= Decimal::ZERO {
         return Err(EventRule::PriceNotPositive);
+    }
+    // A bound people never reach, so that every accepted price converts into every payable currency's base
+    // units (a $10^18 ticket was accepted, then every quote for it failed).
+    if value > Decimal::from(PRICE_MAX) {
+        return Err(EventRule::PriceTooLarge);
     }
     let amount = Amount::from_decimal(currency, value).map_err(|e| match e {
         AmountError::TooManyDecimals { currency, decimals } => EventRule::TooManyDecimals { currency, decimals },
