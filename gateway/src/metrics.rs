@@ -45,8 +45,25 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JoinLabels {
+    /// `http` (the join endpoint) or `socket` (the room WebSocket's door).
+    pub via: &'static str,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuoteLabels {
+    pub currency: String,
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Join attempts (HTTP join endpoint and the room socket's door), by outcome: `admitted` or the refusal code.
+    pub joins: Family<JoinLabels, Counter>,
+    /// Purchase requests, by requested currency and outcome: `created` or the error code.
+    pub quotes: Family<QuoteLabels, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
     pub http_in_flight: Gauge,
@@ -85,9 +102,15 @@ impl Metrics {
         registry.register("access_denials", "Wallet access proofs refused, by reason", access_denials.clone());
         let access_verifications = Counter::default();
         registry.register("access_verifications", "Wallet access proofs accepted", access_verifications.clone());
+        let joins = Family::<JoinLabels, Counter>::default();
+        registry.register("joins", "Join attempts over HTTP and at the room socket, by outcome (admitted, or the refusal)", joins.clone());
+        let quotes = Family::<QuoteLabels, Counter>::default();
+        registry.register("quotes", "Purchase requests, by currency and outcome (created, or the error code)", quotes.clone());
         let ws_rejections = Family::<CodeLabels, Counter>::default();
         registry.register("ws_rejections", "WebSocket connections refused at admission, by close code", ws_rejections.clone());
         Arc::new(Metrics {
+            joins,
+            quotes,
             ws_rejections,
             registry,
             http_requests,
@@ -101,6 +124,10 @@ impl Metrics {
     /// Registers further metrics from other parts of the gateway before the server starts.
     pub fn registry_mut(this: &mut Arc<Metrics>) -> Option<&mut Registry> {
         Arc::get_mut(this).map(|m| &mut m.registry)
+    }
+
+    pub fn join(&self, via: &'static str, outcome: &str) {
+        self.joins.get_or_create(&JoinLabels { via, outcome: outcome.to_owned() }).inc();
     }
 
     pub fn encode(&self) -> String {
@@ -131,7 +158,12 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-pub async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// How old the sales totals in a scrape may be: a scrape re-reads them from the store when older.
+const SALES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub async fn render(State(state): State<crate::state::AppState>) -> impl IntoResponse {
+    state.sales.refresh(&state.store, SALES_MAX_AGE).await;
+    let metrics = &state.metrics;
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         metrics.encode(),

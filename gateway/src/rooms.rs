@@ -78,6 +78,7 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
         Ok(seat) => seat,
         Err(denied) => {
             state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: denied.0 }).inc();
+            state.metrics.join("socket", &denied.0.to_string());
             return close(&mut socket, denied).await;
         }
     };
@@ -107,10 +108,12 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
             }
             let frame = refused.close_frame();
             state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: frame.code }).inc();
+            state.metrics.join("socket", &frame.code.to_string());
             return close(&mut socket, Denied(frame.code, frame.reason)).await;
         }
     };
 
+    state.metrics.join("socket", "admitted");
     let idle_after = Duration::from_secs(state.settings.rooms.idle_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(state.settings.rooms.ping_interval_secs));
     let mut last_heard = Instant::now();

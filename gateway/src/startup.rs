@@ -85,6 +85,7 @@ impl Application {
         } else {
             None
         };
+        let sales = exporters::SalesCollector::default();
         let server = crate::server::Server::new(crate::server::Limits {
             max_connections: settings.server.max_connections,
             overflow_connections: settings.server.overflow_connections,
@@ -95,6 +96,7 @@ impl Application {
             let registry = Metrics::registry_mut(&mut metrics).expect("metrics are not shared yet");
             registry.register_collector(Box::new(exporters::RoomsCollector(hub.clone())));
             registry.register_collector(Box::new(exporters::ConnectionsCollector(server.gauge())));
+            registry.register_collector(Box::new(sales.clone()));
             if let Some(relay) = &turn {
                 registry.register_collector(Box::new(exporters::TurnCollector(relay.stats())));
             }
@@ -121,6 +123,7 @@ impl Application {
             purchases,
             hub,
             connections: tokio_util::task::TaskTracker::new(),
+            sales,
             feed,
             turn,
             watchers,

@@ -17,6 +17,8 @@ pub struct AppState {
     /// Hive account keys (posting/active), for creator sign-in and Hive wallet signatures.
     pub hive_keys: Arc<dyn chains::signature::HiveKeySource>,
     pub metrics: Arc<Metrics>,
+    /// Sales and refund totals for `/metrics`, re-read from the store at scrape time.
+    pub sales: crate::exporters::SalesCollector,
     /// The rooms of this node.
     pub hub: signaling::Hub,
     /// Every WebSocket connection task, so shutdown can wait for them to close.

@@ -51,7 +51,8 @@ app_test!(quote_pay_and_see_the_ticket, |app| async move {
     assert_eq!(status["ticket"]["status"], "valid");
     let tickets: Value = app.get("/api/tickets?wallet=bob&chain=hive").await.json().await.unwrap();
     assert_eq!(tickets.as_array().unwrap().len(), 1);
-    assert_eq!(tickets[0]["token"], status["ticket"]["token"]);
+    assert_eq!(tickets[0]["ticket_id"], status["ticket"]["ticket_id"]);
+    assert!(tickets[0].get("token").is_none(), "a public list carries no ticket secret");
     let none: Value = app.get("/api/tickets?wallet=carol&chain=hbd").await.json().await.unwrap();
     assert_eq!(none, json!([]));
 });
@@ -113,4 +114,34 @@ app_test!(operators_list_and_settle_refunds_once, |app| async move {
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "not_due");
     let res = app.admin(Method::POST, "/api/admin/ledger/999999/settle").json(&json!({ "txid": "x" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+});
+
+/// The value of one sample line of `/metrics`, e.g. `gateway_quotes_total{currency="HIVE",outcome="created"}`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+app_test!(metrics_count_quotes_tickets_revenue_and_refunds, |app| async move {
+    let event_id = on_sale_event(&app, 5).await;
+    let res = buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
+    let quote: Value = res.json().await.unwrap();
+    assert_eq!(buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "doge", "wallet_address": "bob" })).await.status(), 422);
+    // Paid 1 HIVE too much: a ticket, and a refund of the excess.
+    let report = PaymentReport {
+        chain: Chain::Hive, txid: "metrics-tx".into(), output_index: 0, quote_id: None, memo: Some(quote["memo"].as_str().unwrap().into()),
+        amount: Amount::new(Currency::Hive, 101_000), to_address: "dlux-tickets".into(), from_address: Some("bob".into()),
+        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+    };
+    watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
+    let res = app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&json!({ "wallet_address": "bob", "chain": "hive", "signature": "00" })).send().await.unwrap();
+    assert!(res.status().is_client_error());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let get = |series: &str| sample(&metrics, series).unwrap_or_else(|| panic!("no `{series}` in /metrics"));
+    assert_eq!(get(r#"gateway_quotes_total{currency="HIVE",outcome="created"}"#), 1.0);
+    assert_eq!(get(r#"gateway_quotes_total{currency="unknown",outcome="unknown_payment_method"}"#), 1.0);
+    assert_eq!(get(r#"gateway_tickets_issued_total{currency="HIVE"}"#), 1.0);
+    assert_eq!(get(r#"gateway_revenue_base_units_total{currency="HIVE"}"#), 101_000.0);
+    assert_eq!(get(r#"gateway_refunds_total{currency="HIVE"}"#), 1.0);
+    assert_eq!(get(r#"gateway_refunded_base_units_total{currency="HIVE"}"#), 1_000.0);
+    assert!(metrics.lines().any(|l| l.starts_with("gateway_joins_total{via=\"http\",outcome=\"")), "{metrics}");
 });

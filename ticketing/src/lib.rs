@@ -15,6 +15,7 @@ pub mod events;
 pub mod rates;
 pub mod ratings;
 pub mod replay;
+pub mod sales_totals;
 pub mod store;
 pub mod tokens;
 #[cfg(feature = "testing")]

@@ -188,12 +188,22 @@ pub async fn create_quote(
     State(state): State<AppState>,
     Json(body): Json<PurchaseBody>,
 ) -> ApiResult<(StatusCode, Json<QuoteResponse>)> {
-    let event_id = parse_event_id(&body.event_id)?;
-    tracing::Span::current().record("event_id", event_id);
-    let currency = payment_currency(&body.payment_method, body.chain.as_deref())?;
-    let request = QuoteRequest { event_id, currency, wallet_address: body.wallet_address };
-    let quote = state.purchases.create_quote(request, now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
+    let currency = payment_currency(&body.payment_method, body.chain.as_deref());
+    let label = currency.as_ref().map(|c| c.to_string()).unwrap_or_else(|_| "unknown".into());
+    let result = async {
+        let event_id = parse_event_id(&body.event_id)?;
+        tracing::Span::current().record("event_id", event_id);
+        let request = QuoteRequest { event_id, currency: currency?, wallet_address: body.wallet_address };
+        let quote = state.purchases.create_quote(request, now_ms()).await?;
+        ApiResult::Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
+    }
+    .await;
+    let outcome = match &result {
+        Ok(_) => "created",
+        Err(e) => e.code,
+    };
+    state.metrics.quotes.get_or_create(&crate::metrics::QuoteLabels { currency: label, outcome: outcome.to_owned() }).inc();
+    result
 }
 
 /// The currency a purchase asks to pay in: `payment_method` alone, or a symbol plus `chain`.

@@ -125,8 +125,14 @@ pub async fn join(
     Path(id): Path<String>,
     Json(body): Json<JoinBody>,
 ) -> ApiResult<Json<JoinResponse>> {
-    let event_id = event_id(&id)?;
     let _ = headers;
+    let result = join_inner(&state, remote, &id, body).await;
+    state.metrics.join("http", result.as_ref().map_or_else(|e| e.code, |_| "granted"));
+    result
+}
+
+async fn join_inner(state: &AppState, remote: std::net::SocketAddr, id: &str, body: JoinBody) -> ApiResult<Json<JoinResponse>> {
+    let event_id = event_id(id)?;
     let now = now_ms();
     let chain = body.chain.as_deref().unwrap_or("eth");
     let verified = state
@@ -151,7 +157,7 @@ pub async fn join(
         .ok_or_else(|| refusal(Refusal::NoTicket))?;
     let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
     let seat = state.store.check_ticket_admission(event_id, ticket, now, early).await?.map_err(refusal)?;
-    Ok(Json(grant(&state, seat, None).await?))
+    Ok(Json(grant(state, seat, None).await?))
 }
 
 /// `POST /api/events/{id}/ticket`: the wallet's ticket for this event with its token and server signature,
