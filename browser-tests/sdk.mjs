@@ -170,7 +170,9 @@ async function buyAndJoin(args, log, context) {
     const bad = await caught(dlux.joinEvent(concert, address, signed.signature, { chain: "eth", message: other.message }));
     const join = await dlux.joinEvent(concert, signed.address, signed.signature, { chain: signed.chain, message: signed.message });
     const replayed = await caught(dlux.joinEvent(concert, signed.address, signed.signature, { chain: signed.chain, message: signed.message }));
-    return { challenge, signed, bad: bad.thrown, join, replayed: replayed.thrown };
+    // The natural call: what signWithWallet returned, over the seed's message, passed as it is.
+    const natural = await caught(dlux.joinEvent(concert, address, await dlux.signWithWallet(`Access event ${concert} at ${Date.now()}`, "ethereum")));
+    return { challenge, signed, bad: bad.thrown, join, replayed: replayed.thrown, natural: natural.thrown || natural.value };
   }, concert);
 
   log("sdk: into the scene");

@@ -398,6 +398,12 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
     payments.tokens = token_contracts(settings)?;
+    // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
+    for evm in &settings.watchers.evm {
+        if let Some(id) = evm.chain_id {
+            payments.chain_ids.insert(evm.chain, id);
+        }
+    }
     Ok(payments)
 }
 
@@ -554,6 +560,14 @@ mod tests {
         for (code, contract) in [("USDC", USDC_ETH), ("ETH", USDC_ETH), ("USDC.SOL", USDC_ETH), ("USDT.POL", "0x12")] {
             assert!(token_contracts(&with_tokens(&[(code, contract)], "")).is_err(), "{code} = {contract}");
         }
+    }
+
+    #[test]
+    fn payment_uris_name_the_watched_chain_id() {
+        let settings = with_tokens(&[], "[[evm]]\nchain = \"eth\"\nrpc_url = \"http://anvil\"\nchain_id = 31337\n");
+        let payments = payment_settings(&settings).unwrap();
+        assert_eq!(payments.chain_ids.get(&chains::Chain::Eth), Some(&31337));
+        assert_eq!(payments.chain_ids.get(&chains::Chain::Pol), Some(&137), "unconfigured chains keep their mainnet id");
     }
 
     #[test]

@@ -232,6 +232,8 @@ async fn buy_and_join(backend: ticketing::Backend) {
     assert_eq!(j["join"]["event_id"], concert);
     assert!(j["join"]["websocket_url"].as_str().unwrap().ends_with(&format!("/event/{concert}")));
     assert!(!j["join"]["session_token"].as_str().unwrap().is_empty());
+    // joinEvent(id, address, await signWithWallet(seed message)) — the object passed as it is — is granted.
+    assert_eq!(j["natural"]["access_granted"], true, "{}", j["natural"]);
     assert_api_error(&j["replayed"], "replayed", 401);
 
     let scene = &result["scene"];

@@ -218,7 +218,7 @@ export declare class DluxClient {
   getChallenge(eventId: number | string, chain: ChainName, wallet: string): Promise<Challenge>;
   getWalletAddress(chain: ChainName, options?: { account?: string }): Promise<string>;
   signWithWallet(message: string, chain: ChainName, options?: { account?: string }): Promise<SignedMessage>;
-  joinEvent(eventId: number | string, address: string, signature: string, options?: JoinOptions): Promise<JoinResponse>;
+  joinEvent(eventId: number | string, address: string, signature: string | SignedMessage, options?: JoinOptions): Promise<JoinResponse>;
   connectScene(sceneEl: Element, join: JoinResponse, options?: Record<string, unknown>): Promise<{ clientId: string }>;
 }
 
@@ -236,7 +236,7 @@ export declare function watchQuote(quoteId: string, onUpdate: (quote: Quote) => 
 export declare function getChallenge(eventId: number | string, chain: ChainName, wallet: string): Promise<Challenge>;
 export declare function getWalletAddress(chain: ChainName, options?: { account?: string }): Promise<string>;
 export declare function signWithWallet(message: string, chain: ChainName, options?: { account?: string }): Promise<SignedMessage>;
-export declare function joinEvent(eventId: number | string, address: string, signature: string, options?: JoinOptions): Promise<JoinResponse>;
+export declare function joinEvent(eventId: number | string, address: string, signature: string | SignedMessage, options?: JoinOptions): Promise<JoinResponse>;
 export declare function connectScene(sceneEl: Element, join: JoinResponse, options?: Record<string, unknown>): Promise<{ clientId: string }>;
 
 export default client;

@@ -394,12 +394,18 @@ export class DluxClient {
    * WebSocket URL and, when the gateway relays media, TURN credentials.
    * @param {number|string} eventId
    * @param {string} address
-   * @param {string} signature
+   * @param {string | import("./events").SignedMessage} signature The signature, or what `signWithWallet`
+   *   returned: its message and chain are then used unless `options` names others.
    * @param {{ chain?: string, message?: string, timestamp?: number }} [options] `message` as signed (from
    *   `getChallenge`, or the seed's `Access event {id} at {ms}` with its `timestamp`); `chain` defaults to eth.
    * @returns {Promise<import("./events").JoinResponse>}
    */
   joinEvent(eventId, address, signature, options = {}) {
+    if (signature && typeof signature === "object") {
+      options = { chain: signature.chain, message: signature.message, ...options };
+      address = address || signature.address;
+      signature = signature.signature;
+    }
     const body = { wallet_address: address, signature, chain: normalizeChain(options.chain || "eth") };
     if (options.message !== undefined) body.message = options.message;
     if (options.timestamp !== undefined) body.timestamp = options.timestamp;
