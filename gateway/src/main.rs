@@ -74,10 +74,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let account = AccountName::parse(&account)?;
             let tier: Tier = tier.parse()?;
             let until = until.as_deref().map(parse_date).transpose()?;
+            if let Some(until) = until {
+                anyhow::ensure!(until > ticketing::now_ms(), "--until {} is in the past", rfc3339(until));
+            }
             let store = ticketing::Store::connect(&settings.database.url, 1).await?;
             let creator = store.set_tier(&account, tier, until, "admin-cli").await?;
             store.close().await;
-            println!("{}", serde_json::to_string(&creator)?);
+            // Times as people read them, not unix milliseconds.
+            let mut shown = serde_json::to_value(&creator)?;
+            for field in ["tier_until", "created_at", "updated_at"] {
+                if let Some(ms) = shown.get(field).and_then(serde_json::Value::as_i64) {
+                    shown[field] = rfc3339(ms).into();
+                }
+            }
+            println!("{shown}");
         }
         Command::Admin(command) => {
             let purchases = gateway::startup::purchases_for_cli(&settings).await?;
@@ -100,6 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifySignature(_) => unreachable!("handled before the configuration is loaded"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
 }
 
 /// Accepts an RFC 3339 time or a plain date (midnight UTC).

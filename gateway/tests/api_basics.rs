@@ -71,6 +71,7 @@ app_test!(bad_input_gets_precise_errors, |app| async move {
         ("/api/admin/creators/Bad%20Name/tier", json!({ "tier": "pro" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
         ("/api/admin/creators/alice/tier", json!({ "tier": "gold" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_tier"),
         ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "until": "tomorrow" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_time"),
+        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "until": "2020-01-01T00:00:00Z" }), StatusCode::UNPROCESSABLE_ENTITY, "until_in_past"),
         ("/api/admin/creators/alice/tier", json!({ "tier": 5 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
         ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "extra": 1 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
     ];

@@ -99,8 +99,14 @@ app_test!(operators_list_and_settle_refunds_once, |app| async move {
     assert_eq!(refunds[0]["reason"], "overpaid");
     let payouts: Value = app.admin(Method::GET, "/api/admin/payouts").send().await.unwrap().json().await.unwrap();
     assert_eq!(payouts, json!([]), "payouts are not due before the event ends plus the delay");
-    let all: Value = app.admin(Method::GET, "/api/admin/payouts?due=false").send().await.unwrap().json().await.unwrap();
+    let all: Value = app.admin(Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
     assert_eq!(all[0]["amount_units"], "80000");
+    // One name for "everything" on both the CLI (`--all`) and HTTP; a parameter it does not know is refused.
+    for query in ["due=false", "al=true"] {
+        let res = app.admin(Method::GET, &format!("/api/admin/payouts?{query}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_query");
+    }
     let id = refunds[0]["id"].as_i64().unwrap();
     let path = format!("/api/admin/ledger/{id}/settle");
     let res = app.admin(Method::POST, &path).json(&json!({ "txid": "refund-tx" })).send().await.unwrap();

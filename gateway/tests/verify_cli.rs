@@ -194,3 +194,29 @@ fn valid_and_altered_from_a_message_file() {
     let altered = run(&[message, b"\n"].concat());
     assert_eq!((altered.status.code(), String::from_utf8_lossy(&altered.stdout).trim()), (Some(1), "invalid: wrong_signer"));
 }
+
+/// `gateway admin set-tier` against a fresh SQLite file: a past `--until` is refused, a future one printed as a date.
+#[test]
+fn set_tier_refuses_a_past_until_and_prints_dates() {
+    let dir = std::env::temp_dir().join(format!("set-tier-cli-{}-{}", std::process::id(), rand::random::<u64>()));
+    let url = format!("sqlite://{}/gateway.db", dir.display());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(args)
+            .env_remove("GATEWAY_CONFIG")
+            .env("DATABASE_URL", &url)
+            .env("GATEWAY_DATA_DIR", &dir)
+            .env("GATEWAY_SECRET", "22".repeat(32))
+            .output()
+            .expect("run the gateway binary")
+    };
+    let past = run(&["admin", "set-tier", "alice", "pro", "--until", "2020-01-01"]);
+    assert!(!past.status.success());
+    assert!(String::from_utf8_lossy(&past.stderr).contains("in the past"), "{}", String::from_utf8_lossy(&past.stderr));
+    let future = run(&["admin", "set-tier", "alice", "pro", "--until", "2099-06-30"]);
+    assert!(future.status.success(), "{}", String::from_utf8_lossy(&future.stderr));
+    let shown: Value = serde_json::from_slice(future.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap()).unwrap();
+    assert_eq!(shown["tier_until"], "2099-06-30T00:00:00Z");
+    assert_eq!(shown["tier"], "pro");
+    let _ = std::fs::remove_dir_all(&dir);
+}

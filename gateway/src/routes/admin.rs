@@ -30,6 +30,9 @@ pub async fn set_tier(
         ApiError::unprocessable("invalid_tier", e.to_string())
     })?;
     let until = body.until.as_deref().map(parse_time).transpose()?;
+    if until.is_some_and(|until| until <= ticketing::now_ms()) {
+        return Err(ApiError::unprocessable("until_in_past", "`until` is in the past: a subscription ends in the future"));
+    }
     let creator = state.store.set_tier(&account, tier, until, "admin-api").await?;
     Ok(Json(creator))
 }

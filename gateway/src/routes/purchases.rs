@@ -255,27 +255,25 @@ pub async fn tickets(State(state): State<AppState>, Query(q): Query<TicketsQuery
     Ok(Json(tickets.into_iter().map(public_ticket_view).collect()))
 }
 
+/// `?all=true` lists every entry of the kind (the CLI's `--all`); by default only what is due now. Unknown
+/// parameters are refused rather than ignored.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LedgerQuery {
-    /// `false` lists every entry of the kind; the default lists only what is due now.
-    #[serde(default = "yes")]
-    pub due: bool,
+    #[serde(default)]
+    pub all: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// `GET /api/admin/payouts?due=true`
+/// `GET /api/admin/payouts[?all=true]`
 pub async fn payouts(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
     require_admin(&state, &headers)?;
-    Ok(Json(state.purchases.ledger("payout", q.due, now_ms()).await?))
+    Ok(Json(state.purchases.ledger("payout", !q.all, now_ms()).await?))
 }
 
-/// `GET /api/admin/refunds?due=true`
+/// `GET /api/admin/refunds[?all=true]`
 pub async fn refunds(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
     require_admin(&state, &headers)?;
-    Ok(Json(state.purchases.ledger("refund", q.due, now_ms()).await?))
+    Ok(Json(state.purchases.ledger("refund", !q.all, now_ms()).await?))
 }
 
 #[derive(Debug, Deserialize)]
