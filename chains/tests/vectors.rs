@@ -223,6 +223,18 @@ fn xmr_vectors() {
     run("xmr.json", 60, |c| signature::verify_xmr(xmr_network(c), &c.address, &c.message(), &c.signature));
 }
 
+/// A Monero signature is taken exactly as monero-wallet-rpc takes it: a valid one with whitespace around it
+/// is refused, as the wallet refuses it.
+#[test]
+fn xmr_signatures_with_surrounding_whitespace_are_refused() {
+    let valid = load("xmr.json").cases.into_iter().find(|c| c.expect == "ok").expect("a valid vector");
+    let network = xmr_network(&valid);
+    assert!(signature::verify_xmr(network, &valid.address, &valid.message(), &valid.signature).is_ok());
+    for padded in [format!(" {}", valid.signature), format!("{}\n", valid.signature), format!("\t{}", valid.signature)] {
+        assert!(signature::verify_xmr(network, &valid.address, &valid.message(), &padded).is_err(), "{padded:?} was accepted");
+    }
+}
+
 /// The async entry point routes every chain to the same verifiers as the sync functions.
 #[test]
 fn verify_entry_point_agrees_with_per_chain_functions() {

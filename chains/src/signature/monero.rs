@@ -116,7 +116,7 @@ impl SignatureVerifier for Monero {
                 format!("a {:?} address, expected {:?}", parsed.network, self.network),
             ));
         }
-        let signature = signature.trim();
+        // Taken exactly as monero-wallet-rpc's `verify` takes it: no surrounding whitespace.
         let (scheme, encoded) = if let Some(rest) = signature.strip_prefix("SigV2") {
             (Scheme::MoneroV2, rest)
         } else if let Some(rest) = signature.strip_prefix("SigV1") {
