@@ -26,6 +26,8 @@
   "use strict";
 
   var CLOCK_SAMPLES = 10;
+  // At most this many frames wait for the welcome; NAF sends one sync per networked entity.
+  var BEFORE_WELCOME_MAX = 256;
 
   function log() {
     if (typeof NAF !== "undefined" && NAF.log) NAF.log.write.apply(NAF.log, arguments);
@@ -138,6 +140,9 @@
       this.myRoomJoinTime = null;
       this.welcomed = false;
       this.closedByUs = false;
+      // Frames NAF sends between connect() and the welcome (its first sync of the scene's entities): kept in
+      // order and sent once the server has seated us, instead of dropped.
+      this.beforeWelcome = [];
 
       this.occupants = {}; // client id -> joined_at (what NAF's occupant listener expects)
       this.peers = {}; // client id -> { identity, role, mic, screen, muted }
@@ -239,9 +244,13 @@
       var url = creds.websocket_url || this.serverUrl;
       var scheme = typeof location !== "undefined" && location.protocol === "https:" ? "wss://" : "ws://";
       var host = typeof location !== "undefined" ? location.host : "localhost";
-      if (!url || url === "/") url = "/event/" + encodeURIComponent(this.room);
+      var room = "/event/" + encodeURIComponent(this.room);
+      if (!url || url === "/") url = room;
       if (url.charAt(0) === "/") url = scheme + host + url;
       else if (/^https?:/.test(url)) url = url.replace(/^http/, "ws");
+      // The gateway's origin alone (`https://gw.example`, `wss://gw.example/`): the room's path goes after it.
+      var origin = /^(wss?:\/\/[^\/?#]+)\/?(\?.*)?$/.exec(url);
+      if (origin) url = origin[1] + room + (origin[2] || "");
       if (creds.session_token) {
         url += (url.indexOf("?") === -1 ? "?" : "&") + "token=" + encodeURIComponent(creds.session_token);
       }
@@ -401,7 +410,8 @@
     /* ---- Internals ---- */
 
     sendFrame(frame) {
-      if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+      if (this.ws && this.ws.readyState === 1 && this.welcomed) this.ws.send(JSON.stringify(frame));
+      else if (this.ws && this.ws.readyState <= 1 && this.beforeWelcome.length < BEFORE_WELCOME_MAX) this.beforeWelcome.push(frame);
       else warn("dlux: not connected; dropped", frame.type);
     }
 
@@ -466,6 +476,8 @@
       this.muted = !!msg.muted;
       this.avgTimeOffset = msg.server_time - Date.now();
       this.welcomed = true;
+      var queued = this.beforeWelcome.splice(0);
+      for (var i = 0; i < queued.length; i++) this.sendFrame(queued[i]);
       var self = this;
       Object.keys(msg.occupants || {}).forEach(function (id) {
         self.rememberPeer(msg.occupants[id]);
@@ -619,6 +631,7 @@
         this.screenStream = null;
       }
       this.dropPeers(Object.keys(this.occupants).concat(Array.from(this.openClients)));
+      this.beforeWelcome = [];
       this.ws = null;
     }
 

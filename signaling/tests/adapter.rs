@@ -16,3 +16,18 @@ fn adapter_registers_as_dlux_and_implements_the_naf_interface() {
             "adapter lacks {method}");
     }
 }
+
+/// The adapter's own tests (signaling/js/test, node's test runner, driving it as NAF does against a fake
+/// socket) run with the suite. Node is installed by scripts/test.
+#[test]
+fn the_adapters_javascript_tests_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js/test");
+    let output = std::process::Command::new("node")
+        .arg("--test")
+        .arg(&dir)
+        .output()
+        .expect("node is installed (scripts/test installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("# fail 0") && !stdout.contains("# pass 0"), "{stdout}");
+}

@@ -104,8 +104,41 @@ test("chat goes out and comes back through the hook", () => {
   const { adapter, ws } = connected();
   const got = [];
   adapter.onChat = (m) => got.push(m.text);
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
   adapter.sendChat("hi");
   assert.deepEqual(ws.sent.at(-1), { type: "chat", text: "hi" });
   ws.serve({ type: "chat", from: "a", identity: "A", text: "hello", server_time: 1 });
   assert.deepEqual(got, ["hello"]);
+  adapter.disconnect();
+});
+
+test("a serverURL that is only the gateway's origin gets the room's path", () => {
+  for (const [serverUrl, expected] of [
+    ["https://gw.example", "wss://gw.example/event/42"],
+    ["https://gw.example/", "wss://gw.example/event/42"],
+    ["wss://gw.example:8443", "wss://gw.example:8443/event/42"],
+    ["http://127.0.0.1:8080/", "ws://127.0.0.1:8080/event/42"],
+    ["wss://gw.example/event/42", "wss://gw.example/event/42"],
+    ["/event/42", "wss://gw.example/event/42"],
+  ]) {
+    const adapter = new Adapter();
+    adapter.setServerConnectListeners(() => {}, () => {});
+    adapter.setRoom("42");
+    adapter.setServerUrl(serverUrl);
+    adapter.setJoinCredentials({ session_token: "t" });
+    adapter.connect();
+    assert.equal(FakeSocket.last.url, expected + "?token=t", serverUrl);
+  }
+});
+
+test("what NAF sends before the welcome goes out after it, in order", () => {
+  const { adapter, ws } = connected();
+  adapter.broadcastDataGuaranteed("u", { networkId: "first" });
+  adapter.broadcastData("um", { d: [1] });
+  assert.deepEqual(ws.sent, [], "nothing goes out before the server seats us");
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
+  const relayed = ws.sent.filter((f) => f.type === "broadcast");
+  assert.deepEqual(relayed.map((f) => [f.data_type, f.guaranteed]), [["u", true], ["um", false]]);
+  assert.equal(relayed[0].data.networkId, "first");
+  adapter.disconnect();
 });
