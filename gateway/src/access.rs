@@ -202,8 +202,14 @@ pub struct AccessGuard {
     by_wallet: RateLimiter,
     by_ip: RateLimiter,
     challenges_by_ip: RateLimiter,
+    /// Audit rows for refused proofs, per event and per claimed wallet: refusals from many addresses still
+    /// write a bounded number of rows (the metric counts every one).
+    denial_audits: RateLimiter,
     last_sweep: AtomicI64,
 }
+
+/// Refusals audited per event, and per claimed wallet, per minute; the rest are only counted.
+const DENIAL_AUDITS_PER_MINUTE: u32 = 30;
 
 impl AccessGuard {
     pub fn new(
@@ -233,6 +239,7 @@ impl AccessGuard {
             by_wallet: RateLimiter::new(config.wallet_attempts_per_minute),
             by_ip: RateLimiter::new(config.ip_attempts_per_minute),
             challenges_by_ip: RateLimiter::new(config.ip_challenges_per_minute),
+            denial_audits: RateLimiter::new(DENIAL_AUDITS_PER_MINUTE),
             last_sweep: AtomicI64::new(0),
         })
     }
@@ -407,6 +414,10 @@ impl AccessGuard {
             return;
         }
         let wallet: String = req.wallet.chars().take(128).collect();
+        let budget = self.denial_audits.take(&format!("event:{}", req.event_id)).and_then(|()| self.denial_audits.take(&format!("wallet:{wallet}")));
+        if budget.is_err() {
+            return;
+        }
         let remote = req.remote.map(|ip| ip.to_string());
         let entry = AuditEntry::new(&wallet, "access.denied")
             .event(req.event_id)

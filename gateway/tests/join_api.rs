@@ -313,3 +313,23 @@ app_test!(ticket_secrets_only_reach_the_wallet_that_signs, |app| async move {
     assert!(full[0]["token"].as_str().is_some_and(|t| !t.is_empty()), "{full}");
     assert!(full[0]["access_signature"].as_str().is_some_and(|s| !s.is_empty()), "{full}");
 });
+
+app_test!(refused_joins_from_many_addresses_write_a_bounded_audit, |app| async move {
+    let event_id = live_event(&app).await;
+    // 120 bad joins for one event from 40 source addresses (three each, inside every per-address limit).
+    for i in 0..120u8 {
+        let client = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 1, 1 + i % 40])).build().unwrap();
+        let body = json!({ "wallet_address": format!("0x{:040x}", i), "chain": "eth", "signature": "0x00", "message": "not a challenge" });
+        let res = client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied' AND event_id = $1")
+        .bind(event_id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert!(audited > 0 && audited <= 30, "{audited} audit rows for 120 refusals");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let counted: f64 = metrics.lines().filter(|l| l.starts_with("gateway_access_denials_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    assert_eq!(counted, 120.0, "every refusal is still counted");
+});
