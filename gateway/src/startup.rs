@@ -16,7 +16,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::services::ServeDir;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
@@ -45,6 +44,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate()?;
         let secret = Secret::resolve(&settings)?;
         if secret.generated {
             tracing::warn!(
@@ -123,7 +123,7 @@ impl Application {
             secret,
             shutdown,
         };
-        let router = router(state.clone());
+        let router = router(state.clone())?;
         Ok(Application { listener, router, state })
     }
 
@@ -205,10 +205,11 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState) -> anyhow::Result<Router> {
+    let origins = Arc::new(crate::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
     let api = Router::new()
         .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(metrics::render))
@@ -224,13 +225,12 @@ fn router(state: AppState) -> Router {
         .merge(routes::analytics::router())
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
-        // Files under `web_dir` for any path no route claims (`/` is `index.html`); a missing file or another
-        // method than GET/HEAD gets the JSON 404. `ServeDir` refuses `..`, so nothing outside is reachable.
-        .fallback_service(
-            ServeDir::new(&state.settings.web_dir)
-                .call_fallback_on_method_not_allowed(true)
-                .fallback(axum::handler::HandlerWithoutStateExt::into_service(not_found)),
-        )
+        // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
+        .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
+        // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
+        // preflight and WebSocket upgrade.
+        .layer(origins.cors_layer())
+        .layer(axum::middleware::from_fn_with_state(origins, crate::origins::refuse_foreign_origins))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
@@ -240,13 +240,8 @@ fn router(state: AppState) -> Router {
             let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %request.method(), uri = %request.uri().path(), request_id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
-}
-
-/// Answers what neither a route nor a file under `web_dir` does.
-async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    Ok(router.with_state(state))
 }
 
 /// The purchases service over the configured database, for operator commands run outside the server.
