@@ -57,6 +57,9 @@ pub struct Settings {
     /// Coarse country of attendees from a local IP range file; off by default.
     #[serde(default)]
     pub geo: crate::geo::GeoSettings,
+    /// How long personal data is kept (`[privacy]`).
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacySettings,
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -263,6 +266,7 @@ impl Default for Settings {
             access: AccessSettings::default(),
             webhooks: Default::default(),
             geo: Default::default(),
+            privacy: Default::default(),
         }
     }
 }

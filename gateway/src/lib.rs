@@ -13,6 +13,7 @@ pub mod exporters;
 pub mod geo;
 pub mod metrics;
 pub mod origins;
+pub mod privacy;
 pub mod rooms;
 pub mod sales_feed;
 pub mod routes;

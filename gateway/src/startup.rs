@@ -146,6 +146,7 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
+        crate::privacy::spawn_retention_sweep(state.clone());
         let recorder = attendance::spawn(
             &state.hub,
             state.store.clone(),
@@ -225,6 +226,7 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::analytics::router())
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
+        .merge(routes::privacy::router())
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
         .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
