@@ -59,7 +59,7 @@ impl OriginPolicy {
     /// the request (or the one a preflight announces) is a GET or HEAD.
     pub fn allows(&self, origin: &HeaderValue, host: Option<&HeaderValue>, read: bool) -> bool {
         let Some(origin) = origin.to_str().ok().and_then(normalise) else { return false };
-        if self.own.as_deref() == Some(origin.as_str()) || self.listed.iter().any(|o| *o == origin) {
+        if self.own.as_deref() == Some(origin.as_str()) || self.listed.contains(&origin) {
             return true;
         }
         if let Some(host) = host.and_then(|h| h.to_str().ok()) {
