@@ -189,6 +189,10 @@ pub struct ServerSettings {
     /// Start with a generated development secret even though `public_url` is not a loopback address.
     #[serde(default)]
     pub allow_development_secret: bool,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, e.g. `["127.0.0.1"]`
+    /// behind a local nginx. Without one, the connection's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<turn_relay::peer_policy::Cidr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +228,7 @@ impl Default for Settings {
                 node_id: "node-1".into(),
                 allowed_origins: Vec::new(),
                 allow_development_secret: false,
+                trusted_proxies: Vec::new(),
             },
             database: DatabaseSettings { url: "sqlite://data/gateway.db".into(), max_connections: 16 },
             log: LogSettings { format: LogFormat::Json, filter: "info,sqlx=warn".into() },

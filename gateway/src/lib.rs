@@ -6,6 +6,7 @@ pub mod attendance;
 pub mod auth;
 pub mod certificates;
 pub mod cli;
+pub mod client_address;
 pub mod creator_auth;
 pub mod configuration;
 pub mod error;

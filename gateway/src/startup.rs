@@ -234,6 +234,11 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(origins.cors_layer())
         .layer(axum::middleware::from_fn_with_state(origins, crate::origins::refuse_foreign_origins))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        // Behind a trusted proxy the client is the forwarded one (rate limits, audit, geo).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.settings.server.trusted_proxies.clone()),
+            crate::client_address::from_trusted_proxies,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
         }))

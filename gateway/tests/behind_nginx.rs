@@ -115,6 +115,30 @@ fn tls_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// Sends a join with a malformed signature (refused and audited) and returns the client address the audit row
+/// names.
+async fn denied_join_address(
+    store: &ticketing::Store,
+    client: &reqwest::Client,
+    base: &str,
+    event_id: i64,
+    forwarded_for: &str,
+) -> String {
+    let res = client
+        .post(format!("{base}/api/events/{event_id}/join"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({
+            "chain": "eth", "wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7",
+            "message": "Access event 1 at 0", "signature": "0x00",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "{:?}", res.text().await);
+    let rows = store.audit_entries(Some("access.denied"), 1).await.unwrap();
+    rows[0].remote_addr.clone().unwrap_or_default()
+}
+
 /// The next JSON frame of `kind`, skipping others.
 async fn next_of<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, kind: &str) -> Value
 where
@@ -144,7 +168,11 @@ async fn a_wss_join_and_an_sse_feed_pass_through_nginx() {
     let cert_pem = std::fs::read_to_string(&cert).unwrap();
     let (https_port, http_port) = (free_port(), free_port());
     let public = format!("https://localhost:{https_port}");
-    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.server.public_url = Some(public.clone())).await;
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.server.public_url = Some(public.clone());
+        s.server.trusted_proxies = vec![turn_relay::peer_policy::Cidr::try_from("127.0.0.1".to_owned()).unwrap()];
+    })
+    .await;
     let upstream_port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let _nginx = start_nginx(&dir, &site_config(&dir, https_port, http_port, upstream_port));
 
@@ -194,7 +222,18 @@ async fn a_wss_join_and_an_sse_feed_pass_through_nginx() {
         }
     };
     assert_eq!(joined.data["identity"], "nginx-w", "{:?}", joined.data);
+
+    // The gateway sees the client nginx names, not nginx: a refused join is audited with the forwarded address.
+    assert_eq!(denied_join_address(&app.store, &client, &public, event_id, "203.0.113.9").await, "203.0.113.9");
     ws.close(None).await.unwrap();
     drop(_nginx);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Without `trusted_proxies`, `X-Forwarded-For` is the client's own say and is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = common::spawn_app(ticketing::Backend::Sqlite).await;
+    let event_id = event(&app.store, 10, 0).await;
+    assert_eq!(denied_join_address(&app.store, &app.client, &app.address, event_id, "203.0.113.9").await, "127.0.0.1");
 }
