@@ -1,4 +1,4 @@
-//! The binary alone, started in an empty directory: it serves every web file from its built-in copy, keeps its
+//! The binary alone, copied into an empty directory and started there: it serves every web file from its built-in copy, keeps its
 //! data under `./data` with an owner-only development secret, and refuses a generated secret for a public origin.
 
 use std::io::{BufRead, BufReader};
@@ -22,8 +22,13 @@ fn empty_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The binary copied into `dir` (nothing else there), to run from it.
 fn gateway_in(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    let binary = dir.join("gateway");
+    if !binary.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_gateway"), &binary).unwrap();
+    }
+    let mut command = Command::new(&binary);
     command.current_dir(dir).env_remove("RUST_LOG").env_remove("DATABASE_URL");
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEWAY_")) {
         command.env_remove(key);
