@@ -2,7 +2,8 @@
 // EIP-1193 wallet that signs with a real secp256k1 key, and the refusals a page must be able to tell apart.
 //
 // Run by gateway/tests/browser_sdk.rs:  node browser-tests/sdk.mjs '<json args>'
-//   args: { base_url, scenario: "buy_and_join" | "expiry", wallet_key (hex), web_dir, events: {...} }
+//   args: { base_url, scenario: "buy_and_join" | "expiry" | "cross_origin", wallet_key (hex), web_dir, events: {...},
+//           allowed_page, foreign_page (cross_origin: the two other origins the test pages are served from) }
 // While it runs, the script prints progress lines `{"step": ...}` on stdout (the quote it made, each update the
 // page saw) so the orchestrator can report payments as a watcher would; in the expiry scenario it then waits for
 // one line on stdin ("paid late") before watching again. The last stdout line is the result (lib/browser.mjs).
@@ -212,6 +213,91 @@ async function buyAndJoin(args, log, context) {
   return out;
 }
 
+/** A scene page on another origin: everything from the gateway by absolute URL, the adapter and SDK with CORS. */
+const crossOriginPage = (base) => `<!DOCTYPE html>
+<html><head><meta charset="utf-8">
+<script src="${base}/vendor/aframe/aframe-v1.7.1.min.js"></script>
+<script src="${base}/vendor/networked-aframe/networked-aframe.min.js"></script>
+<script src="${base}/naf-dlux-adapter.js" crossorigin="anonymous"></script>
+<script type="module">
+  import * as dlux from "${base}/sdk/events.js";
+  window.dlux = dlux;
+  window.sdkLoaded = true;
+</script>
+</head><body>
+<a-scene networked-scene="adapter: dlux; connectOnLoad: false" vr-mode-ui="enabled: false" loading-screen="enabled: false" embedded>
+  <a-sky color="#1b1f3a"></a-sky>
+</a-scene>
+</body></html>`;
+
+/** A page on an origin the gateway does not list: plain fetches and a WebSocket, each expected to fail. */
+const FOREIGN_PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>foreign</body></html>`;
+
+/**
+ * Challenge → join → room from a page on an allowed other origin, through the SDK and the adapter; then the same
+ * calls from a page on a foreign origin, refused at preflight (and unreadable for a simple GET) and at the
+ * WebSocket.
+ */
+async function crossOrigin(args, log, context) {
+  const wallet = evmKey(args.wallet_key);
+  await context.exposeFunction("__testWalletAddress", () => wallet.address);
+  await context.exposeFunction("__testWalletSign", (hexMessage) => wallet.sign(hexMessage));
+  const base = args.base_url;
+  const out = { wallet: wallet.address };
+
+  log("cross-origin: an allowed origin");
+  const page = await context.newPage();
+  await page.addInitScript(TEST_WALLET);
+  out.record = await watchPage(page, "cross-origin", base);
+  await page.route(`${args.allowed_page}/scene.html`, (route) => route.fulfill({ contentType: "text/html", body: crossOriginPage(base) }));
+  await page.goto(`${args.allowed_page}/scene.html`);
+  await page.waitForFunction(() => window.sdkLoaded === true && window.NAF && window.AFRAME && window.DluxAdapter, null, { timeout: 20000 });
+  out.allowed = await page.evaluate(async ({ live }) => {
+    const closes = [];
+    document.body.addEventListener("dlux-close", (e) => closes.push(e.detail));
+    const address = await dlux.getWalletAddress("ethereum");
+    const challenge = await dlux.getChallenge(live, "ethereum", address);
+    const signed = await dlux.signWithWallet(challenge.message, "ethereum");
+    const join = await dlux.joinEvent(live, signed.address, signed.signature, { chain: signed.chain, message: signed.message });
+    const scene = document.querySelector("a-scene");
+    if (!scene.hasLoaded) await new Promise((r) => scene.addEventListener("loaded", r, { once: true }));
+    const connected = await Promise.race([
+      dlux.connectScene(scene, join),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("NAF did not connect in 10 s " + JSON.stringify(closes))), 10000)),
+    ]);
+    return { origin: location.origin, base: new URL(join.websocket_url).host, role: join.role, clientId: connected.clientId,
+      connected: NAF.connection.isConnected(), isDlux: NAF.connection.adapter instanceof window.DluxAdapter };
+  }, args.events);
+
+  log("cross-origin: a foreign origin");
+  const foreign = await context.newPage();
+  out.foreign_record = await watchPage(foreign, "foreign", base);
+  await foreign.route(`${args.foreign_page}/scene.html`, (route) => route.fulfill({ contentType: "text/html", body: FOREIGN_PAGE }));
+  await foreign.goto(`${args.foreign_page}/scene.html`);
+  out.foreign = await foreign.evaluate(async ({ base, live, websocketUrl }) => {
+    const attempt = async (url, init) => {
+      try {
+        const res = await fetch(url, init);
+        return { status: res.status };
+      } catch (e) {
+        return { error: e.name };
+      }
+    };
+    const read = await attempt(`${base}/api/events/${live}`);
+    const join = await attempt(`${base}/api/events/${live}/join`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ wallet_address: "0x0", signature: "0x0" }),
+    });
+    const socket = await new Promise((resolve) => {
+      const ws = new WebSocket(websocketUrl);
+      let opened = false;
+      ws.onopen = () => { opened = true; };
+      ws.onclose = (e) => resolve({ opened, code: e.code });
+    });
+    return { read, join, socket };
+  }, { base, live: args.events.live, websocketUrl: `${base.replace(/^http/, "ws")}/event/${args.events.live}` });
+  return out;
+}
+
 async function expiry(args, log, context) {
   await context.exposeFunction("__quoteUpdate", (quote) => progress("update", { quote }));
   const { page, record } = await openPage(context, args, "sdk-expiry");
@@ -245,6 +331,7 @@ main(async (args, log) => {
   const { context, close } = await launch({ args: ["--disable-features=LocalNetworkAccessChecks"] });
   try {
     if (args.scenario === "expiry") return await expiry(args, log, context);
+    if (args.scenario === "cross_origin") return await crossOrigin(args, log, context);
     return await buyAndJoin(args, log, context);
   } finally {
     await close();

@@ -57,6 +57,10 @@ impl From<SignInError> for ChallengeError {
     }
 }
 
+/// The event id of a challenge that proves a wallet to see or erase what is kept about it (no event has it:
+/// ids start at 1). Its statement says so instead of naming an event.
+pub const WALLET_DATA: i64 = 0;
+
 /// An access challenge for one wallet and one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -100,13 +104,16 @@ impl Challenge {
     pub fn to_message(&self) -> String {
         let mut text = String::new();
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let statement = match self.event_id {
+            WALLET_DATA => "Sign in to see or erase the data kept about this wallet.".to_owned(),
+            id => format!("Sign in to access event {id}."),
+        };
         let _ = write!(
             text,
-            "{} wants you to sign in with your {} account:\n{}\n\nSign in to access event {}.\n\nURI: {}\n",
+            "{} wants you to sign in with your {} account:\n{}\n\n{statement}\n\nURI: {}\n",
             self.domain,
             account_kind(self.chain),
             self.wallet,
-            self.event_id,
             self.uri
         );
         match evm_chain_id(self.chain).or(if self.chain == Chain::Sol { Some("mainnet") } else { None }) {

@@ -474,7 +474,7 @@ impl AccessGuard {
 
 /// `gateway verify-signature`: checks one signature offline (a Hive account name asks the Hive API for its keys)
 /// and prints `valid`, or `invalid: <reason>` with the reason code. Exit 0 valid, 1 invalid, 2 unusable input.
-pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs) -> std::process::ExitCode {
+pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs, hive_api: &str) -> std::process::ExitCode {
     let message = match (&args.message, &args.message_file) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(path)) => match std::fs::read(path) {
@@ -486,7 +486,7 @@ pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs) ->
         },
         (None, None) => unreachable!("clap requires --message or --message-file"),
     };
-    let hive_keys = chains::signature::HiveRpcKeySource::new(args.hive_api.clone());
+    let hive_keys = chains::signature::HiveRpcKeySource::new(hive_api);
     let opts = VerifyOptions { btc_network: args.btc_network, xmr_network: args.xmr_network, hive_keys: Some(&hive_keys) };
     match chains::signature::verify(args.chain, &args.address, &message, &args.signature, &opts).await {
         Ok(signer) => {

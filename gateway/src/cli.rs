@@ -35,7 +35,8 @@ pub enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Check a wallet signature offline: prints `valid` (exit 0) or `invalid: <reason>` (exit 1); needs no
-    /// database or configuration. Usage errors exit 2.
+    /// database. Hive account names are looked up on `--hive-api` or the configuration's `hive_api_url`. Usage
+    /// and configuration errors exit 2.
     VerifySignature(VerifySignatureArgs),
 }
 
@@ -63,9 +64,10 @@ pub struct VerifySignatureArgs {
     /// mainnet, stagenet or testnet.
     #[arg(long, default_value = "mainnet", value_parser = parse_xmr_network)]
     pub xmr_network: chains::signature::MoneroNetwork,
-    /// Hive API node for account keys; asked only when `--address` is a Hive account name.
-    #[arg(long, default_value = "https://api.hive.blog")]
-    pub hive_api: String,
+    /// Hive API node for account keys; asked only when `--address` is a Hive account name. Default: the
+    /// configuration's `hive_api_url` (`--config`, `GATEWAY_HIVE_API_URL`), else https://api.hive.blog.
+    #[arg(long)]
+    pub hive_api: Option<String>,
 }
 
 fn parse_chain(text: &str) -> Result<chains::Chain, String> {

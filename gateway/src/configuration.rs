@@ -12,6 +12,12 @@ use figment::Figment;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Settings read from the environment as raw strings, never parsed as numbers or booleans.
+const SECRET_KEYS: [&str; 3] = ["secret", "admin_token", "turn.relay.shared_secret"];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -20,12 +26,14 @@ pub struct Settings {
     pub log: LogSettings,
     /// Directory for the embedded database and the development secret.
     pub data_dir: PathBuf,
-    /// Static web assets (scenes, vendored A-Frame and networked-aframe) served for any GET path no API route
-    /// claims; a missing file gets the JSON 404. Relative to the working directory.
-    pub web_dir: PathBuf,
-    /// Hex-encoded secret (≥ 32 bytes) that signs session tokens and tickets. Generated in development.
+    /// The web files (pages, scenes, SDK, vendored A-Frame and networked-aframe) are built into the binary;
+    /// `web_dir` serves them from this directory instead (relative to the working directory), for development.
+    pub web_dir: Option<PathBuf>,
+    /// Hex-encoded secret (≥ 32 bytes) that signs session tokens and tickets. Generated in development (see
+    /// `server.allow_development_secret`). Always read as a string, also from `GATEWAY_SECRET`.
     pub secret: Option<String>,
-    /// Bearer token for the admin API. Without one the admin API is disabled.
+    /// Bearer token for the admin API, at least [`MIN_ADMIN_TOKEN_CHARS`] characters. Without one the admin API is
+    /// disabled.
     pub admin_token: Option<String>,
     pub rates: RateSettings,
     pub payments: PaymentConfig,
@@ -49,6 +57,9 @@ pub struct Settings {
     /// Coarse country of attendees from a local IP range file; off by default.
     #[serde(default)]
     pub geo: crate::geo::GeoSettings,
+    /// How long personal data is kept (`[privacy]`).
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacySettings,
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -115,7 +126,7 @@ pub struct RoomSettings {
 
 /// `[turn]`: `enabled`, and the relay itself under `[turn.relay]` (listen addresses, public IP, port range,
 /// realm, shared secret — derived from the server secret when empty —, TTL, URLs, allowed peers, quotas).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnSettings {
     pub enabled: bool,
@@ -182,6 +193,18 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Longest wait for each part of a request body.
     pub body_timeout_secs: u64,
+    /// Origins (`scheme://host[:port]`) whose pages may call the API and open room WebSockets, besides the
+    /// gateway's own (`public_url`, or the origin a request names in its `Host`). `"*"` opens the public reads
+    /// (GET and HEAD) to every origin, never with credentials; writes and WebSockets still need a listed origin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Start with a generated development secret even though `public_url` is not a loopback address.
+    #[serde(default)]
+    pub allow_development_secret: bool,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, e.g. `["127.0.0.1"]`
+    /// behind a local nginx. Without one, the connection's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<turn_relay::peer_policy::Cidr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,11 +242,14 @@ impl Default for Settings {
                 overflow_connections: 64,
                 header_read_timeout_secs: 10,
                 body_timeout_secs: 30,
+                allowed_origins: Vec::new(),
+                allow_development_secret: false,
+                trusted_proxies: Vec::new(),
             },
             database: DatabaseSettings { url: "sqlite://data/gateway.db".into(), max_connections: 16 },
             log: LogSettings { format: LogFormat::Json, filter: "info,sqlx=warn".into() },
             data_dir: PathBuf::from("data"),
-            web_dir: PathBuf::from("web"),
+            web_dir: None,
             secret: None,
             admin_token: None,
             rooms: RoomSettings {
@@ -261,6 +287,7 @@ impl Default for Settings {
             access: AccessSettings::default(),
             webhooks: Default::default(),
             geo: Default::default(),
+            privacy: Default::default(),
         }
     }
 }
@@ -273,12 +300,47 @@ impl Settings {
             anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("GATEWAY_").split("__"));
+        // Secrets are strings whatever they look like: figment would read an all-digit value as an integer.
+        let env = Env::prefixed("GATEWAY_").split("__");
+        figment = figment.merge(env.clone().ignore(&SECRET_KEYS));
+        for (key, value) in env.only(&SECRET_KEYS).iter() {
+            figment = figment.merge((key.as_str().to_owned(), value));
+        }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
         }
         let settings: Settings = figment.extract().context("invalid configuration")?;
+        settings.validate()?;
         Ok(settings)
+    }
+
+    /// What the types alone can't say: the admin token's length, the allowed origins' form.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(token) = &self.admin_token {
+            anyhow::ensure!(
+                token.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+                "`admin_token` must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        crate::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
+        Ok(())
+    }
+
+    /// Whether a generated development secret may be used: only when the public origin is a loopback address,
+    /// or when `server.allow_development_secret` says so.
+    pub fn development_secret_allowed(&self) -> bool {
+        if self.server.allow_development_secret {
+            return true;
+        }
+        let url = self.public_url(self.server.port);
+        let host = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let host = host.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The public origin, defaulting to the listening address.
@@ -306,17 +368,25 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Uses the configured secret, or reads/creates `data_dir/dev-secret`.
+    /// Uses the configured secret, or reads/creates `data_dir/dev-secret` (owner-only, 0600) when the public
+    /// origin is a loopback address or `server.allow_development_secret` is set.
     pub fn resolve(settings: &Settings) -> anyhow::Result<Secret> {
         if let Some(hex_secret) = &settings.secret {
             let bytes = hex::decode(hex_secret.trim()).context("`secret` must be hex")?;
             anyhow::ensure!(bytes.len() >= 32, "`secret` must be at least 32 bytes (64 hex digits)");
             return Ok(Secret { bytes, generated: false });
         }
+        anyhow::ensure!(
+            settings.development_secret_allowed(),
+            "no `secret` configured and the public URL {} is not a loopback address: set `secret` (or \
+             GATEWAY_SECRET) to 64 hex digits, e.g. `openssl rand -hex 32`, or set `server.allow_development_secret`",
+            settings.public_url(settings.server.port)
+        );
         let path = settings.data_dir.join("dev-secret");
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(bytes) = hex::decode(text.trim()) {
                 if bytes.len() >= 32 {
+                    restrict_to_owner(&path)?;
                     return Ok(Secret { bytes, generated: true });
                 }
             }
@@ -325,7 +395,8 @@ impl Secret {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-        std::fs::write(&path, hex::encode(&bytes)).with_context(|| format!("cannot write {}", path.display()))?;
+        write_owner_only(&path, hex::encode(&bytes).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Secret { bytes, generated: true })
     }
 
@@ -333,6 +404,37 @@ impl Secret {
         &self.bytes
     }
 }
+
+/// Writes a file only its owner can read (0600 on Unix), replacing any earlier one.
+fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Takes group and world access away from a secret file an older version wrote readable by all.
+fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} readable by its owner only", path.display()))?;
+            tracing::warn!(path = %path.display(), "the development secret was readable by others; now 0600");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod example;
 
 #[cfg(test)]
 mod tests {
@@ -407,5 +509,75 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
         let short = Settings { secret: Some("abcd".into()), ..Settings::default() };
         assert!(Secret::resolve(&short).is_err());
+    }
+
+    #[test]
+    fn all_digit_secrets_from_the_environment_stay_strings() {
+        figment::Jail::expect_with(|jail| {
+            let digits = "0123456789".repeat(7)[..64].to_owned();
+            jail.set_env("GATEWAY_SECRET", &digits);
+            jail.set_env("GATEWAY_ADMIN_TOKEN", "00001234567890123456");
+            jail.set_env("GATEWAY_TURN__RELAY__SHARED_SECRET", "000123456789012345678901234567890");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.secret.as_deref(), Some(digits.as_str()));
+            assert_eq!(s.admin_token.as_deref(), Some("00001234567890123456"), "leading zeros kept");
+            assert_eq!(s.turn.relay.shared_secret, "000123456789012345678901234567890");
+            assert_eq!(Secret::resolve(&s).unwrap().bytes().len(), 32);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_admin_tokens_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY_ADMIN_TOKEN", "x");
+            let err = Settings::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("at least 16 characters"), "{err:#}");
+            jail.set_env("GATEWAY_ADMIN_TOKEN", "a".repeat(16));
+            assert!(Settings::load(None).is_ok());
+            Ok(())
+        });
+        let short = Settings { admin_token: Some("fifteen-chars!!".into()), ..Settings::default() };
+        assert!(short.validate().is_err(), "the check also guards settings built in code");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_development_secret_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("gw-secret-mode-{}", std::process::id()));
+        let settings = Settings { data_dir: dir.clone(), ..Settings::default() };
+        let path = dir.join("dev-secret");
+        let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let first = Secret::resolve(&settings).unwrap();
+        assert_eq!(mode(), 0o600);
+        // A file an older version left world-readable is tightened, and still used.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Secret::resolve(&settings).unwrap().bytes(), first.bytes());
+        assert_eq!(mode(), 0o600);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_generated_secret_is_refused_unless_the_public_url_is_loopback() {
+        let dir = std::env::temp_dir().join(format!("gw-secret-public-{}", std::process::id()));
+        let with = |public_url: Option<&str>, host: &str, allow: bool| {
+            let mut s = Settings { data_dir: dir.clone(), ..Settings::default() };
+            s.server.public_url = public_url.map(str::to_owned);
+            s.server.host = host.into();
+            s.server.allow_development_secret = allow;
+            s
+        };
+        for (url, host) in [(None, "127.0.0.1"), (Some("http://localhost:8080"), "0.0.0.0"), (Some("http://[::1]:9"), "::1"), (Some("http://127.0.0.2/"), "127.0.0.1")] {
+            assert!(Secret::resolve(&with(url, host, false)).is_ok(), "{url:?} {host}");
+        }
+        for (url, host) in [(Some("https://presence.example"), "127.0.0.1"), (None, "0.0.0.0"), (Some("https://127.0.0.1.example"), "127.0.0.1")] {
+            let err = Secret::resolve(&with(url, host, false)).unwrap_err();
+            assert!(err.to_string().contains("not a loopback address"), "{err}");
+        }
+        assert!(Secret::resolve(&with(Some("https://presence.example"), "0.0.0.0", true)).unwrap().generated);
+        let configured = Settings { secret: Some("ab".repeat(32)), ..with(Some("https://presence.example"), "0.0.0.0", false) };
+        assert!(!Secret::resolve(&configured).unwrap().generated);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -28,7 +28,19 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::VerifySignature(args)) = &cli.command {
-        return Ok(gateway::access::verify_signature_command(args).await);
+        // Only a Hive account name needs a node: the flag, else the configuration (file and environment).
+        let hive_api = match (&args.hive_api, args.chain) {
+            (Some(url), _) => url.clone(),
+            (None, chains::Chain::Hive) => match Settings::load(cli.config.as_deref()) {
+                Ok(settings) => settings.hive_api_url,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            },
+            (None, _) => Settings::default().hive_api_url,
+        };
+        return Ok(gateway::access::verify_signature_command(args, &hive_api).await);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {

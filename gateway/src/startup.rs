@@ -16,7 +16,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::services::ServeDir;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
@@ -46,6 +45,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate()?;
         let secret = Secret::resolve(&settings)?;
         if secret.generated {
             tracing::warn!(
@@ -144,7 +144,7 @@ impl Application {
                 }
             }
         });
-        let router = router(state.clone());
+        let router = router(state.clone())?;
         Ok(Application { listener, router, state, server })
     }
 
@@ -167,6 +167,7 @@ impl Application {
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
+        crate::privacy::spawn_retention_sweep(state.clone());
         let recorder = attendance::spawn(
             &state.hub,
             state.store.clone(),
@@ -220,10 +221,11 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState) -> anyhow::Result<Router> {
+    let origins = Arc::new(crate::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
     let api = Router::new()
         .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(metrics::render))
@@ -239,15 +241,20 @@ fn router(state: AppState) -> Router {
         .merge(routes::analytics::router())
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
-        // Files under `web_dir` for any path no route claims (`/` is `index.html`); a missing file or another
-        // method than GET/HEAD gets the JSON 404. `ServeDir` refuses `..`, so nothing outside is reachable.
-        .fallback_service(
-            ServeDir::new(&state.settings.web_dir)
-                .call_fallback_on_method_not_allowed(true)
-                .fallback(axum::handler::HandlerWithoutStateExt::into_service(not_found)),
-        )
+        .merge(routes::privacy::router())
+        // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
+        .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
+        // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
+        // preflight and WebSocket upgrade.
+        .layer(origins.cors_layer())
+        .layer(axum::middleware::from_fn_with_state(origins, crate::origins::refuse_foreign_origins))
         .layer(axum::middleware::from_fn(crate::http_policy::apply))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        // Behind a trusted proxy the client is the forwarded one (rate limits, audit, geo).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.settings.server.trusted_proxies.clone()),
+            crate::client_address::from_trusted_proxies,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
         }))
@@ -256,8 +263,8 @@ fn router(state: AppState) -> Router {
             let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %request.method(), uri = %request.uri().path(), request_id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    Ok(router.with_state(state))
 }
 
 /// What connections past `server.max_connections` are served: the probes an operator needs, and a prompt
@@ -277,10 +284,6 @@ fn overflow_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers what neither a route nor a file under `web_dir` does.
-async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
-}
 
 /// The purchases service over the configured database, for operator commands run outside the server.
 pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases> {

@@ -135,7 +135,7 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     let started = Instant::now();
     browser_prerequisites();
     let web = repo_root().join("web");
-    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = web).await;
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(web)).await;
 
     // The room holds two; a third ticket exists, sold before the organiser lowered the capacity (the
     // store keeps `tickets_sold <= max_attendees`, so the counter follows, as in rooms_ws.rs).
@@ -213,7 +213,7 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
 #[tokio::test]
 async fn static_web_assets_are_served_and_unknown_paths_stay_json_404() {
     let web = repo_root().join("web");
-    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = web).await;
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(web)).await;
     for (path, kind) in [
         ("/scenes/event.html", "text/html"),
         ("/scenes/event.js", "javascript"),

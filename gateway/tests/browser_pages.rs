@@ -168,7 +168,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     let web = repo_root().join("web");
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
         s.hive_api_url = hive_url;
-        s.web_dir = web;
+        s.web_dir = Some(web);
         s.payments.evm_xpub = Some(evm_xpub());
         // Doors open an hour early, so an event ten minutes away can be entered; tokens outlive the buyer's flow.
         s.rooms.early_open_secs = 3600;

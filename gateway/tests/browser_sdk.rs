@@ -312,3 +312,34 @@ async fn sdk_buys_and_joins_postgres() {
 async fn sdk_sees_expiry_and_refund_sqlite() {
     expiry(ticketing::Backend::Sqlite).await;
 }
+
+/// A scene page on another, allowed origin loads the SDK and the adapter with CORS from the gateway and goes
+/// challenge → join → room (NAF connected through the dlux adapter); a page on a foreign origin can't read the
+/// API, is refused at the join's preflight, and its WebSocket never opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_origin_joins_and_a_foreign_one_is_refused() {
+    const ALLOWED: &str = "http://scenes.test";
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.server.allowed_origins = vec![ALLOWED.into()];
+        s.rooms.early_open_secs = 3600;
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let live = create(&app, "Cross-origin show", "music", "5", 10, 10 * 60_000, &["ETH"]).await;
+    let wallet = EvmWallet::new(WALLET_SEED);
+    insert_ticket(&app.store, live, "eth", &wallet.address(), "valid").await;
+    let args = json!({
+        "base_url": app.address, "scenario": "cross_origin", "wallet_key": hex::encode([WALLET_SEED; 32]),
+        "events": { "live": live }, "allowed_page": ALLOWED, "foreign_page": "http://evil.test", "timeout_ms": 60_000,
+    });
+    let result = run_driver(args, |_| async { None }).await;
+    let allowed = &result["allowed"];
+    assert_eq!(allowed["origin"], ALLOWED, "{allowed}");
+    assert_eq!((allowed["role"].as_str(), allowed["connected"].as_bool(), allowed["isDlux"].as_bool()), (Some("attendee"), Some(true), Some(true)), "{allowed}");
+    assert!(allowed["clientId"].is_string(), "{allowed}");
+    assert_clean_page(&result["record"]);
+    let foreign = &result["foreign"];
+    assert_eq!(foreign["read"], json!({ "error": "TypeError" }), "the answer names no foreign origin: {foreign}");
+    assert_eq!(foreign["join"], json!({ "error": "TypeError" }), "refused at preflight: {foreign}");
+    assert_eq!(foreign["socket"], json!({ "opened": false, "code": 1006 }), "{foreign}");
+}

@@ -24,6 +24,24 @@ async fn login(app: &common::TestApp, account: &str, message: &str, signature: &
     (res.status(), res.json().await.unwrap())
 }
 
+/// A Hive API node that does not answer: the 503 names the URL to fix (its origin, not a key in its query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_hive_node_is_named_in_the_503() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let api = format!("{dead}/rpc?api_key=private");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.hive_api_url = api).await;
+    let issued = challenge(&app, "alice").await;
+    let message = issued["message"].as_str().unwrap();
+    let (status, body) = login(&app, "alice", message, &HiveKey::generate().sign(message)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "hive_unavailable");
+    let text = body["error"]["message"].as_str().unwrap();
+    assert!(text.contains(&format!("the Hive API at {dead}")) && !text.contains("private"), "{text}");
+}
+
 hive_app_test!(login_issues_a_session_and_refuses_a_replay, |app, hive| async move {
     let issued = challenge(&app, "alice").await;
     let message = issued["message"].as_str().unwrap();

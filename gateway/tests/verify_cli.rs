@@ -113,9 +113,8 @@ fn xmr_vectors() {
     assert!(check_cases("xmr", "xmr", |case| vec!["--xmr-network".into(), case["network"].as_str().unwrap().into()]) > 0);
 }
 
-/// Hive public keys are checked offline; account names ask a (here: local, fake) Hive API node for their keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hive_vectors_with_keys_and_accounts() {
+/// A local, fake Hive API node that knows the vector file's accounts; returns its URL.
+async fn spawn_hive_api() -> String {
     let accounts = vectors("hive")["accounts"].clone();
     let api = axum::Router::new().route(
         "/",
@@ -135,10 +134,57 @@ async fn hive_vectors_with_keys_and_accounts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, api).await });
+    url
+}
+
+/// Hive public keys are checked offline; account names ask a (here: local, fake) Hive API node for their keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_vectors_with_keys_and_accounts() {
+    let url = spawn_hive_api().await;
     let ran = tokio::task::spawn_blocking(move || check_cases("hive", "hive", |_| vec!["--hive-api".into(), url.clone()]))
         .await
         .unwrap();
     assert!(ran > 0);
+}
+
+/// Without `--hive-api`, account names are looked up on the configuration's `hive_api_url`: from `--config`, or
+/// `GATEWAY_HIVE_API_URL`; a node that does not answer is named in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_account_lookups_follow_the_configuration() {
+    let url = spawn_hive_api().await;
+    let doc = vectors("hive");
+    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == "account/posting/msg0").unwrap().clone();
+    let config = temp_file(format!("hive_api_url = \"{url}\"\n").as_bytes());
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/rpc?key=private", listener.local_addr().unwrap())
+    };
+    let run = move |config_arg: Option<String>, env: Vec<(&'static str, String)>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command.env_remove("GATEWAY_CONFIG").env_remove("GATEWAY_HIVE_API_URL").envs(env);
+        if let Some(path) = config_arg {
+            command.args(["--config", &path]);
+        }
+        command.args(["verify-signature", "--chain", "hive", "--address", case["address"].as_str().unwrap()]);
+        command.args(["--message", case["message"].as_str().unwrap(), "--signature", case["signature"].as_str().unwrap()]);
+        command.output().unwrap()
+    };
+    let (config_path, dead_url) = (config.display().to_string(), dead.clone());
+    let (from_file, from_env, from_dead) = tokio::task::spawn_blocking(move || {
+        (run(Some(config_path), vec![]), run(None, vec![("GATEWAY_HIVE_API_URL", url)]), run(None, vec![("GATEWAY_HIVE_API_URL", dead_url)]))
+    })
+    .await
+    .unwrap();
+    for (out, how) in [(&from_file, "--config"), (&from_env, "GATEWAY_HIVE_API_URL")] {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{how}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{how}");
+    }
+    assert_eq!(from_dead.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&from_dead.stdout).trim(), "invalid: key_source_unavailable");
+    let stderr = String::from_utf8_lossy(&from_dead.stderr);
+    let origin = dead.trim_end_matches("/rpc?key=private");
+    assert!(stderr.contains(origin) && !stderr.contains("key=private"), "names the node, not its query: {stderr}");
+    let _ = std::fs::remove_file(config);
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! `Deserialize` with every field defaulted), so an operator can tighten one limit without
 //! restating the others.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SignalingConfig {
     /// Largest text frame a client may send, in bytes. Larger ones close the connection

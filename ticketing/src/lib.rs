@@ -10,6 +10,7 @@ pub mod attendance;
 pub mod audit;
 pub mod creators;
 pub mod cursors;
+pub mod privacy;
 pub mod purchases;
 pub mod events;
 pub mod rates;

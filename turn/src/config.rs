@@ -3,13 +3,13 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::credentials::{self, SessionId, TurnCredentials};
 use crate::error::TurnError;
 use crate::peer_policy::Cidr;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
     /// UDP listener (RFC 8656 over UDP); `None` disables it.
@@ -39,7 +39,7 @@ pub struct TurnConfig {
     pub max_bytes_per_sec_per_credential: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PortRange {
     pub min: u16,
     pub max: u16,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chains::{Amount, Chain, Currency};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ticketing::purchases::PaymentReport;
 
@@ -29,7 +29,7 @@ const PAGE: u64 = 25;
 const CONCURRENCY: usize = 8;
 
 /// The Bitcoin watcher. Default: 2 confirmations; never fewer than 1 (no 0-conf credit).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BtcWatcherConfig {
     /// Esplora API base, e.g. `https://blockstream.info/api`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chains::{Amount, Chain, Currency};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use ticketing::purchases::PaymentReport;
 
 use crate::follow::{BlockSource, ChainFollower, FollowConfig, QuoteAddresses, ScannedBlock};
@@ -27,7 +27,7 @@ use rpc::{EvmRpc, Transfer};
 ///
 /// Defaults: Ethereum follows the node's `finalized` tag (12 confirmations where the node has none),
 /// Polygon PoS needs 128 confirmations, BNB Smart Chain 15.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvmWatcherConfig {
     /// `eth`, `pol` or `bnb`; the native currency is the chain's (ETH, POL, BNB).
@@ -69,7 +69,7 @@ pub struct EvmWatcherConfig {
 ///
 /// The gateway adds every token of `payments.tokens` on this network here (with its currency), so a contract
 /// is normally configured once; a token listed only here is watched as configured.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// `USDC`, `USDT`, …

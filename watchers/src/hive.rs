@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use chains::{Amount, Chain, Currency};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use ticketing::purchases::{parse_memo, PaymentOutcome, PaymentReport};
 
@@ -37,7 +37,7 @@ pub const NAI_HIVE: &str = "@@000000021";
 pub const NAI_HBD: &str = "@@000000013";
 
 /// `[watchers.hive]` in the gateway's configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HiveConfig {
     /// An API node (`https://api.hive.blog`, `https://api.openhive.network`, or one's own hived).

@@ -28,7 +28,7 @@ pub mod watcher;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use ticketing::purchases::Purchases;
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +42,7 @@ pub use supervisor::{Supervisor, SupervisorConfig, WatcherFactory, WatcherStatus
 pub use watcher::{Finality, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
 
 /// Every watcher this gateway (or `gateway watch` process) runs. A chain without a section is not watched.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WatchersConfig {
     /// One entry per EVM network (`chain = "eth" | "pol" | "bnb"`).

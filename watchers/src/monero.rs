@@ -26,14 +26,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chains::{Amount, Chain, Currency};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, QuoteRow};
 
 use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
 
 /// `[watchers.monero]` in the gateway's configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MoneroConfig {
     /// monero-wallet-rpc's address, e.g. `http://127.0.0.1:18083` (calls go to `/json_rpc`).

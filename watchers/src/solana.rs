@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chains::{Amount, Chain, Currency};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, QuoteRow};
 
@@ -31,7 +31,7 @@ use crate::follow::LATE_PAYMENT_GRACE_MS;
 use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
 
 /// `[watchers.solana]` in the gateway's configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SolanaConfig {
     /// A JSON-RPC endpoint (`https://api.mainnet-beta.solana.com` or a provider's URL).

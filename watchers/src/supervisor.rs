@@ -23,7 +23,7 @@ use crate::watcher::{PaymentWatcher, WatchContext, WatchError};
 pub type WatcherFactory = Arc<dyn Fn() -> Result<Box<dyn PaymentWatcher>, WatchError> + Send + Sync>;
 
 /// Restart back-off and staleness, shared by all watchers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupervisorConfig {
     /// First wait after a failure; doubles on each failure in a row.

@@ -90,7 +90,14 @@ impl HiveRpcKeySource {
     }
 
     async fn fetch(&self, account: &str) -> Result<Option<HiveAccountKeys>, SignatureError> {
-        let unavailable = |e: reqwest::Error| SignatureError::KeySourceUnavailable(e.without_url().to_string());
+        // The message names the node asked (its origin only: a provider's path or query may hold an API key), so
+        // an operator sees which `hive_api_url` to fix.
+        let node = shown_url(&self.url);
+        let unavailable = |e: reqwest::Error| {
+            let e = e.without_url();
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            SignatureError::KeySourceUnavailable(format!("the Hive API at {node} did not answer ({e}{cause})"))
+        };
         let request = serde_json::json!({
             "jsonrpc": "2.0",
             "id": 1,
@@ -110,13 +117,24 @@ impl HiveRpcKeySource {
             .await
             .map_err(unavailable)?;
         if let Some(error) = response.error {
-            return Err(SignatureError::KeySourceUnavailable(format!("API node error: {error}")));
+            return Err(SignatureError::KeySourceUnavailable(format!("the Hive API at {node} answered an error: {error}")));
         }
         let accounts = response.result.unwrap_or_default();
         Ok(accounts
             .into_iter()
             .find(|a| a.name == account)
             .map(|a| HiveAccountKeys { posting: a.posting.keys(), active: a.active.keys() }))
+    }
+}
+
+/// `scheme://host[:port]` of a URL, without user information, path or query.
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match scheme {
+        "" => host.to_owned(),
+        scheme => format!("{scheme}://{host}"),
     }
 }
 

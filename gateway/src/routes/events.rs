@@ -753,5 +753,7 @@ pub struct ApiDoc;
 
 /// `GET /api/openapi.json`
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::routes::privacy::PrivacyDoc::openapi());
+    axum::Json(doc)
 }
