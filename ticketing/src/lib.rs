@@ -12,6 +12,7 @@ pub mod creators;
 pub mod cursors;
 pub mod purchases;
 pub mod events;
+pub mod pairings;
 pub mod rates;
 pub mod ratings;
 pub mod replay;

@@ -8,6 +8,7 @@ pub mod charts;
 pub mod creators;
 pub mod events;
 pub mod health;
+pub mod pairings;
 pub mod purchases;
 pub mod qr;
 pub mod quote_events;
