@@ -221,6 +221,7 @@ fn router(state: AppState) -> Router {
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
+        .merge(routes::pairings::router())
         .merge(routes::analytics::router())
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
@@ -231,6 +232,7 @@ fn router(state: AppState) -> Router {
                 .call_fallback_on_method_not_allowed(true)
                 .fallback(axum::handler::HandlerWithoutStateExt::into_service(not_found)),
         )
+        .layer(axum::middleware::from_fn(page_security_headers))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
@@ -242,6 +244,27 @@ fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The buyer and creator pages' Content-Security-Policy: their own scripts, styles and API only; images also
+/// from any https host (event covers may live elsewhere) and as data/blob URLs (the charts); nothing may frame
+/// them. The 3D scene (`/scenes/`) is left out: A-Frame injects styles and its vendored bundles are not ours
+/// to vouch for line by line.
+pub const PAGES_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; \
+                             connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds [`PAGES_CSP`] and two companions to everything under `/pages/`.
+async fn page_security_headers(request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let is_page = request.uri().path().starts_with("/pages/");
+    let mut response = next.run(request).await;
+    if is_page {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGES_CSP));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    }
+    response
 }
 
 /// Answers what neither a route nor a file under `web_dir` does.

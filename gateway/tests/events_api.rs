@@ -188,6 +188,8 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
         (json!({ "age_restriction": 150 }), "invalid_age_restriction"),
         (json!({ "min_certificate_secs": -5 }), "invalid_min_certificate"),
         (json!({ "cover_image_url": "data:image/png;base64,AAAA" }), "invalid_cover_image_url"),
+        (json!({ "cover_image_url": "http://img.example/c.png" }), "invalid_cover_image_url"),
+        (json!({ "cover_image_url": "//img.example/c.png" }), "invalid_cover_image_url"),
         (json!({ "event_category": "Rock & Roll" }), "invalid_category"),
         (json!({ "event_start": "next friday" }), "invalid_time"),
         (json!({ "max_attendes": 10 }), "invalid_body"),
