@@ -113,8 +113,8 @@ async fn session_token(app: &common::TestApp, event_id: i64, wallet: &EvmWallet)
     res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned()
 }
 
-/// Runs the driver; `on_step` answers its progress lines on its stdin. Returns the result line.
-async fn run_driver<F, Fut>(args: Value, mut on_step: F) -> Value
+/// Runs `browser-tests/{script}`; `on_step` answers its progress lines on its stdin. Returns the result line.
+async fn run_driver<F, Fut>(script: &str, args: Value, mut on_step: F) -> Value
 where
     F: FnMut(Value) -> Fut,
     Fut: std::future::Future<Output = String>,
@@ -127,7 +127,7 @@ where
         "browser-tests/node_modules is missing: run ./scripts/test (npm ci --prefix browser-tests)"
     );
     let mut child = tokio::process::Command::new("node")
-        .arg(root.join("browser-tests/pages.mjs"))
+        .arg(root.join("browser-tests").join(script))
         .arg(args.to_string())
         .current_dir(&root)
         .stdin(Stdio::piped())
@@ -193,7 +193,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     });
     let mut quote = Value::Null;
     let mut reported = Vec::new();
-    let result = run_driver(args, |step| {
+    let result = run_driver("pages.mjs", args, |step| {
         let (app, watcher) = (&app, &watcher);
         if step["step"] == "quote" {
             quote = step["quote"].clone();
@@ -331,4 +331,97 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     for shot in ["marketplace", "marketplace-phone", "checkout", "paid", "tickets", "join", "join-not-live", "scene-buyer", "dashboard"] {
         assert!(artifacts.join(format!("pages-{shot}.png")).exists(), "screenshot {shot}");
     }
+}
+
+/// Issue 28: a headset with no wallet enters by signing on a phone. The headset's join page opens a pairing and
+/// shows its QR code; the phone (another Chromium, with a real EVM key behind an injected wallet) opens the
+/// link, signs the event's challenge there, and the headset continues into the scene by itself. The used link
+/// is refused on the phone; a code the orchestrator expires is refused on both sides; doors that are not open
+/// give a countdown, not a pairing; and a creator signs in to the dashboard with the phone's Keychain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headset_joins_by_signing_on_a_phone() {
+    let hive = HiveNode::start().await;
+    let hive_url = hive.url.clone();
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.hive_api_url = hive_url;
+        s.web_dir = web;
+        s.payments.evm_xpub = Some(evm_xpub());
+        s.rooms.early_open_secs = 3600;
+        s.rooms.session_token_ttl_secs = 600;
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let live = create(&app, "Headset Concert", "music", "5", 10 * 60_000).await;
+    let early = create(&app, "Tomorrow's Talk", "talks", "5", 24 * HOUR).await;
+    let watcher = watcher(&app);
+    let buyer = EvmWallet::new(BUYER);
+    sell(&app, &watcher, live, &buyer).await;
+    sell(&app, &watcher, early, &buyer).await;
+
+    let artifacts = repo_root().join("test-artifacts");
+    let args = json!({
+        "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 120_000,
+        "wallet_key": hex::encode([BUYER; 32]), "hive_key": hive.key("alice").secret_hex(), "creator": "alice",
+        "events": { "live": live, "early": early },
+    });
+    let mut expired = Vec::new();
+    let result = run_driver("pairing.mjs", args, |step| {
+        let store = app.store.clone();
+        let code = step["code"].as_str().unwrap_or_default().to_owned();
+        expired.push(code.clone());
+        async move {
+            assert_eq!(step["step"], "expire", "unexpected step {step}");
+            // The pairing's five minutes are up.
+            let done = sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
+                .bind(ticketing::now_ms() - 1)
+                .bind(&code)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(done.rows_affected(), 1, "pairing {code}");
+            "ok".to_owned()
+        }
+    })
+    .await;
+    for record in result["records"].as_array().unwrap() {
+        assert_eq!(record["errors"], json!([]), "page errors in {}", record["name"]);
+        assert_eq!(record["external"], json!([]), "requests outside the gateway from {}", record["name"]);
+    }
+    // The headset had no wallet, and said where to go instead.
+    assert_eq!(result["noWallet"]["code"], "no_wallet", "{}", result["noWallet"]);
+    assert!(result["noWallet"]["text"].as_str().unwrap().contains("Sign on my phone"), "{}", result["noWallet"]);
+    // The pairing: a code shown as ABCD-EFGH, a link on this gateway without the waiting page's secret.
+    let code = result["pairing"]["code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    assert_eq!(result["pairing"]["shown"], format!("{}-{}", &code[..4], &code[4..]));
+    assert_eq!(result["pairing"]["link"], format!("{}/pages/pair.html?code={code}", app.address));
+    assert_eq!(result["pairing"]["qr"], format!("/api/pairings/{code}/qr.svg"));
+    let svg = app.get(&format!("/api/pairings/{code}/qr.svg")).await.text().await.unwrap();
+    assert_eq!(svg, gateway::routes::qr::qr_svg(result["pairing"]["link"].as_str().unwrap()).unwrap());
+    assert!(result["phoneAsked"].as_str().unwrap().contains("Headset Concert"), "{}", result["phoneAsked"]);
+    assert_eq!(result["phoneSigned"]["status"], "signed", "{}", result["phoneSigned"]);
+    // The headset entered the room on the phone's signature, with no wallet of its own.
+    assert_eq!(result["scene"], json!({ "status": "connected", "failure": null, "wallet": "none" }), "{}", result["scene"]);
+    // The signature went to the waiting page once: the row says so on every node.
+    let status: String = sqlx::query_scalar("SELECT status FROM pairings WHERE code = $1")
+        .bind(code)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "delivered");
+    // Single use, short-lived.
+    assert_eq!(result["reused"]["code"], "pairing_used", "{}", result["reused"]);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(result["expiredHeadset"]["code"], "pairing_expired", "{}", result["expiredHeadset"]);
+    assert_eq!(result["expiredPhone"]["code"], "pairing_expired", "{}", result["expiredPhone"]);
+    // Too early: a countdown, no pairing, no wallet error.
+    assert_eq!(result["early"]["code"], "not_live", "{}", result["early"]);
+    assert!(result["early"]["countdown"].as_str().unwrap().starts_with("Doors open at"), "{}", result["early"]);
+    assert_eq!(result["early"]["pairingShown"], false);
+    assert_eq!(result["earlyWallet"], "not_live");
+    // The creator signed in on the headset with the phone's Keychain.
+    assert!(result["creatorAsked"]["heading"].as_str().unwrap().contains("alice"), "{}", result["creatorAsked"]);
+    assert_eq!(result["creatorPhone"], "signed");
+    assert!(result["creatorWho"].as_str().unwrap().contains("@alice"), "{}", result["creatorWho"]);
 }

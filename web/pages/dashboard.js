@@ -9,6 +9,7 @@
 
 import client, { signWithWallet } from "/sdk/events.js";
 import { $, formatDate, h, say, sayError, siteHeader } from "/pages/ui.js";
+import { signOnPhone } from "/pages/pairing.js";
 
 siteHeader();
 const message = $("#message");
@@ -83,6 +84,29 @@ $("#login").addEventListener("submit", async (ev) => {
       body: JSON.stringify({ account, message: challenge.message, signature: signed.signature }),
     });
     say(message, "");
+    signedIn(session);
+  } catch (err) {
+    handle(err);
+  } finally {
+    button.disabled = false;
+  }
+});
+$("#sign-in-phone").addEventListener("click", async () => {
+  say(message, "");
+  const account = $("#account").value.trim().toLowerCase().replace(/^@/, "");
+  if (!account) return say(message, "Type your Hive account name first.", "error", "account_required");
+  const button = $("#sign-in-phone");
+  button.disabled = true;
+  try {
+    const challenge = await client.request(`/api/creators/login/challenge?${new URLSearchParams({ account })}`);
+    const signed = await signOnPhone({ purpose: "sign", chain: "hive", wallet: account, message: challenge.message }, $("#pairing"), {
+      onOpen: (pairing) => (state.pairing = { code: pairing.code, link: pairing.link }),
+    });
+    const session = await client.request("/api/creators/login", {
+      method: "POST",
+      body: JSON.stringify({ account, message: challenge.message, signature: signed.signature }),
+    });
+    $("#pairing").hidden = true;
     signedIn(session);
   } catch (err) {
     handle(err);
