@@ -3,7 +3,7 @@
 // an axe-core scan with no serious or critical violation. A screenshot of each page at each size goes to
 // artifacts_dir as layout-<page>-<size>.png.
 //
-// Args (JSON): { base_url, artifacts_dir, pages: [{ name, path, primary: [selector…], first_screen: [selector…],
+// Args (JSON): { base_url, artifacts_dir, pages: [{ name, path (or paths: { phone, desktop }), primary: [selector…], first_screen: [selector…],
 //               session?: {…} (the creator's, put in sessionStorage as the dashboard keeps it) }] }
 // Result: { pages: [{ name, size, overflow, hidden_actions, below_fold, violations, errors, external }] }
 
@@ -43,7 +43,8 @@ main(async (args, log) => {
           await page.addInitScript((s) => sessionStorage.setItem("dlux-creator", JSON.stringify(s)), spec.session);
         }
         const record = await watchPage(page, `${spec.name}-${size}`, args.base_url);
-        await page.goto(`${args.base_url}${spec.path}`);
+        // A page whose address is good once (the scene's #token=) gives one per size.
+        await page.goto(`${args.base_url}${spec.paths ? spec.paths[size] : spec.path}`);
         // Each page's primary actions are what it is for: wait until they exist (the data has loaded).
         for (const selector of spec.primary) await page.waitForSelector(selector, { state: "attached", timeout: 15000 });
         await page.evaluate(() => document.fonts.ready);

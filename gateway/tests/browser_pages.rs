@@ -495,6 +495,8 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
     let session = json!({ "token": token_for("alice"), "token_type": "Bearer", "account": "alice", "tier": "pro",
         "expires_at": rfc3339(now + HOUR) });
     let wallet = buyer.address();
+    let scene = |token: String| format!("/scenes/event.html?event={live}#token={token}");
+    let scene_paths = json!({ "phone": scene(session_token(&app, live, &buyer).await), "desktop": scene(session_token(&app, live, &buyer).await) });
     let pages = json!([
         { "name": "marketplace", "path": "/pages/index.html", "primary": ["#events li.card h3 a", "#filters button[type=submit]"],
           "first_screen": ["#events li.card"] },
@@ -507,6 +509,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
           "primary": ["#tickets li[data-state=valid] a.button", "#tickets form.rate button[type=submit]"] },
         { "name": "join", "path": format!("/pages/join.html?event={live}&chain=eth"), "primary": ["#sign-join", "#sign-phone"] },
         { "name": "pair", "path": format!("/pages/pair.html?code={code}"), "primary": ["#request:not([hidden]) #sign"] },
+        { "name": "scene", "paths": scene_paths, "primary": ["#chat-send", "#chat-input"] },
         { "name": "dashboard-sign-in", "path": "/pages/dashboard.html", "primary": ["#sign-in", "#sign-in-phone"] },
         { "name": "dashboard", "path": "/pages/dashboard.html", "session": session,
           "primary": [format!("#my-events tr[data-event-id=\"{live}\"] [data-action=watch]"), format!("#my-events tr[data-event-id=\"{live}\"] [data-action=edit]"),

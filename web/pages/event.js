@@ -8,7 +8,7 @@
 // the way in takes its place, scrolled into view.
 
 import { getCreator, getEvent, getQuote, getWalletAddress, purchaseEventTicket, watchQuote } from "/sdk/events.js";
-import { $, CHAINS, chainOf, copyButton, coverUrl, formatDate, formatDuration, h, say, sayError, siteHeader, statusWord, usd } from "/pages/ui.js";
+import { $, CHAINS, chainOf, copyButton, coverImage, coverUrl, formatDate, formatDuration, h, say, sayError, siteHeader, statusWord, usd } from "/pages/ui.js";
 
 siteHeader();
 const message = $("#message");
@@ -59,7 +59,7 @@ async function show() {
   $("#requirements").textContent = requirements(event.preview.requirements);
   $("#space").textContent = spaceWords(event.preview.space);
   if (coverUrl(event.preview.cover_image_url)) {
-    $("#cover").replaceWith(h("img", { id: "cover", class: "cover", src: coverUrl(event.preview.cover_image_url), alt: "" }));
+    $("#cover").replaceWith(coverImage(coverUrl(event.preview.cover_image_url), { id: "cover" }));
   }
   const rating = event.creator.rating && event.creator.rating.count
     ? `★ ${Number(event.creator.rating.average).toFixed(1)} (${event.creator.rating.count} ratings)` : "no ratings yet";

@@ -3,7 +3,7 @@
 // The filters live in the address (?q=&category=…), so a filtered view can be shared or reloaded.
 
 import { getAvailableEvents } from "/sdk/events.js";
-import { $, coverUrl, formatDate, h, sayError, say, siteHeader, statusWord, usd } from "/pages/ui.js";
+import { $, coverImage, coverUrl, formatDate, h, sayError, say, siteHeader, statusWord, usd } from "/pages/ui.js";
 
 siteHeader();
 const form = $("#filters");
@@ -42,7 +42,7 @@ function card(e) {
   const live = e.status === "live";
   const seats = e.seats_left <= 0 ? "Sold out" : `${e.seats_left} of ${e.max_attendees} seats left`;
   const cover = coverUrl(e.preview.cover_image_url)
-    ? h("img", { class: "cover", src: coverUrl(e.preview.cover_image_url), alt: "" })
+    ? coverImage(coverUrl(e.preview.cover_image_url))
     : h("div", { class: "cover", role: "presentation" });
   const rating = e.creator.rating && e.creator.rating.count ? ` · ★ ${Number(e.creator.rating.average).toFixed(1)}` : "";
   return h("li", { class: "card", "data-event-id": e.id },

@@ -58,6 +58,13 @@ export function coverUrl(url) {
   return /^https:\/\/[^\s]+$/i.test(url) ? url : null;
 }
 
+/** The cover as an image, which falls back to the plain gradient if it cannot be loaded. */
+export function coverImage(url, attrs = {}) {
+  const img = h("img", { class: "cover", src: url, alt: "", ...attrs });
+  img.addEventListener("error", () => img.replaceWith(h("div", { class: "cover", role: "presentation", ...(attrs.id ? { id: attrs.id } : {}) })), { once: true });
+  return img;
+}
+
 /** "2 h 05 min", "4 min 09 s", for a countdown. */
 export function formatDuration(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
