@@ -136,6 +136,8 @@ main(async (args, log) => {
       const text = await buyer.textContent("#quote-status");
       seen.push({ status, text, data: await buyer.getAttribute("#quote-status", "data-status") });
       if (status === "confirming") await shot(buyer, "pages-checkout-confirming");
+      // Once a payment is seen, nothing asks for money again: no QR code, amount, copy buttons or countdown.
+      if (status === "seen") out.payBoxWhenSeen = await buyer.isVisible("#pay-box");
       if (status !== "paid") {
         progress("status", { quote: await buyer.evaluate(() => window.dluxPage.quote) });
         await reply();
@@ -144,6 +146,11 @@ main(async (args, log) => {
     out.statuses = seen;
     await buyer.waitForSelector("#join-link");
     out.paid = await buyer.textContent("#paid");
+    // The receipt is where the eye is: scrolled into the window.
+    out.receiptOnScreen = await buyer.evaluate(() => {
+      const r = document.querySelector("#paid").getBoundingClientRect();
+      return r.top >= 0 && r.top < innerHeight && !document.querySelector("#pay-box").checkVisibility();
+    });
     await shot(buyer, "pages-paid");
 
     // --- My tickets, by the wallet.
@@ -251,6 +258,11 @@ main(async (args, log) => {
     out.attendees = await creator.evaluate(() => window.dluxDashboard.attendees);
     out.feedText = await creator.$$eval("#feed li", (l) => l.map((x) => x.textContent));
     out.carolId = carolId;
+    // Moderation from the live view: mute Carol; the room reports it and the list says so.
+    await creator.click(`#attendees tr[data-client-id="${carolId}"] [data-action=mute]`);
+    await creator.waitForFunction((id) => window.dluxDashboard.feed.some((f) => f.kind === "muted" && f.client_id === id), carolId, { timeout: 10000 });
+    await creator.waitForFunction((id) => window.dluxDashboard.attendees.some((a) => a.client_id === id && a.muted), carolId, { timeout: 10000 });
+    out.mutedRow = await creator.textContent(`#attendees tr[data-client-id="${carolId}"]`);
     await creator.waitForFunction(() => document.querySelector("#attendance-chart").naturalWidth > 0);
     out.salesChart = await creator.evaluate(() => document.querySelector("#sales-chart").naturalWidth);
     await shot(creator, "pages-dashboard");

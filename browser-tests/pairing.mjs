@@ -3,7 +3,8 @@
 // Keychain holding real keys). Driven by gateway/tests/browser_pages.rs.
 //
 // Args (JSON): { base_url, artifacts_dir, wallet_key (hex), hive_key (hex), creator,
-//               events: { live (the wallet holds a ticket, doors open), early (doors not open yet) } }
+//               events: { live (the wallet holds a ticket, doors open), early (doors not open yet),
+//                         ended (the wallet held a ticket; the event is over) } }
 // Progress lines on stdout (the orchestrator answers on stdin):
 //   {"step":"expire","code":…}   a pairing the phone has not signed yet   (reply: "ok" once it is expired)
 // The last line is the result (lib/browser.mjs). Screenshots go to artifacts_dir as pairing-*.png.
@@ -100,6 +101,24 @@ main(async (args, log) => {
     await soon.waitForFunction(() => window.dluxJoin.status === "refused");
     out.earlyWallet = await soon.getAttribute("#message", "data-code");
     await shot(soon, "pairing-headset-early");
+
+    // --- Rating an ended event from the headset's My tickets: the phone's wallet signs "Rate event …".
+    const tickets = await open(headset, "headset-tickets", `/pages/tickets.html?wallet=${wallet.address}&chain=eth`);
+    const ended = `#tickets li[data-ticket-id] form.rate`;
+    await tickets.waitForSelector(ended);
+    out.endedTicket = await tickets.$eval(`#tickets li[data-state=ended]`, (el) => ({ text: el.textContent, join: !!el.querySelector("a.button") }));
+    await tickets.selectOption(`${ended} select`, "4");
+    await tickets.click(`${ended} button.secondary`);
+    await tickets.waitForFunction(() => document.querySelector("#pairing .qr") && document.querySelector("#pairing .qr").naturalWidth > 0);
+    const rateLink = await tickets.evaluate(() => document.querySelector("#pairing .qr").alt.replace(/^QR code of the link /, ""));
+    const rater = await open(phone, "phone-rate", rateLink, EIP1193);
+    await rater.waitForFunction(() => window.dluxPair.status === "ready" || window.dluxPair.status === "refused");
+    out.rateAsked = await rater.textContent("#text");
+    await rater.click("#sign");
+    await rater.waitForFunction(() => window.dluxPair.status === "signed" || window.dluxPair.status === "refused");
+    await tickets.waitForFunction(() => window.dluxTickets.rated.length > 0 || document.querySelector("form.rate .message.error"), null, { timeout: 15000 });
+    out.rated = { events: await tickets.evaluate(() => window.dluxTickets.rated), text: await tickets.textContent("#tickets") };
+    await shot(tickets, "pairing-headset-rated");
 
     // --- Creator sign-in on a headset: the phone's Keychain signs the sign-in text.
     const dash = await open(headset, "headset-dashboard", "/pages/dashboard.html");

@@ -277,6 +277,8 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert!(statuses[1]["text"].as_str().unwrap().contains("confirming 1/"), "{}", statuses[1]);
     assert!(statuses[2]["text"].as_str().unwrap().starts_with("Paid"));
     assert!(result["paid"].as_str().unwrap().contains(&buyer.address()));
+    assert_eq!(result["payBoxWhenSeen"], false, "the QR code and amount go away once the payment is seen");
+    assert_eq!(result["receiptOnScreen"], true);
 
     // My tickets: the concert's, and the late show's seeded one.
     let tickets: Vec<&str> = result["tickets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
@@ -321,6 +323,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert!(joined.is_some(), "{}", result["feed"]);
     assert!(result["attendees"].as_array().unwrap().iter().any(|a| a["client_id"] == carol_id && a["wallet"] == carol.address()));
     assert!(result["feedText"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains("joined")));
+    assert!(result["mutedRow"].as_str().unwrap().contains("muted by you"), "{}", result["mutedRow"]);
     assert!(result["salesChart"].as_u64().unwrap() > 0);
     assert!(result["cancelled"].as_str().unwrap().contains("Cancelled"));
     let talk_now: Value = app.get(&format!("/api/events/{talk}")).await.json().await.unwrap();
@@ -356,16 +359,20 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     set_tier(&app, "alice", "pro", None).await;
     let live = create(&app, "Headset Concert", "music", "5", 10 * 60_000).await;
     let early = create(&app, "Tomorrow's Talk", "talks", "5", 24 * HOUR).await;
+    let ended = create(&app, "Last Week's Gig", "music", "5", 24 * HOUR).await;
     let watcher = watcher(&app);
     let buyer = EvmWallet::new(BUYER);
     sell(&app, &watcher, live, &buyer).await;
     sell(&app, &watcher, early, &buyer).await;
+    sell(&app, &watcher, ended, &buyer).await;
+    let now = ticketing::now_ms();
+    reschedule(&app.store, ended, now - 7 * DAY, now - 7 * DAY + 2 * HOUR).await;
 
     let artifacts = repo_root().join("test-artifacts");
     let args = json!({
         "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 120_000,
         "wallet_key": hex::encode([BUYER; 32]), "hive_key": hive.key("alice").secret_hex(), "creator": "alice",
-        "events": { "live": live, "early": early },
+        "events": { "live": live, "early": early, "ended": ended },
     });
     let mut expired = Vec::new();
     let result = run_driver("pairing.mjs", args, |step| {
@@ -422,6 +429,14 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     assert!(result["early"]["countdown"].as_str().unwrap().starts_with("Doors open at"), "{}", result["early"]);
     assert_eq!(result["early"]["pairingShown"], false);
     assert_eq!(result["earlyWallet"], "not_live");
+    // An ended event's ticket is not "valid" with a Join button: it asks for a rating, which the phone signed.
+    assert!(result["endedTicket"]["text"].as_str().unwrap().contains("Event ended"), "{}", result["endedTicket"]);
+    assert_eq!(result["endedTicket"]["join"], false);
+    assert_eq!(result["rateAsked"], format!("Rate event {ended}: 4 stars"));
+    assert_eq!(result["rated"]["events"], json!([ended]), "{}", result["rated"]);
+    let ratings: Value = app.get(&format!("/api/events/{ended}/ratings")).await.json().await.unwrap();
+    assert_eq!(ratings[0]["stars"], 4, "{ratings}");
+    assert_eq!(ratings[0]["wallet_address"], buyer.address().to_lowercase());
     // The creator signed in on the headset with the phone's Keychain.
     assert!(result["creatorAsked"]["heading"].as_str().unwrap().contains("alice"), "{}", result["creatorAsked"]);
     assert_eq!(result["creatorPhone"], "signed");

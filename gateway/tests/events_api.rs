@@ -571,6 +571,11 @@ app_test!(openapi_describes_the_endpoints, |app| async move {
         ("/api/creators/{account}", "get"),
         ("/api/creators/me/profile", "put"),
         ("/api/creators/me/events", "get"),
+        ("/api/pairings", "post"),
+        ("/api/pairings/{code}", "get"),
+        ("/api/pairings/{code}/signature", "post"),
+        ("/api/pairings/{code}/events", "get"),
+        ("/api/pairings/{code}/qr.svg", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
     }

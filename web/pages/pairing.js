@@ -34,6 +34,7 @@ export async function signOnPhone(request, box, { onOpen } = {}) {
         h("p", {}, left))),
     status);
   box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
   const tick = () => {
     const ms = expires - Date.now();
     left.textContent = ms > 0 ? `The code works once, for ${formatDuration(ms)}.` : "The code has expired.";
