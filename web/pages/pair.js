@@ -40,6 +40,7 @@ async function load(code) {
     $("#text").textContent = pairing.message;
     $("#text-box").hidden = false;
   }
+  $("#code-shown").textContent = spaced(pairing.code);
   // Hive Keychain signs for a named account: ask for it unless the request names it.
   const needsAccount = walletKind(pairing.chain) === "keychain" && pairing.purpose === "join";
   $("#account-row").hidden = !needsAccount;

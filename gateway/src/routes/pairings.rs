@@ -152,10 +152,7 @@ pub async fn open(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Json(body): Json<OpenPairingBody>,
 ) -> ApiResult<Response> {
-    state
-        .access
-        .admit_challenge(Some(remote.ip()))
-        .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))?;
+    admit(&state, remote)?;
     let chain: chains::Chain = body
         .chain
         .parse()
@@ -208,6 +205,12 @@ pub async fn open(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// The access guard's per-address limit on challenges also bounds pairings: opening one, and the phone's reads
+/// and submission, so codes cannot be guessed at speed.
+fn admit(state: &AppState, remote: SocketAddr) -> ApiResult<()> {
+    state.access.admit_challenge(Some(remote.ip())).map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
+}
+
 fn link(state: &AppState, code: &str) -> String {
     format!("{}/pages/pair.html?code={code}", state.public_url.trim_end_matches('/'))
 }
@@ -227,8 +230,13 @@ async fn open_pairing(state: &AppState, raw: &str, now: i64) -> ApiResult<Pairin
 /// What the phone is asked to sign.
 #[utoipa::path(get, path = "/api/pairings/{code}", params(("code" = String, Path)),
     responses((status = 200, body = PairingView), (status = 404, description = "`pairing_not_found`"),
-              (status = 410, description = "`pairing_used`, `pairing_expired`")))]
-pub async fn show(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<Json<PairingView>> {
+              (status = 410, description = "`pairing_used`, `pairing_expired`"), (status = 429, description = "`rate_limited`")))]
+pub async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+) -> ApiResult<Json<PairingView>> {
+    admit(&state, remote)?;
     let pairing = open_pairing(&state, &code, now_ms()).await?;
     let (event_id, wallet, message) = match &pairing.purpose {
         Purpose::Join { event_id } => (Some(*event_id), None, None),
@@ -257,9 +265,11 @@ pub async fn show(State(state): State<AppState>, Path(code): Path<String>) -> Ap
               (status = 422, description = "`missing_field`, `too_long`, `wrong_message`, `wrong_signer`")))]
 pub async fn submit(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     Json(body): Json<SignatureBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    admit(&state, remote)?;
     let now = now_ms();
     let pairing = open_pairing(&state, &code, now).await?;
     let signed = PairedSignature {
