@@ -137,7 +137,7 @@ main(async (args, log) => {
       seen.push({ status, text, data: await buyer.getAttribute("#quote-status", "data-status") });
       if (status === "confirming") await shot(buyer, "pages-checkout-confirming");
       // Once a payment is seen, nothing asks for money again: no QR code, amount, copy buttons or countdown.
-      if (status === "seen") out.payBoxWhenSeen = await buyer.isVisible("#pay-box");
+      if (status === "seen") out.payBoxWhenSeen = { payBox: await buyer.isVisible("#pay-box"), form: await buyer.isVisible("#get-quote") };
       if (status !== "paid") {
         progress("status", { quote: await buyer.evaluate(() => window.dluxPage.quote) });
         await reply();

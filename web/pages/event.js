@@ -150,6 +150,8 @@ function update(q) {
   // Only an unpaid, open quote asks for money.
   const asking = q.status === "awaiting_payment";
   $("#pay-box").hidden = !asking;
+  // A payment on its way: no second quote either (an expired or refunded one may be replaced).
+  if (q.status === "seen" || q.status === "confirming" || q.status === "paid") $("#buy-form").hidden = true;
   if (!asking) clearInterval(countdown);
   if (q.status === "paid" && q.ticket) {
     $("#q-countdown").textContent = "—";
