@@ -43,6 +43,9 @@ async function eventName() {
   try {
     const e = await getEvent(id);
     $("#event-name").textContent = `${e.title} · ${formatDate(e.event_start)} – ${formatDate(e.event_end)}`;
+    // Early visitors see the countdown at once, before trying anything.
+    const doors = await client.request(`/api/events/${encodeURIComponent(id)}/doors`);
+    if (doors.state === "not_open") countdownTo(`doors open at ${doors.opens_at}`);
   } catch (err) {
     $("#event-name").textContent = "";
   }
@@ -54,7 +57,11 @@ function fail(err) {
   page.status = "refused";
   page.error = err && err.code;
   sayError(message, err);
-  if (err && err.code === "not_live") countdownTo(err.message);
+  // Too early is not a failure: say when, calmly, and count down.
+  if (err && err.code === "not_live") {
+    message.className = "message";
+    countdownTo(err.message);
+  }
 }
 
 /** "doors open at <RFC 3339>": counts down, then invites the person to try again. */
