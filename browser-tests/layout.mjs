@@ -56,10 +56,11 @@ main(async (args, log) => {
         await page.screenshot({ path: join(shots, `layout-${spec.name}-${size}.png`), fullPage: true });
         const hidden = [];
         for (const selector of spec.primary) {
-          const el = await page.$(selector);
-          await el.scrollIntoViewIfNeeded();
-          const box = await el.boundingBox();
+          // A locator finds the element again if the page redrew it meanwhile.
+          const el = page.locator(selector).first();
+          await el.scrollIntoViewIfNeeded({ timeout: 5000 }).catch(() => {});
           const visible = await el.isVisible();
+          const box = visible ? await el.boundingBox() : null;
           if (!visible || !box) hidden.push(`${selector}: not visible`);
           else if (box.x < 0 || box.x + box.width > viewport.width + 1) hidden.push(`${selector}: x ${Math.round(box.x)}–${Math.round(box.x + box.width)} outside ${viewport.width}`);
           else if (box.y < 0 || box.y + box.height > viewport.height + 1) hidden.push(`${selector}: cannot be scrolled into view`);

@@ -504,6 +504,12 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
         .create_quote(QuoteRequest { event_id: talk, currency: Currency::Eth, wallet_address: buyer.address() }, now)
         .await
         .unwrap();
+    // A Hive quote: paid by transfer with a memo, which the box offers to copy.
+    let hive = watcher
+        .create_quote(QuoteRequest { event_id: talk, currency: Currency::Hive, wallet_address: "bob".into() }, now)
+        .await
+        .unwrap();
+    assert!(hive.memo.is_some());
     let res = app.client.post(app.url("/api/pairings")).json(&json!({ "purpose": "join", "event_id": live, "chain": "eth" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let code = res.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_owned();
@@ -518,6 +524,8 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
         { "name": "event", "path": format!("/pages/event.html?id={talk}"), "primary": ["#get-quote", "#connect"] },
         { "name": "checkout", "path": format!("/pages/event.html?id={talk}#quote={}", open.id),
           "primary": ["#qr", "#q-amount", "#copy-address button"], "first_screen": ["#quote-status"] },
+        { "name": "checkout-hive", "path": format!("/pages/event.html?id={talk}#quote={}", hive.id),
+          "primary": ["#q-memo-row:not([hidden]) #copy-memo button", "#memo-warn:not([hidden])"] },
         { "name": "paid", "path": format!("/pages/event.html?id={live}#quote={paid}"), "primary": ["#join-link"],
           "first_screen": ["#paid"] },
         { "name": "tickets", "path": format!("/pages/tickets.html?wallet={wallet}&chain=eth"),

@@ -104,6 +104,10 @@ async function connect() {
 
 function showQuote(q) {
   page.quote = q;
+  // A quote picked up again from the address: the form says what it was for.
+  const option = [...$("#currency").options].find((o) => o.value === String(q.currency).toLowerCase());
+  if (option) $("#currency").value = option.value;
+  $("#wallet").value = q.wallet_address;
   history.replaceState(null, "", `${location.pathname}${location.search}#quote=${encodeURIComponent(q.quote_id)}`);
   $("#quote").hidden = false;
   $("#qr").src = `/api/quotes/${encodeURIComponent(q.quote_id)}/qr.svg`;
@@ -166,6 +170,9 @@ function receipt(q) {
   const p = $("#paid");
   const join = `/pages/join.html?event=${q.event_id}&chain=${encodeURIComponent(chainOf(q.currency))}&wallet=${encodeURIComponent(t.wallet_address)}`;
   const tickets = `/pages/tickets.html?wallet=${encodeURIComponent(t.wallet_address)}&chain=${encodeURIComponent(t.chain.toLowerCase())}`;
+  // The stream repeats the paid quote (its first event, then its end): the receipt is drawn once.
+  if (p.dataset.ticketId === String(t.ticket_id)) return;
+  p.dataset.ticketId = String(t.ticket_id);
   const wasShown = !p.hidden;
   p.replaceChildren(
     h("h3", {}, "You're in: ticket #", String(t.ticket_id)),
