@@ -68,7 +68,7 @@ main(async (args, log) => {
     const buyer = await open("buyer", "/pages/index.html", EIP1193);
     await buyer.waitForSelector("body[data-loaded]");
     const cards = () => buyer.$$eval("#events li.card", (els) => els.map((el) => ({
-      id: Number(el.dataset.eventId), title: el.querySelector("h3").textContent, seats: el.querySelector(".seats").textContent,
+      id: Number(el.dataset.eventId), title: el.querySelector("h2").textContent, seats: el.querySelector(".seats").textContent,
       prices: [...el.querySelectorAll(".prices li")].map((li) => li.textContent),
     })));
     const reload = async () => {
@@ -107,7 +107,7 @@ main(async (args, log) => {
     await buyer.setViewportSize({ width: 1100, height: 800 });
 
     // --- Event page and checkout: ETH from the connected wallet, the QR, then the status the watcher drives.
-    await buyer.click(`#events li[data-event-id="${concert}"] h3 a`);
+    await buyer.click(`#events li[data-event-id="${concert}"] h2 a`);
     await buyer.waitForSelector("body[data-loaded]");
     out.event = await buyer.evaluate(() => ({
       title: document.querySelector("#title").textContent, requirements: document.querySelector("#requirements").textContent,

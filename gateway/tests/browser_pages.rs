@@ -519,7 +519,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
     let scene = |token: String| format!("/scenes/event.html?event={live}#token={token}");
     let scene_paths = json!({ "phone": scene(session_token(&app, live, &buyer).await), "desktop": scene(session_token(&app, live, &buyer).await) });
     let pages = json!([
-        { "name": "marketplace", "path": "/pages/index.html", "primary": ["#events li.card h3 a", "#filters button[type=submit]"],
+        { "name": "marketplace", "path": "/pages/index.html", "primary": ["#events li.card h2 a", "#filters button[type=submit]"],
           "first_screen": ["#events li.card"] },
         { "name": "event", "path": format!("/pages/event.html?id={talk}"), "primary": ["#get-quote", "#connect"] },
         { "name": "checkout", "path": format!("/pages/event.html?id={talk}#quote={}", open.id),

@@ -49,7 +49,7 @@ function card(e) {
     cover,
     h("div", {}, h("span", { class: `badge ${live ? "live" : e.status}` }, statusWord(e.status)), " ",
       e.category ? h("span", { class: "badge" }, e.category) : null),
-    h("h3", {}, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
+    h("h2", { class: "card-title" }, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
     h("p", { class: "muted" }, formatDate(e.event_start), " · by ", h("a", { href: `?creator=${encodeURIComponent(e.creator.account)}` }, e.creator.display_name || e.creator.account), rating),
     h("p", { class: "seats" }, seats),
     h("p", {}, h("strong", {}, e.price_usd ? usd(e.price_usd) : `${e.price.amount} ${e.price.currency}`)),
