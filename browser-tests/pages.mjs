@@ -13,14 +13,8 @@
 
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import * as secp from "@noble/secp256k1";
-import { hmac } from "@noble/hashes/hmac";
-import { sha256 } from "@noble/hashes/sha256";
-import { keccak_256 } from "@noble/hashes/sha3";
-import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from "@noble/hashes/utils";
 import { artifactsDir, launch, main, watchPage } from "./lib/browser.mjs";
-
-secp.etc.hmacSha256Sync = (key, ...messages) => hmac(sha256, key, secp.etc.concatBytes(...messages));
+import { EIP1193, KEYCHAIN, evmKey, hiveKey } from "./lib/wallets.mjs";
 
 const progress = (step, detail = {}) => process.stdout.write(JSON.stringify({ step, ...detail }) + "\n");
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -29,54 +23,6 @@ async function reply() {
   if (done) throw new Error("the orchestrator closed stdin");
   return value;
 }
-
-/** An Ethereum key signing as `personal_sign` does (EIP-191). */
-function evmKey(keyHex) {
-  const secret = hexToBytes(keyHex);
-  const address = "0x" + bytesToHex(keccak_256(secp.getPublicKey(secret, false).slice(1)).slice(-20));
-  const sign = (hexMessage) => {
-    const message = hexToBytes(hexMessage.replace(/^0x/, ""));
-    const digest = keccak_256(concatBytes(utf8ToBytes(`\x19Ethereum Signed Message:\n${message.length}`), message));
-    const s = secp.sign(digest, secret);
-    return "0x" + s.toCompactHex() + (27 + s.recovery).toString(16);
-  };
-  return { address, sign };
-}
-
-/** A Hive posting key signing as Keychain's signBuffer does: sha256 of the text, header 31 + recovery id, hex. */
-function hiveKey(keyHex) {
-  const secret = hexToBytes(keyHex);
-  return (text) => {
-    const s = secp.sign(sha256(utf8ToBytes(text)), secret);
-    return (31 + s.recovery).toString(16) + s.toCompactHex();
-  };
-}
-
-const EIP1193 = `
-  window.ethereum = {
-    isTestWallet: true,
-    async request({ method, params }) {
-      const address = await window.__walletAddress();
-      if (method === "eth_requestAccounts" || method === "eth_accounts") return [address];
-      if (method === "personal_sign") {
-        if (String(params[1]).toLowerCase() !== address.toLowerCase()) throw Object.assign(new Error("unknown account"), { code: 4100 });
-        return window.__walletSign(params[0]);
-      }
-      throw Object.assign(new Error("unsupported " + method), { code: 4200 });
-    },
-  };
-`;
-
-const KEYCHAIN = `
-  window.hive_keychain = {
-    requestHandshake(cb) { cb(); },
-    requestSignBuffer(account, message, keyType, cb) {
-      window.__hiveSign(account, message, keyType).then(
-        (result) => cb({ success: true, result, data: { username: account, message, method: keyType } }),
-        (e) => cb({ success: false, error: String(e), message: String(e) }));
-    },
-  };
-`;
 
 /** Remote NAF avatars a scene page sees. */
 const remoteOwners = () =>
@@ -122,7 +68,7 @@ main(async (args, log) => {
     const buyer = await open("buyer", "/pages/index.html", EIP1193);
     await buyer.waitForSelector("body[data-loaded]");
     const cards = () => buyer.$$eval("#events li.card", (els) => els.map((el) => ({
-      id: Number(el.dataset.eventId), title: el.querySelector("h3").textContent, seats: el.querySelector(".seats").textContent,
+      id: Number(el.dataset.eventId), title: el.querySelector("h2").textContent, seats: el.querySelector(".seats").textContent,
       prices: [...el.querySelectorAll(".prices li")].map((li) => li.textContent),
     })));
     const reload = async () => {
@@ -153,7 +99,7 @@ main(async (args, log) => {
     await buyer.fill("#creator", "");
     await buyer.selectOption("#status", "live");
     out.market.live = await reload();
-    await buyer.selectOption("#status", "");
+    await buyer.selectOption("#status", "all");
     await buyer.setViewportSize({ width: 390, height: 844 });
     await reload();
     out.market.phoneOverflow = await buyer.evaluate(overflowing);
@@ -161,7 +107,7 @@ main(async (args, log) => {
     await buyer.setViewportSize({ width: 1100, height: 800 });
 
     // --- Event page and checkout: ETH from the connected wallet, the QR, then the status the watcher drives.
-    await buyer.click(`#events li[data-event-id="${concert}"] h3 a`);
+    await buyer.click(`#events li[data-event-id="${concert}"] h2 a`);
     await buyer.waitForSelector("body[data-loaded]");
     out.event = await buyer.evaluate(() => ({
       title: document.querySelector("#title").textContent, requirements: document.querySelector("#requirements").textContent,
@@ -190,6 +136,8 @@ main(async (args, log) => {
       const text = await buyer.textContent("#quote-status");
       seen.push({ status, text, data: await buyer.getAttribute("#quote-status", "data-status") });
       if (status === "confirming") await shot(buyer, "pages-checkout-confirming");
+      // Once a payment is seen, nothing asks for money again: no QR code, amount, copy buttons or countdown.
+      if (status === "seen") out.payBoxWhenSeen = { payBox: await buyer.isVisible("#pay-box"), form: await buyer.isVisible("#get-quote") };
       if (status !== "paid") {
         progress("status", { quote: await buyer.evaluate(() => window.dluxPage.quote) });
         await reply();
@@ -198,20 +146,26 @@ main(async (args, log) => {
     out.statuses = seen;
     await buyer.waitForSelector("#join-link");
     out.paid = await buyer.textContent("#paid");
+    // The receipt is where the eye is: scrolled into the window.
+    out.receiptOnScreen = await buyer.evaluate(() => {
+      const r = document.querySelector("#paid").getBoundingClientRect();
+      return r.top >= 0 && r.top < innerHeight && !document.querySelector("#pay-box").checkVisibility();
+    });
     await shot(buyer, "pages-paid");
 
     // --- My tickets, by the wallet.
     const tickets = await open("tickets", `/pages/tickets.html?wallet=${wallet.address}&chain=eth`, EIP1193);
     await tickets.waitForSelector("body[data-loaded]");
-    out.tickets = await tickets.$$eval("#tickets tr", (rows) => rows.map((r) => r.textContent));
+    out.tickets = await tickets.$$eval("#tickets li.card", (cards) => cards.map((c) => c.textContent));
     await shot(tickets, "pages-tickets");
     await tickets.close();
 
-    // --- Join refusals: no ticket for the talk; then the paste flow's challenge text.
-    const refusals = await open("refusals", `/pages/join.html?event=${talk}&chain=eth&wallet=${wallet.address}`, EIP1193);
+    // --- Join refusals: no ticket for the open rehearsal; then the paste flow's challenge text for the talk.
+    const refusals = await open("refusals", `/pages/join.html?event=${args.events.rehearsal}&chain=eth&wallet=${wallet.address}`, EIP1193);
     await refusals.click("#sign-join");
     await refusals.waitForFunction(() => window.dluxJoin.status === "refused");
     out.noTicket = { code: await refusals.getAttribute("#message", "data-code"), text: await refusals.textContent("#message") };
+    await refusals.fill("#event", String(talk));
     await refusals.click("#paste summary");
     await refusals.fill("#wallet", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
     await refusals.selectOption("#chain", "btc");
@@ -304,12 +258,17 @@ main(async (args, log) => {
     out.attendees = await creator.evaluate(() => window.dluxDashboard.attendees);
     out.feedText = await creator.$$eval("#feed li", (l) => l.map((x) => x.textContent));
     out.carolId = carolId;
+    // Moderation from the live view: mute Carol; the room reports it and the list says so.
+    await creator.click(`#attendees tr[data-client-id="${carolId}"] [data-action=mute]`);
+    await creator.waitForFunction((id) => window.dluxDashboard.feed.some((f) => f.kind === "muted" && f.client_id === id), carolId, { timeout: 10000 });
+    await creator.waitForFunction((id) => window.dluxDashboard.attendees.some((a) => a.client_id === id && a.muted), carolId, { timeout: 10000 });
+    out.mutedRow = await creator.textContent(`#attendees tr[data-client-id="${carolId}"]`);
     await creator.waitForFunction(() => document.querySelector("#attendance-chart").naturalWidth > 0);
     out.salesChart = await creator.evaluate(() => document.querySelector("#sales-chart").naturalWidth);
     await shot(creator, "pages-dashboard");
     // Cancel the talk from the dashboard (the dialog is accepted).
     await creator.click(`#my-events tr[data-event-id="${talk}"] [data-action=cancel]`);
-    await creator.waitForFunction((id) => document.querySelector(`#my-events tr[data-event-id="${id}"] .badge`).textContent === "cancelled", talk);
+    await creator.waitForFunction((id) => document.querySelector(`#my-events tr[data-event-id="${id}"] .badge`).textContent === "Cancelled", talk);
     out.cancelled = await creator.textContent(`#my-events tr[data-event-id="${talk}"]`);
     await creator.setViewportSize({ width: 390, height: 844 });
     out.dashboardPhoneOverflow = await creator.evaluate(overflowing);

@@ -238,6 +238,7 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::rooms::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
+        .merge(routes::pairings::router())
         .merge(routes::analytics::router())
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())

@@ -66,7 +66,7 @@ app_test!(analytics_match_a_hand_computed_fixture, |app| async move {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["event_id"], event_id);
     assert_eq!(body["tickets_sold"], 3);
-    assert_eq!(body["revenue"], json!([{ "currency": "HIVE", "tickets_sold": 3, "gross": "3", "commission": "0.6", "net": "2.4" }]));
+    assert_eq!(body["revenue"], json!([{ "currency": "HIVE", "tickets_sold": 3, "gross": "3", "commission": "0.6", "net": "2.4", "gross_usd": "0.75", "net_usd": "0.60" }]));
     // t1 and t2 entered, t3 did not: 2 of 3.
     assert_eq!(body["check_in"]["tickets_sold"], 3);
     assert_eq!(body["check_in"]["tickets_used"], 2);

@@ -113,8 +113,8 @@ async fn session_token(app: &common::TestApp, event_id: i64, wallet: &EvmWallet)
     res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned()
 }
 
-/// Runs the driver; `on_step` answers its progress lines on its stdin. Returns the result line.
-async fn run_driver<F, Fut>(args: Value, mut on_step: F) -> Value
+/// Runs `browser-tests/{script}`; `on_step` answers its progress lines on its stdin. Returns the result line.
+async fn run_driver<F, Fut>(script: &str, args: Value, mut on_step: F) -> Value
 where
     F: FnMut(Value) -> Fut,
     Fut: std::future::Future<Output = String>,
@@ -127,7 +127,7 @@ where
         "browser-tests/node_modules is missing: run ./scripts/test (npm ci --prefix browser-tests)"
     );
     let mut child = tokio::process::Command::new("node")
-        .arg(root.join("browser-tests/pages.mjs"))
+        .arg(root.join("browser-tests").join(script))
         .arg(args.to_string())
         .current_dir(&root)
         .stdin(Stdio::piped())
@@ -179,6 +179,8 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     let concert = create(&app, "Browser Concert", "music", "5", 10 * 60_000).await;
     let talk = create(&app, "Evening Lecture", "talks", "50", 48 * HOUR).await;
     let late = create(&app, "Late Show", "art", "10", 24 * HOUR).await;
+    // Doors open, and the buyer holds no ticket for it: the join page's `no_ticket`.
+    let rehearsal = create(&app, "Open Rehearsal", "art", "5", 5 * 60_000).await;
     let watcher = watcher(&app);
     let (buyer, bob, carol) = (EvmWallet::new(BUYER), EvmWallet::new(BOB), EvmWallet::new(CAROL));
     sell(&app, &watcher, concert, &bob).await;
@@ -189,11 +191,11 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     let args = json!({
         "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 150_000,
         "wallet_key": hex::encode([BUYER; 32]), "hive_key": hive.key("alice").secret_hex(), "creator": "alice",
-        "events": { "concert": concert, "talk": talk, "late": late }, "bob_token": bob_token,
+        "events": { "concert": concert, "talk": talk, "late": late, "rehearsal": rehearsal }, "bob_token": bob_token,
     });
     let mut quote = Value::Null;
     let mut reported = Vec::new();
-    let result = run_driver(args, |step| {
+    let result = run_driver("pages.mjs", args, |step| {
         let (app, watcher) = (&app, &watcher);
         if step["step"] == "quote" {
             quote = step["quote"].clone();
@@ -237,9 +239,9 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
 
     // The marketplace and its filters.
     let m = &result["market"];
-    assert_eq!(ids(&m["all"]), vec![concert, late, talk]);
-    assert!(m["all"][0]["seats"].as_str().unwrap().contains("9 of 10 seats left"), "{}", m["all"][0]);
-    let prices: Vec<&str> = m["all"][0]["prices"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(ids(&m["all"]), vec![rehearsal, concert, late, talk]);
+    assert!(m["all"][1]["seats"].as_str().unwrap().contains("9 of 10 seats left"), "{}", m["all"][1]);
+    let prices: Vec<&str> = m["all"][1]["prices"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(prices.iter().any(|p| p.ends_with(" ETH")) && prices.iter().any(|p| p.ends_with(" HIVE")), "{prices:?}");
     assert_eq!(ids(&m["music"]), vec![concert]);
     assert_eq!(ids(&m["pricey"]), vec![talk]);
@@ -275,11 +277,13 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert!(statuses[1]["text"].as_str().unwrap().contains("confirming 1/"), "{}", statuses[1]);
     assert!(statuses[2]["text"].as_str().unwrap().starts_with("Paid"));
     assert!(result["paid"].as_str().unwrap().contains(&buyer.address()));
+    assert_eq!(result["payBoxWhenSeen"], json!({ "payBox": false, "form": false }), "nothing asks for money once a payment is seen");
+    assert_eq!(result["receiptOnScreen"], true);
 
     // My tickets: the concert's, and the late show's seeded one.
     let tickets: Vec<&str> = result["tickets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(tickets.len(), 2, "{tickets:?}");
-    assert!(tickets.iter().any(|t| t.contains("Browser Concert") && t.contains("valid")), "{tickets:?}");
+    assert!(tickets.iter().any(|t| t.contains("Browser Concert") && t.contains("Valid")), "{tickets:?}");
 
     // Join refusals and the paste flow.
     assert_eq!(result["noTicket"]["code"], "no_ticket");
@@ -319,8 +323,9 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert!(joined.is_some(), "{}", result["feed"]);
     assert!(result["attendees"].as_array().unwrap().iter().any(|a| a["client_id"] == carol_id && a["wallet"] == carol.address()));
     assert!(result["feedText"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains("joined")));
+    assert!(result["mutedRow"].as_str().unwrap().contains("muted by you"), "{}", result["mutedRow"]);
     assert!(result["salesChart"].as_u64().unwrap() > 0);
-    assert!(result["cancelled"].as_str().unwrap().contains("cancelled"));
+    assert!(result["cancelled"].as_str().unwrap().contains("Cancelled"));
     let talk_now: Value = app.get(&format!("/api/events/{talk}")).await.json().await.unwrap();
     assert_eq!(talk_now["status"], "cancelled");
 
@@ -331,4 +336,232 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     for shot in ["marketplace", "marketplace-phone", "checkout", "paid", "tickets", "join", "join-not-live", "scene-buyer", "dashboard"] {
         assert!(artifacts.join(format!("pages-{shot}.png")).exists(), "screenshot {shot}");
     }
+}
+
+/// Issue 28: a headset with no wallet enters by signing on a phone. The headset's join page opens a pairing and
+/// shows its QR code; the phone (another Chromium, with a real EVM key behind an injected wallet) opens the
+/// link, signs the event's challenge there, and the headset continues into the scene by itself. The used link
+/// is refused on the phone; a code the orchestrator expires is refused on both sides; doors that are not open
+/// give a countdown, not a pairing; and a creator signs in to the dashboard with the phone's Keychain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headset_joins_by_signing_on_a_phone() {
+    let hive = HiveNode::start().await;
+    let hive_url = hive.url.clone();
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.hive_api_url = hive_url;
+        s.web_dir = Some(web);
+        s.payments.evm_xpub = Some(evm_xpub());
+        s.rooms.early_open_secs = 3600;
+        s.rooms.session_token_ttl_secs = 600;
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let live = create(&app, "Headset Concert", "music", "5", 10 * 60_000).await;
+    let early = create(&app, "Tomorrow's Talk", "talks", "5", 24 * HOUR).await;
+    let ended = create(&app, "Last Week's Gig", "music", "5", 24 * HOUR).await;
+    let watcher = watcher(&app);
+    let buyer = EvmWallet::new(BUYER);
+    sell(&app, &watcher, live, &buyer).await;
+    sell(&app, &watcher, early, &buyer).await;
+    sell(&app, &watcher, ended, &buyer).await;
+    let now = ticketing::now_ms();
+    reschedule(&app.store, ended, now - 7 * DAY, now - 7 * DAY + 2 * HOUR).await;
+
+    let artifacts = repo_root().join("test-artifacts");
+    let args = json!({
+        "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 120_000,
+        "wallet_key": hex::encode([BUYER; 32]), "hive_key": hive.key("alice").secret_hex(), "creator": "alice",
+        "events": { "live": live, "early": early, "ended": ended },
+    });
+    let mut expired = Vec::new();
+    let result = run_driver("pairing.mjs", args, |step| {
+        let store = app.store.clone();
+        let code = step["code"].as_str().unwrap_or_default().to_owned();
+        expired.push(code.clone());
+        async move {
+            assert_eq!(step["step"], "expire", "unexpected step {step}");
+            // The pairing's five minutes are up.
+            let done = sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
+                .bind(ticketing::now_ms() - 1)
+                .bind(&code)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(done.rows_affected(), 1, "pairing {code}");
+            "ok".to_owned()
+        }
+    })
+    .await;
+    for record in result["records"].as_array().unwrap() {
+        assert_eq!(record["errors"], json!([]), "page errors in {}", record["name"]);
+        assert_eq!(record["external"], json!([]), "requests outside the gateway from {}", record["name"]);
+    }
+    // The headset had no wallet, and said where to go instead.
+    assert_eq!(result["noWallet"]["code"], "no_wallet", "{}", result["noWallet"]);
+    assert!(result["noWallet"]["text"].as_str().unwrap().contains("Sign on my phone"), "{}", result["noWallet"]);
+    // The pairing: a code shown as ABCD-EFGH, a link on this gateway without the waiting page's secret.
+    let code = result["pairing"]["code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    assert_eq!(result["pairing"]["shown"], format!("{}-{}", &code[..4], &code[4..]));
+    assert_eq!(result["pairing"]["link"], format!("{}/pages/pair.html?code={code}", app.address));
+    assert_eq!(result["pairing"]["qr"], format!("/api/pairings/{code}/qr.svg"));
+    let svg = app.get(&format!("/api/pairings/{code}/qr.svg")).await.text().await.unwrap();
+    assert_eq!(svg, gateway::routes::qr::qr_svg(result["pairing"]["link"].as_str().unwrap()).unwrap());
+    assert!(result["phoneAsked"].as_str().unwrap().contains("Headset Concert"), "{}", result["phoneAsked"]);
+    assert_eq!(result["phoneSigned"]["status"], "signed", "{}", result["phoneSigned"]);
+    // The headset entered the room on the phone's signature, with no wallet of its own.
+    assert_eq!(result["scene"], json!({ "status": "connected", "failure": null, "wallet": "none" }), "{}", result["scene"]);
+    // The signature went to the waiting page once: the row says so on every node.
+    let status: String = sqlx::query_scalar("SELECT status FROM pairings WHERE code = $1")
+        .bind(code)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "delivered");
+    // Single use, short-lived.
+    assert_eq!(result["reused"]["code"], "pairing_used", "{}", result["reused"]);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(result["expiredHeadset"]["code"], "pairing_expired", "{}", result["expiredHeadset"]);
+    assert_eq!(result["expiredPhone"]["code"], "pairing_expired", "{}", result["expiredPhone"]);
+    // Too early: a countdown, no pairing, no wallet error.
+    assert_eq!(result["early"]["code"], "not_live", "{}", result["early"]);
+    assert!(result["early"]["countdown"].as_str().unwrap().starts_with("Doors open at"), "{}", result["early"]);
+    assert_eq!(result["early"]["pairingShown"], false);
+    assert_eq!(result["earlyWallet"], "not_live");
+    // An ended event's ticket is not "valid" with a Join button: it asks for a rating, which the phone signed.
+    assert!(result["endedTicket"]["text"].as_str().unwrap().contains("Event ended"), "{}", result["endedTicket"]);
+    assert_eq!(result["endedTicket"]["join"], false);
+    assert_eq!(result["rateAsked"], format!("Rate event {ended}: 4 stars"));
+    assert_eq!(result["rated"]["events"], json!([ended]), "{}", result["rated"]);
+    let ratings: Value = app.get(&format!("/api/events/{ended}/ratings")).await.json().await.unwrap();
+    assert_eq!(ratings[0]["stars"], 4, "{ratings}");
+    assert_eq!(ratings[0]["wallet_address"], buyer.address().to_lowercase());
+    // The creator signed in on the headset with the phone's Keychain.
+    assert!(result["creatorAsked"]["heading"].as_str().unwrap().contains("alice"), "{}", result["creatorAsked"]);
+    assert_eq!(result["creatorPhone"], "signed");
+    assert!(result["creatorWho"].as_str().unwrap().contains("@alice"), "{}", result["creatorWho"]);
+}
+
+/// A ticket for `wallet`, paid in full; returns the quote's id (its checkout then shows the receipt).
+async fn sold_quote(watcher: &Purchases, event_id: i64, wallet: &EvmWallet) -> String {
+    let now = ticketing::now_ms();
+    let quote = watcher
+        .create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: wallet.address() }, now)
+        .await
+        .unwrap();
+    let report = PaymentReport {
+        chain: chains::Chain::Eth, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
+        amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.address()),
+        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+    };
+    let outcome = watcher.report_payment(report, now).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+    quote.id
+}
+
+/// Issue 28: every page at 390×844 and 1366×900, with a marketplace of live, coming and ended events (covers as
+/// gateway paths and https URLs), a wallet holding tickets to each, an open checkout and a paid one, a pairing
+/// to sign, and a creator with sales and a live room. Each must fit the screen's width, keep its primary
+/// actions reachable, and pass axe-core with no serious or critical violation; screenshots are
+/// `test-artifacts/layout-<page>-<phone|desktop>.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.web_dir = Some(web);
+        s.payments.evm_xpub = Some(evm_xpub());
+        s.rooms.early_open_secs = 3600;
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let event = |title: &str, category: &str, price: &str, start_in_ms: i64, cover: &str| {
+        let start = ticketing::now_ms() + start_in_ms;
+        json!({
+            "title": title, "space_type": "custom", "space_id": "neon-room",
+            "description": "Doors open fifteen minutes early. Bring headphones; a microphone is optional.",
+            "ticket_price": price, "ticket_currency": "USD", "max_attendees": 120,
+            "event_start": rfc3339(start), "event_end": rfc3339(start + 2 * HOUR),
+            "supported_crypto": ["ETH", "HIVE", "HBD", "BTC", "SOL", "USDC.POL"], "event_category": category,
+            "require_microphone": false, "cover_image_url": cover,
+        })
+    };
+    let live = create_event(&app, "alice", &event("Neon Nights: a live DJ set in VR", "music", "12.5", 10 * 60_000, "/scenes/icon.svg")).await["id"].as_i64().unwrap();
+    let talk = create_event(&app, "alice", &event("Spatial audio for beginners", "talks", "4", 2 * DAY, "https://images.example/audio.jpg")).await["id"].as_i64().unwrap();
+    let ended = create_event(&app, "alice", &event("Gallery opening: light sculptures", "art", "8", 3 * DAY, "")).await["id"].as_i64().unwrap();
+    let _games = create_event(&app, "alice", &event("Retro game night", "gaming", "2.5", 5 * DAY, "")).await["id"].as_i64().unwrap();
+    let watcher = watcher(&app);
+    let buyer = EvmWallet::new(BUYER);
+    let paid = sold_quote(&watcher, live, &buyer).await;
+    sold_quote(&watcher, ended, &buyer).await;
+    for n in 40..46 {
+        sold_quote(&watcher, live, &EvmWallet::new(n)).await;
+    }
+    // The gallery opening is over (the API refuses a past schedule; the store is moved directly).
+    let now = ticketing::now_ms();
+    reschedule(&app.store, ended, now - 2 * DAY, now - 2 * DAY + 2 * HOUR).await;
+    let open = watcher
+        .create_quote(QuoteRequest { event_id: talk, currency: Currency::Eth, wallet_address: buyer.address() }, now)
+        .await
+        .unwrap();
+    // A Hive quote: paid by transfer with a memo, which the box offers to copy.
+    let hive = watcher
+        .create_quote(QuoteRequest { event_id: talk, currency: Currency::Hive, wallet_address: "bob".into() }, now)
+        .await
+        .unwrap();
+    assert!(hive.memo.is_some());
+    let res = app.client.post(app.url("/api/pairings")).json(&json!({ "purpose": "join", "event_id": live, "chain": "eth" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let code = res.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_owned();
+    let session = json!({ "token": token_for("alice"), "token_type": "Bearer", "account": "alice", "tier": "pro",
+        "expires_at": rfc3339(now + HOUR) });
+    let wallet = buyer.address();
+    let scene = |token: String| format!("/scenes/event.html?event={live}#token={token}");
+    let scene_paths = json!({ "phone": scene(session_token(&app, live, &buyer).await), "desktop": scene(session_token(&app, live, &buyer).await) });
+    let pages = json!([
+        { "name": "marketplace", "path": "/pages/index.html", "primary": ["#events li.card h2 a", "#filters button[type=submit]"],
+          "first_screen": ["#events li.card"] },
+        { "name": "event", "path": format!("/pages/event.html?id={talk}"), "primary": ["#get-quote", "#connect"] },
+        { "name": "checkout", "path": format!("/pages/event.html?id={talk}#quote={}", open.id),
+          "primary": ["#qr", "#q-amount", "#copy-address button"], "first_screen": ["#quote-status"] },
+        { "name": "checkout-hive", "path": format!("/pages/event.html?id={talk}#quote={}", hive.id),
+          "primary": ["#q-memo-row:not([hidden]) #copy-memo button", "#memo-warn:not([hidden])"] },
+        { "name": "paid", "path": format!("/pages/event.html?id={live}#quote={paid}"), "primary": ["#join-link"],
+          "first_screen": ["#paid"] },
+        { "name": "tickets", "path": format!("/pages/tickets.html?wallet={wallet}&chain=eth"),
+          "primary": ["#tickets li[data-state=valid] a.button", "#tickets form.rate button[type=submit]"] },
+        { "name": "join", "path": format!("/pages/join.html?event={live}&chain=eth"), "primary": ["#sign-join", "#sign-phone"] },
+        { "name": "pair", "path": format!("/pages/pair.html?code={code}"), "primary": ["#request:not([hidden]) #sign"] },
+        { "name": "scene", "paths": scene_paths, "primary": ["#chat-send", "#chat-input"] },
+        { "name": "dashboard-sign-in", "path": "/pages/dashboard.html", "primary": ["#sign-in", "#sign-in-phone"] },
+        { "name": "dashboard", "path": "/pages/dashboard.html", "session": session,
+          "primary": [format!("#my-events tr[data-event-id=\"{live}\"] [data-action=watch]"), format!("#my-events tr[data-event-id=\"{live}\"] [data-action=edit]"),
+                      "#revenue tr td", "#save"] },
+    ]);
+    let artifacts = repo_root().join("test-artifacts");
+    let args = json!({ "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 150_000, "pages": pages });
+    let result = run_driver("layout.mjs", args, |step| async move { panic!("unexpected step {step}") }).await;
+    let checked = result["pages"].as_array().unwrap();
+    assert_eq!(checked.len(), 2 * pages.as_array().unwrap().len());
+    let mut problems = Vec::new();
+    for page in checked {
+        let name = format!("{} at {}", page["name"].as_str().unwrap(), page["size"].as_str().unwrap());
+        for (what, list) in [("overflows", &page["overflow"]), ("hides actions", &page["hidden_actions"]), ("starts below the first screen", &page["below_fold"]),
+            ("has accessibility violations", &page["violations"]), ("has page errors", &page["errors"])] {
+            if list.as_array().is_some_and(|l| !l.is_empty()) {
+                problems.push(format!("{name} {what}: {list}"));
+            }
+        }
+        // The only request leaving the gateway is the https cover, which the browser may load (the CSP allows it).
+        for url in page["external"].as_array().unwrap() {
+            assert!(url.as_str().unwrap().starts_with("https://images.example/"), "{name} asked {url}");
+        }
+        let shot = artifacts.join(format!("layout-{}-{}.png", page["name"].as_str().unwrap(), page["size"].as_str().unwrap()));
+        assert!(shot.exists(), "{shot:?}");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The pages' Content-Security-Policy allows https images, and only this gateway for the rest.
+    let res = app.get("/pages/index.html").await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("img-src 'self' https:") && csp.contains("script-src 'self'"), "{csp}");
 }

@@ -192,6 +192,8 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
         (json!({ "age_restriction": 150 }), "invalid_age_restriction"),
         (json!({ "min_certificate_secs": -5 }), "invalid_min_certificate"),
         (json!({ "cover_image_url": "data:image/png;base64,AAAA" }), "invalid_cover_image_url"),
+        (json!({ "cover_image_url": "http://img.example/c.png" }), "invalid_cover_image_url"),
+        (json!({ "cover_image_url": "//img.example/c.png" }), "invalid_cover_image_url"),
         (json!({ "event_category": "Rock & Roll" }), "invalid_category"),
         (json!({ "event_start": "next friday" }), "invalid_time"),
         (json!({ "max_attendes": 10 }), "invalid_body"),
@@ -573,6 +575,11 @@ app_test!(openapi_describes_the_endpoints, |app| async move {
         ("/api/creators/{account}", "get"),
         ("/api/creators/me/profile", "put"),
         ("/api/creators/me/events", "get"),
+        ("/api/pairings", "post"),
+        ("/api/pairings/{code}", "get"),
+        ("/api/pairings/{code}/signature", "post"),
+        ("/api/pairings/{code}/events", "get"),
+        ("/api/pairings/{code}/qr.svg", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
     }

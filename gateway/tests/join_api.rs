@@ -169,6 +169,119 @@ app_test!(join_refusals_for_event_state, |app| async move {
     assert!(app.get("/naf-dlux-adapter.js").await.text().await.unwrap().contains("NAF.adapters.register"));
 });
 
+/// The `pairing` events of a waiting page's stream (`GET /api/pairings/{code}/events`), until the server ends it.
+async fn pairing_events(app: &common::TestApp, code: &str, secret: &str) -> Vec<Value> {
+    let mut response = app.get(&format!("/api/pairings/{code}/events?secret={secret}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while let Some(bytes) = tokio::time::timeout(Duration::from_secs(10), response.chunk()).await.expect("the stream moves").unwrap() {
+        text.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    text.split("\n\n")
+        .filter(|frame| frame.lines().any(|l| l == "event: pairing"))
+        .map(|frame| serde_json::from_str(frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap())
+        .collect()
+}
+
+async fn post_json(app: &common::TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = app.client.post(app.url(path)).json(&body).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app| async move {
+    let event_id = live_event(&app).await;
+    let wallet = EvmWallet::new(12);
+    buy(&app, event_id, Currency::Eth, &wallet.address()).await;
+    let (status, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let code = opened["code"].as_str().unwrap().to_owned();
+    let secret = opened["secret"].as_str().unwrap().to_owned();
+    assert!(opened["link"].as_str().unwrap().ends_with(&format!("/pages/pair.html?code={code}")));
+    assert!(!opened["link"].as_str().unwrap().contains(&secret), "the phone's link does not carry the secret");
+
+    // The phone reads what is asked (typed in lower case with a dash, too) and signs the event's challenge.
+    let typed = format!("{}-{}", code[..4].to_lowercase(), &code[4..]);
+    let shown: Value = app.get(&format!("/api/pairings/{typed}")).await.json().await.unwrap();
+    assert_eq!(shown["purpose"], "join");
+    assert_eq!(shown["event_id"], event_id);
+    assert_eq!(shown["event_title"], "Live");
+    // A wrong secret learns nothing: the same 404 as an unknown code.
+    let res = app.get(&format!("/api/pairings/{code}/events?secret=not-it")).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "pairing_not_found");
+    let message = challenge(&app, event_id, "eth", &wallet.address()).await;
+    let signed = json!({ "wallet": wallet.address(), "message": message, "signature": wallet.sign(&message) });
+    let (status, body) = post_json(&app, &format!("/api/pairings/{code}/signature"), signed.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Single use: the link again, or a second signature, is refused.
+    let (status, body) = post_json(&app, &format!("/api/pairings/{code}/signature"), signed.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::GONE, "pairing_used"));
+    let res = app.get(&format!("/api/pairings/{code}")).await;
+    assert_eq!(res.status(), StatusCode::GONE);
+
+    // The waiting page gets the signature once, and joins with it.
+    let events = pairing_events(&app, &code, &secret).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["status"], "pending");
+    assert_eq!(events[1]["status"], "signed");
+    assert_eq!(events[1]["signature"], signed["signature"]);
+    let body = json!({ "wallet_address": events[1]["wallet"], "chain": events[1]["chain"],
+        "signature": events[1]["signature"], "message": events[1]["message"] });
+    assert_eq!(join(&app, event_id, body).await.status(), StatusCode::OK);
+    let again = pairing_events(&app, &code, &secret).await;
+    assert_eq!(again.last().unwrap()["status"], "used", "{again:?}");
+
+    // Expired: refused on the phone's side, and the waiting side's stream ends saying so.
+    let (_, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    let stale = opened["code"].as_str().unwrap();
+    sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
+        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.pool()).await.unwrap();
+    let res = app.get(&format!("/api/pairings/{stale}")).await;
+    assert_eq!(res.status(), StatusCode::GONE);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "pairing_expired");
+    let (status, body) = post_json(&app, &format!("/api/pairings/{stale}/signature"), signed.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::GONE, "pairing_expired"));
+    let events = pairing_events(&app, stale, opened["secret"].as_str().unwrap()).await;
+    assert_eq!(events.last().unwrap()["status"], "expired");
+
+    // `sign`: the phone must sign exactly the text, as exactly the signer, asked for.
+    let ask = json!({ "purpose": "sign", "chain": "hive", "wallet": "alice", "message": "Sign in to dlux" });
+    let (status, opened) = post_json(&app, "/api/pairings", ask).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let path = format!("/api/pairings/{}/signature", opened["code"].as_str().unwrap());
+    let (status, body) = post_json(&app, &path, json!({ "wallet": "alice", "message": "something else", "signature": "1f00" })).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::UNPROCESSABLE_ENTITY, "wrong_message"));
+    let (status, body) = post_json(&app, &path, json!({ "wallet": "mallory", "message": "Sign in to dlux", "signature": "1f00" })).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::UNPROCESSABLE_ENTITY, "wrong_signer"));
+
+    // Bad requests, each with its code.
+    for (body, want) in [
+        (json!({ "purpose": "teleport", "chain": "eth" }), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_purpose")),
+        (json!({ "purpose": "join", "chain": "eth" }), (StatusCode::UNPROCESSABLE_ENTITY, "missing_field")),
+        (json!({ "purpose": "join", "event_id": event_id, "chain": "doge" }), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_chain")),
+        (json!({ "purpose": "sign", "chain": "hive", "wallet": "alice" }), (StatusCode::UNPROCESSABLE_ENTITY, "missing_field")),
+        (json!({ "purpose": "join", "event_id": 999_999, "chain": "eth" }), (StatusCode::NOT_FOUND, "event_not_found")),
+        (json!({ "purpose": "join", "event_id": event_id, "chain": "eth", "secret": "mine" }), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")),
+    ] {
+        let (status, got) = post_json(&app, "/api/pairings", body.clone()).await;
+        assert_eq!((status, got["error"]["code"].as_str().unwrap_or_default()), want, "{body}");
+    }
+    assert_eq!(app.get("/api/pairings/nope").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/pairings/22222222").await.status(), StatusCode::NOT_FOUND);
+
+    // Doors not open yet: a 409 naming the time, as the join endpoint says it, and no pairing is opened.
+    let now = ticketing::now_ms();
+    sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+    let doors: Value = app.get(&format!("/api/events/{event_id}/doors")).await.json().await.unwrap();
+    assert_eq!(doors["state"], "not_open");
+    let (status, body) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::CONFLICT, "not_live"));
+    assert!(body["error"]["message"].as_str().unwrap().contains(doors["opens_at"].as_str().unwrap()), "{body} {doors}");
+});
+
 /// TURN end to end: the join response's credentials allocate a relay on the gateway's TURN server and carry
 /// data to a peer; a ban revokes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,7 +227,7 @@ pub enum EventRule {
     InvalidAgeRestriction,
     #[error("min_certificate_secs must not be negative")]
     InvalidMinCertificate,
-    #[error("cover_image_url must be an http(s) URL of at most {URL_MAX} characters")]
+    #[error("cover_image_url must be an https URL or a path on this gateway (/covers/…) of at most {URL_MAX} characters")]
     InvalidCoverImageUrl,
     #[error("event_category must be 1–{CATEGORY_MAX} lowercase letters, digits or dashes")]
     InvalidCategory,
@@ -361,8 +361,11 @@ impl NewEvent {
         }
         let cover_image_url = non_empty(input.cover_image_url);
         if let Some(url) = &cover_image_url {
-            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-            if !scheme_ok || url.len() > URL_MAX || url.contains(char::is_whitespace) {
+            // An https URL, or a path on the gateway itself ("/covers/…"): what the pages show and their
+            // Content-Security-Policy (`img-src 'self' https:`) lets load. Plain http would be blocked as mixed
+            // content on an https site, and "//host" is another host in disguise.
+            let place_ok = url.starts_with("https://") || (url.starts_with('/') && !url.starts_with("//"));
+            if !place_ok || url.len() > URL_MAX || url.contains(char::is_whitespace) {
                 return Err(EventRule::InvalidCoverImageUrl);
             }
         }

@@ -13,6 +13,7 @@ pub mod cursors;
 pub mod privacy;
 pub mod purchases;
 pub mod events;
+pub mod pairings;
 pub mod rates;
 pub mod ratings;
 pub mod replay;

@@ -89,3 +89,42 @@ store_test!(attendance_counts_time_before_the_start_apart, |store: Store| async 
     let rows = store.attendance_sessions(event_id).await.unwrap();
     assert_eq!((rows[0].early_secs, rows[0].duration_secs), (Some(60), Some(240)), "309 s in the room, 240 s of the event");
 });
+
+store_test!(a_pairing_is_signed_once_and_delivered_once_even_when_raced, |store: Store| async move {
+    use ticketing::pairings::{PairedSignature, PairingStatus, Purpose, SubmitRefusal};
+    let now = 1_700_000_000_000;
+    let purpose = Purpose::Sign { wallet: "alice".into(), message: "Sign in".into() };
+    let opened = store.open_pairing(&purpose, "hive", now, 300_000).await.unwrap();
+    assert_eq!(opened.code.len(), ticketing::pairings::CODE_LEN);
+    // Only the opener's secret finds it from the waiting side; the row keeps no secret in clear.
+    assert!(store.pairing_for_waiter(&opened.code, "guess").await.unwrap().is_none());
+    assert!(store.pairing_for_waiter(&opened.code, &opened.secret).await.unwrap().is_some());
+    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM pairings").fetch_one(store.pool()).await.unwrap();
+    assert_ne!(stored, opened.secret);
+
+    // Eight phones submit at once: one wins, the others find it used.
+    let signed = |n: usize| PairedSignature { wallet: "alice".into(), message: "Sign in".into(), signature: format!("sig{n}") };
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let (store, code, s) = (store.clone(), opened.code.clone(), signed(n));
+            tokio::spawn(async move { store.sign_pairing(&code, &s, now + 1).await.unwrap() })
+        })
+        .collect();
+    let mut tries = Vec::new();
+    for racer in racers {
+        tries.push(racer.await.unwrap());
+    }
+    assert_eq!(tries.iter().filter(|r| r.is_ok()).count(), 1, "{tries:?}");
+    assert!(tries.iter().filter(|r| r.is_err()).all(|r| *r == Err(SubmitRefusal::Used)));
+    // Two readers race for the signature: one gets it.
+    let (a, b) = tokio::join!(store.deliver_pairing(&opened.code), store.deliver_pairing(&opened.code));
+    assert!(a.unwrap() ^ b.unwrap());
+    assert_eq!(store.pairing(&opened.code).await.unwrap().unwrap().status, PairingStatus::Delivered);
+
+    // An expired pairing takes no signature, and is pruned when the next one opens.
+    let late = store.open_pairing(&purpose, "hive", now, 300_000).await.unwrap();
+    assert_eq!(store.sign_pairing(&late.code, &signed(9), now + 300_000).await.unwrap(), Err(SubmitRefusal::Expired));
+    assert_eq!(store.sign_pairing("ZZZZZZZZ", &signed(9), now).await.unwrap(), Err(SubmitRefusal::NotFound));
+    store.open_pairing(&purpose, "hive", now + 600_000, 300_000).await.unwrap();
+    assert!(store.pairing(&late.code).await.unwrap().is_none());
+});

@@ -8,7 +8,8 @@
 // Authorization header and a token in the address would end up in logs and history.
 
 import client, { signWithWallet } from "/sdk/events.js";
-import { $, formatDate, h, say, sayError, siteHeader } from "/pages/ui.js";
+import { $, formatDate, h, say, sayError, siteHeader, statusWord, usd } from "/pages/ui.js";
+import { signOnPhone } from "/pages/pairing.js";
 
 siteHeader();
 const message = $("#message");
@@ -90,6 +91,29 @@ $("#login").addEventListener("submit", async (ev) => {
     button.disabled = false;
   }
 });
+$("#sign-in-phone").addEventListener("click", async () => {
+  say(message, "");
+  const account = $("#account").value.trim().toLowerCase().replace(/^@/, "");
+  if (!account) return say(message, "Type your Hive account name first.", "error", "account_required");
+  const button = $("#sign-in-phone");
+  button.disabled = true;
+  try {
+    const challenge = await client.request(`/api/creators/login/challenge?${new URLSearchParams({ account })}`);
+    const signed = await signOnPhone({ purpose: "sign", chain: "hive", wallet: account, message: challenge.message }, $("#pairing"), {
+      onOpen: (pairing) => (state.pairing = { code: pairing.code, link: pairing.link }),
+    });
+    const session = await client.request("/api/creators/login", {
+      method: "POST",
+      body: JSON.stringify({ account, message: challenge.message, signature: signed.signature }),
+    });
+    $("#pairing").hidden = true;
+    signedIn(session);
+  } catch (err) {
+    handle(err);
+  } finally {
+    button.disabled = false;
+  }
+});
 $("#sign-out").addEventListener("click", signOut);
 
 async function refresh() {
@@ -99,25 +123,49 @@ async function refresh() {
       const open = e.status !== "cancelled" && e.status !== "ended";
       const refunds = e.status === "cancelled" && sales.tickets_sold > 0 ? ` · ${sales.tickets_sold} refund${sales.tickets_sold === 1 ? "" : "s"} due` : "";
       return h("tr", { "data-event-id": e.id },
-        h("td", {}, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
-        h("td", {}, formatDate(e.event_start)),
-        h("td", {}, h("span", { class: `badge ${e.status}` }, e.status), refunds),
-        h("td", {}, `${sales.tickets_sold} / ${e.max_attendees}`),
-        h("td", {}, sales.revenue.map((m) => `${m.amount} ${m.currency}`).join(", ") || "—"),
-        h("td", {},
+        h("td", { "data-label": "Event" }, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
+        h("td", { "data-label": "Starts" }, formatDate(e.event_start)),
+        h("td", { "data-label": "Status" }, h("span", { class: `badge ${e.status}` }, statusWord(e.status)), refunds),
+        h("td", { "data-label": "Sold" }, `${sales.tickets_sold} / ${e.max_attendees}`),
+        h("td", { "data-label": "Revenue" }, sales.revenue.map((m) => `${m.amount} ${m.currency}`).join(", ") || "—"),
+        h("td", { class: "actions" },
           h("button", { type: "button", class: "secondary", "data-action": "watch", "aria-label": `Watch ${e.title} live`, onclick: () => watch(e) }, "Live"), " ",
           open ? h("button", { type: "button", class: "secondary", "data-action": "edit", "aria-label": `Edit ${e.title}`, onclick: () => edit(e) }, "Edit") : null, " ",
-          open ? h("button", { type: "button", class: "danger", "data-action": "cancel", "aria-label": `Cancel ${e.title}`, onclick: () => cancel(e) }, "Cancel") : null));
+          open ? h("button", { type: "button", class: "danger spaced", "data-action": "cancel", "aria-label": `Cancel event ${e.title}`, onclick: () => cancel(e) }, "Cancel event") : null));
     }));
     if (!events.length) $("#my-events").append(h("tr", {}, h("td", { colspan: 6 }, "No events yet: create one below.")));
     showChart($("#sales-chart"), "/api/creators/me/charts/sales.svg");
     const analytics = await api("/api/creators/me/analytics");
+    state.analytics = analytics;
     $("#revenue").replaceChildren(...analytics.revenue.map((r) =>
-      h("tr", {}, h("td", {}, r.currency), h("td", {}, r.tickets_sold), h("td", {}, r.gross), h("td", {}, r.commission), h("td", {}, h("strong", {}, r.net)))));
-    if (!analytics.revenue.length) $("#revenue").append(h("tr", {}, h("td", { colspan: 5 }, "No sales yet.")));
+      h("tr", { "data-currency": r.currency }, h("td", { "data-label": "Currency" }, r.currency), h("td", { "data-label": "Tickets" }, r.tickets_sold),
+        h("td", { "data-label": "Gross" }, r.gross), h("td", { "data-label": "Commission" }, r.commission),
+        h("td", { "data-label": "Net payout" }, h("strong", {}, r.net)), h("td", { "data-label": "≈ USD" }, r.net_usd ? usd(r.net_usd) : "no rate"))));
+    if (!analytics.revenue.length) $("#revenue").append(h("tr", {}, h("td", { colspan: 6 }, "No sales yet.")));
+    $("#usd-total").textContent = analytics.net_usd
+      ? `Net ${usd(analytics.net_usd)} after commission (gross ${usd(analytics.gross_usd)}), at today's rates.`
+      : analytics.revenue.length ? "No dollar total: a currency has no rate right now." : "";
+    $("#payouts").replaceChildren(...analytics.payouts.map(payoutRow));
+    if (!analytics.payouts.length) $("#payouts").append(h("tr", {}, h("td", { colspan: 4 }, "Nothing yet: payouts appear with your first sale.")));
   } catch (err) {
     handle(err);
   }
+}
+
+const PAYOUT_STATE = {
+  pending: "Held until the event is over",
+  due: "Due: being sent",
+  settled: "Paid",
+  cancelled: "Cancelled (refunded to buyers)",
+};
+
+function payoutRow(p) {
+  const when = p.status === "settled" ? `${formatDate(p.settled_at)}` : p.due_at ? (p.status === "pending" ? `From ${formatDate(p.due_at)}` : formatDate(p.due_at)) : "—";
+  return h("tr", { "data-status": p.status },
+    h("td", { "data-label": "Amount" }, h("strong", {}, `${p.amount} ${p.currency}`), h("span", { class: "muted" }, ` · ${p.entries} sale${p.entries === 1 ? "" : "s"}`)),
+    h("td", { "data-label": "State" }, PAYOUT_STATE[p.status] || p.status),
+    h("td", { "data-label": "When" }, when, p.settled_txid ? h("div", { class: "mono muted wrap" }, `tx ${p.settled_txid}`) : null),
+    h("td", { "data-label": "To", class: "mono wrap" }, p.recipient || "No payout address set for this currency"));
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -268,7 +316,7 @@ async function cancel(e) {
 // The live room
 
 const FEED_TEXT = {
-  joined: "joined", left: "left", chat: "sent a chat message", voice: "voice", screen_share: "screen share",
+  joined: "joined", left: "left", chat: "sent a chat message", voice: "microphone", screen_share: "screen share",
   muted: "was muted", capacity: "capacity", ticket_sold: "ticket sold",
 };
 
@@ -280,13 +328,44 @@ async function loadAttendees(eventId) {
   try {
     const list = (state.attendees = await api(`/api/events/${eventId}/attendees`));
     $("#attendees").replaceChildren(...list.map((a) => h("tr", { "data-client-id": a.client_id },
-      h("td", { class: "mono", title: a.wallet }, short(a.wallet)), h("td", {}, a.role), h("td", {}, formatDate(a.joined_at)),
-      h("td", {}, a.muted ? "muted" : a.mic ? "on" : "off"), h("td", {}, a.chat_messages))));
-    if (!list.length) $("#attendees").append(h("tr", {}, h("td", { colspan: 5 }, "Nobody is in the room.")));
+      h("td", { class: "mono", title: a.wallet, "data-label": "Attendee" }, short(a.wallet)), h("td", { "data-label": "Role" }, a.role),
+      h("td", { "data-label": "Joined" }, formatDate(a.joined_at)),
+      h("td", { "data-label": "Microphone" }, a.muted ? "muted by you" : a.mic ? "on" : "off"), h("td", { "data-label": "Chat messages" }, a.chat_messages),
+      h("td", { class: "actions" }, a.role === "host" ? "" : moderation(eventId, a)))));
+    if (!list.length) $("#attendees").append(h("tr", {}, h("td", { colspan: 6 }, "Nobody is in the room.")));
     $("#live-state").textContent = `${list.length} in the room.`;
   } catch (err) {
     handle(err);
   }
+}
+
+/** Mute (or unmute), kick and ban buttons for one attendee (the host's HTTP moderation endpoints). */
+function moderation(eventId, a) {
+  const who = short(a.wallet);
+  const act = (action, body, ask) => async () => {
+    if (ask && !confirm(ask)) return;
+    try {
+      await api(`/api/events/${eventId}/attendees/${encodeURIComponent(a.client_id)}/${action}`, { method: "POST", ...(body ? { body: JSON.stringify(body) } : {}) });
+      say(message, { mute: a.muted ? `${who} may speak again.` : `${who} was muted.`, kick: `${who} was removed from the room.`, ban: `${who} was banned from this event.` }[action], "ok");
+      setTimeout(() => loadAttendees(eventId), 500);
+    } catch (err) {
+      handle(err);
+    }
+  };
+  return [
+    h("button", { type: "button", class: "secondary", "data-action": "mute", "aria-label": `${a.muted ? "Unmute" : "Mute"} ${who}`, onclick: act("mute", { muted: !a.muted }) }, a.muted ? "Unmute" : "Mute"),
+    h("button", { type: "button", class: "secondary", "data-action": "kick", "aria-label": `Kick ${who}`, onclick: act("kick", null, `Remove ${who} from the room? They can come back in.`) }, "Kick"),
+    h("button", { type: "button", class: "danger", "data-action": "ban", "aria-label": `Ban ${who}`, onclick: act("ban", null, `Ban ${who} from this event? Their ticket stops working.`) }, "Ban"),
+  ];
+}
+
+/** A feed item's detail in words (`{"on": true}` of a voice item is "turned on"). */
+function detailWords(kind, d) {
+  if (kind === "ticket_sold") return `${d.currency || ""} · ticket #${d.ticket_id}`;
+  if (kind === "capacity") return `${d.attendees} of ${d.capacity} seats in the room`;
+  if ((kind === "voice" || kind === "screen_share") && "on" in d) return d.on ? "turned on" : "turned off";
+  if (kind === "muted" && "muted" in d) return d.muted ? "" : "unmuted";
+  return Object.entries(d).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
 }
 
 function addFeed(kind, item) {
@@ -294,11 +373,8 @@ function addFeed(kind, item) {
   const who = item.identity || item.client_id || "";
   const at = new Date(item.at || Date.now()).toLocaleTimeString();
   const d = item.detail && typeof item.detail === "object" ? item.detail : null;
-  let detail = "";
-  if (kind === "ticket_sold" && d) detail = `${d.currency || ""} · ticket #${d.ticket_id}`;
-  else if (kind === "capacity" && d) detail = `${d.attendees} of ${d.capacity} seats in the room`;
-  else if (d) detail = Object.entries(d).map(([k, v]) => `${k}: ${v}`).join(", ");
-  const li = h("li", { "data-kind": kind }, h("time", {}, at), " ", h("span", { class: "mono" }, short(who)), ` ${FEED_TEXT[kind] || kind}`, detail ? ` (${detail})` : "");
+  const detail = d ? detailWords(kind, d) : "";
+  const li = h("li", { "data-kind": kind }, h("time", {}, at), " ", h("span", { class: "mono" }, short(who)), ` ${FEED_TEXT[kind] || kind}`, detail ? ` ${kind === "voice" || kind === "screen_share" ? detail : `(${detail})`}` : "");
   $("#feed").prepend(li);
 }
 

@@ -3,9 +3,12 @@
 // the amount, address, memo and a countdown to the quote's expiry. The status (seen, confirming n/m, paid,
 // expired, refund due) is pushed by the gateway over Server-Sent Events and followed with the SDK's watchQuote.
 // The quote id is kept in the address (#quote=…), so a reload picks the same quote up again.
+// The box follows the quote: while it awaits payment it shows how to pay; once a payment is seen every way to
+// pay again (QR code, amount, copy buttons, countdown) goes away, and once paid a receipt with the ticket and
+// the way in takes its place, scrolled into view.
 
 import { getCreator, getEvent, getQuote, getWalletAddress, purchaseEventTicket, watchQuote } from "/sdk/events.js";
-import { $, CHAINS, chainOf, copyButton, formatDate, formatDuration, h, say, sayError, siteHeader } from "/pages/ui.js";
+import { $, CHAINS, chainOf, copyButton, coverImage, coverUrl, formatDate, formatDuration, h, say, sayError, siteHeader, statusWord, usd } from "/pages/ui.js";
 
 siteHeader();
 const message = $("#message");
@@ -17,8 +20,8 @@ let watch = null;
 
 const STATUS_TEXT = {
   awaiting_payment: () => "Waiting for your payment…",
-  seen: (q) => `Payment seen — ${q.progress || "waiting for confirmations"}`,
-  confirming: (q) => `Payment seen — ${q.progress || "confirming"}`,
+  seen: (q) => `Payment seen — ${q.progress || "waiting for confirmations"}. Don't pay again: the ticket comes once it is confirmed.`,
+  confirming: (q) => `Payment seen — ${q.progress || "confirming"}. Don't pay again: the ticket comes once it is confirmed.`,
   paid: () => "Paid — your ticket is ready",
   expired: () => "Expired — this quote can no longer be paid",
   refund_due: () => "Refund due — the payment came too late or was short; it will be refunded",
@@ -33,6 +36,12 @@ function requirements(r) {
   return parts.length ? parts.join(", ") : "none";
 }
 
+/** Where the event happens, in a visitor's words (the API's `custom · neon-room` is an internal id). */
+function spaceWords(space) {
+  const kinds = { custom: "A 3D room in your browser or VR headset", hubs: "A Hubs room", spatial: "A Spatial space" };
+  return kinds[space.type] || "A 3D room in your browser or VR headset";
+}
+
 async function show() {
   if (!eventId) return say(message, "No event given: open this page from the marketplace.", "error");
   let event;
@@ -43,14 +52,14 @@ async function show() {
   }
   document.title = `${event.title} — dlux events`;
   $("#title").textContent = event.title;
-  $("#when").textContent = `${formatDate(event.event_start)} – ${formatDate(event.event_end)} · ${event.status === "live" ? "live now" : event.status === "published" ? "upcoming" : event.status}`;
+  $("#when").textContent = `${formatDate(event.event_start)} – ${formatDate(event.event_end)} · ${statusWord(event.status).toLowerCase()}`;
   $("#description").textContent = event.preview.description || "No description.";
   $("#seats").textContent = event.seats_left > 0 ? `${event.seats_left} of ${event.max_attendees} left` : "Sold out";
-  $("#price").textContent = [event.price_usd ? `$${event.price_usd}` : null, ...event.prices.map((p) => `${p.amount} ${p.currency}`)].filter(Boolean).join(" · ");
+  $("#price").textContent = [event.price_usd ? usd(event.price_usd) : null, ...event.prices.map((p) => `${p.amount} ${p.currency}`)].filter(Boolean).join(" · ");
   $("#requirements").textContent = requirements(event.preview.requirements);
-  $("#space").textContent = `${event.preview.space.type}${event.preview.space.id ? ` · ${event.preview.space.id}` : ""}`;
-  if (event.preview.cover_image_url && event.preview.cover_image_url.startsWith("/")) {
-    $("#cover").replaceWith(h("img", { id: "cover", class: "cover", src: event.preview.cover_image_url, alt: "" }));
+  $("#space").textContent = spaceWords(event.preview.space);
+  if (coverUrl(event.preview.cover_image_url)) {
+    $("#cover").replaceWith(coverImage(coverUrl(event.preview.cover_image_url), { id: "cover" }));
   }
   const rating = event.creator.rating && event.creator.rating.count
     ? `★ ${Number(event.creator.rating.average).toFixed(1)} (${event.creator.rating.count} ratings)` : "no ratings yet";
@@ -95,6 +104,10 @@ async function connect() {
 
 function showQuote(q) {
   page.quote = q;
+  // A quote picked up again from the address: the form says what it was for.
+  const option = [...$("#currency").options].find((o) => o.value === String(q.currency).toLowerCase());
+  if (option) $("#currency").value = option.value;
+  $("#wallet").value = q.wallet_address;
   history.replaceState(null, "", `${location.pathname}${location.search}#quote=${encodeURIComponent(q.quote_id)}`);
   $("#quote").hidden = false;
   $("#qr").src = `/api/quotes/${encodeURIComponent(q.quote_id)}/qr.svg`;
@@ -102,8 +115,15 @@ function showQuote(q) {
   $("#q-address").textContent = q.payment_address;
   $("#copy-amount").replaceChildren(copyButton("Copy", () => q.amount));
   $("#copy-address").replaceChildren(copyButton("Copy", () => q.payment_address));
-  $("#q-memo").textContent = q.memo || q.reference || "—";
-  $("#q-memo-label").textContent = q.memo ? "Memo (required)" : q.reference ? "Reference" : "Memo";
+  const memo = q.memo || q.reference;
+  $("#q-memo").textContent = memo || "";
+  $("#q-memo-label").textContent = q.memo ? "Memo (required)" : "Reference";
+  $("#q-memo-label").hidden = $("#q-memo-row").hidden = !memo;
+  $("#copy-memo").replaceChildren(memo ? copyButton("Copy", () => memo) : "");
+  $("#memo-warn").hidden = !q.memo;
+  const rate = Number(q.usd_rate);
+  $("#q-usd").textContent = q.usd_rate && Number.isFinite(rate)
+    ? `≈ ${usd((Number(q.amount) * rate).toFixed(2))} (1 ${q.currency} = ${usd(rate.toFixed(2))})` : "";
   $("#q-id").textContent = q.quote_id;
   const uri = $("#q-uri");
   if (q.payment_uri) uri.href = q.payment_uri;
@@ -120,7 +140,9 @@ function showQuote(q) {
   if (watch) watch.close();
   watch = watchQuote(q.quote_id, update);
   watch.done.then(update).catch((err) => sayError(buyMessage, err));
-  $("#quote-status").focus?.();
+  // On a phone the box is below the form, off-screen: bring it up.
+  $("#quote").scrollIntoView({ block: "start" });
+  $("#quote").focus({ preventScroll: true });
 }
 
 function update(q) {
@@ -129,16 +151,46 @@ function update(q) {
   const line = $("#quote-status");
   line.dataset.status = q.status;
   line.textContent = (STATUS_TEXT[q.status] || (() => q.status))(q);
+  // Only an unpaid, open quote asks for money.
+  const asking = q.status === "awaiting_payment";
+  $("#pay-box").hidden = !asking;
+  // A payment on its way: no second quote either (an expired or refunded one may be replaced).
+  if (q.status === "seen" || q.status === "confirming" || q.status === "paid") $("#buy-form").hidden = true;
+  if (!asking) clearInterval(countdown);
   if (q.status === "paid" && q.ticket) {
-    clearInterval(countdown);
     $("#q-countdown").textContent = "—";
-    const p = $("#paid");
-    const join = `/pages/join.html?event=${q.event_id}&chain=${encodeURIComponent(chainOf(q.currency))}&wallet=${encodeURIComponent(q.ticket.wallet_address)}`;
-    p.replaceChildren(`Ticket #${q.ticket.ticket_id} belongs to ${q.ticket.wallet_address}. `, h("a", { href: join, id: "join-link" }, "Join the event"), " · ", h("a", { href: `/pages/tickets.html?wallet=${encodeURIComponent(q.ticket.wallet_address)}&chain=${encodeURIComponent(q.ticket.chain.toLowerCase())}` }, "My tickets"));
-    p.hidden = false;
+    receipt(q);
     $("#buy-form").hidden = true;
   }
-  if (q.status === "expired" || q.status === "refund_due") clearInterval(countdown);
+}
+
+/** The receipt: the ticket, what was paid, and the way in. */
+function receipt(q) {
+  const t = q.ticket;
+  const p = $("#paid");
+  const join = `/pages/join.html?event=${q.event_id}&chain=${encodeURIComponent(chainOf(q.currency))}&wallet=${encodeURIComponent(t.wallet_address)}`;
+  const tickets = `/pages/tickets.html?wallet=${encodeURIComponent(t.wallet_address)}&chain=${encodeURIComponent(t.chain.toLowerCase())}`;
+  // The stream repeats the paid quote (its first event, then its end): the receipt is drawn once.
+  if (p.dataset.ticketId === String(t.ticket_id)) return;
+  p.dataset.ticketId = String(t.ticket_id);
+  const wasShown = !p.hidden;
+  p.replaceChildren(
+    h("h3", {}, "You're in: ticket #", String(t.ticket_id)),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Event"), h("dd", {}, page.event ? page.event.title : `#${q.event_id}`),
+      h("dt", {}, "When"), h("dd", {}, page.event ? `${formatDate(page.event.event_start)} – ${formatDate(page.event.event_end)}` : ""),
+      h("dt", {}, "Paid"), h("dd", { class: "mono" }, `${t.amount_paid} ${t.currency}`),
+      h("dt", {}, "Ticket held by"), h("dd", { class: "mono" }, t.wallet_address),
+      h("dt", {}, "Quote"), h("dd", { class: "mono" }, q.quote_id)),
+    h("p", { class: "muted" }, "At the door, sign with this wallet — here, or on your phone if you enter from a VR headset."),
+    h("p", { class: "actions" },
+      h("a", { href: join, id: "join-link", class: "button" }, "Join the event"),
+      h("a", { href: tickets, class: "button secondary" }, "My tickets")));
+  p.hidden = false;
+  if (!wasShown) {
+    p.scrollIntoView({ block: "start" });
+    $("#join-link").focus({ preventScroll: true });
+  }
 }
 
 $("#connect").addEventListener("click", connect);

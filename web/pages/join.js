@@ -3,9 +3,13 @@
 // elsewhere with the signature pasted back (Bitcoin, Monero, a CLI). The join response is handed to the A-Frame
 // scene through sessionStorage ("dlux-join:<id>", what /scenes/event.js reads) and the scene opens.
 // Every refusal is said in words; "not live yet" counts down to the doors opening and then lets the person retry.
+// A device without a wallet (a VR headset) signs on a phone instead ("Sign on my phone", /pages/pairing.js).
+// Before any wallet is asked, the doors are checked (GET /api/events/{id}/doors), so someone early meets the
+// countdown, not a signing prompt or a wallet error.
 
 import client, { getChallenge, getEvent, joinEvent, signWithWallet, getWalletAddress } from "/sdk/events.js";
 import { $, CHAINS, copyButton, formatDate, formatDuration, h, say, sayError, siteHeader } from "/pages/ui.js";
+import { signOnPhone } from "/pages/pairing.js";
 
 siteHeader();
 const message = $("#message");
@@ -27,6 +31,7 @@ function labelWallet() {
   const k = kind();
   $("#wallet-label").textContent = k === "keychain" ? "Hive account" : "Wallet address";
   $("#sign-join").hidden = k === "paste";
+  $("#sign-phone").hidden = k === "paste";
   if (k === "paste") $("#paste").open = true;
 }
 chainSelect.addEventListener("change", labelWallet);
@@ -38,6 +43,9 @@ async function eventName() {
   try {
     const e = await getEvent(id);
     $("#event-name").textContent = `${e.title} · ${formatDate(e.event_start)} – ${formatDate(e.event_end)}`;
+    // Early visitors see the countdown at once, before trying anything.
+    const doors = await client.request(`/api/events/${encodeURIComponent(id)}/doors`);
+    if (doors.state === "not_open") countdownTo(`doors open at ${doors.opens_at}`);
   } catch (err) {
     $("#event-name").textContent = "";
   }
@@ -49,7 +57,11 @@ function fail(err) {
   page.status = "refused";
   page.error = err && err.code;
   sayError(message, err);
-  if (err && err.code === "not_live") countdownTo(err.message);
+  // Too early is not a failure: say when, calmly, and count down.
+  if (err && err.code === "not_live") {
+    message.className = "message";
+    countdownTo(err.message);
+  }
 }
 
 /** "doors open at <RFC 3339>": counts down, then invites the person to try again. */
@@ -80,6 +92,37 @@ function enter(eventId, joined) {
   location.href = `/scenes/event.html?event=${encodeURIComponent(eventId)}`;
 }
 
+/** Refuses (as the join endpoint would) when the doors are not open, before any wallet is involved. */
+async function checkDoors(eventId) {
+  if (!eventId) throw Object.assign(new Error("Type the event number first."), { code: "event_required" });
+  const doors = await client.request(`/api/events/${encodeURIComponent(eventId)}/doors`);
+  if (doors.state === "not_open") throw Object.assign(new Error(`doors open at ${doors.opens_at}`), { code: "not_live" });
+  if (doors.state === "ended") throw Object.assign(new Error("the event has ended"), { code: "event_ended" });
+  if (doors.state === "cancelled") throw Object.assign(new Error("the event was cancelled"), { code: "event_cancelled" });
+}
+
+$("#sign-phone").addEventListener("click", async () => {
+  say(message, "");
+  $("#countdown").hidden = true;
+  const eventId = $("#event").value.trim();
+  const chain = chainSelect.value;
+  const button = $("#sign-phone");
+  button.disabled = true;
+  page.status = "pairing";
+  try {
+    await checkDoors(eventId);
+    const signed = await signOnPhone({ purpose: "join", event_id: Number(eventId), chain }, $("#pairing"), {
+      onOpen: (pairing) => (page.pairing = { code: pairing.code, link: pairing.link }),
+    });
+    $("#wallet").value = signed.wallet;
+    enter(eventId, await pastedJoin(eventId, signed.wallet, signed.signature, chain, signed.message));
+  } catch (err) {
+    fail(err);
+  } finally {
+    button.disabled = false;
+  }
+});
+
 $("#join-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   say(message, "");
@@ -90,6 +133,7 @@ $("#join-form").addEventListener("submit", async (ev) => {
   button.disabled = true;
   page.status = "signing";
   try {
+    await checkDoors(eventId);
     let wallet = $("#wallet").value.trim();
     if (kind() === "keychain" && !wallet) throw Object.assign(new Error("Type your Hive account name first."), { code: "account_required" });
     if (!wallet) wallet = $("#wallet").value = await getWalletAddress(chain);

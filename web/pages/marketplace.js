@@ -3,7 +3,7 @@
 // The filters live in the address (?q=&category=…), so a filtered view can be shared or reloaded.
 
 import { getAvailableEvents } from "/sdk/events.js";
-import { $, formatDate, h, sayError, say, siteHeader } from "/pages/ui.js";
+import { $, coverImage, coverUrl, formatDate, h, sayError, say, siteHeader, statusWord, usd } from "/pages/ui.js";
 
 siteHeader();
 const form = $("#filters");
@@ -16,6 +16,10 @@ let shown = 0;
 // Restore the filters from the address.
 const params = new URLSearchParams(location.search);
 for (const el of form.elements) if (el.name && params.has(el.name)) el.value = params.get(el.name);
+// On a phone the less used filters fold away so the events start on the first screen; a wider screen, or an
+// address that sets one of them, shows them open.
+const advanced = ["from", "to", "minPrice", "maxPrice", "sort"];
+$("#more-filters").open = matchMedia("(min-width: 641px)").matches || advanced.some((name) => params.has(name));
 
 function filters() {
   const f = { limit: 24 };
@@ -23,7 +27,8 @@ function filters() {
   if (v("q")) f.q = v("q");
   if (v("category")) f.category = v("category").toLowerCase();
   if (v("creator")) f.creator = v("creator").toLowerCase();
-  if (v("status")) f.status = v("status");
+  // The API's default is upcoming only; the page's default is what its heading says, upcoming and live.
+  f.status = v("status") || "all";
   if (v("sort")) f.sort = v("sort");
   if (v("minPrice")) f.minPrice = v("minPrice");
   if (v("maxPrice")) f.maxPrice = v("maxPrice");
@@ -36,18 +41,18 @@ function filters() {
 function card(e) {
   const live = e.status === "live";
   const seats = e.seats_left <= 0 ? "Sold out" : `${e.seats_left} of ${e.max_attendees} seats left`;
-  const cover = e.preview.cover_image_url && e.preview.cover_image_url.startsWith("/")
-    ? h("img", { class: "cover", src: e.preview.cover_image_url, alt: "" })
+  const cover = coverUrl(e.preview.cover_image_url)
+    ? coverImage(coverUrl(e.preview.cover_image_url))
     : h("div", { class: "cover", role: "presentation" });
   const rating = e.creator.rating && e.creator.rating.count ? ` · ★ ${Number(e.creator.rating.average).toFixed(1)}` : "";
   return h("li", { class: "card", "data-event-id": e.id },
     cover,
-    h("div", {}, h("span", { class: `badge ${live ? "live" : e.status}` }, live ? "Live now" : e.status === "published" ? "Upcoming" : e.status), " ",
+    h("div", {}, h("span", { class: `badge ${live ? "live" : e.status}` }, statusWord(e.status)), " ",
       e.category ? h("span", { class: "badge" }, e.category) : null),
-    h("h3", {}, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
+    h("h2", { class: "card-title" }, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
     h("p", { class: "muted" }, formatDate(e.event_start), " · by ", h("a", { href: `?creator=${encodeURIComponent(e.creator.account)}` }, e.creator.display_name || e.creator.account), rating),
     h("p", { class: "seats" }, seats),
-    h("p", {}, h("strong", {}, e.price_usd ? `$${e.price_usd}` : `${e.price.amount} ${e.price.currency}`)),
+    h("p", {}, h("strong", {}, e.price_usd ? usd(e.price_usd) : `${e.price.amount} ${e.price.currency}`)),
     h("ul", { class: "prices", "aria-label": "Price in each currency" }, ...e.prices.map((p) => h("li", {}, `${p.amount} ${p.currency}`))),
   );
 }

@@ -36,7 +36,33 @@ export const $ = (sel, root = document) => root.querySelector(sel);
 
 export function formatDate(iso) {
   const d = new Date(iso);
-  return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+}
+
+/** "$2.50": dollars as people write them (the API sends "2.5"). */
+export function usd(amount) {
+  const n = Number(amount);
+  if (!Number.isFinite(n)) return `$${amount}`;
+  return n.toLocaleString("en-US", { style: "currency", currency: "USD", minimumFractionDigits: n >= 1000 ? 0 : 2 });
+}
+
+/** An event's status in a buyer's words (the API's `published` is "Upcoming"). */
+export function statusWord(status) {
+  return { published: "Upcoming", live: "Live now", ended: "Ended", cancelled: "Cancelled", draft: "Draft" }[status] || status;
+}
+
+/** A cover image the pages may show: an https URL, or a path on this gateway ("/covers/…"). */
+export function coverUrl(url) {
+  if (typeof url !== "string") return null;
+  if (url.startsWith("/") && !url.startsWith("//")) return url;
+  return /^https:\/\/[^\s]+$/i.test(url) ? url : null;
+}
+
+/** The cover as an image, which falls back to the plain gradient if it cannot be loaded. */
+export function coverImage(url, attrs = {}) {
+  const img = h("img", { class: "cover", src: url, alt: "", ...attrs });
+  img.addEventListener("error", () => img.replaceWith(h("div", { class: "cover", role: "presentation", ...(attrs.id ? { id: attrs.id } : {}) })), { once: true });
+  return img;
 }
 
 /** "2 h 05 min", "4 min 09 s", for a countdown. */
@@ -67,7 +93,10 @@ const EXPLAIN = {
   event_not_found: "There is no such event.",
   quote_not_found: "This quote does not exist any more.",
   network_error: "The gateway could not be reached. Check your connection and try again.",
-  no_wallet: "No browser wallet was found. Install one, or paste an address and a signature made elsewhere.",
+  no_wallet: "No wallet was found in this browser. Use “Sign on my phone” to sign with your phone's wallet, or paste a signature made elsewhere.",
+  pairing_used: "This code was already used. Start again on the other device to get a new one.",
+  pairing_expired: "This code has expired. Start again on the other device to get a new one.",
+  pairing_not_found: "There is no such code. Check it, or start again on the other device.",
   rejected: "The wallet declined the request.",
   invalid_token: "Your sign-in is not valid. Sign in again.",
   token_expired: "Your sign-in has expired. Sign in again.",

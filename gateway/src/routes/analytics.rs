@@ -35,6 +35,94 @@ pub struct Revenue {
     pub gross: String,
     pub commission: String,
     pub net: String,
+    /// `gross` and `net` in US dollars at the current rate (two decimals); null when no rate is known.
+    pub gross_usd: Option<String>,
+    pub net_usd: Option<String>,
+}
+
+/// Fills each line's USD values from the rate source, and returns the USD totals of gross and net (null if any
+/// currency has no rate: a partial total would mislead). Display figures only; the ledger stays in coins.
+async fn price_in_usd(state: &AppState, revenue: &mut [Revenue]) -> (Option<String>, Option<String>) {
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+    let (mut gross_total, mut net_total, mut complete) = (Decimal::ZERO, Decimal::ZERO, true);
+    for line in revenue.iter_mut() {
+        let rate = match line.currency.parse::<chains::Currency>() {
+            Ok(currency) => state.rates.usd_rate(currency).await.ok(),
+            Err(_) => None,
+        };
+        let usd = |coins: &str| Some((Decimal::from_str(coins).ok()? * rate?).round_dp(2));
+        match (usd(&line.gross), usd(&line.net)) {
+            (Some(gross), Some(net)) => {
+                gross_total += gross;
+                net_total += net;
+                line.gross_usd = Some(format!("{gross:.2}"));
+                line.net_usd = Some(format!("{net:.2}"));
+            }
+            _ => complete = false,
+        }
+    }
+    if complete {
+        (Some(format!("{gross_total:.2}")), Some(format!("{net_total:.2}")))
+    } else {
+        (None, None)
+    }
+}
+
+/// The creator's payouts, per currency, state and receiving address: what is owed, when, where, and what was paid.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PayoutLine {
+    pub currency: String,
+    /// `pending` (held until `due_at`), `due` (to be sent now), `settled` (sent: see `settled_txid`), `cancelled`.
+    pub status: String,
+    /// Where the platform sends it; null when no payout address is set for the currency.
+    pub recipient: Option<String>,
+    /// Decimal string in the currency's unit.
+    pub amount: String,
+    pub entries: i64,
+    /// The earliest time one of these becomes due.
+    pub due_at: Option<String>,
+    /// The latest settlement, and its transaction.
+    pub settled_at: Option<String>,
+    pub settled_txid: Option<String>,
+}
+
+fn payout_lines(rows: impl Iterator<Item = ticketing::purchases::LedgerRow>) -> Vec<PayoutLine> {
+    let mut lines: BTreeMap<(String, String, Option<String>), PayoutLine> = BTreeMap::new();
+    for row in rows.filter(|r| r.kind == "payout") {
+        let Ok(currency) = row.currency.parse::<chains::Currency>() else { continue };
+        let Ok(amount) = chains::Amount::from_units_str(currency, &row.amount_units) else { continue };
+        let key = (row.currency.clone(), row.status.clone(), row.recipient.clone());
+        let line = lines.entry(key).or_insert_with(|| PayoutLine {
+            currency: row.currency.clone(),
+            status: row.status.clone(),
+            recipient: row.recipient.clone(),
+            amount: chains::Amount::zero(currency).to_string(),
+            entries: 0,
+            due_at: None,
+            settled_at: None,
+            settled_txid: None,
+        });
+        let sum = chains::Amount::parse(currency, &line.amount).ok().and_then(|a| a.checked_add(amount));
+        if let Some(sum) = sum {
+            line.amount = sum.to_string();
+        }
+        line.entries += 1;
+        if let Some(due) = row.due_at {
+            let due = rfc3339(due);
+            if line.due_at.as_ref().is_none_or(|d| &due < d) {
+                line.due_at = Some(due);
+            }
+        }
+        if let Some(at) = row.settled_at {
+            let at = rfc3339(at);
+            if line.settled_at.as_ref().is_none_or(|d| &at > d) {
+                line.settled_at = Some(at);
+                line.settled_txid = row.settled_txid.clone();
+            }
+        }
+    }
+    lines.into_values().collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +159,8 @@ fn revenue(lines: impl Iterator<Item = ticketing::purchases::SalesLine>) -> Vec<
             gross: gross.to_string(),
             commission: commission.to_string(),
             net: net.to_string(),
+            gross_usd: None,
+            net_usd: None,
         })
         .collect()
 }
@@ -93,7 +183,11 @@ async fn analytics_of(state: &AppState, event_id: i64, creator: &str, title: Str
         creator: creator.to_owned(),
         generated_at: rfc3339(now),
         tickets_sold: check_in.tickets_sold,
-        revenue: revenue(sales.into_iter().filter(|l| l.event_id == event_id)),
+        revenue: {
+            let mut lines = revenue(sales.into_iter().filter(|l| l.event_id == event_id));
+            price_in_usd(state, &mut lines).await;
+            lines
+        },
         check_in,
         attendance: state.store.attendance_analytics(event_id, now).await?,
     })
@@ -148,6 +242,10 @@ pub struct CreatorAnalytics {
     pub creator: String,
     pub generated_at: String,
     pub revenue: Vec<Revenue>,
+    /// Sums of `revenue`'s USD values at the current rates; null when a currency has no rate.
+    pub gross_usd: Option<String>,
+    pub net_usd: Option<String>,
+    pub payouts: Vec<PayoutLine>,
     pub totals: CreatorTotals,
     pub events: Vec<EventSummary>,
 }
@@ -181,8 +279,10 @@ pub async fn creator_analytics(
         countries: BTreeMap::new(),
     };
     let mut events = Vec::new();
+    let mut ledger = Vec::new();
     let mut closed_sessions = 0i64;
     for event_id in state.store.creator_event_ids(&creator).await? {
+        ledger.extend(state.purchases.ledger_for_event(event_id).await?);
         let (title, _) = event_row(&state, event_id).await?;
         let check_in = state.store.check_in(event_id).await?;
         let a = state.store.attendance_analytics(event_id, now).await?;
@@ -215,5 +315,16 @@ pub async fn creator_analytics(
     totals.check_in_rate = (totals.tickets_sold > 0).then(|| totals.tickets_used as f64 / totals.tickets_sold as f64);
     totals.average_duration_secs = (closed_sessions > 0).then(|| totals.total_duration_secs as f64 / closed_sessions as f64);
     let sales = state.purchases.sales_summary(&creator).await?;
-    Ok(Json(CreatorAnalytics { creator, generated_at: rfc3339(now), revenue: revenue(sales.into_iter()), totals, events }))
+    let mut revenue = revenue(sales.into_iter());
+    let (gross_usd, net_usd) = price_in_usd(&state, &mut revenue).await;
+    Ok(Json(CreatorAnalytics {
+        creator,
+        generated_at: rfc3339(now),
+        revenue,
+        gross_usd,
+        net_usd,
+        payouts: payout_lines(ledger.into_iter()),
+        totals,
+        events,
+    }))
 }

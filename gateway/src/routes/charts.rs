@@ -124,6 +124,19 @@ pub fn line_chart(title: &str, points: &[(String, f64)]) -> String {
     svg
 }
 
+/// About how wide one character of the 12 px system font is, in SVG units: labels are cut to fit their bar's slot
+/// so neighbours never overlap (the full label stays in the bar's `<title>` and the chart's description).
+const CHAR_W: f64 = 7.0;
+
+fn fit_label(label: &str, slot: f64) -> String {
+    let room = ((slot - 4.0) / CHAR_W).floor().max(1.0) as usize;
+    if label.chars().count() <= room {
+        label.to_owned()
+    } else {
+        label.chars().take(room.saturating_sub(1).max(1)).chain(['…']).collect()
+    }
+}
+
 /// Vertical bars of `bars` (label, value), e.g. tickets sold per event.
 pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
     let max = nice_max(bars.iter().map(|b| b.1).fold(0.0, f64::max));
@@ -143,7 +156,7 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
     for (i, (label, value)) in bars.iter().enumerate() {
         let h = plot_h * value / max;
         let x = left + slot * i as f64 + slot * 0.15;
-        let short: String = if label.chars().count() > 14 { label.chars().take(13).chain(['…']).collect() } else { label.clone() };
+        let short = fit_label(label, slot);
         let _ = write!(
             svg,
             r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{ACCENT}"><title>{}: {value}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">{value}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">{}</text>"#,
@@ -192,6 +205,16 @@ pub async fn sales_chart(State(state): State<AppState>, headers: HeaderMap) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bar_labels_fit_their_slots_so_neighbours_do_not_overlap() {
+        for n in [1usize, 4, 9, 20] {
+            let slot = (WIDTH - MARGIN.0 - MARGIN.1) / n as f64;
+            let label = fit_label("Gallery opening: light sculptures", slot);
+            assert!(label.chars().count() as f64 * CHAR_W <= slot, "{n} bars: {label:?} in {slot:.0}");
+        }
+        assert_eq!(fit_label("Jazz", 200.0), "Jazz");
+    }
 
     #[test]
     fn text_is_escaped_so_a_title_cannot_inject_markup() {

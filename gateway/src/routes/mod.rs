@@ -9,6 +9,7 @@ pub mod creators;
 pub mod events;
 pub mod health;
 pub mod privacy;
+pub mod pairings;
 pub mod purchases;
 pub mod qr;
 pub mod quote_events;

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/event/{id}", get(crate::rooms::event_socket))
         .route("/api/events/{id}/join", post(join))
+        .route("/api/events/{id}/doors", get(doors))
         .route("/api/events/{id}/host", post(host_join))
         .route("/api/events/{id}/attendees", get(attendees))
         .route("/api/events/{id}/attendees/stream", get(attendee_stream))
@@ -67,6 +68,39 @@ pub struct JoinResponse {
 
 fn event_id(raw: &str) -> ApiResult<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
+}
+
+/// When an event's room lets ticket holders in: a page asks before it asks a wallet to sign, so someone early
+/// meets a countdown rather than a signing prompt.
+#[derive(Debug, Serialize)]
+pub struct Doors {
+    pub event_id: i64,
+    /// `not_open`, `open`, `ended`, `cancelled` or `draft`.
+    pub state: &'static str,
+    pub opens_at: String,
+    pub closes_at: String,
+}
+
+/// The doors of `event` at `now` (the room opens `rooms.early_open_secs` before the start).
+pub fn doors_of(state: &AppState, event: &ticketing::events::Event, now: i64) -> Doors {
+    use ticketing::events::EventStatus;
+    let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
+    let opens_at = event.event_start - early;
+    let door_state = match event.status_at(now) {
+        EventStatus::Cancelled => "cancelled",
+        EventStatus::Draft => "draft",
+        EventStatus::Ended => "ended",
+        _ if now < opens_at => "not_open",
+        _ => "open",
+    };
+    Doors { event_id: event.id, state: door_state, opens_at: rfc3339(opens_at), closes_at: rfc3339(event.event_end) }
+}
+
+/// `GET /api/events/{id}/doors`: whether the room admits ticket holders now, and from when to when.
+async fn doors(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Doors>> {
+    let id = event_id(&id)?;
+    let event = state.store.event(id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    Ok(Json(doors_of(&state, &event, now_ms())))
 }
 
 /// HTTP form of a refusal at the door.
