@@ -33,7 +33,8 @@ fn engaged(id: &str, chat: i64, voice: i64, screen: i64) -> AttendanceChange {
 
 app_test!(analytics_match_a_hand_computed_fixture, |app| async move {
     let store = &app.store;
-    let event_id = event(store, 10, 0).await;
+    // Started an hour ago: the sessions below fall inside it, where attendance counts.
+    let event_id = event(store, 10, -60 * MIN).await;
     // Three tickets at 1 HIVE: gross 3, commission 20 % = 0.6, net 2.4. The third never enters.
     let (t1, t2, _t3) = (ticket(store, event_id, "wal-one").await, ticket(store, event_id, "wal-two").await, ticket(store, event_id, "wal-three").await);
     // A minute boundary half an hour ago; seconds below are offsets from it.

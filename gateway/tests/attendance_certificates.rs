@@ -13,7 +13,8 @@ use ticketing::attendance::AttendanceChange;
 
 app_test!(certificates_after_the_event_above_the_minimum, |app| async move {
     let store = &app.store;
-    let event_id = event(store, 10, 0).await;
+    // Started 20 minutes ago: the sessions below fall inside it, where attendance counts.
+    let event_id = event(store, 10, -20 * MIN).await;
     let (t1, t2) = (ticket(store, event_id, "keen-w").await, ticket(store, event_id, "brief-w").await);
     let now = ticketing::now_ms();
     // keen-w: two sessions, 50 s + 80 s = 130 s; brief-w: 30 s. The minimum is 120 s.

@@ -125,7 +125,11 @@ app_test!(free_and_lapsed_creators_are_refused, |app| async move {
     // Premium, creates an event, then the subscription lapses.
     set_tier(&app, "dave", "premium", None).await;
     let id = create_event(&app, "dave", &event_body(3)).await["id"].as_i64().unwrap();
-    set_tier(&app, "dave", "premium", Some(ticketing::now_ms() - 1_000)).await;
+    // The subscription lapses (the store's own write: the admin API refuses an `until` in the past).
+    app.store
+        .set_tier(&ticketing::creators::AccountName::parse("dave").unwrap(), ticketing::creators::Tier::Premium, Some(ticketing::now_ms() - 1_000), "test")
+        .await
+        .unwrap();
     let (status, body) = send(&app, Method::POST, "/api/events/create", "dave", Some(&event_body(3))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "subscription_required");
