@@ -4,7 +4,6 @@
 mod attendance_support;
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,19 +27,8 @@ fn start(dir: &std::path::Path, db_url: &str) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start gateway binary");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("gateway logs its address");
-    (child, format!("http://{address}"))
+    let address = common::listening_address(&mut child, Duration::from_secs(30));
+    (child, address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,12 +157,9 @@ where
     result
 }
 
-fn ids(cards: &Value) -> Vec<i64> {
-    cards.as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
+/// The gateway the page tests drive: the checkout's web files, a local Hive node for creator sign-in, EVM
+/// quotes; doors open an hour early, so an event ten minutes away can be entered, and tokens outlive a buyer's flow.
+async fn pages_app() -> (HiveNode, common::TestApp) {
     let hive = HiveNode::start().await;
     let hive_url = hive.url.clone();
     let web = repo_root().join("web");
@@ -170,11 +167,20 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
         s.hive_api_url = hive_url;
         s.web_dir = Some(web);
         s.payments.evm_xpub = Some(evm_xpub());
-        // Doors open an hour early, so an event ten minutes away can be entered; tokens outlive the buyer's flow.
         s.rooms.early_open_secs = 3600;
         s.rooms.session_token_ttl_secs = 600;
     })
     .await;
+    (hive, app)
+}
+
+fn ids(cards: &Value) -> Vec<i64> {
+    cards.as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
+    let (hive, app) = pages_app().await;
     set_tier(&app, "alice", "pro", None).await;
     let concert = create(&app, "Browser Concert", "music", "5", 10 * 60_000).await;
     let talk = create(&app, "Evening Lecture", "talks", "50", 48 * HOUR).await;
@@ -345,17 +351,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
 /// give a countdown, not a pairing; and a creator signs in to the dashboard with the phone's Keychain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_headset_joins_by_signing_on_a_phone() {
-    let hive = HiveNode::start().await;
-    let hive_url = hive.url.clone();
-    let web = repo_root().join("web");
-    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
-        s.hive_api_url = hive_url;
-        s.web_dir = Some(web);
-        s.payments.evm_xpub = Some(evm_xpub());
-        s.rooms.early_open_secs = 3600;
-        s.rooms.session_token_ttl_secs = 600;
-    })
-    .await;
+    let (hive, app) = pages_app().await;
     set_tier(&app, "alice", "pro", None).await;
     let live = create(&app, "Headset Concert", "music", "5", 10 * 60_000).await;
     let early = create(&app, "Tomorrow's Talk", "talks", "5", 24 * HOUR).await;

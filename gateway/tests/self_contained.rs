@@ -1,7 +1,8 @@
 //! The binary alone, copied into an empty directory and started there: it serves every web file from its built-in copy, keeps its
 //! data under `./data` with an owner-only development secret, and refuses a generated secret for a public origin.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -45,19 +46,8 @@ fn start_in(dir: &Path) -> (Gateway, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the gateway binary");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(60)).expect("the gateway logs its address");
-    (Gateway(child), format!("http://{address}"))
+    let address = common::listening_address(&mut child, Duration::from_secs(60));
+    (Gateway(child), address)
 }
 
 fn web_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -136,3 +136,22 @@ macro_rules! app_test {
         }
     };
 }
+
+/// The `http://` address a gateway child process logs (JSON logs on its piped stdout) once it listens; the rest
+/// of its stdout is drained on a thread so the child never blocks on a full pipe.
+pub fn listening_address(child: &mut std::process::Child, within: std::time::Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "listening" {
+                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    });
+    let address = rx.recv_timeout(within).expect("the gateway logs its address");
+    format!("http://{address}")
+}
