@@ -170,6 +170,9 @@ async fn start_gateway(opts: &Start) -> anyhow::Result<Server> {
         // internet, not for this.
         .env("GATEWAY_ACCESS__IP_ATTEMPTS_PER_MINUTE", "100000000")
         .env("GATEWAY_ACCESS__IP_CHALLENGES_PER_MINUTE", "100000000")
+        // The idle-capacity scenario holds as many sockets as the process may open: the open-file limit, not the
+        // production cap on connections, is what it measures.
+        .env("GATEWAY_SERVER__MAX_CONNECTIONS", "1000000")
         .env("DATABASE_URL", &db.url)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
