@@ -208,7 +208,7 @@ pub async fn open(
 /// The access guard's per-address limit on challenges also bounds pairings: opening one, and the phone's reads
 /// and submission, so codes cannot be guessed at speed.
 fn admit(state: &AppState, remote: SocketAddr) -> ApiResult<()> {
-    state.access.admit_challenge(Some(remote.ip())).map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
+    state.access.admit_challenge(Some(remote.ip())).map_err(ApiError::from)
 }
 
 fn link(state: &AppState, code: &str) -> String {
