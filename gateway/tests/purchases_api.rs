@@ -257,6 +257,9 @@ app_test!(a_squatter_cannot_block_a_sale, |app| async move {
     assert!(held_by_squatter <= i64::from(limits.per_client.unwrap()));
     assert!(held_by_squatter <= limits.hold_cap(100, 0));
     assert_eq!(held, held_by_squatter, "only the squatter's quotes still hold seats");
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let refusal = doc["paths"]["/api/events/purchase"]["post"]["responses"]["429"]["description"].as_str().unwrap();
+    assert!(refusal.contains("too_many_quotes_from_address"), "{refusal}");
 });
 
 // The same sale against 60 squatting addresses (127.0.2.x), each asking until refused: together they hold no

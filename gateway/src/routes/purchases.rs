@@ -191,7 +191,22 @@ fn parse_event_id(value: &serde_json::Value) -> ApiResult<i64> {
 
 /// `POST /api/events/purchase`: a rate-locked quote with payment instructions, holding a seat (or unreserved
 /// past the held share; see `ticketing::purchases::QuoteLimits`). Open quotes are limited per client address
-/// and per wallet for each event: over either limit, 429 with `Retry-After` (when the oldest one expires).
+/// (an IPv6 client by its /64) and per wallet for each event: over either limit, 429 with `Retry-After` (when
+/// the oldest one expires).
+///
+/// Body: `{ "event_id", "payment_method" (or `currency`, with `chain` for a bare `USDC`/`USDT`),
+/// "wallet_address" }`.
+#[utoipa::path(post, path = "/api/events/purchase",
+    responses((status = 201, description = "The quote: `quote_id`, `payment_address`, `amount`, `currency`, `memo`, \
+                `reference`, `payment_uri`, `expires_at`, `seat_reserved` (false: past the held share, a seat is \
+                taken when the payment is final, if one is free then), `status`"),
+              (status = 404, description = "`event_not_found`"),
+              (status = 409, description = "`sold_out`, `not_on_sale`"),
+              (status = 422, description = "`invalid_event_id`, `unknown_payment_method`, `currency_not_accepted`, \
+                `payment_method_unavailable`, `invalid_wallet`, `invalid_body`"),
+              (status = 429, description = "`too_many_quotes_from_address`, `too_many_quotes_for_wallet`: the open \
+                quotes allowed per client address or wallet for this event; `Retry-After` says when the oldest expires"),
+              (status = 503, description = "`rate_unavailable`, `store_unavailable`")))]
 #[tracing::instrument(skip(state, body, remote), fields(event_id))]
 pub async fn create_quote(
     State(state): State<AppState>,
@@ -204,7 +219,7 @@ pub async fn create_quote(
         let event_id = parse_event_id(&body.event_id)?;
         tracing::Span::current().record("event_id", event_id);
         let request = QuoteRequest { event_id, currency: currency?, wallet_address: body.wallet_address };
-        let client = remote.ip().to_canonical().to_string();
+        let client = crate::client_address::client_key(remote.ip());
         let quote = state.purchases.create_quote_from(request, Some(&client), now_ms()).await?;
         ApiResult::Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
     }
