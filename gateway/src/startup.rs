@@ -594,4 +594,20 @@ mod tests {
         assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
+
+    #[test]
+    fn quote_limits_from_the_configuration() {
+        let mut config = crate::configuration::Settings::default().payments;
+        let limits = super::quote_limits(&config).unwrap();
+        assert_eq!((limits.per_client, limits.per_wallet, limits.hold_share_permille), (Some(4), Some(4), 500));
+        assert_eq!((limits.hold_cap(100, 0), limits.hold_cap(100, 99), limits.hold_cap(100, 100)), (50, 1, 1));
+        config.max_open_quotes_per_client = 0;
+        config.max_unpaid_hold_share = 1.0;
+        let limits = super::quote_limits(&config).unwrap();
+        assert_eq!((limits.per_client, limits.hold_cap(100, 10)), (None, 90));
+        for share in [0.0, -0.5, 1.5, f64::NAN] {
+            config.max_unpaid_hold_share = share;
+            assert!(super::quote_limits(&config).is_err(), "{share}");
+        }
+    }
 }
