@@ -26,6 +26,19 @@ pub async fn from_trusted_proxies(State(trusted): State<Arc<Vec<Cidr>>>, mut req
     next.run(request).await
 }
 
+/// The key per-client limits count under: an IPv4 address as it is, an IPv6 address by its /64 (one home or
+/// one machine is handed a whole /64, so counting single IPv6 addresses would give one client 2^64 allowances).
+pub fn client_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{prefix}/64")
+        }
+    }
+}
+
 fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
     trusted.iter().any(|cidr| cidr.contains(ip))
@@ -67,6 +80,16 @@ mod tests {
             map.append("x-forwarded-for", v.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_and_ipv6_slash_64() {
+        let key = |ip: &str| client_key(ip.parse().unwrap());
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9", "a mapped IPv4 address is that address");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64", "one /64, one client");
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
     }
 
     #[test]

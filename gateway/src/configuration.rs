@@ -154,6 +154,13 @@ pub struct PaymentConfig {
     pub quote_ttl_secs: u64,
     /// How long after an event ends its payouts become due.
     pub payout_delay_secs: u64,
+    /// Open (unpaid, unexpired) quotes one client address may have for one event; more get 429. 0: no limit.
+    pub max_open_quotes_per_client: u32,
+    /// Open quotes one buyer wallet may have for one event; more get 429. 0: no limit.
+    pub max_open_quotes_per_wallet: u32,
+    /// The share of an event's seats not yet sold that unpaid quotes may hold (0 < share <= 1; at least one
+    /// seat). Quotes past it are issued unreserved: their payment takes a seat if one is free when it is final.
+    pub max_unpaid_hold_share: f64,
     /// Confirmations required per chain (`btc`, `eth`, `pol`, `bnb`, `sol`, `hive`, `xmr`), over the defaults.
     pub confirmations: std::collections::BTreeMap<String, i64>,
     /// Stablecoins buyers may pay with: token code → ERC-20 contract or SPL mint, e.g.
@@ -274,6 +281,9 @@ impl Default for Settings {
                 xmr_wallet_rpc: None,
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
+                max_open_quotes_per_client: 4,
+                max_open_quotes_per_wallet: 4,
+                max_unpaid_hold_share: 0.5,
                 confirmations: Default::default(),
                 tokens: Default::default(),
             },

@@ -402,6 +402,7 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
     payments.tokens = token_contracts(settings)?;
+    payments.quote_limits = quote_limits(config)?;
     // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
     for evm in &settings.watchers.evm {
         if let Some(id) = evm.chain_id {
@@ -409,6 +410,20 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
         }
     }
     Ok(payments)
+}
+
+/// The open-quote limits and the unpaid-hold share, as the ticketing crate counts them (0: no limit; the share
+/// in thousandths, so the seat arithmetic stays in integers).
+fn quote_limits(config: &crate::configuration::PaymentConfig) -> anyhow::Result<ticketing::purchases::QuoteLimits> {
+    let share = config.max_unpaid_hold_share;
+    anyhow::ensure!(share > 0.0 && share <= 1.0, "payments.max_unpaid_hold_share must be more than 0 and at most 1");
+    let limit = |n: u32| (n > 0).then_some(n);
+    Ok(ticketing::purchases::QuoteLimits {
+        per_client: limit(config.max_open_quotes_per_client),
+        per_wallet: limit(config.max_open_quotes_per_wallet),
+        // In (0, 1000]: checked above.
+        hold_share_permille: ((share * 1000.0).round() as u32).max(1),
+    })
 }
 
 /// `payments.tokens`, checked: each key a token code, each value a contract or mint valid on its network.
@@ -578,5 +593,21 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn quote_limits_from_the_configuration() {
+        let mut config = crate::configuration::Settings::default().payments;
+        let limits = super::quote_limits(&config).unwrap();
+        assert_eq!((limits.per_client, limits.per_wallet, limits.hold_share_permille), (Some(4), Some(4), 500));
+        assert_eq!((limits.hold_cap(100, 0), limits.hold_cap(100, 99), limits.hold_cap(100, 100)), (50, 1, 1));
+        config.max_open_quotes_per_client = 0;
+        config.max_unpaid_hold_share = 1.0;
+        let limits = super::quote_limits(&config).unwrap();
+        assert_eq!((limits.per_client, limits.hold_cap(100, 10)), (None, 90));
+        for share in [0.0, -0.5, 1.5, f64::NAN] {
+            config.max_unpaid_hold_share = share;
+            assert!(super::quote_limits(&config).is_err(), "{share}");
+        }
     }
 }

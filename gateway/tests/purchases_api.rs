@@ -151,3 +151,174 @@ app_test!(metrics_count_quotes_tickets_revenue_and_refunds, |app| async move {
     assert_eq!(get(r#"gateway_refunded_base_units_total{currency="HIVE"}"#), 1_000.0);
     assert!(metrics.lines().any(|l| l.starts_with("gateway_joins_total{via=\"http\",outcome=\"")), "{metrics}");
 });
+
+/// A client whose requests come from `ip` (any 127.0.0.0/8 address reaches the loopback listener).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
+/// Pays a quote in full, as the Hive watcher would report it.
+async fn pay(app: &common::TestApp, quote: &Value, txid: &str) -> ticketing::purchases::PaymentOutcome {
+    let report = PaymentReport {
+        chain: Chain::Hive, txid: txid.into(), output_index: 0, quote_id: None, memo: quote["memo"].as_str().map(String::from),
+        amount: Amount::parse(Currency::Hive, quote["amount"].as_str().unwrap()).unwrap(), to_address: "dlux-tickets".into(),
+        from_address: quote["wallet_address"].as_str().map(String::from), block_height: Some(5), block_hash: None,
+        confirmations: 1, is_final: true,
+    };
+    watcher(app).report_payment(report, ticketing::now_ms()).await.unwrap()
+}
+
+// One client (127.0.0.2) asks for quotes as fast as it can, rotating wallets, for a 100-seat event while 20 real
+// buyers (127.0.1.x) arrive: every buyer gets a quote and, once paid, a ticket; the squatter holds no more than
+// its per-address limit, and never more than the held share.
+app_test!(a_squatter_cannot_block_a_sale, |app| async move {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let event_id = on_sale_event(&app, 100).await;
+    let limits = app.state.purchases.settings().quote_limits;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (granted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let squatter = {
+        let (app_url, stop, granted, refused) = (app.url("/api/events/purchase"), stop.clone(), granted.clone(), refused.clone());
+        tokio::spawn(async move {
+            let client = client_from([127, 0, 0, 2]);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("squat{n:06}") });
+                let res = client.post(&app_url).json(&body).send().await.unwrap();
+                match res.status() {
+                    StatusCode::CREATED => granted.fetch_add(1, Ordering::Relaxed),
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                        assert!((1..=900).contains(&retry), "Retry-After {retry}");
+                        let err: Value = res.json().await.unwrap();
+                        assert_eq!(err["error"]["code"], "too_many_quotes_from_address");
+                        refused.fetch_add(1, Ordering::Relaxed)
+                    }
+                    other => panic!("squatter got {other}: {}", res.text().await.unwrap()),
+                };
+            }
+        })
+    };
+    // The buyers arrive once the squatter is refused: it has taken all it may.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while refused.load(Ordering::Relaxed) < 20 {
+        assert!(std::time::Instant::now() < deadline, "the squatter was never refused");
+        tokio::task::yield_now().await;
+    }
+    let mut buyers = Vec::new();
+    for i in 1..=20u8 {
+        let app_url = app.url("");
+        buyers.push(tokio::spawn(async move {
+            let res = client_from([127, 0, 1, i])
+                .post(format!("{app_url}/api/events/purchase"))
+                .json(&json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("buyer{i:02}") }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED, "buyer {i}");
+            res.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut quotes = Vec::new();
+    for b in buyers {
+        quotes.push(b.await.unwrap());
+    }
+    for (i, quote) in quotes.iter().enumerate() {
+        let outcome = pay(&app, quote, &format!("buyer-tx-{i}")).await;
+        assert!(matches!(outcome, ticketing::purchases::PaymentOutcome::TicketIssued { .. }), "buyer {i}: {outcome:?}");
+        let status: Value = app.get(&format!("/api/quotes/{}", quote["quote_id"].as_str().unwrap())).await.json().await.unwrap();
+        assert_eq!(status["ticket"]["status"], "valid");
+        assert_eq!(status["ticket"]["wallet_address"], quote["wallet_address"]);
+    }
+    stop.store(true, Ordering::Relaxed);
+    squatter.await.unwrap();
+
+    let held_by_squatter: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND client_address = '127.0.0.2' AND holds_seat = 1",
+    )
+    .bind(event_id)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    let (held, sold): (i64, i64) = sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    let (granted, refused) = (granted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
+    eprintln!(
+        "squatter: {granted} quotes granted, {refused} refused (429), {held_by_squatter} seats held; \
+         buyers: 20 quoted, {sold} tickets; event: {held} seats held, {sold} sold of 100 (hold cap {})",
+        limits.hold_cap(100, sold)
+    );
+    assert_eq!(sold, 20);
+    assert_eq!(granted, u64::from(limits.per_client.unwrap()));
+    assert!(held_by_squatter <= i64::from(limits.per_client.unwrap()));
+    assert!(held_by_squatter <= limits.hold_cap(100, 0));
+    assert_eq!(held, held_by_squatter, "only the squatter's quotes still hold seats");
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let refusal = doc["paths"]["/api/events/purchase"]["post"]["responses"]["429"]["description"].as_str().unwrap();
+    assert!(refusal.contains("too_many_quotes_from_address"), "{refusal}");
+});
+
+// The same sale against 60 squatting addresses (127.0.2.x), each asking until refused: together they hold no
+// more than the held share of the seats; the quotes past it are unreserved, so the 20 buyers still get quotes
+// and, once they pay, tickets from the seats nobody may hold.
+app_test!(squatters_on_many_addresses_hold_at_most_the_share, |app| async move {
+    let event_id = on_sale_event(&app, 100).await;
+    let limits = app.state.purchases.settings().quote_limits;
+    let mut squatters = Vec::new();
+    for a in 1..=60u8 {
+        let url = app.url("/api/events/purchase");
+        squatters.push(tokio::spawn(async move {
+            let client = client_from([127, 0, 2, a]);
+            let (mut granted, mut reserved) = (0u32, 0u32);
+            for n in 0.. {
+                let body = json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("sq{a:03}x{n:04}") });
+                let res = client.post(&url).json(&body).send().await.unwrap();
+                if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                    break;
+                }
+                assert_eq!(res.status(), StatusCode::CREATED);
+                let quote: Value = res.json().await.unwrap();
+                granted += 1;
+                reserved += u32::from(quote["seat_reserved"] == true);
+            }
+            (granted, reserved)
+        }));
+    }
+    let (mut granted, mut reserved) = (0, 0);
+    for s in squatters {
+        let (g, r) = s.await.unwrap();
+        granted += g;
+        reserved += r;
+    }
+    let mut tickets = 0;
+    for i in 1..=20u8 {
+        let res = client_from([127, 0, 1, i])
+            .post(app.url("/api/events/purchase"))
+            .json(&json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("buyer{i:02}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "buyer {i}");
+        let quote: Value = res.json().await.unwrap();
+        let outcome = pay(&app, &quote, &format!("buyer-tx-{i}")).await;
+        assert!(matches!(outcome, ticketing::purchases::PaymentOutcome::TicketIssued { .. }), "buyer {i}: {outcome:?}");
+        tickets += 1;
+    }
+    let (held, sold): (i64, i64) = sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    eprintln!(
+        "60 squatting addresses: {granted} quotes granted, {reserved} holding a seat; buyers: 20 quoted, {tickets} tickets; \
+         event: {held} seats held, {sold} sold of 100 (hold cap before the sale {})",
+        limits.hold_cap(100, 0)
+    );
+    assert_eq!(granted, 60 * limits.per_client.unwrap());
+    assert_eq!(i64::from(reserved), limits.hold_cap(100, 0));
+    assert_eq!((held, sold), (limits.hold_cap(100, 0), 20));
+});

@@ -300,7 +300,8 @@ impl Store {
         .await?
         .rows_affected();
         done.quotes = sqlx::query(
-            "UPDATE quotes SET wallet_address = $3, updated_at = $4 WHERE chain = $1 AND wallet_address = $2",
+            "UPDATE quotes SET wallet_address = $3, client_address = NULL, updated_at = $4 \
+             WHERE chain = $1 AND wallet_address = $2",
         )
         .bind(chain)
         .bind(wallet)

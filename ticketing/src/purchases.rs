@@ -49,6 +49,41 @@ pub struct PaymentSettings {
     pub payout_delay_ms: i64,
     /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
     pub tokens: crate::tokens::TokenContracts,
+    /// Limits on what one party may hold of one event's sale; see [`QuoteLimits`].
+    pub quote_limits: QuoteLimits,
+}
+
+/// What one party may hold of one event's sale, so that nobody can block it with unpaid quotes.
+///
+/// Open quotes (awaiting payment, not expired) are counted from the store under the event's row lock, so the
+/// limits hold across any number of gateway nodes. Unpaid holds are capped at a share of the seats not yet sold
+/// (at least one): a quote asked for beyond the cap is still issued, but *unreserved* (`holds_seat = 0`): its
+/// payment, once final, takes a seat if one is free then (first paid, first served) and is refunded otherwise.
+/// So however many quotes are open, the seats outside the held share stay buyable by whoever pays first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteLimits {
+    /// Open quotes per client address per event; `None`: unlimited.
+    pub per_client: Option<u32>,
+    /// Open quotes per buyer wallet per event; `None`: unlimited.
+    pub per_wallet: Option<u32>,
+    /// The share of the seats not yet sold that unpaid quotes may hold, in thousandths (1000: every seat).
+    pub hold_share_permille: u32,
+}
+
+impl Default for QuoteLimits {
+    /// No limits: every free seat may be held (the ticketing crate's own callers; the gateway configures them).
+    fn default() -> Self {
+        QuoteLimits { per_client: None, per_wallet: None, hold_share_permille: 1000 }
+    }
+}
+
+impl QuoteLimits {
+    /// How many seats unpaid quotes may hold when `sold` of `capacity` seats are sold: the share of the rest,
+    /// rounded down, at least one (integer arithmetic).
+    pub fn hold_cap(&self, capacity: i64, sold: i64) -> i64 {
+        let unsold = (capacity - sold).max(0);
+        (unsold * i64::from(self.hold_share_permille.min(1000)) / 1000).max(1)
+    }
 }
 
 impl PaymentSettings {
@@ -64,6 +99,7 @@ impl PaymentSettings {
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
             tokens: crate::tokens::TokenContracts::new(),
+            quote_limits: QuoteLimits::default(),
         }
     }
 
@@ -112,6 +148,8 @@ pub enum PurchaseError {
     NotOnSale(&'static str),
     #[error("the event is sold out")]
     SoldOut,
+    #[error("{limit} open quotes for this event from this {scope} already; try again when one expires or is paid")]
+    TooManyQuotes { scope: QuoteScope, limit: u32, retry_after_secs: u64 },
     #[error("this event does not accept {0}")]
     CurrencyNotAccepted(Currency),
     #[error("{0} payments are not configured on this gateway")]
@@ -147,6 +185,8 @@ impl PurchaseError {
             PurchaseError::EventNotFound(_) => "event_not_found",
             PurchaseError::NotOnSale(_) => "not_on_sale",
             PurchaseError::SoldOut => "sold_out",
+            PurchaseError::TooManyQuotes { scope: QuoteScope::Client, .. } => "too_many_quotes_from_address",
+            PurchaseError::TooManyQuotes { scope: QuoteScope::Wallet, .. } => "too_many_quotes_for_wallet",
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
             PurchaseError::PaymentMethodUnavailable(_) => "payment_method_unavailable",
             PurchaseError::InvalidWallet(_) => "invalid_wallet",
@@ -158,6 +198,22 @@ impl PurchaseError {
             PurchaseError::NotRefundable(..) => "not_refundable",
             PurchaseError::Store(_) => "store_unavailable",
         }
+    }
+}
+
+/// Whose open quotes a [`QuoteLimits`] limit counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteScope {
+    Client,
+    Wallet,
+}
+
+impl std::fmt::Display for QuoteScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QuoteScope::Client => "address",
+            QuoteScope::Wallet => "wallet",
+        })
     }
 }
 
@@ -348,9 +404,22 @@ impl Purchases {
         &self.store
     }
 
-    /// Locks a rate, holds a seat and returns the payment instructions.
-    #[tracing::instrument(skip(self), fields(event_id = request.event_id, currency = %request.currency))]
+    /// Locks a rate, holds a seat and returns the payment instructions; for callers without a client address
+    /// (see [`Purchases::create_quote_from`]).
     pub async fn create_quote(&self, request: QuoteRequest, now: i64) -> Result<QuoteRow, PurchaseError> {
+        self.create_quote_from(request, None, now).await
+    }
+
+    /// Locks a rate, holds a seat (or, past the held share, issues the quote unreserved: see [`QuoteLimits`])
+    /// and returns the payment instructions. `client` is the asking client's address, recorded on the quote and
+    /// limited by [`QuoteLimits::per_client`].
+    #[tracing::instrument(skip(self), fields(event_id = request.event_id, currency = %request.currency))]
+    pub async fn create_quote_from(
+        &self,
+        request: QuoteRequest,
+        client: Option<&str>,
+        now: i64,
+    ) -> Result<QuoteRow, PurchaseError> {
         let currency = request.currency;
         let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
         let wallet = chains::address::canonical_address(chain, &request.wallet_address, btc_network())?;
@@ -390,19 +459,13 @@ impl Purchases {
             _ => None,
         };
         let mut tx = self.store.pool().begin().await?;
-        // The seat first: this write is the whole capacity check, atomic on both engines.
-        let held = sqlx::query(
-            "UPDATE events SET seats_held = seats_held + 1, updated_at = $2 \
-             WHERE id = $1 AND status = 'published' AND seats_held + tickets_sold < max_attendees",
-        )
-        .bind(event.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if held.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(PurchaseError::SoldOut);
-        }
+        let holds_seat = match self.claim(&mut tx, event.id, client, &wallet, now).await {
+            Ok(holds_seat) => holds_seat,
+            Err(err) => {
+                tx.rollback().await?;
+                return Err(err);
+            }
+        };
         let index = if let Some((_, minor)) = &subaddress {
             Some(*minor)
         } else if matches!(chain, Chain::Btc) || (chain.is_evm() && self.settings.evm.is_some()) {
@@ -416,8 +479,9 @@ impl Purchases {
         };
         let quote: QuoteRow = sqlx::query_as(&format!(
             "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, \
-             memo, reference, derivation_index, status, holds_seat, confirmations_required, created_at, expires_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_payment', 1, $12, $13, $14, $13) \
+             memo, reference, derivation_index, status, holds_seat, confirmations_required, created_at, expires_at, updated_at, \
+             client_address) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'awaiting_payment', $15, $12, $13, $14, $13, $16) \
              RETURNING {QUOTE_COLUMNS}"
         ))
         .bind(&id)
@@ -434,18 +498,67 @@ impl Purchases {
         .bind(self.settings.confirmations_required(chain))
         .bind(now)
         .bind(now + self.settings.quote_ttl_ms)
+        .bind(i64::from(holds_seat))
+        .bind(client)
         .fetch_one(&mut *tx)
         .await?;
         audit::record(
             &mut *tx,
-            &AuditEntry::new("buyer", "quote.created")
-                .event(event.id)
-                .subject(&id)
-                .detail(serde_json::json!({ "currency": currency, "amount": amount.to_string(), "wallet": wallet })),
+            &AuditEntry::new("buyer", "quote.created").event(event.id).subject(&id).detail(serde_json::json!({
+                "currency": currency, "amount": amount.to_string(), "wallet": wallet, "holds_seat": holds_seat,
+            })),
         )
         .await?;
         tx.commit().await?;
         Ok(quote)
+    }
+
+    /// Inside the quote's transaction: checks the open-quote limits and claims a held seat when the held share
+    /// allows; `Ok(false)` means the quote is issued unreserved. The event's row is written first, so every
+    /// quote for this event serialises here (the row lock on PostgreSQL, the write lock on SQLite) and the counts
+    /// read after it see every quote committed before: the limits and the cap hold on any number of nodes.
+    async fn claim(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event_id: i64,
+        client: Option<&str>,
+        wallet: &str,
+        now: i64,
+    ) -> Result<bool, PurchaseError> {
+        let seats: Option<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE events SET updated_at = $2 WHERE id = $1 AND status = 'published' \
+             RETURNING max_attendees, seats_held, tickets_sold",
+        )
+        .bind(event_id)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (capacity, held, sold) = seats.ok_or(PurchaseError::NotOnSale("not published"))?;
+        let limits = self.settings.quote_limits;
+        if let (Some(limit), Some(client)) = (limits.per_client, client) {
+            check_open_quotes(tx, event_id, "client_address", client, limit, QuoteScope::Client, now).await?;
+        }
+        if let Some(limit) = limits.per_wallet {
+            check_open_quotes(tx, event_id, "wallet_address", wallet, limit, QuoteScope::Wallet, now).await?;
+        }
+        if held + sold >= capacity {
+            return Err(PurchaseError::SoldOut);
+        }
+        if held >= limits.hold_cap(capacity, sold) {
+            return Ok(false);
+        }
+        // Still the conditional write of the capacity invariant, whatever was read above.
+        let claimed = sqlx::query(
+            "UPDATE events SET seats_held = seats_held + 1 \
+             WHERE id = $1 AND status = 'published' AND seats_held + tickets_sold < max_attendees",
+        )
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(PurchaseError::SoldOut);
+        }
+        Ok(true)
     }
 
     fn check_configured(&self, chain: Chain, currency: Currency) -> Result<(), PurchaseError> {
@@ -565,7 +678,7 @@ impl Purchases {
             let mut tx = self.store.pool().begin().await?;
             // Re-checked under the write: a payment may have completed the quote meanwhile.
             let changed = sqlx::query(
-                "UPDATE quotes SET status = 'expired', holds_seat = 0, updated_at = $2 \
+                "UPDATE quotes SET status = 'expired', updated_at = $2 \
                  WHERE id = $1 AND status IN ('awaiting_payment', 'seen', 'confirming') AND expires_at <= $2",
             )
             .bind(&id)
@@ -577,7 +690,11 @@ impl Purchases {
                     .bind(&id)
                     .fetch_one(&mut *tx)
                     .await?;
-                release_seat(&mut tx, quote.event_id, now).await?;
+                // An unreserved quote (past the held share) has no seat to give back.
+                if quote.holds_seat == 1 {
+                    sqlx::query("UPDATE quotes SET holds_seat = 0 WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+                    release_seat(&mut tx, quote.event_id, now).await?;
+                }
                 let refunded = refund_confirmed_payments(&mut tx, &quote, "underpaid", now).await?;
                 if refunded > 0 {
                     set_quote_status(&mut tx, &id, "refund_due", now).await?;
@@ -724,7 +841,8 @@ impl Purchases {
             return Ok(PaymentOutcome::Partial { remaining: required.checked_sub(total).expect("total < required") });
         }
 
-        // Enough was paid. A live quote holds its seat; an expired one must find a seat and cover today's price.
+        // Enough was paid. A live quote holds its seat, or (unreserved) must find a free one at its own price; an
+        // expired one must find a seat and cover today's price.
         let price = if quote.holds_seat == 1 && !expired {
             sqlx::query(
                 "UPDATE events SET seats_held = seats_held - 1, tickets_sold = tickets_sold + 1, updated_at = $2 WHERE id = $1",
@@ -740,7 +858,11 @@ impl Purchases {
                 release_seat(tx, quote.event_id, now).await?;
                 sqlx::query("UPDATE quotes SET holds_seat = 0 WHERE id = $1").bind(&quote.id).execute(&mut **tx).await?;
             }
-            let covers = current_price.filter(|p| p.currency == currency && total >= *p);
+            let covers = if expired {
+                current_price.filter(|p| p.currency == currency && total >= *p)
+            } else {
+                Some(required)
+            };
             let seat = match covers {
                 Some(_) => sqlx::query(
                     "UPDATE events SET tickets_sold = tickets_sold + 1, updated_at = $2 \
@@ -754,7 +876,11 @@ impl Purchases {
                 None => 0,
             };
             if seat == 0 {
-                let reason = if covers.is_none() { "late_underpaid" } else { "late_sold_out" };
+                let reason = match (covers, expired) {
+                    (None, _) => "late_underpaid",
+                    (Some(_), true) => "late_sold_out",
+                    (Some(_), false) => "sold_out",
+                };
                 refund_confirmed_payments(tx, quote, reason, now).await?;
                 close_quote(tx, quote, "refund_due", now).await?;
                 return Ok(PaymentOutcome::RefundDue { reason });
@@ -1340,6 +1466,34 @@ async fn set_quote_status(tx: &mut Transaction<'static, Any>, id: &str, status: 
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Refuses a quote when `column = value` already has `limit` open quotes (awaiting payment, not expired) for the
+/// event; the refusal says when the oldest of them expires.
+async fn check_open_quotes(
+    tx: &mut Transaction<'static, Any>,
+    event_id: i64,
+    column: &'static str,
+    value: &str,
+    limit: u32,
+    scope: QuoteScope,
+    now: i64,
+) -> Result<(), PurchaseError> {
+    let (open, first_expiry): (i64, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT COUNT(*), MIN(expires_at) FROM quotes \
+         WHERE event_id = $1 AND {column} = $2 AND status = 'awaiting_payment' AND expires_at > $3"
+    ))
+    .bind(event_id)
+    .bind(value)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    if open < i64::from(limit) {
+        return Ok(());
+    }
+    let wait_ms = u64::try_from(first_expiry.map_or(0, |at| at - now)).unwrap_or(0);
+    let retry_after_secs = wait_ms.div_ceil(1000).max(1);
+    Err(PurchaseError::TooManyQuotes { scope, limit, retry_after_secs })
 }
 
 async fn release_seat(tx: &mut Transaction<'static, Any>, event_id: i64, now: i64) -> Result<(), StoreError> {

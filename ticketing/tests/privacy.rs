@@ -170,8 +170,15 @@ store_test!(export_then_erase_keeps_the_ledger_and_no_trace_of_the_wallet, |stor
     p.settle(data.refunds[0].id, "refund-tx", "admin", after_event).await.unwrap();
     assert!(matches!(store.erase_wallet("hive", CAROL, TOKEN, NOW + 2 * HOUR).await, Err(ErasureError::TicketInUse)));
 
+    // The quote remembers the client address that asked for it (for the open-quote limits); erasure drops it.
+    sqlx::query("UPDATE quotes SET client_address = '192.0.2.7' WHERE wallet_address = $1").bind(CAROL).execute(store.pool()).await.unwrap();
     let before = ledger_totals(&store).await;
     let erased = store.erase_wallet("hive", CAROL, TOKEN, after_event).await.unwrap();
+    let addresses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address IS NOT NULL")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(addresses, 0, "no client address is kept for the erased wallet's quotes");
     assert_eq!((erased.quotes, erased.tickets, erased.payments, erased.refunds), (1, 1, 1, 1), "{erased:?}");
     assert_eq!(
         (erased.attendance_deleted, erased.ratings_deleted, erased.access_keys_deleted),

@@ -7,7 +7,8 @@ use chains::signature::BtcNetwork;
 use chains::{Amount, Chain, Currency};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{
-    on_event_cancelled, PaymentOutcome, PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteRequest,
+    on_event_cancelled, PaymentOutcome, PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteLimits,
+    QuoteRequest, QuoteScope,
 };
 use ticketing::rates::StaticRates;
 use ticketing::{store_test, Store};
@@ -92,6 +93,118 @@ store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| a
     let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND status = 'awaiting_payment'")
         .bind(event_id).fetch_one(store.pool()).await.unwrap();
     assert_eq!(live, 10);
+});
+
+fn limited(store: &Store, limits: QuoteLimits) -> Purchases {
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.quote_limits = limits;
+    Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32])
+}
+
+store_test!(open_quotes_are_limited_per_client_address_and_per_wallet, |store: Store| async move {
+    let p = limited(&store, QuoteLimits { per_client: Some(2), per_wallet: Some(3), hold_share_permille: 1000 });
+    let event_id = event(&store, 50, (Currency::Hive, "25"), "HIVE").await;
+    let other = event(&store, 50, (Currency::Hive, "25"), "HIVE").await;
+    p.create_quote_from(hive_quote(event_id, "bob"), Some("10.0.0.1"), NOW).await.unwrap();
+    p.create_quote_from(hive_quote(event_id, "carol"), Some("10.0.0.1"), NOW + 1000).await.unwrap();
+    // A third from the address is refused, whatever the wallet; the answer says when its oldest quote expires.
+    match p.create_quote_from(hive_quote(event_id, "dave"), Some("10.0.0.1"), NOW + 2000).await {
+        Err(PurchaseError::TooManyQuotes { scope: QuoteScope::Client, limit: 2, retry_after_secs }) => {
+            assert_eq!(retry_after_secs, 15 * 60 - 2)
+        }
+        other => panic!("expected too_many_quotes_from_address, got {other:?}"),
+    }
+    // Other addresses, another event, and callers without an address are not counted against it.
+    p.create_quote_from(hive_quote(other, "dave"), Some("10.0.0.1"), NOW).await.unwrap();
+    p.create_quote_from(hive_quote(event_id, "bob"), Some("10.0.0.2"), NOW).await.unwrap();
+    p.create_quote_from(hive_quote(event_id, "bob"), None, NOW).await.unwrap();
+    // bob has three open quotes for the event now: a fourth is refused from any address.
+    let err = p.create_quote_from(hive_quote(event_id, "bob"), Some("10.0.0.3"), NOW).await.unwrap_err();
+    assert!(matches!(err, PurchaseError::TooManyQuotes { scope: QuoteScope::Wallet, limit: 3, .. }), "{err:?}");
+    assert_eq!(err.code(), "too_many_quotes_for_wallet");
+    // A quote being paid is no longer an open, unpaid quote: it frees its slot.
+    let first: ticketing::purchases::QuoteRow =
+        sqlx::query_as("SELECT id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, memo, \
+             reference, derivation_index, status, holds_seat, received_units, confirmations, confirmations_required, created_at, \
+             expires_at FROM quotes WHERE client_address = '10.0.0.1' AND event_id = $1 ORDER BY created_at LIMIT 1")
+            .bind(event_id).fetch_one(store.pool()).await.unwrap();
+    p.report_payment(report(&first, "tx-first", first.amount().unwrap().units, 1, true), NOW + 3000).await.unwrap();
+    p.create_quote_from(hive_quote(event_id, "erin"), Some("10.0.0.1"), NOW + 3000).await.unwrap();
+    // And once the quotes expire, the address may ask again.
+    let later = NOW + 15 * 60 * 1000 + 5000;
+    p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
+    p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.0.0.1'")
+        .fetch_one(store.pool()).await.unwrap();
+    assert_eq!(recorded, 6, "every quote records the address that asked for it");
+});
+
+store_test!(unpaid_holds_are_capped_and_quotes_past_the_cap_are_unreserved, |store: Store| async move {
+    let p = limited(&store, QuoteLimits { per_client: None, per_wallet: None, hold_share_permille: 500 });
+    let event_id = event(&store, 10, (Currency::Hive, "25"), "HIVE").await;
+    let mut quotes = Vec::new();
+    for i in 0..7 {
+        quotes.push(p.create_quote(hive_quote(event_id, &format!("buyer{i}")), NOW).await.unwrap());
+    }
+    let held: Vec<i64> = quotes.iter().map(|q| q.holds_seat).collect();
+    assert_eq!(held, [1, 1, 1, 1, 1, 0, 0], "half of the 10 unsold seats may be held");
+    assert_eq!(seats(&store, event_id).await, (5, 0));
+    // An unreserved quote's payment takes a free seat, at the quote's price.
+    let outcome = p.report_payment(report(&quotes[5], "tx5", quotes[5].amount().unwrap().units, 1, true), NOW + 1000).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+    assert_eq!(seats(&store, event_id).await, (5, 1));
+    // The cap follows the seats not yet sold: 9 unsold, 4 may be held, 5 are: the next is unreserved too.
+    assert_eq!(p.create_quote(hive_quote(event_id, "late"), NOW).await.unwrap().holds_seat, 0);
+    // Expiry gives back only the seats that were held.
+    p.expire_quotes(Some(event_id), NOW + 16 * 60 * 1000).await.unwrap();
+    assert_eq!(seats(&store, event_id).await, (0, 1));
+    // At least one seat may always be held, and a sold-out event still says so.
+    let one = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
+    assert_eq!(p.create_quote(hive_quote(one, "anna"), NOW).await.unwrap().holds_seat, 1);
+    assert!(matches!(p.create_quote(hive_quote(one, "bert"), NOW).await, Err(PurchaseError::SoldOut)));
+});
+
+store_test!(unreserved_payment_finding_no_seat_is_refunded, |store: Store| async move {
+    let p = limited(&store, QuoteLimits { per_client: None, per_wallet: None, hold_share_permille: 500 });
+    let event_id = event(&store, 2, (Currency::Hive, "25"), "HIVE").await;
+    let held = p.create_quote(hive_quote(event_id, "anna"), NOW).await.unwrap();
+    let unreserved = p.create_quote(hive_quote(event_id, "bert"), NOW).await.unwrap();
+    let racer = p.create_quote(hive_quote(event_id, "cleo"), NOW).await.unwrap();
+    assert_eq!((held.holds_seat, unreserved.holds_seat, racer.holds_seat), (1, 0, 0));
+    p.report_payment(report(&racer, "tx-c", racer.amount().unwrap().units, 1, true), NOW).await.unwrap();
+    assert_eq!(seats(&store, event_id).await, (1, 1));
+    // The held seat is still anna's; bert paid for a seat nobody had free: refunded, no oversell.
+    let outcome = p.report_payment(report(&unreserved, "tx-b", unreserved.amount().unwrap().units, 1, true), NOW).await.unwrap();
+    assert_eq!(outcome, PaymentOutcome::RefundDue { reason: "sold_out" });
+    assert!(matches!(p.report_payment(report(&held, "tx-a", held.amount().unwrap().units, 1, true), NOW).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert_eq!(seats(&store, event_id).await, (0, 2));
+});
+
+store_test!(concurrent_quotes_from_one_address_respect_the_limit_and_the_cap, |store: Store| async move {
+    let p = limited(&store, QuoteLimits { per_client: Some(4), per_wallet: Some(4), hold_share_permille: 500 });
+    let event_id = event(&store, 100, (Currency::Hive, "25"), "HIVE").await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let p = p.clone();
+        // 100 asks from one address; 100 from 100 addresses.
+        let client = if i % 2 == 0 { "10.9.9.9".to_string() } else { format!("10.1.0.{i}") };
+        tasks.push(tokio::spawn(async move {
+            p.create_quote_from(hive_quote(event_id, &format!("wallet{i:03}")), Some(&client), NOW).await
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(PurchaseError::TooManyQuotes { scope: QuoteScope::Client, .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let from_one: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.9.9.9'")
+        .fetch_one(store.pool()).await.unwrap();
+    assert_eq!(from_one, 4, "the limit holds under concurrency");
+    assert_eq!(granted, 104);
+    assert_eq!(seats(&store, event_id).await, (50, 0), "holds capped at half of the unsold seats");
 });
 
 store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {

@@ -83,6 +83,8 @@ const EXPLAIN = {
   event_cancelled: "The event was cancelled by its creator.",
   event_ended: "The event has ended.",
   sold_out: "Sold out: there are no seats left.",
+  too_many_quotes_from_address: "Too many unpaid quotes for this event come from your network. Pay one, or try again when one expires.",
+  too_many_quotes_for_wallet: "This wallet already has several unpaid quotes for this event. Pay one, or try again when one expires.",
   full: "The room is full right now. Try again in a moment.",
   room_full: "The room is full right now. Try again in a moment.",
   wrong_signer: "The signature was not made by this wallet. Check the address and sign the exact text shown.",

@@ -137,6 +137,8 @@ export interface Quote {
   received: string;
   remaining: string;
   usd_rate: string | null;
+  /** Whether a seat is held until the quote expires; unreserved quotes get a seat when paid, if one is free. */
+  seat_reserved: boolean;
   /** Once paid. */
   ticket: Ticket | null;
 }

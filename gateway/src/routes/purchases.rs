@@ -41,6 +41,9 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::PaymentMethodUnavailable(_)
             | PurchaseError::InvalidWallet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
+                return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
+            }
             PurchaseError::Store(store) => {
                 tracing::error!(error = %store, "store error");
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
@@ -87,6 +90,9 @@ pub struct QuoteResponse {
     pub received: String,
     pub remaining: String,
     pub usd_rate: Option<String>,
+    /// Whether a seat is held for this quote until it expires. An unreserved quote (asked for when unpaid
+    /// quotes already held their share of the seats) gets a seat when its payment is final, if one is free then.
+    pub seat_reserved: bool,
     pub ticket: Option<TicketView>,
 }
 
@@ -169,6 +175,7 @@ pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResu
         received: received.to_string(),
         remaining: amount.checked_sub(received).unwrap_or(Amount::zero(amount.currency)).to_string(),
         usd_rate: quote.usd_rate,
+        seat_reserved: quote.holds_seat == 1,
         ticket,
     })
 }
@@ -182,10 +189,28 @@ fn parse_event_id(value: &serde_json::Value) -> ApiResult<i64> {
     id.filter(|id| *id > 0).ok_or_else(|| ApiError::unprocessable("invalid_event_id", "event_id must be a positive integer"))
 }
 
-/// `POST /api/events/purchase`: a rate-locked quote with payment instructions, holding a seat.
-#[tracing::instrument(skip(state, body), fields(event_id))]
+/// `POST /api/events/purchase`: a rate-locked quote with payment instructions, holding a seat (or unreserved
+/// past the held share; see `ticketing::purchases::QuoteLimits`). Open quotes are limited per client address
+/// (an IPv6 client by its /64) and per wallet for each event: over either limit, 429 with `Retry-After` (when
+/// the oldest one expires).
+///
+/// Body: `{ "event_id", "payment_method" (or `currency`, with `chain` for a bare `USDC`/`USDT`),
+/// "wallet_address" }`.
+#[utoipa::path(post, path = "/api/events/purchase",
+    responses((status = 201, description = "The quote: `quote_id`, `payment_address`, `amount`, `currency`, `memo`, \
+                `reference`, `payment_uri`, `expires_at`, `seat_reserved` (false: past the held share, a seat is \
+                taken when the payment is final, if one is free then), `status`"),
+              (status = 404, description = "`event_not_found`"),
+              (status = 409, description = "`sold_out`, `not_on_sale`"),
+              (status = 422, description = "`invalid_event_id`, `unknown_payment_method`, `currency_not_accepted`, \
+                `payment_method_unavailable`, `invalid_wallet`, `invalid_body`"),
+              (status = 429, description = "`too_many_quotes_from_address`, `too_many_quotes_for_wallet`: the open \
+                quotes allowed per client address or wallet for this event; `Retry-After` says when the oldest expires"),
+              (status = 503, description = "`rate_unavailable`, `store_unavailable`")))]
+#[tracing::instrument(skip(state, body, remote), fields(event_id))]
 pub async fn create_quote(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Json(body): Json<PurchaseBody>,
 ) -> ApiResult<(StatusCode, Json<QuoteResponse>)> {
     let currency = payment_currency(&body.payment_method, body.chain.as_deref());
@@ -194,7 +219,8 @@ pub async fn create_quote(
         let event_id = parse_event_id(&body.event_id)?;
         tracing::Span::current().record("event_id", event_id);
         let request = QuoteRequest { event_id, currency: currency?, wallet_address: body.wallet_address };
-        let quote = state.purchases.create_quote(request, now_ms()).await?;
+        let client = crate::client_address::client_key(remote.ip());
+        let quote = state.purchases.create_quote_from(request, Some(&client), now_ms()).await?;
         ApiResult::Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
     }
     .await;
