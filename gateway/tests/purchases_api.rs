@@ -151,3 +151,19 @@ app_test!(metrics_count_quotes_tickets_revenue_and_refunds, |app| async move {
     assert_eq!(get(r#"gateway_refunded_base_units_total{currency="HIVE"}"#), 1_000.0);
     assert!(metrics.lines().any(|l| l.starts_with("gateway_joins_total{via=\"http\",outcome=\"")), "{metrics}");
 });
+
+/// A rate so close to zero that the price is more base units than an amount holds: the buyer's request cannot
+/// be served at this rate, which is not an outage (503) but an answer of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amount_that_cannot_be_represented_is_422() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.rates.table.insert("HIVE".into(), "0.0000000000000000000000000001".into());
+    })
+    .await;
+    let event_id = on_sale_event(&app, 1).await;
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "amount_unrepresentable");
+    assert!(err["error"]["message"].as_str().unwrap().contains("HIVE"), "{err}");
+}

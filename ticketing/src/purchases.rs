@@ -150,6 +150,7 @@ impl PurchaseError {
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
             PurchaseError::PaymentMethodUnavailable(_) => "payment_method_unavailable",
             PurchaseError::InvalidWallet(_) => "invalid_wallet",
+            PurchaseError::Rate(RateError::Unrepresentable(_)) => "amount_unrepresentable",
             PurchaseError::Rate(_) => "rate_unavailable",
             PurchaseError::QuoteNotFound(_) => "quote_not_found",
             PurchaseError::EntryNotFound(_) => "entry_not_found",

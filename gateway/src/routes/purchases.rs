@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
 use ticketing::purchases::{LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
+use ticketing::rates::RateError;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -39,7 +40,8 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
             PurchaseError::CurrencyNotAccepted(_)
             | PurchaseError::PaymentMethodUnavailable(_)
-            | PurchaseError::InvalidWallet(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | PurchaseError::InvalidWallet(_)
+            | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
             PurchaseError::Store(store) => {
                 tracing::error!(error = %store, "store error");
