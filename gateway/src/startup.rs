@@ -77,6 +77,7 @@ impl Application {
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
         let hub = build_hub(&settings, turn.clone(), ban_requests);
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
+        log_unpayable_currencies(&purchases);
         let shutdown = CancellationToken::new();
         let watcher_config = watchers_config(&settings)?;
         let watchers = if watchers_configured(&watcher_config) {
@@ -370,6 +371,14 @@ fn spawn_quote_sweeper(state: AppState) {
     });
 }
 
+/// One line per currency this node would offer (the native coins and the listed tokens) that it cannot be paid
+/// in, naming what is missing: an operator sees at start-up what buyers will be refused.
+fn log_unpayable_currencies(purchases: &Purchases) {
+    for (currency, reason) in crate::payability::unpayable_currencies(purchases) {
+        tracing::warn!(%currency, %reason, "currency not payable on this node: quotes in it are refused");
+    }
+}
+
 fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     let config = &settings.payments;
     let mut payments = PaymentSettings::new(config.hive_account.clone());
@@ -402,6 +411,11 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
     payments.tokens = token_contracts(settings)?;
+    let mut elsewhere = std::collections::BTreeSet::new();
+    for chain in &config.watched_elsewhere {
+        elsewhere.insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);
+    }
+    payments.unwatched = crate::payability::unwatched_chains(&watchers_config(settings)?, &elsewhere);
     // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
     for evm in &settings.watchers.evm {
         if let Some(id) = evm.chain_id {

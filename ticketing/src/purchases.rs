@@ -49,6 +49,11 @@ pub struct PaymentSettings {
     pub payout_delay_ms: i64,
     /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
     pub tokens: crate::tokens::TokenContracts,
+    /// Chains whose payments no watcher credits (here or in another process), each with the setting that would
+    /// (`[watchers.btc]`): their currencies are refused with `currency_not_payable`, since a buyer who paid
+    /// would never get a ticket. Empty by default: a caller that reports payments itself (tests, tools) quotes
+    /// every chain whose receiving setting is present.
+    pub unwatched: std::collections::BTreeMap<Chain, String>,
 }
 
 impl PaymentSettings {
@@ -64,6 +69,7 @@ impl PaymentSettings {
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
             tokens: crate::tokens::TokenContracts::new(),
+            unwatched: Default::default(),
         }
     }
 
@@ -116,6 +122,8 @@ pub enum PurchaseError {
     CurrencyNotAccepted(Currency),
     #[error("{0} payments are not configured on this gateway")]
     PaymentMethodUnavailable(Currency),
+    #[error("{0} cannot be paid on this gateway: no watcher credits its payments ({1} is not configured)")]
+    CurrencyNotPayable(Currency, String),
     #[error(transparent)]
     InvalidWallet(#[from] chains::address::InvalidAddress),
     #[error("no exchange rate: {0}")]
@@ -149,6 +157,7 @@ impl PurchaseError {
             PurchaseError::SoldOut => "sold_out",
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
             PurchaseError::PaymentMethodUnavailable(_) => "payment_method_unavailable",
+            PurchaseError::CurrencyNotPayable(..) => "currency_not_payable",
             PurchaseError::InvalidWallet(_) => "invalid_wallet",
             PurchaseError::Rate(RateError::Unrepresentable(_)) => "amount_unrepresentable",
             PurchaseError::Rate(_) => "rate_unavailable",
@@ -460,7 +469,21 @@ impl Purchases {
         if !ok {
             return Err(PurchaseError::PaymentMethodUnavailable(currency));
         }
+        if let Some(setting) = self.settings.unwatched.get(&chain) {
+            return Err(PurchaseError::CurrencyNotPayable(currency, setting.clone()));
+        }
         self.settings.tokens.check_quotable(currency)
+    }
+
+    /// Whether a quote in `currency` would be issued (its receiving setting is present and a watcher credits
+    /// it), rates and the event's own list aside: what listings show as payable.
+    pub fn check_payable(&self, currency: Currency) -> Result<(), PurchaseError> {
+        let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
+        self.check_configured(chain, currency)
+    }
+
+    pub fn is_payable(&self, currency: Currency) -> bool {
+        self.check_payable(currency).is_ok()
     }
 
     /// Address, memo and reference that tie a payment to quote `id`.

@@ -40,6 +40,7 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
             PurchaseError::CurrencyNotAccepted(_)
             | PurchaseError::PaymentMethodUnavailable(_)
+            | PurchaseError::CurrencyNotPayable(..)
             | PurchaseError::InvalidWallet(_)
             | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -48,7 +49,13 @@ impl From<PurchaseError> for ApiError {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
             }
         };
-        ApiError::new(status, err.code(), err.to_string())
+        let message = match &err {
+            PurchaseError::PaymentMethodUnavailable(currency) => {
+                format!("{err}: {} is not set", crate::payability::receiving_setting(*currency))
+            }
+            _ => err.to_string(),
+        };
+        ApiError::new(status, err.code(), message)
     }
 }
 
