@@ -143,7 +143,7 @@ pub struct PaymentConfig {
     pub hive_account: String,
     /// Account-level extended public key for Bitcoin receiving addresses (zpub: BIP-84, ypub: BIP-49, xpub: BIP-44).
     pub btc_xpub: Option<String>,
-    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    /// `mainnet`, `testnet`, `signet` or `regtest`: of the receiving addresses, and of the buyers' BTC wallets.
     pub btc_network: String,
     /// Account-level xpub at m/44'/60'/0' for ETH, POL and BNB receiving addresses.
     pub evm_xpub: Option<String>,

@@ -392,6 +392,7 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     if let Some(key) = &config.btc_xpub {
         payments.btc = Some(BtcAccount::parse(key, network).context("payments.btc_xpub")?);
     }
+    payments.btc_network = network;
     if let Some(key) = &config.evm_xpub {
         payments.evm = Some(EvmAccount::parse(key).context("payments.evm_xpub")?);
     }

@@ -39,6 +39,8 @@ pub const DEFAULT_PAYOUT_DELAY_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 pub struct PaymentSettings {
     pub hive_account: String,
     pub btc: Option<BtcAccount>,
+    /// The Bitcoin network payments are received on: buyers' BTC wallets must be addresses of the same one.
+    pub btc_network: chains::signature::BtcNetwork,
     pub evm: Option<EvmAccount>,
     pub sol_account: Option<String>,
     /// Monero subaddresses, one per quote (monero-wallet-rpc `create_address`); without it XMR is unavailable.
@@ -61,6 +63,7 @@ impl PaymentSettings {
         PaymentSettings {
             hive_account: hive_account.into(),
             btc: None,
+            btc_network: chains::signature::BtcNetwork::Mainnet,
             evm: None,
             sol_account: None,
             xmr: None,
@@ -363,7 +366,7 @@ impl Purchases {
     pub async fn create_quote(&self, request: QuoteRequest, now: i64) -> Result<QuoteRow, PurchaseError> {
         let currency = request.currency;
         let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
-        let wallet = chains::address::canonical_address(chain, &request.wallet_address, btc_network())?;
+        let wallet = chains::address::canonical_address(chain, &request.wallet_address, self.settings.btc_network)?;
         let event = event_terms(&self.store, request.event_id)
             .await?
             .ok_or(PurchaseError::EventNotFound(request.event_id))?;
@@ -1486,10 +1489,6 @@ pub fn payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option<Strin
 /// Hive amounts always carry three decimals (`25.000`).
 pub fn format_hive(amount: Amount) -> String {
     format!("{}.{:03}", amount.units / 1000, amount.units % 1000)
-}
-
-fn btc_network() -> chains::signature::BtcNetwork {
-    chains::signature::BtcNetwork::Mainnet
 }
 
 fn random_id(prefix: &str, bytes: usize) -> String {

@@ -121,6 +121,26 @@ store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {
     assert!(matches!(p.create_quote(hive_quote(event_id, "bob"), NOW + 24 * HOUR).await, Err(PurchaseError::NotOnSale(_))));
 });
 
+/// The same account as `ZPUB`, as a BIP-84 key for test networks.
+const VPUB: &str = "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x";
+
+store_test!(buyer_btc_wallets_are_on_the_configured_network, |store: Store| async move {
+    let account = BtcAccount::parse(VPUB, BtcNetwork::Regtest).unwrap();
+    let buyer = account.address(99).unwrap();
+    assert!(buyer.starts_with("bcrt1"), "{buyer}");
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.btc = Some(account);
+    settings.btc_network = BtcNetwork::Regtest;
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
+    let event_id = event(&store, 5, (Currency::Usd, "25"), "BTC").await;
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: buyer.clone() }, NOW).await.unwrap();
+    assert!(quote.payment_address.starts_with("bcrt1"), "{}", quote.payment_address);
+    assert_eq!(quote.wallet_address, buyer);
+    // A mainnet wallet on a regtest gateway is not a wallet this network can refund to.
+    let mainnet = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    assert!(matches!(mainnet, Err(PurchaseError::InvalidWallet(_))), "{mainnet:?}");
+});
+
 store_test!(double_reported_payment_issues_one_ticket, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
