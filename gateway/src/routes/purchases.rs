@@ -158,8 +158,8 @@ pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResu
     let amount = quote.amount()?;
     let received = quote.received()?;
     let ticket = state.purchases.ticket_for_quote(&quote.id).await?.map(ticket_view);
-    let progress = (quote.status == "confirming" || quote.status == "seen")
-        .then(|| format!("confirming {}/{}", quote.confirmations, quote.confirmations_required));
+    let finalized_tag = quote.chain().is_ok_and(|chain| crate::routes::quote_events::follows_finalized_tag(&state.settings, chain));
+    let progress = crate::routes::quote_events::progress(&quote, finalized_tag);
     Ok(QuoteResponse {
         payment_uri: payment_uri(&quote, state.purchases.settings()),
         quote_id: quote.id,
