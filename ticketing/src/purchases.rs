@@ -28,6 +28,7 @@ use crate::rates::{convert_usd, RateError, RateSource};
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod minimums;
 
 /// How long a quote's rate and seat are held.
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
@@ -125,6 +126,8 @@ pub enum PurchaseError {
     CurrencyNotAccepted(Currency),
     #[error("{0} payments are not configured on this gateway")]
     PaymentMethodUnavailable(Currency),
+    #[error("the price is {0} {cur}, below the least {1} {cur} a quote may ask for (dust or fees would eat it)", cur = .0.currency)]
+    BelowMinimum(Amount, Amount),
     #[error("{0} cannot be paid on this gateway: no watcher credits its payments ({1} is not configured)")]
     CurrencyNotPayable(Currency, String),
     #[error(transparent)]
@@ -161,6 +164,7 @@ impl PurchaseError {
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
             PurchaseError::PaymentMethodUnavailable(_) => "payment_method_unavailable",
             PurchaseError::CurrencyNotPayable(..) => "currency_not_payable",
+            PurchaseError::BelowMinimum(..) => "amount_below_minimum",
             PurchaseError::InvalidWallet(_) => "invalid_wallet",
             PurchaseError::Rate(RateError::Unrepresentable(_)) => "amount_unrepresentable",
             PurchaseError::Rate(_) => "rate_unavailable",
@@ -392,6 +396,10 @@ impl Purchases {
             return Err(PurchaseError::CurrencyNotAccepted(currency));
         };
         self.check_configured(chain, currency)?;
+        let minimum = Amount::new(currency, minimums::minimum_quote(currency));
+        if amount.units > 0 && amount.units < minimum.units {
+            return Err(PurchaseError::BelowMinimum(amount, minimum));
+        }
         self.expire_quotes(Some(event.id), now).await?;
 
         let id = random_id("q", 12);
@@ -1200,6 +1208,8 @@ struct LedgerInsert<'a> {
 }
 
 async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) -> Result<(), StoreError> {
+    // A refund too small to send is recorded, not owed.
+    let status = if e.kind == "refund" && e.status == "due" { minimums::refund_status(e.amount) } else { e.status };
     sqlx::query(
         "INSERT INTO ledger_entries (event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
          recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1213,7 +1223,7 @@ async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) 
     .bind(e.amount.currency.symbol())
     .bind(e.amount.units.to_string())
     .bind(e.recipient)
-    .bind(e.status)
+    .bind(status)
     .bind(e.due_at)
     .bind(e.now)
     .execute(&mut **tx)

@@ -425,3 +425,46 @@ store_test!(bulk_and_one_by_one_credit_write_the_same_rows, |store: Store| async
     // Seats: q2, q4 and q7 still hold theirs, q6's was given back; five sold, the late payer's among them.
     assert_eq!(rows.last().map(String::as_str), Some("3|5"), "{rows:#?}");
 });
+
+store_test!(a_quote_below_the_chains_minimum_is_refused, |store: Store| async move {
+    let p = purchases(&store);
+    // $0.01 at $60,000 is 17 sat: dust on Bitcoin.
+    let event_id = event(&store, 2, (Currency::Usd, "0.01"), "BTC,HIVE").await;
+    let btc = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    match btc {
+        Err(err @ PurchaseError::BelowMinimum(amount, minimum)) => {
+            assert_eq!((amount.units, minimum.units), (17, ticketing::purchases::minimums::minimum_quote(Currency::Btc)));
+            assert_eq!(err.code(), "amount_below_minimum");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Hive has no dust: 0.040 HIVE is a quote.
+    assert_eq!(p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap().amount().unwrap().units, 40);
+});
+
+store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 2, (Currency::Btc, "0.001"), "BTC").await;
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    // 17 sat too much (the set-wise crediting path), then a second 500-sat payment to the paid quote (one by one).
+    let outcome = p.report_payment(report(&quote, "aa", 100_017, 2, true), NOW + 1).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+    p.report_payment(report(&quote, "bb", 500, 2, true), NOW + 2).await.unwrap();
+    // And one worth sending: 5,000 sat.
+    p.report_payment(report(&quote, "cc", 5_000, 2, true), NOW + 3).await.unwrap();
+    let mut refunds: Vec<(String, String)> = p
+        .ledger_for_event(event_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refund")
+        .map(|e| (e.amount_units, e.status))
+        .collect();
+    refunds.sort();
+    assert_eq!(
+        refunds,
+        vec![("17".into(), "below_minimum".into()), ("500".into(), "below_minimum".into()), ("5000".into(), "due".into())]
+    );
+    let due: Vec<String> = p.ledger("refund", true, NOW + 4).await.unwrap().into_iter().map(|e| e.amount_units).collect();
+    assert_eq!(due, vec!["5000".to_string()]);
+});

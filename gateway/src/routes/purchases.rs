@@ -41,6 +41,7 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::CurrencyNotAccepted(_)
             | PurchaseError::PaymentMethodUnavailable(_)
             | PurchaseError::CurrencyNotPayable(..)
+            | PurchaseError::BelowMinimum(..)
             | PurchaseError::InvalidWallet(_)
             | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
