@@ -235,3 +235,20 @@ async fn readyz_names_a_quotable_chain_whose_watcher_is_unhealthy() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A price worth less than a chain's dust-safe minimum is refused as such (422), not quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_below_the_chains_minimum_is_422() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.payments.btc_xpub = Some(ZPUB.into());
+        // $25 at $60 million per BTC is 42 sat.
+        settings.rates.table.insert("BTC".into(), "60000000".into());
+    })
+    .await;
+    let event_id = on_sale_event(&app, 1).await;
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "amount_below_minimum");
+    assert!(err["error"]["message"].as_str().unwrap().contains("0.00000042 BTC"), "{err}");
+}
