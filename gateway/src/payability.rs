@@ -83,7 +83,9 @@ pub fn unpayable_currencies(purchases: &Purchases) -> Vec<(Currency, String)> {
 pub fn why_not_payable(purchases: &Purchases, currency: Currency) -> Option<String> {
     match purchases.check_payable(currency) {
         Ok(()) => None,
-        Err(PurchaseError::PaymentMethodUnavailable(_)) => Some(format!("{} is not configured", receiving_setting(currency))),
+        Err(PurchaseError::PaymentMethodUnavailable(_)) => {
+            Some(format!("{} is not configured", receiving_setting(currency)))
+        }
         Err(PurchaseError::CurrencyNotPayable(_, setting)) => Some(format!("no watcher: {setting} is not configured")),
         Err(other) => Some(other.to_string()),
     }
@@ -93,7 +95,10 @@ pub fn why_not_payable(purchases: &Purchases, currency: Currency) -> Option<Stri
 /// elsewhere is that process's to report.
 pub fn unhealthy_quotable_chains(purchases: &Purchases, watchers: &[WatcherStatus]) -> Vec<Chain> {
     let quotable = |chain: Chain| {
-        Currency::PAYABLE.iter().chain(Currency::TOKENS.iter()).any(|c| c.chain() == Some(chain) && purchases.is_payable(*c))
+        Currency::PAYABLE
+            .iter()
+            .chain(Currency::TOKENS.iter())
+            .any(|c| c.chain() == Some(chain) && purchases.is_payable(*c))
     };
     let mut chains: Vec<Chain> = watchers.iter().filter(|w| !w.healthy && quotable(w.chain)).map(|w| w.chain).collect();
     chains.dedup();
@@ -111,7 +116,10 @@ mod tests {
         }))
         .unwrap();
         let unwatched = unwatched_chains(&config, &BTreeSet::from([Chain::Btc]));
-        assert_eq!(unwatched.keys().copied().collect::<Vec<_>>(), vec![Chain::Hive, Chain::Pol, Chain::Bnb, Chain::Sol, Chain::Xmr]);
+        assert_eq!(
+            unwatched.keys().copied().collect::<Vec<_>>(),
+            vec![Chain::Hive, Chain::Pol, Chain::Bnb, Chain::Sol, Chain::Xmr]
+        );
         assert_eq!(unwatched[&Chain::Xmr], "[watchers.monero]");
         assert_eq!(receiving_setting(Currency::UsdcPol), "payments.evm_xpub and payments.tokens.\"USDC.POL\"");
     }

@@ -606,8 +606,10 @@ mod tests {
 
     #[test]
     fn a_watcher_section_that_disagrees_with_the_policy_is_refused() {
-        let mut settings = Settings::default();
-        settings.watchers = toml_watchers("[btc]\nesplora_url = \"http://127.0.0.1:1\"\nconfirmations = 3\n");
+        let mut settings = Settings {
+            watchers: toml_watchers("[btc]\nesplora_url = \"http://127.0.0.1:1\"\nconfirmations = 3\n"),
+            ..Settings::default()
+        };
         let err = watchers_config(&settings).unwrap_err().to_string();
         assert!(err.contains("payments.confirmations.btc = 2"), "{err}");
         settings.watchers = toml_watchers("[[evm]]\nchain = \"bnb\"\nrpc_url = \"http://127.0.0.1:1\"\nconfirmations = 5\n");

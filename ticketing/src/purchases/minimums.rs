@@ -20,16 +20,16 @@ pub fn minimum_quote(currency: Currency) -> u128 {
 /// The least refund worth sending, in base units: about the network's cost of a transfer (or its dust limit).
 pub fn minimum_refund(currency: Currency) -> u128 {
     match currency {
-        Currency::Btc => 1_100,                                    // above dust, about a transfer's fee
-        Currency::Eth => 100_000_000_000_000,                      // 0.0001 ETH: a transfer's gas
-        Currency::Pol => 10_000_000_000_000_000,                   // 0.01 POL
-        Currency::Bnb => 100_000_000_000_000,                      // 0.0001 BNB
-        Currency::Sol => 890_880,                                  // rent-exempt minimum of a new account
-        Currency::Xmr => 100_000_000,                              // 0.0001 XMR
-        Currency::Hive | Currency::Hbd => 1,                       // transfers are free
-        Currency::UsdcEth | Currency::UsdtEth => 1_000_000,        // 1 USD: a token transfer's gas on Ethereum
+        Currency::Btc => 1_100,                             // above dust, about a transfer's fee
+        Currency::Eth => 100_000_000_000_000,               // 0.0001 ETH: a transfer's gas
+        Currency::Pol => 10_000_000_000_000_000,            // 0.01 POL
+        Currency::Bnb => 100_000_000_000_000,               // 0.0001 BNB
+        Currency::Sol => 890_880,                           // rent-exempt minimum of a new account
+        Currency::Xmr => 100_000_000,                       // 0.0001 XMR
+        Currency::Hive | Currency::Hbd => 1,                // transfers are free
+        Currency::UsdcEth | Currency::UsdtEth => 1_000_000, // 1 USD: a token transfer's gas on Ethereum
         Currency::UsdcPol | Currency::UsdtPol | Currency::UsdcSol => 10_000, // 0.01 USD
-        Currency::UsdcBnb | Currency::UsdtBnb => 10_000_000_000_000_000,     // 0.01 USD (18 decimals)
+        Currency::UsdcBnb | Currency::UsdtBnb => 10_000_000_000_000_000, // 0.01 USD (18 decimals)
         Currency::Usd => 0,
     }
 }
