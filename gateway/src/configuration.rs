@@ -134,7 +134,8 @@ pub struct TurnSettings {
 }
 
 /// Where buyers pay. Chains without their key configured are refused at quote time with
-/// `payment_method_unavailable`; Hive needs only the platform account.
+/// `payment_method_unavailable` (Hive needs only the platform account), chains no watcher follows with
+/// `currency_not_payable` (see `crate::payability`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentConfig {
@@ -142,7 +143,7 @@ pub struct PaymentConfig {
     pub hive_account: String,
     /// Account-level extended public key for Bitcoin receiving addresses (zpub: BIP-84, ypub: BIP-49, xpub: BIP-44).
     pub btc_xpub: Option<String>,
-    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    /// `mainnet`, `testnet`, `signet` or `regtest`: of the receiving addresses, and of the buyers' BTC wallets.
     pub btc_network: String,
     /// Account-level xpub at m/44'/60'/0' for ETH, POL and BNB receiving addresses.
     pub evm_xpub: Option<String>,
@@ -168,6 +169,11 @@ pub struct PaymentConfig {
     /// listed here (and its network's key or account is configured); the network's watcher is told to credit it.
     #[serde(default)]
     pub tokens: std::collections::BTreeMap<String, String>,
+    /// Chains whose watcher runs in another process sharing this database (a `gateway watch`, or the node that
+    /// watches when several serve), e.g. `["btc", "eth"]`. A chain is quoted only when watched here (`[watchers]`)
+    /// or listed here: otherwise a buyer's payment would never be credited (`currency_not_payable`).
+    #[serde(default)]
+    pub watched_elsewhere: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +292,7 @@ impl Default for Settings {
                 max_unpaid_hold_share: 0.5,
                 confirmations: Default::default(),
                 tokens: Default::default(),
+                watched_elsewhere: Vec::new(),
             },
             rates: RateSettings {
                 source: RateSourceKind::Coingecko,

@@ -15,6 +15,7 @@ pub mod geo;
 pub mod http_policy;
 pub mod metrics;
 pub mod origins;
+pub mod payability;
 pub mod privacy;
 pub mod rooms;
 pub mod sales_feed;

@@ -77,6 +77,7 @@ impl Application {
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
         let hub = build_hub(&settings, turn.clone(), ban_requests);
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
+        log_unpayable_currencies(&purchases);
         let shutdown = CancellationToken::new();
         let watcher_config = watchers_config(&settings)?;
         let watchers = if watchers_configured(&watcher_config) {
@@ -370,6 +371,14 @@ fn spawn_quote_sweeper(state: AppState) {
     });
 }
 
+/// One line per currency this node would offer (the native coins and the listed tokens) that it cannot be paid
+/// in, naming what is missing: an operator sees at start-up what buyers will be refused.
+fn log_unpayable_currencies(purchases: &Purchases) {
+    for (currency, reason) in crate::payability::unpayable_currencies(purchases) {
+        tracing::warn!(%currency, %reason, "currency not payable on this node: quotes in it are refused");
+    }
+}
+
 fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     let config = &settings.payments;
     let mut payments = PaymentSettings::new(config.hive_account.clone());
@@ -383,6 +392,7 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     if let Some(key) = &config.btc_xpub {
         payments.btc = Some(BtcAccount::parse(key, network).context("payments.btc_xpub")?);
     }
+    payments.btc_network = network;
     if let Some(key) = &config.evm_xpub {
         payments.evm = Some(EvmAccount::parse(key).context("payments.evm_xpub")?);
     }
@@ -394,15 +404,16 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
         let wallet = watchers::MoneroWalletRpc::new(url, Duration::from_secs(30));
         payments.xmr = Some(ticketing::purchases::XmrAddresses(Arc::new(wallet)));
     }
-    for (chain, n) in &config.confirmations {
-        let chain: chains::Chain = chain.parse().context("payments.confirmations")?;
-        anyhow::ensure!(*n >= 1, "payments.confirmations.{chain} must be at least 1");
-        payments.confirmations.insert(chain, *n);
-    }
+    payments.confirmations = confirmation_policy(settings)?;
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
     payments.tokens = token_contracts(settings)?;
     payments.quote_limits = quote_limits(config)?;
+    let mut elsewhere = std::collections::BTreeSet::new();
+    for chain in &config.watched_elsewhere {
+        elsewhere.insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);
+    }
+    payments.unwatched = crate::payability::unwatched_chains(&watchers_config(settings)?, &elsewhere);
     // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
     for evm in &settings.watchers.evm {
         if let Some(id) = evm.chain_id {
@@ -441,6 +452,7 @@ pub fn token_contracts(settings: &Settings) -> anyhow::Result<TokenContracts> {
 /// A watcher section that names a different contract for the same token is a configuration error.
 pub fn watchers_config(settings: &Settings) -> anyhow::Result<watchers::WatchersConfig> {
     let mut config = settings.watchers.clone();
+    align_confirmations(&mut config, &confirmation_policy(settings)?)?;
     for (currency, contract) in token_contracts(settings)?.iter() {
         let chain = currency.chain().expect("tokens travel on a chain");
         if chain == chains::Chain::Sol {
@@ -475,6 +487,56 @@ pub fn watchers_config(settings: &Settings) -> anyhow::Result<watchers::Watchers
         }
     }
     Ok(config)
+}
+
+/// Confirmations per chain: the built-in defaults, over which `payments.confirmations`. The one policy: quotes
+/// record it as `confirmations_required`, and every watcher credits by it (see [`align_confirmations`]).
+pub fn confirmation_policy(settings: &Settings) -> anyhow::Result<std::collections::HashMap<chains::Chain, i64>> {
+    let mut policy = ticketing::purchases::default_confirmations();
+    for (chain, n) in &settings.payments.confirmations {
+        let chain: chains::Chain = chain.parse().context("payments.confirmations")?;
+        anyhow::ensure!(*n >= 1, "payments.confirmations.{chain} must be at least 1");
+        policy.insert(chain, *n);
+    }
+    Ok(policy)
+}
+
+/// Gives the BTC and EVM watchers the confirmations of `policy` (Monero and Solana read ticketing's; Hive credits
+/// irreversible blocks). A watcher section that names a different count is refused rather than silently
+/// overridden: `payments.confirmations` is the one place to set it.
+fn align_confirmations(
+    config: &mut watchers::WatchersConfig,
+    policy: &std::collections::HashMap<chains::Chain, i64>,
+) -> anyhow::Result<()> {
+    let required = |chain: chains::Chain| -> anyhow::Result<u32> {
+        let n = policy.get(&chain).copied().unwrap_or(1);
+        u32::try_from(n).with_context(|| format!("payments.confirmations.{chain} is too large"))
+    };
+    let disagree = |section: &str, chain: chains::Chain, theirs: u32, ours: u32| {
+        anyhow::anyhow!(
+            "{section} confirmations = {theirs} disagrees with payments.confirmations.{chain} = {ours}: set \
+             payments.confirmations.{chain} only (quotes and the watcher both read it)"
+        )
+    };
+    if let Some(btc) = &mut config.btc {
+        let ours = required(chains::Chain::Btc)?;
+        // A section without the key carries the watcher's default: only a different explicit value disagrees.
+        let default = watchers::BtcWatcherConfig::new("").confirmations;
+        if btc.confirmations != ours && btc.confirmations != default {
+            return Err(disagree("[watchers.btc]", chains::Chain::Btc, btc.confirmations, ours));
+        }
+        btc.confirmations = ours;
+    }
+    for evm in &mut config.evm {
+        let ours = required(evm.chain)?;
+        match evm.confirmations {
+            Some(theirs) if theirs != ours => {
+                return Err(disagree(&format!("[[watchers.evm]] chain = \"{}\"", evm.chain), evm.chain, theirs, ours))
+            }
+            _ => evm.confirmations = Some(ours),
+        }
+    }
+    Ok(())
 }
 
 fn rate_source(settings: &Settings) -> anyhow::Result<Arc<dyn RateSource>> {
@@ -537,6 +599,40 @@ mod tests {
         settings.payments.tokens = tokens.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         settings.watchers = toml_watchers(watchers);
         settings
+    }
+
+    #[test]
+    fn quotes_and_watchers_read_one_confirmation_policy() {
+        let mut settings = Settings::default();
+        settings.payments.confirmations = [("btc".to_string(), 4), ("pol".to_string(), 200)].into_iter().collect();
+        settings.watchers = toml_watchers(
+            "[btc]\nesplora_url = \"http://127.0.0.1:1\"\n[[evm]]\nchain = \"pol\"\nrpc_url = \"http://127.0.0.1:1\"\n\
+             [[evm]]\nchain = \"eth\"\nrpc_url = \"http://127.0.0.1:1\"\n",
+        );
+        let payments = payment_settings(&settings).unwrap();
+        let config = watchers_config(&settings).unwrap();
+        assert_eq!(payments.confirmations_required(chains::Chain::Btc), 4);
+        assert_eq!(config.btc.as_ref().unwrap().confirmations, 4);
+        let evm = |chain| config.evm.iter().find(|e| e.chain == chain).unwrap().confirmations;
+        assert_eq!((payments.confirmations_required(chains::Chain::Pol), evm(chains::Chain::Pol)), (200, Some(200)));
+        // Unset: the default, the same on both sides (Ethereum's finalized-tag fallback included).
+        assert_eq!((payments.confirmations_required(chains::Chain::Eth), evm(chains::Chain::Eth)), (12, Some(12)));
+    }
+
+    #[test]
+    fn a_watcher_section_that_disagrees_with_the_policy_is_refused() {
+        let mut settings = Settings {
+            watchers: toml_watchers("[btc]\nesplora_url = \"http://127.0.0.1:1\"\nconfirmations = 3\n"),
+            ..Settings::default()
+        };
+        let err = watchers_config(&settings).unwrap_err().to_string();
+        assert!(err.contains("payments.confirmations.btc = 2"), "{err}");
+        settings.watchers = toml_watchers("[[evm]]\nchain = \"bnb\"\nrpc_url = \"http://127.0.0.1:1\"\nconfirmations = 5\n");
+        let err = watchers_config(&settings).unwrap_err().to_string();
+        assert!(err.contains("payments.confirmations.bnb = 15"), "{err}");
+        // Saying the same thing twice is not a disagreement.
+        settings.payments.confirmations = [("bnb".to_string(), 5)].into_iter().collect();
+        assert_eq!(watchers_config(&settings).unwrap().evm[0].confirmations, Some(5));
     }
 
     fn toml_watchers(text: &str) -> watchers::WatchersConfig {

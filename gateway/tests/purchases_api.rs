@@ -322,3 +322,104 @@ app_test!(squatters_on_many_addresses_hold_at_most_the_share, |app| async move {
     assert_eq!(i64::from(reserved), limits.hold_cap(100, 0));
     assert_eq!((held, sold), (limits.hold_cap(100, 0), 20));
 });
+
+/// A rate so close to zero that the price is more base units than an amount holds: the buyer's request cannot
+/// be served at this rate, which is not an outage (503) but an answer of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amount_that_cannot_be_represented_is_422() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.rates.table.insert("HIVE".into(), "0.0000000000000000000000000001".into());
+    })
+    .await;
+    let event_id = on_sale_event(&app, 1).await;
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "amount_unrepresentable");
+    assert!(err["error"]["message"].as_str().unwrap().contains("HIVE"), "{err}");
+}
+
+const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+
+/// A currency is quoted only while a watcher credits its chain (here, or declared as watched elsewhere) and
+/// its receiving setting is present; the refusal names what is missing, and listings show what is payable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_currencies_a_watcher_credits_are_quoted() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.payments.btc_xpub = Some(ZPUB.into());
+        settings.payments.watched_elsewhere = vec!["hive".into(), "eth".into()];
+    })
+    .await;
+    let event_id = app.usd_event_on_sale("Show", 5, "HIVE,BTC,ETH").await;
+
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "currency_not_payable");
+    assert!(err["error"]["message"].as_str().unwrap().contains("[watchers.btc]"), "{err}");
+
+    // Watched elsewhere, but nothing receives ETH here: the receiving setting is named.
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "eth", "wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "payment_method_unavailable");
+    assert!(err["error"]["message"].as_str().unwrap().contains("payments.evm_xpub"), "{err}");
+
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" })).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let view: Value = app.get(&format!("/api/events/{event_id}")).await.json().await.unwrap();
+    assert_eq!(view["supported_crypto"], json!(["HIVE", "BTC", "ETH"]));
+    assert_eq!(view["payable"], json!(["HIVE"]));
+    let listing: Value = app.get("/api/events").await.json().await.unwrap();
+    assert_eq!(listing["items"][0]["payable"], json!(["HIVE"]));
+
+    // What start-up logs, one line per currency: everything but HIVE and HBD, each with its reason.
+    let unpayable = gateway::payability::unpayable_currencies(&app.state.purchases);
+    let listed: Vec<Currency> = unpayable.iter().map(|(c, _)| *c).collect();
+    assert_eq!(listed, Currency::PAYABLE.into_iter().filter(|c| c.chain() != Some(Chain::Hive)).collect::<Vec<_>>());
+    let btc = &unpayable.iter().find(|(c, _)| *c == Currency::Btc).unwrap().1;
+    assert!(btc.contains("[watchers.btc]"), "{btc}");
+}
+
+/// `/readyz` names a chain buyers are quoted on whose watcher here is failing (its node is unreachable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_a_quotable_chain_whose_watcher_is_unhealthy() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let esplora = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.payments.btc_xpub = Some(ZPUB.into());
+        settings.payments.watched_elsewhere = vec![];
+        settings.watchers.btc = Some(serde_json::from_value(json!({ "esplora_url": esplora, "rpc_attempts": 1, "rpc_timeout_ms": 500 })).unwrap());
+    })
+    .await;
+    assert!(app.state.purchases.is_payable(Currency::Btc));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ready: Value = app.get("/readyz").await.json().await.unwrap();
+        if ready["unhealthy_quotable_chains"] == json!(["btc"]) {
+            assert_eq!(ready["status"], "ready", "a chain's node being down does not take the rooms offline");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported: {ready}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A price worth less than a chain's dust-safe minimum is refused as such (422), not quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_below_the_chains_minimum_is_422() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
+        settings.payments.btc_xpub = Some(ZPUB.into());
+        // $25 at $60 million per BTC is 42 sat.
+        settings.rates.table.insert("BTC".into(), "60000000".into());
+    })
+    .await;
+    let event_id = on_sale_event(&app, 1).await;
+    let res = buy(&app, json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "amount_below_minimum");
+    assert!(err["error"]["message"].as_str().unwrap().contains("0.00000042 BTC"), "{err}");
+}

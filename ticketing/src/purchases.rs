@@ -28,6 +28,7 @@ use crate::rates::{convert_usd, RateError, RateSource};
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod minimums;
 
 /// How long a quote's rate and seat are held.
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
@@ -39,6 +40,8 @@ pub const DEFAULT_PAYOUT_DELAY_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 pub struct PaymentSettings {
     pub hive_account: String,
     pub btc: Option<BtcAccount>,
+    /// The Bitcoin network payments are received on: buyers' BTC wallets must be addresses of the same one.
+    pub btc_network: chains::signature::BtcNetwork,
     pub evm: Option<EvmAccount>,
     pub sol_account: Option<String>,
     /// Monero subaddresses, one per quote (monero-wallet-rpc `create_address`); without it XMR is unavailable.
@@ -49,6 +52,11 @@ pub struct PaymentSettings {
     pub payout_delay_ms: i64,
     /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
     pub tokens: crate::tokens::TokenContracts,
+    /// Chains whose payments no watcher credits (here or in another process), each with the setting that would
+    /// (`[watchers.btc]`): their currencies are refused with `currency_not_payable`, since a buyer who paid
+    /// would never get a ticket. Empty by default: a caller that reports payments itself (tests, tools) quotes
+    /// every chain whose receiving setting is present.
+    pub unwatched: std::collections::BTreeMap<Chain, String>,
     /// Limits on what one party may hold of one event's sale; see [`QuoteLimits`].
     pub quote_limits: QuoteLimits,
 }
@@ -91,6 +99,7 @@ impl PaymentSettings {
         PaymentSettings {
             hive_account: hive_account.into(),
             btc: None,
+            btc_network: chains::signature::BtcNetwork::Mainnet,
             evm: None,
             sol_account: None,
             xmr: None,
@@ -99,6 +108,7 @@ impl PaymentSettings {
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
             tokens: crate::tokens::TokenContracts::new(),
+            unwatched: Default::default(),
             quote_limits: QuoteLimits::default(),
         }
     }
@@ -154,6 +164,10 @@ pub enum PurchaseError {
     CurrencyNotAccepted(Currency),
     #[error("{0} payments are not configured on this gateway")]
     PaymentMethodUnavailable(Currency),
+    #[error("the price is {0} {cur}, below the least {1} {cur} a quote may ask for (dust or fees would eat it)", cur = .0.currency)]
+    BelowMinimum(Amount, Amount),
+    #[error("{0} cannot be paid on this gateway: no watcher credits its payments ({1} is not configured)")]
+    CurrencyNotPayable(Currency, String),
     #[error(transparent)]
     InvalidWallet(#[from] chains::address::InvalidAddress),
     #[error("no exchange rate: {0}")]
@@ -189,7 +203,10 @@ impl PurchaseError {
             PurchaseError::TooManyQuotes { scope: QuoteScope::Wallet, .. } => "too_many_quotes_for_wallet",
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
             PurchaseError::PaymentMethodUnavailable(_) => "payment_method_unavailable",
+            PurchaseError::CurrencyNotPayable(..) => "currency_not_payable",
+            PurchaseError::BelowMinimum(..) => "amount_below_minimum",
             PurchaseError::InvalidWallet(_) => "invalid_wallet",
+            PurchaseError::Rate(RateError::Unrepresentable(_)) => "amount_unrepresentable",
             PurchaseError::Rate(_) => "rate_unavailable",
             PurchaseError::QuoteNotFound(_) => "quote_not_found",
             PurchaseError::EntryNotFound(_) => "entry_not_found",
@@ -422,7 +439,7 @@ impl Purchases {
     ) -> Result<QuoteRow, PurchaseError> {
         let currency = request.currency;
         let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
-        let wallet = chains::address::canonical_address(chain, &request.wallet_address, btc_network())?;
+        let wallet = chains::address::canonical_address(chain, &request.wallet_address, self.settings.btc_network)?;
         let event = event_terms(&self.store, request.event_id)
             .await?
             .ok_or(PurchaseError::EventNotFound(request.event_id))?;
@@ -448,6 +465,10 @@ impl Purchases {
             return Err(PurchaseError::CurrencyNotAccepted(currency));
         };
         self.check_configured(chain, currency)?;
+        let minimum = Amount::new(currency, minimums::minimum_quote(currency));
+        if amount.units > 0 && amount.units < minimum.units {
+            return Err(PurchaseError::BelowMinimum(amount, minimum));
+        }
         self.expire_quotes(Some(event.id), now).await?;
 
         let id = random_id("q", 12);
@@ -572,7 +593,21 @@ impl Purchases {
         if !ok {
             return Err(PurchaseError::PaymentMethodUnavailable(currency));
         }
+        if let Some(setting) = self.settings.unwatched.get(&chain) {
+            return Err(PurchaseError::CurrencyNotPayable(currency, setting.clone()));
+        }
         self.settings.tokens.check_quotable(currency)
+    }
+
+    /// Whether a quote in `currency` would be issued (its receiving setting is present and a watcher credits
+    /// it), rates and the event's own list aside: what listings show as payable.
+    pub fn check_payable(&self, currency: Currency) -> Result<(), PurchaseError> {
+        let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
+        self.check_configured(chain, currency)
+    }
+
+    pub fn is_payable(&self, currency: Currency) -> bool {
+        self.check_payable(currency).is_ok()
     }
 
     /// Address, memo and reference that tie a payment to quote `id`.
@@ -1299,6 +1334,8 @@ struct LedgerInsert<'a> {
 }
 
 async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) -> Result<(), StoreError> {
+    // A refund too small to send is recorded, not owed.
+    let status = if e.kind == "refund" && e.status == "due" { minimums::refund_status(e.amount) } else { e.status };
     sqlx::query(
         "INSERT INTO ledger_entries (event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
          recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1312,7 +1349,7 @@ async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) 
     .bind(e.amount.currency.symbol())
     .bind(e.amount.units.to_string())
     .bind(e.recipient)
-    .bind(e.status)
+    .bind(status)
     .bind(e.due_at)
     .bind(e.now)
     .execute(&mut **tx)
@@ -1616,10 +1653,6 @@ pub fn payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option<Strin
 /// Hive amounts always carry three decimals (`25.000`).
 pub fn format_hive(amount: Amount) -> String {
     format!("{}.{:03}", amount.units / 1000, amount.units % 1000)
-}
-
-fn btc_network() -> chains::signature::BtcNetwork {
-    chains::signature::BtcNetwork::Mainnet
 }
 
 fn random_id(prefix: &str, bytes: usize) -> String {

@@ -18,6 +18,9 @@ pub enum RateError {
     Missing(Currency),
     #[error("rate source failed: {0}")]
     Upstream(String),
+    /// The price converts to more base units of the currency than an amount can hold (a rate near zero).
+    #[error("the price cannot be represented as an amount of {0} at the current rate")]
+    Unrepresentable(Currency),
 }
 
 /// USD per one whole unit of a currency.
@@ -146,20 +149,41 @@ fn parse_simple_price(body: &str, id: &str) -> Option<Decimal> {
 }
 
 /// Converts a USD price (in cents) into `currency`, rounding *up* to the currency's base unit so the
-/// platform is never paid less than the price.
+/// platform is never paid less than the price: the result is the least `units` with `units × rate ≥ price`.
+///
+/// The division is exact. A rate is `mantissa / 10^scale`, so the amount is
+/// `⌈cents · 10^(decimals + scale − 2) / mantissa⌉`, worked out by long division over the decimal digits of the
+/// numerator (its remainder stays below the 96-bit mantissa, so every step fits in a `u128`). `Decimal`
+/// division would round the quotient to 28 significant digits first, and the ceiling of a rounded-down
+/// quotient can be one base unit under the price.
 pub fn convert_usd(price: Amount, currency: Currency, usd_per_unit: Decimal) -> Result<Amount, RateError> {
     debug_assert_eq!(price.currency, Currency::Usd);
     if usd_per_unit <= Decimal::ZERO {
         return Err(RateError::Missing(currency));
     }
-    let usd = price.to_decimal().ok_or_else(|| RateError::Upstream("price out of range".into()))?;
-    let units = usd
-        .checked_div(usd_per_unit)
-        .and_then(|whole| whole.checked_mul(Decimal::from(10u64.pow(currency.decimals().min(18)))))
-        .ok_or_else(|| RateError::Upstream("conversion overflow".into()))?;
-    // Decimal holds 28 significant digits; 18-decimal currencies need the last step in integers.
-    let units = units.ceil().to_u128().ok_or_else(|| RateError::Upstream("conversion overflow".into()))?;
-    Ok(Amount::new(currency, units))
+    let rate = usd_per_unit.normalize();
+    let unrepresentable = || RateError::Unrepresentable(currency);
+    let mantissa = u128::try_from(rate.mantissa()).map_err(|_| unrepresentable())?;
+    let shift = i64::from(currency.decimals()) + i64::from(rate.scale()) - i64::from(price.currency.decimals());
+    let zeros = u32::try_from(shift.max(0)).map_err(|_| unrepresentable())?;
+    let divisor = 10u128
+        .checked_pow(u32::try_from(-shift.min(0)).map_err(|_| unrepresentable())?)
+        .and_then(|scale| scale.checked_mul(mantissa))
+        .ok_or_else(unrepresentable)?;
+    let digits = price.units.to_string().into_bytes().into_iter().map(|d| u128::from(d - b'0'));
+    let (mut quotient, mut remainder) = (0u128, 0u128);
+    for digit in digits.chain(std::iter::repeat_n(0, zeros as usize)) {
+        let partial = remainder * 10 + digit; // remainder < divisor < 2^103, so this fits
+        quotient = quotient.checked_mul(10).and_then(|q| q.checked_add(partial / divisor)).ok_or_else(unrepresentable)?;
+        remainder = partial % divisor;
+    }
+    if remainder != 0 {
+        quotient = quotient.checked_add(1).ok_or_else(unrepresentable)?;
+    }
+    let amount = Amount::new(currency, quotient);
+    // Amounts are shown and compared as decimals downstream: one that a `Decimal` cannot hold is refused here.
+    amount.to_decimal().ok_or_else(unrepresentable)?;
+    Ok(amount)
 }
 
 /// The USD value (in cents, rounded down) of an amount, for filtering and display.
@@ -198,6 +222,90 @@ mod tests {
         assert_eq!(usdc.units, 25_005_002); // 25.0050010002 → rounded up to the micro-USDC
         let usdt = convert_usd(price, Currency::UsdtBnb, Decimal::ONE).unwrap();
         assert_eq!(usdt.units, 25_000_000_000_000_000_000);
+    }
+
+    /// A natural number as base-2^32 limbs, least significant first: just enough to check a conversion exactly.
+    fn big(n: u128) -> Vec<u64> {
+        (0..4).map(|i| ((n >> (32 * i)) & 0xffff_ffff) as u64).collect()
+    }
+
+    fn big_mul(a: &[u64], b: &[u64]) -> Vec<u64> {
+        let mut out = vec![0u64; a.len() + b.len()];
+        for (i, x) in a.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, y) in b.iter().enumerate() {
+                let t = out[i + j] + x * y + carry;
+                out[i + j] = t & 0xffff_ffff;
+                carry = t >> 32;
+            }
+            out[i + b.len()] += carry;
+        }
+        out
+    }
+
+    fn big_cmp(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+        let len = a.len().max(b.len());
+        let limb = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+        (0..len).rev().map(|i| limb(a, i).cmp(&limb(b, i))).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+    }
+
+    /// `units × rate` against the price, both sides scaled to integers: `units · mantissa · 10^2` against
+    /// `cents · 10^(decimals + scale)`.
+    fn value_vs_price(units: u128, currency: Currency, rate: Decimal, cents: u128) -> std::cmp::Ordering {
+        let lhs = big_mul(&big_mul(&big(units), &big(rate.mantissa() as u128)), &big(100));
+        let mut rhs = big(cents);
+        for _ in 0..(currency.decimals() + rate.scale()) {
+            rhs = big_mul(&rhs, &big(10));
+        }
+        big_cmp(&lhs, &rhs)
+    }
+
+    #[test]
+    fn a_rate_with_many_digits_still_covers_the_price() {
+        // 25 USD at 2499.999999999999999999999999 USD/ETH is 10^16 wei and 4·10^-12 wei more: Decimal division
+        // rounds 25/2499.99…9 to 0.01 (28 digits), whose ceiling in wei is one under the price.
+        let rate = Decimal::from_str("2499.999999999999999999999999").unwrap();
+        let eth = convert_usd(Amount::new(Currency::Usd, 2500), Currency::Eth, rate).unwrap();
+        assert_ne!(value_vs_price(eth.units, Currency::Eth, rate, 2500), std::cmp::Ordering::Less);
+        assert_eq!(value_vs_price(eth.units - 1, Currency::Eth, rate, 2500), std::cmp::Ordering::Less);
+    }
+
+    #[test]
+    fn an_amount_too_large_to_hold_is_its_own_error() {
+        let tiny = Decimal::from_str("0.0000000000000000000000000001").unwrap();
+        let err = convert_usd(Amount::new(Currency::Usd, 2500), Currency::Eth, tiny).unwrap_err();
+        assert!(matches!(err, RateError::Unrepresentable(Currency::Eth)), "{err:?}");
+    }
+
+    proptest::proptest! {
+        /// The amount is the least number of base units worth at least the price, whatever the rate's digits.
+        #[test]
+        fn amounts_are_exact_ceilings(
+            cents in 1u128..100_000_000,
+            mantissa in 1u128..(1u128 << 96),
+            scale in 0u32..=28,
+            currency in proptest::sample::select(vec![Currency::Hive, Currency::Btc, Currency::Eth, Currency::Sol, Currency::Xmr, Currency::UsdcPol, Currency::UsdtBnb]),
+        ) {
+            let rate = Decimal::from_i128_with_scale(mantissa as i128, scale);
+            let Ok(amount) = convert_usd(Amount::new(Currency::Usd, cents), currency, rate) else {
+                // Refused only when the amount really exceeds what a Decimal holds.
+                let limit = (1u128 << 96) - 1;
+                proptest::prop_assert_eq!(value_vs_price(limit, currency, rate, cents), std::cmp::Ordering::Less);
+                return Ok(());
+            };
+            proptest::prop_assert_ne!(value_vs_price(amount.units, currency, rate, cents), std::cmp::Ordering::Less);
+            proptest::prop_assert_eq!(value_vs_price(amount.units - 1, currency, rate, cents), std::cmp::Ordering::Less);
+        }
+
+        /// Rates a hair under a round number (`2499.99…9`) put the exact amount just above an integer, where
+        /// rounding the quotient first would lose the last unit.
+        #[test]
+        fn amounts_just_above_a_whole_unit_round_up(cents in 1u128..100_000_000, whole in 1u128..50_000, nines in 18u32..=24) {
+            let rate = Decimal::from_i128_with_scale((whole * 10u128.pow(nines) - 1) as i128, nines);
+            let amount = convert_usd(Amount::new(Currency::Usd, cents), Currency::Eth, rate).unwrap();
+            proptest::prop_assert_ne!(value_vs_price(amount.units, Currency::Eth, rate, cents), std::cmp::Ordering::Less);
+            proptest::prop_assert_eq!(value_vs_price(amount.units - 1, Currency::Eth, rate, cents), std::cmp::Ordering::Less);
+        }
     }
 
     #[tokio::test]

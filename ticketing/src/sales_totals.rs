@@ -40,7 +40,7 @@ impl Store {
             totals.tickets.entry(currency.clone()).or_default().add(units);
         }
         let refunds = sqlx::query_as::<_, (String, String)>(
-            "SELECT currency, amount_units FROM ledger_entries WHERE kind = 'refund' AND status <> 'cancelled'",
+            "SELECT currency, amount_units FROM ledger_entries WHERE kind = 'refund' AND status NOT IN ('cancelled', 'below_minimum')",
         )
         .fetch_all(self.pool())
         .await?;

@@ -234,6 +234,26 @@ store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {
     assert!(matches!(p.create_quote(hive_quote(event_id, "bob"), NOW + 24 * HOUR).await, Err(PurchaseError::NotOnSale(_))));
 });
 
+/// The same account as `ZPUB`, as a BIP-84 key for test networks.
+const VPUB: &str = "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x";
+
+store_test!(buyer_btc_wallets_are_on_the_configured_network, |store: Store| async move {
+    let account = BtcAccount::parse(VPUB, BtcNetwork::Regtest).unwrap();
+    let buyer = account.address(99).unwrap();
+    assert!(buyer.starts_with("bcrt1"), "{buyer}");
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.btc = Some(account);
+    settings.btc_network = BtcNetwork::Regtest;
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
+    let event_id = event(&store, 5, (Currency::Usd, "25"), "BTC").await;
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: buyer.clone() }, NOW).await.unwrap();
+    assert!(quote.payment_address.starts_with("bcrt1"), "{}", quote.payment_address);
+    assert_eq!(quote.wallet_address, buyer);
+    // A mainnet wallet on a regtest gateway is not a wallet this network can refund to.
+    let mainnet = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    assert!(matches!(mainnet, Err(PurchaseError::InvalidWallet(_))), "{mainnet:?}");
+});
+
 store_test!(double_reported_payment_issues_one_ticket, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
@@ -517,4 +537,47 @@ store_test!(bulk_and_one_by_one_credit_write_the_same_rows, |store: Store| async
     );
     // Seats: q2, q4 and q7 still hold theirs, q6's was given back; five sold, the late payer's among them.
     assert_eq!(rows.last().map(String::as_str), Some("3|5"), "{rows:#?}");
+});
+
+store_test!(a_quote_below_the_chains_minimum_is_refused, |store: Store| async move {
+    let p = purchases(&store);
+    // $0.01 at $60,000 is 17 sat: dust on Bitcoin.
+    let event_id = event(&store, 2, (Currency::Usd, "0.01"), "BTC,HIVE").await;
+    let btc = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    match btc {
+        Err(err @ PurchaseError::BelowMinimum(amount, minimum)) => {
+            assert_eq!((amount.units, minimum.units), (17, ticketing::purchases::minimums::minimum_quote(Currency::Btc)));
+            assert_eq!(err.code(), "amount_below_minimum");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Hive has no dust: 0.040 HIVE is a quote.
+    assert_eq!(p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap().amount().unwrap().units, 40);
+});
+
+store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store| async move {
+    let p = purchases(&store);
+    let event_id = event(&store, 2, (Currency::Btc, "0.001"), "BTC").await;
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    // 17 sat too much (the set-wise crediting path), then a second 500-sat payment to the paid quote (one by one).
+    let outcome = p.report_payment(report(&quote, "aa", 100_017, 2, true), NOW + 1).await.unwrap();
+    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
+    p.report_payment(report(&quote, "bb", 500, 2, true), NOW + 2).await.unwrap();
+    // And one worth sending: 5,000 sat.
+    p.report_payment(report(&quote, "cc", 5_000, 2, true), NOW + 3).await.unwrap();
+    let mut refunds: Vec<(String, String)> = p
+        .ledger_for_event(event_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "refund")
+        .map(|e| (e.amount_units, e.status))
+        .collect();
+    refunds.sort();
+    assert_eq!(
+        refunds,
+        vec![("17".into(), "below_minimum".into()), ("500".into(), "below_minimum".into()), ("5000".into(), "due".into())]
+    );
+    let due: Vec<String> = p.ledger("refund", true, NOW + 4).await.unwrap().into_iter().map(|e| e.amount_units).collect();
+    assert_eq!(due, vec!["5000".to_string()]);
 });

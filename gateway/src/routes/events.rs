@@ -21,6 +21,7 @@ use ticketing::events::{
     MarketQuery, NewEvent, RatingSummary, SortBy, Window,
 };
 use ticketing::ratings::{rating_message, NewRating, Rating, RatingError, Stars};
+use ticketing::purchases::Purchases;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::require_admin;
@@ -123,6 +124,9 @@ pub struct EventView {
     /// The price in each currency buyers may pay in, at the current rates.
     pub prices: Vec<Money>,
     pub supported_crypto: Vec<String>,
+    /// The listed currencies this gateway can really be paid in now (its receiving setting is present and a
+    /// watcher credits it): a purchase in another is refused.
+    pub payable: Vec<String>,
     pub max_attendees: i64,
     pub tickets_sold: i64,
     pub seats_held: i64,
@@ -140,7 +144,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 impl EventView {
-    pub fn new(listing: &EventListing, prices: &EventPrices, now: i64) -> Self {
+    pub fn new(listing: &EventListing, prices: &EventPrices, purchases: &Purchases, now: i64) -> Self {
         let e = &listing.event;
         EventView {
             id: e.id,
@@ -172,6 +176,12 @@ impl EventView {
                 .map(|c| Amount::new(Currency::Usd, c).to_string()),
             prices: prices.by_currency.iter().map(|a| Money::from(*a)).collect(),
             supported_crypto: e.supported_crypto.iter().map(|c| c.symbol().to_owned()).collect(),
+            payable: e
+                .supported_crypto
+                .iter()
+                .filter(|c| purchases.is_payable(**c))
+                .map(|c| c.symbol().to_owned())
+                .collect(),
             max_attendees: e.max_attendees,
             tickets_sold: e.tickets_sold,
             seats_held: e.seats_held,
@@ -187,7 +197,7 @@ impl EventView {
 
     pub async fn load(state: &AppState, listing: &EventListing, now: i64) -> Self {
         let prices = price_event(&listing.event, &*state.rates).await;
-        EventView::new(listing, &prices, now)
+        EventView::new(listing, &prices, &state.purchases, now)
     }
 }
 
@@ -627,7 +637,7 @@ pub async fn list_events(State(state): State<AppState>, Query(params): Query<Lis
     let now = ticketing::now_ms();
     let query = params.into_query()?;
     let page = state.store.marketplace(&query, &*state.rates, now).await?;
-    let items = page.items.iter().map(|MarketItem { listing, prices }| EventView::new(listing, prices, now)).collect();
+    let items = page.items.iter().map(|MarketItem { listing, prices }| EventView::new(listing, prices, &state.purchases, now)).collect();
     Ok(Json(EventPage { items, next_cursor: page.next.as_ref().map(encode_cursor) }))
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
 use ticketing::purchases::{LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
+use ticketing::rates::RateError;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -39,7 +40,10 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
             PurchaseError::CurrencyNotAccepted(_)
             | PurchaseError::PaymentMethodUnavailable(_)
-            | PurchaseError::InvalidWallet(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | PurchaseError::CurrencyNotPayable(..)
+            | PurchaseError::BelowMinimum(..)
+            | PurchaseError::InvalidWallet(_)
+            | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
             PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
                 return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
@@ -49,7 +53,13 @@ impl From<PurchaseError> for ApiError {
                 return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
             }
         };
-        ApiError::new(status, err.code(), err.to_string())
+        let message = match &err {
+            PurchaseError::PaymentMethodUnavailable(currency) => {
+                format!("{err}: {} is not set", crate::payability::receiving_setting(*currency))
+            }
+            _ => err.to_string(),
+        };
+        ApiError::new(status, err.code(), message)
     }
 }
 
@@ -155,8 +165,8 @@ pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResu
     let amount = quote.amount()?;
     let received = quote.received()?;
     let ticket = state.purchases.ticket_for_quote(&quote.id).await?.map(ticket_view);
-    let progress = (quote.status == "confirming" || quote.status == "seen")
-        .then(|| format!("confirming {}/{}", quote.confirmations, quote.confirmations_required));
+    let finalized_tag = quote.chain().is_ok_and(|chain| crate::routes::quote_events::follows_finalized_tag(&state.settings, chain));
+    let progress = crate::routes::quote_events::progress(&quote, finalized_tag);
     Ok(QuoteResponse {
         payment_uri: payment_uri(&quote, state.purchases.settings()),
         quote_id: quote.id,

@@ -50,6 +50,35 @@ impl Progress {
     }
 }
 
+/// What a seen payment waits for, as the checkout shows it: `confirming n/m` while it counts confirmations,
+/// `waiting for finality` once the count is reached but the watcher has not called it final yet, and always on a
+/// chain that waits for its node's `finalized` tag (Ethereum), where the count says nothing. Never `n/m` with
+/// n > m. `None` unless the payment is seen or confirming.
+pub fn progress(quote: &QuoteRow, finalized_tag: bool) -> Option<String> {
+    progress_of(&quote.status, quote.confirmations, quote.confirmations_required, finalized_tag)
+}
+
+fn progress_of(status: &str, confirmations: i64, required: i64, finalized_tag: bool) -> Option<String> {
+    if status != "seen" && status != "confirming" {
+        return None;
+    }
+    Some(if finalized_tag || confirmations >= required {
+        "waiting for finality".to_owned()
+    } else {
+        format!("confirming {}/{required}", confirmations.max(0))
+    })
+}
+
+/// Whether `chain`'s watcher waits for the node's `finalized` tag: as configured here, or the watcher's default
+/// (Ethereum) when the chain is watched elsewhere.
+pub fn follows_finalized_tag(settings: &crate::configuration::Settings, chain: chains::Chain) -> bool {
+    let finality = match settings.watchers.evm.iter().find(|w| w.chain == chain) {
+        Some(watcher) => watcher.finality(),
+        None => watchers::EvmWatcherConfig::new(chain, "").finality(),
+    };
+    matches!(finality, watchers::Finality::FinalizedTag { .. })
+}
+
 /// `GET /api/quotes/{id}/events`: `event: quote` with the quote's JSON, on each change, until a terminal status.
 pub async fn quote_events(
     State(state): State<AppState>,
@@ -114,4 +143,34 @@ async fn current(state: &AppState, id: &str) -> Result<Option<QuoteRow>, ApiErro
         return Ok(state.purchases.quote(id).await?);
     }
     Ok(Some(quote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_what_it_waits_for_and_never_counts_past_the_policy() {
+        assert_eq!(progress_of("confirming", 1, 2, false).as_deref(), Some("confirming 1/2"));
+        assert_eq!(progress_of("seen", 0, 2, false).as_deref(), Some("confirming 0/2"));
+        // Reached the count but not final yet (a watcher with a stricter policy, or a lock): not "62/12".
+        assert_eq!(progress_of("confirming", 62, 12, false).as_deref(), Some("waiting for finality"));
+        assert_eq!(progress_of("confirming", 12, 12, false).as_deref(), Some("waiting for finality"));
+        // Ethereum waits for the `finalized` tag: a count would mislead.
+        assert_eq!(progress_of("confirming", 3, 12, true).as_deref(), Some("waiting for finality"));
+        assert_eq!(progress_of("paid", 12, 12, false), None);
+        assert_eq!(progress_of("awaiting_payment", 0, 2, false), None);
+    }
+
+    #[test]
+    fn ethereum_follows_the_finalized_tag_unless_configured_otherwise() {
+        let mut settings = crate::configuration::Settings::default();
+        assert!(follows_finalized_tag(&settings, chains::Chain::Eth));
+        assert!(!follows_finalized_tag(&settings, chains::Chain::Pol));
+        assert!(!follows_finalized_tag(&settings, chains::Chain::Btc));
+        let mut eth = watchers::EvmWatcherConfig::new(chains::Chain::Eth, "http://127.0.0.1:1");
+        eth.use_finalized_tag = Some(false);
+        settings.watchers.evm.push(eth);
+        assert!(!follows_finalized_tag(&settings, chains::Chain::Eth));
+    }
 }

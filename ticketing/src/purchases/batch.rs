@@ -355,7 +355,8 @@ impl Purchases {
             entries.push((q, ticket, payment, "commission", "sale", split.commission, "platform", "pending", due_at));
             entries.push((q, ticket, payment, "payout", "sale", split.payout, event.creator_account.as_str(), "pending", due_at));
             if let Some(excess) = paid.checked_sub(price).filter(|e| e.units > 0) {
-                entries.push((q, ticket, payment, "refund", "overpaid", excess, q.wallet_address.as_str(), "due", now));
+                let status = super::minimums::refund_status(excess);
+                entries.push((q, ticket, payment, "refund", "overpaid", excess, q.wallet_address.as_str(), status, now));
             }
         }
         let sql = format!(
