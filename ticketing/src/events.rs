@@ -197,7 +197,7 @@ pub enum EventRule {
     SpaceIdRequired,
     #[error("ticket_price `{0}` is not a decimal number")]
     InvalidPrice(String),
-    #[error("ticket_price must be greater than zero")]
+    #[error("ticket_price must not be negative (0 makes a free event)")]
     PriceNotPositive,
     #[error("{currency} prices have at most {decimals} decimals")]
     TooManyDecimals { currency: Currency, decimals: u32 },
@@ -425,7 +425,8 @@ pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> 
         return Err(EventRule::InvalidPrice(text.to_owned()));
     }
     let value = Decimal::from_str(text).map_err(|_| EventRule::InvalidPrice(text.to_owned()))?;
-    if value <= Decimal::ZERO {
+    // 0 is a free event (reserved with a wallet signature, see `purchases::rsvp`); below 0 is no price.
+    if value < Decimal::ZERO {
         return Err(EventRule::PriceNotPositive);
     }
     // A bound people never reach, so that every accepted price converts into every payable currency's base
@@ -1228,7 +1229,6 @@ mod tests {
             (EventInput { space_id: "".into(), ..input() }, "space_id_required"),
             (EventInput { ticket_price: "abc".into(), ..input() }, "invalid_price"),
             (EventInput { ticket_price: "1e3".into(), ..input() }, "invalid_price"),
-            (EventInput { ticket_price: "0".into(), ..input() }, "price_not_positive"),
             (EventInput { ticket_price: "-5".into(), ..input() }, "price_not_positive"),
             (EventInput { ticket_price: "1.001".into(), ..input() }, "too_many_decimals"),
             (EventInput { ticket_currency: "DOGE".into(), ..input() }, "unknown_currency"),

@@ -38,6 +38,8 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::NotDue(_)
             | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
             PurchaseError::CurrencyNotAccepted(_)
+            | PurchaseError::FreeEvent(_)
+            | PurchaseError::NotFree
             | PurchaseError::PaymentMethodUnavailable(_)
             | PurchaseError::InvalidWallet(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
