@@ -116,6 +116,10 @@ app_test!(paid_event_refuses_rsvp_and_free_event_refuses_quotes, |app| async mov
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "free_event");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM quotes WHERE event_id = $1", free).await, 0);
+
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let refusal = doc["paths"]["/api/events/{id}/rsvp"]["post"]["responses"]["422"]["description"].as_str().unwrap();
+    assert!(refusal.contains("not_free"), "{refusal}");
 });
 
 app_test!(cancelling_a_free_event_cancels_its_tickets_without_refunds, |app| async move {
