@@ -1220,6 +1220,16 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_price_is_a_free_event() {
+        for zero in ["0", "0.00", "-0"] {
+            let free = NewEvent::parse(EventInput { ticket_price: zero.into(), ..input() }, 0).unwrap();
+            assert_eq!(free.price.units, 0, "{zero}");
+        }
+        let hive = NewEvent::parse(EventInput { ticket_price: "0".into(), ticket_currency: "hive".into(), ..input() }, 0).unwrap();
+        assert_eq!(hive.price, Amount::zero(Currency::Hive));
+    }
+
+    #[test]
     fn every_rule_has_its_code() {
         let cases: Vec<(EventInput, &str)> = vec![
             (EventInput { title: "  ".into(), ..input() }, "title_required"),
