@@ -98,9 +98,43 @@ app_test!(rsvp_with_a_real_signature_gives_a_ticket_that_joins, |app| async move
         0
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_log WHERE event_id = $1 AND action = 'ticket.reserved'", event_id).await, 1);
-    // Analytics count the RSVP as a ticket; sales (revenue) stay empty.
+    // Analytics count the RSVP as a ticket (and its entry); sales (revenue) stay empty.
+    // (The entry is written when the attendance batch is flushed: polled.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let check_in = loop {
+        let check_in = app.store.check_in(event_id).await.unwrap();
+        if check_in.tickets_used == 1 || std::time::Instant::now() > deadline {
+            break check_in;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!((check_in.tickets_sold, check_in.tickets_used), (1, 1));
     let sales = app.state.purchases.sales_summary("alice").await.unwrap();
     assert!(sales.iter().all(|line| line.event_id != event_id), "{sales:?}");
+});
+
+app_test!(one_wallet_racing_itself_gets_one_ticket, |app| async move {
+    let event_id = free_event(&app, 10).await;
+    let wallet = EvmWallet::new(5);
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        bodies.push(signed(&app, event_id, &wallet).await);
+    }
+    let path = app.url(&format!("/api/events/{event_id}/rsvp"));
+    let results = futures_util::future::join_all(bodies.iter().map(|body| {
+        let (client, url) = (app.client.clone(), path.clone());
+        async move {
+            let res = client.post(url).json(body).send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let held = results.iter().filter(|(s, b)| *s == StatusCode::OK && b["created"] == false).count();
+    assert_eq!((created, held), (1, 4), "{results:?}");
+    let ids: std::collections::BTreeSet<i64> = results.iter().map(|(_, b)| b["ticket"]["ticket_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(count(&app, "SELECT tickets_sold FROM events WHERE id = $1", event_id).await, 1);
 });
 
 app_test!(paid_event_refuses_rsvp_and_free_event_refuses_quotes, |app| async move {
