@@ -16,6 +16,11 @@ main(async (args) => {
     const page = await context.newPage();
     await page.addInitScript(EIP1193);
     const record = await watchPage(page, "free", args.base_url);
+    await page.goto(`${args.base_url}/pages/index.html`);
+    await page.waitForSelector("body[data-loaded]");
+    const card = await page.$eval(`#events li[data-event-id="${args.event_id}"]`, (el) => ({
+      text: el.textContent, prices: el.querySelectorAll(".prices li").length,
+    }));
     await page.goto(`${args.base_url}/pages/event.html?id=${args.event_id}`);
     await page.waitForSelector("body[data-loaded]");
     const before = await page.evaluate(() => ({
@@ -37,7 +42,7 @@ main(async (args) => {
       payBoxHidden: document.querySelector("#pay-box").hidden,
       formHidden: document.querySelector("#buy-form").hidden,
     }));
-    return { wallet: wallet.address, before, after, errors: record.errors, external: record.external };
+    return { wallet: wallet.address, card, before, after, errors: record.errors, external: record.external };
   } finally {
     await close();
   }

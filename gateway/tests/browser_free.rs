@@ -57,6 +57,8 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
 
     let wallet = EvmWallet::new(WALLET_SEED);
     assert_eq!(result["wallet"], wallet.address().as_str());
+    assert!(result["card"]["text"].as_str().unwrap().contains("Free — reserve with your wallet"), "{result}");
+    assert_eq!(result["card"]["prices"], 0);
     assert_eq!(result["before"]["heading"], "Free — reserve with your wallet");
     assert_eq!(result["before"]["price"], "Free");
     assert_eq!(result["before"]["button"], "Reserve with your wallet");
