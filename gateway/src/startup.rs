@@ -232,6 +232,7 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/metrics", get(metrics::render))
         .merge(api)
         .merge(routes::purchases::router())
+        .merge(routes::rsvp::router())
         .merge(routes::quote_events::router())
         .merge(routes::qr::router())
         .merge(routes::charts::router())

@@ -173,7 +173,6 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
         (json!({ "space_id": "" }), "space_id_required"),
         (json!({ "ticket_price": "twenty" }), "invalid_price"),
         (json!({ "ticket_price": true }), "invalid_price"),
-        (json!({ "ticket_price": 0 }), "price_not_positive"),
         (json!({ "ticket_price": "-1" }), "price_not_positive"),
         (json!({ "ticket_price": "25.001" }), "too_many_decimals"),
         (json!({ "ticket_price": "1000000000000000000" }), "price_too_large"),
@@ -236,6 +235,12 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
     let (_, view) = send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "supported_crypto": null })))).await;
     assert_eq!(view["supported_crypto"], json!(["HIVE", "HBD", "BTC", "ETH", "SOL", "POL", "BNB", "XMR"]));
     assert_eq!(view["sales_end"], view["event_end"]);
+    // Price 0 is a free event (reserved with a wallet signature); only a negative price is refused.
+    for zero in [json!(0), json!("0"), json!("0.00")] {
+        let (status, view) = send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "ticket_price": zero })))).await;
+        assert_eq!(status, StatusCode::CREATED, "{zero}: {view}");
+        assert_eq!(view["price"], json!({ "currency": "USD", "amount": "0" }), "{zero}: {view}");
+    }
 });
 
 app_test!(edits_after_sales_are_restricted, |app| async move {

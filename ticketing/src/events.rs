@@ -197,7 +197,7 @@ pub enum EventRule {
     SpaceIdRequired,
     #[error("ticket_price `{0}` is not a decimal number")]
     InvalidPrice(String),
-    #[error("ticket_price must be greater than zero")]
+    #[error("ticket_price must not be negative (0 makes a free event)")]
     PriceNotPositive,
     #[error("{currency} prices have at most {decimals} decimals")]
     TooManyDecimals { currency: Currency, decimals: u32 },
@@ -425,7 +425,8 @@ pub fn parse_price(currency: Currency, text: &str) -> Result<Amount, EventRule> 
         return Err(EventRule::InvalidPrice(text.to_owned()));
     }
     let value = Decimal::from_str(text).map_err(|_| EventRule::InvalidPrice(text.to_owned()))?;
-    if value <= Decimal::ZERO {
+    // 0 is a free event (reserved with a wallet signature, see `purchases::rsvp`); below 0 is no price.
+    if value < Decimal::ZERO {
         return Err(EventRule::PriceNotPositive);
     }
     // A bound people never reach, so that every accepted price converts into every payable currency's base
@@ -1219,6 +1220,16 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_price_is_a_free_event() {
+        for zero in ["0", "0.00", "-0"] {
+            let free = NewEvent::parse(EventInput { ticket_price: zero.into(), ..input() }, 0).unwrap();
+            assert_eq!(free.price.units, 0, "{zero}");
+        }
+        let hive = NewEvent::parse(EventInput { ticket_price: "0".into(), ticket_currency: "hive".into(), ..input() }, 0).unwrap();
+        assert_eq!(hive.price, Amount::zero(Currency::Hive));
+    }
+
+    #[test]
     fn every_rule_has_its_code() {
         let cases: Vec<(EventInput, &str)> = vec![
             (EventInput { title: "  ".into(), ..input() }, "title_required"),
@@ -1228,7 +1239,6 @@ mod tests {
             (EventInput { space_id: "".into(), ..input() }, "space_id_required"),
             (EventInput { ticket_price: "abc".into(), ..input() }, "invalid_price"),
             (EventInput { ticket_price: "1e3".into(), ..input() }, "invalid_price"),
-            (EventInput { ticket_price: "0".into(), ..input() }, "price_not_positive"),
             (EventInput { ticket_price: "-5".into(), ..input() }, "price_not_positive"),
             (EventInput { ticket_price: "1.001".into(), ..input() }, "too_many_decimals"),
             (EventInput { ticket_currency: "DOGE".into(), ..input() }, "unknown_currency"),

@@ -29,6 +29,9 @@ use crate::store::{Store, StoreError};
 
 mod batch;
 pub mod minimums;
+mod rsvp;
+
+pub use rsvp::Rsvp;
 
 /// How long a quote's rate and seat are held.
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
@@ -158,6 +161,10 @@ pub enum PurchaseError {
     NotOnSale(&'static str),
     #[error("the event is sold out")]
     SoldOut,
+    #[error("this event is free: reserve a seat with POST /api/events/{0}/rsvp instead of buying one")]
+    FreeEvent(i64),
+    #[error("this event is not free: buy a ticket instead of reserving one")]
+    NotFree,
     #[error("{limit} open quotes for this event from this {scope} already; try again when one expires or is paid")]
     TooManyQuotes { scope: QuoteScope, limit: u32, retry_after_secs: u64 },
     #[error("this event does not accept {0}")]
@@ -199,6 +206,8 @@ impl PurchaseError {
             PurchaseError::EventNotFound(_) => "event_not_found",
             PurchaseError::NotOnSale(_) => "not_on_sale",
             PurchaseError::SoldOut => "sold_out",
+            PurchaseError::FreeEvent(_) => "free_event",
+            PurchaseError::NotFree => "not_free",
             PurchaseError::TooManyQuotes { scope: QuoteScope::Client, .. } => "too_many_quotes_from_address",
             PurchaseError::TooManyQuotes { scope: QuoteScope::Wallet, .. } => "too_many_quotes_for_wallet",
             PurchaseError::CurrencyNotAccepted(_) => "currency_not_accepted",
@@ -456,6 +465,9 @@ impl Purchases {
             return Err(PurchaseError::CurrencyNotAccepted(currency));
         }
         let price = event.price()?;
+        if price.units == 0 {
+            return Err(PurchaseError::FreeEvent(event.id));
+        }
         let (amount, usd_rate) = if price.currency == Currency::Usd {
             let rate = self.rates.usd_rate(currency).await?;
             (convert_usd(price, currency, rate)?, Some(rate.to_string()))

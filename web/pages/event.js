@@ -6,8 +6,10 @@
 // The box follows the quote: while it awaits payment it shows how to pay; once a payment is seen every way to
 // pay again (QR code, amount, copy buttons, countdown) goes away, and once paid a receipt with the ticket and
 // the way in takes its place, scrolled into view.
+// A free event (price 0) has no payment step: "Free — reserve with your wallet". The buyer picks the wallet's
+// chain and address, the wallet signs the event's access challenge (the SDK's rsvp), and the same receipt shows.
 
-import { getCreator, getEvent, getQuote, getWalletAddress, purchaseEventTicket, watchQuote } from "/sdk/events.js";
+import { getCreator, getEvent, getQuote, getWalletAddress, purchaseEventTicket, rsvp, watchQuote } from "/sdk/events.js";
 import { $, CHAINS, chainOf, copyButton, coverImage, coverUrl, formatDate, formatDuration, h, say, sayError, siteHeader, statusWord, usd } from "/pages/ui.js";
 
 siteHeader();
@@ -69,11 +71,23 @@ async function show() {
   }).catch(() => {});
 
   const select = $("#currency");
-  for (const p of event.prices) select.append(h("option", { value: p.currency.toLowerCase() }, `${p.currency} — ${p.amount}`));
+  page.free = Number(event.price.amount) === 0;
+  if (page.free) {
+    $("#price").textContent = "Free";
+    $("#buy-h").textContent = "Free — reserve with your wallet";
+    $("label[for=currency]").textContent = "Wallet on";
+    $("#get-quote").textContent = "Reserve with your wallet";
+    $("#wallet-help").textContent = "No payment: your wallet signs a message to prove it is yours, and the seat is reserved for it. It signs again at the door — on this device or on your phone. For Hive, your account name.";
+    // Chains whose wallets can sign here (a pasted BTC/XMR address cannot sign a challenge in the browser).
+    for (const c of CHAINS.filter((c) => c.wallet !== "paste")) select.append(h("option", { value: c.value }, c.label));
+  } else {
+    for (const p of event.prices) select.append(h("option", { value: p.currency.toLowerCase() }, `${p.currency} — ${p.amount}`));
+  }
   $("#event").hidden = false;
   if (!event.on_sale || event.seats_left <= 0) {
     $("#buy-form").hidden = true;
-    say(buyMessage, event.seats_left <= 0 ? "Sold out: there are no seats left." : "Tickets are not on sale right now.", "error");
+    const closed = page.free ? "Reservations are not open right now." : "Tickets are not on sale right now.";
+    say(buyMessage, event.seats_left <= 0 ? "Sold out: there are no seats left." : closed, "error");
   }
   const resume = new URLSearchParams(location.hash.slice(1)).get("quote");
   if (resume) {
@@ -164,6 +178,22 @@ function update(q) {
   }
 }
 
+/** A free event's reservation: the wallet signs the access challenge; the receipt follows. */
+async function reserve() {
+  const chain = $("#currency").value;
+  const wallet = $("#wallet").value.trim();
+  say(buyMessage, "Sign the message in your wallet to reserve your seat…", "");
+  const { created, ticket } = await rsvp(page.event.id, chain, wallet);
+  say(buyMessage, created ? "Reserved." : "This wallet already holds a ticket for this event.", "ok");
+  $("#quote").hidden = false;
+  $("#pay-box").hidden = true;
+  const line = $("#quote-status");
+  line.dataset.status = "reserved";
+  line.textContent = "Reserved — your ticket is ready";
+  $("#buy-form").hidden = true;
+  receipt({ ticket, event_id: page.event.id, currency: chain, quote_id: ticket.quote_id || null });
+}
+
 /** The receipt: the ticket, what was paid, and the way in. */
 function receipt(q) {
   const t = q.ticket;
@@ -179,9 +209,9 @@ function receipt(q) {
     h("dl", { class: "facts" },
       h("dt", {}, "Event"), h("dd", {}, page.event ? page.event.title : `#${q.event_id}`),
       h("dt", {}, "When"), h("dd", {}, page.event ? `${formatDate(page.event.event_start)} – ${formatDate(page.event.event_end)}` : ""),
-      h("dt", {}, "Paid"), h("dd", { class: "mono" }, `${t.amount_paid} ${t.currency}`),
+      h("dt", {}, "Paid"), h("dd", { class: "mono" }, page.free ? "Free" : `${t.amount_paid} ${t.currency}`),
       h("dt", {}, "Ticket held by"), h("dd", { class: "mono" }, t.wallet_address),
-      h("dt", {}, "Quote"), h("dd", { class: "mono" }, q.quote_id)),
+      ...(q.quote_id ? [h("dt", {}, "Quote"), h("dd", { class: "mono" }, q.quote_id)] : [])),
     h("p", { class: "muted" }, "At the door, sign with this wallet — here, or on your phone if you enter from a VR headset."),
     h("p", { class: "actions" },
       h("a", { href: join, id: "join-link", class: "button" }, "Join the event"),
@@ -200,7 +230,8 @@ $("#buy-form").addEventListener("submit", async (ev) => {
   const button = $("#get-quote");
   button.disabled = true;
   try {
-    showQuote(await purchaseEventTicket(page.event.id, $("#currency").value, $("#wallet").value.trim()));
+    if (page.free) await reserve();
+    else showQuote(await purchaseEventTicket(page.event.id, $("#currency").value, $("#wallet").value.trim()));
   } catch (err) {
     sayError(buyMessage, err);
   } finally {

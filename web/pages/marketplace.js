@@ -52,8 +52,13 @@ function card(e) {
     h("h2", { class: "card-title" }, h("a", { href: `/pages/event.html?id=${e.id}` }, e.title)),
     h("p", { class: "muted" }, formatDate(e.event_start), " · by ", h("a", { href: `?creator=${encodeURIComponent(e.creator.account)}` }, e.creator.display_name || e.creator.account), rating),
     h("p", { class: "seats" }, seats),
-    h("p", {}, h("strong", {}, e.price_usd ? usd(e.price_usd) : `${e.price.amount} ${e.price.currency}`)),
-    h("ul", { class: "prices", "aria-label": "Price in each currency" }, ...e.prices.map((p) => h("li", {}, `${p.amount} ${p.currency}`))),
+    // A free event (price 0) is reserved with a wallet signature: no per-currency prices to list.
+    Number(e.price.amount) === 0
+      ? h("p", {}, h("strong", {}, "Free"), " — reserve with your wallet")
+      : h("p", {}, h("strong", {}, e.price_usd ? usd(e.price_usd) : `${e.price.amount} ${e.price.currency}`)),
+    Number(e.price.amount) === 0
+      ? null
+      : h("ul", { class: "prices", "aria-label": "Price in each currency" }, ...e.prices.map((p) => h("li", {}, `${p.amount} ${p.currency}`))),
   );
 }
 

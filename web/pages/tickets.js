@@ -77,7 +77,7 @@ function card(t, event, wallet) {
     h("div", {}, h("span", { class: `badge ${state.kind}` }, state.word)),
     h("h2", { class: "card-title" }, event ? h("a", { href: `/pages/event.html?id=${t.event_id}` }, event.title) : `Event ${t.event_id}`),
     event ? h("p", { class: "muted" }, `${formatDate(event.event_start)} – ${formatDate(event.event_end)}`) : null,
-    h("p", {}, `Ticket #${t.ticket_id} · paid ${t.amount_paid} ${t.currency}`),
+    h("p", {}, `Ticket #${t.ticket_id} · ${Number(t.amount_paid) === 0 ? "free (reserved)" : `paid ${t.amount_paid} ${t.currency}`}`),
     canJoin ? h("p", {}, h("a", { class: "button", href: join }, event.status === "live" ? "Join now" : "Join"),
       event.status === "published" ? h("span", { class: "muted" }, ` ${statusWord(event.status)}: the doors open shortly before the start.`) : null) : null,
     t.status === "valid" && event && event.status === "ended" ? rateForm(t, event, wallet) : null);

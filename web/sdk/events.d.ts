@@ -186,6 +186,21 @@ export interface JoinResponse {
   turn_credentials: TurnCredentials | null;
 }
 
+export interface RsvpResponse {
+  /** False: the wallet already held this ticket (one per wallet per event). */
+  created: boolean;
+  /** An ordinary ticket: `amount_paid` is "0". */
+  ticket: Ticket;
+}
+
+export interface RsvpOptions {
+  /** A signature made elsewhere, over `message` (a challenge from `getChallenge`). */
+  signature?: string | SignedMessage;
+  message?: string;
+  /** Hive: the account to sign as. */
+  account?: string;
+}
+
 export interface JoinOptions {
   /** Defaults to `eth`. */
   chain?: ChainName;
@@ -221,6 +236,8 @@ export declare class DluxClient {
   getWalletAddress(chain: ChainName, options?: { account?: string }): Promise<string>;
   signWithWallet(message: string, chain: ChainName, options?: { account?: string }): Promise<SignedMessage>;
   joinEvent(eventId: number | string, address: string, signature: string | SignedMessage, options?: JoinOptions): Promise<JoinResponse>;
+  /** A seat of a free event for `wallet`, proven by signing the access challenge (no payment). */
+  rsvp(eventId: number | string, chain: ChainName, wallet: string, options?: RsvpOptions): Promise<RsvpResponse>;
   connectScene(sceneEl: Element, join: JoinResponse, options?: Record<string, unknown>): Promise<{ clientId: string }>;
 }
 
@@ -238,6 +255,7 @@ export declare function watchQuote(quoteId: string, onUpdate: (quote: Quote) => 
 export declare function getChallenge(eventId: number | string, chain: ChainName, wallet: string): Promise<Challenge>;
 export declare function getWalletAddress(chain: ChainName, options?: { account?: string }): Promise<string>;
 export declare function signWithWallet(message: string, chain: ChainName, options?: { account?: string }): Promise<SignedMessage>;
+export declare function rsvp(eventId: number | string, chain: ChainName, wallet: string, options?: RsvpOptions): Promise<RsvpResponse>;
 export declare function joinEvent(eventId: number | string, address: string, signature: string | SignedMessage, options?: JoinOptions): Promise<JoinResponse>;
 export declare function connectScene(sceneEl: Element, join: JoinResponse, options?: Record<string, unknown>): Promise<{ clientId: string }>;
 

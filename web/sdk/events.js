@@ -413,6 +413,35 @@ export class DluxClient {
   }
 
   /**
+   * Reserves a seat of a free event (price 0) for `wallet` (`POST /api/events/{id}/rsvp`): no payment, the
+   * wallet signs the event's access challenge instead. Without `options.signature` the challenge is fetched and
+   * signed with the browser's wallet. Resolves to `{ created, ticket }`: `created` is false when the wallet
+   * already held a ticket for the event (one per wallet). Join afterwards with `joinEvent` and a fresh challenge.
+   * A paid event is refused with code `not_free`; a full one with `sold_out`.
+   * @param {number|string} eventId
+   * @param {string} chain
+   * @param {string} wallet
+   * @param {{ signature?: string | import("./events").SignedMessage, message?: string, account?: string }} [options]
+   *   A signature made elsewhere (a CLI, a phone) with the challenge `message` it signed; `account`: Hive.
+   * @returns {Promise<import("./events").RsvpResponse>}
+   */
+  async rsvp(eventId, chain, wallet, options = {}) {
+    let { signature, message } = options;
+    if (signature && typeof signature === "object") {
+      message = message || signature.message;
+      wallet = wallet || signature.address;
+      signature = signature.signature;
+    }
+    if (!signature) {
+      const challenge = await this.getChallenge(eventId, chain, wallet);
+      const signed = await this.signWithWallet(challenge.message, chain, { account: options.account || wallet });
+      ({ signature, message } = signed);
+    }
+    const body = { wallet_address: wallet, chain: normalizeChain(chain), signature, message };
+    return this.request(`/api/events/${encodeURIComponent(eventId)}/rsvp`, { method: "POST", body: JSON.stringify(body) });
+  }
+
+  /**
    * Points a `networked-scene` at the event with the `dlux` adapter and the join's credentials, and connects.
    * Works whether the scene's NAF has connected before (`connectOnLoad: false`) or not yet initialised.
    * @param {Element} sceneEl The `<a-scene>`.
@@ -529,6 +558,7 @@ export const watchQuote = (quoteId, onUpdate) => client.watchQuote(quoteId, onUp
 export const getChallenge = (eventId, chain, wallet) => client.getChallenge(eventId, chain, wallet);
 export const getWalletAddress = (chain, options) => client.getWalletAddress(chain, options);
 export const signWithWallet = (message, chain, options) => client.signWithWallet(message, chain, options);
+export const rsvp = (eventId, chain, wallet, options) => client.rsvp(eventId, chain, wallet, options);
 export const joinEvent = (eventId, address, signature, options) => client.joinEvent(eventId, address, signature, options);
 export const connectScene = (sceneEl, join, options) => client.connectScene(sceneEl, join, options);
 

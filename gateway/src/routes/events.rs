@@ -757,7 +757,7 @@ impl utoipa::Modify for SecuritySchemes {
         create_event, get_event, update_event, publish_event, cancel_event, list_events, rate_event, list_ratings,
         creators::login_challenge, creators::login, creators::profile, creators::update_profile, creators::my_events,
         super::pairings::open, super::pairings::show, super::pairings::submit, super::pairings::events, super::pairings::qr,
-        super::purchases::create_quote,
+        super::purchases::create_quote, super::rsvp::rsvp,
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -11,6 +11,7 @@ pub mod health;
 pub mod privacy;
 pub mod pairings;
 pub mod purchases;
+pub mod rsvp;
 pub mod qr;
 pub mod quote_events;
 pub mod rooms;

@@ -39,6 +39,8 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::NotDue(_)
             | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
             PurchaseError::CurrencyNotAccepted(_)
+            | PurchaseError::FreeEvent(_)
+            | PurchaseError::NotFree
             | PurchaseError::PaymentMethodUnavailable(_)
             | PurchaseError::CurrencyNotPayable(..)
             | PurchaseError::BelowMinimum(..)
