@@ -117,7 +117,8 @@ main(async (args, log) => {
         (owner) =>
           Promise.race([
             NAF.connection.adapter.getMediaStream(owner, "audio").then((s) => s.getAudioTracks().length),
-            new Promise((resolve) => setTimeout(() => resolve(0), 8000)),
+            // Media over a relayed negotiation is the slowest step on a loaded two-core machine.
+            new Promise((resolve) => setTimeout(() => resolve(0), 20000)),
           ]),
         aliceState.clientId,
       )
@@ -138,7 +139,7 @@ main(async (args, log) => {
           return video && shown && video.srcObject && video.videoWidth > 0 ? video.videoWidth : false;
         },
         aliceState.clientId,
-        { timeout: 10000 },
+        { timeout: 20000 },
       )
       .then((handle) => handle.jsonValue())
       .catch(async (e) => {
