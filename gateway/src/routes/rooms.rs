@@ -52,6 +52,22 @@ pub struct JoinBody {
     pub timestamp: Option<i64>,
 }
 
+impl JoinBody {
+    /// The body as a wallet proof for `event_id`, from `remote` (the join, the ticket details and an RSVP all
+    /// take this body).
+    pub fn access_request(&self, event_id: i64, remote: std::net::SocketAddr) -> AccessRequest<'_> {
+        AccessRequest {
+            event_id,
+            chain: self.chain.as_deref().unwrap_or("eth"),
+            wallet: &self.wallet_address,
+            message: self.message.as_deref(),
+            timestamp: self.timestamp,
+            signature: &self.signature,
+            remote: Some(remote.ip()),
+        }
+    }
+}
+
 /// The seed's join response.
 #[derive(Debug, Serialize)]
 pub struct JoinResponse {
@@ -168,22 +184,7 @@ pub async fn join(
 async fn join_inner(state: &AppState, remote: std::net::SocketAddr, id: &str, body: JoinBody) -> ApiResult<Json<JoinResponse>> {
     let event_id = event_id(id)?;
     let now = now_ms();
-    let chain = body.chain.as_deref().unwrap_or("eth");
-    let verified = state
-        .access
-        .verify(
-            AccessRequest {
-                event_id,
-                chain,
-                wallet: &body.wallet_address,
-                message: body.message.as_deref(),
-                timestamp: body.timestamp,
-                signature: &body.signature,
-                remote: Some(remote.ip()),
-            },
-            now,
-        )
-        .await?;
+    let verified = state.access.verify(body.access_request(event_id, remote), now).await?;
     let ticket = state
         .store
         .valid_ticket_for_wallet(event_id, verified.chain.as_str(), &verified.wallet)
@@ -203,16 +204,7 @@ pub async fn ticket_details(
     Json(body): Json<JoinBody>,
 ) -> ApiResult<Json<Vec<crate::routes::purchases::TicketView>>> {
     let event_id = event_id(&id)?;
-    let request = AccessRequest {
-        event_id,
-        chain: body.chain.as_deref().unwrap_or("eth"),
-        wallet: &body.wallet_address,
-        message: body.message.as_deref(),
-        timestamp: body.timestamp,
-        signature: &body.signature,
-        remote: Some(remote.ip()),
-    };
-    let verified = state.access.verify(request, now_ms()).await?;
+    let verified = state.access.verify(body.access_request(event_id, remote), now_ms()).await?;
     let tickets = state.purchases.tickets_for_wallet(verified.chain, &verified.wallet).await?;
     Ok(Json(
         tickets.into_iter().filter(|t| t.event_id == event_id).map(crate::routes::purchases::ticket_view).collect(),

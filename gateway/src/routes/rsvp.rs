@@ -11,7 +11,6 @@ use axum::Router;
 use ticketing::now_ms;
 use ticketing::purchases::PurchaseError;
 
-use crate::access::AccessRequest;
 use crate::error::{ApiResult, Json, Path};
 use crate::routes::purchases::{ticket_view, TicketView};
 use crate::routes::rooms::JoinBody;
@@ -52,21 +51,7 @@ pub async fn rsvp(
         return Err(PurchaseError::NotFree.into());
     }
     let now = now_ms();
-    let verified = state
-        .access
-        .verify(
-            AccessRequest {
-                event_id,
-                chain: body.chain.as_deref().unwrap_or("eth"),
-                wallet: &body.wallet_address,
-                message: body.message.as_deref(),
-                timestamp: body.timestamp,
-                signature: &body.signature,
-                remote: Some(remote.ip()),
-            },
-            now,
-        )
-        .await?;
+    let verified = state.access.verify(body.access_request(event_id, remote), now).await?;
     let reserved = state.purchases.rsvp(event_id, verified.chain, &verified.wallet, now).await?;
     let status = if reserved.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(RsvpResponse { created: reserved.created, ticket: ticket_view(reserved.ticket) })))
