@@ -84,23 +84,6 @@ fn payment(quote: &Value, confirmations: i64, is_final: bool) -> PaymentReport {
     }
 }
 
-/// A ticket bought and paid in full, as the watcher would credit it.
-async fn sell(app: &common::TestApp, watcher: &Purchases, event_id: i64, wallet: &EvmWallet) {
-    let now = ticketing::now_ms();
-    let quote = watcher
-        .create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: wallet.address() }, now)
-        .await
-        .unwrap();
-    let report = PaymentReport {
-        chain: chains::Chain::Eth, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
-        amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.address()),
-        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
-    };
-    let outcome = watcher.report_payment(report, now).await.unwrap();
-    assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
-    let _ = app;
-}
-
 /// A single-use session token for `wallet`'s ticket, from the join endpoint with a real signature.
 async fn session_token(app: &common::TestApp, event_id: i64, wallet: &EvmWallet) -> String {
     let address = wallet.address();
@@ -189,8 +172,8 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     let rehearsal = create(&app, "Open Rehearsal", "art", "5", 5 * 60_000).await;
     let watcher = watcher(&app);
     let (buyer, bob, carol) = (EvmWallet::new(BUYER), EvmWallet::new(BOB), EvmWallet::new(CAROL));
-    sell(&app, &watcher, concert, &bob).await;
-    sell(&app, &watcher, late, &buyer).await;
+    sold_quote(&watcher, concert, &bob).await;
+    sold_quote(&watcher, late, &buyer).await;
     let bob_token = session_token(&app, concert, &bob).await;
 
     let artifacts = repo_root().join("test-artifacts");
@@ -229,7 +212,7 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
             }
             if kind == "created" {
                 let event_id = step["event_id"].as_i64().expect("the created event's id");
-                sell(app, watcher, event_id, carol).await;
+                sold_quote(watcher, event_id, carol).await;
                 return session_token(app, event_id, carol).await;
             }
             panic!("unexpected step {step}");
@@ -359,9 +342,9 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     let ended = create(&app, "Last Week's Gig", "music", "5", 24 * HOUR).await;
     let watcher = watcher(&app);
     let buyer = EvmWallet::new(BUYER);
-    sell(&app, &watcher, live, &buyer).await;
-    sell(&app, &watcher, early, &buyer).await;
-    sell(&app, &watcher, ended, &buyer).await;
+    sold_quote(&watcher, live, &buyer).await;
+    sold_quote(&watcher, early, &buyer).await;
+    sold_quote(&watcher, ended, &buyer).await;
     let now = ticketing::now_ms();
     reschedule(&app.store, ended, now - 7 * DAY, now - 7 * DAY + 2 * HOUR).await;
 
