@@ -1,0 +1,173 @@
+//! The SFU with real WebRTC clients (str0m, full ICE, DTLS-SRTP) over loopback UDP.
+
+mod support;
+
+use media::{FlowKind, ParticipantId, Role, Sfu, SfuConfig, SfuError, SfuEvent, SfuStats};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{TestClient, Transceivers};
+use tokio::sync::mpsc;
+
+const LISTENER: Transceivers = Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true };
+const PUBLISHER: Transceivers = Transceivers { send_audio: true, send_video: true, recv_audio: 3, recv_video: false };
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn join(sfu: &Sfu, room: i64, id: &str, role: Role, transceivers: Transceivers) -> TestClient {
+    let id: ParticipantId = id.into();
+    TestClient::connect(transceivers, |offer| async move { sfu.join(room, id, role, &offer).await }).await
+}
+
+/// 20 ms frames, paced like a microphone.
+async fn speak(client: &TestClient, frames: usize, level: i8, tag: u8) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..frames {
+        tick.tick().await;
+        client.speak(level, tag);
+    }
+}
+
+fn drain(events: &mut mpsc::UnboundedReceiver<SfuEvent>) -> Vec<SfuEvent> {
+    let mut out = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        out.push(event);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_is_heard_by_three_listeners_and_a_server_mute_stops_the_bytes() {
+    let (sfu, mut events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let host = join(&sfu, 1, "host", Role::Publisher, PUBLISHER).await;
+    let mut listeners = Vec::new();
+    for i in 0..3 {
+        listeners.push(join(&sfu, 1, &format!("listener-{i}"), Role::Listener, LISTENER).await);
+    }
+    wait_until("everyone connected", || host.seen().connected && listeners.iter().all(|l| l.seen().connected)).await;
+
+    speak(&host, 50, -20, 7).await;
+    wait_until("every listener hears the host", || listeners.iter().all(|l| l.seen().audio_frames >= 40)).await;
+    for listener in &listeners {
+        let seen = listener.seen();
+        assert!(seen.levels.iter().all(|l| *l == -20), "the host's audio level is forwarded: {:?}", &seen.levels[..5]);
+        assert!(seen.tags.iter().all(|t| *t == 7), "only the host's frames");
+        assert!(seen.audio_bytes >= 40 * 80);
+    }
+    assert!(host.seen().audio_frames == 0, "a speaker does not hear itself");
+    let usage = sfu.usage("host".into()).await.unwrap();
+    assert!(usage.voice_ms >= 700, "voice time from forwarded media: {usage:?}");
+    assert!(usage.forwarded_packets >= 120);
+
+    // Server-side mute: whatever the host's browser sends, nothing more reaches the listeners.
+    let before: Vec<u64> = listeners.iter().map(|l| l.seen().audio_frames).collect();
+    let refused_before = SfuStats::get(&sfu.stats().packets_refused);
+    sfu.set_muted("host".into(), true);
+    speak(&host, 25, -20, 7).await;
+    wait_until("the muted frames reach the SFU", || SfuStats::get(&sfu.stats().packets_refused) >= refused_before + 20).await;
+    let after: Vec<u64> = listeners.iter().map(|l| l.seen().audio_frames).collect();
+    assert_eq!(before, after, "no byte forwarded while muted");
+
+    sfu.set_muted("host".into(), false);
+    speak(&host, 25, -20, 7).await;
+    wait_until("unmuted audio flows again", || listeners.iter().all(|l| l.seen().audio_frames >= before[0] + 15)).await;
+
+    let events = drain(&mut events);
+    assert!(events.iter().any(|e| matches!(e, SfuEvent::Flow { kind: FlowKind::Voice, flowing: true, participant, .. } if &**participant == "host")));
+    assert!(events.iter().any(|e| matches!(e, SfuEvent::Flow { kind: FlowKind::Voice, flowing: false, participant, .. } if &**participant == "host")), "mute ends the voice flow");
+    assert_eq!(events.iter().filter(|e| matches!(e, SfuEvent::Connected { .. })).count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_sends_audio_anyway_is_not_forwarded() {
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let sneaky = join(&sfu, 2, "sneaky", Role::Listener, PUBLISHER).await;
+    let listener = join(&sfu, 2, "listener", Role::Listener, LISTENER).await;
+    wait_until("connected", || sneaky.seen().connected && listener.seen().connected).await;
+    speak(&sneaky, 30, -10, 9).await;
+    wait_until("its frames reach the SFU", || SfuStats::get(&sfu.stats().packets_refused) >= 25).await;
+    assert_eq!(listener.seen().audio_frames, 0);
+    // Invited to the stage: now it is heard.
+    sfu.set_role("sneaky".into(), Role::Publisher);
+    speak(&sneaky, 30, -10, 9).await;
+    wait_until("the new speaker is heard", || listener.seen().audio_frames >= 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_loudest_speakers_reach_a_listener_and_rooms_stay_apart() {
+    let (sfu, _events) = Sfu::start(SfuConfig::local(2)).await.unwrap();
+    let transceivers = || Transceivers { send_audio: true, send_video: false, recv_audio: 2, recv_video: false };
+    let mut speakers = Vec::new();
+    for (i, tag) in [(0, 1u8), (1, 2), (2, 3), (3, 4)] {
+        speakers.push((join(&sfu, 3, &format!("speaker-{i}"), Role::Publisher, transceivers()).await, tag));
+    }
+    let listener = join(&sfu, 3, "listener", Role::Listener, Transceivers { recv_audio: 2, ..LISTENER }).await;
+    let elsewhere = join(&sfu, 4, "elsewhere", Role::Listener, LISTENER).await;
+    wait_until("connected", || listener.seen().connected && speakers.iter().all(|(s, _)| s.seen().connected)).await;
+
+    // Speakers 3 and 4 are quiet (-45, -50 dBov), 1 and 2 loud (-10, -12); all talk at once.
+    let levels = [-10i8, -12, -45, -50];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..60 {
+        tick.tick().await;
+        for ((speaker, tag), level) in speakers.iter().zip(levels) {
+            speaker.speak(level, *tag);
+        }
+    }
+    wait_until("the listener hears two speakers", || listener.seen().audio_frames >= 80).await;
+    let seen = listener.seen();
+    let late: Vec<u8> = seen.tags.iter().rev().take(60).copied().collect();
+    assert!(late.iter().all(|t| *t == 1 || *t == 2), "only the two loudest lately: {late:?}");
+    assert!(seen.audio_frames <= 2 * 60 + 4, "at most 2 streams: {} frames", seen.audio_frames);
+    assert_eq!(seen.by_mid.len(), 2, "two audio slots used");
+    assert_eq!(elsewhere.seen().audio_frames, 0, "another room hears nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_share_reaches_every_listener_and_counts_as_screen_time() {
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let host = join(&sfu, 5, "host", Role::Publisher, PUBLISHER).await;
+    let listeners = [
+        join(&sfu, 5, "l1", Role::Listener, LISTENER).await,
+        join(&sfu, 5, "l2", Role::Listener, LISTENER).await,
+    ];
+    wait_until("connected", || host.seen().connected && listeners.iter().all(|l| l.seen().connected)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    for _ in 0..40 {
+        tick.tick().await;
+        host.share_screen_frame(0x10);
+    }
+    wait_until("every listener gets the screen", || listeners.iter().all(|l| l.seen().video_frames >= 20)).await;
+    let usage = sfu.usage("host".into()).await.unwrap();
+    assert!(usage.screen_ms >= 800, "{usage:?}");
+    assert_eq!(usage.voice_ms, 0);
+}
+
+#[tokio::test]
+async fn bad_offers_and_duplicate_ids_are_refused_with_reasons() {
+    let (sfu, mut events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let garbage = sfu.join(6, "x".into(), Role::Listener, "v=0\r\nthis is not sdp").await;
+    assert!(matches!(garbage, Err(SfuError::BadSdp(_))), "{garbage:?}");
+    let client = join(&sfu, 6, "dup", Role::Listener, LISTENER).await;
+    let again = sfu.join(6, "dup".into(), Role::Listener, "v=0").await;
+    assert_eq!(again, Err(SfuError::DuplicateParticipant));
+    assert_eq!(sfu.offer("nobody".into(), "v=0").await, Err(SfuError::UnknownParticipant));
+    wait_until("connected", || client.seen().connected).await;
+    sfu.leave("dup".into());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = drain(&mut events).into_iter().any(|e| matches!(e, SfuEvent::Left { participant, .. } if &*participant == "dup"));
+        if left {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "leave never reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(SfuStats::get(&sfu.stats().participants), 0);
+    let _: Arc<str> = "unused".into();
+}

@@ -1,0 +1,198 @@
+//! A WebRTC client made of str0m, for tests and the load generator's model: full ICE (the
+//! SFU is ICE-lite), its own UDP socket on loopback, driven by a task.
+
+use parking_lot_free::Mutex;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// `std::sync::Mutex` that shrugs off poisoning (a panicking test thread already failed the test).
+mod parking_lot_free {
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Self(std::sync::Mutex::new(value))
+        }
+        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
+
+/// What a client saw arrive.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub connected: bool,
+    /// Per receiving mid: frames, bytes, and the last audio level.
+    pub audio_frames: u64,
+    pub audio_bytes: u64,
+    pub video_frames: u64,
+    pub levels: Vec<i8>,
+    /// The payloads' first byte (tests write the publisher's tag there).
+    pub tags: Vec<u8>,
+    pub by_mid: std::collections::HashMap<String, u64>,
+}
+
+enum Write {
+    Audio { level: i8, tag: u8, len: usize },
+    Video { tag: u8, len: usize },
+}
+
+pub struct TestClient {
+    pub seen: Arc<Mutex<Seen>>,
+    writes: mpsc::UnboundedSender<Write>,
+}
+
+pub struct Transceivers {
+    pub send_audio: bool,
+    pub send_video: bool,
+    pub recv_audio: usize,
+    pub recv_video: bool,
+}
+
+impl TestClient {
+    /// Offers the transceivers, joins through `join` (which returns the SFU's answer), and starts driving.
+    pub async fn connect<F, Fut>(transceivers: Transceivers, join: F) -> Self
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, media::SfuError>>,
+    {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let audio_out = transceivers.send_audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let video_out = transceivers.send_video.then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        for _ in 0..transceivers.recv_audio {
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        if transceivers.recv_video {
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api.apply().unwrap();
+        let answer = join(offer.to_sdp_string()).await.expect("the SFU accepts the offer");
+        rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (writes, writes_rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(rtc, socket, local, seen.clone(), writes_rx, audio_out, video_out));
+        Self { seen, writes }
+    }
+
+    pub fn seen(&self) -> Seen {
+        self.seen.lock().clone()
+    }
+
+    /// Sends one 20 ms Opus-sized frame whose first byte is `tag`, with an RFC 6464 level.
+    pub fn speak(&self, level: i8, tag: u8) {
+        let _ = self.writes.send(Write::Audio { level, tag, len: 80 });
+    }
+
+    pub fn share_screen_frame(&self, tag: u8) {
+        let _ = self.writes.send(Write::Video { tag, len: 900 });
+    }
+}
+
+async fn drive(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    seen: Arc<Mutex<Seen>>,
+    mut writes: mpsc::UnboundedReceiver<Write>,
+    audio_out: Option<Mid>,
+    video_out: Option<Mid>,
+) {
+    let mut buf = vec![0u8; 2048];
+    let started = Instant::now();
+    let mut audio_ts: u64 = 0;
+    let mut video_ts: u64 = 0;
+    loop {
+        let timeout = loop {
+            if !rtc.is_alive() {
+                return;
+            }
+            match rtc.poll_output() {
+                Ok(Output::Timeout(at)) => break at,
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(event)) => {
+                    let mut seen = seen.lock();
+                    match event {
+                        Event::Connected => seen.connected = true,
+                        Event::MediaData(data) => {
+                            *seen.by_mid.entry(data.mid.to_string()).or_default() += 1;
+                            seen.tags.push(data.data.first().copied().unwrap_or(0));
+                            if data.params.spec().codec == Codec::Opus {
+                                seen.audio_frames += 1;
+                                seen.audio_bytes += data.data.len() as u64;
+                                if let Some(level) = data.ext_vals.audio_level {
+                                    seen.levels.push(level);
+                                }
+                            } else {
+                                seen.video_frames += 1;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Err(_) => return,
+            }
+        };
+        let sleep = tokio::time::sleep_until(timeout.max(Instant::now()).into());
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, source)) = received else { continue };
+                let Ok(contents) = buf[..len].try_into() else { continue };
+                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
+                if rtc.handle_input(input).is_err() {
+                    return;
+                }
+            }
+            write = writes.recv() => {
+                let Some(write) = write else { return };
+                let now = Instant::now();
+                match write {
+                    Write::Audio { level, tag, len } => {
+                        let Some(mid) = audio_out else { continue };
+                        let Some(writer) = rtc.writer(mid) else { continue };
+                        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else { continue };
+                        let mut data = vec![0u8; len];
+                        data[0] = tag;
+                        audio_ts += 960;
+                        let _ = writer.audio_level(level, true).write(pt, now, MediaTime::new(audio_ts, Frequency::FORTY_EIGHT_KHZ), data);
+                    }
+                    Write::Video { tag, len } => {
+                        let Some(mid) = video_out else { continue };
+                        let Some(writer) = rtc.writer(mid) else { continue };
+                        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()) else { continue };
+                        // A VP8 keyframe-shaped payload: payload descriptor byte, then a frame whose first
+                        // bit is 0 (keyframe), so receivers' depacketizers accept it.
+                        let mut data = vec![0u8; len];
+                        data[0] = tag & 0xFE;
+                        video_ts += 3000;
+                        let _ = writer.write(pt, now, MediaTime::new(video_ts, Frequency::NINETY_KHZ), data);
+                    }
+                }
+            }
+            _ = sleep => {
+                if rtc.handle_input(Input::Timeout(Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return;
+        }
+    }
+}
