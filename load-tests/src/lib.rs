@@ -13,6 +13,7 @@ pub mod payload;
 pub mod report;
 pub mod scenarios;
 pub mod seed;
+pub mod sfu;
 pub mod stats;
 pub mod target;
 pub mod wallet;

@@ -34,6 +34,8 @@ enum Command {
     Slow(RunArgs),
     /// Quote creation per second on SQLite or PostgreSQL (ours only).
     Quotes(RunArgs),
+    /// The embedded SFU with simulated WebRTC clients (str0m): speakers, listeners, packets forwarded per core.
+    Sfu(SfuArgs),
     /// Every row of the table, then `report`.
     All {
         /// Seconds per relay scenario.
@@ -50,6 +52,24 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Clone)]
+struct SfuArgs {
+    #[arg(long, default_value_t = 10)]
+    speakers: usize,
+    #[arg(long, default_value_t = 200)]
+    listeners: usize,
+    /// Audio slots per listener (the N loudest speakers are forwarded).
+    #[arg(long, default_value_t = 3)]
+    loudest: usize,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Do not pin the SFU to core 0 and the clients to core 1.
+    #[arg(long)]
+    no_pin: bool,
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -94,8 +114,11 @@ fn results_path(given: Option<PathBuf>) -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Sfu(a) = &cli.command {
+        return run_sfu(a);
+    }
     let pin = match &cli.command {
-        Command::Report { .. } => false,
+        Command::Report { .. } | Command::Sfu(_) => false,
         Command::All { .. } => true,
         Command::Fanout(a) | Command::Rooms(a) | Command::Idle(a) | Command::JoinStorm(a) | Command::Slow(a) | Command::Quotes(a) => !a.no_pin,
     };
@@ -143,8 +166,33 @@ fn main() -> anyhow::Result<()> {
             Command::JoinStorm(a) => run_one(Scenario::JoinStorm, a).await.map(drop),
             Command::Slow(a) => run_one(Scenario::Slow, a).await.map(drop),
             Command::Quotes(a) => run_one(Scenario::Quotes, a).await.map(drop),
+            Command::Sfu(_) => Ok(()),
         }
     })
+}
+
+/// The SFU row: prints the outcome as JSON and appends it to the results file.
+fn run_sfu(a: &SfuArgs) -> anyhow::Result<()> {
+    stats::raise_fd_limit(1_048_576);
+    let _priority = stats::raise_priority(-10);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let params = load_tests::sfu::SfuParams {
+        speakers: a.speakers,
+        listeners: a.listeners,
+        loudest: a.loudest,
+        seconds: a.seconds,
+        pin: !a.no_pin && cores >= 2,
+    };
+    let outcome = load_tests::sfu::run(&params)?;
+    let line = serde_json::to_string(&serde_json::json!({ "scenario": "sfu", "outcome": outcome }))?;
+    println!("{line}");
+    let path = results_path(a.results.clone());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    writeln!(file, "{line}")?;
+    Ok(())
 }
 
 /// The rows of the published table.

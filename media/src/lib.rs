@@ -18,6 +18,8 @@
 
 mod engine;
 pub mod loudest;
+#[doc(hidden)]
+pub mod testing;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};

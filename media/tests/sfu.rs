@@ -1,11 +1,9 @@
 //! The SFU with real WebRTC clients (str0m, full ICE, DTLS-SRTP) over loopback UDP.
 
-mod support;
-
 use media::{FlowKind, ParticipantId, Role, Sfu, SfuConfig, SfuError, SfuEvent, SfuStats};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{TestClient, Transceivers};
+use media::testing::{TestClient, Transceivers};
 use tokio::sync::mpsc;
 
 const LISTENER: Transceivers = Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true };

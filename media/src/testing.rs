@@ -1,5 +1,5 @@
-//! A WebRTC client made of str0m, for tests and the load generator's model: full ICE (the
-//! SFU is ICE-lite), its own UDP socket on loopback, driven by a task.
+//! A WebRTC client made of str0m, for tests and the load generator: full ICE (the SFU is
+//! ICE-lite), its own UDP socket on loopback, driven by a task. Not used by the gateway.
 
 use parking_lot_free::Mutex;
 use std::net::SocketAddr;
@@ -41,12 +41,15 @@ pub struct Seen {
 }
 
 enum Write {
-    Audio { level: i8, tag: u8, len: usize },
+    Audio { level: i8, data: Vec<u8> },
     Video { tag: u8, len: usize },
 }
 
+/// Called with every media payload received (the load generator measures delay with it).
+pub type OnMedia = Arc<dyn Fn(MediaKind, &[u8]) + Send + Sync>;
+
 pub struct TestClient {
-    pub seen: Arc<Mutex<Seen>>,
+    seen: Arc<Mutex<Seen>>,
     writes: mpsc::UnboundedSender<Write>,
 }
 
@@ -62,7 +65,20 @@ impl TestClient {
     pub async fn connect<F, Fut>(transceivers: Transceivers, join: F) -> Self
     where
         F: FnOnce(String) -> Fut,
-        Fut: std::future::Future<Output = Result<String, media::SfuError>>,
+        Fut: std::future::Future<Output = Result<String, crate::SfuError>>,
+    {
+        Self::connect_with(transceivers, None, join).await.expect("the SFU accepts the offer")
+    }
+
+    /// As [`TestClient::connect`], handing every received payload to `on_media` instead of recording it.
+    pub async fn connect_with<F, Fut>(
+        transceivers: Transceivers,
+        on_media: Option<OnMedia>,
+        join: F,
+    ) -> Result<Self, crate::SfuError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, crate::SfuError>>,
     {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = socket.local_addr().unwrap();
@@ -80,13 +96,14 @@ impl TestClient {
             api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         }
         let (offer, pending) = api.apply().unwrap();
-        let answer = join(offer.to_sdp_string()).await.expect("the SFU accepts the offer");
-        rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+        let answer = join(offer.to_sdp_string()).await?;
+        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| crate::SfuError::BadSdp(e.to_string()))?;
+        rtc.sdp_api().accept_answer(pending, answer).map_err(|e| crate::SfuError::Rejected(e.to_string()))?;
 
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (writes, writes_rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(rtc, socket, local, seen.clone(), writes_rx, audio_out, video_out));
-        Self { seen, writes }
+        tokio::spawn(drive(rtc, socket, local, seen.clone(), on_media, writes_rx, audio_out, video_out));
+        Ok(Self { seen, writes })
     }
 
     pub fn seen(&self) -> Seen {
@@ -95,7 +112,14 @@ impl TestClient {
 
     /// Sends one 20 ms Opus-sized frame whose first byte is `tag`, with an RFC 6464 level.
     pub fn speak(&self, level: i8, tag: u8) {
-        let _ = self.writes.send(Write::Audio { level, tag, len: 80 });
+        let mut data = vec![0u8; 80];
+        data[0] = tag;
+        let _ = self.writes.send(Write::Audio { level, data });
+    }
+
+    /// Sends one audio frame with the given payload.
+    pub fn speak_payload(&self, level: i8, data: Vec<u8>) {
+        let _ = self.writes.send(Write::Audio { level, data });
     }
 
     pub fn share_screen_frame(&self, tag: u8) {
@@ -103,11 +127,13 @@ impl TestClient {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     mut rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
     seen: Arc<Mutex<Seen>>,
+    on_media: Option<OnMedia>,
     mut writes: mpsc::UnboundedReceiver<Write>,
     audio_out: Option<Mid>,
     video_out: Option<Mid>,
@@ -127,6 +153,11 @@ async fn drive(
                     let _ = socket.try_send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(event)) => {
+                    if let (Some(on_media), Event::MediaData(data)) = (&on_media, &event) {
+                        let kind = if data.params.spec().codec == Codec::Opus { MediaKind::Audio } else { MediaKind::Video };
+                        on_media(kind, &data.data);
+                        continue;
+                    }
                     let mut seen = seen.lock();
                     match event {
                         Event::Connected => seen.connected = true,
@@ -163,12 +194,10 @@ async fn drive(
                 let Some(write) = write else { return };
                 let now = Instant::now();
                 match write {
-                    Write::Audio { level, tag, len } => {
+                    Write::Audio { level, data } => {
                         let Some(mid) = audio_out else { continue };
                         let Some(writer) = rtc.writer(mid) else { continue };
                         let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else { continue };
-                        let mut data = vec![0u8; len];
-                        data[0] = tag;
                         audio_ts += 960;
                         let _ = writer.audio_level(level, true).write(pt, now, MediaTime::new(audio_ts, Frequency::FORTY_EIGHT_KHZ), data);
                     }
@@ -191,7 +220,7 @@ async fn drive(
                 }
             }
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > Duration::from_secs(600) {
             return;
         }
     }
