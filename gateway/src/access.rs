@@ -486,7 +486,7 @@ pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs, hi
         },
         (None, None) => unreachable!("clap requires --message or --message-file"),
     };
-    let hive_keys = chains::signature::HiveRpcKeySource::new(hive_api);
+    let hive_keys = watchers::HiveRpcKeySource::new(hive_api);
     let opts = VerifyOptions { btc_network: args.btc_network, xmr_network: args.xmr_network, hive_keys: Some(&hive_keys) };
     match chains::signature::verify(args.chain, &args.address, &message, &args.signature, &opts).await {
         Ok(signer) => {

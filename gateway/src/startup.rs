@@ -21,7 +21,8 @@ use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
 use chains::signature::BtcNetwork;
 use ticketing::purchases::{PaymentSettings, Purchases};
-use ticketing::rates::{CachedRates, CoinGecko, RateSource, StaticRates};
+use crate::price_feed::CoinGecko;
+use ticketing::rates::{CachedRates, RateSource, StaticRates};
 use ticketing::tokens::TokenContracts;
 
 use crate::attendance::{self, RecorderConfig};
@@ -107,7 +108,7 @@ impl Application {
         }
         let (feed, _) = tokio::sync::broadcast::channel(4096);
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
-            Arc::new(chains::signature::HiveRpcKeySource::new(settings.hive_api_url.clone()));
+            Arc::new(watchers::HiveRpcKeySource::new(settings.hive_api_url.clone()));
         let access = crate::access::AccessGuard::new(
             store.clone(),
             hive_keys.clone(),

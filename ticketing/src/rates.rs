@@ -1,8 +1,8 @@
 //! Exchange rates: USD per whole unit of each payable currency, as decimals (never floats).
 //!
 //! A [`RateSource`] answers the current rate; [`CachedRates`] wraps one with a TTL so a burst of quotes costs
-//! one upstream call. The default upstream is CoinGecko's simple price API (configurable URL); the static
-//! table serves tests and offline use.
+//! one upstream call. The default upstream, CoinGecko's simple price API, is the gateway's (`price_feed`: this
+//! crate makes no network calls); the static table serves tests and offline use.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,88 +64,66 @@ impl RateSource for StaticRates {
 }
 
 /// Caches another source's answers for `ttl`.
+///
+/// Each currency has its own slot, so a slow upstream answer for one currency never holds up another, and
+/// concurrent misses for one currency make a single upstream call (the others wait for its answer). While a
+/// refresh is in flight, a value at most `2 × ttl` old is served instead of waiting.
 pub struct CachedRates {
     inner: Arc<dyn RateSource>,
     ttl: Duration,
-    cache: Mutex<HashMap<Currency, (Decimal, Instant)>>,
+    slots: std::sync::Mutex<HashMap<Currency, Arc<Slot>>>,
+}
+
+/// One currency's cached rate, and the lock a refresh holds (only while it asks the upstream).
+#[derive(Default)]
+struct Slot {
+    value: std::sync::Mutex<Option<(Decimal, Instant)>>,
+    refresh: Mutex<()>,
+}
+
+impl Slot {
+    fn younger_than(&self, age: Duration) -> Option<Decimal> {
+        let value = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        value.filter(|(_, at)| at.elapsed() < age).map(|(rate, _)| rate)
+    }
 }
 
 impl CachedRates {
     pub fn new(inner: Arc<dyn RateSource>, ttl: Duration) -> Self {
-        CachedRates { inner, ttl, cache: Mutex::new(HashMap::new()) }
+        CachedRates { inner, ttl, slots: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn slot(&self, currency: Currency) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(currency).or_default().clone()
     }
 }
 
 #[async_trait::async_trait]
 impl RateSource for CachedRates {
     async fn usd_rate(&self, currency: Currency) -> Result<Decimal, RateError> {
-        let mut cache = self.cache.lock().await;
-        if let Some((rate, at)) = cache.get(&currency) {
-            if at.elapsed() < self.ttl {
-                return Ok(*rate);
-            }
+        let slot = self.slot(currency);
+        if let Some(rate) = slot.younger_than(self.ttl) {
+            return Ok(rate);
         }
+        let _refreshing = match slot.refresh.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // A refresh is in flight: a recent enough value beats waiting for the upstream.
+                if let Some(rate) = slot.younger_than(self.ttl * 2) {
+                    return Ok(rate);
+                }
+                let guard = slot.refresh.lock().await;
+                if let Some(rate) = slot.younger_than(self.ttl) {
+                    return Ok(rate);
+                }
+                guard
+            }
+        };
         let rate = self.inner.usd_rate(currency).await?;
-        cache.insert(currency, (rate, Instant::now()));
+        *slot.value.lock().unwrap_or_else(|e| e.into_inner()) = Some((rate, Instant::now()));
         Ok(rate)
     }
-}
-
-/// CoinGecko's simple price API (`/simple/price?ids=…&vs_currencies=usd`), or anything answering alike.
-/// Numbers are read from the raw JSON text straight into decimals.
-pub struct CoinGecko {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl CoinGecko {
-    pub fn new(url: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
-        CoinGecko { client, url: url.into() }
-    }
-
-    pub fn coin_id(currency: Currency) -> Option<&'static str> {
-        Some(match currency {
-            Currency::Hive => "hive",
-            Currency::Hbd => "hive_dollar",
-            Currency::Btc => "bitcoin",
-            Currency::Eth => "ethereum",
-            Currency::Sol => "solana",
-            Currency::Pol => "polygon-ecosystem-token",
-            Currency::Bnb => "binancecoin",
-            Currency::Xmr => "monero",
-            // One price per stablecoin, whichever network carries it.
-            Currency::UsdcEth | Currency::UsdcPol | Currency::UsdcBnb | Currency::UsdcSol => "usd-coin",
-            Currency::UsdtEth | Currency::UsdtPol | Currency::UsdtBnb => "tether",
-            Currency::Usd => return None,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl RateSource for CoinGecko {
-    async fn usd_rate(&self, currency: Currency) -> Result<Decimal, RateError> {
-        let Some(id) = Self::coin_id(currency) else { return Ok(Decimal::ONE) };
-        let body = self
-            .client
-            .get(&self.url)
-            .query(&[("ids", id), ("vs_currencies", "usd")])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| RateError::Upstream(e.to_string()))?
-            .text()
-            .await
-            .map_err(|e| RateError::Upstream(e.to_string()))?;
-        parse_simple_price(&body, id).ok_or(RateError::Missing(currency))
-    }
-}
-
-fn parse_simple_price(body: &str, id: &str) -> Option<Decimal> {
-    type Prices<'a> = HashMap<String, HashMap<String, &'a serde_json::value::RawValue>>;
-    let prices: Prices = serde_json::from_str(body).ok()?;
-    let raw = prices.get(id)?.get("usd")?.get();
-    Decimal::from_str(raw).or_else(|_| Decimal::from_scientific(raw)).ok().filter(|r| *r > Decimal::ZERO)
 }
 
 /// Converts a USD price (in cents) into `currency`, rounding *up* to the currency's base unit so the
@@ -196,15 +174,6 @@ pub fn to_usd_cents(amount: Amount, usd_per_unit: Decimal) -> Option<i64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn simple_price_is_read_without_floats() {
-        let body = r#"{"bitcoin":{"usd":60123.123456789012345},"hive":{"usd":0.2871}}"#;
-        assert_eq!(parse_simple_price(body, "bitcoin"), Some(Decimal::from_str("60123.123456789012345").unwrap()));
-        assert_eq!(parse_simple_price(body, "hive"), Some(Decimal::from_str("0.2871").unwrap()));
-        assert_eq!(parse_simple_price(body, "monero"), None);
-        assert_eq!(parse_simple_price("not json", "hive"), None);
-        assert_eq!(parse_simple_price(r#"{"hive":{"usd":-1}}"#, "hive"), None);
-    }
 
     #[test]
     fn usd_converts_with_ceiling() {
@@ -308,13 +277,50 @@ mod tests {
         }
     }
 
+    /// A source whose BTC answer waits for the test's go-ahead, counting calls per currency.
+    struct Gated {
+        go: tokio::sync::Notify,
+        calls: std::sync::Mutex<HashMap<Currency, usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RateSource for Gated {
+        async fn usd_rate(&self, currency: Currency) -> Result<Decimal, RateError> {
+            *self.calls.lock().unwrap().entry(currency).or_default() += 1;
+            if currency == Currency::Btc {
+                self.go.notified().await;
+            }
+            Ok(Decimal::from(7))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_upstream_for_one_currency_stalls_neither_others_nor_more_than_one_call() {
+        let gated = Arc::new(Gated { go: tokio::sync::Notify::new(), calls: Default::default() });
+        let cached = Arc::new(CachedRates::new(gated.clone(), Duration::from_secs(60)));
+        let mut btc = Vec::new();
+        for _ in 0..10 {
+            let cached = cached.clone();
+            btc.push(tokio::spawn(async move { cached.usd_rate(Currency::Btc).await }));
+        }
+        // BTC's upstream is stuck; HIVE answers at once.
+        let hive = tokio::time::timeout(Duration::from_secs(5), cached.usd_rate(Currency::Hive)).await;
+        assert_eq!(hive.expect("HIVE is not held up by BTC").unwrap(), Decimal::from(7));
+        // Every BTC request waits for the one upstream call in flight.
+        while gated.calls.lock().unwrap().get(&Currency::Btc).copied().unwrap_or(0) == 0 {
+            tokio::task::yield_now().await;
+        }
+        gated.go.notify_one();
+        for request in btc {
+            assert_eq!(request.await.unwrap().unwrap(), Decimal::from(7));
+        }
+        assert_eq!(gated.calls.lock().unwrap()[&Currency::Btc], 1, "one upstream call for ten concurrent misses");
+        assert_eq!(cached.usd_rate(Currency::Btc).await.unwrap(), Decimal::from(7));
+        assert_eq!(gated.calls.lock().unwrap()[&Currency::Btc], 1, "then the cache answers");
+    }
+
     #[tokio::test]
     async fn stablecoins_are_priced_as_their_coin() {
-        assert_eq!(CoinGecko::coin_id(Currency::UsdcSol), Some("usd-coin"));
-        assert_eq!(CoinGecko::coin_id(Currency::UsdcBnb), Some("usd-coin"));
-        assert_eq!(CoinGecko::coin_id(Currency::UsdtPol), Some("tether"));
-        let body = r#"{"usd-coin":{"usd":0.999912},"tether":{"usd":1.0002}}"#;
-        assert_eq!(parse_simple_price(body, "usd-coin"), Some(Decimal::from_str("0.999912").unwrap()));
         let rates = StaticRates::development();
         for token in Currency::TOKENS {
             assert_eq!(rates.usd_rate(token).await.unwrap(), Decimal::ONE, "{token}");

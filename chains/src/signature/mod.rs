@@ -37,7 +37,7 @@ use crate::{Chain, UnknownCurrency};
 pub use btc::{verify_btc, Bitcoin, BtcNetwork};
 pub use evm::{eip55_checksum, verify_evm, Evm};
 pub use hive::{hive_public_key_string, verify_hive, verify_hive_account, Hive};
-pub use hive_keys::{BoxFuture, HiveAccountKeys, HiveKeySource, HiveRpcKeySource, StaticHiveKeys};
+pub use hive_keys::{BoxFuture, HiveAccountKeys, HiveKeySource, StaticHiveKeys};
 pub use monero::{verify_xmr, Monero, MoneroAddress, MoneroNetwork};
 pub use sign_in::{SignInError, SignInMessage};
 pub use sol::{verify_sol, Solana};

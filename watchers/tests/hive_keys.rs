@@ -1,18 +1,19 @@
-//! `HiveRpcKeySource` against a stand-in Hive API node on 127.0.0.1 that answers `condenser_api.get_accounts` with
+//! `watchers::HiveRpcKeySource` against a stand-in Hive API node on 127.0.0.1 that answers `condenser_api.get_accounts` with
 //! the vector accounts: the request shape, key extraction, unknown accounts, caching and node failures.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chains::signature::{self, HiveKeySource, HiveRpcKeySource, VerifyOptions};
+use chains::signature::{self, HiveKeySource, VerifyOptions};
+use watchers::HiveRpcKeySource;
 use chains::Chain;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn vectors() -> Value {
-    let path = format!("{}/tests/vectors/hive.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../chains/tests/vectors/hive.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
