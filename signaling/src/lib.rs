@@ -72,6 +72,8 @@ mod hub;
 mod outbox;
 mod peer;
 pub mod moderation;
+pub mod persistent;
+pub mod resume;
 pub mod protocol;
 mod rate_limit;
 mod room;
@@ -90,6 +92,8 @@ pub use peer::{Flow, Peer};
 pub use room::{Occupancy, Room};
 pub use stats::{Stats, StatsSnapshot};
 pub use moderation::BanHandler;
+pub use persistent::{EntityChange, EntitySink};
+pub use resume::{Resume, ResumeError, ResumeIssuer, Resumed};
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 
 /// The browser adapter for networked-aframe. The gateway serves it at
