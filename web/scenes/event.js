@@ -98,6 +98,7 @@
   }
 
   NAF.schemas.add({ template: "#avatar-template", components: ["position", "rotation"] });
+  NAF.schemas.add({ template: "#prop-template", components: ["position", "rotation"] });
 
   // NAF's own connect-failure callback only logs; wrap it to tell the attendee why.
   var nafFailure = NAF.connection.connectFailure.bind(NAF.connection);
