@@ -351,3 +351,42 @@ fn a_room_keeps_a_bounded_number_of_persistent_entities_and_loads_stored_ones() 
     assert_eq!(refused.last().unwrap()["code"], "invalid");
     assert_eq!(hub.persistent_entities(1).len(), 2);
 }
+
+/// What resuming costs a peer in memory: the ring of the last frames written while connected, and the frames
+/// kept while away, are both bounded by configuration. Prints the figures docs/PROTOCOL.md quotes.
+#[tokio::test(start_paused = true)]
+async fn the_replay_buffer_is_bounded_per_peer() {
+    let config = SignalingConfig { messages_per_second: 1_000_000, burst: 1_000_000, ..SignalingConfig::default() };
+    let (unacked, replay) = (config.unacked_frames, config.replay_frames);
+    let hub = Hub::new(config);
+    let (a, mut a_out) = join(&hub, "a");
+    let (mut b, _b_out) = join(&hub, "b");
+    // A typical NAF position update for one avatar (head position and rotation), as the adapter sends it.
+    let update = json!({"type": "broadcast", "data_type": "um", "guaranteed": false, "data": {"d": [{"networkId": "naf-abcdefgh",
+        "owner": "0123456789abcdef0123456789abcdef", "creator": "0123456789abcdef0123456789abcdef", "lastOwnerTime": 1795603789489u64,
+        "template": "#avatar-template", "persistent": false, "parent": null,
+        "components": {"0": {"x": 1.234, "y": 1.6, "z": -0.5}, "1": {"x": 0, "y": 12.5, "z": 0}}}]}});
+    for _ in 0..1000 {
+        send(&mut b, update.clone());
+        drain(&mut a_out); // written: kept in the ring in case a drop loses them
+    }
+    let (frames, bytes) = hub.held_frames(1, "a").unwrap();
+    assert_eq!(frames, unacked, "the ring keeps the last {unacked} frames written, no more");
+    let frame_len = bytes / frames;
+    let handles = frames * std::mem::size_of::<bytes::Bytes>();
+    eprintln!("connected peer: {frames} frames kept, {bytes} payload bytes ({frame_len} B each, shared with the other recipients) + {handles} B of handles");
+    // Away: unguaranteed frames are not kept; guaranteed ones up to `replay_frames`.
+    drop(a_out);
+    a.suspend(LeaveReason::Left);
+    for i in 0..replay {
+        send(&mut b, json!({"type": "broadcast", "data_type": "r", "data": {"networkId": format!("n{i:06}")}}));
+        send(&mut b, update.clone());
+    }
+    let (frames_away, bytes_away) = hub.held_frames(1, "a").unwrap();
+    assert_eq!(frames_away, unacked + replay, "the ring plus {replay} guaranteed frames, no unguaranteed ones");
+    let handles_away = unacked * std::mem::size_of::<bytes::Bytes>() + replay * std::mem::size_of::<(bytes::Bytes, signaling::Delivery)>();
+    eprintln!("away peer at its limit: {frames_away} frames, {bytes_away} payload bytes + {handles_away} B of handles");
+    // One more guaranteed frame ends the session: the bound holds.
+    send(&mut b, json!({"type": "chat", "text": "one too many"}));
+    assert!(hub.held_frames(1, "a").is_none());
+}
