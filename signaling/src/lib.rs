@@ -14,8 +14,10 @@
 //! * [`Outbox`] — one connection's bounded outgoing queue (guaranteed vs unguaranteed).
 //! * [`RoomFanout`] — the single seam for spreading a room over several nodes.
 //!
-//! All state is in memory and rebuilt by reconnecting clients; nothing here has to
-//! survive a restart.
+//! All state is in memory and rebuilt by reconnecting clients; the one exception, rooms'
+//! persistent NAF entities, is handed to the gateway's [`EntitySink`] to be stored, and
+//! loaded back with [`Hub::load_entities`] (see [`persistent`]). A dropped connection
+//! keeps its seat for a while and resumes on a new one (see [`resume`]).
 //!
 //! # Driving a connection (the gateway's side)
 //!

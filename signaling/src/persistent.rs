@@ -15,7 +15,7 @@
 //!
 //! Each room keeps at most `max_persistent_entities` of at most `max_persistent_entity_bytes` each (JSON);
 //! beyond that the sender gets an `error` frame and the entity is relayed but not kept. The entities outlive
-//! the [`crate::Room`] (they are held in the hub's [`Registry`] until the room is closed) and are handed to
+//! the [`crate::Room`] (the hub holds them in its registry until the room is closed) and are handed to
 //! an [`EntitySink`] — the gateway's store writer — so they also survive a restart; the gateway loads them
 //! back with [`crate::Hub::load_entities`] before the first admission.
 //!
