@@ -481,8 +481,9 @@
         warn("dlux: unreadable frame", e);
         return;
       }
-      // Every frame but the host's `feed` counts: a resume says how many were read (see `resumed`).
-      if (msg.type !== "feed") this.received++;
+      // Every message the server's queue wrote counts (not the host's `feed`, written beside it; an envelope
+      // carrying several messages counts as those messages): a resume says how many were read (see `resumed`).
+      if (msg.type !== "feed" && msg.type !== "batch") this.received++;
       switch (msg.type) {
         case "welcome":
           return this.welcome(msg);
