@@ -253,6 +253,22 @@ app_test!(a_kick_or_ban_ends_the_right_to_resume, |app| async move {
     bob_alive.next_of("pong").await;
 });
 
+app_test!(a_host_resumes_with_its_feed, |app| async move {
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let tb = attendance_support::ticket(&app.store, event_id, "bob-w").await;
+    let host_token = gateway::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + attendance_support::MIN).0;
+    let proxy = Proxy::start(&app.address).await;
+    let host = Client::join(&proxy.address, event_id, &host_token).await;
+    proxy.cut();
+    // The host's seat is `host:alice`: checked against the event's creator at the resume door too.
+    let (mut host, resumed) = host.resume(&app.address, event_id).await;
+    assert_eq!(resumed["client_id"], host.id.as_str());
+    // Its live feed continues on the new connection (feed frames are not counted: they are not the room's).
+    let _bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
+    let feed = host.next_of("feed").await;
+    assert_eq!(feed["kind"], "joined", "{feed}");
+});
+
 async fn window_passes(backend: ticketing::Backend) {
     let app = common::spawn_app_with(backend, |s| s.signaling.resume_window_secs = 1).await;
     // One seat: while alice's is held, bob is refused; once the window passes, it is his.

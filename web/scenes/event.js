@@ -134,6 +134,13 @@
     a.onMedia = function (msg) {
       if (msg.screen) showScreen(msg.from);
     };
+    // A dropped connection resumes by itself (docs/PROTOCOL.md, "Resuming after a drop"): say so meanwhile.
+    a.onReconnecting = function () {
+      setStatus("reconnecting", "Connection lost; reconnecting…");
+    };
+    a.onResumed = function () {
+      setStatus("connected", "Connected to event " + eventId + ".");
+    };
   });
 
   document.body.addEventListener("connected", function (event) {
