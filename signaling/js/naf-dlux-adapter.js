@@ -532,6 +532,7 @@
     welcome(msg) {
       var previousId = this.myId;
       this.resumeToken = msg.resume_token || null;
+      if (msg.resume_window_secs > 0) this.resumeWindowMs = msg.resume_window_secs * 1000;
       this.received = 1;
       this.sentCount = 0;
       this.sentLog = [];

@@ -259,6 +259,7 @@ impl Hub {
                 occupants,
                 turn: turn.as_ref(),
                 resume_token: resume_token.as_deref(),
+                resume_window_secs: resume_token.as_ref().map(|_| inner.config.resume_window_secs),
             }
             .encode()
         };

@@ -140,6 +140,9 @@ pub enum ServerMessage<'a> {
         /// Reconnect with it after a drop, without a new signature (`resume.rs`); absent when resuming is off.
         #[serde(skip_serializing_if = "Option::is_none")]
         resume_token: Option<&'a str>,
+        /// How long after a drop the seat waits for a resume.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_window_secs: Option<u64>,
     },
     /// First frame of a resumed connection: same client id and seat; the frames it missed follow.
     Resumed {

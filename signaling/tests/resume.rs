@@ -68,6 +68,7 @@ async fn a_drop_keeps_the_seat_and_the_resume_replays_what_was_missed_exactly_on
     let (mut b, mut b_out) = join(&hub, "b");
     let welcome = drain(&mut a_out);
     assert_eq!(welcome[0]["resume_token"], "token-a");
+    assert_eq!(welcome[0]["resume_window_secs"], 30);
     drain(&mut b_out);
     // A read the welcome and peer_joined (2 frames); then two chats are written to a socket that dies.
     send(&mut b, json!({"type": "chat", "text": "one"}));

@@ -267,3 +267,26 @@ test("a snapshot reaches NAF as first syncs from the entities' owners, and peers
   assert.deepEqual(states, [["away", "a"], ["back", "a"]]);
   adapter.disconnect();
 });
+
+test("past the welcome's resume window the adapter stops resuming and reports the loss", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: Date.now() });
+  const { adapter, calls, ws } = welcomed({ resume_window_secs: 1 });
+  assert.equal(adapter.resumeWindowMs, 1000);
+  ws.readyState = 3;
+  ws.onclose({ code: 1006, reason: "" });
+  // The gateway is unreachable: every attempt fails, with growing waits, until the window has passed.
+  let attempts = 0;
+  for (let waited = 0; waited <= 1500 && !calls.some((c) => c[0] === "failure"); waited += 50) {
+    t.mock.timers.tick(50);
+    const socket = FakeSocket.last;
+    if (socket !== ws && !socket.failed) {
+      attempts++;
+      socket.failed = true;
+      socket.readyState = 3;
+      socket.onclose({ code: 1006, reason: "" });
+    }
+  }
+  assert.ok(attempts >= 3, `retried with backoff (${attempts} attempts)`);
+  assert.deepEqual(calls.at(-1), ["failure", 4401, "resume window passed"]);
+  assert.deepEqual(calls.filter((c) => c[0] === "closed"), [["closed", "a"]], "the lost session's peers are gone");
+});
