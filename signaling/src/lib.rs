@@ -54,7 +54,8 @@
 //!             Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
 //!             Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
 //!             Some(Ok(_)) => {}                     // ping/pong: the WebSocket layer's business
-//!             Some(Err(_)) | None => break,         // gone: dropping `peer` leaves with `left`
+//!             Some(Err(_)) | None => break,         // gone: `peer.suspend(LeaveReason::Left)` keeps
+//!                                                   // the seat for a resume; dropping `peer` leaves
 //!         },
 //!         _ = idle_timeout.tick() => { peer.leave(LeaveReason::TimedOut); }
 //!     }
