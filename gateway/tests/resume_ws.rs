@@ -54,13 +54,15 @@ struct Client {
     received: u64,
     id: String,
     resume_token: String,
+    /// Every frame sent in the session, as the adapter keeps them, to send again what a drop lost.
+    sent: Vec<Value>,
 }
 
 impl Client {
     async fn connect(base: &str, event_id: i64, query: &str) -> Client {
         let url = format!("{}/event/{event_id}?{query}", base.replacen("http://", "ws://", 1));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Client { ws, received: 0, id: String::new(), resume_token: String::new() }
+        Client { ws, received: 0, id: String::new(), resume_token: String::new(), sent: Vec::new() }
     }
 
     async fn join(base: &str, event_id: i64, session_token: &str) -> Client {
@@ -80,6 +82,13 @@ impl Client {
         assert_eq!(resumed["type"], "resumed", "{resumed}");
         next.id = resumed["client_id"].as_str().unwrap().to_owned();
         next.resume_token = resumed["resume_token"].as_str().unwrap().to_owned();
+        // The server applied `received` of our frames: what came after goes again, once.
+        let applied = usize::try_from(resumed["received"].as_u64().unwrap()).unwrap();
+        assert!(applied <= self.sent.len(), "the server applied more than was sent: {resumed}");
+        next.sent = self.sent[..applied].to_vec();
+        for frame in self.sent[applied..].to_vec() {
+            next.send(frame).await;
+        }
         (next, resumed)
     }
 
@@ -133,7 +142,8 @@ impl Client {
     }
 
     async fn send(&mut self, v: Value) {
-        send(&mut self.ws, v).await;
+        send(&mut self.ws, v.clone()).await;
+        self.sent.push(v);
     }
 }
 
@@ -201,6 +211,39 @@ app_test!(a_cut_connection_resumes_with_the_same_id_and_misses_nothing, |app| as
     assert!(metrics.contains("gateway_room_replayed_frames_total 4"), "{metrics}");
     let (frames, bytes) = app.state.hub.held_frames(event_id, &old_id).unwrap();
     eprintln!("reconnect: cut → resumed {resumed_ms} ms, cut → first live frame {live_ms} ms; replay buffer now {frames} frames, {bytes} payload bytes");
+});
+
+app_test!(what_the_client_sent_as_the_connection_went_arrives_once, |app| async move {
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
+    let proxy = Proxy::start(&app.address).await;
+    let mut alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
+    let mut bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
+    // Alice talks as the network goes: some of it may be lost in flight, some applied.
+    for i in 0..20 {
+        alice.send(json!({ "type": "broadcast", "data_type": "r", "data": { "networkId": format!("n{i}") }, "guaranteed": true })).await;
+    }
+    proxy.cut();
+    let mut seen = bob.until("peer_reconnecting").await;
+    let (mut alice, resumed) = alice.resume(&app.address, event_id).await;
+    let applied = resumed["received"].as_u64().unwrap();
+    assert!(applied <= 20);
+    alice.send(json!({ "type": "chat", "text": "done" })).await;
+    // Bob gets each of alice's frames once, in order (those applied before the drop, then those she sent
+    // again), then the marker.
+    let mut ids: Vec<String> =
+        seen.drain(..).filter(|f| f["type"] == "broadcast").map(|f| f["data"]["networkId"].as_str().unwrap().to_owned()).collect();
+    eprintln!("upstream: {applied} of 20 frames applied before the drop, {} sent again", 20 - applied);
+    loop {
+        let frame = bob.next().await.unwrap();
+        if frame["type"] == "chat" {
+            break;
+        }
+        if frame["type"] == "broadcast" {
+            ids.push(frame["data"]["networkId"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids, (0..20).map(|i| format!("n{i}")).collect::<Vec<_>>());
 });
 
 app_test!(a_resume_token_is_good_once_and_a_live_connection_is_superseded, |app| async move {
