@@ -538,7 +538,6 @@
       this.sentLog = [];
       this.stopReconnecting();
       this.myId = msg.client_id;
-      if (previousId && previousId !== this.myId) this.reownEntities(previousId, this.myId);
       this.myRoomJoinTime = msg.joined_at;
       this.muted = !!msg.muted;
       this.avgTimeOffset = msg.server_time - Date.now();
@@ -553,6 +552,8 @@
       this.startClockSync();
       log("dlux: joined room", msg.room_id, "as", this.myId);
       if (this.connectSuccess) this.connectSuccess(this.myId);
+      // A fresh join after a session was lost: what this page owned is its own under the new id.
+      if (previousId && previousId !== this.myId) this.reownEntities(previousId, this.myId);
       this.notifyOccupants();
       if (this.webRtcOptions.audio && !this.muted) {
         this.enableMicrophone(true).catch(function (e) {
