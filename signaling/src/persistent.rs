@@ -89,10 +89,7 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(sink: Option<Box<dyn EntitySink>>) -> Self {
-        Self {
-            rooms: Mutex::default(),
-            sink,
-        }
+        Self { rooms: Mutex::default(), sink }
     }
 
     /// The room's entities, created empty on first use. Taken when a `Room` is created, never to relay.
@@ -113,12 +110,7 @@ impl Registry {
         }
         let values: Vec<Value> = kept.values().map(|data| first_sync(data.clone())).collect();
         drop(kept);
-        Some(
-            ServerMessage::Snapshot {
-                entities: values.iter().collect(),
-            }
-            .encode(),
-        )
+        Some(ServerMessage::Snapshot { entities: values.iter().collect() }.encode())
     }
 }
 
@@ -132,11 +124,7 @@ fn first_sync(mut data: Map<String, Value>) -> Value {
 impl Hub {
     /// Whether the gateway still has to load this room's kept entities from its store.
     pub fn entities_loaded(&self, room: RoomId) -> bool {
-        self.inner
-            .persistent
-            .room(room)
-            .loaded
-            .load(Ordering::Acquire)
+        self.inner.persistent.room(room).loaded.load(Ordering::Acquire)
     }
 
     /// Loads a room's kept entities (from the store, after a restart). Entities the room already keeps win:
@@ -147,11 +135,7 @@ impl Hub {
         let mut kept = entities.entities.lock();
         for value in stored {
             let Value::Object(data) = value else { continue };
-            let Some(id) = data
-                .get("networkId")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let Some(id) = data.get("networkId").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
             };
             if kept.len() >= config.max_persistent_entities {
@@ -167,27 +151,18 @@ impl Hub {
     pub fn persistent_entities(&self, room: RoomId) -> Vec<Value> {
         let entities = self.inner.persistent.room(room);
         let kept = entities.entities.lock();
-        kept.values()
-            .map(|data| Value::Object(data.clone()))
-            .collect()
+        kept.values().map(|data| Value::Object(data.clone())).collect()
     }
 
     /// Keeps what a broadcast says about persistent entities (see the module's rules).
-    pub(crate) fn observe_entities(
-        &self,
-        room: &Room,
-        data_type: &str,
-        data: &Value,
-    ) -> Result<(), EntityRefused> {
+    pub(crate) fn observe_entities(&self, room: &Room, data_type: &str, data: &Value) -> Result<(), EntityRefused> {
         match data_type {
             "u" => self.observe_update(room, data),
             "um" => {
                 let Some(updates) = data.get("d").and_then(Value::as_array) else {
                     return Ok(());
                 };
-                updates
-                    .iter()
-                    .try_for_each(|update| self.observe_update(room, update))
+                updates.iter().try_for_each(|update| self.observe_update(room, update))
             }
             "r" if room.entities.len.load(Ordering::Acquire) > 0 => {
                 let Some(id) = data.get("networkId").and_then(Value::as_str) else {
@@ -200,12 +175,7 @@ impl Hub {
                     removed
                 };
                 if removed {
-                    self.entity_changed(
-                        room.id(),
-                        EntityChange::Removed {
-                            network_id: id.to_owned(),
-                        },
-                    );
+                    self.entity_changed(room.id(), EntityChange::Removed { network_id: id.to_owned() });
                 }
                 Ok(())
             }
@@ -234,9 +204,7 @@ impl Hub {
                 if !removed {
                     return Ok(());
                 }
-                EntityChange::Removed {
-                    network_id: id.to_owned(),
-                }
+                EntityChange::Removed { network_id: id.to_owned() }
             } else {
                 let merged = match kept.get(id) {
                     Some(current) if !newer_owner_or_same(current, update) => return Ok(()),
@@ -251,21 +219,11 @@ impl Hub {
                 if value.to_string().len() > config.max_persistent_entity_bytes {
                     return Err(EntityRefused::TooBig(config.max_persistent_entity_bytes));
                 }
-                let Value::Object(merged) = value else {
-                    unreachable!("built as an object")
-                };
-                let owner = merged
-                    .get("owner")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let Value::Object(merged) = value else { unreachable!("built as an object") };
+                let owner = merged.get("owner").and_then(Value::as_str).unwrap_or_default().to_owned();
                 kept.insert(id.to_owned(), merged.clone());
                 room.entities.len.store(kept.len(), Ordering::Release);
-                EntityChange::Upsert {
-                    network_id: id.to_owned(),
-                    owner,
-                    data: Value::Object(merged),
-                }
+                EntityChange::Upsert { network_id: id.to_owned(), owner, data: Value::Object(merged) }
             }
         };
         self.entity_changed(room.id(), change);
@@ -280,15 +238,11 @@ impl Hub {
 }
 
 fn owner_time(data: &Map<String, Value>) -> f64 {
-    data.get("lastOwnerTime")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0)
+    data.get("lastOwnerTime").and_then(Value::as_f64).unwrap_or(0.0)
 }
 
 fn owner(data: &Map<String, Value>) -> &str {
-    data.get("owner")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    data.get("owner").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// NAF's `networkUpdate` test: an update is applied unless its `lastOwnerTime` is older, or equal while the
@@ -304,9 +258,7 @@ fn merge(mut current: Map<String, Value>, update: &Map<String, Value>) -> Map<St
         match (key.as_str(), value) {
             ("isFirstSync", _) => {}
             ("components", Value::Object(changed)) => {
-                let components = current
-                    .entry("components")
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let components = current.entry("components").or_insert_with(|| Value::Object(Map::new()));
                 match components {
                     Value::Object(components) => {
                         for (index, component) in changed {
@@ -344,34 +296,17 @@ mod tests {
     #[test]
     fn ownership_follows_nafs_network_update_rule() {
         let kept = obj(json!({"owner": "b", "lastOwnerTime": 10}));
-        assert!(newer_owner_or_same(
-            &kept,
-            &obj(json!({"owner": "a", "lastOwnerTime": 11}))
-        ));
-        assert!(!newer_owner_or_same(
-            &kept,
-            &obj(json!({"owner": "z", "lastOwnerTime": 9}))
-        ));
+        assert!(newer_owner_or_same(&kept, &obj(json!({"owner": "a", "lastOwnerTime": 11}))));
+        assert!(!newer_owner_or_same(&kept, &obj(json!({"owner": "z", "lastOwnerTime": 9}))));
         // Equal times: the greater owner id wins, as in NAF (`this.data.owner > e.owner` is ignored).
-        assert!(!newer_owner_or_same(
-            &kept,
-            &obj(json!({"owner": "a", "lastOwnerTime": 10}))
-        ));
-        assert!(newer_owner_or_same(
-            &kept,
-            &obj(json!({"owner": "c", "lastOwnerTime": 10}))
-        ));
+        assert!(!newer_owner_or_same(&kept, &obj(json!({"owner": "a", "lastOwnerTime": 10}))));
+        assert!(newer_owner_or_same(&kept, &obj(json!({"owner": "c", "lastOwnerTime": 10}))));
     }
 
     #[test]
     fn updates_merge_their_components_into_the_kept_entity() {
-        let kept = obj(
-            json!({"networkId": "n", "owner": "a", "components": {"0": [1, 2, 3], "1": "red"}}),
-        );
-        let merged = merge(
-            kept,
-            &obj(json!({"owner": "a", "isFirstSync": false, "components": {"0": [4, 5, 6]}})),
-        );
+        let kept = obj(json!({"networkId": "n", "owner": "a", "components": {"0": [1, 2, 3], "1": "red"}}));
+        let merged = merge(kept, &obj(json!({"owner": "a", "isFirstSync": false, "components": {"0": [4, 5, 6]}})));
         assert_eq!(
             Value::Object(merged),
             json!({"networkId": "n", "owner": "a", "components": {"0": [4, 5, 6], "1": "red"}})

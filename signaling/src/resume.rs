@@ -115,28 +115,13 @@ pub struct Resumed {
 
 /// A session's queue, resumable when resuming is on.
 pub(crate) fn session_queue(config: &SignalingConfig) -> Arc<PeerQueue> {
-    let unacked = if config.resume_window_secs > 0 {
-        config.unacked_frames
-    } else {
-        0
-    };
-    PeerQueue::resumable(
-        config.guaranteed_queue,
-        config.unguaranteed_queue,
-        unacked,
-        config.replay_frames.max(1),
-    )
+    let unacked = if config.resume_window_secs > 0 { config.unacked_frames } else { 0 };
+    PeerQueue::resumable(config.guaranteed_queue, config.unguaranteed_queue, unacked, config.replay_frames.max(1))
 }
 
 impl Hub {
     /// See [`Peer::suspend`].
-    pub(crate) fn suspend(
-        &self,
-        room: &Arc<Room>,
-        info: &Arc<PeerInfo>,
-        queue: &Arc<PeerQueue>,
-        reason: LeaveReason,
-    ) {
+    pub(crate) fn suspend(&self, room: &Arc<Room>, info: &Arc<PeerInfo>, queue: &Arc<PeerQueue>, reason: LeaveReason) {
         let window = self.config().resume_window_secs;
         let runtime = tokio::runtime::Handle::try_current();
         if window == 0 || runtime.is_err() {
@@ -161,12 +146,7 @@ impl Hub {
             member.away = Some(Away { since, reason });
         }
         let until = since + i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let frame = ServerMessage::PeerReconnecting {
-            client_id: &info.client_id,
-            since,
-            until,
-        }
-        .encode();
+        let frame = ServerMessage::PeerReconnecting { client_id: &info.client_id, since, until }.encode();
         self.publish(
             room,
             Envelope {
@@ -206,30 +186,12 @@ impl Hub {
     }
 
     /// After a member was taken out of the room by this module: as `Hub::after_removal`, dated `at`.
-    fn forget(
-        &self,
-        room: &Arc<Room>,
-        info: &PeerInfo,
-        queue: &PeerQueue,
-        reason: LeaveReason,
-        at: i64,
-    ) {
+    fn forget(&self, room: &Arc<Room>, info: &PeerInfo, queue: &PeerQueue, reason: LeaveReason, at: i64) {
         queue.close(None);
         Stats::dec(&self.stats().peers);
         self.emit_at(info, at, RoomEventKind::Left { reason });
-        let left = ServerMessage::PeerLeft {
-            client_id: &info.client_id,
-            reason,
-        }
-        .encode();
-        self.publish(
-            room,
-            Envelope {
-                to: Recipients::All,
-                delivery: Delivery::Guaranteed,
-                payload: left,
-            },
-        );
+        let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason }.encode();
+        self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: left });
         self.drop_room_if_idle(room);
     }
 
@@ -237,11 +199,7 @@ impl Hub {
     /// payload bytes; `None` if it is not in the room. Payloads are shared with the frames' other recipients.
     pub fn held_frames(&self, room_id: RoomId, client_id: &str) -> Option<(usize, usize)> {
         let room = self.room(room_id)?;
-        let queue = room
-            .lock()
-            .members
-            .get(client_id)
-            .map(|m| m.queue.clone())?;
+        let queue = room.lock().members.get(client_id).map(|m| m.queue.clone())?;
         Some(queue.held())
     }
 
@@ -252,9 +210,7 @@ impl Hub {
         match &result {
             Ok(resumed) => {
                 Stats::inc(&self.stats().resumes_succeeded);
-                self.stats()
-                    .frames_replayed
-                    .fetch_add(resumed.replayed as u64, Ordering::Relaxed);
+                self.stats().frames_replayed.fetch_add(resumed.replayed as u64, Ordering::Relaxed);
             }
             Err(_) => Stats::inc(&self.stats().resumes_failed),
         }
@@ -267,45 +223,28 @@ impl Hub {
         }
         let room = self.room(resume.room_id).ok_or(ResumeError::Gone)?;
         // The token is made before taking the lock (the issuer is the gateway's code); it names the member.
-        let info = room
-            .lock()
-            .members
-            .get(resume.client_id.as_str())
-            .map(|m| m.info.clone())
-            .ok_or(ResumeError::Gone)?;
+        let info =
+            room.lock().members.get(resume.client_id.as_str()).map(|m| m.info.clone()).ok_or(ResumeError::Gone)?;
         if *info.seat_key != *resume.seat_key {
             return Err(ResumeError::WrongSeat);
         }
-        let token = self
-            .inner
-            .resume
-            .as_ref()
-            .and_then(|issuer| issuer.issue(&info));
+        let token = self.inner.resume.as_ref().and_then(|issuer| issuer.issue(&info));
         let queue = session_queue(self.config());
         let (replayed, was_away, inbound) = {
             let mut state = room.lock();
             if state.banned.contains(&*info.seat_key) {
                 return Err(ResumeError::Gone);
             }
-            let member = state
-                .members
-                .get_mut(resume.client_id.as_str())
-                .ok_or(ResumeError::Gone)?;
+            let member = state.members.get_mut(resume.client_id.as_str()).ok_or(ResumeError::Gone)?;
             if !Arc::ptr_eq(&member.info, &info) {
                 return Err(ResumeError::Gone);
             }
-            let close = if member.away.is_some() {
-                None
-            } else {
-                Some(CloseCode::Superseded.into())
-            };
+            let close = if member.away.is_some() { None } else { Some(CloseCode::Superseded.into()) };
             let carried = member.queue.hand_over(close).ok_or(ResumeError::Gone)?;
             let Some(replayed) = carried.replay_count(resume.received) else {
                 // Not continued exactly: the session ends here and the client joins afresh.
                 let old = member.queue.clone();
-                let removed = state
-                    .remove(resume.client_id.as_str())
-                    .expect("present under the lock");
+                let removed = state.remove(resume.client_id.as_str()).expect("present under the lock");
                 drop(state);
                 self.forget(&room, &removed.info, &old, LeaveReason::Left, now_ms());
                 return Err(ResumeError::Gap);
@@ -320,17 +259,10 @@ impl Hub {
             .encode();
             queue.resume_from(carried, resume.received, first);
             member.queue = queue.clone();
-            (
-                replayed,
-                member.away.take().is_some(),
-                member.inbound.clone(),
-            )
+            (replayed, member.away.take().is_some(), member.inbound.clone())
         };
         if was_away {
-            let frame = ServerMessage::PeerResumed {
-                client_id: &info.client_id,
-            }
-            .encode();
+            let frame = ServerMessage::PeerResumed { client_id: &info.client_id }.encode();
             self.publish(
                 &room,
                 Envelope {
@@ -342,10 +274,6 @@ impl Hub {
         }
         tracing::debug!(room = info.room_id, client = %info.client_id, replayed, was_away, "resumed");
         let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound);
-        Ok(Resumed {
-            peer,
-            outbox: Outbox::new(queue),
-            replayed,
-        })
+        Ok(Resumed { peer, outbox: Outbox::new(queue), replayed })
     }
 }

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use signaling::{
-    Admission, EntityChange, Hub, LeaveReason, Outbound, Outbox, Peer, Resume, ResumeError, Role,
-    RoomEventKind, SignalingConfig,
+    Admission, EntityChange, Hub, LeaveReason, Outbound, Outbox, Peer, Resume, ResumeError, Role, RoomEventKind,
+    SignalingConfig,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,20 +44,11 @@ fn send(peer: &mut Peer, frame: Value) {
 }
 
 fn resume(client: &str, received: u64) -> Resume {
-    Resume {
-        room_id: 1,
-        client_id: client.into(),
-        seat_key: format!("seat-{client}"),
-        received,
-    }
+    Resume { room_id: 1, client_id: client.into(), seat_key: format!("seat-{client}"), received }
 }
 
 fn chats(frames: &[Value]) -> Vec<String> {
-    frames
-        .iter()
-        .filter(|f| f["type"] == "chat")
-        .map(|f| f["text"].as_str().unwrap().to_owned())
-        .collect()
+    frames.iter().filter(|f| f["type"] == "chat").map(|f| f["text"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -77,34 +68,21 @@ async fn a_drop_keeps_the_seat_and_the_resume_replays_what_was_missed_exactly_on
     drop(a_out);
     a.suspend(LeaveReason::Left);
     let reconnecting = drain(&mut b_out);
-    assert_eq!(
-        reconnecting.last().unwrap()["type"],
-        "peer_reconnecting",
-        "{reconnecting:?}"
-    );
+    assert_eq!(reconnecting.last().unwrap()["type"], "peer_reconnecting", "{reconnecting:?}");
     // While away: a guaranteed chat waits, an unguaranteed update is dropped.
     send(&mut b, json!({"type": "chat", "text": "three"}));
-    send(
-        &mut b,
-        json!({"type": "broadcast", "data_type": "u", "data": {}, "guaranteed": false}),
-    );
+    send(&mut b, json!({"type": "broadcast", "data_type": "u", "data": {}, "guaranteed": false}));
     tokio::time::advance(Duration::from_secs(20)).await;
     // A had read only the welcome and peer_joined, and the chats sent meanwhile follow once each, in order.
     let resumed = hub.try_resume(resume("a", 2)).unwrap();
-    assert_eq!(
-        resumed.replayed, 3,
-        "one and two (lost in flight), then three (queued while away)"
-    );
+    assert_eq!(resumed.replayed, 3, "one and two (lost in flight), then three (queued while away)");
     let (mut a, mut a_out) = (resumed.peer, resumed.outbox);
     let frames = drain(&mut a_out);
     assert_eq!(frames[0]["type"], "resumed");
     assert_eq!(frames[0]["client_id"], "a");
     assert_eq!(frames[0]["resume_token"], "token-a");
     assert_eq!(chats(&frames), ["one", "two", "three"]);
-    assert!(
-        frames.iter().all(|f| f["type"] != "broadcast"),
-        "unguaranteed frames are not kept: {frames:?}"
-    );
+    assert!(frames.iter().all(|f| f["type"] != "broadcast"), "unguaranteed frames are not kept: {frames:?}");
     assert_eq!(drain(&mut b_out).last().unwrap()["type"], "peer_resumed");
     // Live traffic continues on the same client id; nobody saw a leave or a join.
     send(&mut a, json!({"type": "chat", "text": "back"}));
@@ -113,24 +91,10 @@ async fn a_drop_keeps_the_seat_and_the_resume_replays_what_was_missed_exactly_on
     while let Ok(event) = events.try_recv() {
         kinds.push(event.kind);
     }
-    assert!(
-        kinds
-            .iter()
-            .all(|k| !matches!(k, RoomEventKind::Left { .. })),
-        "{kinds:?}"
-    );
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| matches!(k, RoomEventKind::Joined))
-            .count(),
-        2
-    );
+    assert!(kinds.iter().all(|k| !matches!(k, RoomEventKind::Left { .. })), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| matches!(k, RoomEventKind::Joined)).count(), 2);
     let stats = hub.stats_snapshot();
-    assert_eq!(
-        (stats.resumes_succeeded, stats.frames_replayed, stats.peers),
-        (1, 3, 2)
-    );
+    assert_eq!((stats.resumes_succeeded, stats.frames_replayed, stats.peers), (1, 3, 2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,37 +107,16 @@ async fn after_the_window_the_seat_is_released_as_of_the_drop() {
     let dropped_at = signaling::now_ms();
     a.suspend(LeaveReason::TimedOut);
     tokio::time::advance(Duration::from_secs(29)).await;
-    assert_eq!(
-        hub.occupancy(1).unwrap().attendees,
-        2,
-        "the seat is held within the window"
-    );
+    assert_eq!(hub.occupancy(1).unwrap().attendees, 2, "the seat is held within the window");
     tokio::time::advance(Duration::from_secs(2)).await;
     tokio::task::yield_now().await;
-    assert_eq!(
-        hub.occupancy(1).unwrap().attendees,
-        1,
-        "the seat is free after it"
-    );
-    let left = drain(&mut b_out)
-        .into_iter()
-        .find(|f| f["type"] == "peer_left")
-        .expect("peer_left after the window");
-    assert_eq!(
-        (left["client_id"].as_str(), left["reason"].as_str()),
-        (Some("a"), Some("timed_out"))
-    );
-    let left = std::iter::from_fn(|| events.try_recv().ok())
-        .find(|e| matches!(e.kind, RoomEventKind::Left { .. }))
-        .unwrap();
-    assert!(
-        (left.at_ms - dropped_at).abs() < 1000,
-        "the session ends when the peer was last seen"
-    );
-    assert_eq!(
-        hub.try_resume(resume("a", 2)).unwrap_err(),
-        ResumeError::Gone
-    );
+    assert_eq!(hub.occupancy(1).unwrap().attendees, 1, "the seat is free after it");
+    let left = drain(&mut b_out).into_iter().find(|f| f["type"] == "peer_left").expect("peer_left after the window");
+    assert_eq!((left["client_id"].as_str(), left["reason"].as_str()), (Some("a"), Some("timed_out")));
+    let left =
+        std::iter::from_fn(|| events.try_recv().ok()).find(|e| matches!(e.kind, RoomEventKind::Left { .. })).unwrap();
+    assert!((left.at_ms - dropped_at).abs() < 1000, "the session ends when the peer was last seen");
+    assert_eq!(hub.try_resume(resume("a", 2)).unwrap_err(), ResumeError::Gone);
     assert_eq!(hub.stats_snapshot().resumes_expired, 1);
 }
 
@@ -186,41 +129,22 @@ async fn a_resume_supersedes_a_live_connection_and_kicks_end_the_right_to_resume
     drain(&mut b_out);
     // The client saw the drop first: its old connection still looks alive here and is closed with 4000.
     let resumed = hub.try_resume(resume("a", 2)).unwrap();
-    assert_eq!(
-        a_out.try_recv(),
-        Some(Outbound::Close(signaling::CloseCode::Superseded.into()))
-    );
-    assert!(
-        drain(&mut b_out).is_empty(),
-        "others see nothing: {:?}",
-        drain(&mut b_out)
-    );
+    assert_eq!(a_out.try_recv(), Some(Outbound::Close(signaling::CloseCode::Superseded.into())));
+    assert!(drain(&mut b_out).is_empty(), "others see nothing: {:?}", drain(&mut b_out));
     assert_eq!(hub.occupancy(1).unwrap().attendees, 2);
     // Claiming to have read more than was written, or a seat that is not the token's, is refused.
-    let wrong_seat = Resume {
-        seat_key: "seat-b".into(),
-        ..resume("a", 3)
-    };
-    assert_eq!(
-        hub.try_resume(wrong_seat).unwrap_err(),
-        ResumeError::WrongSeat
-    );
+    let wrong_seat = Resume { seat_key: "seat-b".into(), ..resume("a", 3) };
+    assert_eq!(hub.try_resume(wrong_seat).unwrap_err(), ResumeError::WrongSeat);
     // A kick ends the session: no resume after it.
     drop(resumed.outbox);
     resumed.peer.suspend(LeaveReason::Left);
     assert!(hub.kick(1, "a"));
-    assert_eq!(
-        hub.try_resume(resume("a", 3)).unwrap_err(),
-        ResumeError::Gone
-    );
+    assert_eq!(hub.try_resume(resume("a", 3)).unwrap_err(), ResumeError::Gone);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_away_peer_that_is_owed_too_much_is_released() {
-    let config = SignalingConfig {
-        replay_frames: 3,
-        ..SignalingConfig::default()
-    };
+    let config = SignalingConfig { replay_frames: 3, ..SignalingConfig::default() };
     let hub = Hub::new(config);
     let (a, a_out) = join(&hub, "a");
     let (mut b, _b_out) = join(&hub, "b");
@@ -229,15 +153,8 @@ async fn an_away_peer_that_is_owed_too_much_is_released() {
     for i in 0..4 {
         send(&mut b, json!({"type": "chat", "text": format!("{i}")}));
     }
-    assert_eq!(
-        hub.occupancy(1).unwrap().attendees,
-        1,
-        "the replay buffer is bounded"
-    );
-    assert_eq!(
-        hub.try_resume(resume("a", 2)).unwrap_err(),
-        ResumeError::Gone
-    );
+    assert_eq!(hub.occupancy(1).unwrap().attendees, 1, "the replay buffer is bounded");
+    assert_eq!(hub.try_resume(resume("a", 2)).unwrap_err(), ResumeError::Gone);
 }
 
 #[tokio::test(start_paused = true)]
@@ -246,14 +163,8 @@ async fn a_resume_claiming_more_than_was_written_ends_the_session() {
     let (a, a_out) = join(&hub, "a");
     drop(a_out);
     a.suspend(LeaveReason::Left);
-    assert_eq!(
-        hub.try_resume(resume("a", 999)).unwrap_err(),
-        ResumeError::Gap
-    );
-    assert!(
-        hub.occupancy(1).is_none(),
-        "the session ended and the room with it"
-    );
+    assert_eq!(hub.try_resume(resume("a", 999)).unwrap_err(), ResumeError::Gap);
+    assert!(hub.occupancy(1).is_none(), "the session ended and the room with it");
 }
 
 #[test]
@@ -261,17 +172,12 @@ fn persistent_entities_are_kept_merged_removed_and_sent_to_joiners_first() {
     let changes = Arc::new(Mutex::new(Vec::new()));
     let sink = changes.clone();
     let hub = Hub::builder(SignalingConfig::default())
-        .entity_sink(move |room: i64, change: EntityChange| {
-            sink.lock().unwrap().push((room, change))
-        })
+        .entity_sink(move |room: i64, change: EntityChange| sink.lock().unwrap().push((room, change)))
         .build();
     let (mut a, _a_out) = join(&hub, "a");
     let box_u = json!({"networkId": "box", "owner": "a", "creator": "a", "lastOwnerTime": 5, "template": "#box",
         "persistent": true, "isFirstSync": true, "components": {"0": {"x": 0, "y": 0, "z": 0}, "1": "red"}});
-    send(
-        &mut a,
-        json!({"type": "broadcast", "data_type": "u", "data": box_u}),
-    );
+    send(&mut a, json!({"type": "broadcast", "data_type": "u", "data": box_u}));
     // An avatar (not persistent) is relayed but not kept.
     send(
         &mut a,
@@ -296,10 +202,7 @@ fn persistent_entities_are_kept_merged_removed_and_sent_to_joiners_first() {
     assert_eq!(entities.len(), 1, "{entities:?}");
     assert_eq!(entities[0]["networkId"], "box");
     assert_eq!(entities[0]["isFirstSync"], true);
-    assert_eq!(
-        entities[0]["components"],
-        json!({"0": {"x": 2, "y": 0, "z": -1}, "1": "red"})
-    );
+    assert_eq!(entities[0]["components"], json!({"0": {"x": 2, "y": 0, "z": -1}, "1": "red"}));
     // Ownership passes to c with a newer lastOwnerTime; then a removal forgets the box.
     let (mut c, _) = (_c, c_out);
     send(
@@ -307,35 +210,22 @@ fn persistent_entities_are_kept_merged_removed_and_sent_to_joiners_first() {
         json!({"type": "broadcast", "data_type": "u", "data": {"networkId": "box", "owner": "c", "lastOwnerTime": 9, "persistent": true, "components": {}}}),
     );
     assert_eq!(hub.persistent_entities(1)[0]["owner"], "c");
-    send(
-        &mut c,
-        json!({"type": "broadcast", "data_type": "r", "data": {"networkId": "box"}}),
-    );
+    send(&mut c, json!({"type": "broadcast", "data_type": "r", "data": {"networkId": "box"}}));
     assert!(hub.persistent_entities(1).is_empty());
     let changes = changes.lock().unwrap();
     assert!(
         matches!(changes.last(), Some((1, EntityChange::Removed { network_id })) if network_id == "box"),
         "{changes:?}"
     );
-    assert_eq!(
-        changes.len(),
-        4,
-        "kept, moved, owner changed, removed: {changes:?}"
-    );
+    assert_eq!(changes.len(), 4, "kept, moved, owner changed, removed: {changes:?}");
 }
 
 #[test]
 fn a_room_keeps_a_bounded_number_of_persistent_entities_and_loads_stored_ones() {
-    let config = SignalingConfig {
-        max_persistent_entities: 2,
-        ..SignalingConfig::default()
-    };
+    let config = SignalingConfig { max_persistent_entities: 2, ..SignalingConfig::default() };
     let hub = Hub::new(config);
     assert!(!hub.entities_loaded(1));
-    hub.load_entities(
-        1,
-        vec![json!({"networkId": "stored", "owner": "x", "persistent": true, "components": {}})],
-    );
+    hub.load_entities(1, vec![json!({"networkId": "stored", "owner": "x", "persistent": true, "components": {}})]);
     assert!(hub.entities_loaded(1));
     let (mut a, mut a_out) = join(&hub, "a");
     assert_eq!(drain(&mut a_out)[1]["entities"][0]["networkId"], "stored");
@@ -385,7 +275,8 @@ async fn the_replay_buffer_is_bounded_per_peer() {
     }
     let (frames_away, bytes_away) = hub.held_frames(1, "a").unwrap();
     assert_eq!(frames_away, unacked + replay, "the ring plus {replay} guaranteed frames, no unguaranteed ones");
-    let handles_away = unacked * std::mem::size_of::<bytes::Bytes>() + replay * std::mem::size_of::<(bytes::Bytes, signaling::Delivery)>();
+    let handles_away = unacked * std::mem::size_of::<bytes::Bytes>()
+        + replay * std::mem::size_of::<(bytes::Bytes, signaling::Delivery)>();
     eprintln!("away peer at its limit: {frames_away} frames, {bytes_away} payload bytes + {handles_away} B of handles");
     // One more guaranteed frame ends the session: the bound holds.
     send(&mut b, json!({"type": "chat", "text": "one too many"}));
