@@ -26,15 +26,25 @@ pub fn issuer(secret: Vec<u8>) -> impl signaling::ResumeIssuer {
 }
 
 pub(crate) async fn admit(state: &AppState, event_id: i64, token: &str, received: u64) -> Result<Admitted, Denied> {
-    let result = admit_inner(state, event_id, token, received).await;
-    if result.is_err() {
-        // Refusals at this door count with those of the room's own (window passed, kicked, gap).
-        state.hub.stats().resumes_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    result
+    let (claims, role, seat) = match door(state, event_id, token).await {
+        Ok(passed) => passed,
+        Err(denied) => {
+            // Refused here, before the room: counted with the room's own refusals (window passed, kicked, gap).
+            state.hub.stats().resumes_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(denied);
+        }
+    };
+    let resume = Resume { room_id: event_id, client_id: claims.client_id.clone(), seat_key: claims.seat_key, received };
+    let resumed = state.hub.try_resume(resume).map_err(|e| {
+        let frame = e.close_frame();
+        Denied(frame.code, frame.reason)
+    })?;
+    tracing::info!(event_id, client_id = %claims.client_id, replayed = resumed.replayed, "resumed");
+    Ok(Admitted { peer: resumed.peer, outbox: resumed.outbox, role, event_end: seat.event_end, client_id: claims.client_id })
 }
 
-async fn admit_inner(state: &AppState, event_id: i64, token: &str, received: u64) -> Result<Admitted, Denied> {
+/// The token (signature, expiry, event, single use) and the seat it names (still admitted by the store).
+async fn door(state: &AppState, event_id: i64, token: &str) -> Result<(resume_token::ResumeClaims, Role, ticketing::attendance::Seat), Denied> {
     let now = now_ms();
     if state.shutdown.is_cancelled() {
         return Err(Denied::code(CloseCode::Shutdown, "server shutting down"));
@@ -56,11 +66,5 @@ async fn admit_inner(state: &AppState, event_id: i64, token: &str, received: u64
         }
     };
     let seat = decision.map_err(refusal_close)?;
-    let resume = Resume { room_id: event_id, client_id: claims.client_id.clone(), seat_key: claims.seat_key, received };
-    let resumed = state.hub.try_resume(resume).map_err(|e| {
-        let frame = e.close_frame();
-        Denied(frame.code, frame.reason)
-    })?;
-    tracing::info!(event_id, client_id = %claims.client_id, replayed = resumed.replayed, "resumed");
-    Ok(Admitted { peer: resumed.peer, outbox: resumed.outbox, role, event_end: seat.event_end, client_id: claims.client_id })
+    Ok((claims, role, seat))
 }

@@ -336,6 +336,8 @@ async fn window_passes(backend: ticketing::Backend) {
     assert_eq!(late.closed_with().await, 4401);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_room_resumes_expired_total 1"), "{metrics}");
+    // Refused by the room (the session is over), counted once.
+    assert!(metrics.contains("gateway_room_resumes_failed_total 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
