@@ -86,7 +86,7 @@ impl Client {
         let applied = usize::try_from(resumed["received"].as_u64().unwrap()).unwrap();
         assert!(applied <= self.sent.len(), "the server applied more than was sent: {resumed}");
         next.sent = self.sent[..applied].to_vec();
-        for frame in self.sent[applied..].to_vec() {
+        for frame in self.sent[applied..].iter().cloned() {
             next.send(frame).await;
         }
         (next, resumed)
