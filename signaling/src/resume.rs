@@ -19,7 +19,9 @@
 //!
 //! A resume while the session's connection still looks alive (the client noticed the drop first, which
 //! is the common case) closes that connection with 4000 "superseded" and continues on the new one: a token
-//! can't be used by two connections. Kicks, bans, a newer join of the same seat and the end of the room
+//! can't be used by two connections. (Should that old connection still be delivering frames as the resume takes
+//! over — a dropped one is not — a frame it applies in that instant may be counted after `received` was read,
+//! and the client sends it again.) Kicks, bans, a newer join of the same seat and the end of the room
 //! all remove the member, and with it the right to resume.
 
 use crate::admission::{PeerInfo, RoomId};
