@@ -18,7 +18,7 @@ const TARGET = { x: 2.5, y: 1.6, z: -1.25 };
 /** Remote networked entities on a page: owner, network id, current position. */
 function remoteEntities() {
   return Object.values(NAF.entities.entities)
-    .filter((el) => el.components.networked && el.components.networked.data.owner !== NAF.clientId)
+    .filter((el) => el.components.networked && el.components.networked.data.owner !== NAF.clientId && !el.components.networked.data.persistent)
     .map((el) => ({
       owner: el.components.networked.data.owner,
       networkId: el.components.networked.data.networkId,

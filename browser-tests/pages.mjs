@@ -26,7 +26,10 @@ async function reply() {
 
 /** Remote NAF avatars a scene page sees. */
 const remoteOwners = () =>
-  Object.values(NAF.entities.entities).map((el) => el.components.networked.data.owner).filter((o) => o !== NAF.clientId);
+  Object.values(NAF.entities.entities)
+    .filter((el) => !el.components.networked.data.persistent) // the scene's prop is not an avatar
+    .map((el) => el.components.networked.data.owner)
+    .filter((o) => o !== NAF.clientId);
 
 /** At a phone's width nothing may stick out sideways: the elements wider than the viewport, if any. */
 const overflowing = () => {

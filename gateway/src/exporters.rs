@@ -45,6 +45,10 @@ impl Collector for RoomsCollector {
         counter(e, "room_messages_refused", "Messages answered with an error frame", s.messages_refused)?;
         counter(e, "room_chat_messages", "Chat messages relayed", s.chat_messages)?;
         counter(e, "room_admissions_refused", "Admissions refused by the rooms (full, banned, shutting down)", s.admissions_refused)?;
+        counter(e, "room_resumes_succeeded", "Sessions continued on a new connection after a drop", s.resumes_succeeded)?;
+        counter(e, "room_resumes_failed", "Resumes refused (bad, used or expired token; the seat no longer held)", s.resumes_failed)?;
+        counter(e, "room_resumes_expired", "Dropped sessions whose resume window passed (the seat was freed)", s.resumes_expired)?;
+        counter(e, "room_replayed_frames", "Frames written again to resumed sessions", s.frames_replayed)?;
         Ok(())
     }
 }

@@ -27,6 +27,9 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize)]
 pub struct SocketQuery {
     pub token: Option<String>,
+    /// A resume token instead (`room_resume.rs`), with how many frames of the session the client read.
+    pub resume: Option<String>,
+    pub received: Option<u64>,
 }
 
 /// The first frame of a connection that authenticates with its wallet instead of a session token.
@@ -44,10 +47,10 @@ struct AuthFrame {
 }
 
 /// A refusal at the door: the close code and its reason text.
-struct Denied(u16, String);
+pub(crate) struct Denied(pub(crate) u16, pub(crate) String);
 
 impl Denied {
-    fn code(code: CloseCode, reason: impl Into<String>) -> Self {
+    pub(crate) fn code(code: CloseCode, reason: impl Into<String>) -> Self {
         Denied(code.code(), reason.into())
     }
 }
@@ -66,75 +69,63 @@ pub async fn event_socket(
     // NAF frames are a few hundred bytes, and the buffer still grows for a large one.
     let ws = ws.max_message_size(max * 2).max_frame_size(max * 2).read_buffer_size(4 * 1024);
     let tracker = state.connections.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(serve(state, socket, event, query.token, remote)))
+    ws.on_upgrade(move |socket| tracker.track_future(serve(state, socket, event, query, remote)))
+}
+
+/// A seated connection, by a join or by a resume.
+pub(crate) struct Admitted {
+    pub(crate) peer: signaling::Peer,
+    pub(crate) outbox: signaling::Outbox,
+    pub(crate) role: Role,
+    pub(crate) event_end: i64,
+    pub(crate) client_id: String,
 }
 
 #[tracing::instrument(name = "room", skip_all, fields(event_id = %event, client_id))]
-async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Option<String>, remote: SocketAddr) {
+async fn serve(state: AppState, mut socket: WebSocket, event: String, query: SocketQuery, remote: SocketAddr) {
     let Some(event_id) = event.parse::<i64>().ok().filter(|id| *id > 0) else {
         return close(&mut socket, Denied::code(CloseCode::Malformed, "no such event id")).await;
     };
-    let seat = match authenticate(&state, &mut socket, event_id, token, remote).await {
-        Ok(seat) => seat,
+    let admitted = match &query.resume {
+        Some(token) => crate::room_resume::admit(&state, event_id, token, query.received.unwrap_or(0)).await,
+        None => admit(&state, &mut socket, event_id, query.token, remote).await,
+    };
+    let Admitted { mut peer, mut outbox, role, event_end, client_id } = match admitted {
+        Ok(admitted) => admitted,
         Err(denied) => {
             state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: denied.0 }).inc();
             state.metrics.join("socket", &denied.0.to_string());
             return close(&mut socket, denied).await;
         }
     };
-    let client_id = uuid::Uuid::new_v4().simple().to_string();
     tracing::Span::current().record("client_id", client_id.as_str());
-    let (role, seat_key) = match seat.ticket_id {
-        Some(ticket) => (Role::Attendee, ticket.to_string()),
-        None => (Role::Host, format!("host:{}", seat.wallet)),
-    };
-    let admission = Admission {
-        room_id: event_id,
-        client_id,
-        identity: seat.wallet.clone(),
-        role,
-        seat_key,
-        capacity: u32::try_from(seat.capacity).unwrap_or(u32::MAX),
-    };
-    if let Some(geo) = &state.geo {
-        geo.tag(&admission.client_id, remote.ip());
-    }
-    let client_id = admission.client_id.clone();
-    let (mut peer, mut outbox) = match state.hub.try_admit(admission) {
-        Ok(admitted) => admitted,
-        Err(refused) => {
-            if let Some(geo) = &state.geo {
-                geo.take(&client_id);
-            }
-            let frame = refused.close_frame();
-            state.metrics.ws_rejections.get_or_create(&crate::metrics::CodeLabels { code: frame.code }).inc();
-            state.metrics.join("socket", &frame.code.to_string());
-            return close(&mut socket, Denied(frame.code, frame.reason)).await;
-        }
-    };
-
-    state.metrics.join("socket", "admitted");
+    state.metrics.join("socket", if query.resume.is_some() { "resumed" } else { "admitted" });
     let idle_after = Duration::from_secs(state.settings.rooms.idle_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(state.settings.rooms.ping_interval_secs));
     let mut last_heard = Instant::now();
     // The event's end closes the room for everyone still in it.
-    let until_end = Duration::from_millis(u64::try_from(seat.event_end - now_ms()).unwrap_or(0));
+    let until_end = Duration::from_millis(u64::try_from(event_end - now_ms()).unwrap_or(0));
     let event_end = tokio::time::sleep(until_end);
     tokio::pin!(event_end);
     // A host's connection also carries the event's live feed as `feed` frames.
     let mut feed = (role == Role::Host).then(|| state.feed.subscribe());
     // Grows to the largest batch this connection has seen; an idle seat never allocates it.
     let mut batch = Vec::new();
+    // Set when the connection dropped rather than closed: the seat then waits for a resume (`room_resume.rs`).
+    let mut dropped = None;
     loop {
         tokio::select! {
             item = next_feed_frame(&mut feed, event_id) => {
                 let Some(frame) = item else { continue };
                 if socket.send(Message::Text(frame.into())).await.is_err() {
+                    dropped = Some(LeaveReason::Left);
                     break;
                 }
             }
             taken = outbox.recv_many(&mut batch, WRITE_BATCH) => {
                 if taken == 0 || write_batch(&mut socket, &mut batch).await.is_break() {
+                    // A peer the room closed (kicked, superseded, …) is no longer held: suspending it is a no-op.
+                    dropped = Some(LeaveReason::Left);
                     break;
                 }
             }
@@ -158,19 +149,25 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
                             // closing a socket with unread data sends a reset that can destroy the close frame
                             // before the client reads it.
                             tokio::time::sleep(VIOLATION_LINGER).await;
+                        } else {
+                            dropped = Some(LeaveReason::Left);
                         }
                         break;
                     }
-                    None => break,
+                    None => {
+                        dropped = Some(LeaveReason::Left);
+                        break;
+                    }
                     Some(Ok(_)) => {}
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_after {
-                    peer.leave(LeaveReason::TimedOut);
+                    dropped = Some(LeaveReason::TimedOut);
                     break;
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    dropped = Some(LeaveReason::Left);
                     break;
                 }
             }
@@ -179,9 +176,55 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, token: Opt
             }
         }
     }
-    // Dropping the peer leaves the room with `left` unless a reason was already recorded.
-    drop(peer);
+    match dropped {
+        // The seat, client id and what the peer is owed wait `resume_window_secs` for a resume.
+        Some(reason) => peer.suspend(reason),
+        // Dropping the peer leaves the room with `left` unless a reason was already recorded.
+        None => drop(peer),
+    }
 }
+
+/// The door for a join: authenticate (session token or wallet signature), check the ticket, seat.
+async fn admit(
+    state: &AppState,
+    socket: &mut WebSocket,
+    event_id: i64,
+    token: Option<String>,
+    remote: SocketAddr,
+) -> Result<Admitted, Denied> {
+    let seat = authenticate(state, socket, event_id, token, remote).await?;
+    let client_id = uuid::Uuid::new_v4().simple().to_string();
+    let (role, seat_key) = match seat.ticket_id {
+        Some(ticket) => (Role::Attendee, ticket.to_string()),
+        None => (Role::Host, format!("host:{}", seat.wallet)),
+    };
+    let admission = Admission {
+        room_id: event_id,
+        client_id,
+        identity: seat.wallet.clone(),
+        role,
+        seat_key,
+        capacity: u32::try_from(seat.capacity).unwrap_or(u32::MAX),
+    };
+    if let Some(geo) = &state.geo {
+        geo.tag(&admission.client_id, remote.ip());
+    }
+    let client_id = admission.client_id.clone();
+    // The room's persistent entities go to the joiner in its snapshot: after a restart they come from the store.
+    crate::room_state::ensure_loaded(state, event_id).await;
+    let (peer, outbox) = match state.hub.try_admit(admission) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            if let Some(geo) = &state.geo {
+                geo.take(&client_id);
+            }
+            let frame = refused.close_frame();
+            return Err(Denied(frame.code, frame.reason));
+        }
+    };
+    Ok(Admitted { peer, outbox, role, event_end: seat.event_end, client_id })
+}
+
 
 /// How long a connection closed for a protocol violation stays open for its close frame to be read.
 const VIOLATION_LINGER: Duration = Duration::from_millis(250);
@@ -191,6 +234,8 @@ const VIOLATION_LINGER: Duration = Duration::from_millis(250);
 fn violation_close(err: axum::Error) -> Option<(u16, &'static str)> {
     use tungstenite::Error;
     match err.into_inner().downcast::<Error>().ok().map(|e| *e) {
+        // The TCP connection went without a close frame: a vanished peer (a drop), not a broken frame.
+        Some(Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => None,
         Some(Error::Protocol(_)) => Some((1002, "protocol error")),
         Some(Error::Utf8(_)) => Some((1007, "invalid UTF-8 in a text frame")),
         Some(Error::Capacity(_)) => Some((1009, "frame too large")),
@@ -304,7 +349,7 @@ async fn authenticate(
 }
 
 /// The close frame for a refusal at the door.
-fn refusal_close(refusal: Refusal) -> Denied {
+pub(crate) fn refusal_close(refusal: Refusal) -> Denied {
     match refusal {
         Refusal::NoTicket => Denied::code(CloseCode::NoTicket, "no valid ticket for this event"),
         Refusal::TicketInvalid(status) => Denied::code(CloseCode::NoTicket, format!("ticket {status}")),
@@ -316,7 +361,7 @@ fn refusal_close(refusal: Refusal) -> Denied {
     }
 }
 
-async fn close(socket: &mut WebSocket, Denied(code, reason): Denied) {
+pub(crate) async fn close(socket: &mut WebSocket, Denied(code, reason): Denied) {
     let reason: String = truncate(&reason, 123);
     let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }

@@ -42,6 +42,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     server: crate::server::Server,
+    /// Writes the rooms' persistent entities (`room_state.rs`); finishes after shutdown, before the store closes.
+    entity_writer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -76,7 +78,11 @@ impl Application {
             false => None,
         };
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
-        let hub = build_hub(&settings, turn.clone(), ban_requests);
+        let (entity_sink, entity_changes) = crate::room_state::channel();
+        let hub = build_hub(&settings, turn.clone(), ban_requests)
+            .resume_issuer(crate::room_resume::issuer(secret.bytes().to_vec()))
+            .entity_sink(entity_sink)
+            .build();
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         log_unpayable_currencies(&purchases);
         let shutdown = CancellationToken::new();
@@ -147,7 +153,8 @@ impl Application {
             }
         });
         let router = router(state.clone())?;
-        Ok(Application { listener, router, state, server })
+        let entity_writer = crate::room_state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
+        Ok(Application { listener, router, state, server, entity_writer })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -165,7 +172,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, router, state, server } = self;
+        let Application { listener, router, state, server, entity_writer } = self;
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
@@ -214,6 +221,7 @@ impl Application {
             tracing::warn!("some room connections did not close in time");
         }
         recorder.finish().await;
+        let _ = entity_writer.await;
         if let Some(turn) = &state.turn {
             turn.shutdown().await;
         }
@@ -327,13 +335,13 @@ fn build_hub(
     settings: &Settings,
     turn: Option<Arc<TurnRelay>>,
     bans: tokio::sync::mpsc::UnboundedSender<BanRequest>,
-) -> signaling::Hub {
+) -> signaling::HubBuilder {
     let builder = signaling::Hub::builder(settings.signaling.clone()).ban_handler(
         move |room: signaling::RoomId, target: &signaling::PeerInfo, by: &signaling::PeerInfo| {
             let _ = bans.send(BanRequest { room, client_id: target.client_id.to_string(), actor: by.identity.to_string() });
         },
     );
-    let Some(relay) = turn else { return builder.build() };
+    let Some(relay) = turn else { return builder };
     // Renewal over the WebSocket (`turn_refresh`): a fresh credential for the same seat's session.
     builder
         .turn_issuer(move |peer: &signaling::PeerInfo| {
@@ -351,7 +359,6 @@ fn build_hub(
                 expires_at: ticketing::now_ms() + i64::try_from(credentials.ttl).unwrap_or(0) * 1000,
             })
         })
-        .build()
 }
 
 /// Expires quotes past their time every few seconds so their seats return to sale even when nobody asks.

@@ -21,11 +21,29 @@
  * Page hooks: set `adapter.onChat`, `onMedia`, `onMuted`, `onPeerJoined`, `onPeerLeft`, `onError`, `onClose`
  * (each gets one detail object), or listen for the same events on `document.body` as CustomEvents named
  * `dlux-chat`, `dlux-media`, `dlux-muted`, `dlux-peer-joined`, `dlux-peer-left`, `dlux-error`, `dlux-close`.
+ *
+ * A dropped connection resumes by itself (docs/PROTOCOL.md, "Resuming"): the adapter reconnects with jittered
+ * backoff and the resume token of its last `welcome`/`resumed`, keeps NAF's peers and entities meanwhile, and
+ * both sides write again what the drop lost, so NAF sees nothing. Hooks `onReconnecting`, `onResumed`,
+ * `onPeerReconnecting`, `onPeerResumed` (and `dlux-*` events) tell the page. When the session cannot be resumed
+ * (the window passed, a kick), the adapter calls `onCredentialsNeeded({code, reason})`, which returns (a promise
+ * of) fresh join credentials, and joins again with them, retrying with backoff; without that hook NAF's
+ * connect-failure listener gets the close as before.
  */
 (function () {
   "use strict";
 
   var CLOCK_SAMPLES = 10;
+  // Frames sent since the welcome that are kept to be sent again if a drop lost them (see `resumed`).
+  var SENT_LOG_MAX = 256;
+  // Close codes of a drop rather than a refusal: the session is resumed.
+  var RESUMABLE_CLOSES = [1001, 1005, 1006, 1011, 1012, 1013, 1014];
+  // Close codes after which joining again is pointless: superseded by another tab, banned, no ticket.
+  var FINAL_CLOSES = [4000, 4003, 4403];
+  // Reconnect backoff: the first try at once, then doubling from 250 ms up to 5 s, each with full jitter.
+  var BACKOFF_FIRST_MS = 250;
+  var BACKOFF_MAX_MS = 5000;
+  var CREDENTIALS_BACKOFF_MAX_MS = 30000;
   // At most this many frames wait for the welcome; NAF sends one sync per networked entity.
   var BEFORE_WELCOME_MAX = 256;
 
@@ -164,6 +182,21 @@
 
       this.onChat = this.onMedia = this.onMuted = this.onPeerJoined = this.onPeerLeft = null;
       this.onError = this.onClose = null;
+
+      // Resuming (docs/PROTOCOL.md): the token, frames read and sent in this session, the reconnect loop.
+      this.resumeToken = null;
+      this.received = 0;
+      this.sentCount = 0;
+      this.sentLog = [];
+      this.reconnecting = false;
+      this.resuming = false;
+      this.reconnectAttempt = 0;
+      this.reconnectTimer = null;
+      this.reconnectDeadline = 0;
+      // How long after a drop the server keeps the seat (its `resume_window_secs`).
+      this.resumeWindowMs = 30000;
+      this.onReconnecting = this.onResumed = this.onPeerReconnecting = this.onPeerResumed = null;
+      this.onCredentialsNeeded = null;
     }
 
     /* ---- NAF adapter interface: configuration ---- */
@@ -212,11 +245,15 @@
 
     connect() {
       var creds = this.credentials || (typeof window !== "undefined" && window.DLUX_JOIN) || {};
-      var url = this.socketUrl(creds);
+      var url = this.socketUrl(this.resuming ? Object.assign({}, creds, { session_token: null }) : creds);
+      if (this.resuming) {
+        url += (url.indexOf("?") === -1 ? "?" : "&") + "resume=" + encodeURIComponent(this.resumeToken) + "&received=" + this.received;
+      }
       if (creds.ice_servers) this.iceServers = creds.ice_servers;
       this.closedByUs = false;
       this.welcomed = false;
-      log("dlux: connecting to", url.replace(/token=[^&]*/, "token=…"));
+      var resuming = this.resuming;
+      log("dlux: connecting to", url.replace(/(token|resume)=[^&]*/g, "$1=…"));
 
       var ws;
       try {
@@ -227,7 +264,7 @@
       }
       var self = this;
       ws.onopen = function () {
-        if (creds.auth) ws.send(JSON.stringify(Object.assign({ type: "auth" }, creds.auth)));
+        if (creds.auth && !resuming) ws.send(JSON.stringify(Object.assign({ type: "auth" }, creds.auth)));
       };
       ws.onmessage = function (event) {
         self.handleFrame(event.data);
@@ -259,6 +296,7 @@
 
     disconnect() {
       this.closedByUs = true;
+      this.stopReconnecting();
       var ws = this.ws;
       this.teardown();
       if (ws && ws.readyState <= 1) ws.close(1000, "bye");
@@ -410,9 +448,17 @@
     /* ---- Internals ---- */
 
     sendFrame(frame) {
-      if (this.ws && this.ws.readyState === 1 && this.welcomed) this.ws.send(JSON.stringify(frame));
-      else if (this.ws && this.ws.readyState <= 1 && this.beforeWelcome.length < BEFORE_WELCOME_MAX) this.beforeWelcome.push(frame);
-      else warn("dlux: not connected; dropped", frame.type);
+      if (this.ws && this.ws.readyState === 1 && this.welcomed) {
+        this.ws.send(JSON.stringify(frame));
+        // Counted and kept: after a drop the server says how many it applied and the rest is sent again.
+        this.sentCount++;
+        this.sentLog.push(frame);
+        if (this.sentLog.length > SENT_LOG_MAX) this.sentLog.shift();
+      } else if (this.reconnecting && frame.guaranteed === false) {
+        // A position update is stale by the time the connection is back; the next one supersedes it.
+      } else if (((this.ws && this.ws.readyState <= 1) || this.reconnecting) && this.beforeWelcome.length < BEFORE_WELCOME_MAX) {
+        this.beforeWelcome.push(frame);
+      } else warn("dlux: not connected; dropped", frame.type);
     }
 
     emit(name, detail) {
@@ -435,9 +481,22 @@
         warn("dlux: unreadable frame", e);
         return;
       }
+      // Every message the server's queue wrote counts (not the host's `feed`, written beside it; an envelope
+      // carrying several messages counts as those messages): a resume says how many were read (see `resumed`).
+      if (msg.type !== "feed" && msg.type !== "batch") this.received++;
       switch (msg.type) {
         case "welcome":
           return this.welcome(msg);
+        case "resumed":
+          return this.resumed(msg);
+        case "snapshot":
+          return this.snapshot(msg);
+        case "peer_reconnecting":
+          if (this.peers[msg.client_id]) this.peers[msg.client_id].reconnecting = true;
+          return this.emit("peer-reconnecting", msg);
+        case "peer_resumed":
+          if (this.peers[msg.client_id]) this.peers[msg.client_id].reconnecting = false;
+          return this.emit("peer-resumed", msg);
         case "peer_joined":
           return this.peerJoined(msg);
         case "peer_left":
@@ -471,6 +530,13 @@
     }
 
     welcome(msg) {
+      var previousId = this.myId;
+      this.resumeToken = msg.resume_token || null;
+      if (msg.resume_window_secs > 0) this.resumeWindowMs = msg.resume_window_secs * 1000;
+      this.received = 1;
+      this.sentCount = 0;
+      this.sentLog = [];
+      this.stopReconnecting();
       this.myId = msg.client_id;
       this.myRoomJoinTime = msg.joined_at;
       this.muted = !!msg.muted;
@@ -486,6 +552,8 @@
       this.startClockSync();
       log("dlux: joined room", msg.room_id, "as", this.myId);
       if (this.connectSuccess) this.connectSuccess(this.myId);
+      // A fresh join after a session was lost: what this page owned is its own under the new id.
+      if (previousId && previousId !== this.myId) this.reownEntities(previousId, this.myId);
       this.notifyOccupants();
       if (this.webRtcOptions.audio && !this.muted) {
         this.enableMicrophone(true).catch(function (e) {
@@ -637,6 +705,15 @@
 
     handleClose(code, reason) {
       var wasWelcomed = this.welcomed;
+      if (!this.closedByUs && this.resumeToken && RESUMABLE_CLOSES.indexOf(code) !== -1 && (wasWelcomed || this.reconnecting)) {
+        // A drop: NAF keeps its peers and entities; the session resumes on a new connection.
+        return this.dropped(code, reason);
+      }
+      if (!this.closedByUs && this.reconnecting && typeof this.onCredentialsNeeded === "function" && FINAL_CLOSES.indexOf(code) === -1) {
+        // The session is over (the window passed, a kick, …): a fresh join with new credentials.
+        return this.sessionLost(code, reason);
+      }
+      this.stopReconnecting();
       this.teardown();
       this.welcomed = false;
       if (!this.closedByUs) {
@@ -648,6 +725,127 @@
       this.emit("close", { code: code, reason: reason, joined: wasWelcomed, by_client: this.closedByUs });
     }
   }
+
+  /* ---- Resuming after a drop (docs/PROTOCOL.md, "Resuming") ---- */
+
+  DluxAdapter.prototype.dropped = function (code, reason) {
+    var first = !this.reconnecting;
+    this.ws = null;
+    this.welcomed = false;
+    clearTimeout(this.clockTimer);
+    if (first) {
+      this.reconnecting = true;
+      this.reconnectAttempt = 0;
+      this.reconnectDeadline = Date.now() + this.resumeWindowMs;
+      warn("dlux: connection dropped", code, reason, "- resuming");
+      this.emit("reconnecting", { code: code, reason: reason });
+    }
+    if (Date.now() >= this.reconnectDeadline) return this.sessionLost(4401, "resume window passed");
+    this.scheduleReconnect(BACKOFF_MAX_MS, this.resumeNow.bind(this));
+  };
+
+  /** Waits a jittered backoff, then runs `attempt`: at once the first time, then up to `max` ms. */
+  DluxAdapter.prototype.scheduleReconnect = function (max, attempt) {
+    var n = this.reconnectAttempt++;
+    var ceiling = n === 0 ? 0 : Math.min(max, BACKOFF_FIRST_MS * Math.pow(2, n - 1));
+    var delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(attempt, delay);
+  };
+
+  DluxAdapter.prototype.resumeNow = function () {
+    if (this.closedByUs) return;
+    this.resuming = true;
+    this.connect();
+  };
+
+  DluxAdapter.prototype.stopReconnecting = function () {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.reconnecting = false;
+    this.resuming = false;
+    this.reconnectAttempt = 0;
+  };
+
+  /** The session continues: send again what the server did not apply, then what waited, as if nothing happened. */
+  DluxAdapter.prototype.resumed = function (msg) {
+    var wasReconnecting = this.reconnecting;
+    this.stopReconnecting();
+    this.resumeToken = msg.resume_token || null;
+    this.avgTimeOffset = msg.server_time - Date.now();
+    this.welcomed = true;
+    var lost = this.sentCount - msg.received;
+    var resend = lost > 0 ? this.sentLog.slice(Math.max(0, this.sentLog.length - lost)) : [];
+    if (lost > resend.length) warn("dlux:", lost - resend.length, "frames sent before the drop are lost");
+    this.sentCount = msg.received;
+    this.sentLog = [];
+    var queued = this.beforeWelcome.splice(0);
+    var self = this;
+    resend.concat(queued).forEach(function (frame) {
+      self.sendFrame(frame);
+    });
+    this.startClockSync();
+    log("dlux: resumed as", this.myId, "- the server writes", msg.replayed, "frames again");
+    if (wasReconnecting) this.emit("resumed", { client_id: msg.client_id, replayed: msg.replayed, resent: resend.length });
+  };
+
+  /** The room's persistent entities, before live traffic: to NAF as first syncs from their owners. */
+  DluxAdapter.prototype.snapshot = function (msg) {
+    var self = this;
+    (msg.entities || []).forEach(function (entity) {
+      if (self.messageListener) self.messageListener(entity.owner, "u", entity);
+    });
+  };
+
+  /** The session could not be resumed: forget its peers, then join again with fresh credentials from the page. */
+  DluxAdapter.prototype.sessionLost = function (code, reason) {
+    var self = this;
+    // The first request for credentials goes at once; failed ones back off.
+    if (this.resumeToken) this.reconnectAttempt = 0;
+    this.resuming = false;
+    this.resumeToken = null;
+    this.ws = null;
+    this.welcomed = false;
+    this.teardown();
+    if (typeof this.onCredentialsNeeded !== "function") {
+      this.stopReconnecting();
+      this.fail(code, reason);
+      this.emit("close", { code: code, reason: reason, joined: true, by_client: false });
+      return;
+    }
+    this.reconnecting = true;
+    this.scheduleReconnect(CREDENTIALS_BACKOFF_MAX_MS, function () {
+      Promise.resolve()
+        .then(function () {
+          return self.onCredentialsNeeded({ code: code, reason: reason });
+        })
+        .then(function (credentials) {
+          if (self.closedByUs) return;
+          if (!credentials) throw new Error("no credentials");
+          self.setJoinCredentials(credentials);
+          self.connect();
+        })
+        .catch(function (e) {
+          warn("dlux: fresh credentials failed", e);
+          if (!self.closedByUs) self.sessionLost(code, reason);
+        });
+    });
+  };
+
+  /** After a fresh join (a new client id), entities this page owned are still its own. */
+  DluxAdapter.prototype.reownEntities = function (oldId, newId) {
+    if (typeof NAF === "undefined" || !NAF.entities || !NAF.entities.entities) return;
+    var entities = NAF.entities.entities;
+    Object.keys(entities).forEach(function (id) {
+      var el = entities[id];
+      var data = el && el.getAttribute && el.getAttribute("networked");
+      if (!data) return;
+      var change = {};
+      if (data.owner === oldId) change.owner = newId;
+      if (data.creator === oldId) change.creator = newId;
+      if (Object.keys(change).length) el.setAttribute("networked", change);
+    });
+  };
 
   if (typeof window !== "undefined") window.DluxAdapter = DluxAdapter;
   if (typeof NAF !== "undefined" && NAF.adapters && NAF.adapters.register) {

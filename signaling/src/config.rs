@@ -33,6 +33,17 @@ pub struct SignalingConfig {
     /// Capacity of the [`crate::RoomEvent`] broadcast channel. A subscriber that falls
     /// further behind sees `RecvError::Lagged`.
     pub event_buffer: usize,
+    /// How long a dropped peer keeps its seat, client id and queued frames for a resume (see `resume.rs`).
+    /// 0 turns resuming off: a drop leaves the room at once, as a close does.
+    pub resume_window_secs: u64,
+    /// Guaranteed frames kept for a peer while it is away; one more ends its resume (the seat is freed).
+    pub replay_frames: usize,
+    /// Frames a connected peer was last written, kept so that what a drop lost in flight can be written again.
+    pub unacked_frames: usize,
+    /// Persistent NAF entities the server keeps per room (see `persistent.rs`); more are refused.
+    pub max_persistent_entities: usize,
+    /// Largest persistent entity, in bytes of its JSON; larger ones are not kept.
+    pub max_persistent_entity_bytes: usize,
 }
 
 impl Default for SignalingConfig {
@@ -45,6 +56,11 @@ impl Default for SignalingConfig {
             unguaranteed_queue: 256,
             max_chat_chars: 500,
             event_buffer: 4096,
+            resume_window_secs: 30,
+            replay_frames: 512,
+            unacked_frames: 128,
+            max_persistent_entities: 256,
+            max_persistent_entity_bytes: 16 * 1024,
         }
     }
 }

@@ -72,9 +72,23 @@ pub struct HubBuilder {
     fanout: Box<dyn RoomFanout>,
     turn: Option<Box<dyn TurnIssuer>>,
     bans: Option<Box<dyn crate::moderation::BanHandler>>,
+    resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
+    entities: Option<Box<dyn crate::persistent::EntitySink>>,
 }
 
 impl HubBuilder {
+    /// Puts a resume token, made by `issuer`, in every `welcome` and `resumed` frame (see [`crate::resume`]).
+    pub fn resume_issuer(mut self, issuer: impl crate::resume::ResumeIssuer) -> Self {
+        self.resume = Some(Box::new(issuer));
+        self
+    }
+
+    /// Hands every change of a room's persistent entities to `sink`, to be stored (see [`crate::persistent`]).
+    pub fn entity_sink(mut self, sink: impl crate::persistent::EntitySink) -> Self {
+        self.entities = Some(Box::new(sink));
+        self
+    }
+
     /// Hands hosts' WebSocket bans to `handler` instead of applying them in memory (see [`crate::moderation`]).
     pub fn ban_handler(mut self, handler: impl crate::moderation::BanHandler) -> Self {
         self.bans = Some(Box::new(handler));
@@ -102,6 +116,8 @@ impl HubBuilder {
                 fanout: self.fanout,
                 turn: self.turn,
                 bans: self.bans,
+                resume: self.resume,
+                persistent: crate::persistent::Registry::new(self.entities),
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -110,16 +126,18 @@ impl HubBuilder {
 
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: SignalingConfig,
     stats: Stats,
     events: broadcast::Sender<RoomEvent>,
     fanout: Box<dyn RoomFanout>,
     turn: Option<Box<dyn TurnIssuer>>,
     bans: Option<Box<dyn crate::moderation::BanHandler>>,
+    pub(crate) resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
+    pub(crate) persistent: crate::persistent::Registry,
     shards: Box<[Shard]>,
     shutting_down: AtomicBool,
 }
@@ -137,7 +155,7 @@ impl Hub {
     }
 
     pub fn builder(config: SignalingConfig) -> HubBuilder {
-        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None, bans: None }
+        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None, bans: None, resume: None, entities: None }
     }
 
     pub fn config(&self) -> &SignalingConfig {
@@ -158,11 +176,11 @@ impl Hub {
         self.inner.events.subscribe()
     }
 
-    fn shard(&self, room_id: RoomId) -> &Shard {
+    pub(crate) fn shard(&self, room_id: RoomId) -> &Shard {
         &self.inner.shards[room_id.rem_euclid(SHARDS as i64) as usize]
     }
 
-    fn room(&self, room_id: RoomId) -> Option<Arc<Room>> {
+    pub(crate) fn room(&self, room_id: RoomId) -> Option<Arc<Room>> {
         self.shard(room_id).lock().get(&room_id).cloned()
     }
 
@@ -182,14 +200,15 @@ impl Hub {
         let info = Arc::new(PeerInfo::from_admission(&admission, now_ms()));
         // Ask for TURN credentials before taking any lock: the issuer is the gateway's code.
         let turn = inner.turn.as_ref().and_then(|issuer| issuer.issue(&info));
-        let queue = PeerQueue::new(inner.config.guaranteed_queue, inner.config.unguaranteed_queue);
+        let queue = crate::resume::session_queue(&inner.config);
+        let resume_token = inner.resume.as_ref().and_then(|issuer| issuer.issue(&info));
 
         let mut shard = self.shard(admission.room_id).lock();
         let room = shard
             .entry(admission.room_id)
             .or_insert_with(|| {
                 Stats::inc(&inner.stats.rooms);
-                Arc::new(Room::new(admission.room_id))
+                Arc::new(Room::with_entities(admission.room_id, inner.persistent.room(admission.room_id)))
             })
             .clone();
         let mut state = room.lock();
@@ -239,12 +258,28 @@ impl Hub {
                 server_time: now_ms(),
                 occupants,
                 turn: turn.as_ref(),
+                resume_token: resume_token.as_deref(),
+                resume_window_secs: resume_token.as_ref().map(|_| inner.config.resume_window_secs),
             }
             .encode()
         };
-        // First frame in a fresh queue: cannot be refused.
+        // First frame in a fresh queue: cannot be refused. The persistent entities follow it, taken under the
+        // room's lock so that no change to them falls between the snapshot and live traffic.
         queue.push(welcome, Delivery::Guaranteed);
-        let member = Member { info: info.clone(), queue: queue.clone(), mic: false, screen: false, muted, audio_sending: false };
+        if let Some(snapshot) = inner.persistent.snapshot(admission.room_id) {
+            queue.push(snapshot, Delivery::Guaranteed);
+        }
+        let inbound = Arc::default();
+        let member = Member {
+            info: info.clone(),
+            queue: queue.clone(),
+            mic: false,
+            screen: false,
+            muted,
+            audio_sending: false,
+            away: None,
+            inbound: Arc::clone(&inbound),
+        };
         let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
         state.insert(member);
         drop(state);
@@ -260,7 +295,7 @@ impl Hub {
             Envelope { to: Recipients::AllExcept(info.client_id.clone()), delivery: Delivery::Guaranteed, payload: joined },
         );
         tracing::debug!(room = info.room_id, client = %info.client_id, role = ?info.role, "admitted");
-        let peer = Peer::new(self.clone(), room, info, queue.clone());
+        let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound);
         Ok((peer, Outbox::new(queue)))
     }
 
@@ -325,6 +360,7 @@ impl Hub {
             let mut state = room.lock();
             state.banned.clear();
             state.muted.clear();
+            self.inner.persistent.forget(room_id);
             if state.is_idle() {
                 drop(state);
                 shard.remove(&room_id);
@@ -407,7 +443,7 @@ impl Hub {
         tracing::debug!(room = info.room_id, client = %info.client_id, ?reason, "left");
     }
 
-    fn drop_room_if_idle(&self, room: &Arc<Room>) {
+    pub(crate) fn drop_room_if_idle(&self, room: &Arc<Room>) {
         let mut shard = self.shard(room.id()).lock();
         let idle = shard.get(&room.id()).is_some_and(|held| Arc::ptr_eq(held, room)) && room.lock().is_idle();
         if idle {
@@ -468,8 +504,16 @@ impl Hub {
     }
 
     pub(crate) fn emit(&self, info: &PeerInfo, kind: RoomEventKind) {
+        self.emit_at(info, now_ms(), kind);
+    }
+
+    pub(crate) fn emit_at(&self, info: &PeerInfo, at_ms: i64, kind: RoomEventKind) {
         // No subscriber is not an error: the gateway may not record attendance in tests.
-        let _ = self.inner.events.send(RoomEvent::new(info, now_ms(), kind));
+        let _ = self.inner.events.send(RoomEvent::new(info, at_ms, kind));
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
     }
 
     /// Queues one frame for one peer, closing it if it is too far behind.

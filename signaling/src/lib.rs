@@ -14,8 +14,10 @@
 //! * [`Outbox`] — one connection's bounded outgoing queue (guaranteed vs unguaranteed).
 //! * [`RoomFanout`] — the single seam for spreading a room over several nodes.
 //!
-//! All state is in memory and rebuilt by reconnecting clients; nothing here has to
-//! survive a restart.
+//! All state is in memory and rebuilt by reconnecting clients; the one exception, rooms'
+//! persistent NAF entities, is handed to the gateway's [`EntitySink`] to be stored, and
+//! loaded back with [`Hub::load_entities`] (see [`persistent`]). A dropped connection
+//! keeps its seat for a while and resumes on a new one (see [`resume`]).
 //!
 //! # Driving a connection (the gateway's side)
 //!
@@ -52,7 +54,8 @@
 //!             Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
 //!             Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
 //!             Some(Ok(_)) => {}                     // ping/pong: the WebSocket layer's business
-//!             Some(Err(_)) | None => break,         // gone: dropping `peer` leaves with `left`
+//!             Some(Err(_)) | None => break,         // gone: `peer.suspend(LeaveReason::Left)` keeps
+//!                                                   // the seat for a resume; dropping `peer` leaves
 //!         },
 //!         _ = idle_timeout.tick() => { peer.leave(LeaveReason::TimedOut); }
 //!     }
@@ -72,6 +75,8 @@ mod hub;
 mod outbox;
 mod peer;
 pub mod moderation;
+pub mod persistent;
+pub mod resume;
 pub mod protocol;
 mod rate_limit;
 mod room;
@@ -90,6 +95,8 @@ pub use peer::{Flow, Peer};
 pub use room::{Occupancy, Room};
 pub use stats::{Stats, StatsSnapshot};
 pub use moderation::BanHandler;
+pub use persistent::{EntityChange, EntitySink};
+pub use resume::{Resume, ResumeError, ResumeIssuer, Resumed};
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 
 /// The browser adapter for networked-aframe. The gateway serves it at

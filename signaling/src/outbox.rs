@@ -59,6 +59,30 @@ struct State {
     unguaranteed: usize,
     close: Option<CloseFrame>,
     closed: bool,
+    /// Resume bookkeeping (`resume.rs`): frames taken for writing in this session, and the last of them.
+    written: u64,
+    unacked: VecDeque<Bytes>,
+    /// The peer dropped and may resume: unguaranteed frames are dropped, guaranteed ones wait.
+    away: bool,
+}
+
+/// What a queue hands to the next connection of the same session (see [`PeerQueue::hand_over`]).
+#[derive(Debug)]
+pub(crate) struct Carried {
+    frames: VecDeque<(Bytes, Delivery)>,
+    written: u64,
+    unacked: VecDeque<Bytes>,
+}
+
+impl Carried {
+    /// How many frames a client that read `received` of this session's frames gets again (those written
+    /// that it did not read, then those not yet written); `None` when it claims more than was written, or
+    /// fewer than the ring of unacked frames still holds: the session cannot be continued exactly.
+    pub(crate) fn replay_count(&self, received: u64) -> Option<usize> {
+        let lost = self.written.checked_sub(received)?;
+        let lost = usize::try_from(lost).ok().filter(|lost| *lost <= self.unacked.len())?;
+        Some(lost + self.frames.len())
+    }
 }
 
 #[derive(Debug)]
@@ -67,10 +91,19 @@ pub(crate) struct PeerQueue {
     ready: Notify,
     guaranteed_limit: usize,
     unguaranteed_limit: usize,
+    unacked_limit: usize,
+    replay_limit: usize,
 }
 
 impl PeerQueue {
+    #[cfg(test)]
     pub(crate) fn new(guaranteed_limit: usize, unguaranteed_limit: usize) -> Arc<Self> {
+        Self::resumable(guaranteed_limit, unguaranteed_limit, 0, 0)
+    }
+
+    /// A queue that keeps the last `unacked_limit` frames written, and up to `replay_limit` guaranteed frames
+    /// while its peer is away.
+    pub(crate) fn resumable(guaranteed_limit: usize, unguaranteed_limit: usize, unacked_limit: usize, replay_limit: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
@@ -78,10 +111,15 @@ impl PeerQueue {
                 unguaranteed: 0,
                 close: None,
                 closed: false,
+                written: 0,
+                unacked: VecDeque::new(),
+                away: false,
             }),
             ready: Notify::new(),
             guaranteed_limit,
             unguaranteed_limit,
+            unacked_limit,
+            replay_limit,
         })
     }
 
@@ -89,6 +127,13 @@ impl PeerQueue {
         let mut state = self.state.lock();
         if state.closed {
             return Pushed::Closed;
+        }
+        if state.away {
+            match delivery {
+                Delivery::Unguaranteed => return Pushed::Dropped,
+                Delivery::Guaranteed if state.guaranteed >= self.replay_limit => return Pushed::Overflow,
+                Delivery::Guaranteed => {}
+            }
         }
         match delivery {
             Delivery::Unguaranteed if state.unguaranteed >= self.unguaranteed_limit => {
@@ -139,6 +184,7 @@ impl PeerQueue {
                 Delivery::Guaranteed => state.guaranteed -= 1,
                 Delivery::Unguaranteed => state.unguaranteed -= 1,
             }
+            self.note_written(&mut state, &frame);
             return Some(Some(Outbound::Text(frame)));
         }
         if let Some(close) = state.close.take() {
@@ -163,6 +209,13 @@ impl PeerQueue {
                 Delivery::Guaranteed => state.guaranteed -= 1,
                 Delivery::Unguaranteed => state.unguaranteed -= 1,
             }
+            state.written += 1;
+            if self.unacked_limit > 0 {
+                if state.unacked.len() == self.unacked_limit {
+                    state.unacked.pop_front();
+                }
+                state.unacked.push_back(frame.clone());
+            }
             batch.push(Outbound::Text(frame));
         }
         if state.frames.is_empty() && take < limit {
@@ -175,6 +228,87 @@ impl PeerQueue {
             0 => None,
             n => Some(n),
         }
+    }
+}
+
+/// Resuming (see `resume.rs`): a session's queue passes from connection to connection.
+impl PeerQueue {
+    fn note_written(&self, state: &mut State, frame: &Bytes) {
+        state.written += 1;
+        if self.unacked_limit > 0 {
+            if state.unacked.len() == self.unacked_limit {
+                state.unacked.pop_front();
+            }
+            state.unacked.push_back(frame.clone());
+        }
+    }
+
+    /// Closes this queue (with `close` for its writer, if any) and takes what the session's next queue needs:
+    /// the frames not yet written and the ring of the last ones written. `None` if it was already closed.
+    pub(crate) fn hand_over(&self, close: Option<CloseFrame>) -> Option<Carried> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return None;
+        }
+        state.closed = true;
+        state.close = close;
+        state.guaranteed = 0;
+        state.unguaranteed = 0;
+        let carried = Carried {
+            frames: std::mem::take(&mut state.frames),
+            written: state.written,
+            unacked: std::mem::take(&mut state.unacked),
+        };
+        drop(state);
+        self.ready.notify_one();
+        Some(carried)
+    }
+
+    /// The session's queue while its peer is away: what was carried waits, unguaranteed frames are dropped.
+    pub(crate) fn away(&self, carried: Carried) {
+        let mut state = self.state.lock();
+        state.away = true;
+        state.written = carried.written;
+        state.unacked = carried.unacked;
+        for (frame, delivery) in carried.frames {
+            if delivery == Delivery::Guaranteed {
+                state.guaranteed += 1;
+                state.frames.push_back((frame, delivery));
+            }
+        }
+    }
+
+    /// The session's queue for a resumed connection whose client read `received` frames in all: first
+    /// `first` (the `resumed` frame), then the frames written that it did not read, then those not yet
+    /// written. Check [`Carried::replay_count`] first.
+    pub(crate) fn resume_from(&self, carried: Carried, received: u64, first: Bytes) {
+        let kept = carried.unacked.len();
+        let lost = usize::try_from(carried.written.saturating_sub(received)).unwrap_or(usize::MAX).min(kept);
+        let mut state = self.state.lock();
+        state.written = received;
+        state.frames.push_back((first, Delivery::Guaranteed));
+        state.guaranteed += 1;
+        for frame in carried.unacked.into_iter().skip(kept - lost) {
+            state.frames.push_back((frame, Delivery::Guaranteed));
+            state.guaranteed += 1;
+        }
+        for (frame, delivery) in carried.frames {
+            match delivery {
+                Delivery::Guaranteed => state.guaranteed += 1,
+                Delivery::Unguaranteed => state.unguaranteed += 1,
+            }
+            state.frames.push_back((frame, delivery));
+        }
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// Frames waiting and frames kept for a resume: (count, payload bytes) — for the memory figures.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let state = self.state.lock();
+        let waiting = state.frames.iter().map(|(f, _)| f.len());
+        let kept = state.unacked.iter().map(Bytes::len);
+        (state.frames.len() + state.unacked.len(), waiting.chain(kept).sum())
     }
 }
 

@@ -31,16 +31,31 @@ pub struct Peer {
     info: Arc<PeerInfo>,
     queue: Arc<PeerQueue>,
     bucket: TokenBucket,
+    /// Frames of this session applied so far, over all its connections (`resume.rs`).
+    inbound: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// `ControlFlow::Break(())`: stop reading. The outbox ends with the close frame (if any).
 pub type Flow = ControlFlow<()>;
 
 impl Peer {
-    pub(crate) fn new(hub: Hub, room: Arc<Room>, info: Arc<PeerInfo>, queue: Arc<PeerQueue>) -> Self {
+    pub(crate) fn new(
+        hub: Hub,
+        room: Arc<Room>,
+        info: Arc<PeerInfo>,
+        queue: Arc<PeerQueue>,
+        inbound: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         let config = hub.config();
         let bucket = TokenBucket::new(config.messages_per_second, config.burst, Instant::now());
-        Self { hub, room, info, queue, bucket }
+        Self { hub, room, info, queue, bucket, inbound }
+    }
+
+    /// The connection dropped without a goodbye: the peer keeps its seat for the resume window instead of
+    /// leaving (`reason` is what its departure records if it does not come back). See [`crate::resume`].
+    pub fn suspend(self, reason: LeaveReason) {
+        self.hub.suspend(&self.room, &self.info, &self.queue, reason);
+        // Dropping `self` now finds the seat's queue moved on and leaves nothing.
     }
 
     pub fn info(&self) -> &PeerInfo {
@@ -72,6 +87,7 @@ impl Peer {
         }
         match ClientMessage::parse(text) {
             Ok(message) => {
+                self.inbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.apply(message);
                 if self.queue.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             }
@@ -120,8 +136,13 @@ impl Peer {
                 self.relay(Recipients::One(to.into()), delivery(guaranteed), frame);
             }
             ClientMessage::Broadcast { data_type, data, guaranteed } => {
+                // Kept before it is relayed, so a peer joining in between gets it in its snapshot or live.
+                let kept = self.hub.observe_entities(&self.room, &data_type, &data);
                 let frame = ServerMessage::Broadcast { from: me, data_type: &data_type, data: &data }.encode();
                 self.relay(Recipients::AllExcept(self.info.client_id.clone()), delivery(guaranteed), frame);
+                if let Err(refused) = kept {
+                    self.refuse(ErrorCode::Invalid, refused.to_string());
+                }
             }
             ClientMessage::Chat { text } => self.chat(&text),
             ClientMessage::Media { mic, screen } => self.media(mic, screen),

@@ -137,7 +137,31 @@ pub enum ServerMessage<'a> {
         occupants: BTreeMap<&'a str, OccupantView<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         turn: Option<&'a TurnGrant>,
+        /// Reconnect with it after a drop, without a new signature (`resume.rs`); absent when resuming is off.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<&'a str>,
+        /// How long after a drop the seat waits for a resume.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_window_secs: Option<u64>,
     },
+    /// First frame of a resumed connection: same client id and seat; the frames it missed follow.
+    Resumed {
+        client_id: &'a str,
+        /// The next resume token: each one is good once.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<&'a str>,
+        server_time: i64,
+        /// How many frames of this session the server applied: the client sends again what came after.
+        received: u64,
+        /// How many frames the server writes again (they follow this one).
+        replayed: usize,
+    },
+    /// A peer's connection dropped; it keeps its seat until `until` and may come back.
+    PeerReconnecting { client_id: &'a str, since: i64, until: i64 },
+    /// A peer that was reconnecting is back (same client id, nothing was lost).
+    PeerResumed { client_id: &'a str },
+    /// The room's persistent NAF entities, sent once after `welcome` (when there are any), before live traffic.
+    Snapshot { entities: Vec<&'a Value> },
     PeerJoined {
         #[serde(flatten)]
         occupant: OccupantView<'a>,

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct Room {
     id: RoomId,
     state: Mutex<RoomState>,
+    /// The room's persistent NAF entities; they outlive this `Room` (see `persistent.rs`).
+    pub(crate) entities: Arc<crate::persistent::RoomEntities>,
 }
 
 #[derive(Debug)]
@@ -29,6 +31,10 @@ pub(crate) struct Member {
     pub(crate) muted: bool,
     /// Whether the peer's latest offer or answer negotiated an audio track it sends.
     pub(crate) audio_sending: bool,
+    /// Set while the peer's connection is gone and its seat waits for a resume (`resume.rs`).
+    pub(crate) away: Option<crate::resume::Away>,
+    /// Frames this session's peer sent that were applied, over all its connections (`resume.rs`).
+    pub(crate) inbound: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Member {
@@ -112,8 +118,8 @@ impl RoomState {
 pub(crate) type Overflowed = Vec<(Arc<str>, Arc<PeerQueue>)>;
 
 impl Room {
-    pub(crate) fn new(id: RoomId) -> Self {
-        Self { id, state: Mutex::new(RoomState::default()) }
+    pub(crate) fn with_entities(id: RoomId, entities: Arc<crate::persistent::RoomEntities>) -> Self {
+        Self { id, state: Mutex::new(RoomState::default()), entities }
     }
 
     pub fn id(&self) -> RoomId {

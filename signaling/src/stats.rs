@@ -23,6 +23,12 @@ pub struct Stats {
     pub messages_refused: AtomicU64,
     pub chat_messages: AtomicU64,
     pub admissions_refused: AtomicU64,
+    /// Sessions continued on a new connection after a drop (`resume.rs`), refused resumes, sessions whose
+    /// resume window passed, and frames written again on resuming.
+    pub resumes_succeeded: AtomicU64,
+    pub resumes_failed: AtomicU64,
+    pub resumes_expired: AtomicU64,
+    pub frames_replayed: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -39,6 +45,10 @@ pub struct StatsSnapshot {
     pub messages_refused: u64,
     pub chat_messages: u64,
     pub admissions_refused: u64,
+    pub resumes_succeeded: u64,
+    pub resumes_failed: u64,
+    pub resumes_expired: u64,
+    pub frames_replayed: u64,
 }
 
 impl Stats {
@@ -64,6 +74,10 @@ impl Stats {
             messages_refused: self.messages_refused.load(Relaxed),
             chat_messages: self.chat_messages.load(Relaxed),
             admissions_refused: self.admissions_refused.load(Relaxed),
+            resumes_succeeded: self.resumes_succeeded.load(Relaxed),
+            resumes_failed: self.resumes_failed.load(Relaxed),
+            resumes_expired: self.resumes_expired.load(Relaxed),
+            frames_replayed: self.frames_replayed.load(Relaxed),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod pairings;
 pub mod rates;
 pub mod ratings;
 pub mod replay;
+pub mod room_state;
 pub mod sales_totals;
 pub mod store;
 pub mod tokens;

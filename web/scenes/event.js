@@ -98,6 +98,7 @@
   }
 
   NAF.schemas.add({ template: "#avatar-template", components: ["position", "rotation"] });
+  NAF.schemas.add({ template: "#prop-template", components: ["position", "rotation"] });
 
   // NAF's own connect-failure callback only logs; wrap it to tell the attendee why.
   var nafFailure = NAF.connection.connectFailure.bind(NAF.connection);
@@ -132,6 +133,13 @@
     };
     a.onMedia = function (msg) {
       if (msg.screen) showScreen(msg.from);
+    };
+    // A dropped connection resumes by itself (docs/PROTOCOL.md, "Resuming after a drop"): say so meanwhile.
+    a.onReconnecting = function () {
+      setStatus("reconnecting", "Connection lost; reconnecting…");
+    };
+    a.onResumed = function () {
+      setStatus("connected", "Connected to event " + eventId + ".");
     };
   });
 

@@ -1,0 +1,123 @@
+//! Resume tokens: what a dropped attendee reconnects with instead of a new signature (issue 26).
+//!
+//! `base64url(claims JSON) "." base64url(HMAC-SHA256(secret, "room-resume:v1:" claims))`, like the session
+//! token but under its own domain tag, so neither can stand for the other. A token names the event, the seat
+//! (the ticket, or the host), and the client id of the session it continues. It is good once: its id is spent
+//! in the shared `used_challenges` table at use, and every resume hands out the next token. Its expiry bounds
+//! it in time (the event's end at the latest); the real limit is the room's: a seat that is no longer held —
+//! the resume window passed, a kick, a ban, a newer join — cannot be resumed, whatever the token says.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeClaims {
+    /// Always `resume`.
+    pub typ: String,
+    pub event_id: i64,
+    /// The seat: the ticket id, or `host:<account>`.
+    pub seat_key: String,
+    /// The session's client id.
+    pub client_id: String,
+    /// Expiry, unix ms.
+    pub exp: i64,
+    /// Unique id, spent at use.
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeTokenError {
+    #[error("malformed resume token")]
+    Malformed,
+    #[error("resume token signature is not valid")]
+    BadSignature,
+    #[error("resume token expired")]
+    Expired,
+    #[error("resume token is for another event")]
+    WrongEvent,
+}
+
+impl ResumeTokenError {
+    /// A short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ResumeTokenError::Malformed => "malformed",
+            ResumeTokenError::BadSignature => "bad_signature",
+            ResumeTokenError::Expired => "expired",
+            ResumeTokenError::WrongEvent => "wrong_event",
+        }
+    }
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"room-resume:v1:");
+    mac.update(payload);
+    mac
+}
+
+pub fn issue(secret: &[u8], event_id: i64, seat_key: &str, client_id: &str, exp: i64) -> String {
+    let mut jti = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut jti);
+    let claims = ResumeClaims {
+        typ: "resume".into(),
+        event_id,
+        seat_key: seat_key.into(),
+        client_id: client_id.into(),
+        exp,
+        jti: hex::encode(jti),
+    };
+    let payload = serde_json::to_vec(&claims).expect("claims serialise");
+    let tag = mac(secret, &payload).finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
+pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<ResumeClaims, ResumeTokenError> {
+    let (payload, tag) = token.split_once('.').ok_or(ResumeTokenError::Malformed)?;
+    if payload.len() > 2048 || tag.len() > 128 {
+        return Err(ResumeTokenError::Malformed);
+    }
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ResumeTokenError::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| ResumeTokenError::Malformed)?;
+    mac(secret, &payload).verify_slice(&tag).map_err(|_| ResumeTokenError::BadSignature)?;
+    let claims: ResumeClaims = serde_json::from_slice(&payload).map_err(|_| ResumeTokenError::Malformed)?;
+    if claims.typ != "resume" {
+        return Err(ResumeTokenError::Malformed);
+    }
+    if claims.exp <= now {
+        return Err(ResumeTokenError::Expired);
+    }
+    if claims.event_id != event_id {
+        return Err(ResumeTokenError::WrongEvent);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let secret = [9u8; 32];
+        let token = issue(&secret, 7, "3", "abc", 1_000);
+        let claims = verify(&secret, &token, 7, 999).unwrap();
+        assert_eq!((claims.seat_key.as_str(), claims.client_id.as_str()), ("3", "abc"));
+        assert_eq!(verify(&secret, &token, 7, 1_000), Err(ResumeTokenError::Expired));
+        assert_eq!(verify(&secret, &token, 8, 999), Err(ResumeTokenError::WrongEvent));
+        assert_eq!(verify(&[1u8; 32], &token, 7, 999), Err(ResumeTokenError::BadSignature));
+        // Each token is unique, even for the same seat and session.
+        assert_ne!(issue(&secret, 7, "3", "abc", 1_000), token);
+        // A session token (another domain tag) is not a resume token, even with the same secret.
+        let (session, _) = crate::session_token::issue(&secret, 7, Some(3), None, "w".into(), 1_000);
+        assert_eq!(verify(&secret, &session, 7, 999), Err(ResumeTokenError::BadSignature));
+        for junk in ["", ".", "abc", "a.b.c", "!!.!!"] {
+            assert!(verify(&secret, junk, 7, 999).is_err(), "{junk}");
+        }
+    }
+}
