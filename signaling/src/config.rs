@@ -33,6 +33,10 @@ pub struct SignalingConfig {
     /// Capacity of the [`crate::RoomEvent`] broadcast channel. A subscriber that falls
     /// further behind sees `RecvError::Lagged`.
     pub event_buffer: usize,
+    /// How often each connection's writer flushes, in milliseconds: frames queued for a peer
+    /// wait for the next tick and leave together, one write per interval (see `flush.rs`).
+    /// 0 writes as soon as anything is queued.
+    pub flush_interval_ms: u64,
 }
 
 impl Default for SignalingConfig {
@@ -45,6 +49,7 @@ impl Default for SignalingConfig {
             unguaranteed_queue: 256,
             max_chat_chars: 500,
             event_buffer: 4096,
+            flush_interval_ms: 10,
         }
     }
 }

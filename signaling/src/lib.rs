@@ -64,10 +64,12 @@
 //! [`SignalingConfig::max_frame_bytes`] so oversized frames get our precise 1009.
 
 mod admission;
+pub mod batch;
 mod close;
 mod config;
 mod event;
 mod fanout;
+mod flush;
 mod hub;
 mod outbox;
 mod peer;
@@ -84,6 +86,7 @@ pub use close::{CloseCode, CloseFrame};
 pub use config::SignalingConfig;
 pub use event::{LeaveReason, RoomEvent, RoomEventKind};
 pub use fanout::{Envelope, LocalFanout, Recipients, RoomFanout};
+pub use flush::Flusher;
 pub use hub::{now_ms, AdmitError, Hub, HubBuilder, OccupantSummary};
 pub use outbox::{Delivery, Outbound, Outbox};
 pub use peer::{Flow, Peer};

@@ -65,7 +65,7 @@ function connected() {
 test("registers as dlux and joins with the token", () => {
   assert.equal(NAF.adapters.registered.dlux, Adapter);
   const { ws } = connected();
-  assert.equal(ws.url, "wss://gw.example/event/42?token=t%2Fk");
+  assert.equal(ws.url, "wss://gw.example/event/42?token=t%2Fk&protocol=2");
 });
 
 test("welcome, occupants, data and departures reach NAF", () => {
@@ -127,7 +127,7 @@ test("a serverURL that is only the gateway's origin gets the room's path", () =>
     adapter.setServerUrl(serverUrl);
     adapter.setJoinCredentials({ session_token: "t" });
     adapter.connect();
-    assert.equal(FakeSocket.last.url, expected + "?token=t", serverUrl);
+    assert.equal(FakeSocket.last.url, expected + "?token=t&protocol=2", serverUrl);
   }
 });
 
@@ -140,5 +140,58 @@ test("what NAF sends before the welcome goes out after it, in order", () => {
   const relayed = ws.sent.filter((f) => f.type === "broadcast");
   assert.deepEqual(relayed.map((f) => [f.data_type, f.guaranteed]), [["u", true], ["um", false]]);
   assert.equal(relayed[0].data.networkId, "first");
+  adapter.disconnect();
+});
+
+/* ---- batched frames (protocol 2) ---- */
+
+test("the frames of a batch reach NAF in order, as if each had come alone", () => {
+  const { adapter, calls, ws } = connected();
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
+  calls.length = 0;
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "peer_joined", client_id: "b", identity: "B", role: "attendee", joined_at: 6, mic: false, screen: false, muted: false },
+      { type: "broadcast", from: "b", data_type: "u", data: { networkId: "n", seq: 1 } },
+      { type: "send", from: "b", data_type: "um", data: { seq: 2 } },
+      { type: "broadcast", from: "b", data_type: "r", data: { networkId: "n" } },
+      { type: "peer_left", client_id: "b", reason: "left" },
+    ],
+  });
+  assert.deepEqual(calls, [
+    ["occupants", ["b"]],
+    ["open", "b"],
+    ["message", "b", "u", { networkId: "n", seq: 1 }],
+    ["message", "b", "um", { seq: 2 }],
+    ["message", "b", "r", { networkId: "n" }],
+    ["occupants", []],
+    ["closed", "b"],
+  ]);
+  adapter.disconnect();
+});
+
+test("a batched frame that fails does not cost the frames after it", () => {
+  const { adapter, ws } = connected();
+  const got = [];
+  adapter.setDataChannelListeners(() => {}, () => {}, (from, type, data) => {
+    if (data.boom) throw new Error("listener failed");
+    got.push(data.seq);
+  });
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "broadcast", from: "a", data_type: "u", data: { seq: 1 } },
+      { type: "broadcast", from: "a", data_type: "u", data: { boom: true } },
+      null,
+      { type: "batch", frames: [{ type: "broadcast", from: "a", data_type: "u", data: { seq: 99 } }] },
+      { type: "broadcast", from: "a", data_type: "u", data: { seq: 2 } },
+    ],
+  });
+  assert.deepEqual(got, [1, 2], "in order; the failing, empty and nested frames are skipped");
+  ws.serve({ type: "batch" });
+  ws.serve({ type: "broadcast", from: "a", data_type: "u", data: { seq: 3 } });
+  assert.deepEqual(got, [1, 2, 3], "a batch without frames is nothing");
   adapter.disconnect();
 });
