@@ -76,6 +76,7 @@ mod peer;
 pub mod moderation;
 pub mod protocol;
 mod rate_limit;
+mod relay_frame;
 mod room;
 mod sdp;
 mod stats;
