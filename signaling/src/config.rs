@@ -49,7 +49,7 @@ impl Default for SignalingConfig {
             unguaranteed_queue: 256,
             max_chat_chars: 500,
             event_buffer: 4096,
-            flush_interval_ms: 10,
+            flush_interval_ms: 20,
         }
     }
 }

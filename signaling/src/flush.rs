@@ -238,6 +238,14 @@ mod tests {
         assert_eq!(flusher.next_batch(&mut outbox, &mut batch, 8).await, 1);
     }
 
+    /// docs/PROTOCOL.md states the default interval; it must be the one in force.
+    #[test]
+    fn the_protocol_document_states_the_default_interval() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let said = format!("flush_interval_ms` (default {} ms", crate::SignalingConfig::default().flush_interval_ms);
+        assert!(doc.contains(&said), "PROTOCOL.md does not say `{said}`");
+    }
+
     #[test]
     fn ticks_are_shared_multiples_of_the_interval() {
         let now = Instant::now();

@@ -195,3 +195,17 @@ test("a batched frame that fails does not cost the frames after it", () => {
   assert.deepEqual(got, [1, 2, 3], "a batch without frames is nothing");
   adapter.disconnect();
 });
+
+test("a welcome that comes first in a batch seats the adapter before the frames after it", () => {
+  const { adapter, calls, ws } = connected();
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} },
+      { type: "peer_joined", client_id: "c", identity: "C", role: "attendee", joined_at: 7, mic: false, screen: false, muted: false },
+      { type: "broadcast", from: "c", data_type: "u", data: { networkId: "z" } },
+    ],
+  });
+  assert.deepEqual(calls, [["success", "me"], ["occupants", []], ["occupants", ["c"]], ["open", "c"], ["message", "c", "u", { networkId: "z" }]]);
+  adapter.disconnect();
+});
