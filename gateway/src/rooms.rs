@@ -16,7 +16,8 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
-use signaling::{Admission, CloseCode, LeaveReason, Outbound, Role};
+use signaling::batch::Framing;
+use signaling::{Admission, CloseCode, Flusher, LeaveReason, Outbound, Role};
 use ticketing::attendance::{Refusal, Seat};
 use ticketing::now_ms;
 
@@ -30,6 +31,8 @@ pub struct SocketQuery {
     /// A resume token instead (`room_resume.rs`), with how many frames of the session the client read.
     pub resume: Option<String>,
     pub received: Option<u64>,
+    /// The presence protocol version the client speaks (docs/PROTOCOL.md); 2 and later unpack `batch` frames.
+    pub protocol: Option<u32>,
 }
 
 /// The first frame of a connection that authenticates with its wallet instead of a session token.
@@ -69,7 +72,8 @@ pub async fn event_socket(
     // NAF frames are a few hundred bytes, and the buffer still grows for a large one.
     let ws = ws.max_message_size(max * 2).max_frame_size(max * 2).read_buffer_size(4 * 1024);
     let tracker = state.connections.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(serve(state, socket, event, query, remote)))
+    let framing = signaling::batch::Framing::for_version(query.protocol);
+    ws.on_upgrade(move |socket| tracker.track_future(serve(state, socket, event, query, remote, framing)))
 }
 
 /// A seated connection, by a join or by a resume.
@@ -82,7 +86,14 @@ pub(crate) struct Admitted {
 }
 
 #[tracing::instrument(name = "room", skip_all, fields(event_id = %event, client_id))]
-async fn serve(state: AppState, mut socket: WebSocket, event: String, query: SocketQuery, remote: SocketAddr) {
+async fn serve(
+    state: AppState,
+    mut socket: WebSocket,
+    event: String,
+    query: SocketQuery,
+    remote: SocketAddr,
+    framing: Framing,
+) {
     let Some(event_id) = event.parse::<i64>().ok().filter(|id| *id > 0) else {
         return close(&mut socket, Denied::code(CloseCode::Malformed, "no such event id")).await;
     };
@@ -113,6 +124,8 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, query: Soc
     let mut batch = Vec::new();
     // Set when the connection dropped rather than closed: the seat then waits for a resume (`room_resume.rs`).
     let mut dropped = None;
+    // Writes on the shared flush tick, everything owed at once (`[signaling] flush_interval_ms`).
+    let mut flusher = Flusher::new(Duration::from_millis(state.hub.config().flush_interval_ms));
     loop {
         tokio::select! {
             item = next_feed_frame(&mut feed, event_id) => {
@@ -122,8 +135,8 @@ async fn serve(state: AppState, mut socket: WebSocket, event: String, query: Soc
                     break;
                 }
             }
-            taken = outbox.recv_many(&mut batch, WRITE_BATCH) => {
-                if taken == 0 || write_batch(&mut socket, &mut batch).await.is_break() {
+            taken = flusher.next_batch(&mut outbox, &mut batch, WRITE_BATCH) => {
+                if taken == 0 || write_batch(&mut socket, &mut batch, framing).await.is_break() {
                     // A peer the room closed (kicked, superseded, …) is no longer held: suspending it is a no-op.
                     dropped = Some(LeaveReason::Left);
                     break;
@@ -249,7 +262,9 @@ const WRITE_BATCH: usize = 128;
 
 /// Writes frames taken from the outbox and flushes once: one system call for the lot instead of one per
 /// frame. `Break` after a close frame or when the socket failed.
-async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>) -> ControlFlow<()> {
+async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing: Framing) -> ControlFlow<()> {
+    // A client speaking protocol 2 gets the lot as one `batch` frame.
+    signaling::batch::pack(batch, framing);
     for out in batch.drain(..) {
         let message = match out {
             // signaling encodes with serde_json, so this never fails; the check is the price of axum's safe type.

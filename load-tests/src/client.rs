@@ -99,15 +99,25 @@ pub async fn join_ours(http: &reqwest::Client, base: &str, attendee: &Attendee) 
     })
 }
 
-/// Opens `/event/{id}?token=…` and waits for `welcome`.
+/// The presence protocol version our clients announce (`?protocol=`; 2 unpacks `batch` frames), from
+/// `LOAD_TESTS_PROTOCOL` (default 2; 1 for clients that expect one message per frame).
+pub fn protocol() -> u32 {
+    std::env::var("LOAD_TESTS_PROTOCOL").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+}
+
+/// Opens `/event/{id}?token=…&protocol=…` and waits for `welcome`.
 pub async fn open_ours(addr: SocketAddr, granted: &Granted, source: Source) -> anyhow::Result<Conn> {
     let stream = tcp(addr, source).await?;
-    let url = format!("{}?token={}", granted.websocket_url, granted.session_token);
+    let url = format!("{}?token={}&protocol={}", granted.websocket_url, granted.session_token, protocol());
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config())).await.context("websocket handshake")?;
     loop {
         match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.context("no welcome within 20 s")? {
             Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text)?;
+                let mut v: Value = serde_json::from_str(&text)?;
+                // Protocol 2: the welcome may come first in a batch with the room's next frames.
+                if v["type"] == "batch" {
+                    v = v["frames"][0].take();
+                }
                 anyhow::ensure!(v["type"] == "welcome", "expected welcome, got {text}");
                 let client_id = v["client_id"].as_str().context("welcome without client_id")?.to_owned();
                 return Ok(Conn { kind: Kind::Ours, ws, client_id });
@@ -252,11 +262,17 @@ impl Conn {
     async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>, result: &mut PeerResult, plan: &Plan) -> ControlFlow<()> {
         match frame {
             Some(Ok(Message::Text(text))) => {
-                if let Some(at) = payload::sent_at(text.as_bytes()) {
-                    result.received += 1;
-                    let _ = result.latency.record(payload::now_us().saturating_sub(at).max(1));
+                // One relayed message, or a `batch` of them (protocol 2): each counts on its own.
+                let now = payload::now_us();
+                let mut messages = 0u32;
+                for at in payload::sent_times(text.as_bytes()) {
+                    messages += 1;
+                    let _ = result.latency.record(now.saturating_sub(at).max(1));
+                }
+                if messages > 0 {
+                    result.received += u64::from(messages);
                     if let Some(pause) = plan.read_pause {
-                        tokio::time::sleep(pause).await;
+                        tokio::time::sleep(pause * messages).await;
                     }
                 } else if self.kind == Kind::Naf && text.as_str() == "2" {
                     let _ = self.ws.send(Message::Text("3".into())).await;

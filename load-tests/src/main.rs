@@ -101,6 +101,12 @@ struct RunArgs {
     /// Baseline room cap (its stock server has 50; above, the harness runs its copy with the cap raised).
     #[arg(long)]
     naf_cap: Option<usize>,
+    /// Ours: the gateway's `[signaling] flush_interval_ms` (default: the gateway's own default).
+    #[arg(long)]
+    flush_ms: Option<u64>,
+    /// Ours: the protocol version the clients announce (2: `batch` frames; 1: one message per frame).
+    #[arg(long, default_value_t = 2)]
+    protocol: u32,
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
@@ -149,6 +155,8 @@ fn main() -> anyhow::Result<()> {
                         churn_every: 2.0,
                         backend: if kind == Kind::Naf { "postgres".into() } else { "sqlite".into() },
                         naf_cap: None,
+                        flush_ms: None,
+                        protocol: 2,
                         no_pin: !pin || cores < 2,
                         results: Some(path.clone()),
                     };
@@ -263,10 +271,16 @@ async fn run_one(scenario: Scenario, a: RunArgs) -> anyhow::Result<Outcome> {
             kind: a.target,
             core: (!a.no_pin).then_some(0),
             naf_cap: a.naf_cap.unwrap_or(if peers > 50 && scenario != Scenario::JoinStorm { peers.max(50) } else { 50 }),
-            env: Vec::new(),
+            env: a.flush_ms.map(|ms| ("GATEWAY_SIGNALING__FLUSH_INTERVAL_MS".to_owned(), ms.to_string())).into_iter().collect(),
         };
+        // The clients read the version they announce from the environment (`client::protocol`).
+        std::env::set_var("LOAD_TESTS_PROTOCOL", a.protocol.to_string());
         let mut server = target::start(&start).await?;
         let mut outcome = scenarios::run(scenario, Some(&mut server), &params).await?;
+        if a.target == Kind::Ours {
+            let flush = a.flush_ms.map_or_else(|| "the default".to_owned(), |ms| format!("{ms} ms"));
+            outcome.notes.push(format!("flush interval {flush}, clients speak protocol {}", a.protocol));
+        }
         if a.target == Kind::Naf && start.naf_cap != 50 {
             outcome.notes.push(format!("baseline room cap raised from 50 to {}", start.naf_cap));
         }

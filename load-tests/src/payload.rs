@@ -30,6 +30,15 @@ pub fn entity_update(owner: &str, seq: u64) -> String {
 /// The send time embedded in a relayed frame, if it carries one.
 pub fn sent_at(frame: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(frame, MARKER)? + MARKER.len();
+    number_at(frame, at)
+}
+
+/// Every send time in a frame, in order: one for a relayed message, several for a `batch` of them.
+pub fn sent_times(frame: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    memchr::memmem::find_iter(frame, MARKER).filter_map(move |at| number_at(frame, at + MARKER.len()))
+}
+
+fn number_at(frame: &[u8], at: usize) -> Option<u64> {
     let digits = frame[at..].iter().take_while(|b| b.is_ascii_digit());
     let mut value = 0u64;
     let mut any = false;
@@ -53,5 +62,7 @@ mod tests {
         let wrapped = format!(r#"{{"type":"broadcast","from":"x","data_type":"um","data":{p}}}"#);
         assert_eq!(sent_at(wrapped.as_bytes()), v["lt"].as_u64());
         assert_eq!(sent_at(b"{\"type\":\"peer_joined\"}"), None);
+        let batch = format!(r#"{{"type":"batch","frames":[{wrapped},{wrapped},{{"type":"peer_left"}}]}}"#);
+        assert_eq!(sent_times(batch.as_bytes()).collect::<Vec<_>>(), vec![v["lt"].as_u64().unwrap(); 2]);
     }
 }

@@ -139,8 +139,13 @@ pub async fn start(opts: &Start) -> anyhow::Result<Server> {
 }
 
 /// The release binary, built first if needed (`cargo build --release -p gateway`), unless
-/// `LOAD_TESTS_NO_BUILD=1` says to use the binary as it is.
+/// `LOAD_TESTS_NO_BUILD=1` says to use the binary as it is, or `LOAD_TESTS_GATEWAY` names another one (an
+/// older build, for a before/after comparison).
 pub fn gateway_binary() -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("LOAD_TESTS_GATEWAY").map(PathBuf::from) {
+        anyhow::ensure!(binary.is_file(), "LOAD_TESTS_GATEWAY={} is not a file", binary.display());
+        return Ok(binary);
+    }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     let binary = target_dir.join("release/gateway");
     if std::env::var_os("LOAD_TESTS_NO_BUILD").is_some() && binary.exists() {

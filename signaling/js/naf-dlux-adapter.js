@@ -46,6 +46,9 @@
   var CREDENTIALS_BACKOFF_MAX_MS = 30000;
   // At most this many frames wait for the welcome; NAF sends one sync per networked entity.
   var BEFORE_WELCOME_MAX = 256;
+  // The presence protocol version this adapter speaks, announced as `?protocol=` (docs/PROTOCOL.md,
+  // "Batched frames"): from 2 on, the gateway may pack several frames into one `batch` frame.
+  var PROTOCOL_VERSION = 2;
 
   function log() {
     if (typeof NAF !== "undefined" && NAF.log) NAF.log.write.apply(NAF.log, arguments);
@@ -291,6 +294,7 @@
       if (creds.session_token) {
         url += (url.indexOf("?") === -1 ? "?" : "&") + "token=" + encodeURIComponent(creds.session_token);
       }
+      url += (url.indexOf("?") === -1 ? "?" : "&") + "protocol=" + PROTOCOL_VERSION;
       return url;
     }
 
@@ -476,7 +480,7 @@
     handleFrame(text) {
       var msg;
       try {
-        msg = JSON.parse(text);
+        msg = typeof text === "string" ? JSON.parse(text) : text;
       } catch (e) {
         warn("dlux: unreadable frame", e);
         return;
@@ -485,6 +489,8 @@
       // carrying several messages counts as those messages): a resume says how many were read (see `resumed`).
       if (msg.type !== "feed" && msg.type !== "batch") this.received++;
       switch (msg.type) {
+        case "batch":
+          return this.handleBatch(msg);
         case "welcome":
           return this.welcome(msg);
         case "resumed":
@@ -526,6 +532,27 @@
           return this.emit("error", msg);
         default:
           log("dlux: ignoring", msg.type);
+      }
+    }
+
+    /* ---- batched frames (protocol 2) ---- */
+
+    /**
+     * `{"type":"batch","frames":[…]}`: several server frames written at once. Each is handled in
+     * order, exactly as if it had come alone; one that throws does not cost the others.
+     */
+    handleBatch(msg) {
+      var frames = Array.isArray(msg.frames) ? msg.frames : [];
+      for (var i = 0; i < frames.length; i++) {
+        if (!frames[i] || typeof frames[i] !== "object" || frames[i].type === "batch") {
+          warn("dlux: ignoring a malformed frame in a batch");
+          continue;
+        }
+        try {
+          this.handleFrame(frames[i]);
+        } catch (e) {
+          warn("dlux: a batched frame failed", e);
+        }
       }
     }
 

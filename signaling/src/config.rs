@@ -44,6 +44,10 @@ pub struct SignalingConfig {
     pub max_persistent_entities: usize,
     /// Largest persistent entity, in bytes of its JSON; larger ones are not kept.
     pub max_persistent_entity_bytes: usize,
+    /// How often each connection's writer flushes, in milliseconds: frames queued for a peer
+    /// wait for the next tick and leave together, one write per interval (see `flush.rs`).
+    /// 0 writes as soon as anything is queued.
+    pub flush_interval_ms: u64,
 }
 
 impl Default for SignalingConfig {
@@ -61,6 +65,7 @@ impl Default for SignalingConfig {
             unacked_frames: 128,
             max_persistent_entities: 256,
             max_persistent_entity_bytes: 16 * 1024,
+            flush_interval_ms: 20,
         }
     }
 }

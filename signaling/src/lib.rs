@@ -67,10 +67,12 @@
 //! [`SignalingConfig::max_frame_bytes`] so oversized frames get our precise 1009.
 
 mod admission;
+pub mod batch;
 mod close;
 mod config;
 mod event;
 mod fanout;
+mod flush;
 mod hub;
 mod outbox;
 mod peer;
@@ -79,6 +81,7 @@ pub mod persistent;
 pub mod resume;
 pub mod protocol;
 mod rate_limit;
+mod relay_frame;
 mod room;
 mod sdp;
 mod stats;
@@ -89,6 +92,7 @@ pub use close::{CloseCode, CloseFrame};
 pub use config::SignalingConfig;
 pub use event::{LeaveReason, RoomEvent, RoomEventKind};
 pub use fanout::{Envelope, LocalFanout, Recipients, RoomFanout};
+pub use flush::Flusher;
 pub use hub::{now_ms, AdmitError, Hub, HubBuilder, OccupantSummary};
 pub use outbox::{Delivery, Outbound, Outbox};
 pub use peer::{Flow, Peer};

@@ -353,6 +353,12 @@ impl Outbox {
         }
     }
 
+    /// Appends everything ready now (up to `limit` items) to `batch` without waiting, like one
+    /// round of [`Outbox::recv_many`]: `None` if nothing is ready, `Some(0)` at the end.
+    pub fn take_ready(&mut self, batch: &mut Vec<Outbound>, limit: usize) -> Option<usize> {
+        self.queue.take_into(batch, limit)
+    }
+
     /// Like [`Outbox::recv`] without waiting: `None` when nothing is ready now (or the end
     /// has been reached). Handy to batch frames before a flush, and in tests.
     pub fn try_recv(&mut self) -> Option<Outbound> {

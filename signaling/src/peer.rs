@@ -14,6 +14,7 @@ use crate::hub::{now_ms, Hub};
 use crate::outbox::{Delivery, PeerQueue};
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use crate::rate_limit::TokenBucket;
+use crate::relay_frame::{RelayFrame, RelayKind};
 use crate::room::Room;
 use crate::sdp;
 use crate::stats::Stats;
@@ -84,6 +85,11 @@ impl Peer {
         if !self.bucket.try_take(Instant::now()) {
             Stats::inc(&stats.rate_limited_closed);
             return self.close(LeaveReason::RateLimited);
+        }
+        // NAF's updates, nearly all of the traffic, are relayed without decoding `data` (relay_frame.rs).
+        if let Some(frame) = RelayFrame::parse(text) {
+            self.relay_frame(frame);
+            return if self.queue.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         }
         match ClientMessage::parse(text) {
             Ok(message) => {
@@ -189,6 +195,20 @@ impl Peer {
                 }
             }
         }
+    }
+
+    /// `send`/`broadcast` from the fast path: the same checks and recipients as in `apply`.
+    fn relay_frame(&self, frame: RelayFrame<'_>) {
+        let to = match (frame.kind, &frame.to) {
+            (RelayKind::Send, Some(to)) => {
+                if self.refuse_outsider(to) {
+                    return;
+                }
+                Recipients::One(Arc::from(&**to))
+            }
+            _ => Recipients::AllExcept(self.info.client_id.clone()),
+        };
+        self.relay(to, delivery(frame.guaranteed), frame.encode(&self.info.client_id));
     }
 
     fn relay(&self, to: Recipients, delivery: Delivery, payload: Bytes) {

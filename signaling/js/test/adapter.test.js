@@ -65,7 +65,7 @@ function connected() {
 test("registers as dlux and joins with the token", () => {
   assert.equal(NAF.adapters.registered.dlux, Adapter);
   const { ws } = connected();
-  assert.equal(ws.url, "wss://gw.example/event/42?token=t%2Fk");
+  assert.equal(ws.url, "wss://gw.example/event/42?token=t%2Fk&protocol=2");
 });
 
 test("welcome, occupants, data and departures reach NAF", () => {
@@ -127,7 +127,7 @@ test("a serverURL that is only the gateway's origin gets the room's path", () =>
     adapter.setServerUrl(serverUrl);
     adapter.setJoinCredentials({ session_token: "t" });
     adapter.connect();
-    assert.equal(FakeSocket.last.url, expected + "?token=t", serverUrl);
+    assert.equal(FakeSocket.last.url, expected + "?token=t&protocol=2", serverUrl);
   }
 });
 
@@ -173,7 +173,7 @@ test("a drop resumes at once with the token and the count read, and NAF sees no 
   const again = FakeSocket.last;
   assert.notEqual(again, ws);
   // welcome, the broadcast: two frames read; no token in the URL, the resume token instead.
-  assert.equal(again.url, "wss://gw.example/event/42?resume=rt1&received=2");
+  assert.equal(again.url, "wss://gw.example/event/42?protocol=2&resume=rt1&received=2");
   assert.deepEqual(again.sent, [], "nothing before the server says resumed");
   // The server applied the first of the two broadcasts (and the ping before them): the second goes again.
   again.serve({ type: "resumed", client_id: "me", resume_token: "rt2", server_time: Date.now(), received: ws.sent.length - 1, replayed: 1 });
@@ -186,7 +186,7 @@ test("a drop resumes at once with the token and the count read, and NAF sees no 
   again.readyState = 3;
   again.onclose({ code: 1006, reason: "" });
   t.mock.timers.tick(0);
-  assert.equal(FakeSocket.last.url, "wss://gw.example/event/42?resume=rt2&received=4");
+  assert.equal(FakeSocket.last.url, "wss://gw.example/event/42?protocol=2&resume=rt2&received=4");
   adapter.disconnect();
 });
 
@@ -233,7 +233,7 @@ test("a refused resume asks the page for fresh credentials and joins again, keep
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(asked, [4401]);
   const fresh = FakeSocket.last;
-  assert.equal(fresh.url, "wss://gw.example/event/42?token=fresh");
+  assert.equal(fresh.url, "wss://gw.example/event/42?token=fresh&protocol=2");
   fresh.serve({ type: "welcome", client_id: "me2", room_id: 42, joined_at: 9, server_time: Date.now(), resume_token: "rt9", occupants: {} });
   assert.deepEqual(calls.filter((c) => c[0] === "success").map((c) => c[1]), ["me", "me2"]);
   assert.deepEqual(box.attrs, { owner: "me2", creator: "me2" }, "what this page owned is still its own");
@@ -289,4 +289,70 @@ test("past the welcome's resume window the adapter stops resuming and reports th
   assert.ok(attempts >= 3, `retried with backoff (${attempts} attempts)`);
   assert.deepEqual(calls.at(-1), ["failure", 4401, "resume window passed"]);
   assert.deepEqual(calls.filter((c) => c[0] === "closed"), [["closed", "a"]], "the lost session's peers are gone");
+});
+/* ---- batched frames (protocol 2) ---- */
+
+test("the frames of a batch reach NAF in order, as if each had come alone", () => {
+  const { adapter, calls, ws } = connected();
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
+  calls.length = 0;
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "peer_joined", client_id: "b", identity: "B", role: "attendee", joined_at: 6, mic: false, screen: false, muted: false },
+      { type: "broadcast", from: "b", data_type: "u", data: { networkId: "n", seq: 1 } },
+      { type: "send", from: "b", data_type: "um", data: { seq: 2 } },
+      { type: "broadcast", from: "b", data_type: "r", data: { networkId: "n" } },
+      { type: "peer_left", client_id: "b", reason: "left" },
+    ],
+  });
+  assert.deepEqual(calls, [
+    ["occupants", ["b"]],
+    ["open", "b"],
+    ["message", "b", "u", { networkId: "n", seq: 1 }],
+    ["message", "b", "um", { seq: 2 }],
+    ["message", "b", "r", { networkId: "n" }],
+    ["occupants", []],
+    ["closed", "b"],
+  ]);
+  adapter.disconnect();
+});
+
+test("a batched frame that fails does not cost the frames after it", () => {
+  const { adapter, ws } = connected();
+  const got = [];
+  adapter.setDataChannelListeners(() => {}, () => {}, (from, type, data) => {
+    if (data.boom) throw new Error("listener failed");
+    got.push(data.seq);
+  });
+  ws.serve({ type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} });
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "broadcast", from: "a", data_type: "u", data: { seq: 1 } },
+      { type: "broadcast", from: "a", data_type: "u", data: { boom: true } },
+      null,
+      { type: "batch", frames: [{ type: "broadcast", from: "a", data_type: "u", data: { seq: 99 } }] },
+      { type: "broadcast", from: "a", data_type: "u", data: { seq: 2 } },
+    ],
+  });
+  assert.deepEqual(got, [1, 2], "in order; the failing, empty and nested frames are skipped");
+  ws.serve({ type: "batch" });
+  ws.serve({ type: "broadcast", from: "a", data_type: "u", data: { seq: 3 } });
+  assert.deepEqual(got, [1, 2, 3], "a batch without frames is nothing");
+  adapter.disconnect();
+});
+
+test("a welcome that comes first in a batch seats the adapter before the frames after it", () => {
+  const { adapter, calls, ws } = connected();
+  ws.serve({
+    type: "batch",
+    frames: [
+      { type: "welcome", client_id: "me", room_id: 42, joined_at: 5, server_time: Date.now(), occupants: {} },
+      { type: "peer_joined", client_id: "c", identity: "C", role: "attendee", joined_at: 7, mic: false, screen: false, muted: false },
+      { type: "broadcast", from: "c", data_type: "u", data: { networkId: "z" } },
+    ],
+  });
+  assert.deepEqual(calls, [["success", "me"], ["occupants", []], ["occupants", ["c"]], ["open", "c"], ["message", "c", "u", { networkId: "z" }]]);
+  adapter.disconnect();
 });
