@@ -1185,39 +1185,12 @@ impl Purchases {
             .await?)
     }
 
-    /// Records the transaction that paid a due payout or refund. A second settlement is refused.
-    pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, PurchaseError> {
-        let mut tx = self.store.pool().begin().await?;
-        let changed = sqlx::query(
-            "UPDATE ledger_entries SET status = 'settled', settled_txid = $2, settled_at = $3 WHERE id = $1 \
-             AND kind IN ('payout', 'refund') AND (status = 'due' OR (status = 'pending' AND due_at <= $3))",
-        )
-        .bind(entry_id)
-        .bind(txid)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let row: Option<LedgerRow> = sqlx::query_as(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = $1"))
-            .bind(entry_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Err(PurchaseError::EntryNotFound(entry_id)) };
-        if changed.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(match row.status.as_str() {
-                "settled" => PurchaseError::AlreadySettled(entry_id),
-                _ => PurchaseError::NotDue(entry_id),
-            });
-        }
-        audit::record(
-            &mut *tx,
-            &AuditEntry::new(actor, "ledger.settled")
-                .subject(&entry_id.to_string())
-                .detail(serde_json::json!({ "txid": txid, "kind": row.kind })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+    /// Records the transaction that paid a due payout or refund, to where it goes now (a payout: its creator's
+    /// payout address for its chain; none: held, `no_payout_address`). A second settlement is refused. The
+    /// gateway checks the transaction first and calls [`Store::settle_entry`] itself; see `crate::payouts`.
+    pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, crate::payouts::SettleError> {
+        let destination = self.store.settlement_destination(entry_id, now).await?;
+        self.store.settle_entry(entry_id, txid, &destination.address, actor, now).await
     }
 
     /// Refunds one ticket before its payout is due: the seat returns to sale, the sale's commission and
@@ -1326,10 +1299,12 @@ pub struct LedgerRow {
     pub due_at: Option<i64>,
     pub settled_txid: Option<String>,
     pub settled_at: Option<i64>,
+    /// The address a settled payout or refund was sent to (see `crate::payouts`).
+    pub paid_to: Option<String>,
 }
 
-const LEDGER_COLUMNS: &str = "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
-    recipient, status, due_at, settled_txid, settled_at";
+pub(crate) const LEDGER_COLUMNS: &str = "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
+    recipient, status, due_at, settled_txid, settled_at, paid_to";
 
 struct LedgerInsert<'a> {
     event_id: Option<i64>,
