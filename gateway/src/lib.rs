@@ -20,6 +20,7 @@ pub mod privacy;
 pub mod rooms;
 pub mod sales_feed;
 pub mod server;
+pub mod settlement;
 pub mod routes;
 pub mod session_token;
 pub mod startup;

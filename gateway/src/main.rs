@@ -108,8 +108,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = match command {
                 AdminCommand::Payouts { all } => purchases.ledger("payout", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
                 AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
-                AdminCommand::Settle { entry, txid } => match purchases.settle(entry, &txid, "admin-cli", now).await {
-                    Ok(row) => Ok(Ok(format!("settled entry {} ({} {}) with {txid}", row.id, row.kind, row.currency))),
+                AdminCommand::Settle { entry, txid } => match gateway::settlement::settle(
+                    purchases.store(),
+                    gateway::settlement::lookup_for(&settings)?.as_ref(),
+                    entry,
+                    &txid,
+                    "admin-cli",
+                    now,
+                )
+                .await
+                {
+                    Ok(done) => Ok(Ok(format!(
+                        "settled entry {} ({} {}) with {} to {} (checked: {})",
+                        done.entry.id,
+                        done.entry.kind,
+                        done.entry.currency,
+                        done.entry.settled_txid.as_deref().unwrap_or_default(),
+                        done.entry.paid_to.as_deref().unwrap_or_default(),
+                        done.checked
+                    ))),
                     Err(err) => {
                         eprintln!("error: {err}");
                         return Ok(ExitCode::FAILURE);

@@ -245,6 +245,7 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
         .merge(routes::privacy::router())
+        .merge(routes::payout_addresses::router())
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
         .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at

@@ -19,6 +19,7 @@ pub mod btc;
 pub mod evm;
 pub mod follow;
 pub mod hive;
+pub mod lookup;
 mod jsonrpc;
 pub mod metrics;
 pub mod monero;

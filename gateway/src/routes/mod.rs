@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod privacy;
 pub mod pairings;
+pub mod payout_addresses;
 pub mod purchases;
 pub mod rsvp;
 pub mod qr;
