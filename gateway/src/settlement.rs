@@ -157,3 +157,31 @@ pub fn lookup_for(settings: &crate::configuration::Settings) -> anyhow::Result<O
     let lookup = TransferLookup::new(&config)?;
     Ok(Chain::ALL.iter().any(|c| lookup.watches(*c)).then_some(lookup))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txids_have_their_chains_format() {
+        let btc = "AB".repeat(32);
+        assert_eq!(canonical_txid(Chain::Btc, &format!(" {btc} ")).unwrap(), "ab".repeat(32));
+        assert_eq!(canonical_txid(Chain::Eth, &format!("0x{}", "Cd".repeat(32))).unwrap(), format!("0x{}", "cd".repeat(32)));
+        assert_eq!(canonical_txid(Chain::Hive, &"0f".repeat(20)).unwrap(), "0f".repeat(20));
+        let sol = bitcoin::base58::encode(&[7u8; 64]);
+        assert_eq!(canonical_txid(Chain::Sol, &sol).unwrap(), sol);
+        for (chain, bad) in [
+            (Chain::Btc, "ab".repeat(31)),
+            (Chain::Btc, format!("0x{}", "ab".repeat(32))),
+            (Chain::Xmr, "zz".repeat(32)),
+            (Chain::Pol, "ab".repeat(32)),
+            (Chain::Hive, "ab".repeat(32)),
+            (Chain::Sol, bitcoin::base58::encode(&[7u8; 32])),
+            (Chain::Sol, "0OIl".into()),
+            (Chain::Bnb, "0xé".into()),
+        ] {
+            let err = canonical_txid(chain, &bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_txid", "{chain} {bad}");
+        }
+    }
+}
