@@ -113,11 +113,11 @@ impl BtcAccount {
         &self.xpub
     }
 
-    /// The account as an output descriptor with `/0/*` receiving and `/1/*` change (BIP-389 multipath), e.g.
-    /// `wpkh([d34db33f/84'/0'/0']xpub…/<0;1>/*)`; without a known origin the key stands alone. The checksum is
-    /// the wallet's to add (Bitcoin Core's `getdescriptorinfo`).
-    pub fn descriptor(&self, origin: Option<&str>) -> String {
-        let key = format!("{}{}/<0;1>/*", origin.unwrap_or_default(), self.xpub);
+    /// The account's receiving (`branch` 0) or change (1) addresses as an output descriptor, e.g.
+    /// `wpkh([d34db33f/84'/0'/0']xpub…/0/*)`; without a known origin the key stands alone. The checksum is the
+    /// wallet's to add (Bitcoin Core's `getdescriptorinfo`).
+    pub fn descriptor(&self, origin: Option<&str>, branch: u32) -> String {
+        let key = format!("{}{}/{branch}/*", origin.unwrap_or_default(), self.xpub);
         match self.script {
             BtcScript::P2wpkh => format!("wpkh({key})"),
             BtcScript::P2shP2wpkh => format!("sh(wpkh({key}))"),

@@ -16,6 +16,7 @@ pub mod http_policy;
 pub mod metrics;
 pub mod origins;
 pub mod payability;
+pub mod payout_export;
 pub mod privacy;
 pub mod rooms;
 pub mod sales_feed;

@@ -106,7 +106,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let purchases = &purchases;
             let now = ticketing::now_ms();
             let result = match command {
-                AdminCommand::Payouts { all } => purchases.ledger("payout", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
+                AdminCommand::Payouts { all, format, chain, fee_rate } => {
+                    let btc = purchases.settings().btc.as_ref();
+                    match gateway::payout_export::render(purchases.store(), &settings, btc, format, chain, fee_rate, all, now).await {
+                        Ok(rendered) => Ok(Ok(rendered.body)),
+                        Err(err) => {
+                            eprintln!("error: {err} ({})", err.code());
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
+                AdminCommand::Commission => {
+                    purchases.store().commission_by_chain(now).await.map(|lines| serde_json::to_string_pretty(&lines))
+                }
+                AdminCommand::Addresses { chain } => {
+                    match gateway::payout_export::addresses(purchases.store(), &settings, purchases.settings(), chain).await {
+                        Ok(report) => Ok(serde_json::to_string_pretty(&report)),
+                        Err(err) => {
+                            eprintln!("error: {err}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
                 AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
                 AdminCommand::Settle { entry, txid } => match gateway::settlement::settle(
                     purchases.store(),

@@ -430,6 +430,42 @@ impl Store {
     }
 }
 
+/// A Bitcoin output the platform's account received (a final payment to a quote's address `0/index`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReceivedCoin {
+    pub txid: String,
+    pub output_index: i64,
+    pub amount_units: String,
+    pub derivation_index: i64,
+}
+
+impl Store {
+    /// The final Bitcoin payments to the account's quote addresses: the coins a payout batch can spend (the
+    /// caller checks which are still unspent).
+    pub async fn btc_received_coins(&self) -> Result<Vec<ReceivedCoin>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.txid, p.output_index, p.amount_units, q.derivation_index FROM payments p \
+             JOIN quotes q ON q.id = p.quote_id \
+             WHERE p.chain = 'btc' AND p.status IN ('confirmed', 'credited', 'refund_due') AND q.derivation_index IS NOT NULL \
+             ORDER BY p.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The change index for the next Bitcoin payout batch: one per batch already sent (distinct txids that
+    /// settled BTC payouts), so exporting the same unsent batch again gives the same change address and writes
+    /// nothing.
+    pub async fn next_btc_change_index(&self) -> Result<u32, StoreError> {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT settled_txid) FROM ledger_entries WHERE kind = 'payout' AND currency = 'BTC' AND status = 'settled'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        u32::try_from(sent).map_err(|_| StoreError::Corrupt("change index overflow".into()))
+    }
+}
+
 fn parse_currency(text: &str) -> Result<Currency, StoreError> {
     Currency::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

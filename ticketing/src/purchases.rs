@@ -28,6 +28,7 @@ use crate::rates::{convert_usd, RateError, RateSource};
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod derivation;
 pub mod minimums;
 mod rsvp;
 
@@ -62,6 +63,8 @@ pub struct PaymentSettings {
     pub unwatched: std::collections::BTreeMap<Chain, String>,
     /// Limits on what one party may hold of one event's sale; see [`QuoteLimits`].
     pub quote_limits: QuoteLimits,
+    /// How derivation indexes are reused and how far past the last paid one they may run; see [`derivation`].
+    pub address_reuse: derivation::AddressReuse,
 }
 
 /// What one party may hold of one event's sale, so that nobody can block it with unpaid quotes.
@@ -113,6 +116,7 @@ impl PaymentSettings {
             tokens: crate::tokens::TokenContracts::new(),
             unwatched: Default::default(),
             quote_limits: QuoteLimits::default(),
+            address_reuse: derivation::AddressReuse::default(),
         }
     }
 
@@ -189,6 +193,8 @@ pub enum PurchaseError {
     NotDue(i64),
     #[error("ticket {0} cannot be refunded: {1}")]
     NotRefundable(i64, &'static str),
+    #[error("no receiving address is free: every index within the gap of {0} is held by an open quote; retry later")]
+    AddressGapFull(u32),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -222,6 +228,7 @@ impl PurchaseError {
             PurchaseError::AlreadySettled(_) => "already_settled",
             PurchaseError::NotDue(_) => "not_due",
             PurchaseError::NotRefundable(..) => "not_refundable",
+            PurchaseError::AddressGapFull(_) => "address_gap_full",
             PurchaseError::Store(_) => "store_unavailable",
         }
     }
@@ -502,7 +509,14 @@ impl Purchases {
         let index = if let Some((_, minor)) = &subaddress {
             Some(*minor)
         } else if matches!(chain, Chain::Btc) || (chain.is_evm() && self.settings.evm.is_some()) {
-            Some(next_index(&mut tx, chain).await?)
+            match derivation::allocate(&mut tx, chain, self.settings.address_reuse, now).await {
+                Ok(index) => Some(index),
+                Err(derivation::AllocateError::GapFull(gap)) => {
+                    tx.rollback().await?;
+                    return Err(PurchaseError::AddressGapFull(gap));
+                }
+                Err(derivation::AllocateError::Store(err)) => return Err(err.into()),
+            }
         } else {
             None
         };
@@ -1527,19 +1541,6 @@ async fn release_seat(tx: &mut Transaction<'static, Any>, event_id: i64, now: i6
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-async fn next_index(tx: &mut Transaction<'static, Any>, chain: Chain) -> Result<u32, StoreError> {
-    // EVM chains share one key, so they share one counter.
-    let counter = if chain.is_evm() { "evm" } else { chain.as_str() };
-    let next: i64 = sqlx::query_scalar(
-        "INSERT INTO derivation_counters (chain, next_index) VALUES ($1, 1) \
-         ON CONFLICT (chain) DO UPDATE SET next_index = derivation_counters.next_index + 1 RETURNING next_index",
-    )
-    .bind(counter)
-    .fetch_one(&mut **tx)
-    .await?;
-    u32::try_from(next - 1).map_err(|_| StoreError::Corrupt("derivation index overflow".into()))
 }
 
 /// Cancels an event's money: open quotes are cancelled and their seats released, every valid ticket is

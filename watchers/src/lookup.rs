@@ -93,6 +93,24 @@ impl TransferLookup {
         }))
     }
 
+    /// Whether Bitcoin output `txid:vout` is spent (Esplora `GET /tx/{txid}/outspend/{vout}`, mempool included).
+    /// `Ok(None)`: no Bitcoin watcher here.
+    pub async fn btc_spent(&self, txid: &str, vout: u32) -> Result<Option<bool>, WatchError> {
+        let Some(base) = self.esplora.as_deref() else { return Ok(None) };
+        let path = format!("/tx/{txid}/outspend/{vout}");
+        let answer: Value = self
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?
+            .json()
+            .await
+            .map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?;
+        answer.get("spent").and_then(Value::as_bool).map(Some).ok_or_else(|| WatchError::Rpc(format!("GET {path}: no `spent`")))
+    }
+
     async fn btc(&self, txid: &str, address: &str) -> Result<Option<u128>, WatchError> {
         let base = self.esplora.as_deref().unwrap_or_default();
         let path = format!("/tx/{txid}");

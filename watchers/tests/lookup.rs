@@ -6,6 +6,7 @@ mod anvil;
 #[path = "support/esplora.rs"]
 mod esplora;
 
+use bitcoin::hashes::Hash as _;
 use chains::{Amount, Chain, Currency};
 use watchers::lookup::{TransferCheck, TransferLookup};
 use watchers::{BtcWatcherConfig, EvmWatcherConfig, TokenConfig, WatchersConfig};
@@ -31,6 +32,10 @@ async fn a_bitcoin_transaction_is_checked_against_the_address_it_should_pay() {
     assert_eq!(lookup.check(Currency::Btc, &elsewhere, CREATOR).await.unwrap(), Some(TransferCheck::PaysElsewhere));
     let unknown = "ab".repeat(32);
     assert_eq!(lookup.check(Currency::Btc, &unknown, CREATOR).await.unwrap(), Some(TransferCheck::NotFound));
+    // Whether an output is spent: the funding outpoint of `payment(1, …)` is; the new outputs are not.
+    let funding = bitcoin::Txid::from_byte_array([1; 32]).to_string();
+    assert_eq!(lookup.btc_spent(&funding, 0).await.unwrap(), Some(true));
+    assert_eq!(lookup.btc_spent(&txid, 0).await.unwrap(), Some(false));
     // A chain without a watcher here is not looked up.
     assert_eq!(lookup.check(Currency::Eth, &unknown, CREATOR).await.unwrap(), None);
 }

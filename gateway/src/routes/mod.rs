@@ -3,6 +3,7 @@
 pub mod access;
 pub mod analytics;
 pub mod admin;
+pub mod admin_payouts;
 pub mod certificates;
 pub mod charts;
 pub mod creators;

@@ -47,6 +47,9 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::InvalidWallet(_)
             | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PurchaseError::AddressGapFull(_) => {
+                return ApiError::unavailable(err.code(), err.to_string()).retry_after(60);
+            }
             PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
                 return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
             }

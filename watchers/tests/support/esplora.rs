@@ -55,6 +55,7 @@ impl Esplora {
             .route("/address/{address}/txs", get(address_txs))
             .route("/tx/{txid}/status", get(tx_status))
             .route("/tx/{txid}", get(tx_by_id))
+            .route("/tx/{txid}/outspend/{vout}", get(outspend))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -288,4 +289,12 @@ async fn tx_by_id(State(state): Shared, Path(txid): Path<String>) -> Response {
         Some(tx) => Json(tx_json(tx, json!({ "confirmed": false }))).into_response(),
         None => not_found(),
     }
+}
+
+/// `GET /tx/{txid}/outspend/{vout}`: whether a block or the mempool spends the output.
+async fn outspend(State(state): Shared, Path((txid, vout)): Path<(String, u32)>) -> Json<Value> {
+    let state = state.lock().unwrap();
+    let spends = |tx: &Transaction| tx.input.iter().any(|i| i.previous_output.txid.to_string() == txid && i.previous_output.vout == vout);
+    let spent = state.blocks.iter().flat_map(|b| b.txdata.iter()).chain(state.mempool.iter()).any(spends);
+    Json(json!({ "spent": spent }))
 }
