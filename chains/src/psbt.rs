@@ -71,6 +71,11 @@ pub fn to_base64(psbt: &Psbt) -> String {
     base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
 }
 
+/// The origin as descriptors write it: `[d34db33f/84'/0'/0']`.
+pub fn origin_text(origin: &KeySource) -> String {
+    format!("[{}/{}]", origin.0, origin.1)
+}
+
 /// Reads [`to_base64`]'s text back.
 pub fn from_base64(text: &str) -> Result<Psbt, PsbtError> {
     use base64::Engine as _;
@@ -78,10 +83,15 @@ pub fn from_base64(text: &str) -> Result<Psbt, PsbtError> {
     Psbt::deserialize(&bytes).map_err(|e| PsbtError::Derivation(e.to_string()))
 }
 
-/// The account key's origin: the master key's fingerprint and the account's path (`[d34db33f/84'/0'/0']`).
+/// The account key's origin: the master key's fingerprint and the account's path (`[d34db33f/84'/0'/0']`; the
+/// brackets may be left out, as an environment variable must, and `h` may stand for `'`).
 pub fn parse_origin(text: &str) -> Result<KeySource, PsbtError> {
     let bad = || PsbtError::BadOrigin(text.to_owned());
-    let inner = text.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')).ok_or_else(bad)?;
+    let trimmed = text.trim();
+    let inner = match trimmed.strip_prefix('[') {
+        Some(rest) => rest.strip_suffix(']').ok_or_else(bad)?,
+        None => trimmed,
+    };
     let (fingerprint, path) = inner.split_once('/').ok_or_else(bad)?;
     let fingerprint = Fingerprint::from_str(fingerprint).map_err(|_| bad())?;
     let path = DerivationPath::from_str(&format!("m/{}", path.replace('h', "'"))).map_err(|_| bad())?;

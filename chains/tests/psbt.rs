@@ -61,6 +61,8 @@ fn what_cannot_be_paid_is_refused() {
     let exact = payout_psbt(&account, None, &coins()[2..], &[(CREATOR_A.to_owned(), 50_000 - 5 * (11 + 68 + 31))], 5, 0).unwrap();
     assert!(exact.change.is_none());
     assert_eq!(exact.fee_sats, 5 * (11 + 68 + 31));
-    assert!(parse_origin("73c5da0a/84'/0'/0'").is_err());
+    let bare = parse_origin("73c5da0a/84h/0h/0h").unwrap();
+    assert_eq!(chains::psbt::origin_text(&bare), "[73c5da0a/84'/0'/0']");
+    assert!(parse_origin("[73c5da0a/84'/0'/0'").is_err());
     assert!(parse_origin("[zz/84'/0'/0']").is_err());
 }

@@ -155,7 +155,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 AdminCommand::SetTier { .. } => unreachable!("handled above"),
             };
-            println!("{}", result??);
+            // CSV ends its own lines; JSON and messages get one.
+            let text = result??;
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else {
+                println!("{text}");
+            }
         }
         Command::VerifySignature(_) => unreachable!("handled before the configuration is loaded"),
     }

@@ -268,6 +268,8 @@ pub struct AddressesReport {
 pub enum AddressesError {
     #[error("{0} quotes have no derived addresses (only btc, eth, pol and bnb do)")]
     NotDerived(Chain),
+    #[error("payments.btc_key_origin: {0}")]
+    BadOrigin(PsbtError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -282,7 +284,11 @@ pub async fn addresses(
         return Err(AddressesError::NotDerived(chain));
     }
     let derivation = store.derivation_report(chain, payments.address_reuse).await?;
-    let origin = settings.payments.btc_key_origin.as_deref();
+    let origin = match settings.payments.btc_key_origin.as_deref().map(chains::psbt::parse_origin).transpose() {
+        Ok(origin) => origin.map(|o| chains::psbt::origin_text(&o)),
+        Err(err) => return Err(AddressesError::BadOrigin(err)),
+    };
+    let origin = origin.as_deref();
     let (descriptor, change_descriptor) = match (chain, &payments.btc) {
         (Chain::Btc, Some(account)) => (Some(account.descriptor(origin, 0)), Some(account.descriptor(origin, 1))),
         _ => (None, None),

@@ -90,6 +90,7 @@ pub async fn addresses(
     match crate::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
         Ok(report) => Ok(Json(report)),
         Err(err @ AddressesError::NotDerived(_)) => Err(ApiError::unprocessable("not_derived", err.to_string())),
+        Err(err @ AddressesError::BadOrigin(_)) => Err(ApiError::internal(err.to_string())),
         Err(AddressesError::Store(err)) => Err(err.into()),
     }
 }
