@@ -187,15 +187,35 @@ impl TransferLookup {
             if !matches!(kind, Some("transfer" | "transfer_operation")) || body.get("to").and_then(Value::as_str) != Some(account) {
                 continue;
             }
-            let Some((number, symbol)) = body.get("amount").and_then(Value::as_str).and_then(|a| a.split_once(' ')) else { continue };
-            if symbol.parse::<Currency>().ok() == Some(currency) {
-                if let Ok(amount) = Amount::parse(currency, number) {
-                    sum = sum.saturating_add(amount.units);
-                }
+            if let Some(amount) = body.get("amount").and_then(hive_amount).filter(|a| a.currency == currency) {
+                sum = sum.saturating_add(amount.units);
             }
         }
         Ok(Some(sum))
     }
+}
+
+/// A Hive amount as condenser_api writes it (`"80.000 HIVE"`) or as the appbase APIs do
+/// (`{"amount": "80000", "precision": 3, "nai": "@@000000021"}`).
+fn hive_amount(value: &Value) -> Option<Amount> {
+    if let Some(text) = value.as_str() {
+        let (number, symbol) = text.split_once(' ')?;
+        let currency = match symbol {
+            "HIVE" | "STEEM" => Currency::Hive,
+            "HBD" | "SBD" => Currency::Hbd,
+            _ => return None,
+        };
+        return Amount::parse(currency, number).ok();
+    }
+    let currency = match value.get("nai")?.as_str()? {
+        "@@000000021" => Currency::Hive,
+        "@@000000013" => Currency::Hbd,
+        _ => return None,
+    };
+    if value.get("precision")?.as_u64()? != u64::from(currency.decimals()) {
+        return None;
+    }
+    Amount::from_units_str(currency, value.get("amount")?.as_str()?).ok()
 }
 
 fn hex_units(text: &str) -> Option<u128> {

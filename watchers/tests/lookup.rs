@@ -63,3 +63,52 @@ async fn an_evm_transaction_is_checked_for_the_coin_and_a_configured_token() {
     let unknown = format!("0x{}", "cd".repeat(32));
     assert_eq!(lookup.check(Currency::Eth, &unknown, creator).await.unwrap(), Some(TransferCheck::NotFound));
 }
+
+/// A Hive API node answering `condenser_api.get_transaction` for two known transactions (one in condenser's
+/// string amounts, one in the appbase APIs' NAI objects) and hived's error for any other id.
+async fn hive_node() -> String {
+    use axum::routing::post;
+    use serde_json::{json, Value};
+    let app = axum::Router::new().route(
+        "/",
+        post(|axum::Json(request): axum::Json<Value>| async move {
+            assert_eq!(request["method"], "condenser_api.get_transaction");
+            let id = request["params"][0].as_str().unwrap_or_default().to_owned();
+            let transfer = |to: &str, amount: Value| json!(["transfer", { "from": "dlux-tickets", "to": to, "amount": amount, "memo": "dlux payout" }]);
+            let result = match id.as_str() {
+                "6f1e54a1d2c3b4a5968778695a4b3c2d1e0f1a2b" => json!({
+                    "ref_block_num": 4242, "ref_block_prefix": 123456, "expiration": "2025-11-25T10:01:00",
+                    "operations": [transfer("alice", json!("60.000 HIVE")), transfer("alice", json!("20.000 HIVE")), transfer("alice", json!("5.000 HBD")), transfer("bob", json!("1.000 HIVE"))],
+                    "extensions": [], "signatures": [], "transaction_id": id, "block_num": 99000990, "transaction_num": 3,
+                }),
+                "7d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a1" => json!({
+                    "operations": [{ "type": "transfer_operation", "value": { "from": "dlux-tickets", "to": "alice",
+                        "amount": { "amount": "80000", "precision": 3, "nai": "@@000000021" }, "memo": "" } }],
+                    "transaction_id": id,
+                }),
+                _ => return axum::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "error": { "code": -32003,
+                    "message": format!("Assert Exception:false: Unknown Transaction {id}") } })),
+            };
+            axum::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn a_hive_transaction_is_checked_for_transfers_to_the_account() {
+    let url = hive_node().await;
+    let config = WatchersConfig { hive: Some(serde_json::from_value(serde_json::json!({ "rpc_url": url, "account": "dlux-tickets" })).unwrap()), ..Default::default() };
+    let lookup = TransferLookup::new(&config).unwrap();
+    let condenser = "6f1e54a1d2c3b4a5968778695a4b3c2d1e0f1a2b";
+    // Two HIVE transfers to alice are summed; the HBD one counts for HBD only; bob's for bob.
+    assert_eq!(lookup.check(Currency::Hive, condenser, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000))));
+    assert_eq!(lookup.check(Currency::Hbd, condenser, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hbd, 5_000))));
+    assert_eq!(lookup.check(Currency::Hive, condenser, "carol").await.unwrap(), Some(TransferCheck::PaysElsewhere));
+    let appbase = "7d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a1";
+    assert_eq!(lookup.check(Currency::Hive, appbase, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000))));
+    assert_eq!(lookup.check(Currency::Hive, &"00".repeat(20), "alice").await.unwrap(), Some(TransferCheck::NotFound));
+}
