@@ -108,7 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = match command {
                 AdminCommand::Payouts { all, format, chain, fee_rate } => {
                     let btc = purchases.settings().btc.as_ref();
-                    match gateway::payout_export::render(purchases.store(), &settings, btc, format, chain, fee_rate, all, now).await {
+                    let request = gateway::payout_export::ExportRequest { format, chain, fee_rate, all };
+                    match gateway::payout_export::render(purchases.store(), &settings, btc, request, now).await {
                         Ok(rendered) => Ok(Ok(rendered.body)),
                         Err(err) => {
                             eprintln!("error: {err} ({})", err.code());

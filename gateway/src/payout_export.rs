@@ -211,17 +211,27 @@ pub struct Rendered {
     pub body: String,
 }
 
-/// Renders `format` of what is due now (`all`: every payout, for [`Format::Json`] only). `chain` narrows CSV.
+/// What an operator asked to export.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRequest {
+    pub format: Format,
+    /// Narrows CSV to one chain.
+    pub chain: Option<Chain>,
+    /// The PSBT's fee rate, sat/vB (default `payments.btc_payout_fee_rate`).
+    pub fee_rate: Option<u64>,
+    /// Every payout rather than those due now ([`Format::Json`] only).
+    pub all: bool,
+}
+
+/// Renders the request's format of what is due now.
 pub async fn render(
     store: &Store,
     settings: &crate::configuration::Settings,
     btc_account: Option<&BtcAccount>,
-    format: Format,
-    chain: Option<Chain>,
-    fee_rate: Option<u64>,
-    all: bool,
+    request: ExportRequest,
     now: i64,
 ) -> Result<Rendered, ExportError> {
+    let ExportRequest { format, chain, fee_rate, all } = request;
     let json = |value: &dyn erased::Json| Rendered { content_type: "application/json", body: value.pretty() };
     Ok(match format {
         Format::Json => json(&store.payouts(!all, now).await?),

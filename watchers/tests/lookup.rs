@@ -2,6 +2,7 @@
 //! transactions) and a real local EVM node (anvil: native ETH and an ERC-20).
 
 #[path = "support/anvil.rs"]
+#[allow(dead_code)]
 mod anvil;
 #[path = "support/esplora.rs"]
 mod esplora;

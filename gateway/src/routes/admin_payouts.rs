@@ -62,7 +62,8 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, Query(q):
         return Err(ApiError::unprocessable("invalid_fee_rate", "fee_rate is at least 1 sat/vB"));
     }
     let btc = state.purchases.settings().btc.as_ref();
-    let rendered = crate::payout_export::render(&state.store, &state.settings, btc, format, chain, q.fee_rate, false, now_ms()).await?;
+    let request = crate::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
+    let rendered = crate::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
     Ok(([(header::CONTENT_TYPE, rendered.content_type)], rendered.body).into_response())
 }
 
