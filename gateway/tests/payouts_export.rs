@@ -73,11 +73,22 @@ async fn export(app: &common::TestApp, query: &str) -> (StatusCode, String) {
     (res.status(), res.text().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bitcoin_payouts_are_exported_as_one_psbt_and_settled_against_the_node() {
+mod bitcoin_payouts_are_exported_as_one_psbt_and_settled_against_the_node {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::bitcoin_batch(ticketing::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::bitcoin_batch(ticketing::Backend::Postgres).await;
+    }
+}
+
+async fn bitcoin_batch(backend: ticketing::Backend) {
     let node = esplora::Esplora::start(100).await;
     let url = node.url.clone();
-    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+    let app = common::spawn_app_with(backend, |s| {
         s.payments.btc_xpub = Some(ZPUB.into());
         s.payments.btc_key_origin = Some("[73c5da0a/84'/0'/0']".into());
         s.payments.watched_elsewhere.retain(|c| c != "btc");
