@@ -80,6 +80,29 @@ main(async (args) => {
     await page.click("#pa-save");
     await page.waitForFunction(() => document.querySelector("#addresses tr[data-chain=btc]"));
     out.btcSaved = await page.textContent("#pa-message");
+    // Polygon, signed on a phone: the dashboard shows a pairing, the phone's wallet signs on pair.html.
+    await page.selectOption("#pa-chain", "pol");
+    await page.fill("#pa-address", wallet.address);
+    await page.click("#pa-phone");
+    await page.waitForFunction(() => window.dluxDashboard.payoutPairing && document.querySelector("#pa-pairing .qr").naturalWidth > 0);
+    const pairing = await page.evaluate(() => window.dluxDashboard.payoutPairing);
+    out.pairingShownAt390 = await page.evaluate(overflowing);
+    const phone = await launch({ viewport: { width: 390, height: 844 } });
+    try {
+      await exposeWallets(phone.context, { walletKey: args.wallet_key });
+      const signer = await phone.context.newPage();
+      await signer.addInitScript(EIP1193);
+      await signer.goto(pairing.link);
+      await signer.waitForFunction(() => window.dluxPair.status === "ready" || window.dluxPair.status === "refused");
+      out.phoneAsked = await signer.textContent("#text");
+      await signer.click("#sign");
+      await signer.waitForFunction(() => window.dluxPair.status === "signed" || window.dluxPair.status === "refused");
+      out.phoneStatus = await signer.evaluate(() => window.dluxPair.status);
+    } finally {
+      await phone.close();
+    }
+    await page.waitForFunction(() => document.querySelector("#addresses tr[data-chain=pol]"), null, { timeout: 15000 });
+    out.polSaved = await page.textContent("#pa-message");
     out.addresses = await page.evaluate(addresses);
     out.phoneOverflowAfter = await page.evaluate(overflowing);
     await page.locator("#payout-addresses").screenshot({ path: join(shots, "pages-payouts-set-phone.png") });

@@ -547,8 +547,9 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
 }
 
 /// Issue 19: a creator whose payout is held for want of an address sees so on the dashboard (at a phone's
-/// width), proves an Ethereum address with the browser's wallet and a Bitcoin one by pasting a BIP-137 signature
-/// made elsewhere; the held payout then goes to the Ethereum address.
+/// width), proves an Ethereum address with the browser's wallet, a Bitcoin one by pasting a BIP-137 signature
+/// made elsewhere, and a Polygon one signed on a phone through a pairing; the held payout then goes to the
+/// Ethereum address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creator_proves_payout_addresses_in_the_dashboard() {
     let web = repo_root().join("web");
@@ -582,7 +583,12 @@ async fn a_creator_proves_payout_addresses_in_the_dashboard() {
     assert!(result["ethSaved"].as_str().unwrap().contains("1 payout not yet sent"), "{}", result["ethSaved"]);
     assert_eq!(result["browserButtonForBtc"], false, "no browser wallet signs Bitcoin messages here");
     assert_eq!(result["refused"], "bad_encoding", "a pasted signature that is not one is refused with the reason");
-    assert_eq!(result["addresses"], json!([["btc", btc.address()], ["eth", creator_wallet.address()]]));
+    assert!(result["phoneAsked"].as_str().unwrap().contains("Sign to receive your creator payouts at this wallet."), "{}", result["phoneAsked"]);
+    assert_eq!(result["phoneStatus"], "signed");
+    assert_eq!(result["pairingShownAt390"], json!([]));
+    assert!(result["polSaved"].as_str().unwrap().contains("Polygon payouts go to"), "{}", result["polSaved"]);
+    let evm = creator_wallet.address();
+    assert_eq!(result["addresses"], json!([["btc", btc.address()], ["eth", evm], ["pol", evm]]));
     assert_eq!(result["phoneOverflowAfter"], json!([]));
     assert_eq!(result["errors"], json!([]));
     assert_eq!(result["external"], json!([]));

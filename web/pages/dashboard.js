@@ -273,7 +273,9 @@ $("#pa-phone").addEventListener("click", () => withButton($("#pa-phone"), async 
   const chain = paChain();
   const address = await paAddress(false);
   const challenge = await challengeFor(chain, address);
-  const signed = await signOnPhone({ purpose: "sign", chain, wallet: challenge.address, message: challenge.message }, $("#pa-pairing"));
+  const signed = await signOnPhone({ purpose: "sign", chain, wallet: challenge.address, message: challenge.message }, $("#pa-pairing"), {
+    onOpen: (pairing) => (state.payoutPairing = { code: pairing.code, link: pairing.link }),
+  });
   $("#pa-pairing").hidden = true;
   await saveAddress(chain, challenge.address, challenge.message, signed.signature);
 }));
