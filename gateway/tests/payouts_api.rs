@@ -91,6 +91,11 @@ hive_app_test!(payout_addresses_are_proven_by_the_wallet_on_each_chain, |app, hi
         .await
         .unwrap();
     assert_eq!(audited, 5);
+    // The API description names the three endpoints.
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    for path in ["/api/creators/me/payout-addresses", "/api/creators/me/payout-addresses/challenge", "/api/creators/me/payout-addresses/{chain}"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not in /api/openapi.json");
+    }
 });
 
 hive_app_test!(a_payout_address_is_refused_without_the_wallets_own_signature, |app, hive| async move {
