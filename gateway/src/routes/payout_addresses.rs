@@ -73,29 +73,31 @@ pub struct PayoutAddresses {
     responses((status = 200, body = PayoutAddresses)), security(("creator" = [])))]
 pub async fn list(State(state): State<AppState>, session: CreatorSession) -> ApiResult<Json<PayoutAddresses>> {
     let addresses = state.store.payout_addresses(&session.account).await?;
-    let mut held: BTreeMap<String, (Chain, Amount, i64)> = BTreeMap::new();
+    // Summed per reason and currency.
+    let mut held: BTreeMap<(&'static str, &'static str), HeldView> = BTreeMap::new();
+    let mut sums: BTreeMap<(&'static str, &'static str), Amount> = BTreeMap::new();
     for payout in state.store.creator_payouts(&session.account).await? {
         let Some(reason) = payout.held else { continue };
         let amount = payout.amount()?;
-        let line = held.entry(format!("{}/{}", reason.code(), amount.currency)).or_insert((payout.chain, Amount::zero(amount.currency), 0));
-        line.1 = line.1.checked_add(amount).ok_or_else(|| ApiError::internal("payout sum overflow"))?;
-        line.2 += 1;
+        let key = (reason.code(), amount.currency.symbol());
+        let sum = sums.entry(key).or_insert(Amount::zero(amount.currency));
+        *sum = sum.checked_add(amount).ok_or_else(|| ApiError::internal("payout sum overflow"))?;
+        let line = held.entry(key).or_insert_with(|| HeldView {
+            chain: payout.chain.to_string(),
+            currency: amount.currency.to_string(),
+            amount: String::new(),
+            payouts: 0,
+            reason: reason.code().to_owned(),
+        });
+        line.amount = sum.to_string();
+        line.payouts += 1;
     }
     Ok(Json(PayoutAddresses {
         addresses: addresses
             .into_iter()
             .map(|a| AddressView { chain: a.chain, address: a.address, proven_at: rfc3339(a.proven_at) })
             .collect(),
-        held: held
-            .into_iter()
-            .map(|(key, (chain, amount, payouts))| HeldView {
-                chain: chain.to_string(),
-                currency: amount.currency.to_string(),
-                amount: amount.to_string(),
-                payouts,
-                reason: key.split('/').next().unwrap_or_default().to_owned(),
-            })
-            .collect(),
+        held: held.into_values().collect(),
         chains: Chain::ALL.iter().map(|c| c.to_string()).collect(),
     }))
 }
