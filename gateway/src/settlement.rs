@@ -3,8 +3,8 @@
 //! Before anything is written: the txid must have its chain's format, and where a watcher runs for the chain
 //! here (a `[watchers]` section), the transaction must exist and pay the entry's recorded address at least the
 //! entry's amount in its currency (`watchers::lookup`). A transfer that pays several entries to one address (a
-//! batch line) settles each of them with the same txid. Chains no watcher follows here (and Solana and Monero,
-//! which are not looked up) are settled on the format check alone, and the answer says so.
+//! batch line) settles each of them with the same txid. Chains no watcher follows here (and Monero, which is not
+//! looked up) are settled on the format check alone, and the answer says so.
 
 use axum::http::StatusCode;
 use chains::{Chain, Currency};

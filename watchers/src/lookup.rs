@@ -4,8 +4,9 @@
 //!
 //! Chains: Bitcoin (Esplora `GET /tx/{txid}`: the outputs to the address), the EVM chains (`eth_getTransactionByHash`
 //! for the native coin, the receipt's ERC-20 `Transfer` logs of a configured token, and the receipt's status) and
-//! Hive (`condenser_api.get_transaction`: `transfer` operations to the account in the currency). Solana and
-//! Monero are not looked up: a Monero payment cannot be read from outside without its transaction key.
+//! Hive (`condenser_api.get_transaction`: `transfer` operations to the account in the currency) and Solana
+//! (`getTransaction`, finalized, read as the Solana watcher reads payments: lamports, or USDC into a token account
+//! the address owns). Monero is not looked up: a payment cannot be read from outside without its transaction key.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct TransferLookup {
     esplora: Option<String>,
     evm: HashMap<Chain, (String, Vec<(Currency, String)>)>,
     hive: Option<String>,
+    /// The Solana node and the USDC mint the watcher accepts.
+    sol: Option<(String, Option<String>)>,
 }
 
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
@@ -61,6 +64,7 @@ impl TransferLookup {
             esplora: config.btc.as_ref().map(|b| b.esplora_url.trim_end_matches('/').to_owned()),
             evm,
             hive: config.hive.as_ref().map(|h| h.rpc_url.clone()),
+            sol: config.solana.as_ref().map(|s| (s.rpc_url.clone(), s.usdc_mint.clone())),
         })
     }
 
@@ -70,7 +74,8 @@ impl TransferLookup {
             Chain::Btc => self.esplora.is_some(),
             Chain::Eth | Chain::Pol | Chain::Bnb => self.evm.contains_key(&chain),
             Chain::Hive => self.hive.is_some(),
-            Chain::Sol | Chain::Xmr => false,
+            Chain::Sol => self.sol.is_some(),
+            Chain::Xmr => false,
         }
     }
 
@@ -84,7 +89,8 @@ impl TransferLookup {
             Chain::Btc => self.btc(txid, address).await?,
             Chain::Eth | Chain::Pol | Chain::Bnb => self.evm(chain, currency, txid, address).await?,
             Chain::Hive => self.hive(currency, txid, address).await?,
-            Chain::Sol | Chain::Xmr => return Ok(None),
+            Chain::Sol => self.sol(currency, txid, address).await?,
+            Chain::Xmr => return Ok(None),
         };
         Ok(Some(match found {
             None => TransferCheck::NotFound,
@@ -192,6 +198,33 @@ impl TransferLookup {
             }
         }
         Ok(Some(sum))
+    }
+}
+
+impl TransferLookup {
+    async fn sol(&self, currency: Currency, signature: &str, address: &str) -> Result<Option<u128>, WatchError> {
+        let Some((url, usdc_mint)) = &self.sol else { return Ok(None) };
+        let params = json!([signature, { "encoding": "jsonParsed", "commitment": "finalized", "maxSupportedTransactionVersion": 0 }]);
+        let tx = crate::jsonrpc::call(&self.http, url, json!(1), "getTransaction", params).await?;
+        if tx.is_null() {
+            return Ok(None);
+        }
+        let mint = if currency == Currency::UsdcSol { usdc_mint.as_deref() } else { None };
+        if currency == Currency::UsdcSol && mint.is_none() {
+            return Ok(Some(0));
+        }
+        // No Solana Pay reference here: the transaction's first account (its fee payer) stands in for it, and
+        // what reached `address` is read as the watcher reads a payment (a token transfer names only the
+        // address's token account, whose owner the balances give).
+        let first = tx.pointer("/transaction/message/accountKeys/0");
+        let first = first.and_then(|k| k.as_str().or_else(|| k.get("pubkey").and_then(Value::as_str))).unwrap_or_default().to_owned();
+        let read = crate::solana::read_transaction(&tx, address, &first, mint).map_err(|e| WatchError::Rpc(format!("getTransaction: {e}")))?;
+        Ok(match read {
+            crate::solana::Transfer::Failed => None,
+            crate::solana::Transfer::Lamports { lamports, .. } if currency == Currency::Sol => Some(lamports),
+            crate::solana::Transfer::Token { amount, .. } if currency == Currency::UsdcSol => Some(amount),
+            _ => Some(0),
+        })
     }
 }
 

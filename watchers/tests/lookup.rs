@@ -113,3 +113,58 @@ async fn a_hive_transaction_is_checked_for_transfers_to_the_account() {
     assert_eq!(lookup.check(Currency::Hive, appbase, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000))));
     assert_eq!(lookup.check(Currency::Hive, &"00".repeat(20), "alice").await.unwrap(), Some(TransferCheck::NotFound));
 }
+
+/// A Solana node answering `getTransaction` with the watcher tests' recorded responses, by signature.
+async fn solana_node() -> (String, serde_json::Value) {
+    use axum::routing::post;
+    use serde_json::{json, Value};
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/solana");
+    let keys: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
+    let mut by_signature = std::collections::HashMap::new();
+    for name in ["good", "usdc", "failed", "wrong_recipient"] {
+        let answer: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("getTransaction_{name}.json"))).unwrap()).unwrap();
+        let signature = answer["result"]["transaction"]["signatures"][0].as_str().unwrap().to_owned();
+        by_signature.insert(signature, (name, answer));
+    }
+    let names: Value = by_signature.iter().map(|(sig, (name, _))| (name.to_string(), json!(sig))).collect::<serde_json::Map<_, _>>().into();
+    let by_signature = std::sync::Arc::new(by_signature);
+    let app = axum::Router::new().route(
+        "/",
+        post(move |axum::Json(request): axum::Json<Value>| {
+            let by_signature = by_signature.clone();
+            async move {
+                assert_eq!(request["method"], "getTransaction");
+                let signature = request["params"][0].as_str().unwrap_or_default();
+                axum::Json(match by_signature.get(signature) {
+                    Some((_, answer)) => answer.clone(),
+                    None => json!({ "jsonrpc": "2.0", "id": request["id"], "result": null }),
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, json!({ "keys": keys, "signatures": names }))
+}
+
+#[tokio::test]
+async fn a_solana_transaction_is_checked_for_lamports_and_usdc_to_the_address() {
+    let (url, known) = solana_node().await;
+    let config = WatchersConfig {
+        solana: Some(serde_json::from_value(serde_json::json!({ "rpc_url": url, "usdc_mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v" })).unwrap()),
+        ..Default::default()
+    };
+    let lookup = TransferLookup::new(&config).unwrap();
+    let to = known["keys"]["platform"].as_str().unwrap();
+    let sig = |name: &str| known["signatures"][name].as_str().unwrap().to_owned();
+    assert_eq!(lookup.check(Currency::Sol, &sig("good"), to).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Sol, 500_000_000))));
+    assert_eq!(lookup.check(Currency::UsdcSol, &sig("usdc"), to).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::UsdcSol, 12_500_000))));
+    // The SOL payment is no USDC; another address got nothing; a failed transaction moved nothing.
+    assert_eq!(lookup.check(Currency::UsdcSol, &sig("good"), to).await.unwrap(), Some(TransferCheck::PaysElsewhere));
+    let other = known["keys"]["other"].as_str().unwrap();
+    assert_eq!(lookup.check(Currency::Sol, &sig("good"), other).await.unwrap(), Some(TransferCheck::PaysElsewhere));
+    assert_eq!(lookup.check(Currency::Sol, &sig("wrong_recipient"), to).await.unwrap(), Some(TransferCheck::PaysElsewhere));
+    assert_eq!(lookup.check(Currency::Sol, &sig("failed"), to).await.unwrap(), Some(TransferCheck::NotFound));
+    assert_eq!(lookup.check(Currency::Sol, "1111111111111111111111111111111111111111111111111111111111111111", to).await.unwrap(), Some(TransferCheck::NotFound));
+}
