@@ -212,3 +212,31 @@ hive_app_test!(a_payout_without_an_address_is_held_until_one_is_proven, |app, hi
     let all: Value = app.admin(Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
     assert_eq!(all[0]["payout_address"].as_str(), Some("alice"));
 });
+
+/// The receiving addresses' gap is bounded: with `max_address_gap = 2` and nothing paid, a third open BTC quote
+/// would take an index past it, so it is refused with 503 `address_gap_full` and `Retry-After`; the report says
+/// what a restored wallet must scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_address_gap_refuses_new_quotes_with_503() {
+    const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.payments.btc_xpub = Some(ZPUB.into());
+        s.payments.max_address_gap = 2;
+    })
+    .await;
+    let event_id = app.usd_event_on_sale("Show", 50, "BTC").await;
+    let buy = |wallet: &'static str| {
+        app.client
+            .post(app.url("/api/events/purchase"))
+            .json(&json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": wallet }))
+            .send()
+    };
+    assert_eq!(buy("bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(buy("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq").await.unwrap().status(), StatusCode::CREATED);
+    let res = buy("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "address_gap_full");
+    let report: Value = app.admin(Method::GET, "/api/admin/addresses?chain=btc").send().await.unwrap().json().await.unwrap();
+    assert_eq!((report["next_index"].as_u64(), report["largest_unpaid_run"].as_u64(), report["wallet_gap_limit"].as_u64()), (Some(2), Some(2), Some(3)));
+}
