@@ -61,6 +61,11 @@ impl From<SignInError> for ChallengeError {
 /// ids start at 1). Its statement says so instead of naming an event.
 pub const WALLET_DATA: i64 = 0;
 
+/// The event id of a challenge that proves a wallet to receive a creator's payouts (no event has it). The
+/// gateway binds such a challenge to the creator who asked for it (its nonce's MAC covers the account), so one
+/// creator's signed challenge cannot set another's address.
+pub const PAYOUT_ADDRESS: i64 = -1;
+
 /// An access challenge for one wallet and one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -106,6 +111,7 @@ impl Challenge {
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         let statement = match self.event_id {
             WALLET_DATA => "Sign in to see or erase the data kept about this wallet.".to_owned(),
+            PAYOUT_ADDRESS => "Sign to receive your creator payouts at this wallet.".to_owned(),
             id => format!("Sign in to access event {id}."),
         };
         let _ = write!(

@@ -83,14 +83,55 @@ impl BtcAccount {
 
     /// The receiving address `0/index`.
     pub fn address(&self, index: u32) -> Result<String, DeriveError> {
-        let key = child(&self.xpub, index)?;
-        let compressed = CompressedPublicKey(key);
-        let address = match self.script {
+        Ok(self.address_at(0, index)?.to_string())
+    }
+
+    /// The change address `1/index` (the internal chain), where a payout transaction's change goes.
+    pub fn change_address_checked(&self, index: u32) -> Result<Address, DeriveError> {
+        self.address_at(1, index)
+    }
+
+    /// The output script of `branch/index`.
+    pub fn address_script(&self, branch: u32, index: u32) -> Result<bitcoin::ScriptBuf, DeriveError> {
+        Ok(self.address_at(branch, index)?.script_pubkey())
+    }
+
+    /// The public key at `branch/index` below the account.
+    pub fn child_key(&self, branch: u32, index: u32) -> Result<secp256k1::PublicKey, DeriveError> {
+        child_at(&self.xpub, branch, index)
+    }
+
+    pub fn script(&self) -> BtcScript {
+        self.script
+    }
+
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    pub fn xpub(&self) -> &Xpub {
+        &self.xpub
+    }
+
+    /// The account's receiving (`branch` 0) or change (1) addresses as an output descriptor, e.g.
+    /// `wpkh([d34db33f/84'/0'/0']xpub…/0/*)`; without a known origin the key stands alone. The checksum is the
+    /// wallet's to add (Bitcoin Core's `getdescriptorinfo`).
+    pub fn descriptor(&self, origin: Option<&str>, branch: u32) -> String {
+        let key = format!("{}{}/{branch}/*", origin.unwrap_or_default(), self.xpub);
+        match self.script {
+            BtcScript::P2wpkh => format!("wpkh({key})"),
+            BtcScript::P2shP2wpkh => format!("sh(wpkh({key}))"),
+            BtcScript::P2pkh => format!("pkh({key})"),
+        }
+    }
+
+    fn address_at(&self, branch: u32, index: u32) -> Result<Address, DeriveError> {
+        let compressed = CompressedPublicKey(child_at(&self.xpub, branch, index)?);
+        Ok(match self.script {
             BtcScript::P2wpkh => Address::p2wpkh(&compressed, self.network),
             BtcScript::P2shP2wpkh => Address::p2shwpkh(&compressed, self.network),
             BtcScript::P2pkh => Address::p2pkh(compressed, self.network),
-        };
-        Ok(address.to_string())
+        })
     }
 }
 
@@ -120,9 +161,13 @@ impl EvmAccount {
 }
 
 fn child(xpub: &Xpub, index: u32) -> Result<secp256k1::PublicKey, DeriveError> {
+    child_at(xpub, 0, index)
+}
+
+fn child_at(xpub: &Xpub, branch: u32, index: u32) -> Result<secp256k1::PublicKey, DeriveError> {
     let secp = Secp256k1::verification_only();
     let path = [
-        ChildNumber::from_normal_idx(0).expect("0 is a normal index"),
+        ChildNumber::from_normal_idx(branch).map_err(|_| DeriveError::BadIndex(branch))?,
         ChildNumber::from_normal_idx(index).map_err(|_| DeriveError::BadIndex(index))?,
     ];
     xpub.derive_pub(&secp, &path).map(|k| k.public_key).map_err(|_| DeriveError::BadIndex(index))

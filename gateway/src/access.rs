@@ -251,13 +251,26 @@ impl AccessGuard {
 
     /// A fresh challenge for `wallet` on `chain` to access `event_id`, valid from `now` (unix ms). Stores nothing.
     pub async fn challenge(&self, event_id: i64, chain: &str, wallet: &str, now: i64) -> Result<IssuedChallenge, AccessError> {
+        self.bound_challenge(event_id, "", chain, wallet, now).await
+    }
+
+    /// A challenge bound to `binding` (e.g. the creator a payout-address challenge is for): its nonce's MAC covers
+    /// it, so the signed challenge verifies only with the same binding ([`AccessGuard::verify_bound`]).
+    pub async fn bound_challenge(
+        &self,
+        event_id: i64,
+        binding: &str,
+        chain: &str,
+        wallet: &str,
+        now: i64,
+    ) -> Result<IssuedChallenge, AccessError> {
         let chain = parse_chain(chain)?;
         let (_, shown) = self.wallet(chain, wallet)?;
         let now = DateTime::from_timestamp_millis(now).ok_or_else(|| AccessError::malformed("bad_time", "bad clock"))?;
         let ttl = chrono::Duration::milliseconds(self.challenge_ttl_ms);
         let mut challenge = Challenge::new(&self.domain, &self.uri, event_id, chain, shown, now, ttl);
         let random = Alphanumeric.sample_string(&mut rand::thread_rng(), NONCE_RANDOM_LEN);
-        challenge.nonce = format!("{random}{}", hex::encode(self.nonce_mac(&challenge, &random)));
+        challenge.nonce = format!("{random}{}", hex::encode(self.nonce_mac(&challenge, &random, binding)));
         Ok(IssuedChallenge {
             message: challenge.to_message(),
             expires_at: challenge.expires_at.timestamp_millis(),
@@ -277,7 +290,12 @@ impl AccessGuard {
 
     /// Checks a signed challenge (or seed message) and consumes it. Every refusal is counted and audited.
     pub async fn verify(&self, req: AccessRequest<'_>, now: i64) -> Result<VerifiedAccess, AccessError> {
-        let result = self.check(&req, now).await;
+        self.verify_bound(req, "", now).await
+    }
+
+    /// [`AccessGuard::verify`] for a challenge issued by [`AccessGuard::bound_challenge`] with `binding`.
+    pub async fn verify_bound(&self, req: AccessRequest<'_>, binding: &str, now: i64) -> Result<VerifiedAccess, AccessError> {
+        let result = self.check(&req, binding, now).await;
         match &result {
             Ok(_) => {
                 self.metrics.access_verifications.inc();
@@ -287,7 +305,7 @@ impl AccessGuard {
         result
     }
 
-    async fn check(&self, req: &AccessRequest<'_>, now: i64) -> Result<VerifiedAccess, AccessError> {
+    async fn check(&self, req: &AccessRequest<'_>, binding: &str, now: i64) -> Result<VerifiedAccess, AccessError> {
         if let Some(ip) = req.remote {
             self.by_ip.take(&ip.to_string())?;
         }
@@ -308,10 +326,11 @@ impl AccessGuard {
         };
         // Who signed comes first: a tampered text is then a signature failure, whatever field was touched.
         chains::signature::verify(chain, req.wallet, message.as_bytes(), req.signature, &opts).await?;
-        let used = if message.starts_with(SEED_PREFIX) {
+        // A bound challenge has no seed-message form: the seed text cannot carry the binding.
+        let used = if message.starts_with(SEED_PREFIX) && binding.is_empty() {
             self.check_seed(req.event_id, &wallet, &message, now)?
         } else {
-            self.check_challenge(req.event_id, chain, &message, now)?
+            self.check_challenge(req.event_id, chain, &message, binding, now)?
         };
         self.consume(&used, req.event_id, &wallet, now).await?;
         Ok(VerifiedAccess { chain, wallet })
@@ -335,7 +354,7 @@ impl AccessGuard {
         Ok(Used { key: format!("access-seed:{}", hex::encode(digest)), kind: "signature", expires_at: at + self.seed_window_ms })
     }
 
-    fn check_challenge(&self, event_id: i64, chain: Chain, message: &str, now: i64) -> Result<Used, AccessError> {
+    fn check_challenge(&self, event_id: i64, chain: Chain, message: &str, binding: &str, now: i64) -> Result<Used, AccessError> {
         let signed = Challenge::parse(message)?;
         if signed.domain != self.domain || signed.uri != self.uri {
             return Err(AccessError::denied("wrong_domain", format!("the challenge is for {}", signed.domain)));
@@ -349,7 +368,7 @@ impl AccessGuard {
         let genuine = signed.nonce.len() == NONCE_LEN
             && signed.nonce.is_char_boundary(NONCE_RANDOM_LEN)
             && hex::decode(&signed.nonce[NONCE_RANDOM_LEN..]).is_ok_and(|tag| {
-                self.nonce_mac_state(&signed, &signed.nonce[..NONCE_RANDOM_LEN]).verify_truncated_left(&tag).is_ok()
+                self.nonce_mac_state(&signed, &signed.nonce[..NONCE_RANDOM_LEN], binding).verify_truncated_left(&tag).is_ok()
             });
         if !genuine {
             return Err(AccessError::denied("unknown_challenge", "the message is not a challenge issued here"));
@@ -446,13 +465,14 @@ impl AccessGuard {
         Ok((canonical, shown))
     }
 
-    fn nonce_mac(&self, challenge: &Challenge, random: &str) -> Vec<u8> {
-        let tag = self.nonce_mac_state(challenge, random).finalize().into_bytes();
+    fn nonce_mac(&self, challenge: &Challenge, random: &str, binding: &str) -> Vec<u8> {
+        let tag = self.nonce_mac_state(challenge, random, binding).finalize().into_bytes();
         tag[..NONCE_MAC_BYTES].to_vec()
     }
 
-    /// HMAC over every field of the challenge but the MAC itself, domain-separated from the secret's other uses.
-    fn nonce_mac_state(&self, c: &Challenge, random: &str) -> HmacSha256 {
+    /// HMAC over every field of the challenge but the MAC itself, and the binding if any, domain-separated from
+    /// the secret's other uses.
+    fn nonce_mac_state(&self, c: &Challenge, random: &str, binding: &str) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(
             format!(
@@ -468,6 +488,9 @@ impl AccessGuard {
             )
             .as_bytes(),
         );
+        if !binding.is_empty() {
+            mac.update(format!("\nbound-to\n{binding}").as_bytes());
+        }
         mac
     }
 }

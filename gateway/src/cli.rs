@@ -74,6 +74,10 @@ fn parse_chain(text: &str) -> Result<chains::Chain, String> {
     text.parse().map_err(|_| format!("`{text}` is not one of eth, matic, pol, bnb, btc, sol, hive, xmr"))
 }
 
+fn parse_format(text: &str) -> Result<crate::payout_export::Format, String> {
+    text.parse()
+}
+
 fn parse_btc_network(text: &str) -> Result<chains::signature::BtcNetwork, String> {
     crate::access::parse_btc_network(text).map_err(|e| e.to_string())
 }
@@ -93,10 +97,30 @@ pub enum AdminCommand {
         #[arg(long)]
         until: Option<String>,
     },
-    /// List creator payouts (due now, or `--all`).
+    /// Creator payouts due now (or `--all`), each with its address or hold; or what is due, batched per chain:
+    /// `--format batches|csv|psbt|hive`.
     Payouts {
         #[arg(long)]
         all: bool,
+        /// json (the payouts), batches (per chain), csv (every chain, or `--chain`), psbt (one Bitcoin
+        /// transaction, base64, with what it does), hive (the `transfer` operations).
+        #[arg(long, default_value = "json", value_parser = parse_format)]
+        format: crate::payout_export::Format,
+        /// With `--format csv`: only this chain.
+        #[arg(long, value_parser = parse_chain)]
+        chain: Option<chains::Chain>,
+        /// With `--format psbt`: sat/vB (default `payments.btc_payout_fee_rate`).
+        #[arg(long)]
+        fee_rate: Option<u64>,
+    },
+    /// The platform's 20% commission per chain and currency: earned (refund window over) and pending.
+    Commission,
+    /// The receiving addresses derived for quotes on a chain: the index range in use and the gap a restored
+    /// wallet must scan; for Bitcoin the account's output descriptor.
+    Addresses {
+        /// btc, eth, pol or bnb (the chains with derived addresses).
+        #[arg(long, value_parser = parse_chain)]
+        chain: chains::Chain,
     },
     /// List refunds (due now, or `--all`).
     Refunds {

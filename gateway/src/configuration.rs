@@ -145,6 +145,20 @@ pub struct PaymentConfig {
     pub btc_xpub: Option<String>,
     /// `mainnet`, `testnet`, `signet` or `regtest`: of the receiving addresses, and of the buyers' BTC wallets.
     pub btc_network: String,
+    /// Where `btc_xpub` sits below the wallet's master key, `[fingerprint/path]` (e.g. `[d34db33f/84'/0'/0']`):
+    /// written into payout PSBTs and the output descriptor so the wallet holding the seed recognises its keys.
+    #[serde(default)]
+    pub btc_key_origin: Option<String>,
+    /// Fee rate of a Bitcoin payout batch, sat/vB, unless `gateway admin payouts --fee-rate` names another.
+    #[serde(default = "default_btc_payout_fee_rate")]
+    pub btc_payout_fee_rate: u64,
+    /// Receiving addresses (BTC, EVM) never run more than this many indexes past the last paid one: the gap
+    /// limit a wallet restored from the seed needs (see README, "Restoring the receiving wallet").
+    #[serde(default = "default_max_address_gap")]
+    pub max_address_gap: u32,
+    /// An expired quote that received nothing gives its address back for reuse this long after it expired.
+    #[serde(default = "default_address_reuse_after_secs")]
+    pub address_reuse_after_secs: u64,
     /// Account-level xpub at m/44'/60'/0' for ETH, POL and BNB receiving addresses.
     pub evm_xpub: Option<String>,
     /// The Solana account SOL payments go to (told apart by their Solana Pay reference).
@@ -174,6 +188,18 @@ pub struct PaymentConfig {
     /// or listed here: otherwise a buyer's payment would never be credited (`currency_not_payable`).
     #[serde(default)]
     pub watched_elsewhere: Vec<String>,
+}
+
+fn default_btc_payout_fee_rate() -> u64 {
+    5
+}
+
+fn default_max_address_gap() -> u32 {
+    1000
+}
+
+fn default_address_reuse_after_secs() -> u64 {
+    24 * 3600
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +308,10 @@ impl Default for Settings {
                 hive_account: "dlux-tickets".into(),
                 btc_xpub: None,
                 btc_network: "mainnet".into(),
+                btc_key_origin: None,
+                btc_payout_fee_rate: default_btc_payout_fee_rate(),
+                max_address_gap: default_max_address_gap(),
+                address_reuse_after_secs: default_address_reuse_after_secs(),
                 evm_xpub: None,
                 sol_account: None,
                 xmr_wallet_rpc: None,

@@ -106,10 +106,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let purchases = &purchases;
             let now = ticketing::now_ms();
             let result = match command {
-                AdminCommand::Payouts { all } => purchases.ledger("payout", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
+                AdminCommand::Payouts { all, format, chain, fee_rate } => {
+                    let btc = purchases.settings().btc.as_ref();
+                    let request = gateway::payout_export::ExportRequest { format, chain, fee_rate, all };
+                    match gateway::payout_export::render(purchases.store(), &settings, btc, request, now).await {
+                        Ok(rendered) => Ok(Ok(rendered.body)),
+                        Err(err) => {
+                            eprintln!("error: {err} ({})", err.code());
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
+                AdminCommand::Commission => {
+                    purchases.store().commission_by_chain(now).await.map(|lines| serde_json::to_string_pretty(&lines))
+                }
+                AdminCommand::Addresses { chain } => {
+                    match gateway::payout_export::addresses(purchases.store(), &settings, purchases.settings(), chain).await {
+                        Ok(report) => Ok(serde_json::to_string_pretty(&report)),
+                        Err(err) => {
+                            eprintln!("error: {err}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
                 AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
-                AdminCommand::Settle { entry, txid } => match purchases.settle(entry, &txid, "admin-cli", now).await {
-                    Ok(row) => Ok(Ok(format!("settled entry {} ({} {}) with {txid}", row.id, row.kind, row.currency))),
+                AdminCommand::Settle { entry, txid } => match gateway::settlement::settle(
+                    purchases.store(),
+                    gateway::settlement::lookup_for(&settings)?.as_ref(),
+                    entry,
+                    &txid,
+                    "admin-cli",
+                    now,
+                )
+                .await
+                {
+                    Ok(done) => Ok(Ok(format!(
+                        "settled entry {} ({} {}) with {} to {} (checked: {})",
+                        done.entry.id,
+                        done.entry.kind,
+                        done.entry.currency,
+                        done.entry.settled_txid.as_deref().unwrap_or_default(),
+                        done.entry.paid_to.as_deref().unwrap_or_default(),
+                        done.checked
+                    ))),
                     Err(err) => {
                         eprintln!("error: {err}");
                         return Ok(ExitCode::FAILURE);
@@ -117,7 +156,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 AdminCommand::SetTier { .. } => unreachable!("handled above"),
             };
-            println!("{}", result??);
+            // CSV ends its own lines; JSON and messages get one.
+            let text = result??;
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else {
+                println!("{text}");
+            }
         }
         Command::VerifySignature(_) => unreachable!("handled before the configuration is loaded"),
     }

@@ -254,6 +254,8 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::certificates::router())
         .merge(routes::webhooks::router())
         .merge(routes::privacy::router())
+        .merge(routes::payout_addresses::router())
+        .merge(routes::admin_payouts::router())
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
         .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
@@ -388,7 +390,7 @@ fn log_unpayable_currencies(purchases: &Purchases) {
     }
 }
 
-fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
+pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     let config = &settings.payments;
     let mut payments = PaymentSettings::new(config.hive_account.clone());
     let network = match config.btc_network.as_str() {
@@ -418,6 +420,11 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
     payments.tokens = token_contracts(settings)?;
     payments.quote_limits = quote_limits(config)?;
+    anyhow::ensure!(config.max_address_gap > 0, "payments.max_address_gap must be at least 1");
+    payments.address_reuse = ticketing::purchases::derivation::AddressReuse {
+        reuse_after_ms: i64::try_from(config.address_reuse_after_secs.saturating_mul(1000)).context("address_reuse_after_secs")?,
+        max_gap: config.max_address_gap,
+    };
     let mut elsewhere = std::collections::BTreeSet::new();
     for chain in &config.watched_elsewhere {
         elsewhere.insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);

@@ -516,7 +516,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
         { "name": "dashboard-sign-in", "path": "/pages/dashboard.html", "primary": ["#sign-in", "#sign-in-phone"] },
         { "name": "dashboard", "path": "/pages/dashboard.html", "session": session,
           "primary": [format!("#my-events tr[data-event-id=\"{live}\"] [data-action=watch]"), format!("#my-events tr[data-event-id=\"{live}\"] [data-action=edit]"),
-                      "#revenue tr td", "#save"] },
+                      "#revenue tr td", "#save", "#held:not([hidden])", "#pa-chain", "#pa-manual"] },
     ]);
     let artifacts = repo_root().join("test-artifacts");
     let args = json!({ "base_url": app.address, "artifacts_dir": artifacts, "timeout_ms": 150_000, "pages": pages });
@@ -544,4 +544,55 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
     let res = app.get("/pages/index.html").await;
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("img-src 'self' https:") && csp.contains("script-src 'self'"), "{csp}");
+}
+
+/// Issue 19: a creator whose payout is held for want of an address sees so on the dashboard (at a phone's
+/// width), proves an Ethereum address with the browser's wallet, a Bitcoin one by pasting a BIP-137 signature
+/// made elsewhere, and a Polygon one signed on a phone through a pairing; the held payout then goes to the
+/// Ethereum address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creator_proves_payout_addresses_in_the_dashboard() {
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.web_dir = Some(web);
+        s.payments.evm_xpub = Some(evm_xpub());
+    })
+    .await;
+    set_tier(&app, "alice", "pro", None).await;
+    let event_id = create(&app, "Payout night", "music", "5", 2 * DAY).await;
+    sold_quote(&watcher(&app), event_id, &EvmWallet::new(BUYER)).await;
+    let creator_wallet = EvmWallet::new(51);
+    let btc = common::wallets::BtcWallet::new(52);
+    let now = ticketing::now_ms();
+    let session = json!({ "token": token_for("alice"), "token_type": "Bearer", "account": "alice", "tier": "pro", "expires_at": rfc3339(now + HOUR) });
+    let artifacts = repo_root().join("test-artifacts");
+    let args = json!({ "base_url": app.address, "artifacts_dir": artifacts, "session": session,
+        "wallet_key": hex::encode(creator_wallet.0.secret_bytes()), "btc_address": btc.address() });
+    let btc_ref = &btc;
+    let result = run_driver("payouts.mjs", args, |step| async move {
+        assert_eq!(step["step"], "sign");
+        btc_ref.sign(step["message"].as_str().unwrap())
+    })
+    .await;
+    let held = result["held"].as_str().unwrap();
+    assert!(held.contains("no payout address") && held.contains("ETH") && held.contains("Ethereum"), "{held}");
+    assert_eq!(result["payoutTo"], json!(["Held: no payout address on Ethereum"]));
+    assert!(result["emptyList"].as_str().unwrap().contains("No payout address yet"), "{}", result["emptyList"]);
+    assert_eq!(result["offeredChain"], "eth", "the form offers the chain a payout waits on");
+    assert_eq!(result["phoneOverflow"], json!([]), "the section fits 390 px");
+    assert!(result["ethSaved"].as_str().unwrap().contains("1 payout not yet sent"), "{}", result["ethSaved"]);
+    assert_eq!(result["browserButtonForBtc"], false, "no browser wallet signs Bitcoin messages here");
+    assert_eq!(result["refused"], "bad_encoding", "a pasted signature that is not one is refused with the reason");
+    assert!(result["phoneAsked"].as_str().unwrap().contains("Sign to receive your creator payouts at this wallet."), "{}", result["phoneAsked"]);
+    assert_eq!(result["phoneStatus"], "signed");
+    assert_eq!(result["pairingShownAt390"], json!([]));
+    assert!(result["polSaved"].as_str().unwrap().contains("Polygon payouts go to"), "{}", result["polSaved"]);
+    let evm = creator_wallet.address();
+    assert_eq!(result["addresses"], json!([["btc", btc.address()], ["eth", evm], ["pol", evm]]));
+    assert_eq!(result["phoneOverflowAfter"], json!([]));
+    assert_eq!(result["errors"], json!([]));
+    assert_eq!(result["external"], json!([]));
+    // The held payout now goes to the proven Ethereum address.
+    let payouts: Value = app.admin(reqwest::Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
+    assert_eq!((payouts[0]["payout_address"].as_str(), payouts[0]["held"].as_str()), (Some(creator_wallet.address().as_str()), None));
 }

@@ -109,16 +109,23 @@ app_test!(operators_list_and_settle_refunds_once, |app| async move {
     }
     let id = refunds[0]["id"].as_i64().unwrap();
     let path = format!("/api/admin/ledger/{id}/settle");
+    // A Hive transaction id is 40 hex digits; anything else is refused before the ledger is touched.
     let res = app.admin(Method::POST, &path).json(&json!({ "txid": "refund-tx" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_txid");
+    let txid = "A1".repeat(20);
+    let res = app.admin(Method::POST, &path).json(&json!({ "txid": txid })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.unwrap()["settled_txid"], "refund-tx");
-    let res = app.admin(Method::POST, &path).json(&json!({ "txid": "refund-tx-2" })).send().await.unwrap();
+    let settled: Value = res.json().await.unwrap();
+    assert_eq!(settled["settled_txid"], "a1".repeat(20));
+    assert_eq!((settled["paid_to"].as_str(), settled["checked"].as_str()), (Some("bob"), Some("format_only")));
+    let res = app.admin(Method::POST, &path).json(&json!({ "txid": "b2".repeat(20) })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "already_settled");
     let payout_id = all[0]["id"].as_i64().unwrap();
-    let res = app.admin(Method::POST, &format!("/api/admin/ledger/{payout_id}/settle")).json(&json!({ "txid": "x" })).send().await.unwrap();
+    let res = app.admin(Method::POST, &format!("/api/admin/ledger/{payout_id}/settle")).json(&json!({ "txid": "c3".repeat(20) })).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "not_due");
-    let res = app.admin(Method::POST, "/api/admin/ledger/999999/settle").json(&json!({ "txid": "x" })).send().await.unwrap();
+    let res = app.admin(Method::POST, "/api/admin/ledger/999999/settle").json(&json!({ "txid": "c3".repeat(20) })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 });
 

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod purchases;
 pub mod events;
 pub mod pairings;
+pub mod payouts;
 pub mod rates;
 pub mod ratings;
 pub mod replay;

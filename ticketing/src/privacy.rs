@@ -279,8 +279,8 @@ impl Store {
         .await?
         .rows_affected();
         done.refunds = sqlx::query(&format!(
-            "UPDATE ledger_entries SET recipient = $3 WHERE kind = 'refund' \
-             AND (recipient = $2 OR quote_id IN ({WALLET_QUOTES}))"
+            "UPDATE ledger_entries SET recipient = $3, paid_to = CASE WHEN paid_to IS NULL THEN NULL ELSE $3 END \
+             WHERE kind = 'refund' AND (recipient = $2 OR quote_id IN ({WALLET_QUOTES}))"
         ))
         .bind(chain)
         .bind(wallet)

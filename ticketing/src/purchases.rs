@@ -28,6 +28,7 @@ use crate::rates::{convert_usd, RateError, RateSource};
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod derivation;
 pub mod minimums;
 mod rsvp;
 
@@ -62,6 +63,8 @@ pub struct PaymentSettings {
     pub unwatched: std::collections::BTreeMap<Chain, String>,
     /// Limits on what one party may hold of one event's sale; see [`QuoteLimits`].
     pub quote_limits: QuoteLimits,
+    /// How derivation indexes are reused and how far past the last paid one they may run; see [`derivation`].
+    pub address_reuse: derivation::AddressReuse,
 }
 
 /// What one party may hold of one event's sale, so that nobody can block it with unpaid quotes.
@@ -113,6 +116,7 @@ impl PaymentSettings {
             tokens: crate::tokens::TokenContracts::new(),
             unwatched: Default::default(),
             quote_limits: QuoteLimits::default(),
+            address_reuse: derivation::AddressReuse::default(),
         }
     }
 
@@ -189,6 +193,8 @@ pub enum PurchaseError {
     NotDue(i64),
     #[error("ticket {0} cannot be refunded: {1}")]
     NotRefundable(i64, &'static str),
+    #[error("no receiving address is free: every index within the gap of {0} is held by an open quote; retry later")]
+    AddressGapFull(u32),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -222,6 +228,7 @@ impl PurchaseError {
             PurchaseError::AlreadySettled(_) => "already_settled",
             PurchaseError::NotDue(_) => "not_due",
             PurchaseError::NotRefundable(..) => "not_refundable",
+            PurchaseError::AddressGapFull(_) => "address_gap_full",
             PurchaseError::Store(_) => "store_unavailable",
         }
     }
@@ -502,7 +509,14 @@ impl Purchases {
         let index = if let Some((_, minor)) = &subaddress {
             Some(*minor)
         } else if matches!(chain, Chain::Btc) || (chain.is_evm() && self.settings.evm.is_some()) {
-            Some(next_index(&mut tx, chain).await?)
+            match derivation::allocate(&mut tx, chain, self.settings.address_reuse, now).await {
+                Ok(index) => Some(index),
+                Err(derivation::AllocateError::GapFull(gap)) => {
+                    tx.rollback().await?;
+                    return Err(PurchaseError::AddressGapFull(gap));
+                }
+                Err(derivation::AllocateError::Store(err)) => return Err(err.into()),
+            }
         } else {
             None
         };
@@ -1185,39 +1199,12 @@ impl Purchases {
             .await?)
     }
 
-    /// Records the transaction that paid a due payout or refund. A second settlement is refused.
-    pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, PurchaseError> {
-        let mut tx = self.store.pool().begin().await?;
-        let changed = sqlx::query(
-            "UPDATE ledger_entries SET status = 'settled', settled_txid = $2, settled_at = $3 WHERE id = $1 \
-             AND kind IN ('payout', 'refund') AND (status = 'due' OR (status = 'pending' AND due_at <= $3))",
-        )
-        .bind(entry_id)
-        .bind(txid)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let row: Option<LedgerRow> = sqlx::query_as(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = $1"))
-            .bind(entry_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Err(PurchaseError::EntryNotFound(entry_id)) };
-        if changed.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(match row.status.as_str() {
-                "settled" => PurchaseError::AlreadySettled(entry_id),
-                _ => PurchaseError::NotDue(entry_id),
-            });
-        }
-        audit::record(
-            &mut *tx,
-            &AuditEntry::new(actor, "ledger.settled")
-                .subject(&entry_id.to_string())
-                .detail(serde_json::json!({ "txid": txid, "kind": row.kind })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+    /// Records the transaction that paid a due payout or refund, to where it goes now (a payout: its creator's
+    /// payout address for its chain; none: held, `no_payout_address`). A second settlement is refused. The
+    /// gateway checks the transaction first and calls [`Store::settle_entry`] itself; see `crate::payouts`.
+    pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, crate::payouts::SettleError> {
+        let destination = self.store.settlement_destination(entry_id, now).await?;
+        self.store.settle_entry(entry_id, txid, &destination.address, actor, now).await
     }
 
     /// Refunds one ticket before its payout is due: the seat returns to sale, the sale's commission and
@@ -1326,10 +1313,12 @@ pub struct LedgerRow {
     pub due_at: Option<i64>,
     pub settled_txid: Option<String>,
     pub settled_at: Option<i64>,
+    /// The address a settled payout or refund was sent to (see `crate::payouts`).
+    pub paid_to: Option<String>,
 }
 
-const LEDGER_COLUMNS: &str = "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
-    recipient, status, due_at, settled_txid, settled_at";
+pub(crate) const LEDGER_COLUMNS: &str = "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
+    recipient, status, due_at, settled_txid, settled_at, paid_to";
 
 struct LedgerInsert<'a> {
     event_id: Option<i64>,
@@ -1552,19 +1541,6 @@ async fn release_seat(tx: &mut Transaction<'static, Any>, event_id: i64, now: i6
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-async fn next_index(tx: &mut Transaction<'static, Any>, chain: Chain) -> Result<u32, StoreError> {
-    // EVM chains share one key, so they share one counter.
-    let counter = if chain.is_evm() { "evm" } else { chain.as_str() };
-    let next: i64 = sqlx::query_scalar(
-        "INSERT INTO derivation_counters (chain, next_index) VALUES ($1, 1) \
-         ON CONFLICT (chain) DO UPDATE SET next_index = derivation_counters.next_index + 1 RETURNING next_index",
-    )
-    .bind(counter)
-    .fetch_one(&mut **tx)
-    .await?;
-    u32::try_from(next - 1).map_err(|_| StoreError::Corrupt("derivation index overflow".into()))
 }
 
 /// Cancels an event's money: open quotes are cancelled and their seats released, every valid ticket is

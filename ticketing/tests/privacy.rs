@@ -117,7 +117,7 @@ async fn traces(store: &Store, text: &str) -> i64 {
         "SELECT COUNT(*) FROM quotes WHERE wallet_address = $1",
         "SELECT COUNT(*) FROM tickets WHERE wallet_address = $1",
         "SELECT COUNT(*) FROM payments WHERE from_address = $1",
-        "SELECT COUNT(*) FROM ledger_entries WHERE recipient = $1",
+        "SELECT COUNT(*) FROM ledger_entries WHERE recipient = $1 OR paid_to = $1",
         "SELECT COUNT(*) FROM attendance_sessions WHERE wallet = $1",
         "SELECT COUNT(*) FROM ratings WHERE wallet_address = $1",
         "SELECT COUNT(*) FROM used_challenges WHERE wallet = $1",

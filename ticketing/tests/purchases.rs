@@ -10,6 +10,7 @@ use ticketing::purchases::{
     on_event_cancelled, PaymentOutcome, PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteLimits,
     QuoteRequest, QuoteScope,
 };
+use ticketing::payouts::SettleError;
 use ticketing::rates::StaticRates;
 use ticketing::{store_test, Store};
 
@@ -376,12 +377,17 @@ store_test!(payouts_become_due_only_after_the_delay_and_settle_once, |store: Sto
     let due_at = event_end + 7 * 24 * HOUR;
     assert!(p.ledger("payout", true, due_at - 1).await.unwrap().is_empty());
     let payout_id = p.ledger("payout", false, NOW).await.unwrap()[0].id;
-    assert!(matches!(p.settle(payout_id, "hive-tx-early", "op", due_at - 1).await, Err(PurchaseError::NotDue(_))));
+    assert!(matches!(p.settle(payout_id, "hive-tx-early", "op", due_at - 1).await, Err(SettleError::NotDue(_))));
     let due = p.ledger("payout", true, due_at).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].recipient.as_deref(), Some("alice"));
-    p.settle(payout_id, "hive-tx-1", "op", due_at).await.unwrap();
-    assert!(matches!(p.settle(payout_id, "hive-tx-2", "op", due_at).await, Err(PurchaseError::AlreadySettled(_))));
+    // Held until the creator has a payout address on the chain.
+    assert!(matches!(p.settle(payout_id, "hive-tx-1", "op", due_at).await, Err(SettleError::NoPayoutAddress { chain: Chain::Hive, .. })));
+    let alice = AccountName::parse("alice").unwrap();
+    store.set_payout_address(&alice, Chain::Hive, "alice.pay", None, NOW).await.unwrap();
+    let settled = p.settle(payout_id, "hive-tx-1", "op", due_at).await.unwrap();
+    assert_eq!(settled.paid_to.as_deref(), Some("alice.pay"));
+    assert!(matches!(p.settle(payout_id, "hive-tx-2", "op", due_at).await, Err(SettleError::AlreadySettled(_))));
     assert!(p.ledger("payout", true, due_at).await.unwrap().is_empty());
     // A refund after the payout is due is refused; the ticket stays valid.
     let ticket = &p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap()[0];

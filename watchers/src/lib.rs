@@ -20,6 +20,7 @@ pub mod evm;
 pub mod follow;
 pub mod hive;
 pub mod hive_keys;
+pub mod lookup;
 mod jsonrpc;
 pub mod metrics;
 pub mod monero;

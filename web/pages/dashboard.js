@@ -2,7 +2,7 @@
 // `requestSignBuffer` with the posting key), exchanged for a Bearer token kept in sessionStorage for this tab.
 // Then: the creator's events with sales, create/edit/cancel with the gateway's validation messages placed on
 // the field they concern, the live room (attendee list and the feed from /api/events/{id}/attendees/stream),
-// charts the gateway draws as SVG, and payouts per currency.
+// charts the gateway draws as SVG, payouts per currency, and the payout address per chain (proven by signing).
 //
 // The attendee feed is read with fetch rather than EventSource, because EventSource cannot send the
 // Authorization header and a token in the address would end up in logs and history.
@@ -53,6 +53,7 @@ function signedIn(session) {
   $("#who").textContent = `Signed in as @${session.account} (${session.tier} tier) until ${formatDate(session.expires_at)}.`;
   document.body.dataset.signedIn = "true";
   refresh();
+  loadAddresses();
 }
 
 function signOut() {
@@ -165,8 +166,134 @@ function payoutRow(p) {
     h("td", { "data-label": "Amount" }, h("strong", {}, `${p.amount} ${p.currency}`), h("span", { class: "muted" }, ` · ${p.entries} sale${p.entries === 1 ? "" : "s"}`)),
     h("td", { "data-label": "State" }, PAYOUT_STATE[p.status] || p.status),
     h("td", { "data-label": "When" }, when, p.settled_txid ? h("div", { class: "mono muted wrap" }, `tx ${p.settled_txid}`) : null),
-    h("td", { "data-label": "To", class: "mono wrap" }, p.recipient || "No payout address set for this currency"));
+    h("td", { "data-label": "To", class: "mono wrap" }, p.recipient || (p.held ? `Held: no payout address on ${CHAIN_NAME[p.chain] || p.chain}` : "—")));
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Payout addresses: one per chain, proven by a signature from that wallet over the gateway's challenge (bound to
+// this creator). Signed here with the browser's wallet (Ethereum, Solana, Hive Keychain), on a phone through a
+// pairing, or in any other wallet by copying the text and pasting its signature (Bitcoin, Monero).
+
+const CHAIN_NAME = { hive: "Hive", btc: "Bitcoin", eth: "Ethereum", pol: "Polygon", bnb: "BNB Chain", sol: "Solana", xmr: "Monero" };
+const PLACEHOLDER = { hive: "your Hive account", btc: "bc1q…", eth: "0x…", pol: "0x…", bnb: "0x…", sol: "base58 address", xmr: "4… or 8…" };
+const BROWSER_SIGNS = new Set(["hive", "eth", "pol", "bnb", "sol"]);
+const paMessage = $("#pa-message");
+
+async function loadAddresses() {
+  try {
+    const mine = await api("/api/creators/me/payout-addresses");
+    state.payoutAddresses = mine;
+    $("#addresses").replaceChildren(...mine.addresses.map((a) => h("tr", { "data-chain": a.chain },
+      h("td", { "data-label": "Chain" }, CHAIN_NAME[a.chain] || a.chain),
+      h("td", { "data-label": "Address", class: "mono wrap" }, a.address),
+      h("td", { "data-label": "Proven" }, formatDate(a.proven_at)))));
+    if (!mine.addresses.length) $("#addresses").append(h("tr", {}, h("td", { colspan: 3 }, "No payout address yet: payouts wait until you set one.")));
+    const held = $("#held");
+    held.hidden = !mine.held.length;
+    held.textContent = mine.held.length
+      ? "Payouts held, no payout address: " + mine.held.map((x) => `${x.amount} ${x.currency} (${x.payouts} sale${x.payouts === 1 ? "" : "s"}) on ${CHAIN_NAME[x.chain] || x.chain}`).join("; ") + ". Set an address below to receive them."
+      : "";
+    held.dataset.chains = mine.held.map((x) => x.chain).join(" ");
+    // Offer the chain a payout waits on, unless the creator already chose one.
+    if (mine.held.length && !state.paChainChosen) {
+      $("#pa-chain").value = mine.held[0].chain;
+      chainChanged();
+    }
+  } catch (err) {
+    handle(err, paMessage);
+  }
+}
+
+function paChain() {
+  return $("#pa-chain").value;
+}
+
+function chainChanged() {
+  const chain = paChain();
+  $("#pa-address").placeholder = PLACEHOLDER[chain] || "";
+  $("#pa-sign").hidden = !BROWSER_SIGNS.has(chain);
+  $("#pa-manual-box").hidden = true;
+}
+$("#pa-chain").addEventListener("change", () => {
+  state.paChainChosen = true;
+  chainChanged();
+});
+chainChanged();
+
+/** The typed address, or (for a browser wallet) the wallet's own when none is typed. */
+async function paAddress(fromWallet) {
+  let address = $("#pa-address").value.trim();
+  if (!address && fromWallet && paChain() !== "hive") {
+    address = await client.getWalletAddress(paChain());
+    $("#pa-address").value = address;
+  }
+  if (!address) throw Object.assign(new Error("Type the address payouts should go to."), { code: "address_required" });
+  return address;
+}
+
+async function challengeFor(chain, address) {
+  return api(`/api/creators/me/payout-addresses/challenge?${new URLSearchParams({ chain, address })}`);
+}
+
+async function saveAddress(chain, address, message, signature) {
+  const saved = await api(`/api/creators/me/payout-addresses/${chain}`, { method: "PUT", body: JSON.stringify({ address, message, signature }) });
+  const waiting = saved.unsettled_payouts ? ` — and the ${saved.unsettled_payouts} payout${saved.unsettled_payouts === 1 ? "" : "s"} not yet sent` : "";
+  say(paMessage, `Saved: your ${CHAIN_NAME[chain] || chain} payouts go to ${saved.address}${waiting}.`, "ok");
+  paMessage.dataset.chain = chain;
+  $("#pa-manual-box").hidden = true;
+  $("#pa-signature").value = "";
+  await loadAddresses();
+  refresh();
+}
+
+async function withButton(button, work) {
+  say(paMessage, "");
+  button.disabled = true;
+  try {
+    await work();
+  } catch (err) {
+    handle(err, paMessage);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("#address-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  withButton($("#pa-sign"), async () => {
+    const chain = paChain();
+    const address = await paAddress(true);
+    const challenge = await challengeFor(chain, address);
+    say(paMessage, "Check your wallet: it asks you to sign the payout text.");
+    const signed = await signWithWallet(challenge.message, chain, { account: address });
+    await saveAddress(chain, challenge.address, challenge.message, signed.signature);
+  });
+});
+$("#pa-phone").addEventListener("click", () => withButton($("#pa-phone"), async () => {
+  const chain = paChain();
+  const address = await paAddress(false);
+  const challenge = await challengeFor(chain, address);
+  const signed = await signOnPhone({ purpose: "sign", chain, wallet: challenge.address, message: challenge.message }, $("#pa-pairing"), {
+    onOpen: (pairing) => (state.payoutPairing = { code: pairing.code, link: pairing.link }),
+  });
+  $("#pa-pairing").hidden = true;
+  await saveAddress(chain, challenge.address, challenge.message, signed.signature);
+}));
+$("#pa-manual").addEventListener("click", () => withButton($("#pa-manual"), async () => {
+  const chain = paChain();
+  const address = await paAddress(false);
+  const challenge = await challengeFor(chain, address);
+  state.manualChallenge = { chain, address: challenge.address, message: challenge.message };
+  $("#pa-text").value = challenge.message;
+  $("#pa-manual-box").hidden = false;
+  $("#pa-signature").focus();
+}));
+$("#pa-save").addEventListener("click", () => withButton($("#pa-save"), async () => {
+  const pending = state.manualChallenge;
+  const signature = $("#pa-signature").value.trim();
+  if (!pending || !signature) throw Object.assign(new Error("Paste the signature your wallet made."), { code: "signature_required" });
+  await saveAddress(pending.chain, pending.address, pending.message, signature);
+}));
 
 // ------------------------------------------------------------------------------------------------------------
 // Create, edit, cancel

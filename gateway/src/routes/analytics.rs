@@ -75,8 +75,12 @@ pub struct PayoutLine {
     pub currency: String,
     /// `pending` (held until `due_at`), `due` (to be sent now), `settled` (sent: see `settled_txid`), `cancelled`.
     pub status: String,
-    /// Where the platform sends it; null when no payout address is set for the currency.
+    /// Where the platform sends it (or sent it); null when no payout address is set for the currency's chain.
     pub recipient: Option<String>,
+    /// Why it cannot be sent: `no_payout_address` (set one for `chain`); null otherwise.
+    pub held: Option<&'static str>,
+    /// The chain whose payout address it goes to.
+    pub chain: String,
     /// Decimal string in the currency's unit.
     pub amount: String,
     pub entries: i64,
@@ -87,16 +91,19 @@ pub struct PayoutLine {
     pub settled_txid: Option<String>,
 }
 
-fn payout_lines(rows: impl Iterator<Item = ticketing::purchases::LedgerRow>) -> Vec<PayoutLine> {
+fn payout_lines(payouts: Vec<ticketing::payouts::Payout>) -> Vec<PayoutLine> {
     let mut lines: BTreeMap<(String, String, Option<String>), PayoutLine> = BTreeMap::new();
-    for row in rows.filter(|r| r.kind == "payout") {
+    for payout in payouts {
+        let row = &payout.entry;
         let Ok(currency) = row.currency.parse::<chains::Currency>() else { continue };
         let Ok(amount) = chains::Amount::from_units_str(currency, &row.amount_units) else { continue };
-        let key = (row.currency.clone(), row.status.clone(), row.recipient.clone());
+        let key = (row.currency.clone(), row.status.clone(), payout.payout_address.clone());
         let line = lines.entry(key).or_insert_with(|| PayoutLine {
             currency: row.currency.clone(),
             status: row.status.clone(),
-            recipient: row.recipient.clone(),
+            recipient: payout.payout_address.clone(),
+            held: payout.held.map(|h| h.code()),
+            chain: payout.chain.to_string(),
             amount: chains::Amount::zero(currency).to_string(),
             entries: 0,
             due_at: None,
@@ -323,7 +330,7 @@ pub async fn creator_analytics(
         revenue,
         gross_usd,
         net_usd,
-        payouts: payout_lines(ledger.into_iter()),
+        payouts: payout_lines(state.store.resolve_payouts(ledger).await?),
         totals,
         events,
     }))

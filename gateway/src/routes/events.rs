@@ -767,5 +767,6 @@ pub struct ApiDoc;
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::routes::privacy::PrivacyDoc::openapi());
+    doc.merge(crate::routes::payout_addresses::PayoutAddressesDoc::openapi());
     axum::Json(doc)
 }

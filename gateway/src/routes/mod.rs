@@ -3,6 +3,7 @@
 pub mod access;
 pub mod analytics;
 pub mod admin;
+pub mod admin_payouts;
 pub mod certificates;
 pub mod charts;
 pub mod creators;
@@ -10,6 +11,7 @@ pub mod events;
 pub mod health;
 pub mod privacy;
 pub mod pairings;
+pub mod payout_addresses;
 pub mod purchases;
 pub mod rsvp;
 pub mod qr;

@@ -47,6 +47,9 @@ impl From<PurchaseError> for ApiError {
             | PurchaseError::InvalidWallet(_)
             | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PurchaseError::AddressGapFull(_) => {
+                return ApiError::unavailable(err.code(), err.to_string()).retry_after(60);
+            }
             PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
                 return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
             }
@@ -302,10 +305,15 @@ pub struct LedgerQuery {
     pub all: bool,
 }
 
-/// `GET /api/admin/payouts[?all=true]`
-pub async fn payouts(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
+/// `GET /api/admin/payouts[?all=true]`: each payout with `chain`, `payout_address` (where it goes, or went) and
+/// `held` (`no_payout_address`, or null).
+pub async fn payouts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LedgerQuery>,
+) -> ApiResult<Json<Vec<ticketing::payouts::Payout>>> {
     require_admin(&state, &headers)?;
-    Ok(Json(state.purchases.ledger("payout", !q.all, now_ms()).await?))
+    Ok(Json(state.store.payouts(!q.all, now_ms()).await?))
 }
 
 /// `GET /api/admin/refunds[?all=true]`
@@ -320,21 +328,18 @@ pub struct SettleBody {
     pub txid: String,
 }
 
-/// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund.
+/// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund, after
+/// checking it (`crate::settlement`).
 pub async fn settle(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
-) -> ApiResult<Json<LedgerRow>> {
+) -> ApiResult<Json<crate::settlement::Settled>> {
     require_admin(&state, &headers)?;
-    let txid = body.txid.trim();
-    if txid.is_empty() || txid.len() > 128 {
-        return Err(ApiError::unprocessable("invalid_txid", "txid must be 1–128 characters"));
-    }
-    state.purchases.settle(id, txid, "admin-api", now_ms()).await?;
-    let row = state.purchases.ledger_entry(id).await?.ok_or(PurchaseError::EntryNotFound(id))?;
-    Ok(Json(row))
+    let lookup = crate::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
+    let settled = crate::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
+    Ok(Json(settled))
 }
 
 /// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.

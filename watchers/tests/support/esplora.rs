@@ -54,6 +54,8 @@ impl Esplora {
             .route("/block/{hash}/txs/{start}", get(block_txs))
             .route("/address/{address}/txs", get(address_txs))
             .route("/tx/{txid}/status", get(tx_status))
+            .route("/tx/{txid}", get(tx_by_id))
+            .route("/tx/{txid}/outspend/{vout}", get(outspend))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -273,4 +275,26 @@ async fn tx_status(State(state): Shared, Path(txid): Path<String>) -> Response {
         return Json(json!({ "confirmed": false })).into_response();
     }
     not_found()
+}
+
+/// `GET /tx/{txid}`: the transaction with its status, from a block or the mempool.
+async fn tx_by_id(State(state): Shared, Path(txid): Path<String>) -> Response {
+    let state = state.lock().unwrap();
+    for (height, block) in state.blocks.iter().enumerate() {
+        if let Some(tx) = block.txdata.iter().find(|tx| tx.compute_txid().to_string() == txid) {
+            return Json(tx_json(tx, confirmed(height, block))).into_response();
+        }
+    }
+    match state.mempool.iter().find(|tx| tx.compute_txid().to_string() == txid) {
+        Some(tx) => Json(tx_json(tx, json!({ "confirmed": false }))).into_response(),
+        None => not_found(),
+    }
+}
+
+/// `GET /tx/{txid}/outspend/{vout}`: whether a block or the mempool spends the output.
+async fn outspend(State(state): Shared, Path((txid, vout)): Path<(String, u32)>) -> Json<Value> {
+    let state = state.lock().unwrap();
+    let spends = |tx: &Transaction| tx.input.iter().any(|i| i.previous_output.txid.to_string() == txid && i.previous_output.vout == vout);
+    let spent = state.blocks.iter().flat_map(|b| b.txdata.iter()).chain(state.mempool.iter()).any(spends);
+    Json(json!({ "spent": spent }))
 }
