@@ -168,8 +168,10 @@ async fn silent_client_times_out(backend: ticketing::Backend) {
     let stopped = ticketing::now_ms();
     let rows = rows_until(&app.store, event_id, |rows| rows.first().is_some_and(|r| r.left_at.is_some())).await;
     assert_eq!(rows[0].end_reason.as_deref(), Some("timed_out"), "{rows:?}");
+    // The server last heard the client a little before the test read `welcome` (which waited up to one flush
+    // interval, 20 ms, in the socket's queue), so the close may come slightly under 2 s after `stopped`.
     let after = rows[0].left_at.unwrap() - stopped;
-    assert!((2000..=4500).contains(&after), "closed {after} ms after the client fell silent");
+    assert!((1900..=4500).contains(&after), "closed {after} ms after the client fell silent");
     drop(ws);
 }
 

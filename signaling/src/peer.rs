@@ -88,6 +88,7 @@ impl Peer {
         }
         // NAF's updates, nearly all of the traffic, are relayed without decoding `data` (relay_frame.rs).
         if let Some(frame) = RelayFrame::parse(text) {
+            self.inbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.relay_frame(frame);
             return if self.queue.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         }
@@ -208,7 +209,21 @@ impl Peer {
             }
             _ => Recipients::AllExcept(self.info.client_id.clone()),
         };
+        // Persistent entities (persistent.rs) are kept before the broadcast is relayed, as in `apply`; `data` is
+        // decoded only when it may concern them: it says `"persistent":true`, or the room already keeps some.
+        let mut kept = Ok(());
+        if frame.kind == RelayKind::Broadcast && matches!(&*frame.data_type, "u" | "um" | "r") {
+            let raw = frame.data.map_or("null", |d| d.get());
+            if self.room.entities.any() || says_persistent(raw) {
+                if let Ok(data) = serde_json::from_str::<serde_json::Value>(raw) {
+                    kept = self.hub.observe_entities(&self.room, &frame.data_type, &data);
+                }
+            }
+        }
         self.relay(to, delivery(frame.guaranteed), frame.encode(&self.info.client_id));
+        if let Err(refused) = kept {
+            self.refuse(ErrorCode::Invalid, refused.to_string());
+        }
     }
 
     fn relay(&self, to: Recipients, delivery: Delivery, payload: Bytes) {
@@ -340,4 +355,13 @@ impl Drop for Peer {
     fn drop(&mut self) {
         self.leave(LeaveReason::Left);
     }
+}
+
+/// Whether raw JSON has a `"persistent"` key set to `true` (whitespace allowed around the colon), without
+/// decoding it: NAF sends `"persistent":false` in every update, so the key alone says nothing.
+fn says_persistent(raw: &str) -> bool {
+    raw.match_indices("\"persistent\"").any(|(at, key)| {
+        let rest = raw[at + key.len()..].trim_start();
+        rest.strip_prefix(':').is_some_and(|value| value.trim_start().starts_with("true"))
+    })
 }

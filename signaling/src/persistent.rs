@@ -81,6 +81,13 @@ pub struct RoomEntities {
     loaded: AtomicBool,
 }
 
+impl RoomEntities {
+    /// Whether any entity is kept: when none is, an update that isn't persistent needs no look.
+    pub(crate) fn any(&self) -> bool {
+        self.len.load(Ordering::Acquire) > 0
+    }
+}
+
 /// Every room's kept entities, from first use until the room is closed.
 pub(crate) struct Registry {
     rooms: Mutex<HashMap<RoomId, Arc<RoomEntities>>>,
