@@ -155,6 +155,10 @@ pub struct PaymentConfig {
     pub quote_ttl_secs: u64,
     /// How long after an event ends its payouts become due.
     pub payout_delay_secs: u64,
+    /// How long after a quote closes (expired, paid, refunded) its address, memo or reference stays watched, so a
+    /// late or second payment is still credited or refunded. Read from the database by every watcher, so it holds
+    /// across restarts. After it, `gateway admin rescan` finds what was missed.
+    pub watch_window_secs: u64,
     /// Open (unpaid, unexpired) quotes one client address may have for one event; more get 429. 0: no limit.
     pub max_open_quotes_per_client: u32,
     /// Open quotes one buyer wallet may have for one event; more get 429. 0: no limit.
@@ -287,6 +291,7 @@ impl Default for Settings {
                 xmr_wallet_rpc: None,
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
+                watch_window_secs: 7 * 24 * 3600,
                 max_open_quotes_per_client: 4,
                 max_open_quotes_per_wallet: 4,
                 max_unpaid_hold_share: 0.5,

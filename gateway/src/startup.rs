@@ -408,6 +408,7 @@ fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     payments.confirmations = confirmation_policy(settings)?;
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
+    payments.watch_window_ms = i64::try_from(config.watch_window_secs.saturating_mul(1000)).context("watch_window_secs")?;
     payments.tokens = token_contracts(settings)?;
     payments.quote_limits = quote_limits(config)?;
     let mut elsewhere = std::collections::BTreeSet::new();

@@ -37,6 +37,9 @@ pub use rsvp::Rsvp;
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
 /// How long after an event ends the creator's payout becomes due (refunds stay possible until then).
 pub const DEFAULT_PAYOUT_DELAY_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How long a quote's address, memo or reference stays watched after the quote closed (expired, paid, refunded):
+/// a payment broadcast just before expiry may confirm after it, and a second payment is owed back.
+pub const DEFAULT_WATCH_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Where and how each chain is paid. Built by the gateway from its configuration.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub struct PaymentSettings {
     pub confirmations: HashMap<Chain, i64>,
     pub quote_ttl_ms: i64,
     pub payout_delay_ms: i64,
+    /// How long after a quote closes its watcher still looks for payments to it ([`Purchases::watched_quotes`]).
+    pub watch_window_ms: i64,
     /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
     pub tokens: crate::tokens::TokenContracts,
     /// Chains whose payments no watcher credits (here or in another process), each with the setting that would
@@ -110,6 +115,7 @@ impl PaymentSettings {
             confirmations: default_confirmations(),
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
+            watch_window_ms: DEFAULT_WATCH_WINDOW_MS,
             tokens: crate::tokens::TokenContracts::new(),
             unwatched: Default::default(),
             quote_limits: QuoteLimits::default(),
@@ -705,6 +711,23 @@ impl Purchases {
              ORDER BY created_at"
         ))
         .bind(chain.as_str())
+        .fetch_all(self.store.pool())
+        .await?)
+    }
+
+    /// What a chain's watcher must look for now, read from the store so that it survives restarts of the
+    /// process and of the watcher task: the open quotes, and every quote that closed (expired, paid, refunded,
+    /// cancelled) within the watch window, oldest first. A quote's close is its last change (`updated_at`) or its
+    /// expiry, whichever is later.
+    pub async fn watched_quotes(&self, chain: Chain, now: i64) -> Result<Vec<QuoteRow>, StoreError> {
+        let since = now.saturating_sub(self.settings.watch_window_ms.max(0));
+        Ok(sqlx::query_as::<_, QuoteRow>(&format!(
+            "SELECT {QUOTE_COLUMNS} FROM quotes WHERE chain = $1 \
+             AND (status IN ('awaiting_payment', 'seen', 'confirming') OR expires_at >= $2 OR updated_at >= $2) \
+             ORDER BY created_at"
+        ))
+        .bind(chain.as_str())
+        .bind(since)
         .fetch_all(self.store.pool())
         .await?)
     }

@@ -28,11 +28,6 @@ use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchErr
 /// Open quotes: payment address (lower-case on EVM) → quote id.
 pub type QuoteAddresses = HashMap<String, String>;
 
-/// How long a quote's address is still watched after the quote stopped being open (expired, paid): a payment
-/// broadcast just before expiry may confirm after it, and a second payment to a paid quote is owed back.
-/// Ticketing decides what such late payments are worth.
-pub const LATE_PAYMENT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
-
 /// One scanned block and the transfers in it that pay open quotes.
 #[derive(Debug, Clone)]
 pub struct ScannedBlock {
@@ -104,8 +99,6 @@ pub struct ChainFollower {
     recent: BTreeMap<i64, String>,
     pending: HashMap<(String, i64), PaymentReport>,
     pending_tokens: HashMap<(String, i64), TokenTransfer>,
-    /// Addresses of quotes seen open during this run: address → (quote id, last seen open, unix ms).
-    watched: HashMap<String, (String, i64)>,
 }
 
 impl ChainFollower {
@@ -116,18 +109,13 @@ impl ChainFollower {
             recent: BTreeMap::new(),
             pending: HashMap::new(),
             pending_tokens: HashMap::new(),
-            watched: HashMap::new(),
         }
     }
 
-    /// The addresses to look for: open quotes, quotes open within the grace period, and pending sightings.
+    /// The addresses to look for: open quotes and quotes closed within the watch window (both read from the
+    /// store, see `Purchases::watched_quotes`), and pending sightings.
     async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
-        let now = ctx.now();
-        for (address, quote) in ctx.quotes_by_address().await? {
-            self.watched.insert(address, (quote, now));
-        }
-        self.watched.retain(|_, (_, seen)| now - *seen <= LATE_PAYMENT_GRACE_MS);
-        let mut addresses: QuoteAddresses = self.watched.iter().map(|(a, (q, _))| (a.clone(), q.clone())).collect();
+        let mut addresses = ctx.quotes_by_address().await?;
         for p in self.pending.values() {
             if let Some(quote) = &p.quote_id {
                 addresses.entry(p.to_address.clone()).or_insert_with(|| quote.clone());

@@ -180,14 +180,21 @@ impl WatchContext {
         Ok(self.purchases.open_quotes(self.chain).await?)
     }
 
-    /// Open quotes by payment address (lower-cased for EVM chains, as ticketing stores them).
+    /// The quotes to look for: open ones and those closed within the watch window, from the store (so a
+    /// restarted process or watcher task watches exactly what the one before it did).
+    pub async fn watched_quotes(&self) -> Result<Vec<QuoteRow>, WatchError> {
+        Ok(self.purchases.watched_quotes(self.chain, self.now()).await?)
+    }
+
+    /// Watched quotes ([`WatchContext::watched_quotes`]) by payment address (lower-cased for EVM chains, as
+    /// ticketing stores them). Per-quote addresses are unique per chain, so each maps to one quote.
     ///
     /// Read it *after* reading the chain head: a payment in a block at or below that head was made after its
     /// quote existed, so its address is in the map.
     pub async fn quotes_by_address(&self) -> Result<HashMap<String, String>, WatchError> {
         let evm = self.chain.is_evm();
         Ok(self
-            .open_quotes()
+            .watched_quotes()
             .await?
             .into_iter()
             .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address }, q.id))

@@ -136,9 +136,9 @@ store_test!(restart_resumes_and_a_rescan_credits_nothing_twice, |store: Store| a
     let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
     w.resume(&ctx).await.unwrap();
     let r = w.poll_once(&ctx).await.unwrap();
-    // The quote is paid, so a fresh watcher does not even look for its address any more; had it reported the
-    // output again, ticketing would answer AlreadyProcessed (see the EVM restart test).
-    assert_eq!((r.blocks_scanned, r.reported_final), (3, 0), "{r:?}");
+    // The paid quote is still watched (the watch window, read from the store): the output is reported again
+    // and ticketing recognises it (AlreadyProcessed).
+    assert_eq!((r.blocks_scanned, r.reported_final), (3, 1), "{r:?}");
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
     assert_eq!(tickets, 1);
     assert_eq!(payments(&store, &q).await.len(), 1);
@@ -169,4 +169,59 @@ store_test!(payment_seen_before_expiry_is_followed_after_it, |store: Store| asyn
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.reported_final, 1, "{r:?}");
     assert!(ticket(&p, &q).await.is_some(), "a late payment that still covers the price gets a seat");
+});
+
+/// Durable watching: what a watcher looks for is read from the store, so a payment to a quote that expired
+/// while the process was down, and a second payment after another restart, are dealt with exactly as without a
+/// restart; past the watch window the address is no longer looked at (that is `gateway admin rescan`'s job).
+store_test!(after_restarts_payments_to_an_expired_quote_are_credited_then_refunded, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let q = {
+        let p = purchases(&store);
+        let ctx = context(&p, Chain::Btc);
+        let _w = started(&esplora, &ctx).await;
+        quote(&p, event_id, Currency::Btc).await
+    }; // the process stops: watcher and Purchases dropped
+
+    // A new process, 20 minutes later: the quote expired meanwhile and never was open during this run.
+    let later = ticketing::now_ms() + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = context(&p, Chain::Btc).with_clock(std::sync::Arc::new(move || later));
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    let first = esplora.broadcast(payment(6, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &q).await.is_some(), "a late payment covering the price gets a free seat");
+    assert_eq!(ctx.metrics().payments_seen.get(), 1);
+    drop(w);
+
+    // Another restart (as the supervisor does after an RPC error); the buyer pays a second time.
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    let second = esplora.broadcast(payment(7, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
+    assert_eq!(
+        payments(&store, &q).await,
+        vec![(first.to_string(), 0, "credited".to_string()), (second.to_string(), 0, "refund_due".to_string())]
+    );
+
+    // Past the window (7 days after the quote's last change) the address is no longer watched.
+    let past = later + 8 * 24 * 3_600_000;
+    let ctx = context(&p, Chain::Btc).with_clock(std::sync::Arc::new(move || past));
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    esplora.broadcast(payment(8, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final + r.reported_pending, 0, "{r:?}");
+    assert_eq!(payments(&store, &q).await.len(), 2);
 });

@@ -338,6 +338,43 @@ store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: S
     assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
 });
 
+/// Durable watching on EVM: after a restart, a payment to a quote that expired while the process was down is
+/// still reported and (the event is priced in ETH, a seat is free) gets its ticket; a second payment after
+/// another restart is refunded as overpaid.
+store_test!(after_a_restart_a_payment_to_an_expired_quote_gets_its_ticket, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let q = {
+        let p = purchases(&store);
+        let ctx = context(&p, Chain::Eth);
+        let mut w = started(counting(&anvil, 2), &ctx).await;
+        w.poll_once(&ctx).await.unwrap();
+        quote(&p, event_id, Currency::Eth).await
+    };
+
+    let later = ticketing::now_ms() + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = context(&p, Chain::Eth).with_clock(std::sync::Arc::new(move || later));
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    let first = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &q).await.is_some());
+    drop(w);
+
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    let second = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(
+        payments(&store, &q).await,
+        vec![(first, 0, "credited".to_string()), (second, 0, "refund_due".to_string())]
+    );
+    assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
+});
+
 /// The stored payment as a final report (what a rescan sends again).
 async fn payment_row(store: &Store, q: &ticketing::purchases::QuoteRow) -> ticketing::purchases::PaymentReport {
     let (txid, height, hash): (String, Option<i64>, Option<String>) =

@@ -197,9 +197,9 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     let mut fresh = watcher(&server);
     fresh.resume(&ctx).await.unwrap();
     let again = fresh.scan(&ctx).await.unwrap();
-    // Only the still-open quotes are read: partial, failed, wrong recipient, failed USDC.
-    assert_eq!(again.reported.len(), 1);
-    assert_eq!(again.reported[0].1, Some(PaymentOutcome::AlreadyProcessed));
+    // Every quote in the watch window is read again (closed ones too): the four payments are recognised.
+    assert_eq!(again.reported.len(), 4);
+    assert!(again.reported.iter().all(|(_, o)| *o == Some(PaymentOutcome::AlreadyProcessed)), "{:?}", again.reported);
     assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 2);
 });
 
@@ -311,6 +311,32 @@ store_test!(a_payment_finalized_after_expiry_still_reaches_ticketing, |store: St
     assert_eq!(pass.reported[0].0.quote_id.as_deref(), Some(q.id.as_str()));
     // The seat was free and the price unchanged: ticketing still sells the ticket.
     assert!(matches!(pass.reported[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", pass.reported[0].1);
+});
+
+/// Durable watching on Solana: a fresh watcher (a restarted process) over the same store, after the quote
+/// expired while nothing ran, still looks at its reference and reports the payment.
+store_test!(after_a_restart_a_payment_to_an_expired_quote_is_reported, |store: Store| async move {
+    let server = replay().await;
+    let event_id = sol_event(&store).await;
+    let q = quote(&purchases(&store), event_id, "good").await;
+    let later = NOW + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || later));
+    let mut w = watcher(&server);
+    w.resume(&ctx).await.unwrap();
+    let pass = w.scan(&ctx).await.unwrap();
+    let good: Vec<_> = pass.reported.iter().filter(|(r, _)| r.quote_id.as_deref() == Some(q.id.as_str())).collect();
+    assert_eq!(good.len(), 1, "{:?}", pass.reported);
+    assert!(matches!(good[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", good[0].1);
+    assert_eq!(ctx.metrics().payments_seen.get(), 1);
+
+    // Past the window the reference is no longer asked about.
+    let past = later + 8 * 24 * HOUR;
+    let ctx = ctx.with_clock(Arc::new(move || past));
+    let mut w = watcher(&server);
+    w.resume(&ctx).await.unwrap();
+    assert!(w.scan(&ctx).await.unwrap().reported.is_empty());
 });
 
 #[test]
