@@ -810,8 +810,11 @@ impl Purchases {
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let Some(quote) = quote else {
-            return self.record_unmatched(tx, report, now).await;
+            return self.record_on_its_own(tx, report, OnItsOwn::unmatched(report), now).await;
         };
+        if let Some(reason) = stray_reason(quote, report) {
+            return self.record_on_its_own(tx, report, OnItsOwn::stray(quote, report, reason), now).await;
+        }
         let event = event.ok_or(PurchaseError::EventNotFound(quote.event_id))?;
         // Writing the quote row first serialises every report for this quote (row lock on PostgreSQL, the
         // write lock on SQLite) before anything is read.
@@ -864,10 +867,7 @@ impl Purchases {
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let currency = quote.currency()?;
-        if report.amount.currency != currency {
-            refund_payment(tx, quote.event_id, quote, payment_id, report.amount, "wrong_currency", now).await?;
-            return Ok(PaymentOutcome::RefundDue { reason: "wrong_currency" });
-        }
+        // Stray payments (another currency, another sender) never reach here: see `stray_reason`.
         let event_status: String =
             sqlx::query_scalar("SELECT status FROM events WHERE id = $1").bind(quote.event_id).fetch_one(&mut **tx).await?;
         if event_status == "cancelled" {
@@ -1071,11 +1071,15 @@ impl Purchases {
         .await?)
     }
 
-    /// A final payment that names no quote we know (e.g. a memo for a non-existent event) is owed back.
-    async fn record_unmatched(
+    /// A payment recorded on its own, outside any quote's accounts: one that names no quote we know (e.g. a memo
+    /// for a non-existent event), or a stray one for a quote (see [`stray_reason`]). Its row has no quote, so it
+    /// never changes a quote's state, counts toward one or withdraws one's progress when orphaned; once final it
+    /// is owed back to its sender where the chain shows one, and is to be claimed (no recipient) otherwise.
+    async fn record_on_its_own(
         &self,
         tx: &mut Transaction<'static, Any>,
         report: &PaymentReport,
+        why: OnItsOwn<'_>,
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let status = if report.is_final { "refund_due" } else { "confirming" };
@@ -1128,23 +1132,24 @@ impl Purchases {
             .bind(report.output_index)
             .fetch_one(&mut **tx)
             .await?;
-        let event_id = report.memo.as_deref().and_then(parse_memo).map(|m| m.event_id);
-        let known_event = match event_id {
+        let known_event = match why.event_id {
             Some(id) => sqlx::query_scalar::<_, i64>("SELECT id FROM events WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?,
             None => None,
         };
-        let recipient = report
-            .memo
-            .as_deref()
-            .and_then(parse_memo)
-            .map(|m| m.wallet)
-            .or_else(|| report.from_address.clone());
         insert_ledger(tx, LedgerInsert {
             event_id: known_event, ticket_id: None, quote_id: None, payment_id: Some(payment_id),
-            kind: "refund", reason: "unmatched", amount: report.amount, recipient: recipient.as_deref(), status: "due", due_at: Some(now), now,
+            kind: "refund", reason: why.reason, amount: report.amount, recipient: why.recipient.as_deref(), status: "due", due_at: Some(now), now,
         }).await?;
-        audit::record(&mut **tx, &AuditEntry::new("watcher", "payment.unmatched").subject(&report.txid)).await?;
-        Ok(PaymentOutcome::RefundDue { reason: "unmatched" })
+        let action = if why.named_quote.is_some() { "payment.stray" } else { "payment.unmatched" };
+        audit::record(
+            &mut **tx,
+            &AuditEntry::new("watcher", action).subject(&report.txid).detail(serde_json::json!({
+                "reason": why.reason, "quote_id": why.named_quote, "currency": report.amount.currency,
+                "amount": report.amount.units.to_string(), "from": report.from_address, "refund_to": why.recipient,
+            })),
+        )
+        .await?;
+        Ok(PaymentOutcome::RefundDue { reason: why.reason })
     }
 
     /// A sighting whose block was orphaned before it became final: the payment goes back to unconfirmed and
@@ -1366,6 +1371,49 @@ struct LedgerInsert<'a> {
     status: &'a str,
     due_at: Option<i64>,
     now: i64,
+}
+
+/// Why a payment that names a quote must not touch it: another currency (`wrong_currency`), or, for a quote
+/// matched by its memo (which anyone can copy from the chain), a sender that is not the quote's buyer
+/// (`third_party`). A per-quote address or reference was handed to the buyer alone, so whoever pays to it pays
+/// for the buyer (an exchange withdrawal, a friend): that is credited to the quote.
+pub(crate) fn stray_reason(quote: &QuoteRow, report: &PaymentReport) -> Option<&'static str> {
+    if quote.currency().is_ok_and(|c| c != report.amount.currency) {
+        return Some("wrong_currency");
+    }
+    let by_memo = quote.memo.is_some() && quote.derivation_index.is_none() && report.memo.is_some();
+    match &report.from_address {
+        Some(from) if by_memo && !from.eq_ignore_ascii_case(&quote.wallet_address) => Some("third_party"),
+        _ => None,
+    }
+}
+
+/// How a payment recorded on its own is booked (see `Purchases::record_on_its_own`).
+struct OnItsOwn<'a> {
+    reason: &'static str,
+    /// The event its ledger entry is filed under, when it exists.
+    event_id: Option<i64>,
+    /// Who the refund is owed to: the sender where the chain shows one; `None`: to be claimed.
+    recipient: Option<String>,
+    /// The quote it named, for the audit row only.
+    named_quote: Option<&'a str>,
+}
+
+impl<'a> OnItsOwn<'a> {
+    fn unmatched(report: &PaymentReport) -> Self {
+        let memo = report.memo.as_deref().and_then(parse_memo);
+        OnItsOwn {
+            reason: "unmatched",
+            event_id: memo.as_ref().map(|m| m.event_id),
+            // The sender first: a memo names whoever its writer chose.
+            recipient: report.from_address.clone().or_else(|| memo.map(|m| m.wallet)),
+            named_quote: None,
+        }
+    }
+
+    fn stray(quote: &'a QuoteRow, report: &PaymentReport, reason: &'static str) -> Self {
+        OnItsOwn { reason, event_id: Some(quote.event_id), recipient: report.from_address.clone(), named_quote: Some(&quote.id) }
+    }
 }
 
 async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) -> Result<(), StoreError> {

@@ -222,14 +222,23 @@ store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store:
     let u = reload(&p, &under).await;
     assert_eq!((u.status.as_str(), u.received_units.as_str()), ("seen", "24999999"), "one micro-USDC short");
     assert!(ticket(&p, &under).await.is_none());
-    // USDC sent to an ETH quote's address: owed back, in USDC.
+    // USDC sent to an ETH quote's address: a stray payment, recorded on its own and owed back in USDC to its
+    // sender (the Transfer's `from`); the ETH quote is untouched and still payable.
     assert!(ticket(&p, &eth).await.is_none());
-    assert_eq!(reload(&p, &eth).await.status, "refund_due");
+    assert_eq!(reload(&p, &eth).await.status, "awaiting_payment");
+    assert!(payments(&store, &eth).await.is_empty() && ledger(&store, &eth).await.is_empty());
     // logIndex counts the block's logs: this transfer's is the second.
-    assert_eq!(payments(&store, &eth).await, vec![(wrong, 2, "refund_due".to_string())]);
-    assert_eq!(ledger(&store, &eth).await, vec![("refund".to_string(), "USDC.ETH".to_string(), "25000000".to_string())]);
-    let reason: String = sqlx::query_scalar("SELECT reason FROM ledger_entries WHERE quote_id = $1").bind(&eth.id).fetch_one(store.pool()).await.unwrap();
-    assert_eq!(reason, "wrong_currency");
+    let stray: (i64, String, Option<String>) =
+        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1").bind(&wrong).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(stray, (2, "refund_due".to_string(), None));
+    let refund: (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT l.reason, l.currency, l.amount_units, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
+    )
+    .bind(&wrong)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(refund, ("wrong_currency".into(), "USDC.ETH".into(), "25000000".into(), Some(EVM_BUYER.to_string())));
     // A token with the same symbol from another contract is not USDC.
     assert!(payments(&store, &fake).await.is_empty());
     assert_eq!(reload(&p, &fake).await.status, "awaiting_payment");

@@ -173,7 +173,16 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     assert_eq!((usdc.amount, usdc.output_index), (Amount::new(Currency::UsdcSol, 12_500_000), 1));
     assert_eq!(wrong, Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
     assert_eq!(refunds, [("overpaid", "SOL", "100000000"), ("wrong_currency", "USDC.SOL", "12500000")]);
-    assert_eq!(p.quote(&quotes["usdc"].id).await.unwrap().unwrap().status, "refund_due");
+    // A stray payment: recorded on its own (owed to its fee payer), the SOL quote untouched.
+    assert_eq!(p.quote(&quotes["usdc"].id).await.unwrap().unwrap().status, "awaiting_payment");
+    let recipient: Option<String> = sqlx::query_scalar(
+        "SELECT l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE l.reason = 'wrong_currency' AND p.quote_id IS NULL",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(recipient, usdc.from_address);
+    assert!(recipient.is_some());
 
     // Failed (SOL or USDC) or paid elsewhere: skipped, counted, quote untouched.
     for case in ["failed", "wrong_recipient", "usdc_failed"] {
