@@ -29,7 +29,10 @@ use crate::store::{Store, StoreError};
 
 mod batch;
 pub mod minimums;
+mod reversal;
 mod rsvp;
+
+pub use reversal::{FinalPayment, Reversal};
 
 pub use rsvp::Rsvp;
 
@@ -1010,9 +1013,13 @@ impl Purchases {
     ) -> Result<i64, PurchaseError> {
         let token = new_ticket_token();
         let signature = self.access_signature(quote.event_id, &quote.chain, &quote.wallet_address, &token);
+        // One ticket per quote, ever: a quote whose payment was reversed (see `reversal`) and that is paid again
+        // gets its own ticket back.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tickets (event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
              access_signature, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'valid', $9, $9) \
+             ON CONFLICT (quote_id) DO UPDATE SET status = 'valid', amount_paid_units = excluded.amount_paid_units, \
+             updated_at = excluded.updated_at WHERE tickets.status = 'payment_reversed' \
              RETURNING id",
         )
         .bind(quote.event_id)
@@ -1419,9 +1426,13 @@ impl<'a> OnItsOwn<'a> {
 async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) -> Result<(), StoreError> {
     // A refund too small to send is recorded, not owed.
     let status = if e.kind == "refund" && e.status == "due" { minimums::refund_status(e.amount) } else { e.status };
+    // An entry cancelled by a reversal is written again when the same payment lands again (the unique key).
     sqlx::query(
         "INSERT INTO ledger_entries (event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
-         recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (payment_id, kind, reason) DO UPDATE SET ticket_id = excluded.ticket_id, amount_units = excluded.amount_units, \
+         recipient = excluded.recipient, status = excluded.status, due_at = excluded.due_at \
+         WHERE ledger_entries.status = 'cancelled'",
     )
     .bind(e.event_id)
     .bind(e.ticket_id)

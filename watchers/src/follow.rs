@@ -11,6 +11,8 @@
 //!    the common ancestor (or `max_reorg_depth` blocks when the history is gone, e.g. after a restart);
 //! 4. re-check every pending sighting: its block no longer canonical (or its unconfirmed transaction gone,
 //!    e.g. replaced by fee) → orphaned; final now → reported final; more confirmations → progress reported;
+//!    and every final payment still within `max_reorg_depth` of the head (read from the store): its block no
+//!    longer canonical → reversed by ticketing (`Purchases::reverse_payment`), the cursor goes back below it;
 //! 5. look at unconfirmed transactions, where the chain offers them (Bitcoin's mempool);
 //! 6. scan the blocks after the cursor, checking each one's parent hash, report what pays a quote, move the
 //!    cursor.
@@ -161,6 +163,7 @@ impl ChainFollower {
         }
         self.check_cursor(source, ctx, head, &mut report).await?;
         self.recheck_pending(source, ctx, head, final_height, &mut report).await?;
+        self.recheck_final(source, ctx, head, &mut report).await?;
 
         for mut sighting in source.unconfirmed(&quotes).await? {
             let key = (sighting.txid.clone(), sighting.output_index);
@@ -336,6 +339,40 @@ impl ChainFollower {
 
         // A sighting below the cursor whose block changed means the cursor's history changed too: rescan.
         if let (Some(low), Some((cursor, _))) = (lowest_orphan, self.cursor.clone()) {
+            if low <= cursor {
+                let hash = self.hash_at(source, low - 1).await?;
+                report.rewound += u64::try_from(cursor - (low - 1)).unwrap_or(0);
+                self.recent.retain(|h, _| *h < low);
+                self.set_cursor(ctx, low - 1, hash).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Final payments within the reorganisation window (`max_reorg_depth` blocks below the head), read from the
+    /// store: one whose block is no longer canonical is reversed by ticketing, and the cursor goes back below it
+    /// so that, if its transaction landed again, the scan finds it in its new block.
+    async fn recheck_final(&mut self, source: &dyn BlockSource, ctx: &WatchContext, head: i64, report: &mut PollReport) -> Result<(), WatchError> {
+        let depth = i64::try_from(self.config.max_reorg_depth).unwrap_or(i64::MAX);
+        let credited = ctx.final_payments_since(head.saturating_sub(depth).max(0)).await?;
+        if credited.is_empty() {
+            return Ok(());
+        }
+        let mut heights: Vec<i64> = credited.iter().map(|p| p.block_height).collect();
+        heights.sort_unstable();
+        heights.dedup();
+        let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
+        let mut lowest: Option<i64> = None;
+        for payment in &credited {
+            if canonical.get(&payment.block_height).and_then(|h| h.as_deref()) == Some(payment.block_hash.as_str()) {
+                continue;
+            }
+            if ctx.reverse(&payment.txid, payment.output_index).await? {
+                report.reversed += 1;
+            }
+            lowest = Some(lowest.map_or(payment.block_height, |l| l.min(payment.block_height)));
+        }
+        if let (Some(low), Some((cursor, _))) = (lowest, self.cursor.clone()) {
             if low <= cursor {
                 let hash = self.hash_at(source, low - 1).await?;
                 report.rewound += u64::try_from(cursor - (low - 1)).unwrap_or(0);

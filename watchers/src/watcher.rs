@@ -55,6 +55,8 @@ pub struct PollReport {
     /// Final reports (ticketing credits these).
     pub reported_final: u64,
     pub orphaned: u64,
+    /// Final payments reversed because their block left the chain.
+    pub reversed: u64,
     /// Items that could not be understood and were skipped.
     pub skipped: u64,
     /// Blocks the cursor went back because of a reorganisation.
@@ -248,6 +250,22 @@ impl WatchContext {
                 }
             })
             .collect())
+    }
+
+    /// Final payments in blocks at or above `min_height`, to re-check against the canonical chain.
+    pub async fn final_payments_since(&self, min_height: i64) -> Result<Vec<ticketing::purchases::FinalPayment>, WatchError> {
+        Ok(self.purchases.final_payments_since(self.chain, min_height).await?)
+    }
+
+    /// Reverses a final payment whose block left the canonical chain (see `ticketing::purchases::Reversal`).
+    pub async fn reverse(&self, txid: &str, output_index: i64) -> Result<bool, WatchError> {
+        let reversal = self.purchases.reverse_payment(self.chain, txid, output_index, self.now()).await?;
+        if let Some(r) = &reversal {
+            self.metrics.payments_reversed.inc();
+            tracing::warn!(chain = %self.chain, txid, output_index, event_id = ?r.event_id, ticket_id = ?r.ticket_id,
+                cancelled = r.cancelled_entries.len(), settled = r.settled_entries.len(), "final payment reversed: its block left the chain");
+        }
+        Ok(reversal.is_some())
     }
 
     /// Withdraws a sighting whose block is no longer canonical (or whose transaction was replaced).

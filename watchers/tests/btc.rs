@@ -171,9 +171,9 @@ store_test!(payment_seen_before_expiry_is_followed_after_it, |store: Store| asyn
     assert!(ticket(&p, &q).await.is_some(), "a late payment that still covers the price gets a seat");
 });
 
-/// Durable watching: what a watcher looks for is read from the store, so a payment to a quote that expired
-/// while the process was down, and a second payment after another restart, are dealt with exactly as without a
-/// restart; past the watch window the address is no longer looked at (that is `gateway admin rescan`'s job).
+// Durable watching: what a watcher looks for is read from the store, so a payment to a quote that expired
+// while the process was down, and a second payment after another restart, are dealt with exactly as without a
+// restart; past the watch window the address is no longer looked at (that is `gateway admin rescan`'s job).
 store_test!(after_restarts_payments_to_an_expired_quote_are_credited_then_refunded, |store: Store| async move {
     let esplora = Esplora::start(100).await;
     let event_id = event(&store, 10, Currency::Btc, "0.001").await;
@@ -224,4 +224,59 @@ store_test!(after_restarts_payments_to_an_expired_quote_are_credited_then_refund
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.reported_final + r.reported_pending, 0, "{r:?}");
     assert_eq!(payments(&store, &q).await.len(), 2);
+});
+
+// A reorganisation deeper than the confirmation policy after crediting: the payment is reversed (ticket
+// `payment_reversed`, joins refused with that reason, seat back on sale, sale entries cancelled: the payout is
+// held; an audit row, the metric). When the same transaction lands again, the quote gets its ticket back.
+store_test!(a_reorg_after_crediting_reverses_the_payment_and_a_relanded_one_restores_it, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+    let txid = esplora.broadcast(payment(9, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    let t = ticket(&p, &q).await.expect("credited at 2 confirmations");
+    assert_eq!(t.status, "valid");
+
+    esplora.reorg(2); // both blocks replaced by a longer fork without the payment
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reversed, 1, "{r:?}");
+    assert_eq!(ticket(&p, &q).await.unwrap().status, "payment_reversed");
+    let refused = store.check_ticket_admission(event_id, t.id, ticketing::now_ms() + 24 * 3_600_000, 0).await.unwrap();
+    assert_eq!(refused.unwrap_err(), ticketing::attendance::Refusal::TicketInvalid("payment_reversed".into()));
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "orphaned".to_string())]);
+    let sale: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(sale, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
+    let (held, sold): (i64, i64) =
+        sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!((held, sold), (0, 0), "the seat is back on sale");
+    let q1 = reload(&p, &q).await;
+    assert_eq!((q1.status.as_str(), q1.received_units.as_str()), ("awaiting_payment", "0"));
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+        .bind(txid.to_string())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    assert_eq!(ctx.metrics().payments_reversed.get(), 1);
+    // Reversing is idempotent: the next tick finds nothing more to reverse.
+    assert_eq!(w.poll_once(&ctx).await.unwrap().reversed, 0);
+
+    // The same transaction is mined again in the new chain: the quote's ticket comes back, credited once.
+    esplora.broadcast(payment(9, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    let back = ticket(&p, &q).await.unwrap();
+    assert_eq!((back.id, back.status.as_str()), (t.id, "valid"));
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "credited".to_string())]);
+    let sale: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(sale, vec![("commission".into(), "pending".into()), ("payout".into(), "pending".into())]);
 });

@@ -347,9 +347,9 @@ store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: S
     assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
 });
 
-/// Durable watching on EVM: after a restart, a payment to a quote that expired while the process was down is
-/// still reported and (the event is priced in ETH, a seat is free) gets its ticket; a second payment after
-/// another restart is refunded as overpaid.
+// Durable watching on EVM: after a restart, a payment to a quote that expired while the process was down is
+// still reported and (the event is priced in ETH, a seat is free) gets its ticket; a second payment after
+// another restart is refunded as overpaid.
 store_test!(after_a_restart_a_payment_to_an_expired_quote_gets_its_ticket, |store: Store| async move {
     let anvil = Anvil::start().await;
     let event_id = event(&store, 10, Currency::Eth, "0.01").await;
@@ -384,7 +384,47 @@ store_test!(after_a_restart_a_payment_to_an_expired_quote_gets_its_ticket, |stor
     assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
 });
 
-/// The stored payment as a final report (what a rescan sends again).
+/// A reorganisation deeper than the policy after crediting, on anvil (`anvil_reorg`): the payment is reversed,
+// the ticket becomes `payment_reversed`, the payout is held (cancelled) and the metric counts it.
+store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    anvil.mine(5).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+    let txid = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(ticket(&p, &q).await.expect("credited at 2 confirmations").status, "valid");
+
+    anvil.reorg(3).await; // the payment's block and the two after it are replaced by empty blocks
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reversed, 1, "{r:?}");
+    assert_eq!(ctx.metrics().payments_reversed.get(), 1);
+    let statuses: Vec<String> = payments(&store, &q).await.into_iter().map(|(_, _, s)| s).collect();
+    let t = ticket(&p, &q).await.unwrap();
+    // anvil may put the dropped transaction back in a new block: then it is credited again, after the policy.
+    if statuses == ["orphaned"] {
+        assert_eq!(t.status, "payment_reversed");
+        let ledger: Vec<(String, String)> =
+            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+        assert_eq!(ledger, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
+    } else {
+        assert_eq!(statuses, ["credited"]);
+        assert_eq!(t.status, "valid");
+    }
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+        .bind(&txid)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+});
+
+// The stored payment as a final report (what a rescan sends again).
 async fn payment_row(store: &Store, q: &ticketing::purchases::QuoteRow) -> ticketing::purchases::PaymentReport {
     let (txid, height, hash): (String, Option<i64>, Option<String>) =
         sqlx::query_as("SELECT txid, block_height, block_hash FROM payments WHERE quote_id = $1")

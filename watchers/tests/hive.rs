@@ -195,9 +195,9 @@ fn transfer(sequence: i64, block: i64, from: &str, units: u64, nai: &str, memo: 
     }])
 }
 
-/// The case from issue 18: a third party sends 0.001 HBD with the buyer's memo, then the buyer pays the
-/// 10 HIVE. The stray HBD is recorded on its own, owed back to its sender; the buyer's quote is untouched by it
-/// and gets its ticket; nothing is refunded to the buyer. A third party's HIVE with the memo is stray too.
+// The case from issue 18: a third party sends 0.001 HBD with the buyer's memo, then the buyer pays the
+// 10 HIVE. The stray HBD is recorded on its own, owed back to its sender; the buyer's quote is untouched by it
+// and gets its ticket; nothing is refunded to the buyer. A third party's HIVE with the memo is stray too.
 store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |store: Store| async move {
     let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
     let e_hive = event(&store, "10000", "HIVE").await;

@@ -322,8 +322,8 @@ store_test!(a_payment_finalized_after_expiry_still_reaches_ticketing, |store: St
     assert!(matches!(pass.reported[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", pass.reported[0].1);
 });
 
-/// Durable watching on Solana: a fresh watcher (a restarted process) over the same store, after the quote
-/// expired while nothing ran, still looks at its reference and reports the payment.
+// Durable watching on Solana: a fresh watcher (a restarted process) over the same store, after the quote
+// expired while nothing ran, still looks at its reference and reports the payment.
 store_test!(after_a_restart_a_payment_to_an_expired_quote_is_reported, |store: Store| async move {
     let server = replay().await;
     let event_id = sol_event(&store).await;
