@@ -384,7 +384,7 @@ store_test!(after_a_restart_a_payment_to_an_expired_quote_gets_its_ticket, |stor
     assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
 });
 
-/// A reorganisation deeper than the policy after crediting, on anvil (`anvil_reorg`): the payment is reversed,
+// A reorganisation deeper than the policy after crediting, on anvil (`anvil_reorg`): the payment is reversed,
 // the ticket becomes `payment_reversed`, the payout is held (cancelled) and the metric counts it.
 store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async move {
     let anvil = Anvil::start().await;
@@ -424,7 +424,7 @@ store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async m
     assert_eq!(audited, 1);
 });
 
-// The stored payment as a final report (what a rescan sends again).
+/// The stored payment as a final report (what a rescan sends again).
 async fn payment_row(store: &Store, q: &ticketing::purchases::QuoteRow) -> ticketing::purchases::PaymentReport {
     let (txid, height, hash): (String, Option<i64>, Option<String>) =
         sqlx::query_as("SELECT txid, block_height, block_hash FROM payments WHERE quote_id = $1")

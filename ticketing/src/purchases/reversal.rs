@@ -24,7 +24,7 @@ use crate::audit::{self, AuditEntry};
 use crate::StoreError;
 use chains::Chain;
 
-use super::{refund_confirmed_payments, Purchases, QuoteRow, QUOTE_COLUMNS};
+use super::{refund_confirmed_payments, PaymentOutcome, PaymentReport, Purchases, QuoteRow, QUOTE_COLUMNS};
 
 /// What one reversal undid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,56 @@ impl Purchases {
             tracing::error!(txid, ?reversal, "reversed payment had ledger entries already paid out");
         }
         Ok(Some(reversal))
+    }
+}
+
+impl Purchases {
+    /// A payment that cannot be credited in time because the chain keeps it locked past its quote's watch window
+    /// (a Monero `unlock_time`): recorded at once, final, as a refund due to the quote's buyer with reason
+    /// `locked`. The quote's state is left alone. Idempotent per (chain, txid, output).
+    pub async fn record_locked(&self, report: &PaymentReport, now: i64) -> Result<PaymentOutcome, StoreError> {
+        let Some(quote_id) = report.quote_id.as_deref() else { return Ok(PaymentOutcome::AlreadyProcessed) };
+        let mut tx = self.store.pool().begin().await?;
+        let quote: Option<QuoteRow> = sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
+            .bind(quote_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(quote) = quote else { return Ok(PaymentOutcome::AlreadyProcessed) };
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
+                .bind(report.chain.as_str())
+                .bind(&report.txid)
+                .bind(report.output_index)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if existing.as_deref().is_some_and(super::is_final_payment_status) {
+            return Ok(PaymentOutcome::AlreadyProcessed);
+        }
+        let payment_id = super::upsert_payment(&mut tx, report, Some(&quote.id), "refund_due", now).await?;
+        super::insert_ledger(&mut tx, super::LedgerInsert {
+            event_id: Some(quote.event_id), ticket_id: None, quote_id: Some(&quote.id), payment_id: Some(payment_id),
+            kind: "refund", reason: "locked", amount: report.amount, recipient: Some(&quote.wallet_address), status: "due",
+            due_at: Some(now), now,
+        })
+        .await?;
+        // A quote whose only sighting was this transfer no longer shows it as coming.
+        sqlx::query(
+            "UPDATE quotes SET status = 'awaiting_payment', confirmations = 0 WHERE id = $1 AND status IN ('seen', 'confirming') \
+             AND NOT EXISTS (SELECT 1 FROM payments WHERE quote_id = $1 AND status IN ('seen', 'confirming', 'confirmed'))",
+        )
+        .bind(&quote.id)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            &mut *tx,
+            &AuditEntry::new("watcher", "payment.locked").event(quote.event_id).subject(&report.txid).detail(serde_json::json!({
+                "quote_id": quote.id, "amount": report.amount.units.to_string(), "currency": report.amount.currency,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PaymentOutcome::RefundDue { reason: "locked" })
     }
 }
 
