@@ -162,6 +162,13 @@ pub fn payment(funding: u8, outputs: &[(&str, u64)]) -> Transaction {
     }
 }
 
+/// As [`payment`], for tests that need more than 256 distinct transactions: `n` picks the spent output.
+pub fn payment_n(n: u32, outputs: &[(&str, u64)]) -> Transaction {
+    let mut tx = payment((n % 251) as u8, outputs);
+    tx.input[0].previous_output.vout = n;
+    tx
+}
+
 type Shared = State<Arc<Mutex<ChainState>>>;
 
 fn not_found() -> Response {
