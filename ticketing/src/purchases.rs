@@ -735,6 +735,17 @@ impl Purchases {
         .await?)
     }
 
+    /// Every quote of a chain, or those created since a time (unix ms): what `gateway admin rescan` looks for.
+    pub async fn quotes_since(&self, chain: Chain, since: Option<i64>) -> Result<Vec<QuoteRow>, StoreError> {
+        Ok(sqlx::query_as::<_, QuoteRow>(&format!(
+            "SELECT {QUOTE_COLUMNS} FROM quotes WHERE chain = $1 AND ($2 IS NULL OR created_at >= $2) ORDER BY created_at"
+        ))
+        .bind(chain.as_str())
+        .bind(since)
+        .fetch_all(self.store.pool())
+        .await?)
+    }
+
     /// Expires open quotes past their time (all, or one event's): their seats return to sale, and a quote
     /// that received too little becomes refund due.
     pub async fn expire_quotes(&self, event_id: Option<i64>, now: i64) -> Result<u64, StoreError> {

@@ -101,6 +101,8 @@ pub struct ChainFollower {
     recent: BTreeMap<i64, String>,
     pending: HashMap<(String, i64), PaymentReport>,
     pending_tokens: HashMap<(String, i64), TokenTransfer>,
+    /// A rescan (`crate::rescan`): these addresses instead of the watched quotes', and no durable cursor.
+    rescan: Option<QuoteAddresses>,
 }
 
 impl ChainFollower {
@@ -111,13 +113,30 @@ impl ChainFollower {
             recent: BTreeMap::new(),
             pending: HashMap::new(),
             pending_tokens: HashMap::new(),
+            rescan: None,
         }
+    }
+
+    /// A follower that looks for `quotes` from `config.start_height` on and never saves its cursor, so the
+    /// chain's own watcher is not moved (see `crate::rescan`).
+    pub fn rescanning(config: FollowConfig, quotes: QuoteAddresses) -> Self {
+        ChainFollower { rescan: Some(quotes), ..ChainFollower::new(config) }
+    }
+
+    async fn save_cursor(&self, ctx: &WatchContext, height: i64, hash: &str) -> Result<(), WatchError> {
+        if self.rescan.is_none() {
+            ctx.save_cursor(height, hash).await?;
+        }
+        Ok(())
     }
 
     /// The addresses to look for: open quotes and quotes closed within the watch window (both read from the
     /// store, see `Purchases::watched_quotes`), and pending sightings.
     async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
-        let mut addresses = ctx.quotes_by_address().await?;
+        let mut addresses = match &self.rescan {
+            Some(quotes) => quotes.clone(),
+            None => ctx.quotes_by_address().await?,
+        };
         for p in self.pending.values() {
             if let Some(quote) = &p.quote_id {
                 addresses.entry(p.to_address.clone()).or_insert_with(|| quote.clone());
@@ -201,7 +220,7 @@ impl ChainFollower {
     }
 
     async fn set_cursor(&mut self, ctx: &WatchContext, height: i64, hash: String) -> Result<(), WatchError> {
-        ctx.save_cursor(height, &hash).await?;
+        self.save_cursor(ctx, height, &hash).await?;
         if height >= 0 {
             self.recent.insert(height, hash.clone());
         }
@@ -414,7 +433,7 @@ impl ChainFollower {
             let extended = extended?;
             let (height, hash) = self.cursor.clone().expect("cursor set");
             if height >= range.0 {
-                ctx.save_cursor(height, &hash).await?;
+                self.save_cursor(ctx, height, &hash).await?;
             }
             if !extended || !complete {
                 report.behind = true;

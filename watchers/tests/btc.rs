@@ -280,3 +280,61 @@ store_test!(a_reorg_after_crediting_reverses_the_payment_and_a_relanded_one_rest
         sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
     assert_eq!(sale, vec![("commission".into(), "pending".into()), ("payout".into(), "pending".into())]);
 });
+
+// `gateway admin rescan`: a payment to a quote closed longer ago than the watch window is not seen by the
+// watcher; a rescan from a height finds it and records it (here a ticket: the seat is free, the price in BTC
+// unchanged), a second rescan changes nothing, the watcher's cursor is left alone, and a rescan from a time
+// looks only for quotes made since.
+store_test!(a_rescan_records_a_payment_made_after_the_watch_window, |store: Store| async move {
+    use watchers::rescan::{rescan, RescanFrom};
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let now = ticketing::now_ms();
+    let days = |n: i64| n * 24 * 3_600_000;
+    sqlx::query("UPDATE events SET sales_start = $2 WHERE id = $1").bind(event_id).bind(now - days(10)).execute(store.pool()).await.unwrap();
+    let q = p
+        .create_quote(ticketing::purchases::QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, now - days(9))
+        .await
+        .unwrap();
+    assert_eq!(p.expire_quotes(None, now).await.unwrap(), 1);
+    // Closed nine days ago, as far as the store says.
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.pool()).await.unwrap();
+
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let txid = esplora.broadcast(payment(10, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final + r.reported_pending, 0, "past the window: not watched {r:?}");
+    assert!(payments(&store, &q).await.is_empty());
+    let cursor = store.watcher_cursor(Chain::Btc).await.unwrap().unwrap();
+
+    let config = watchers::WatchersConfig { btc: Some(BtcWatcherConfig::new(&esplora.url)), ..Default::default() };
+    let since_an_hour = rescan(&config, Chain::Btc, RescanFrom::Time(now - 3_600_000), p.clone()).await.unwrap();
+    assert_eq!((since_an_hour.quotes, since_an_hour.reported), (0, 0), "{since_an_hour:?}");
+
+    let report = rescan(&config, Chain::Btc, RescanFrom::Height(100), p.clone()).await.unwrap();
+    assert_eq!((report.quotes, report.reported, report.to_height), (1, 1, esplora.height() - 1), "{report:?}");
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "credited".to_string())]);
+    assert!(ticket(&p, &q).await.is_some());
+
+    let again = rescan(&config, Chain::Btc, RescanFrom::Height(100), p.clone()).await.unwrap();
+    assert_eq!(again.reported, 1, "reported again, recognised");
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.pool()).await.unwrap();
+    assert_eq!((tickets, entries, payments(&store, &q).await.len()), (1, 2, 1));
+    let after = store.watcher_cursor(Chain::Btc).await.unwrap().unwrap();
+    assert_eq!((after.height, after.block_hash), (cursor.height, cursor.block_hash), "the watcher's cursor is not moved");
+});
+
+#[test]
+fn rescan_starts_parse_as_heights_or_times() {
+    use watchers::rescan::RescanFrom;
+    assert_eq!("840000".parse::<RescanFrom>(), Ok(RescanFrom::Height(840_000)));
+    assert_eq!("2026-01-31".parse::<RescanFrom>(), Ok(RescanFrom::Time(1_769_817_600_000)));
+    assert_eq!("2026-01-31T00:00:01Z".parse::<RescanFrom>(), Ok(RescanFrom::Time(1_769_817_601_000)));
+    assert!("yesterday".parse::<RescanFrom>().is_err());
+    assert!("-5".parse::<RescanFrom>().is_err());
+}
