@@ -159,6 +159,11 @@ pub struct PaymentConfig {
     /// late or second payment is still credited or refunded. Read from the database by every watcher, so it holds
     /// across restarts. After it, `gateway admin rescan` finds what was missed.
     pub watch_window_secs: u64,
+    /// A BTC quote of at least this many satoshis waits for `btc_large_quote_confirmations` instead of
+    /// `confirmations.btc` (BTCPay's speed policy, exchanges' tiers: a deeper reorg is worth more to an
+    /// attacker on a large payment). 0 turns it off.
+    pub btc_large_quote_sat: u64,
+    pub btc_large_quote_confirmations: i64,
     /// Open (unpaid, unexpired) quotes one client address may have for one event; more get 429. 0: no limit.
     pub max_open_quotes_per_client: u32,
     /// Open quotes one buyer wallet may have for one event; more get 429. 0: no limit.
@@ -292,6 +297,8 @@ impl Default for Settings {
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
                 watch_window_secs: 7 * 24 * 3600,
+                btc_large_quote_sat: 10_000_000,
+                btc_large_quote_confirmations: 6,
                 max_open_quotes_per_client: 4,
                 max_open_quotes_per_wallet: 4,
                 max_unpaid_hold_share: 0.5,

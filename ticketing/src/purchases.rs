@@ -57,6 +57,10 @@ pub struct PaymentSettings {
     pub xmr: Option<XmrAddresses>,
     pub chain_ids: HashMap<Chain, u64>,
     pub confirmations: HashMap<Chain, i64>,
+    /// More confirmations for large quotes (BTCPay's speed policy, exchanges' tiers): chain → (from this many
+    /// base units of the quote's amount, this many confirmations). Recorded on the quote; its chain's follower
+    /// waits for it (`watchers::follow`).
+    pub large_quote_confirmations: HashMap<Chain, (u128, i64)>,
     pub quote_ttl_ms: i64,
     pub payout_delay_ms: i64,
     /// How long after a quote closes its watcher still looks for payments to it ([`Purchases::watched_quotes`]).
@@ -116,6 +120,7 @@ impl PaymentSettings {
             xmr: None,
             chain_ids: HashMap::from([(Chain::Eth, 1), (Chain::Pol, 137), (Chain::Bnb, 56)]),
             confirmations: default_confirmations(),
+            large_quote_confirmations: HashMap::new(),
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
             watch_window_ms: DEFAULT_WATCH_WINDOW_MS,
@@ -127,6 +132,15 @@ impl PaymentSettings {
 
     pub fn confirmations_required(&self, chain: Chain) -> i64 {
         self.confirmations.get(&chain).copied().unwrap_or(1)
+    }
+
+    /// The confirmations a quote of `amount` on `chain` waits for: the chain's policy, or more for a large one.
+    pub fn confirmations_for(&self, chain: Chain, amount: Amount) -> i64 {
+        let policy = self.confirmations_required(chain);
+        match self.large_quote_confirmations.get(&chain) {
+            Some((from, n)) if amount.units >= *from => policy.max(*n),
+            _ => policy,
+        }
     }
 }
 
@@ -537,7 +551,7 @@ impl Purchases {
         .bind(memo)
         .bind(reference)
         .bind(index.map(i64::from))
-        .bind(self.settings.confirmations_required(chain))
+        .bind(self.settings.confirmations_for(chain, amount))
         .bind(now)
         .bind(now + self.settings.quote_ttl_ms)
         .bind(i64::from(holds_seat))

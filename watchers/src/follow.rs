@@ -103,6 +103,8 @@ pub struct ChainFollower {
     pending_tokens: HashMap<(String, i64), TokenTransfer>,
     /// A rescan (`crate::rescan`): these addresses instead of the watched quotes', and no durable cursor.
     rescan: Option<QuoteAddresses>,
+    /// Quotes that wait for more confirmations than the chain's policy (large quotes): quote id → count.
+    extra_confirmations: HashMap<String, i64>,
 }
 
 impl ChainFollower {
@@ -114,6 +116,7 @@ impl ChainFollower {
             pending: HashMap::new(),
             pending_tokens: HashMap::new(),
             rescan: None,
+            extra_confirmations: HashMap::new(),
         }
     }
 
@@ -135,7 +138,17 @@ impl ChainFollower {
     async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
         let mut addresses = match &self.rescan {
             Some(quotes) => quotes.clone(),
-            None => ctx.quotes_by_address().await?,
+            None => {
+                let quotes = ctx.watched_quotes().await?;
+                let policy = ctx.purchases().settings().confirmations_required(ctx.chain());
+                self.extra_confirmations =
+                    quotes.iter().filter(|q| q.confirmations_required > policy).map(|q| (q.id.clone(), q.confirmations_required)).collect();
+                let evm = ctx.chain().is_evm();
+                quotes
+                    .into_iter()
+                    .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address }, q.id))
+                    .collect()
+            }
         };
         for p in self.pending.values() {
             if let Some(quote) = &p.quote_id {
@@ -302,7 +315,7 @@ impl ChainFollower {
                     TxStatus::Confirmed { height, hash } if height <= head => {
                         // Mined in a block already scanned (its quote was no longer watched then): follow it.
                         let confirmations = Finality::confirmations(height, head);
-                        let is_final = height <= final_height;
+                        let is_final = height <= final_height && self.enough(&sighting, confirmations);
                         let mined = PaymentReport { block_height: Some(height), block_hash: Some(hash), confirmations, is_final, ..sighting };
                         let outcome = ctx.report(mined.clone()).await?;
                         if is_final {
@@ -326,7 +339,7 @@ impl ChainFollower {
                 continue;
             }
             let confirmations = Finality::confirmations(height, head);
-            if height <= final_height {
+            if height <= final_height && self.enough(&sighting, confirmations) {
                 let outcome = ctx.report(PaymentReport { confirmations, is_final: true, ..sighting }).await?;
                 report.reported_final += u64::from(outcome.is_some());
                 self.pending.remove(&key);
@@ -366,6 +379,12 @@ impl ChainFollower {
             }
         }
         Ok(())
+    }
+
+    /// Whether a payment in a final block also has the confirmations its quote asks beyond the chain's policy
+    /// (a large quote).
+    fn enough(&self, payment: &PaymentReport, confirmations: i64) -> bool {
+        payment.quote_id.as_ref().and_then(|q| self.extra_confirmations.get(q)).is_none_or(|n| confirmations >= *n)
     }
 
     /// Final payments within the reorganisation window (`max_reorg_depth` blocks below the head), read from the
@@ -477,9 +496,10 @@ impl ChainFollower {
     async fn ingest(&mut self, ctx: &WatchContext, block: &ScannedBlock, head: i64, final_height: i64, report: &mut PollReport) -> Result<(), WatchError> {
         report.skipped += block.skipped;
         let confirmations = Finality::confirmations(block.height, head);
-        let is_final = block.height <= final_height;
+        let block_final = block.height <= final_height;
         let mut sightings = Vec::with_capacity(block.payments.len());
         for payment in &block.payments {
+            let is_final = block_final && self.enough(payment, confirmations);
             let sighting = PaymentReport {
                 block_height: Some(block.height),
                 block_hash: Some(block.hash.clone()),
@@ -501,7 +521,7 @@ impl ChainFollower {
         let outcomes = sightings.into_iter().zip(outcomes.into_iter().map(|o| o.is_some()));
         for (sighting, accepted) in outcomes {
             let key = (sighting.txid.clone(), sighting.output_index);
-            if is_final {
+            if sighting.is_final {
                 report.reported_final += u64::from(accepted);
                 self.pending.remove(&key);
             } else {
@@ -514,12 +534,12 @@ impl ChainFollower {
                 block_height: block.height,
                 block_hash: block.hash.clone(),
                 confirmations,
-                is_final,
+                is_final: block_final,
                 ..transfer.clone()
             };
             tracing::warn!(chain = %ctx.chain(), symbol = %transfer.symbol, txid = %transfer.txid, units = %transfer.units,
                 "token payment to a quote address: ticketing has no currency for this token, not reported");
-            if !is_final {
+            if !block_final {
                 self.pending_tokens.insert((transfer.txid.clone(), transfer.log_index), transfer.clone());
             }
             report.token_transfers.push(transfer);

@@ -338,3 +338,42 @@ fn rescan_starts_parse_as_heights_or_times() {
     assert!("yesterday".parse::<RescanFrom>().is_err());
     assert!("-5".parse::<RescanFrom>().is_err());
 }
+
+// A large quote waits for more confirmations than the chain's policy (BTCPay's speed policy): recorded on the
+// quote, followed by the watcher, shown as progress.
+store_test!(a_large_quote_waits_for_more_confirmations, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let mut settings = ticketing::purchases::PaymentSettings::new("dlux-tickets");
+    settings.btc = Some(chains::derive::BtcAccount::parse(ZPUB, chains::signature::BtcNetwork::Mainnet).unwrap());
+    settings.large_quote_confirmations.insert(Chain::Btc, (100_000, 4));
+    let p = ticketing::purchases::Purchases::new(
+        store.clone(),
+        std::sync::Arc::new(ticketing::rates::StaticRates::development()),
+        settings,
+        &[7u8; 32],
+    );
+    let small_event = event(&store, 10, Currency::Btc, "0.00099999").await;
+    let large_event = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let small = quote(&p, small_event, Currency::Btc).await;
+    let large = quote(&p, large_event, Currency::Btc).await;
+    assert_eq!((small.confirmations_required, large.confirmations_required), (2, 4));
+
+    esplora.broadcast(payment(11, &[(&small.payment_address, 99_999), (&large.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &small).await.is_some(), "the policy's 2 confirmations");
+    assert!(ticket(&p, &large).await.is_none(), "2 of 4");
+    let l = reload(&p, &large).await;
+    assert_eq!((l.status.as_str(), l.confirmations), ("confirming", 2));
+
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &large).await.confirmations, 3);
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &large).await.is_some(), "4 confirmations");
+});
