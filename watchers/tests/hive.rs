@@ -228,7 +228,8 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
     assert_eq!(p.quote(&q.id).await.unwrap().unwrap().status, "paid");
 
     // The refunds: each stray owed to its sender, none to the buyer, none filed under the quote.
-    let refunds: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+    type Refund = (String, String, String, Option<String>, Option<String>);
+    let refunds: Vec<Refund> = sqlx::query_as(
         "SELECT reason, currency, amount_units, recipient, quote_id FROM ledger_entries WHERE kind = 'refund' ORDER BY id",
     )
     .fetch_all(store.pool())
