@@ -44,8 +44,7 @@ use anvil::Anvil;
 use esplora::{payment_n, Esplora};
 use jsonrpc_replay::ReplayServer;
 
-const ZPUB: &str =
-    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const BTC_BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
 const EVM_BUYER: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 const HIVE_ACCOUNT: &str = "dlux-tickets";
@@ -74,10 +73,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % below.max(1)
     }
 }
@@ -103,17 +99,8 @@ impl Hived {
                 let start = params["start"].as_i64().unwrap_or(-1);
                 let limit = params["limit"].as_i64().unwrap_or(1000).max(1);
                 let all = h.lock().unwrap();
-                let matching: Vec<&Value> = all
-                    .iter()
-                    .filter(|e| start < 0 || e[0].as_i64().unwrap() <= start)
-                    .collect();
-                let page: Vec<Value> = matching
-                    .iter()
-                    .rev()
-                    .take(limit as usize)
-                    .rev()
-                    .map(|v| (*v).clone())
-                    .collect();
+                let matching: Vec<&Value> = all.iter().filter(|e| start < 0 || e[0].as_i64().unwrap() <= start).collect();
+                let page: Vec<Value> = matching.iter().rev().take(limit as usize).rev().map(|v| (*v).clone()).collect();
                 Ok(json!({ "history": page }))
             }
             _ => Err(json!({"code": -32601, "message": "Method not found"})),
@@ -127,11 +114,7 @@ impl Hived {
         let mut all = self.history.lock().unwrap();
         let sequence = all.len() as i64;
         let block = self.block.fetch_add(1, Ordering::SeqCst) + 1;
-        let nai = if currency == Currency::Hbd {
-            "@@000000013"
-        } else {
-            "@@000000021"
-        };
+        let nai = if currency == Currency::Hbd { "@@000000013" } else { "@@000000021" };
         let txid = format!("{:040x}", 0xfa_0000_0000u64 + sequence as u64);
         all.push(json!([sequence, {
             "trx_id": txid, "block": block, "trx_in_block": 0, "op_in_trx": 0, "virtual_op": false,
@@ -183,10 +166,7 @@ impl Gateway {
 
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .args(["-KILL", &child.id().to_string()])
-                .status()
-                .unwrap();
+            let status = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
             assert!(status.success());
             let exit = child.wait().unwrap();
             assert!(!exit.success(), "killed, not exited: {exit:?}");
@@ -206,10 +186,7 @@ impl Drop for Gateway {
 
 async fn event(store: &Store, currency: Currency, price: u128) -> i64 {
     let now = ticketing::now_ms();
-    store
-        .set_tier(&AccountName::parse("alice").unwrap(), Tier::Premium, None, "test")
-        .await
-        .unwrap();
+    store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Premium, None, "test").await.unwrap();
     sqlx::query_scalar(
         "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
          max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
@@ -278,21 +255,13 @@ fn purchases(store: &Store) -> Purchases {
     settings.confirmations.insert(Chain::Btc, 2);
     settings.confirmations.insert(Chain::Eth, 2);
     settings.confirmations.insert(Chain::Hive, 1);
-    Purchases::new(
-        store.clone(),
-        Arc::new(StaticRates::development()),
-        settings,
-        &[0x11u8; 32],
-    )
+    Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[0x11u8; 32])
 }
 
 async fn run(backend: Backend) {
     let outputs_wanted = env_or("FAULT_PAYMENTS", 210);
     let kills_wanted = env_or("FAULT_KILLS", 10);
-    let seed = std::env::var("FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| ticketing::now_ms() as u64);
+    let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| ticketing::now_ms() as u64);
     eprintln!("payment_faults: backend {backend:?}, seed {seed}");
     let mut rng = Lcg(seed);
     let started = Instant::now();
@@ -312,13 +281,7 @@ async fn run(backend: Backend) {
     let dir = std::env::temp_dir().join(format!("gateway-faults-{}-{}", std::process::id(), rng.next(1 << 30)));
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir, &esplora.url, &anvil.url, &hived.server.url);
-    let mut gw = Gateway {
-        dir: dir.clone(),
-        db_url: db.url.clone(),
-        config,
-        child: None,
-        kills: 0,
-    };
+    let mut gw = Gateway { dir: dir.clone(), db_url: db.url.clone(), config, child: None, kills: 0 };
     gw.start();
     // The block watchers' first cursors are at the heads: wait for them before paying (Hive reads its account's
     // whole history from sequence 0).
@@ -356,15 +319,7 @@ async fn run(backend: Backend) {
         }
 
         let chain = [Chain::Btc, Chain::Eth, Chain::Hive][rng.next(3) as usize];
-        let kind = [
-            "exact",
-            "partial",
-            "over",
-            "late",
-            "second",
-            "wrong_currency",
-            "third_party",
-        ][rng.next(7) as usize];
+        let kind = ["exact", "partial", "over", "late", "second", "wrong_currency", "third_party"][rng.next(7) as usize];
         let currency = match chain {
             Chain::Btc => Currency::Btc,
             Chain::Eth => Currency::Eth,
@@ -375,26 +330,13 @@ async fn run(backend: Backend) {
             Chain::Eth => (EVM_BUYER.to_string(), ETH_PRICE),
             _ => (format!("buyer-{round}"), HIVE_PRICE),
         };
-        let created = if kind == "late" {
-            ticketing::now_ms() - HOUR
-        } else {
-            ticketing::now_ms()
-        };
+        let created = if kind == "late" { ticketing::now_ms() - HOUR } else { ticketing::now_ms() };
         let q = p
-            .create_quote(
-                QuoteRequest {
-                    event_id: events[&currency],
-                    currency,
-                    wallet_address: wallet.clone(),
-                },
-                created,
-            )
+            .create_quote(QuoteRequest { event_id: events[&currency], currency, wallet_address: wallet.clone() }, created)
             .await
             .unwrap();
         if kind == "late" {
-            p.expire_quotes(Some(events[&currency]), ticketing::now_ms())
-                .await
-                .unwrap();
+            p.expire_quotes(Some(events[&currency]), ticketing::now_ms()).await.unwrap();
         }
         let amounts: Vec<u128> = match kind {
             "partial" => vec![price / 2, price - price / 2],
@@ -407,25 +349,13 @@ async fn run(backend: Backend) {
                 Chain::Btc => {
                     btc_seed += 1;
                     let txid = esplora.broadcast(payment_n(btc_seed, &[(&q.payment_address, units as u64)]));
-                    sent.push(Sent {
-                        chain,
-                        txid: txid.to_string(),
-                        output_index: 0,
-                        units,
-                        kind,
-                    });
+                    sent.push(Sent { chain, txid: txid.to_string(), output_index: 0, units, kind });
                 }
                 Chain::Eth => {
                     // A third party pays the quote's own address: it is the buyer's payment whoever sent it.
                     let from = if kind == "third_party" { 1 } else { 0 };
                     let txid = anvil.pay(from, &q.payment_address, units).await;
-                    sent.push(Sent {
-                        chain,
-                        txid,
-                        output_index: 0,
-                        units,
-                        kind,
-                    });
+                    sent.push(Sent { chain, txid, output_index: 0, units, kind });
                 }
                 _ => {
                     let memo = q.memo.clone().unwrap();
@@ -435,13 +365,7 @@ async fn run(backend: Backend) {
                         _ => (wallet.clone(), Currency::Hive),
                     };
                     let txid = hived.transfer(&from, units, paid, &memo);
-                    sent.push(Sent {
-                        chain,
-                        txid,
-                        output_index: 0,
-                        units,
-                        kind,
-                    });
+                    sent.push(Sent { chain, txid, output_index: 0, units, kind });
                 }
             }
         }
@@ -473,14 +397,7 @@ async fn run(backend: Backend) {
     let canonical_btc = |txid: &str| {
         let url = format!("{}/tx/{txid}/status", esplora.url);
         // A transaction the server no longer knows (its block was reorganised away) answers 404.
-        async move {
-            reqwest::get(url)
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .is_ok_and(|v| v["confirmed"] == true)
-        }
+        async move { reqwest::get(url).await.unwrap().json::<Value>().await.is_ok_and(|v| v["confirmed"] == true) }
     };
     let mut on_chain: Vec<Sent> = Vec::new();
     let mut gone: Vec<Sent> = Vec::new();
@@ -490,11 +407,7 @@ async fn run(backend: Backend) {
             Chain::Eth => !anvil.call("eth_getTransactionReceipt", json!([s.txid])).await.is_null(),
             _ => true,
         };
-        if canonical {
-            on_chain.push(s.clone())
-        } else {
-            gone.push(s.clone())
-        }
+        if canonical { on_chain.push(s.clone()) } else { gone.push(s.clone()) }
     }
     // Transactions anvil put back in its pool after a reorganisation are mined by the blocks above; anything
     // still unmined is not on the chain.
@@ -514,11 +427,7 @@ async fn run(backend: Backend) {
         if waiting == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{waiting} of {} outputs not dealt with (seed {seed})",
-            on_chain.len()
-        );
+        assert!(Instant::now() < deadline, "{waiting} of {} outputs not dealt with (seed {seed})", on_chain.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     gw.kill();
@@ -553,23 +462,18 @@ async fn run(backend: Backend) {
         .unwrap();
         match status.as_str() {
             "credited" => {
-                let valid: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
-                        .bind(quote_id.as_deref().unwrap_or("-"))
-                        .fetch_one(store.pool())
-                        .await
-                        .unwrap();
+                let valid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
+                    .bind(quote_id.as_deref().unwrap_or("-"))
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
                 assert_eq!((valid, refunds), (1, 0), "credited {s:?} (seed {seed})");
             }
             "refund_due" => assert_eq!(refunds, 1, "refunded {s:?} (seed {seed})"),
             other => panic!("{s:?} left {other} (seed {seed})"),
         }
         if s.chain == Chain::Hive && (s.kind == "wrong_currency" || s.kind == "third_party") {
-            assert_eq!(
-                (status.as_str(), quote_id),
-                ("refund_due", None),
-                "a stray payment stands alone: {s:?}"
-            );
+            assert_eq!((status.as_str(), quote_id), ("refund_due", None), "a stray payment stands alone: {s:?}");
         }
     }
     // Invariant 2: outputs that left the chain have no live entry.
@@ -594,32 +498,21 @@ async fn run(backend: Backend) {
             .await
             .unwrap();
             let at = match (s.chain, row.as_ref().and_then(|r| r.1)) {
-                (Chain::Eth, Some(h)) => anvil
-                    .call("eth_getBlockByNumber", json!([format!("0x{h:x}"), false]))
-                    .await["hash"]
-                    .clone(),
+                (Chain::Eth, Some(h)) => anvil.call("eth_getBlockByNumber", json!([format!("0x{h:x}"), false])).await["hash"].clone(),
                 _ => Value::Null,
             };
-            let tx = if s.chain == Chain::Eth {
-                anvil.call("eth_getTransactionByHash", json!([s.txid])).await
-            } else {
-                Value::Null
-            };
-            let audit: Vec<(String, String)> =
-                sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
-                    .bind(&s.txid)
-                    .fetch_all(store.pool())
-                    .await
-                    .unwrap();
+            let tx = if s.chain == Chain::Eth { anvil.call("eth_getTransactionByHash", json!([s.txid])).await } else { Value::Null };
+            let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
+                .bind(&s.txid)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
             panic!("{s:?} left the chain but has {live} live entries (seed {seed}): row {row:?}, canonical {at}, tx {tx}, audit {audit:?}");
         }
     }
     // Invariant 3: per currency, the live ledger entries add up to what was received.
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.pool()).await.unwrap();
     let mut booked: BTreeMap<String, u128> = BTreeMap::new();
     for (currency, units) in rows {
         *booked.entry(currency).or_default() += units.parse::<u128>().unwrap();

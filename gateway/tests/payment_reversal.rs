@@ -43,35 +43,16 @@ async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) 
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
 
     let t = ticket(&app.store, event_id, "reversed-w").await;
-    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1")
-        .bind(t)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
-    let reversal = app
-        .state
-        .purchases
-        .reverse_payment(Chain::Hive, &format!("tx-{quote}"), 0, ticketing::now_ms())
-        .await
-        .unwrap();
+    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1").bind(t).fetch_one(app.store.pool()).await.unwrap();
+    let reversal = app.state.purchases.reverse_payment(Chain::Hive, &format!("tx-{quote}"), 0, ticketing::now_ms()).await.unwrap();
     assert_eq!(reversal.as_ref().and_then(|r| r.ticket_id), Some(t));
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let reversed = loop {
-        if let Some(v) = got
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|v| v["type"] == "payment_reversed")
-            .cloned()
-        {
+        if let Some(v) = got.lock().unwrap().iter().find(|v| v["type"] == "payment_reversed").cloned() {
             break v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no payment_reversed webhook: {:?}",
-            got.lock().unwrap()
-        );
+        assert!(Instant::now() < deadline, "no payment_reversed webhook: {:?}", got.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(reversed["event_id"], event_id);
@@ -81,10 +62,7 @@ async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) 
     // The room refuses the ticket, naming why.
     let mut ws = connect(&app.address, event_id, &token(event_id, t, "reversed-w")).await;
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer in time")
-        {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("an answer in time") {
             Some(Ok(Message::Close(frame))) => break frame.expect("a close frame"),
             Some(Ok(Message::Text(text))) => assert!(!text.contains("welcome"), "admitted: {text}"),
             other => panic!("{other:?}"),

@@ -40,24 +40,16 @@ impl std::str::FromStr for RescanFrom {
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            return text
-                .parse()
-                .map(RescanFrom::Height)
-                .map_err(|e| format!("height `{text}`: {e}"));
+            return text.parse().map(RescanFrom::Height).map_err(|e| format!("height `{text}`: {e}"));
         }
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
             return Ok(RescanFrom::Time(t.timestamp_millis()));
         }
         if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let t = d
-                .and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc().timestamp_millis())
-                .ok_or("bad date")?;
+            let t = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).ok_or("bad date")?;
             return Ok(RescanFrom::Time(t));
         }
-        Err(format!(
-            "`{text}` is neither a block height nor a time (RFC 3339 or YYYY-MM-DD)"
-        ))
+        Err(format!("`{text}` is neither a block height nor a time (RFC 3339 or YYYY-MM-DD)"))
     }
 }
 
@@ -118,18 +110,10 @@ impl BlockSource for FinalOnly<'_> {
 }
 
 /// Rescans `chain` with its `[watchers]` section from `config` (see the module documentation).
-pub async fn rescan(
-    config: &WatchersConfig,
-    chain: Chain,
-    from: RescanFrom,
-    purchases: Purchases,
-) -> Result<RescanReport, WatchError> {
+pub async fn rescan(config: &WatchersConfig, chain: Chain, from: RescanFrom, purchases: Purchases) -> Result<RescanReport, WatchError> {
     let metrics = Arc::new(ChainMetrics::default());
     let (source, reorg_depth): (Box<dyn BlockSource>, u64) = if chain == Chain::Btc {
-        let btc = config
-            .btc
-            .as_ref()
-            .ok_or_else(|| WatchError::Config("no [watchers.btc] section".into()))?;
+        let btc = config.btc.as_ref().ok_or_else(|| WatchError::Config("no [watchers.btc] section".into()))?;
         (Box::new(EsploraSource::new(btc, metrics.clone())?), btc.max_reorg_depth)
     } else if chain.is_evm() {
         let evm = config
@@ -169,29 +153,11 @@ pub async fn rescan_with(
     let addresses: QuoteAddresses = quotes
         .iter()
         .filter(|q| q.derivation_index.is_some())
-        .map(|q| {
-            (
-                if evm {
-                    q.payment_address.to_ascii_lowercase()
-                } else {
-                    q.payment_address.clone()
-                },
-                q.id.clone(),
-            )
-        })
+        .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address.clone() }, q.id.clone()))
         .collect();
-    let config = FollowConfig {
-        start_height: Some(from_height),
-        max_blocks_per_tick: 1_000,
-        max_reorg_depth,
-    };
+    let config = FollowConfig { start_height: Some(from_height), max_blocks_per_tick: 1_000, max_reorg_depth };
     let mut follower = ChainFollower::rescanning(config, addresses);
-    let mut report = RescanReport {
-        chain: chain.to_string(),
-        from_height,
-        quotes: quotes.len(),
-        ..RescanReport::default()
-    };
+    let mut report = RescanReport { chain: chain.to_string(), from_height, quotes: quotes.len(), ..RescanReport::default() };
     loop {
         let tick = follower.poll(&source, &ctx).await?;
         report.blocks_scanned += tick.blocks_scanned;

@@ -22,10 +22,7 @@ pub const MIN: i64 = 60_000;
 
 /// An event of creator `alice` with `seats`, starting `starts_in` ms from now, lasting two hours.
 pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 {
-    store
-        .set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test")
-        .await
-        .unwrap();
+    store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
     sqlx::query_scalar(
         "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
@@ -43,37 +40,13 @@ pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 
 
 /// A ticket for `wallet` (Hive), paid 1 HIVE through the real purchase path.
 pub async fn ticket(store: &ticketing::Store, event_id: i64, wallet: &str) -> i64 {
-    let p = Purchases::new(
-        store.clone(),
-        Arc::new(StaticRates::development()),
-        PaymentSettings::new("dlux-tickets"),
-        &SECRET,
-    );
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &SECRET);
     let now = ticketing::now_ms();
-    let quote = p
-        .create_quote(
-            QuoteRequest {
-                event_id,
-                currency: Currency::Hive,
-                wallet_address: wallet.into(),
-            },
-            now,
-        )
-        .await
-        .unwrap();
+    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }, now).await.unwrap();
     let report = PaymentReport {
-        chain: Chain::Hive,
-        txid: format!("tx-{}", quote.id),
-        output_index: 0,
-        quote_id: Some(quote.id.clone()),
-        memo: None,
-        amount: Amount::new(Currency::Hive, 1000),
-        to_address: "dlux-tickets".into(),
-        from_address: None,
-        block_height: Some(1),
-        block_hash: None,
-        confirmations: 1,
-        is_final: true,
+        chain: Chain::Hive, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
+        amount: Amount::new(Currency::Hive, 1000), to_address: "dlux-tickets".into(), from_address: None,
+        block_height: Some(1), block_hash: None, confirmations: 1, is_final: true,
     };
     match p.report_payment(report, now).await.unwrap() {
         PaymentOutcome::TicketIssued { ticket_id } => ticket_id,
@@ -82,15 +55,7 @@ pub async fn ticket(store: &ticketing::Store, event_id: i64, wallet: &str) -> i6
 }
 
 pub fn token(event_id: i64, ticket_id: i64, wallet: &str) -> String {
-    gateway::session_token::issue(
-        &SECRET,
-        event_id,
-        Some(ticket_id),
-        None,
-        wallet.into(),
-        ticketing::now_ms() + MIN,
-    )
-    .0
+    gateway::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
 }
 
 /// A creator session token for `account`.
@@ -99,21 +64,14 @@ pub fn creator_token(account: &str) -> String {
 }
 
 pub async fn connect(base: &str, event_id: i64, token: &str) -> Ws {
-    let url = format!(
-        "{}/event/{event_id}?token={token}",
-        base.replacen("http://", "ws://", 1)
-    );
+    let url = format!("{}/event/{event_id}?token={token}", base.replacen("http://", "ws://", 1));
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
 /// Next JSON frame of `kind`, skipping others; panics on close or timeout.
 pub async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("frame in time")
-            .expect("open")
-            .unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").expect("open").unwrap();
         if let Message::Text(text) = msg {
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["type"] == kind {
@@ -141,10 +99,7 @@ pub struct Received {
 pub async fn sse(client: &reqwest::Client, url: String, bearer: &str) -> mpsc::UnboundedReceiver<Received> {
     let mut res = client.get(url).bearer_auth(bearer).send().await.unwrap();
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
-    assert!(res.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut buffer = String::new();
@@ -164,14 +119,7 @@ pub async fn sse(client: &reqwest::Client, url: String, bearer: &str) -> mpsc::U
                     continue; // keep-alive comment
                 }
                 let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                if tx
-                    .send(Received {
-                        name,
-                        data,
-                        received_at: ticketing::now_ms(),
-                    })
-                    .is_err()
-                {
+                if tx.send(Received { name, data, received_at: ticketing::now_ms() }).is_err() {
                     return;
                 }
             }

@@ -47,10 +47,7 @@ impl TestApp {
     #[allow(dead_code)]
     pub async fn usd_event_on_sale(&self, title: &str, seats: i64, accepts: &str) -> i64 {
         use ticketing::creators::{AccountName, Tier};
-        self.store
-            .set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test")
-            .await
-            .unwrap();
+        self.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
         let now = ticketing::now_ms();
         sqlx::query_scalar(
             "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
@@ -89,9 +86,7 @@ pub fn test_settings(database_url: &str, data_dir: PathBuf) -> Settings {
     settings.admin_token = Some(ADMIN_TOKEN.to_owned());
     settings.rates.source = gateway::configuration::RateSourceKind::Static;
     // Tests report payments themselves (through `Purchases`), as a watcher in another process would.
-    settings.payments.watched_elsewhere = ["hive", "btc", "eth", "pol", "bnb", "sol", "xmr"]
-        .map(String::from)
-        .to_vec();
+    settings.payments.watched_elsewhere = ["hive", "btc", "eth", "pol", "bnb", "sol", "xmr"].map(String::from).to_vec();
     settings.rooms.auth_timeout_secs = 1;
     settings.rooms.attendance_flush_ms = 200;
     settings
@@ -112,16 +107,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let shutdown = app.shutdown_token();
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        store,
-        shutdown,
-        server,
-        data_dir,
-        state,
-        _db: db,
-    }
+    TestApp { address, client: reqwest::Client::new(), store, shutdown, server, data_dir, state, _db: db }
 }
 
 fn uuid_like() -> String {

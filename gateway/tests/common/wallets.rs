@@ -30,9 +30,7 @@ impl EvmWallet {
     pub fn sign(&self, message: &str) -> String {
         let prefixed = format!("\x19Ethereum Signed Message:\n{}{message}", message.len());
         let digest = Message::from_digest(keccak(prefixed.as_bytes()));
-        let (id, bytes) = Secp256k1::new()
-            .sign_ecdsa_recoverable(&digest, &self.0)
-            .serialize_compact();
+        let (id, bytes) = Secp256k1::new().sign_ecdsa_recoverable(&digest, &self.0).serialize_compact();
         format!("0x{}{:02x}", hex::encode(bytes), 27 + id.to_i32())
     }
 }
@@ -70,11 +68,10 @@ impl BtcWallet {
         use base64::Engine as _;
         use bitcoin::hashes::Hash as _;
         let digest = Message::from_digest(bitcoin::sign_message::signed_msg_hash(message).to_byte_array());
-        let (id, bytes) = Secp256k1::new()
-            .sign_ecdsa_recoverable(&digest, &self.0)
-            .serialize_compact();
+        let (id, bytes) = Secp256k1::new().sign_ecdsa_recoverable(&digest, &self.0).serialize_compact();
         let mut signature = vec![27 + 4 + id.to_i32() as u8];
         signature.extend_from_slice(&bytes);
         base64::engine::general_purpose::STANDARD.encode(signature)
     }
 }
+

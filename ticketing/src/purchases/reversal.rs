@@ -68,25 +68,16 @@ impl Purchases {
     /// is not a final payment we know (never reported, still pending, or reversed already): reversing is
     /// idempotent.
     #[tracing::instrument(skip(self), fields(chain = %chain))]
-    pub async fn reverse_payment(
-        &self,
-        chain: Chain,
-        txid: &str,
-        output_index: i64,
-        now: i64,
-    ) -> Result<Option<Reversal>, StoreError> {
+    pub async fn reverse_payment(&self, chain: Chain, txid: &str, output_index: i64, now: i64) -> Result<Option<Reversal>, StoreError> {
         let mut tx = self.store.pool().begin().await?;
-        let row: Option<(i64, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, quote_id, status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3",
-        )
-        .bind(chain.as_str())
-        .bind(txid)
-        .bind(output_index)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((payment_id, quote_id, previous)) = row else {
-            return Ok(None);
-        };
+        let row: Option<(i64, Option<String>, String)> =
+            sqlx::query_as("SELECT id, quote_id, status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
+                .bind(chain.as_str())
+                .bind(txid)
+                .bind(output_index)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((payment_id, quote_id, previous)) = row else { return Ok(None) };
         let changed = sqlx::query(
             "UPDATE payments SET status = 'orphaned', block_height = NULL, block_hash = NULL, confirmations = 0, updated_at = $3 \
              WHERE id = $1 AND status = $2 AND status IN ('confirmed', 'credited', 'refund_due')",
@@ -102,15 +93,11 @@ impl Purchases {
 
         let quote: Option<QuoteRow> = match &quote_id {
             // Writing the quote first serialises this with every report for it.
-            Some(id) => {
-                sqlx::query_as(&format!(
-                    "UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"
-                ))
+            Some(id) => sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
                 .bind(id)
                 .bind(now)
                 .fetch_optional(&mut *tx)
-                .await?
-            }
+                .await?,
             None => None,
         };
         let mut ticket_id = None;
@@ -133,10 +120,7 @@ impl Purchases {
         for (id, status, _) in &entries {
             match status.as_str() {
                 "pending" | "due" | "below_minimum" => {
-                    sqlx::query("UPDATE ledger_entries SET status = 'cancelled' WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query("UPDATE ledger_entries SET status = 'cancelled' WHERE id = $1").bind(id).execute(&mut *tx).await?;
                     cancelled_entries.push(*id);
                 }
                 "settled" => settled_entries.push(*id),
@@ -147,25 +131,13 @@ impl Purchases {
         if let (Some(quote), true) = (&quote, previous == "credited" || previous == "confirmed") {
             reopen_quote(&mut tx, quote, now).await?;
         }
-        let event_id = quote
-            .as_ref()
-            .map(|q| q.event_id)
-            .or_else(|| entries.iter().find_map(|(_, _, e)| *e));
-        let reversal = Reversal {
-            payment_id,
-            event_id,
-            quote_id,
-            ticket_id,
-            cancelled_entries,
-            settled_entries,
-        };
-        let mut entry = AuditEntry::new("watcher", "payment.reversed")
-            .subject(txid)
-            .detail(serde_json::json!({
-                "chain": chain, "output_index": output_index, "was": previous, "quote_id": reversal.quote_id,
-                "ticket_id": reversal.ticket_id, "cancelled_entries": reversal.cancelled_entries,
-                "settled_entries": reversal.settled_entries,
-            }));
+        let event_id = quote.as_ref().map(|q| q.event_id).or_else(|| entries.iter().find_map(|(_, _, e)| *e));
+        let reversal = Reversal { payment_id, event_id, quote_id, ticket_id, cancelled_entries, settled_entries };
+        let mut entry = AuditEntry::new("watcher", "payment.reversed").subject(txid).detail(serde_json::json!({
+            "chain": chain, "output_index": output_index, "was": previous, "quote_id": reversal.quote_id,
+            "ticket_id": reversal.ticket_id, "cancelled_entries": reversal.cancelled_entries,
+            "settled_entries": reversal.settled_entries,
+        }));
         if let Some(event_id) = event_id {
             entry = entry.event(event_id);
         }
@@ -183,20 +155,14 @@ impl Purchases {
     /// (a Monero `unlock_time`): recorded at once, final, as a refund due to the quote's buyer with reason
     /// `locked`. The quote's state is left alone. Idempotent per (chain, txid, output).
     pub async fn record_locked(&self, report: &PaymentReport, now: i64) -> Result<PaymentOutcome, StoreError> {
-        let Some(quote_id) = report.quote_id.as_deref() else {
-            return Ok(PaymentOutcome::AlreadyProcessed);
-        };
+        let Some(quote_id) = report.quote_id.as_deref() else { return Ok(PaymentOutcome::AlreadyProcessed) };
         let mut tx = self.store.pool().begin().await?;
-        let quote: Option<QuoteRow> = sqlx::query_as(&format!(
-            "UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"
-        ))
-        .bind(quote_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(quote) = quote else {
-            return Ok(PaymentOutcome::AlreadyProcessed);
-        };
+        let quote: Option<QuoteRow> = sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
+            .bind(quote_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(quote) = quote else { return Ok(PaymentOutcome::AlreadyProcessed) };
         let existing: Option<String> =
             sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
                 .bind(report.chain.as_str())
@@ -208,22 +174,11 @@ impl Purchases {
             return Ok(PaymentOutcome::AlreadyProcessed);
         }
         let payment_id = super::upsert_payment(&mut tx, report, Some(&quote.id), "refund_due", now).await?;
-        super::insert_ledger(
-            &mut tx,
-            super::LedgerInsert {
-                event_id: Some(quote.event_id),
-                ticket_id: None,
-                quote_id: Some(&quote.id),
-                payment_id: Some(payment_id),
-                kind: "refund",
-                reason: "locked",
-                amount: report.amount,
-                recipient: Some(&quote.wallet_address),
-                status: "due",
-                due_at: Some(now),
-                now,
-            },
-        )
+        super::insert_ledger(&mut tx, super::LedgerInsert {
+            event_id: Some(quote.event_id), ticket_id: None, quote_id: Some(&quote.id), payment_id: Some(payment_id),
+            kind: "refund", reason: "locked", amount: report.amount, recipient: Some(&quote.wallet_address), status: "due",
+            due_at: Some(now), now,
+        })
         .await?;
         // A quote whose only sighting was this transfer no longer shows it as coming.
         sqlx::query(
@@ -235,12 +190,9 @@ impl Purchases {
         .await?;
         audit::record(
             &mut *tx,
-            &AuditEntry::new("watcher", "payment.locked")
-                .event(quote.event_id)
-                .subject(&report.txid)
-                .detail(serde_json::json!({
-                    "quote_id": quote.id, "amount": report.amount.units.to_string(), "currency": report.amount.currency,
-                })),
+            &AuditEntry::new("watcher", "payment.locked").event(quote.event_id).subject(&report.txid).detail(serde_json::json!({
+                "quote_id": quote.id, "amount": report.amount.units.to_string(), "currency": report.amount.currency,
+            })),
         )
         .await?;
         tx.commit().await?;
@@ -249,11 +201,7 @@ impl Purchases {
 }
 
 /// The quote's ticket becomes `payment_reversed` and its seat returns to sale. Returns the ticket.
-async fn reverse_ticket(
-    tx: &mut Transaction<'static, Any>,
-    quote: &QuoteRow,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
+async fn reverse_ticket(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now: i64) -> Result<Option<i64>, StoreError> {
     let ticket: Option<i64> = sqlx::query_scalar(
         "UPDATE tickets SET status = 'payment_reversed', updated_at = $2 WHERE quote_id = $1 AND status IN ('valid', 'banned') \
          RETURNING id",
@@ -263,13 +211,11 @@ async fn reverse_ticket(
     .fetch_optional(&mut **tx)
     .await?;
     if ticket.is_some() {
-        sqlx::query(
-            "UPDATE events SET tickets_sold = tickets_sold - 1, updated_at = $2 WHERE id = $1 AND tickets_sold > 0",
-        )
-        .bind(quote.event_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("UPDATE events SET tickets_sold = tickets_sold - 1, updated_at = $2 WHERE id = $1 AND tickets_sold > 0")
+            .bind(quote.event_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(ticket)
 }
@@ -278,28 +224,23 @@ async fn reverse_ticket(
 /// open (holding no seat: it competes for one when paid, as an unreserved quote does) until it expires, and
 /// once expired what it holds is owed back as `underpaid`.
 async fn reopen_quote(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE payments SET status = 'confirmed', updated_at = $2 WHERE quote_id = $1 AND status = 'credited'",
-    )
-    .bind(&quote.id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE payments SET status = 'confirmed', updated_at = $2 WHERE quote_id = $1 AND status = 'credited'")
+        .bind(&quote.id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     if quote.holds_seat == 1 {
         super::release_seat(tx, quote.event_id, now).await?;
     }
-    let received: Vec<(String,)> =
-        sqlx::query_as("SELECT amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'")
-            .bind(&quote.id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let received: Vec<(String,)> = sqlx::query_as("SELECT amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'")
+        .bind(&quote.id)
+        .fetch_all(&mut **tx)
+        .await?;
     let currency = quote.currency()?;
     let mut total = chains::Amount::zero(currency);
     for (units,) in &received {
         let a = chains::Amount::from_units_str(currency, units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        total = total
-            .checked_add(a)
-            .ok_or_else(|| StoreError::Corrupt("amount overflow".into()))?;
+        total = total.checked_add(a).ok_or_else(|| StoreError::Corrupt("amount overflow".into()))?;
     }
     let expired = quote.expires_at <= now;
     let status = match (expired, total.units > 0) {
@@ -317,11 +258,7 @@ async fn reopen_quote(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now:
     .execute(&mut **tx)
     .await?;
     if expired && total.units > 0 {
-        let reopened = QuoteRow {
-            status: status.to_owned(),
-            holds_seat: 0,
-            ..quote.clone()
-        };
+        let reopened = QuoteRow { status: status.to_owned(), holds_seat: 0, ..quote.clone() };
         if refund_confirmed_payments(tx, &reopened, "underpaid", now).await? > 0 {
             super::set_quote_status(tx, &quote.id, "refund_due", now).await?;
         }

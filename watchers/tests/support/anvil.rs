@@ -23,14 +23,8 @@ pub fn anvil_path() -> PathBuf {
     }
     // Installed under the watchers crate; this file is also compiled into the gateway's tests.
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tools = [
-        manifest.join("tests/tools/node_modules"),
-        manifest.join("../watchers/tests/tools/node_modules"),
-    ];
-    for candidate in tools
-        .iter()
-        .flat_map(|t| [t.join(".bin/anvil"), t.join("@foundry-rs/anvil-linux-amd64/bin/anvil")])
-    {
+    let tools = [manifest.join("tests/tools/node_modules"), manifest.join("../watchers/tests/tools/node_modules")];
+    for candidate in tools.iter().flat_map(|t| [t.join(".bin/anvil"), t.join("@foundry-rs/anvil-linux-amd64/bin/anvil")]) {
         if candidate.exists() {
             return candidate;
         }
@@ -61,33 +55,17 @@ impl Anvil {
     pub async fn start_with(extra: &[&str]) -> Anvil {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(anvil_path())
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--no-mining",
-                "--silent",
-            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--no-mining", "--silent"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start anvil ({e}): run ./scripts/test or `{INSTALL}`"));
         let url = format!("http://127.0.0.1:{port}");
-        let policy = RetryPolicy {
-            attempts: 1,
-            timeout: Duration::from_secs(30),
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { attempts: 1, timeout: Duration::from_secs(30), ..RetryPolicy::default() };
         let rpc = EvmRpc::new(&url, policy, Arc::new(ChainMetrics::default())).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut anvil = Anvil {
-            child,
-            url,
-            rpc,
-            accounts: Vec::new(),
-        };
+        let mut anvil = Anvil { child, url, rpc, accounts: Vec::new() };
         loop {
             match anvil.rpc.call::<Vec<String>>("eth_accounts", json!([])).await {
                 Ok(accounts) => {
@@ -101,20 +79,13 @@ impl Anvil {
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc
-            .call(method, params)
-            .await
-            .unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.rpc.call(method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// Sends `wei` from dev account `from` to `to`; returns the transaction hash (mined at the next `mine`).
     pub async fn pay(&self, from: usize, to: &str, wei: u128) -> String {
         let tx = json!({ "from": self.accounts[from], "to": to, "value": format!("0x{wei:x}"), "gas": "0x5208" });
-        self.call("eth_sendTransaction", json!([tx]))
-            .await
-            .as_str()
-            .unwrap()
-            .to_ascii_lowercase()
+        self.call("eth_sendTransaction", json!([tx])).await.as_str().unwrap().to_ascii_lowercase()
     }
 
     pub async fn mine(&self, blocks: u64) {
@@ -145,10 +116,6 @@ impl Anvil {
     pub async fn pay_token(&self, token: &str, to: &str, units: u128) -> String {
         let data = format!("0xa9059cbb{:0>64}{:064x}", to.trim_start_matches("0x"), units);
         let tx = json!({ "from": self.accounts[0], "to": token, "data": data, "gas": "0x30000" });
-        self.call("eth_sendTransaction", json!([tx]))
-            .await
-            .as_str()
-            .unwrap()
-            .to_ascii_lowercase()
+        self.call("eth_sendTransaction", json!([tx])).await.as_str().unwrap().to_ascii_lowercase()
     }
 }

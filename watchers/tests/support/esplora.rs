@@ -41,10 +41,7 @@ impl Esplora {
     /// Starts with `height + 1` empty blocks.
     pub async fn start(height: usize) -> Esplora {
         let state = Arc::new(Mutex::new(ChainState::default()));
-        let server = Esplora {
-            state: state.clone(),
-            url: String::new(),
-        };
+        let server = Esplora { state: state.clone(), url: String::new() };
         for _ in 0..=height {
             server.mine_with(Vec::new());
         }
@@ -111,11 +108,7 @@ impl Esplora {
         let mut state = self.state.lock().unwrap();
         state.nonce += 1;
         let height = state.blocks.len() as u32;
-        let prev = state
-            .blocks
-            .last()
-            .map(|b| b.block_hash())
-            .unwrap_or_else(BlockHash::all_zeros);
+        let prev = state.blocks.last().map(|b| b.block_hash()).unwrap_or_else(BlockHash::all_zeros);
         let coinbase = Transaction {
             version: TxVersion::TWO,
             lock_time: LockTime::ZERO,
@@ -125,10 +118,7 @@ impl Esplora {
                 sequence: Sequence::MAX,
                 witness: Witness::new(),
             }],
-            output: vec![TxOut {
-                value: Amount::from_sat(312_500_000),
-                script_pubkey: ScriptBuf::new(),
-            }],
+            output: vec![TxOut { value: Amount::from_sat(312_500_000), script_pubkey: ScriptBuf::new() }],
         };
         let mut txdata = vec![coinbase];
         txdata.extend(txs);
@@ -157,10 +147,7 @@ pub fn payment(funding: u8, outputs: &[(&str, u64)]) -> Transaction {
         version: TxVersion::TWO,
         lock_time: LockTime::ZERO,
         input: vec![TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array([funding; 32]),
-                vout: 0,
-            },
+            previous_output: OutPoint { txid: Txid::from_byte_array([funding; 32]), vout: 0 },
             script_sig: ScriptBuf::new(),
             sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
             witness: Witness::from_slice(&[vec![funding; 72], vec![2; 33]]),
@@ -169,11 +156,7 @@ pub fn payment(funding: u8, outputs: &[(&str, u64)]) -> Transaction {
             .iter()
             .map(|(address, sats)| TxOut {
                 value: Amount::from_sat(*sats),
-                script_pubkey: Address::from_str(address)
-                    .unwrap()
-                    .require_network(Network::Bitcoin)
-                    .unwrap()
-                    .script_pubkey(),
+                script_pubkey: Address::from_str(address).unwrap().require_network(Network::Bitcoin).unwrap().script_pubkey(),
             })
             .collect(),
     }
@@ -224,11 +207,7 @@ fn confirmed(height: usize, block: &Block) -> Value {
 }
 
 fn find_block<'a>(state: &'a ChainState, hash: &str) -> Option<(usize, &'a Block)> {
-    state
-        .blocks
-        .iter()
-        .enumerate()
-        .find(|(_, b)| b.block_hash().to_string() == hash)
+    state.blocks.iter().enumerate().find(|(_, b)| b.block_hash().to_string() == hash)
 }
 
 async fn tip_height(State(state): Shared) -> String {
@@ -248,9 +227,7 @@ async fn block_at(State(state): Shared, Path(height): Path<usize>) -> Response {
 
 async fn block_info(State(state): Shared, Path(hash): Path<String>) -> Response {
     let state = state.lock().unwrap();
-    let Some((height, block)) = find_block(&state, &hash) else {
-        return not_found();
-    };
+    let Some((height, block)) = find_block(&state, &hash) else { return not_found() };
     Json(json!({
         "id": hash,
         "height": height,
@@ -267,37 +244,23 @@ async fn block_txs_first(state: Shared, Path(hash): Path<String>) -> Response {
 
 async fn block_txs(State(state): Shared, Path((hash, start)): Path<(String, usize)>) -> Response {
     let state = state.lock().unwrap();
-    let Some((height, block)) = find_block(&state, &hash) else {
-        return not_found();
-    };
+    let Some((height, block)) = find_block(&state, &hash) else { return not_found() };
     if start % 25 != 0 || (start >= block.txdata.len() && start > 0) {
         return (StatusCode::BAD_REQUEST, "start index out of range").into_response();
     }
-    let txs: Vec<Value> = block
-        .txdata
-        .iter()
-        .skip(start)
-        .take(25)
-        .map(|tx| tx_json(tx, confirmed(height, block)))
-        .collect();
+    let txs: Vec<Value> = block.txdata.iter().skip(start).take(25).map(|tx| tx_json(tx, confirmed(height, block))).collect();
     Json(txs).into_response()
 }
 
 fn pays(tx: &Transaction, address: &str) -> bool {
-    tx.output
-        .iter()
-        .any(|o| Address::from_script(&o.script_pubkey, Network::Bitcoin).is_ok_and(|a| a.to_string() == address))
+    tx.output.iter().any(|o| Address::from_script(&o.script_pubkey, Network::Bitcoin).is_ok_and(|a| a.to_string() == address))
 }
 
 /// Mempool transactions first, then confirmed ones, newest first (as esplora lists them).
 async fn address_txs(State(state): Shared, Path(address): Path<String>) -> Response {
     let state = state.lock().unwrap();
-    let mut txs: Vec<Value> = state
-        .mempool
-        .iter()
-        .filter(|tx| pays(tx, &address))
-        .map(|tx| tx_json(tx, json!({ "confirmed": false })))
-        .collect();
+    let mut txs: Vec<Value> =
+        state.mempool.iter().filter(|tx| pays(tx, &address)).map(|tx| tx_json(tx, json!({ "confirmed": false }))).collect();
     for (height, block) in state.blocks.iter().enumerate().rev() {
         for tx in block.txdata.iter().filter(|tx| pays(tx, &address)) {
             txs.push(tx_json(tx, confirmed(height, block)));

@@ -30,17 +30,9 @@ struct AppState {
 impl ReplayServer {
     pub async fn start(handler: impl Fn(&str, &Value) -> Result<Value, Value> + Send + Sync + 'static) -> ReplayServer {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let state = AppState {
-            handler: Arc::new(handler),
-            calls: calls.clone(),
-        };
-        let app = Router::new()
-            .route("/", post(serve))
-            .route("/json_rpc", post(serve))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
+        let state = AppState { handler: Arc::new(handler), calls: calls.clone() };
+        let app = Router::new().route("/", post(serve)).route("/json_rpc", post(serve)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("replay server");
@@ -77,9 +69,7 @@ async fn serve(State(state): State<AppState>, Json(request): Json<Value>) -> Jso
 
 /// Reads `tests/fixtures/<path>` as JSON, after replacing each `${NAME}` with its value.
 pub fn fixture(path: &str, vars: &[(&str, String)]) -> Value {
-    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
     let mut text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {}: {e}", full.display()));
     for (name, value) in vars {
         text = text.replace(&format!("${{{name}}}"), value);
@@ -89,8 +79,5 @@ pub fn fixture(path: &str, vars: &[(&str, String)]) -> Value {
 
 /// A recorded response's `result`.
 pub fn result_of(response: Value) -> Value {
-    response
-        .get("result")
-        .cloned()
-        .expect("a recorded response has a result")
+    response.get("result").cloned().expect("a recorded response has a result")
 }
