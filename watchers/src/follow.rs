@@ -13,7 +13,7 @@
 //!    e.g. replaced by fee) → orphaned; final now → reported final; more confirmations → progress reported;
 //!    and every final payment still within `max_reorg_depth` of the head (read from the store): its block no
 //!    longer canonical → reversed by ticketing (`Purchases::reverse_payment`), the cursor goes back below it;
-//! 5. look at unconfirmed transactions, where the chain offers them (Bitcoin's mempool);
+//! 5. look at unconfirmed transactions to open quotes, where the chain offers them (Bitcoin's mempool);
 //! 6. scan the blocks after the cursor, checking each one's parent hash, report what pays a quote, move the
 //!    cursor.
 //!
@@ -105,6 +105,9 @@ pub struct ChainFollower {
     rescan: Option<QuoteAddresses>,
     /// Quotes that wait for more confirmations than the chain's policy (large quotes): quote id → count.
     extra_confirmations: HashMap<String, i64>,
+    /// The open quotes' addresses: the only ones looked up in the mempool (a closed quote's late payment is
+    /// found in its block; asking the node about every address of the watch window each tick would not scale).
+    open_addresses: QuoteAddresses,
 }
 
 impl ChainFollower {
@@ -117,6 +120,7 @@ impl ChainFollower {
             pending_tokens: HashMap::new(),
             rescan: None,
             extra_confirmations: HashMap::new(),
+            open_addresses: QuoteAddresses::new(),
         }
     }
 
@@ -144,10 +148,17 @@ impl ChainFollower {
                 self.extra_confirmations =
                     quotes.iter().filter(|q| q.confirmations_required > policy).map(|q| (q.id.clone(), q.confirmations_required)).collect();
                 let evm = ctx.chain().is_evm();
-                quotes
-                    .into_iter()
-                    .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address }, q.id))
-                    .collect()
+                let all: QuoteAddresses = quotes
+                    .iter()
+                    .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address.clone() }, q.id.clone()))
+                    .collect();
+                let open: std::collections::HashSet<&str> = quotes
+                    .iter()
+                    .filter(|q| matches!(q.status.as_str(), "awaiting_payment" | "seen" | "confirming"))
+                    .map(|q| q.id.as_str())
+                    .collect();
+                self.open_addresses = all.iter().filter(|(_, id)| open.contains(id.as_str())).map(|(a, id)| (a.clone(), id.clone())).collect();
+                all
             }
         };
         for p in self.pending.values() {
@@ -197,7 +208,7 @@ impl ChainFollower {
         self.recheck_pending(source, ctx, head, final_height, &mut report).await?;
         self.recheck_final(source, ctx, head, &mut report).await?;
 
-        for mut sighting in source.unconfirmed(&quotes).await? {
+        for mut sighting in source.unconfirmed(&self.open_addresses).await? {
             let key = (sighting.txid.clone(), sighting.output_index);
             if self.pending.contains_key(&key) {
                 continue;
