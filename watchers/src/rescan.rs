@@ -8,9 +8,10 @@
 //! (chain, txid, output) key makes a second rescan report `AlreadyProcessed` — and it never moves the chain
 //! watcher's own cursor.
 //!
-//! Chains: Bitcoin and the EVM networks (the block followers). Hive and Monero need none: Hive transfers are
-//! matched by memo and Monero's by subaddress, whatever the quote's age. Solana: not yet (its watcher asks per
-//! reference; a rescan would ask for every old quote's reference).
+//! Chains: Bitcoin and the EVM networks (the block followers, from a height); Solana (its watcher asks the node
+//! per quote reference, and only finalized transactions: a rescan asks about every quote made since the time,
+//! or every quote of the chain for a height). Hive and Monero need none: Hive transfers are matched by memo and
+//! Monero's by subaddress, whatever the quote's age.
 
 use std::sync::Arc;
 
@@ -122,9 +123,12 @@ pub async fn rescan(config: &WatchersConfig, chain: Chain, from: RescanFrom, pur
             .find(|c| c.chain == chain)
             .ok_or_else(|| WatchError::Config(format!("no [[watchers.evm]] section for {chain}")))?;
         (Box::new(EvmSource::new(evm, metrics.clone())?), evm.max_reorg_depth)
+    } else if chain == Chain::Sol {
+        let sol = config.solana.as_ref().ok_or_else(|| WatchError::Config("no [watchers.solana] section".into()))?;
+        return rescan_solana(crate::solana::SolanaWatcher::new(sol.clone()), from, purchases).await;
     } else {
         return Err(WatchError::Config(format!(
-            "{chain} needs no rescan (Hive and Monero payments are matched whatever the quote's age) or has none yet (SOL)"
+            "{chain} needs no rescan: Hive and Monero payments are matched whatever the quote's age"
         )));
     };
     rescan_with(source.as_ref(), chain, from, reorg_depth, purchases).await
@@ -169,4 +173,29 @@ pub async fn rescan_with(
         }
     }
     Ok(report)
+}
+
+/// Solana: one pass of the watcher's per-reference check over every quote made since `from` (a time), or every
+/// SOL quote (a height: slots are not what a rescan of references needs).
+pub async fn rescan_solana(
+    mut watcher: crate::solana::SolanaWatcher,
+    from: RescanFrom,
+    purchases: Purchases,
+) -> Result<RescanReport, WatchError> {
+    let ctx = WatchContext::new(Chain::Sol, purchases.clone(), Arc::new(ChainMetrics::default()));
+    let since = match from {
+        RescanFrom::Time(t) => Some(t),
+        RescanFrom::Height(_) => None,
+    };
+    let quotes = purchases.quotes_since(Chain::Sol, since).await?;
+    let pass = watcher.scan_quotes(&ctx, &quotes).await?;
+    let slot = pass.reported.iter().filter_map(|(r, _)| r.block_height).max().unwrap_or(0);
+    Ok(RescanReport {
+        chain: Chain::Sol.to_string(),
+        from_height: 0,
+        to_height: slot,
+        quotes: quotes.len(),
+        blocks_scanned: 0,
+        reported: pass.reported.len() as u64,
+    })
 }

@@ -295,8 +295,13 @@ impl SolanaWatcher {
         let quotes = ctx.watched_quotes().await?;
         let watched: HashSet<&str> = quotes.iter().map(|q| q.id.as_str()).collect();
         self.done.retain(|id, _| watched.contains(id.as_str()));
+        self.scan_quotes(ctx, &quotes).await
+    }
+
+    /// One pass over the given quotes (a rescan's: `crate::rescan`).
+    pub async fn scan_quotes(&mut self, ctx: &WatchContext, quotes: &[QuoteRow]) -> Result<SolanaPass, WatchError> {
         let mut pass = SolanaPass::default();
-        for quote in &quotes {
+        for quote in quotes {
             self.check_quote(ctx, quote, &mut pass).await?;
         }
         Ok(pass)

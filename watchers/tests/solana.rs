@@ -348,6 +348,29 @@ store_test!(after_a_restart_a_payment_to_an_expired_quote_is_reported, |store: S
     assert!(w.scan(&ctx).await.unwrap().reported.is_empty());
 });
 
+// `gateway admin rescan --chain sol`: past the watch window the watcher no longer asks about a quote's
+// reference; a rescan does, records the payment, and a second one changes nothing.
+store_test!(a_rescan_finds_a_payment_to_a_quote_past_the_window, |store: Store| async move {
+    use watchers::rescan::{rescan_solana, RescanFrom};
+    let server = replay().await;
+    let event_id = sol_event(&store).await;
+    let q = quote(&purchases(&store), event_id, "good").await;
+    let p = purchases(&store);
+    let past = NOW + 8 * 24 * HOUR;
+    assert_eq!(p.expire_quotes(None, NOW + 20 * 60 * 1000).await.unwrap(), 1);
+    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || past));
+    assert!(watcher(&server).scan(&ctx).await.unwrap().reported.is_empty(), "past the window");
+
+    let report = rescan_solana(watcher(&server), RescanFrom::Time(NOW - HOUR), p.clone()).await.unwrap();
+    assert_eq!((report.quotes, report.reported), (1, 1), "{report:?}");
+    assert!(p.ticket_for_quote(&q.id).await.unwrap().is_some());
+    let again = rescan_solana(watcher(&server), RescanFrom::Height(0), p.clone()).await.unwrap();
+    assert_eq!(again.reported, 1);
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(store.pool()).await.unwrap();
+    assert_eq!((tickets, payments), (1, 1));
+});
+
 #[test]
 fn reads_recorded_transactions() {
     let k = keys();
