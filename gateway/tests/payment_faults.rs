@@ -142,6 +142,8 @@ struct Gateway {
     db_url: String,
     config: std::path::PathBuf,
     child: Option<Child>,
+    /// The running process's `http://` address.
+    address: String,
     kills: usize,
 }
 
@@ -160,7 +162,7 @@ impl Gateway {
             .stderr(Stdio::null())
             .spawn()
             .expect("start gateway binary");
-        common::listening_address(&mut child, Duration::from_secs(30));
+        self.address = common::listening_address(&mut child, Duration::from_secs(30));
         self.child = Some(child);
     }
 
@@ -281,7 +283,7 @@ async fn run(backend: Backend) {
     let dir = std::env::temp_dir().join(format!("gateway-faults-{}-{}", std::process::id(), rng.next(1 << 30)));
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir, &esplora.url, &anvil.url, &hived.server.url);
-    let mut gw = Gateway { dir: dir.clone(), db_url: db.url.clone(), config, child: None, kills: 0 };
+    let mut gw = Gateway { dir: dir.clone(), db_url: db.url.clone(), config, child: None, address: String::new(), kills: 0 };
     gw.start();
     // The block watchers' first cursors are at the heads: wait for them before paying (Hive reads its account's
     // whole history from sequence 0).
@@ -409,6 +411,29 @@ async fn run(backend: Backend) {
         };
         if canonical { on_chain.push(s.clone()) } else { gone.push(s.clone()) }
     }
+    // The Bitcoin node turns unwell for a while (after the test read it): the watcher's retries give up, the
+    // supervisor restarts the watcher task (a fresh watcher, resumed from the store), and everything must still
+    // be dealt with.
+    esplora.fail_next(40);
+    let restarts_of_btc = |address: String| async move {
+        let metrics = reqwest::get(format!("{address}/metrics")).await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("gateway_watcher_restarts_total{chain=\"btc\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let restarts = loop {
+        let n = restarts_of_btc(gw.address.clone()).await;
+        if n >= 1.0 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "the BTC watcher task was never restarted after the node's errors");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    esplora.mine_empty(1);
     // Transactions anvil put back in its pool after a reorganisation are mined by the blocks above; anything
     // still unmined is not on the chain.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -427,7 +452,13 @@ async fn run(backend: Backend) {
         if waiting == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{waiting} of {} outputs not dealt with (seed {seed})", on_chain.len());
+        if Instant::now() >= deadline {
+            let stuck: Vec<&Sent> = on_chain.iter().filter(|s| !dealt.contains(&key(s))).take(5).collect();
+            let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as("SELECT txid, status, block_height FROM payments WHERE status NOT IN ('credited', 'refund_due') LIMIT 10")
+                .fetch_all(store.pool()).await.unwrap();
+            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.pool()).await.unwrap();
+            panic!("{waiting} of {} outputs not dealt with (seed {seed}): {stuck:?} rows {rows:?} cursors {cursors:?} esplora {}", on_chain.len(), esplora.height());
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     gw.kill();
@@ -538,7 +569,7 @@ async fn run(backend: Backend) {
     assert!(tickets > 0 && refunds > 0, "the run sold and refunded something");
     eprintln!(
         "payment_faults {backend:?}: {} outputs ({} on the chain, {} reorganised away), {} quotes, {tickets} tickets, \
-         {refunds} refunds ({strays} stray), {reversed} reversals, {kills} SIGKILLs, {:.1} s",
+         {refunds} refunds ({strays} stray), {reversed} reversals, {kills} SIGKILLs, {restarts} BTC watcher restarts, {:.1} s",
         sent.len(),
         on_chain.len(),
         gone.len(),

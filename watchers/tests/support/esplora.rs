@@ -28,6 +28,8 @@ struct ChainState {
     mempool: Vec<Transaction>,
     /// Makes every block unique (forks at the same height differ).
     nonce: u32,
+    /// The next this many requests fail with 503 (an unwell node).
+    failures: u32,
 }
 
 /// The server and a handle to change its chain.
@@ -54,11 +56,17 @@ impl Esplora {
             .route("/block/{hash}/txs/{start}", get(block_txs))
             .route("/address/{address}/txs", get(address_txs))
             .route("/tx/{txid}/status", get(tx_status))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), injected_failures))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Esplora { url, ..server }
+    }
+
+    /// Makes the next `n` requests fail with 503, as an unwell node does.
+    pub fn fail_next(&self, n: u32) {
+        self.state.lock().unwrap().failures = n;
     }
 
     pub fn height(&self) -> i64 {
@@ -170,6 +178,17 @@ pub fn payment_n(n: u32, outputs: &[(&str, u64)]) -> Transaction {
 }
 
 type Shared = State<Arc<Mutex<ChainState>>>;
+
+async fn injected_failures(State(state): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    {
+        let mut state = state.lock().unwrap();
+        if state.failures > 0 {
+            state.failures -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "injected failure").into_response();
+        }
+    }
+    next.run(request).await
+}
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
