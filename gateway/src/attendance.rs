@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedItem {
     pub event_id: i64,
-    /// joined, left, chat, voice, screen_share, muted, capacity, ticket_sold
+    /// joined, left, chat, voice, screen_share, muted, capacity, ticket_sold, payment_reversed
     pub kind: &'static str,
     pub client_id: Option<String>,
     pub identity: Option<String>,

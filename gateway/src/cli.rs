@@ -133,4 +133,14 @@ pub enum AdminCommand {
         entry: i64,
         txid: String,
     },
+    /// Read a chain's final blocks again for every quote (also those past the watch window) and record what was
+    /// missed; idempotent, and the chain watcher's cursor is left alone. Bitcoin, EVM networks, Solana.
+    Rescan {
+        /// btc, eth, pol, bnb or sol (its [watchers] section is used).
+        #[arg(long, value_parser = parse_chain)]
+        chain: chains::Chain,
+        /// A block height, or a time (RFC 3339 or YYYY-MM-DD): from about then, for quotes made since.
+        #[arg(long)]
+        from: watchers::rescan::RescanFrom,
+    },
 }

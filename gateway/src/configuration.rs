@@ -156,7 +156,8 @@ pub struct PaymentConfig {
     /// limit a wallet restored from the seed needs (see README, "Restoring the receiving wallet").
     #[serde(default = "default_max_address_gap")]
     pub max_address_gap: u32,
-    /// An expired quote that received nothing gives its address back for reuse this long after it expired.
+    /// An expired quote that received nothing gives its address back for reuse this long after it expired: at
+    /// least `watch_window_secs`, so an address is never watched for two quotes at once (checked at start).
     #[serde(default = "default_address_reuse_after_secs")]
     pub address_reuse_after_secs: u64,
     /// Account-level xpub at m/44'/60'/0' for ETH, POL and BNB receiving addresses.
@@ -169,6 +170,15 @@ pub struct PaymentConfig {
     pub quote_ttl_secs: u64,
     /// How long after an event ends its payouts become due.
     pub payout_delay_secs: u64,
+    /// How long after a quote closes (expired, paid, refunded) its address, memo or reference stays watched, so a
+    /// late or second payment is still credited or refunded. Read from the database by every watcher, so it holds
+    /// across restarts. After it, `gateway admin rescan` finds what was missed.
+    pub watch_window_secs: u64,
+    /// A BTC quote of at least this many satoshis waits for `btc_large_quote_confirmations` instead of
+    /// `confirmations.btc` (BTCPay's speed policy, exchanges' tiers: a deeper reorg is worth more to an
+    /// attacker on a large payment). 0 turns it off.
+    pub btc_large_quote_sat: u64,
+    pub btc_large_quote_confirmations: i64,
     /// Open (unpaid, unexpired) quotes one client address may have for one event; more get 429. 0: no limit.
     pub max_open_quotes_per_client: u32,
     /// Open quotes one buyer wallet may have for one event; more get 429. 0: no limit.
@@ -199,7 +209,7 @@ fn default_max_address_gap() -> u32 {
 }
 
 fn default_address_reuse_after_secs() -> u64 {
-    24 * 3600
+    7 * 24 * 3600
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +327,9 @@ impl Default for Settings {
                 xmr_wallet_rpc: None,
                 quote_ttl_secs: 15 * 60,
                 payout_delay_secs: 7 * 24 * 3600,
+                watch_window_secs: 7 * 24 * 3600,
+                btc_large_quote_sat: 10_000_000,
+                btc_large_quote_confirmations: 6,
                 max_open_quotes_per_client: 4,
                 max_open_quotes_per_wallet: 4,
                 max_unpaid_hold_share: 0.5,
@@ -370,6 +383,13 @@ impl Settings {
             );
         }
         crate::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
+        anyhow::ensure!(
+            self.payments.address_reuse_after_secs >= self.payments.watch_window_secs,
+            "`payments.address_reuse_after_secs` ({}) must be at least `payments.watch_window_secs` ({}): a receiving \
+             address still watched for its expired quote must not be handed to another",
+            self.payments.address_reuse_after_secs,
+            self.payments.watch_window_secs
+        );
         Ok(())
     }
 

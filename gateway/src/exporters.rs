@@ -121,10 +121,11 @@ impl Collector for WatchersCollector {
             }
         }
         type ReadU = fn(&watchers::ChainMetrics) -> u64;
-        let counters: [(&str, &str, ReadU); 6] = [
+        let counters: [(&str, &str, ReadU); 7] = [
             ("watcher_payments_seen", "Transfers to quote addresses found", |m| m.payments_seen.get()),
             ("watcher_payments_confirmed", "Final payments ticketing acted on", |m| m.payments_confirmed.get()),
             ("watcher_payments_orphaned", "Sightings orphaned by a reorg", |m| m.payments_orphaned.get()),
+            ("watcher_payments_reversed", "Final (credited) payments reversed: their block left the chain", |m| m.payments_reversed.get()),
             ("watcher_rpc_errors", "Failed RPC attempts", |m| m.rpc_errors.get()),
             ("watcher_skipped", "Transactions or responses skipped as not understood", |m| m.skipped.get()),
             ("watcher_restarts", "Restarts after an error", |m| m.restarts.get()),

@@ -101,6 +101,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{shown}");
         }
+        Command::Admin(AdminCommand::Rescan { chain, from }) => {
+            telemetry::init(&settings.log);
+            let config = gateway::startup::watchers_config(&settings)?;
+            let purchases = gateway::startup::purchases_for_cli(&settings).await?;
+            let report = watchers::rescan::rescan(&config, chain, from, purchases).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::Admin(command) => {
             let purchases = gateway::startup::purchases_for_cli(&settings).await?;
             let purchases = &purchases;
@@ -154,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::FAILURE);
                     }
                 },
-                AdminCommand::SetTier { .. } => unreachable!("handled above"),
+                AdminCommand::SetTier { .. } | AdminCommand::Rescan { .. } => unreachable!("handled above"),
             };
             // CSV ends its own lines; JSON and messages get one.
             let text = result??;

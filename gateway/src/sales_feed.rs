@@ -1,4 +1,6 @@
-//! `ticket_sold` feed items: a short poll of new `tickets` rows.
+//! `ticket_sold` feed items: a short poll of new `tickets` rows; and `payment_reversed` items: a poll of new
+//! `payment.reversed` audit rows that name a ticket (a credited payment whose block left the chain, see
+//! `ticketing::purchases::reversal`), read the same way.
 //!
 //! Tickets are issued inside `Purchases::report_payment`, by whichever process saw the payment: the watchers
 //! in this gateway, another node's, or an operator's CLI. Polling the table (the truth all of them write) is
@@ -50,6 +52,7 @@ pub fn spawn(
                 }
             }
         };
+        let mut reversals = Reversals::start(&store, &shutdown).await;
         let mut seen: BTreeSet<i64> = BTreeSet::new();
         let mut watermark = start;
         let mut tick = tokio::time::interval(interval);
@@ -97,6 +100,88 @@ pub fn spawn(
             }
             let floor = (watermark - RESCAN).max(start);
             seen = seen.split_off(&(floor + 1));
+            if let Some(reversals) = reversals.as_mut() {
+                reversals.poll(&store, &feed).await;
+            }
         }
     })
+}
+
+#[derive(sqlx::FromRow)]
+struct ReversalRow {
+    id: i64,
+    at: i64,
+    event_id: Option<i64>,
+    subject: Option<String>,
+    detail: String,
+}
+
+/// The `payment.reversed` audit rows seen so far (the same watermark and late-commit re-read as tickets).
+struct Reversals {
+    start: i64,
+    watermark: i64,
+    seen: BTreeSet<i64>,
+}
+
+impl Reversals {
+    async fn start(store: &ticketing::Store, shutdown: &CancellationToken) -> Option<Reversals> {
+        loop {
+            match sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM audit_log").fetch_one(store.pool()).await {
+                Ok(max) => {
+                    let start = max.unwrap_or(0);
+                    return Some(Reversals { start, watermark: start, seen: BTreeSet::new() });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "sales feed cannot read the audit log; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn poll(&mut self, store: &ticketing::Store, feed: &broadcast::Sender<FeedItem>) {
+        let floor = (self.watermark - RESCAN).max(self.start);
+        let rows = sqlx::query_as::<_, ReversalRow>(
+            "SELECT id, at, event_id, subject, detail FROM audit_log WHERE id > $1 AND action = 'payment.reversed' ORDER BY id LIMIT 1000",
+        )
+        .bind(floor)
+        .fetch_all(store.pool())
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "reversal feed poll failed");
+                return;
+            }
+        };
+        for row in rows {
+            self.watermark = self.watermark.max(row.id);
+            if !self.seen.insert(row.id) {
+                continue;
+            }
+            let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
+            let (Some(event_id), Some(ticket_id)) = (row.event_id, detail.get("ticket_id").and_then(serde_json::Value::as_i64)) else {
+                continue; // not a sale (a refund's payment, a stray one): nothing for the creator's feed
+            };
+            let _ = feed.send(FeedItem {
+                event_id,
+                kind: "payment_reversed",
+                client_id: None,
+                identity: None,
+                role: None,
+                at: row.at,
+                detail: serde_json::json!({
+                    "ticket_id": ticket_id,
+                    "chain": detail.get("chain"),
+                    "txid": row.subject,
+                    "output_index": detail.get("output_index"),
+                }),
+            });
+        }
+        let floor = (self.watermark - RESCAN).max(self.start);
+        self.seen = self.seen.split_off(&(floor + 1));
+    }
 }

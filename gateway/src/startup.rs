@@ -418,6 +418,13 @@ pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> 
     payments.confirmations = confirmation_policy(settings)?;
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
     payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
+    payments.watch_window_ms = i64::try_from(config.watch_window_secs.saturating_mul(1000)).context("watch_window_secs")?;
+    if config.btc_large_quote_sat > 0 {
+        anyhow::ensure!(config.btc_large_quote_confirmations >= 1, "payments.btc_large_quote_confirmations must be at least 1");
+        payments
+            .large_quote_confirmations
+            .insert(chains::Chain::Btc, (u128::from(config.btc_large_quote_sat), config.btc_large_quote_confirmations));
+    }
     payments.tokens = token_contracts(settings)?;
     payments.quote_limits = quote_limits(config)?;
     anyhow::ensure!(config.max_address_gap > 0, "payments.max_address_gap must be at least 1");

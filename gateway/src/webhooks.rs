@@ -1,4 +1,5 @@
-//! Creators' webhooks: `joined`, `left` and `ticket_sold` from the live feed, POSTed to the creator's URL.
+//! Creators' webhooks: `joined`, `left`, `ticket_sold` and `payment_reversed` from the live feed, POSTed to the
+//! creator's URL.
 //!
 //! Each delivery is a JSON body signed with HMAC-SHA256 under the creator's webhook secret, sent as
 //! `X-Dlux-Signature: sha256=<hex>` over the raw body bytes. A delivery that fails (transport error or a
@@ -47,7 +48,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// The kinds of feed item a webhook is told about.
-pub const KINDS: [&str; 3] = ["joined", "left", "ticket_sold"];
+pub const KINDS: [&str; 4] = ["joined", "left", "ticket_sold", "payment_reversed"];
 
 #[derive(Debug, Serialize)]
 struct Delivery<'a> {

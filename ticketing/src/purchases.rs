@@ -30,7 +30,10 @@ use crate::store::{Store, StoreError};
 mod batch;
 pub mod derivation;
 pub mod minimums;
+mod reversal;
 mod rsvp;
+
+pub use reversal::{FinalPayment, Reversal};
 
 pub use rsvp::Rsvp;
 
@@ -38,6 +41,9 @@ pub use rsvp::Rsvp;
 pub const DEFAULT_QUOTE_TTL_MS: i64 = 15 * 60 * 1000;
 /// How long after an event ends the creator's payout becomes due (refunds stay possible until then).
 pub const DEFAULT_PAYOUT_DELAY_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How long a quote's address, memo or reference stays watched after the quote closed (expired, paid, refunded):
+/// a payment broadcast just before expiry may confirm after it, and a second payment is owed back.
+pub const DEFAULT_WATCH_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Where and how each chain is paid. Built by the gateway from its configuration.
 #[derive(Debug, Clone)]
@@ -52,8 +58,14 @@ pub struct PaymentSettings {
     pub xmr: Option<XmrAddresses>,
     pub chain_ids: HashMap<Chain, u64>,
     pub confirmations: HashMap<Chain, i64>,
+    /// More confirmations for large quotes (BTCPay's speed policy, exchanges' tiers): chain → (from this many
+    /// base units of the quote's amount, this many confirmations). Recorded on the quote; its chain's follower
+    /// waits for it (`watchers::follow`).
+    pub large_quote_confirmations: HashMap<Chain, (u128, i64)>,
     pub quote_ttl_ms: i64,
     pub payout_delay_ms: i64,
+    /// How long after a quote closes its watcher still looks for payments to it ([`Purchases::watched_quotes`]).
+    pub watch_window_ms: i64,
     /// The stablecoin contracts (and Solana mints) buyers may pay with: a token is quotable only when here.
     pub tokens: crate::tokens::TokenContracts,
     /// Chains whose payments no watcher credits (here or in another process), each with the setting that would
@@ -111,8 +123,10 @@ impl PaymentSettings {
             xmr: None,
             chain_ids: HashMap::from([(Chain::Eth, 1), (Chain::Pol, 137), (Chain::Bnb, 56)]),
             confirmations: default_confirmations(),
+            large_quote_confirmations: HashMap::new(),
             quote_ttl_ms: DEFAULT_QUOTE_TTL_MS,
             payout_delay_ms: DEFAULT_PAYOUT_DELAY_MS,
+            watch_window_ms: DEFAULT_WATCH_WINDOW_MS,
             tokens: crate::tokens::TokenContracts::new(),
             unwatched: Default::default(),
             quote_limits: QuoteLimits::default(),
@@ -122,6 +136,15 @@ impl PaymentSettings {
 
     pub fn confirmations_required(&self, chain: Chain) -> i64 {
         self.confirmations.get(&chain).copied().unwrap_or(1)
+    }
+
+    /// The confirmations a quote of `amount` on `chain` waits for: the chain's policy, or more for a large one.
+    pub fn confirmations_for(&self, chain: Chain, amount: Amount) -> i64 {
+        let policy = self.confirmations_required(chain);
+        match self.large_quote_confirmations.get(&chain) {
+            Some((from, n)) if amount.units >= *from => policy.max(*n),
+            _ => policy,
+        }
     }
 }
 
@@ -542,7 +565,7 @@ impl Purchases {
         .bind(memo)
         .bind(reference)
         .bind(index.map(i64::from))
-        .bind(self.settings.confirmations_required(chain))
+        .bind(self.settings.confirmations_for(chain, amount))
         .bind(now)
         .bind(now + self.settings.quote_ttl_ms)
         .bind(i64::from(holds_seat))
@@ -723,6 +746,34 @@ impl Purchases {
         .await?)
     }
 
+    /// What a chain's watcher must look for now, read from the store so that it survives restarts of the
+    /// process and of the watcher task: the open quotes, and every quote that closed (expired, paid, refunded,
+    /// cancelled) within the watch window, oldest first. A quote's close is its last change (`updated_at`) or its
+    /// expiry, whichever is later.
+    pub async fn watched_quotes(&self, chain: Chain, now: i64) -> Result<Vec<QuoteRow>, StoreError> {
+        let since = now.saturating_sub(self.settings.watch_window_ms.max(0));
+        Ok(sqlx::query_as::<_, QuoteRow>(&format!(
+            "SELECT {QUOTE_COLUMNS} FROM quotes WHERE chain = $1 \
+             AND (status IN ('awaiting_payment', 'seen', 'confirming') OR expires_at >= $2 OR updated_at >= $2) \
+             ORDER BY created_at"
+        ))
+        .bind(chain.as_str())
+        .bind(since)
+        .fetch_all(self.store.pool())
+        .await?)
+    }
+
+    /// Every quote of a chain, or those created since a time (unix ms): what `gateway admin rescan` looks for.
+    pub async fn quotes_since(&self, chain: Chain, since: Option<i64>) -> Result<Vec<QuoteRow>, StoreError> {
+        Ok(sqlx::query_as::<_, QuoteRow>(&format!(
+            "SELECT {QUOTE_COLUMNS} FROM quotes WHERE chain = $1 AND ($2 IS NULL OR created_at >= $2) ORDER BY created_at"
+        ))
+        .bind(chain.as_str())
+        .bind(since)
+        .fetch_all(self.store.pool())
+        .await?)
+    }
+
     /// Expires open quotes past their time (all, or one event's): their seats return to sale, and a quote
     /// that received too little becomes refund due.
     pub async fn expire_quotes(&self, event_id: Option<i64>, now: i64) -> Result<u64, StoreError> {
@@ -801,8 +852,11 @@ impl Purchases {
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let Some(quote) = quote else {
-            return self.record_unmatched(tx, report, now).await;
+            return self.record_on_its_own(tx, report, OnItsOwn::unmatched(report), now).await;
         };
+        if let Some(reason) = stray_reason(quote, report) {
+            return self.record_on_its_own(tx, report, OnItsOwn::stray(quote, report, reason), now).await;
+        }
         let event = event.ok_or(PurchaseError::EventNotFound(quote.event_id))?;
         // Writing the quote row first serialises every report for this quote (row lock on PostgreSQL, the
         // write lock on SQLite) before anything is read.
@@ -855,10 +909,7 @@ impl Purchases {
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let currency = quote.currency()?;
-        if report.amount.currency != currency {
-            refund_payment(tx, quote.event_id, quote, payment_id, report.amount, "wrong_currency", now).await?;
-            return Ok(PaymentOutcome::RefundDue { reason: "wrong_currency" });
-        }
+        // Stray payments (another currency, another sender) never reach here: see `stray_reason`.
         let event_status: String =
             sqlx::query_scalar("SELECT status FROM events WHERE id = $1").bind(quote.event_id).fetch_one(&mut **tx).await?;
         if event_status == "cancelled" {
@@ -1001,9 +1052,13 @@ impl Purchases {
     ) -> Result<i64, PurchaseError> {
         let token = new_ticket_token();
         let signature = self.access_signature(quote.event_id, &quote.chain, &quote.wallet_address, &token);
+        // One ticket per quote, ever: a quote whose payment was reversed (see `reversal`) and that is paid again
+        // gets its own ticket back.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tickets (event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
              access_signature, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'valid', $9, $9) \
+             ON CONFLICT (quote_id) DO UPDATE SET status = 'valid', amount_paid_units = excluded.amount_paid_units, \
+             updated_at = excluded.updated_at WHERE tickets.status = 'payment_reversed' \
              RETURNING id",
         )
         .bind(quote.event_id)
@@ -1062,11 +1117,15 @@ impl Purchases {
         .await?)
     }
 
-    /// A final payment that names no quote we know (e.g. a memo for a non-existent event) is owed back.
-    async fn record_unmatched(
+    /// A payment recorded on its own, outside any quote's accounts: one that names no quote we know (e.g. a memo
+    /// for a non-existent event), or a stray one for a quote (see [`stray_reason`]). Its row has no quote, so it
+    /// never changes a quote's state, counts toward one or withdraws one's progress when orphaned; once final it
+    /// is owed back to its sender where the chain shows one, and is to be claimed (no recipient) otherwise.
+    async fn record_on_its_own(
         &self,
         tx: &mut Transaction<'static, Any>,
         report: &PaymentReport,
+        why: OnItsOwn<'_>,
         now: i64,
     ) -> Result<PaymentOutcome, PurchaseError> {
         let status = if report.is_final { "refund_due" } else { "confirming" };
@@ -1119,23 +1178,24 @@ impl Purchases {
             .bind(report.output_index)
             .fetch_one(&mut **tx)
             .await?;
-        let event_id = report.memo.as_deref().and_then(parse_memo).map(|m| m.event_id);
-        let known_event = match event_id {
+        let known_event = match why.event_id {
             Some(id) => sqlx::query_scalar::<_, i64>("SELECT id FROM events WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?,
             None => None,
         };
-        let recipient = report
-            .memo
-            .as_deref()
-            .and_then(parse_memo)
-            .map(|m| m.wallet)
-            .or_else(|| report.from_address.clone());
         insert_ledger(tx, LedgerInsert {
             event_id: known_event, ticket_id: None, quote_id: None, payment_id: Some(payment_id),
-            kind: "refund", reason: "unmatched", amount: report.amount, recipient: recipient.as_deref(), status: "due", due_at: Some(now), now,
+            kind: "refund", reason: why.reason, amount: report.amount, recipient: why.recipient.as_deref(), status: "due", due_at: Some(now), now,
         }).await?;
-        audit::record(&mut **tx, &AuditEntry::new("watcher", "payment.unmatched").subject(&report.txid)).await?;
-        Ok(PaymentOutcome::RefundDue { reason: "unmatched" })
+        let action = if why.named_quote.is_some() { "payment.stray" } else { "payment.unmatched" };
+        audit::record(
+            &mut **tx,
+            &AuditEntry::new("watcher", action).subject(&report.txid).detail(serde_json::json!({
+                "reason": why.reason, "quote_id": why.named_quote, "currency": report.amount.currency,
+                "amount": report.amount.units.to_string(), "from": report.from_address, "refund_to": why.recipient,
+            })),
+        )
+        .await?;
+        Ok(PaymentOutcome::RefundDue { reason: why.reason })
     }
 
     /// A sighting whose block was orphaned before it became final: the payment goes back to unconfirmed and
@@ -1334,12 +1394,59 @@ struct LedgerInsert<'a> {
     now: i64,
 }
 
+/// Why a payment that names a quote must not touch it: another currency (`wrong_currency`), or, for a quote
+/// matched by its memo (which anyone can copy from the chain), a sender that is not the quote's buyer
+/// (`third_party`). A per-quote address or reference was handed to the buyer alone, so whoever pays to it pays
+/// for the buyer (an exchange withdrawal, a friend): that is credited to the quote.
+pub(crate) fn stray_reason(quote: &QuoteRow, report: &PaymentReport) -> Option<&'static str> {
+    if quote.currency().is_ok_and(|c| c != report.amount.currency) {
+        return Some("wrong_currency");
+    }
+    let by_memo = quote.memo.is_some() && quote.derivation_index.is_none() && report.memo.is_some();
+    match &report.from_address {
+        Some(from) if by_memo && !from.eq_ignore_ascii_case(&quote.wallet_address) => Some("third_party"),
+        _ => None,
+    }
+}
+
+/// How a payment recorded on its own is booked (see `Purchases::record_on_its_own`).
+struct OnItsOwn<'a> {
+    reason: &'static str,
+    /// The event its ledger entry is filed under, when it exists.
+    event_id: Option<i64>,
+    /// Who the refund is owed to: the sender where the chain shows one; `None`: to be claimed.
+    recipient: Option<String>,
+    /// The quote it named, for the audit row only.
+    named_quote: Option<&'a str>,
+}
+
+impl<'a> OnItsOwn<'a> {
+    fn unmatched(report: &PaymentReport) -> Self {
+        let memo = report.memo.as_deref().and_then(parse_memo);
+        OnItsOwn {
+            reason: "unmatched",
+            event_id: memo.as_ref().map(|m| m.event_id),
+            // The sender first: a memo names whoever its writer chose.
+            recipient: report.from_address.clone().or_else(|| memo.map(|m| m.wallet)),
+            named_quote: None,
+        }
+    }
+
+    fn stray(quote: &'a QuoteRow, report: &PaymentReport, reason: &'static str) -> Self {
+        OnItsOwn { reason, event_id: Some(quote.event_id), recipient: report.from_address.clone(), named_quote: Some(&quote.id) }
+    }
+}
+
 async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerInsert<'_>) -> Result<(), StoreError> {
     // A refund too small to send is recorded, not owed.
     let status = if e.kind == "refund" && e.status == "due" { minimums::refund_status(e.amount) } else { e.status };
+    // An entry cancelled by a reversal is written again when the same payment lands again (the unique key).
     sqlx::query(
         "INSERT INTO ledger_entries (event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
-         recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         recipient, status, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (payment_id, kind, reason) DO UPDATE SET ticket_id = excluded.ticket_id, amount_units = excluded.amount_units, \
+         recipient = excluded.recipient, status = excluded.status, due_at = excluded.due_at \
+         WHERE ledger_entries.status = 'cancelled'",
     )
     .bind(e.event_id)
     .bind(e.ticket_id)

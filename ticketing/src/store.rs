@@ -101,7 +101,15 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => {
+                // On a connection of its own, closed afterwards: a migration that edits a table's stored schema
+                // (0011 widens a CHECK through `writable_schema`) leaves the connection that ran it with the old
+                // copy; every other connection re-reads the schema when it sees the change.
+                let mut conn = self.pool.acquire().await?.detach();
+                let result = SQLITE_MIGRATIONS.run(&mut conn).await;
+                let _ = sqlx::Connection::close(conn).await;
+                result?;
+            }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())

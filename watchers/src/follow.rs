@@ -11,7 +11,9 @@
 //!    the common ancestor (or `max_reorg_depth` blocks when the history is gone, e.g. after a restart);
 //! 4. re-check every pending sighting: its block no longer canonical (or its unconfirmed transaction gone,
 //!    e.g. replaced by fee) → orphaned; final now → reported final; more confirmations → progress reported;
-//! 5. look at unconfirmed transactions, where the chain offers them (Bitcoin's mempool);
+//!    and every final payment still within `max_reorg_depth` of the head (read from the store): its block no
+//!    longer canonical → reversed by ticketing (`Purchases::reverse_payment`), the cursor goes back below it;
+//! 5. look at unconfirmed transactions to open quotes, where the chain offers them (Bitcoin's mempool);
 //! 6. scan the blocks after the cursor, checking each one's parent hash, report what pays a quote, move the
 //!    cursor.
 //!
@@ -27,11 +29,6 @@ use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchErr
 
 /// Open quotes: payment address (lower-case on EVM) → quote id.
 pub type QuoteAddresses = HashMap<String, String>;
-
-/// How long a quote's address is still watched after the quote stopped being open (expired, paid): a payment
-/// broadcast just before expiry may confirm after it, and a second payment to a paid quote is owed back.
-/// Ticketing decides what such late payments are worth.
-pub const LATE_PAYMENT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One scanned block and the transfers in it that pay open quotes.
 #[derive(Debug, Clone)]
@@ -104,8 +101,13 @@ pub struct ChainFollower {
     recent: BTreeMap<i64, String>,
     pending: HashMap<(String, i64), PaymentReport>,
     pending_tokens: HashMap<(String, i64), TokenTransfer>,
-    /// Addresses of quotes seen open during this run: address → (quote id, last seen open, unix ms).
-    watched: HashMap<String, (String, i64)>,
+    /// A rescan (`crate::rescan`): these addresses instead of the watched quotes', and no durable cursor.
+    rescan: Option<QuoteAddresses>,
+    /// Quotes that wait for more confirmations than the chain's policy (large quotes): quote id → count.
+    extra_confirmations: HashMap<String, i64>,
+    /// The open quotes' addresses: the only ones looked up in the mempool (a closed quote's late payment is
+    /// found in its block; asking the node about every address of the watch window each tick would not scale).
+    open_addresses: QuoteAddresses,
 }
 
 impl ChainFollower {
@@ -116,18 +118,49 @@ impl ChainFollower {
             recent: BTreeMap::new(),
             pending: HashMap::new(),
             pending_tokens: HashMap::new(),
-            watched: HashMap::new(),
+            rescan: None,
+            extra_confirmations: HashMap::new(),
+            open_addresses: QuoteAddresses::new(),
         }
     }
 
-    /// The addresses to look for: open quotes, quotes open within the grace period, and pending sightings.
-    async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
-        let now = ctx.now();
-        for (address, quote) in ctx.quotes_by_address().await? {
-            self.watched.insert(address, (quote, now));
+    /// A follower that looks for `quotes` from `config.start_height` on and never saves its cursor, so the
+    /// chain's own watcher is not moved (see `crate::rescan`).
+    pub fn rescanning(config: FollowConfig, quotes: QuoteAddresses) -> Self {
+        ChainFollower { rescan: Some(quotes), ..ChainFollower::new(config) }
+    }
+
+    async fn save_cursor(&self, ctx: &WatchContext, height: i64, hash: &str) -> Result<(), WatchError> {
+        if self.rescan.is_none() {
+            ctx.save_cursor(height, hash).await?;
         }
-        self.watched.retain(|_, (_, seen)| now - *seen <= LATE_PAYMENT_GRACE_MS);
-        let mut addresses: QuoteAddresses = self.watched.iter().map(|(a, (q, _))| (a.clone(), q.clone())).collect();
+        Ok(())
+    }
+
+    /// The addresses to look for: open quotes and quotes closed within the watch window (both read from the
+    /// store, see `Purchases::watched_quotes`), and pending sightings.
+    async fn addresses(&mut self, ctx: &WatchContext) -> Result<QuoteAddresses, WatchError> {
+        let mut addresses = match &self.rescan {
+            Some(quotes) => quotes.clone(),
+            None => {
+                let quotes = ctx.watched_quotes().await?;
+                let policy = ctx.purchases().settings().confirmations_required(ctx.chain());
+                self.extra_confirmations =
+                    quotes.iter().filter(|q| q.confirmations_required > policy).map(|q| (q.id.clone(), q.confirmations_required)).collect();
+                let evm = ctx.chain().is_evm();
+                let all: QuoteAddresses = quotes
+                    .iter()
+                    .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address.clone() }, q.id.clone()))
+                    .collect();
+                let open: std::collections::HashSet<&str> = quotes
+                    .iter()
+                    .filter(|q| matches!(q.status.as_str(), "awaiting_payment" | "seen" | "confirming"))
+                    .map(|q| q.id.as_str())
+                    .collect();
+                self.open_addresses = all.iter().filter(|(_, id)| open.contains(id.as_str())).map(|(a, id)| (a.clone(), id.clone())).collect();
+                all
+            }
+        };
         for p in self.pending.values() {
             if let Some(quote) = &p.quote_id {
                 addresses.entry(p.to_address.clone()).or_insert_with(|| quote.clone());
@@ -173,8 +206,9 @@ impl ChainFollower {
         }
         self.check_cursor(source, ctx, head, &mut report).await?;
         self.recheck_pending(source, ctx, head, final_height, &mut report).await?;
+        self.recheck_final(source, ctx, head, &mut report).await?;
 
-        for mut sighting in source.unconfirmed(&quotes).await? {
+        for mut sighting in source.unconfirmed(&self.open_addresses).await? {
             let key = (sighting.txid.clone(), sighting.output_index);
             if self.pending.contains_key(&key) {
                 continue;
@@ -210,7 +244,7 @@ impl ChainFollower {
     }
 
     async fn set_cursor(&mut self, ctx: &WatchContext, height: i64, hash: String) -> Result<(), WatchError> {
-        ctx.save_cursor(height, &hash).await?;
+        self.save_cursor(ctx, height, &hash).await?;
         if height >= 0 {
             self.recent.insert(height, hash.clone());
         }
@@ -292,7 +326,7 @@ impl ChainFollower {
                     TxStatus::Confirmed { height, hash } if height <= head => {
                         // Mined in a block already scanned (its quote was no longer watched then): follow it.
                         let confirmations = Finality::confirmations(height, head);
-                        let is_final = height <= final_height;
+                        let is_final = height <= final_height && self.enough(&sighting, confirmations);
                         let mined = PaymentReport { block_height: Some(height), block_hash: Some(hash), confirmations, is_final, ..sighting };
                         let outcome = ctx.report(mined.clone()).await?;
                         if is_final {
@@ -316,7 +350,7 @@ impl ChainFollower {
                 continue;
             }
             let confirmations = Finality::confirmations(height, head);
-            if height <= final_height {
+            if height <= final_height && self.enough(&sighting, confirmations) {
                 let outcome = ctx.report(PaymentReport { confirmations, is_final: true, ..sighting }).await?;
                 report.reported_final += u64::from(outcome.is_some());
                 self.pending.remove(&key);
@@ -358,6 +392,46 @@ impl ChainFollower {
         Ok(())
     }
 
+    /// Whether a payment in a final block also has the confirmations its quote asks beyond the chain's policy
+    /// (a large quote).
+    fn enough(&self, payment: &PaymentReport, confirmations: i64) -> bool {
+        payment.quote_id.as_ref().and_then(|q| self.extra_confirmations.get(q)).is_none_or(|n| confirmations >= *n)
+    }
+
+    /// Final payments within the reorganisation window (`max_reorg_depth` blocks below the head), read from the
+    /// store: one whose block is no longer canonical is reversed by ticketing, and the cursor goes back below it
+    /// so that, if its transaction landed again, the scan finds it in its new block.
+    async fn recheck_final(&mut self, source: &dyn BlockSource, ctx: &WatchContext, head: i64, report: &mut PollReport) -> Result<(), WatchError> {
+        let depth = i64::try_from(self.config.max_reorg_depth).unwrap_or(i64::MAX);
+        let credited = ctx.final_payments_since(head.saturating_sub(depth).max(0)).await?;
+        if credited.is_empty() {
+            return Ok(());
+        }
+        let mut heights: Vec<i64> = credited.iter().map(|p| p.block_height).collect();
+        heights.sort_unstable();
+        heights.dedup();
+        let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
+        let mut lowest: Option<i64> = None;
+        for payment in &credited {
+            if canonical.get(&payment.block_height).and_then(|h| h.as_deref()) == Some(payment.block_hash.as_str()) {
+                continue;
+            }
+            if ctx.reverse(&payment.txid, payment.output_index).await? {
+                report.reversed += 1;
+            }
+            lowest = Some(lowest.map_or(payment.block_height, |l| l.min(payment.block_height)));
+        }
+        if let (Some(low), Some((cursor, _))) = (lowest, self.cursor.clone()) {
+            if low <= cursor {
+                let hash = self.hash_at(source, low - 1).await?;
+                report.rewound += u64::try_from(cursor - (low - 1)).unwrap_or(0);
+                self.recent.retain(|h, _| *h < low);
+                self.set_cursor(ctx, low - 1, hash).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn scan(
         &mut self,
         source: &dyn BlockSource,
@@ -389,7 +463,7 @@ impl ChainFollower {
             let extended = extended?;
             let (height, hash) = self.cursor.clone().expect("cursor set");
             if height >= range.0 {
-                ctx.save_cursor(height, &hash).await?;
+                self.save_cursor(ctx, height, &hash).await?;
             }
             if !extended || !complete {
                 report.behind = true;
@@ -433,9 +507,10 @@ impl ChainFollower {
     async fn ingest(&mut self, ctx: &WatchContext, block: &ScannedBlock, head: i64, final_height: i64, report: &mut PollReport) -> Result<(), WatchError> {
         report.skipped += block.skipped;
         let confirmations = Finality::confirmations(block.height, head);
-        let is_final = block.height <= final_height;
+        let block_final = block.height <= final_height;
         let mut sightings = Vec::with_capacity(block.payments.len());
         for payment in &block.payments {
+            let is_final = block_final && self.enough(payment, confirmations);
             let sighting = PaymentReport {
                 block_height: Some(block.height),
                 block_hash: Some(block.hash.clone()),
@@ -457,7 +532,7 @@ impl ChainFollower {
         let outcomes = sightings.into_iter().zip(outcomes.into_iter().map(|o| o.is_some()));
         for (sighting, accepted) in outcomes {
             let key = (sighting.txid.clone(), sighting.output_index);
-            if is_final {
+            if sighting.is_final {
                 report.reported_final += u64::from(accepted);
                 self.pending.remove(&key);
             } else {
@@ -470,12 +545,12 @@ impl ChainFollower {
                 block_height: block.height,
                 block_hash: block.hash.clone(),
                 confirmations,
-                is_final,
+                is_final: block_final,
                 ..transfer.clone()
             };
             tracing::warn!(chain = %ctx.chain(), symbol = %transfer.symbol, txid = %transfer.txid, units = %transfer.units,
                 "token payment to a quote address: ticketing has no currency for this token, not reported");
-            if !is_final {
+            if !block_final {
                 self.pending_tokens.insert((transfer.txid.clone(), transfer.log_index), transfer.clone());
             }
             report.token_transfers.push(transfer);

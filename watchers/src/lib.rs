@@ -10,6 +10,8 @@
 //! - [`solana`]: Solana Pay transfers found by each quote's reference key (finalized only).
 //! - [`hive`]: HIVE and HBD transfers to the platform account, matched by memo, irreversible blocks only.
 //! - [`monero`]: payments to per-quote subaddresses, read from monero-wallet-rpc, final at the unlock (10).
+//! - [`rescan`]: `gateway admin rescan`: a one-off pass over final blocks for every quote of a chain, for payments
+//!   that came after the watch window.
 //!
 //! Architecture invariant: watchers know chains and RPC, not tickets. They never write tickets or the ledger:
 //! they call `Purchases::report_payment` and `Purchases::orphan_payment`, and they keep their own cursor in
@@ -24,6 +26,7 @@ pub mod lookup;
 mod jsonrpc;
 pub mod metrics;
 pub mod monero;
+pub mod rescan;
 pub mod solana;
 pub mod supervisor;
 pub mod watcher;

@@ -52,6 +52,8 @@ pub struct ChainMetrics {
     /// Final reports that changed something in ticketing (credited, partial or refund due).
     pub payments_confirmed: Counter,
     pub payments_orphaned: Counter,
+    /// Final payments whose block left the chain after ticketing dealt with them: reversed.
+    pub payments_reversed: Counter,
     /// Failed RPC attempts (each retry counts).
     pub rpc_errors: Counter,
     /// Transactions, logs or responses that could not be understood, and reports ticketing refused.

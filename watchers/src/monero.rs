@@ -11,8 +11,11 @@
 //! (txid, subaddress), as ticketing's idempotency needs.
 //!
 //! Finality is the unlock policy: received outputs are spendable after 10 confirmations, so a transfer is final
-//! at `confirmations >= required` (ticketing's `confirmations_required(Xmr)`, 10 by default) and with no
-//! `unlock_time` of its own. Before that it is reported as pending, from the pool (0 confirmations) on. A pool
+//! at `confirmations >= required` (ticketing's `confirmations_required(Xmr)`, 10 by default) and once its own
+//! `unlock_time` is reached (a block height below 500,000,000, a unix time in seconds above). Before that it is
+//! reported as pending, from the pool (0 confirmations) on. A transfer locked past the quote's watch window
+//! (its unlock estimated at 2 minutes a block) would never be credited in time: it is recorded at once as a
+//! refund due with reason `locked` (`Purchases::record_locked`), never dropped. A pool
 //! transaction that disappears without being mined (double spend, dropped) is withdrawn with
 //! `orphan_payment` once the wallet confirms it no longer knows it.
 //!
@@ -237,7 +240,8 @@ impl MoneroWatcher {
         ctx.metrics().set_head(height as i64);
         // Quotes are read after the wallet: a transfer the wallet knows was sent after its quote existed.
         let quotes: HashMap<i64, QuoteRow> =
-            ctx.open_quotes().await?.into_iter().filter_map(|q| Some((q.derivation_index?, q))).collect();
+            ctx.watched_quotes().await?.into_iter().filter_map(|q| Some((q.derivation_index?, q))).collect();
+        let window_ms = ctx.purchases().settings().watch_window_ms;
         let required = u64::try_from(ctx.purchases().settings().confirmations_required(Chain::Xmr).max(1)).unwrap_or(10);
         let min_height = self.final_height;
         let transfers = with_retry(ctx.metrics(), &self.retry, "get_transfers", || rpc.get_transfers(account, min_height)).await?;
@@ -262,11 +266,18 @@ impl MoneroWatcher {
                 continue;
             }
             let confirmations = if t.kind == "pool" || t.height == 0 { 0 } else { t.confirmations };
-            let is_final = confirmations >= required && t.unlock_time == 0;
-            if !is_final && t.height > 0 {
+            let unlock = Unlock::of(t.unlock_time, height, ctx.now());
+            let is_final = confirmations >= required && unlock == Unlock::Reached;
+            let quote = quotes.get(&i64::from(t.subaddr_index.minor));
+            // Confirmed as deeply as the policy asks, but locked until after its quote's window: decided now.
+            let locked_past_window = confirmations >= required
+                && match (unlock, quote) {
+                    (Unlock::At(at), Some(q)) => at > q.expires_at.saturating_add(window_ms),
+                    _ => false,
+                };
+            if !is_final && !locked_past_window && t.height > 0 {
                 all_final_below = all_final_below.min(t.height - 1);
             }
-            let quote = quotes.get(&i64::from(t.subaddr_index.minor));
             if quote.is_some_and(|q| q.payment_address != t.address) {
                 skip(&mut pass, "address_mismatch");
                 continue;
@@ -287,6 +298,13 @@ impl MoneroWatcher {
                 confirmations: confirmations as i64,
                 is_final,
             };
+            if locked_past_window {
+                tracing::warn!(chain = "xmr", txid = %t.txid, unlock_time = t.unlock_time, "transfer locked past the watch window: refund due");
+                let outcome = ctx.purchases().record_locked(&report, ctx.now()).await.map_err(WatchError::Store)?;
+                self.pending.remove(&key);
+                pass.reported.push((report, Some(outcome)));
+                continue;
+            }
             let outcome = ctx.report(report.clone()).await?;
             if is_final {
                 self.pending.remove(&key);
@@ -311,6 +329,36 @@ impl MoneroWatcher {
         self.final_height = self.final_height.max(all_final_below);
         ctx.save_cursor(self.final_height as i64, "").await?;
         Ok(pass)
+    }
+}
+
+/// Where a transfer's own `unlock_time` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unlock {
+    /// No lock, or its height or time is reached.
+    Reached,
+    /// Locked until about this unix time (ms).
+    At(i64),
+}
+
+impl Unlock {
+    /// Monero's rule: below 500,000,000 `unlock_time` is a block height, above a unix time in seconds. Blocks
+    /// come every two minutes on average.
+    fn of(unlock_time: u64, height: u64, now_ms: i64) -> Unlock {
+        const HEIGHT_LIMIT: u64 = 500_000_000;
+        const BLOCK_MS: i64 = 120_000;
+        if unlock_time == 0 {
+            return Unlock::Reached;
+        }
+        if unlock_time < HEIGHT_LIMIT {
+            if height >= unlock_time {
+                return Unlock::Reached;
+            }
+            let blocks = i64::try_from(unlock_time - height).unwrap_or(i64::MAX);
+            return Unlock::At(now_ms.saturating_add(blocks.saturating_mul(BLOCK_MS)));
+        }
+        let at = i64::try_from(unlock_time).unwrap_or(i64::MAX).saturating_mul(1000);
+        if at <= now_ms { Unlock::Reached } else { Unlock::At(at) }
     }
 }
 
@@ -349,6 +397,16 @@ impl PaymentWatcher for MoneroWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlock_times_are_heights_or_unix_seconds() {
+        assert_eq!(Unlock::of(0, 100, 5), Unlock::Reached);
+        assert_eq!(Unlock::of(100, 100, 5), Unlock::Reached);
+        assert_eq!(Unlock::of(110, 100, 5), Unlock::At(5 + 10 * 120_000));
+        assert_eq!(Unlock::of(1_700_000_000, 100, 1_700_000_000_000), Unlock::Reached);
+        assert_eq!(Unlock::of(1_700_000_001, 100, 1_700_000_000_000), Unlock::At(1_700_000_001_000));
+        assert_eq!(Unlock::of(u64::MAX, 0, 0), Unlock::At(i64::MAX));
+    }
 
     #[test]
     fn reads_wallet_rpc_transfers() {

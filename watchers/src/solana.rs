@@ -4,9 +4,10 @@
 //! transfer as a read-only account, as Solana Pay prescribes. So the watcher needs no cursor over the chain: for
 //! every open quote it asks the node which *finalized* transactions mention the reference
 //! (`getSignaturesForAddress`), fetches each new one in `jsonParsed` form (`getTransaction`) and checks it
-//! really paid the quote's recipient. A quote stays watched for a day after it stopped being open (expired or
-//! paid), so a payment that finalizes late, or a second one, still reaches ticketing, which decides what it
-//! is worth; that list lives in memory, as the other watchers' does. Only finalized transactions are looked
+//! really paid the quote's recipient. A quote stays watched for the watch window (`payments.watch_window_secs`,
+//! 7 days) after it stopped being open (expired or paid), so a payment that finalizes late, or a second one,
+//! still reaches ticketing, which decides what it is worth; that list is read from the store on every pass
+//! (`Purchases::watched_quotes`), so a restart watches exactly what the run before it did. Only finalized transactions are looked
 //! at, so every report is final and nothing can be orphaned afterwards.
 //!
 //! Failed transactions (`err` set) still mention the reference and still cost the payer a fee, but they moved
@@ -27,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, QuoteRow};
 
-use crate::follow::LATE_PAYMENT_GRACE_MS;
 use crate::watcher::{with_retry, PaymentWatcher, PollReport, RetryPolicy, WatchContext, WatchError};
 
 /// `[watchers.solana]` in the gateway's configuration.
@@ -274,15 +274,13 @@ pub struct SolanaWatcher {
     /// Signatures already settled, per open quote, so a pass fetches only new transactions. Reports are
     /// idempotent anyway: this only saves RPC calls, and a restart simply reads them again.
     done: HashMap<String, HashSet<String>>,
-    /// Quotes seen open during this run, with when they last were (unix ms).
-    watched: HashMap<String, (QuoteRow, i64)>,
 }
 
 impl SolanaWatcher {
     pub fn new(config: SolanaConfig) -> Self {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let rpc = SolanaRpc::new(&config.rpc_url, timeout);
-        SolanaWatcher { rpc, config, retry: RetryPolicy { timeout, ..RetryPolicy::default() }, done: HashMap::new(), watched: HashMap::new() }
+        SolanaWatcher { rpc, config, retry: RetryPolicy { timeout, ..RetryPolicy::default() }, done: HashMap::new() }
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
@@ -290,21 +288,20 @@ impl SolanaWatcher {
         self
     }
 
-    /// One pass over every open SOL quote, and over quotes that stopped being open within the late-payment
-    /// grace (a payment signed just before expiry may finalize after it; a second payment is owed back), with
+    /// One pass over every open SOL quote, and over quotes that stopped being open within the watch window
+    /// (a payment signed just before expiry may finalize after it; a second payment is owed back), with
     /// the details tests and logs want.
     pub async fn scan(&mut self, ctx: &WatchContext) -> Result<SolanaPass, WatchError> {
-        let now = ctx.now();
-        for quote in ctx.open_quotes().await? {
-            self.watched.insert(quote.id.clone(), (quote, now));
-        }
-        self.watched.retain(|_, (_, seen_open)| now - *seen_open <= LATE_PAYMENT_GRACE_MS);
-        let watched = &self.watched;
-        self.done.retain(|id, _| watched.contains_key(id));
-        let mut quotes: Vec<QuoteRow> = self.watched.values().map(|(q, _)| q.clone()).collect();
-        quotes.sort_by_key(|q| q.created_at);
+        let quotes = ctx.watched_quotes().await?;
+        let watched: HashSet<&str> = quotes.iter().map(|q| q.id.as_str()).collect();
+        self.done.retain(|id, _| watched.contains(id.as_str()));
+        self.scan_quotes(ctx, &quotes).await
+    }
+
+    /// One pass over the given quotes (a rescan's: `crate::rescan`).
+    pub async fn scan_quotes(&mut self, ctx: &WatchContext, quotes: &[QuoteRow]) -> Result<SolanaPass, WatchError> {
         let mut pass = SolanaPass::default();
-        for quote in &quotes {
+        for quote in quotes {
             self.check_quote(ctx, quote, &mut pass).await?;
         }
         Ok(pass)
@@ -434,7 +431,6 @@ impl PaymentWatcher for SolanaWatcher {
     /// Nothing durable to reload: the open quotes are the work list, and only finalized transactions are read.
     async fn resume(&mut self, _ctx: &WatchContext) -> Result<(), WatchError> {
         self.done.clear();
-        self.watched.clear();
         Ok(())
     }
 

@@ -55,6 +55,8 @@ pub struct PollReport {
     /// Final reports (ticketing credits these).
     pub reported_final: u64,
     pub orphaned: u64,
+    /// Final payments reversed because their block left the chain.
+    pub reversed: u64,
     /// Items that could not be understood and were skipped.
     pub skipped: u64,
     /// Blocks the cursor went back because of a reorganisation.
@@ -180,14 +182,21 @@ impl WatchContext {
         Ok(self.purchases.open_quotes(self.chain).await?)
     }
 
-    /// Open quotes by payment address (lower-cased for EVM chains, as ticketing stores them).
+    /// The quotes to look for: open ones and those closed within the watch window, from the store (so a
+    /// restarted process or watcher task watches exactly what the one before it did).
+    pub async fn watched_quotes(&self) -> Result<Vec<QuoteRow>, WatchError> {
+        Ok(self.purchases.watched_quotes(self.chain, self.now()).await?)
+    }
+
+    /// Watched quotes ([`WatchContext::watched_quotes`]) by payment address (lower-cased for EVM chains, as
+    /// ticketing stores them). Per-quote addresses are unique per chain, so each maps to one quote.
     ///
     /// Read it *after* reading the chain head: a payment in a block at or below that head was made after its
     /// quote existed, so its address is in the map.
     pub async fn quotes_by_address(&self) -> Result<HashMap<String, String>, WatchError> {
         let evm = self.chain.is_evm();
         Ok(self
-            .open_quotes()
+            .watched_quotes()
             .await?
             .into_iter()
             .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address }, q.id))
@@ -241,6 +250,22 @@ impl WatchContext {
                 }
             })
             .collect())
+    }
+
+    /// Final payments in blocks at or above `min_height`, to re-check against the canonical chain.
+    pub async fn final_payments_since(&self, min_height: i64) -> Result<Vec<ticketing::purchases::FinalPayment>, WatchError> {
+        Ok(self.purchases.final_payments_since(self.chain, min_height).await?)
+    }
+
+    /// Reverses a final payment whose block left the canonical chain (see `ticketing::purchases::Reversal`).
+    pub async fn reverse(&self, txid: &str, output_index: i64) -> Result<bool, WatchError> {
+        let reversal = self.purchases.reverse_payment(self.chain, txid, output_index, self.now()).await?;
+        if let Some(r) = &reversal {
+            self.metrics.payments_reversed.inc();
+            tracing::warn!(chain = %self.chain, txid, output_index, event_id = ?r.event_id, ticket_id = ?r.ticket_id,
+                cancelled = r.cancelled_entries.len(), settled = r.settled_entries.len(), "final payment reversed: its block left the chain");
+        }
+        Ok(reversal.is_some())
     }
 
     /// Withdraws a sighting whose block is no longer canonical (or whose transaction was replaced).

@@ -136,9 +136,9 @@ store_test!(restart_resumes_and_a_rescan_credits_nothing_twice, |store: Store| a
     let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
     w.resume(&ctx).await.unwrap();
     let r = w.poll_once(&ctx).await.unwrap();
-    // The quote is paid, so a fresh watcher does not even look for its address any more; had it reported the
-    // output again, ticketing would answer AlreadyProcessed (see the EVM restart test).
-    assert_eq!((r.blocks_scanned, r.reported_final), (3, 0), "{r:?}");
+    // The paid quote is still watched (the watch window, read from the store): the output is reported again
+    // and ticketing recognises it (AlreadyProcessed).
+    assert_eq!((r.blocks_scanned, r.reported_final), (3, 1), "{r:?}");
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
     assert_eq!(tickets, 1);
     assert_eq!(payments(&store, &q).await.len(), 1);
@@ -169,4 +169,211 @@ store_test!(payment_seen_before_expiry_is_followed_after_it, |store: Store| asyn
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.reported_final, 1, "{r:?}");
     assert!(ticket(&p, &q).await.is_some(), "a late payment that still covers the price gets a seat");
+});
+
+// Durable watching: what a watcher looks for is read from the store, so a payment to a quote that expired
+// while the process was down, and a second payment after another restart, are dealt with exactly as without a
+// restart; past the watch window the address is no longer looked at (that is `gateway admin rescan`'s job).
+store_test!(after_restarts_payments_to_an_expired_quote_are_credited_then_refunded, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let q = {
+        let p = purchases(&store);
+        let ctx = context(&p, Chain::Btc);
+        let _w = started(&esplora, &ctx).await;
+        quote(&p, event_id, Currency::Btc).await
+    }; // the process stops: watcher and Purchases dropped
+
+    // A new process, 20 minutes later: the quote expired meanwhile and never was open during this run.
+    let later = ticketing::now_ms() + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = context(&p, Chain::Btc).with_clock(std::sync::Arc::new(move || later));
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    let first = esplora.broadcast(payment(6, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &q).await.is_some(), "a late payment covering the price gets a free seat");
+    assert_eq!(ctx.metrics().payments_seen.get(), 1);
+    drop(w);
+
+    // Another restart (as the supervisor does after an RPC error); the buyer pays a second time.
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    let second = esplora.broadcast(payment(7, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
+    assert_eq!(
+        payments(&store, &q).await,
+        vec![(first.to_string(), 0, "credited".to_string()), (second.to_string(), 0, "refund_due".to_string())]
+    );
+
+    // Past the window (7 days after the quote's last change) the address is no longer watched.
+    let past = later + 8 * 24 * 3_600_000;
+    let ctx = context(&p, Chain::Btc).with_clock(std::sync::Arc::new(move || past));
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    esplora.broadcast(payment(8, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final + r.reported_pending, 0, "{r:?}");
+    assert_eq!(payments(&store, &q).await.len(), 2);
+});
+
+// A reorganisation deeper than the confirmation policy after crediting: the payment is reversed (ticket
+// `payment_reversed`, joins refused with that reason, seat back on sale, sale entries cancelled: the payout is
+// held; an audit row, the metric). When the same transaction lands again, the quote gets its ticket back.
+store_test!(a_reorg_after_crediting_reverses_the_payment_and_a_relanded_one_restores_it, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let q = quote(&p, event_id, Currency::Btc).await;
+    let txid = esplora.broadcast(payment(9, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    let t = ticket(&p, &q).await.expect("credited at 2 confirmations");
+    assert_eq!(t.status, "valid");
+
+    esplora.reorg(2); // both blocks replaced by a longer fork without the payment
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reversed, 1, "{r:?}");
+    assert_eq!(ticket(&p, &q).await.unwrap().status, "payment_reversed");
+    let refused = store.check_ticket_admission(event_id, t.id, ticketing::now_ms() + 24 * 3_600_000, 0).await.unwrap();
+    assert_eq!(refused.unwrap_err(), ticketing::attendance::Refusal::TicketInvalid("payment_reversed".into()));
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "orphaned".to_string())]);
+    let sale: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(sale, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
+    let (held, sold): (i64, i64) =
+        sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.pool()).await.unwrap();
+    assert_eq!((held, sold), (0, 0), "the seat is back on sale");
+    let q1 = reload(&p, &q).await;
+    assert_eq!((q1.status.as_str(), q1.received_units.as_str()), ("awaiting_payment", "0"));
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+        .bind(txid.to_string())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    assert_eq!(ctx.metrics().payments_reversed.get(), 1);
+    // Reversing is idempotent: the next tick finds nothing more to reverse.
+    assert_eq!(w.poll_once(&ctx).await.unwrap().reversed, 0);
+
+    // The same transaction is mined again in the new chain: the quote's ticket comes back, credited once.
+    esplora.broadcast(payment(9, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    let back = ticket(&p, &q).await.unwrap();
+    assert_eq!((back.id, back.status.as_str()), (t.id, "valid"));
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "credited".to_string())]);
+    let sale: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(sale, vec![("commission".into(), "pending".into()), ("payout".into(), "pending".into())]);
+});
+
+// `gateway admin rescan`: a payment to a quote closed longer ago than the watch window is not seen by the
+// watcher; a rescan from a height finds it and records it (here a ticket: the seat is free, the price in BTC
+// unchanged), a second rescan changes nothing, the watcher's cursor is left alone, and a rescan from a time
+// looks only for quotes made since.
+store_test!(a_rescan_records_a_payment_made_after_the_watch_window, |store: Store| async move {
+    use watchers::rescan::{rescan, RescanFrom};
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let now = ticketing::now_ms();
+    let days = |n: i64| n * 24 * 3_600_000;
+    sqlx::query("UPDATE events SET sales_start = $2 WHERE id = $1").bind(event_id).bind(now - days(10)).execute(store.pool()).await.unwrap();
+    let q = p
+        .create_quote(ticketing::purchases::QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, now - days(9))
+        .await
+        .unwrap();
+    assert_eq!(p.expire_quotes(None, now).await.unwrap(), 1);
+    // Closed nine days ago, as far as the store says.
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.pool()).await.unwrap();
+
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let txid = esplora.broadcast(payment(10, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final + r.reported_pending, 0, "past the window: not watched {r:?}");
+    assert!(payments(&store, &q).await.is_empty());
+    let cursor = store.watcher_cursor(Chain::Btc).await.unwrap().unwrap();
+
+    let config = watchers::WatchersConfig { btc: Some(BtcWatcherConfig::new(&esplora.url)), ..Default::default() };
+    let since_an_hour = rescan(&config, Chain::Btc, RescanFrom::Time(now - 3_600_000), p.clone()).await.unwrap();
+    assert_eq!((since_an_hour.quotes, since_an_hour.reported), (0, 0), "{since_an_hour:?}");
+
+    let report = rescan(&config, Chain::Btc, RescanFrom::Height(100), p.clone()).await.unwrap();
+    assert_eq!((report.quotes, report.reported, report.to_height), (1, 1, esplora.height() - 1), "{report:?}");
+    assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "credited".to_string())]);
+    assert!(ticket(&p, &q).await.is_some());
+
+    let again = rescan(&config, Chain::Btc, RescanFrom::Height(100), p.clone()).await.unwrap();
+    assert_eq!(again.reported, 1, "reported again, recognised");
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.pool()).await.unwrap();
+    assert_eq!((tickets, entries, payments(&store, &q).await.len()), (1, 2, 1));
+    let after = store.watcher_cursor(Chain::Btc).await.unwrap().unwrap();
+    assert_eq!((after.height, after.block_hash), (cursor.height, cursor.block_hash), "the watcher's cursor is not moved");
+});
+
+#[test]
+fn rescan_starts_parse_as_heights_or_times() {
+    use watchers::rescan::RescanFrom;
+    assert_eq!("840000".parse::<RescanFrom>(), Ok(RescanFrom::Height(840_000)));
+    assert_eq!("2026-01-31".parse::<RescanFrom>(), Ok(RescanFrom::Time(1_769_817_600_000)));
+    assert_eq!("2026-01-31T00:00:01Z".parse::<RescanFrom>(), Ok(RescanFrom::Time(1_769_817_601_000)));
+    assert!("yesterday".parse::<RescanFrom>().is_err());
+    assert!("-5".parse::<RescanFrom>().is_err());
+}
+
+// A large quote waits for more confirmations than the chain's policy (BTCPay's speed policy): recorded on the
+// quote, followed by the watcher, shown as progress.
+store_test!(a_large_quote_waits_for_more_confirmations, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let mut settings = ticketing::purchases::PaymentSettings::new("dlux-tickets");
+    settings.btc = Some(chains::derive::BtcAccount::parse(ZPUB, chains::signature::BtcNetwork::Mainnet).unwrap());
+    settings.large_quote_confirmations.insert(Chain::Btc, (100_000, 4));
+    let p = ticketing::purchases::Purchases::new(
+        store.clone(),
+        std::sync::Arc::new(ticketing::rates::StaticRates::development()),
+        settings,
+        &[7u8; 32],
+    );
+    let small_event = event(&store, 10, Currency::Btc, "0.00099999").await;
+    let large_event = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let mut w = started(&esplora, &ctx).await;
+    let small = quote(&p, small_event, Currency::Btc).await;
+    let large = quote(&p, large_event, Currency::Btc).await;
+    assert_eq!((small.confirmations_required, large.confirmations_required), (2, 4));
+
+    esplora.broadcast(payment(11, &[(&small.payment_address, 99_999), (&large.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert!(ticket(&p, &small).await.is_some(), "the policy's 2 confirmations");
+    assert!(ticket(&p, &large).await.is_none(), "2 of 4");
+    let l = reload(&p, &large).await;
+    assert_eq!((l.status.as_str(), l.confirmations), ("confirming", 2));
+
+    esplora.mine_empty(1);
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(reload(&p, &large).await.confirmations, 3);
+    esplora.mine_empty(1);
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &large).await.is_some(), "4 confirmations");
 });

@@ -222,14 +222,23 @@ store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store:
     let u = reload(&p, &under).await;
     assert_eq!((u.status.as_str(), u.received_units.as_str()), ("seen", "24999999"), "one micro-USDC short");
     assert!(ticket(&p, &under).await.is_none());
-    // USDC sent to an ETH quote's address: owed back, in USDC.
+    // USDC sent to an ETH quote's address: a stray payment, recorded on its own and owed back in USDC to its
+    // sender (the Transfer's `from`); the ETH quote is untouched and still payable.
     assert!(ticket(&p, &eth).await.is_none());
-    assert_eq!(reload(&p, &eth).await.status, "refund_due");
+    assert_eq!(reload(&p, &eth).await.status, "awaiting_payment");
+    assert!(payments(&store, &eth).await.is_empty() && ledger(&store, &eth).await.is_empty());
     // logIndex counts the block's logs: this transfer's is the second.
-    assert_eq!(payments(&store, &eth).await, vec![(wrong, 2, "refund_due".to_string())]);
-    assert_eq!(ledger(&store, &eth).await, vec![("refund".to_string(), "USDC.ETH".to_string(), "25000000".to_string())]);
-    let reason: String = sqlx::query_scalar("SELECT reason FROM ledger_entries WHERE quote_id = $1").bind(&eth.id).fetch_one(store.pool()).await.unwrap();
-    assert_eq!(reason, "wrong_currency");
+    let stray: (i64, String, Option<String>) =
+        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1").bind(&wrong).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(stray, (2, "refund_due".to_string(), None));
+    let refund: (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT l.reason, l.currency, l.amount_units, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
+    )
+    .bind(&wrong)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(refund, ("wrong_currency".into(), "USDC.ETH".into(), "25000000".into(), Some(EVM_BUYER.to_string())));
     // A token with the same symbol from another contract is not USDC.
     assert!(payments(&store, &fake).await.is_empty());
     assert_eq!(reload(&p, &fake).await.status, "awaiting_payment");
@@ -336,6 +345,83 @@ store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: S
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
     let sales: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.pool()).await.unwrap();
     assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
+});
+
+// Durable watching on EVM: after a restart, a payment to a quote that expired while the process was down is
+// still reported and (the event is priced in ETH, a seat is free) gets its ticket; a second payment after
+// another restart is refunded as overpaid.
+store_test!(after_a_restart_a_payment_to_an_expired_quote_gets_its_ticket, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let q = {
+        let p = purchases(&store);
+        let ctx = context(&p, Chain::Eth);
+        let mut w = started(counting(&anvil, 2), &ctx).await;
+        w.poll_once(&ctx).await.unwrap();
+        quote(&p, event_id, Currency::Eth).await
+    };
+
+    let later = ticketing::now_ms() + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = context(&p, Chain::Eth).with_clock(std::sync::Arc::new(move || later));
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    let first = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reported_final, 1, "{r:?}");
+    assert!(ticket(&p, &q).await.is_some());
+    drop(w);
+
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    let second = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(
+        payments(&store, &q).await,
+        vec![(first, 0, "credited".to_string()), (second, 0, "refund_due".to_string())]
+    );
+    assert_eq!(refunds(&store, &q).await, vec![("overpaid".to_string(), PRICE.to_string())]);
+});
+
+// A reorganisation deeper than the policy after crediting, on anvil (`anvil_reorg`): the payment is reversed,
+// the ticket becomes `payment_reversed`, the payout is held (cancelled) and the metric counts it.
+store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async move {
+    let anvil = Anvil::start().await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Eth, "0.01").await;
+    let ctx = context(&p, Chain::Eth);
+    let mut w = started(counting(&anvil, 2), &ctx).await;
+    anvil.mine(5).await;
+    w.poll_once(&ctx).await.unwrap();
+    let q = quote(&p, event_id, Currency::Eth).await;
+    let txid = anvil.pay(0, &q.payment_address, PRICE).await;
+    anvil.mine(2).await;
+    w.poll_once(&ctx).await.unwrap();
+    assert_eq!(ticket(&p, &q).await.expect("credited at 2 confirmations").status, "valid");
+
+    anvil.reorg(3).await; // the payment's block and the two after it are replaced by empty blocks
+    let r = w.poll_once(&ctx).await.unwrap();
+    assert_eq!(r.reversed, 1, "{r:?}");
+    assert_eq!(ctx.metrics().payments_reversed.get(), 1);
+    let statuses: Vec<String> = payments(&store, &q).await.into_iter().map(|(_, _, s)| s).collect();
+    let t = ticket(&p, &q).await.unwrap();
+    // anvil may put the dropped transaction back in a new block: then it is credited again, after the policy.
+    if statuses == ["orphaned"] {
+        assert_eq!(t.status, "payment_reversed");
+        let ledger: Vec<(String, String)> =
+            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+        assert_eq!(ledger, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
+    } else {
+        assert_eq!(statuses, ["credited"]);
+        assert_eq!(t.status, "valid");
+    }
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+        .bind(&txid)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
 });
 
 /// The stored payment as a final report (what a rescan sends again).

@@ -28,6 +28,11 @@ const ACCOUNT: &str = "dlux-tickets";
 /// without that parameter would: the watcher must hold them back by itself.
 async fn hived(vars: &[(&str, String)], irreversible: Arc<AtomicI64>) -> ReplayServer {
     let history: Vec<Value> = result_of(fixture("hive/get_account_history.json", vars))["history"].as_array().unwrap().clone();
+    hived_serving(history, irreversible).await
+}
+
+/// [`hived`] over a given history.
+async fn hived_serving(history: Vec<Value>, irreversible: Arc<AtomicI64>) -> ReplayServer {
     let props = result_of(fixture("hive/get_dynamic_global_properties.json", &[]));
     ReplayServer::start(move |method, params| match method {
         "database_api.get_dynamic_global_properties" => {
@@ -177,4 +182,66 @@ store_test!(a_restarted_watcher_reports_idempotently, |store: Store| async move 
     // Watching an account other than the one quotes name is a configuration error, not a quiet no-op.
     let mut misconfigured = HiveWatcher::new(HiveConfig::new(&server.url, "someone-else"));
     assert!(matches!(misconfigured.resume(&ctx).await, Err(watchers::WatchError::Config(_))));
+});
+
+/// One history entry: a transfer to the platform account, in hived's NAI form (HIVE `@@000000021`, HBD
+/// `@@000000013`), in block `block`.
+fn transfer(sequence: i64, block: i64, from: &str, units: u64, nai: &str, memo: &str) -> Value {
+    json!([sequence, {
+        "trx_id": format!("{:040x}", 0xabc000 + sequence), "block": block, "trx_in_block": 1, "op_in_trx": 0,
+        "virtual_op": false, "timestamp": "2025-11-25T10:00:00",
+        "op": {"type": "transfer_operation", "value": {"from": from, "to": ACCOUNT,
+            "amount": {"amount": units.to_string(), "precision": 3, "nai": nai}, "memo": memo}}
+    }])
+}
+
+// The case from issue 18: a third party sends 0.001 HBD with the buyer's memo, then the buyer pays the
+// 10 HIVE. The stray HBD is recorded on its own, owed back to its sender; the buyer's quote is untouched by it
+// and gets its ticket; nothing is refunded to the buyer. A third party's HIVE with the memo is stray too.
+store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |store: Store| async move {
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
+    let e_hive = event(&store, "10000", "HIVE").await;
+    let q = p.create_quote(QuoteRequest { event_id: e_hive, currency: Currency::Hive, wallet_address: "buyer-one".into() }, NOW).await.unwrap();
+    let memo = q.memo.clone().expect("a Hive quote has a memo");
+    let history = vec![
+        transfer(0, 99_000_001, "mallory", 1, "@@000000013", &memo),
+        transfer(1, 99_000_002, "buyer-one", 10_000, "@@000000021", &memo),
+        transfer(2, 99_000_003, "mallory", 10_000, "@@000000021", &memo),
+    ];
+    let irreversible = Arc::new(AtomicI64::new(99_000_001));
+    let server = hived_serving(history, irreversible.clone()).await;
+    let ctx = WatchContext::new(Chain::Hive, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW));
+    let mut w = HiveWatcher::new(HiveConfig::new(&server.url, ACCOUNT));
+    w.resume(&ctx).await.unwrap();
+
+    let pass = w.scan(&ctx).await.unwrap();
+    assert_eq!(pass.reported.len(), 1);
+    assert_eq!(pass.reported[0].1, Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
+    let after = p.quote(&q.id).await.unwrap().unwrap();
+    assert_eq!((after.status.as_str(), after.received_units.as_str()), ("awaiting_payment", "0"), "the stray left the quote alone");
+
+    irreversible.store(99_000_003, Ordering::SeqCst);
+    let pass = w.scan(&ctx).await.unwrap();
+    let outcomes: Vec<_> = pass.reported.iter().map(|(r, o)| (r.from_address.clone().unwrap(), o.clone())).collect();
+    assert!(matches!(outcomes[0], (ref f, Some(PaymentOutcome::TicketIssued { .. })) if f == "buyer-one"), "{outcomes:?}");
+    assert_eq!(outcomes[1], ("mallory".to_string(), Some(PaymentOutcome::RefundDue { reason: "third_party" })));
+    assert_eq!(p.quote(&q.id).await.unwrap().unwrap().status, "paid");
+
+    // The refunds: each stray owed to its sender, none to the buyer, none filed under the quote.
+    type Refund = (String, String, String, Option<String>, Option<String>);
+    let refunds: Vec<Refund> = sqlx::query_as(
+        "SELECT reason, currency, amount_units, recipient, quote_id FROM ledger_entries WHERE kind = 'refund' ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(refunds, vec![
+        ("wrong_currency".into(), "HBD".into(), "1".into(), Some("mallory".into()), None),
+        ("third_party".into(), "HIVE".into(), "10000".into(), Some("mallory".into()), None),
+    ]);
+    let strays: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(strays, vec![(None, "refund_due".to_string()), (None, "refund_due".to_string())]);
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(audited, 2);
 });

@@ -127,3 +127,57 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.pool()).await.unwrap();
     assert_eq!(status, "orphaned");
 }
+
+// A transfer with an unlock time of its own (issue 18: 30 confirmations later it was still "confirming"): it is
+// credited once its unlock height is reached, inside the watch window; one locked past the window is recorded at
+// once, after the confirmations, as a refund due with reason `locked`. Neither is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as_locked() {
+    let net = Regtest::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let mut settings = PaymentSettings::new("dlux-tickets");
+    settings.xmr = Some(XmrAddresses(Arc::new(MoneroWalletRpc::new(&net.merchant.url, Duration::from_secs(30)))));
+    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
+    let event_id = xmr_event(&store).await;
+    let request = || QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() };
+    let soon = p.create_quote(request(), NOW).await.unwrap();
+    let never = p.create_quote(request(), NOW).await.unwrap();
+    let ctx = WatchContext::new(Chain::Xmr, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW));
+    let mut w = MoneroWatcher::new(MoneroConfig::new(&net.merchant.url));
+    w.resume(&ctx).await.unwrap();
+
+    let height = net.height().await;
+    // Unlocks 15 blocks on (5 past the 10 confirmations); the other about 140 days on (100,000 blocks).
+    let soon_tx = net.buyer.transfer_locked(&[(&soon.payment_address, PRICE)], height + 15).await;
+    net.buyer.refresh().await;
+    let never_tx = net.buyer.transfer_locked(&[(&never.payment_address, PRICE)], height + 100_000).await;
+    let miner = net.buyer.address.clone();
+    net.mine(11, &miner).await;
+    let pass = w.scan(&ctx).await.unwrap();
+    let outcome = |txid: &str| pass.reported.iter().find(|(r, _)| r.txid == txid).map(|(r, o)| (r.clone(), o.clone()));
+    let (report, pending) = outcome(&soon_tx).expect("the locked transfer is reported");
+    assert!(!report.is_final && report.confirmations >= 10, "{report:?}");
+    assert!(matches!(pending, Some(PaymentOutcome::Pending { .. })), "{pending:?}");
+    assert!(p.ticket_for_quote(&soon.id).await.unwrap().is_none(), "10 confirmations, but still locked");
+    assert_eq!(outcome(&never_tx).unwrap().1, Some(PaymentOutcome::RefundDue { reason: "locked" }));
+    let locked: (String, String, Option<String>) = sqlx::query_as(
+        "SELECT l.reason, l.status, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
+    )
+    .bind(&never_tx)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(locked, ("locked".to_string(), "due".to_string(), Some(net.buyer.address.clone())));
+    assert_eq!(p.quote(&never.id).await.unwrap().unwrap().status, "awaiting_payment");
+
+    // The unlock height is reached: credited.
+    net.mine(5, &miner).await;
+    let pass = w.scan(&ctx).await.unwrap();
+    let (report, issued) = pass.reported.iter().find(|(r, _)| r.txid == soon_tx).cloned().expect("reported again");
+    assert!(report.is_final);
+    assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
+    // The refunded one is not recorded twice.
+    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(refunds, 1);
+}

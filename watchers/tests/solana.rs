@@ -173,7 +173,16 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     assert_eq!((usdc.amount, usdc.output_index), (Amount::new(Currency::UsdcSol, 12_500_000), 1));
     assert_eq!(wrong, Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
     assert_eq!(refunds, [("overpaid", "SOL", "100000000"), ("wrong_currency", "USDC.SOL", "12500000")]);
-    assert_eq!(p.quote(&quotes["usdc"].id).await.unwrap().unwrap().status, "refund_due");
+    // A stray payment: recorded on its own (owed to its fee payer), the SOL quote untouched.
+    assert_eq!(p.quote(&quotes["usdc"].id).await.unwrap().unwrap().status, "awaiting_payment");
+    let recipient: Option<String> = sqlx::query_scalar(
+        "SELECT l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE l.reason = 'wrong_currency' AND p.quote_id IS NULL",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(recipient, usdc.from_address);
+    assert!(recipient.is_some());
 
     // Failed (SOL or USDC) or paid elsewhere: skipped, counted, quote untouched.
     for case in ["failed", "wrong_recipient", "usdc_failed"] {
@@ -197,9 +206,9 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     let mut fresh = watcher(&server);
     fresh.resume(&ctx).await.unwrap();
     let again = fresh.scan(&ctx).await.unwrap();
-    // Only the still-open quotes are read: partial, failed, wrong recipient, failed USDC.
-    assert_eq!(again.reported.len(), 1);
-    assert_eq!(again.reported[0].1, Some(PaymentOutcome::AlreadyProcessed));
+    // Every quote in the watch window is read again (closed ones too): the four payments are recognised.
+    assert_eq!(again.reported.len(), 4);
+    assert!(again.reported.iter().all(|(_, o)| *o == Some(PaymentOutcome::AlreadyProcessed)), "{:?}", again.reported);
     assert_eq!(p.ledger("refund", true, NOW).await.unwrap().len(), 2);
 });
 
@@ -311,6 +320,55 @@ store_test!(a_payment_finalized_after_expiry_still_reaches_ticketing, |store: St
     assert_eq!(pass.reported[0].0.quote_id.as_deref(), Some(q.id.as_str()));
     // The seat was free and the price unchanged: ticketing still sells the ticket.
     assert!(matches!(pass.reported[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", pass.reported[0].1);
+});
+
+// Durable watching on Solana: a fresh watcher (a restarted process) over the same store, after the quote
+// expired while nothing ran, still looks at its reference and reports the payment.
+store_test!(after_a_restart_a_payment_to_an_expired_quote_is_reported, |store: Store| async move {
+    let server = replay().await;
+    let event_id = sol_event(&store).await;
+    let q = quote(&purchases(&store), event_id, "good").await;
+    let later = NOW + 20 * 60 * 1000;
+    let p = purchases(&store);
+    assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
+    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || later));
+    let mut w = watcher(&server);
+    w.resume(&ctx).await.unwrap();
+    let pass = w.scan(&ctx).await.unwrap();
+    let good: Vec<_> = pass.reported.iter().filter(|(r, _)| r.quote_id.as_deref() == Some(q.id.as_str())).collect();
+    assert_eq!(good.len(), 1, "{:?}", pass.reported);
+    assert!(matches!(good[0].1, Some(PaymentOutcome::TicketIssued { .. })), "{:?}", good[0].1);
+    assert_eq!(ctx.metrics().payments_seen.get(), 1);
+
+    // Past the window the reference is no longer asked about.
+    let past = later + 8 * 24 * HOUR;
+    let ctx = ctx.with_clock(Arc::new(move || past));
+    let mut w = watcher(&server);
+    w.resume(&ctx).await.unwrap();
+    assert!(w.scan(&ctx).await.unwrap().reported.is_empty());
+});
+
+// `gateway admin rescan --chain sol`: past the watch window the watcher no longer asks about a quote's
+// reference; a rescan does, records the payment, and a second one changes nothing.
+store_test!(a_rescan_finds_a_payment_to_a_quote_past_the_window, |store: Store| async move {
+    use watchers::rescan::{rescan_solana, RescanFrom};
+    let server = replay().await;
+    let event_id = sol_event(&store).await;
+    let q = quote(&purchases(&store), event_id, "good").await;
+    let p = purchases(&store);
+    let past = NOW + 8 * 24 * HOUR;
+    assert_eq!(p.expire_quotes(None, NOW + 20 * 60 * 1000).await.unwrap(), 1);
+    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || past));
+    assert!(watcher(&server).scan(&ctx).await.unwrap().reported.is_empty(), "past the window");
+
+    let report = rescan_solana(watcher(&server), RescanFrom::Time(NOW - HOUR), p.clone()).await.unwrap();
+    assert_eq!((report.quotes, report.reported), (1, 1), "{report:?}");
+    assert!(p.ticket_for_quote(&q.id).await.unwrap().is_some());
+    let again = rescan_solana(watcher(&server), RescanFrom::Height(0), p.clone()).await.unwrap();
+    assert_eq!(again.reported, 1);
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(store.pool()).await.unwrap();
+    assert_eq!((tickets, payments), (1, 1));
 });
 
 #[test]

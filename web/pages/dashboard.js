@@ -444,7 +444,7 @@ async function cancel(e) {
 
 const FEED_TEXT = {
   joined: "joined", left: "left", chat: "sent a chat message", voice: "microphone", screen_share: "screen share",
-  muted: "was muted", capacity: "capacity", ticket_sold: "ticket sold",
+  muted: "was muted", capacity: "capacity", ticket_sold: "ticket sold", payment_reversed: "payment reversed",
 };
 
 function short(id) {
@@ -489,6 +489,7 @@ function moderation(eventId, a) {
 /** A feed item's detail in words (`{"on": true}` of a voice item is "turned on"). */
 function detailWords(kind, d) {
   if (kind === "ticket_sold") return `${d.currency || ""} · ticket #${d.ticket_id}`;
+  if (kind === "payment_reversed") return `ticket #${d.ticket_id} · its payment left the chain`;
   if (kind === "capacity") return `${d.attendees} of ${d.capacity} seats in the room`;
   if ((kind === "voice" || kind === "screen_share") && "on" in d) return d.on ? "turned on" : "turned off";
   if (kind === "muted" && "muted" in d) return d.muted ? "" : "unmuted";
@@ -546,7 +547,7 @@ async function follow(eventId, signal) {
           // again shortly after, so a join is listed once its session is flushed.
           if (kind === "joined" || kind === "left" || kind === "muted") [0, 1000, 3000].forEach((ms) => setTimeout(() => loadAttendees(eventId), ms));
           if (kind === "joined" || kind === "left") setTimeout(() => showChart($("#attendance-chart"), `/api/events/${eventId}/charts/attendance.svg`), 1500);
-          if (kind === "ticket_sold") refresh();
+          if (kind === "ticket_sold" || kind === "payment_reversed") refresh();
         }
       }
     } catch (err) {

@@ -127,6 +127,8 @@ fn refusal(refusal: Refusal) -> ApiError {
             let code = match status.as_str() {
                 "banned" => "ticket_banned",
                 "refunded" => "ticket_refunded",
+                // Its payment left the chain (a reorganisation after crediting): `ticketing::purchases::reversal`.
+                "payment_reversed" => "payment_reversed",
                 _ => "ticket_cancelled",
             };
             ApiError::forbidden(code, format!("the ticket is {status}"))

@@ -54,6 +54,7 @@ fn creditable(quote: &QuoteRow, report: &PaymentReport, now: i64) -> bool {
         && quote.is_open()
         && quote.holds_seat == 1
         && quote.expires_at > now
+        && super::stray_reason(quote, report).is_none()
         && quote.currency().is_ok_and(|c| c == report.amount.currency)
         && quote.amount().is_ok_and(|required| report.amount.units >= required.units)
 }

@@ -28,6 +28,8 @@ struct ChainState {
     mempool: Vec<Transaction>,
     /// Makes every block unique (forks at the same height differ).
     nonce: u32,
+    /// The next this many requests fail with 503 (an unwell node).
+    failures: u32,
 }
 
 /// The server and a handle to change its chain.
@@ -56,11 +58,17 @@ impl Esplora {
             .route("/tx/{txid}/status", get(tx_status))
             .route("/tx/{txid}", get(tx_by_id))
             .route("/tx/{txid}/outspend/{vout}", get(outspend))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), injected_failures))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Esplora { url, ..server }
+    }
+
+    /// Makes the next `n` requests fail with 503, as an unwell node does.
+    pub fn fail_next(&self, n: u32) {
+        self.state.lock().unwrap().failures = n;
     }
 
     pub fn height(&self) -> i64 {
@@ -164,7 +172,25 @@ pub fn payment(funding: u8, outputs: &[(&str, u64)]) -> Transaction {
     }
 }
 
+/// As [`payment`], for tests that need more than 256 distinct transactions: `n` picks the spent output.
+pub fn payment_n(n: u32, outputs: &[(&str, u64)]) -> Transaction {
+    let mut tx = payment((n % 251) as u8, outputs);
+    tx.input[0].previous_output.vout = n;
+    tx
+}
+
 type Shared = State<Arc<Mutex<ChainState>>>;
+
+async fn injected_failures(State(state): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    {
+        let mut state = state.lock().unwrap();
+        if state.failures > 0 {
+            state.failures -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "injected failure").into_response();
+        }
+    }
+    next.run(request).await
+}
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()

@@ -214,8 +214,14 @@ impl Wallet {
 
     /// Sends `(address, piconero)` pairs in one transaction; returns its id.
     pub async fn transfer(&self, destinations: &[(&str, u64)]) -> String {
+        self.transfer_locked(destinations, 0).await
+    }
+
+    /// As [`Wallet::transfer`], with the transaction's own `unlock_time` (a block height, or unix seconds).
+    pub async fn transfer_locked(&self, destinations: &[(&str, u64)], unlock_time: u64) -> String {
         let destinations: Vec<Value> = destinations.iter().map(|(a, amount)| json!({ "address": a, "amount": amount })).collect();
-        let r = self.call("transfer", json!({ "destinations": destinations, "account_index": 0, "priority": 0 })).await.expect("transfer");
+        let params = json!({ "destinations": destinations, "account_index": 0, "priority": 0, "unlock_time": unlock_time });
+        let r = self.call("transfer", params).await.expect("transfer");
         r["tx_hash"].as_str().unwrap().to_owned()
     }
 }
