@@ -118,10 +118,11 @@ impl Regtest {
         let merchant = WalletProcess::spawn(&dir, &daemon_url, "merchant");
         let buyer = WalletProcess::spawn(&dir, &daemon_url, "buyer");
         let daemon_log = dir.join("monerod.out");
-        let (_, buyer) = tokio::join!(
-            wait_ready(&http, &daemon_url, "get_info", Duration::from_secs(60), &daemon_log),
-            buyer.open(&dir, &http),
-        );
+        // The buyer's wallet is created only once the daemon answers: created without a daemon, monero-wallet-rpc
+        // estimates its restore height from the date (a mainnet height in the millions) and then skips every
+        // regtest block, so the mined coins never show ("not enough money").
+        wait_ready(&http, &daemon_url, "get_info", Duration::from_secs(60), &daemon_log).await;
+        let buyer = buyer.open(&dir, &http).await;
         let mine_and_refresh = async {
             rpc(&http, &daemon_url, "generateblocks", json!({ "amount_of_blocks": FUNDING_BLOCKS, "wallet_address": buyer.address }))
                 .await
