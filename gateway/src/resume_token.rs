@@ -7,12 +7,7 @@
 //! it in time (the event's end at the latest); the real limit is the room's: a seat that is no longer held —
 //! the resume window passed, a kick, a ban, a newer join — cannot be resumed, whatever the token says.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumeClaims {
@@ -53,38 +48,28 @@ impl ResumeTokenError {
     }
 }
 
-fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(b"room-resume:v1:");
-    mac.update(payload);
-    mac
-}
+const DOMAIN: &[u8] = b"room-resume:v1:";
 
 pub fn issue(secret: &[u8], event_id: i64, seat_key: &str, client_id: &str, exp: i64) -> String {
-    let mut jti = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut jti);
     let claims = ResumeClaims {
         typ: "resume".into(),
         event_id,
         seat_key: seat_key.into(),
         client_id: client_id.into(),
         exp,
-        jti: hex::encode(jti),
+        jti: crate::session_token::new_jti(),
     };
     let payload = serde_json::to_vec(&claims).expect("claims serialise");
-    let tag = mac(secret, &payload).finalize().into_bytes();
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
+    crate::session_token::seal(secret, DOMAIN, &payload)
 }
 
 /// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
 pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<ResumeClaims, ResumeTokenError> {
-    let (payload, tag) = token.split_once('.').ok_or(ResumeTokenError::Malformed)?;
-    if payload.len() > 2048 || tag.len() > 128 {
-        return Err(ResumeTokenError::Malformed);
-    }
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ResumeTokenError::Malformed)?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| ResumeTokenError::Malformed)?;
-    mac(secret, &payload).verify_slice(&tag).map_err(|_| ResumeTokenError::BadSignature)?;
+    use crate::session_token::Unsealed;
+    let payload = crate::session_token::unseal(secret, DOMAIN, token, 2048).map_err(|e| match e {
+        Unsealed::Malformed => ResumeTokenError::Malformed,
+        Unsealed::BadSignature => ResumeTokenError::BadSignature,
+    })?;
     let claims: ResumeClaims = serde_json::from_slice(&payload).map_err(|_| ResumeTokenError::Malformed)?;
     if claims.typ != "resume" {
         return Err(ResumeTokenError::Malformed);

@@ -40,31 +40,62 @@ pub enum TokenError {
     WrongEvent,
 }
 
-fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+/// The envelope every room token shares (this one, and `resume_token`'s):
+/// `base64url(payload) "." base64url(HMAC-SHA256(secret, domain ‖ payload))`. The domain tag keeps one kind of
+/// token from standing for another.
+pub(crate) fn seal(secret: &[u8], domain: &[u8], payload: &[u8]) -> String {
+    let tag = mac(secret, domain, payload).finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Why [`unseal`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsealed {
+    Malformed,
+    BadSignature,
+}
+
+/// The payload of a token [`seal`]ed under `domain`, if its signature holds (encoded payloads longer than
+/// `max_payload` are refused unread).
+pub(crate) fn unseal(secret: &[u8], domain: &[u8], token: &str, max_payload: usize) -> Result<Vec<u8>, Unsealed> {
+    let (payload, tag) = token.split_once('.').ok_or(Unsealed::Malformed)?;
+    if payload.len() > max_payload || tag.len() > 128 {
+        return Err(Unsealed::Malformed);
+    }
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| Unsealed::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Unsealed::Malformed)?;
+    mac(secret, domain, &payload).verify_slice(&tag).map_err(|_| Unsealed::BadSignature)?;
+    Ok(payload)
+}
+
+/// A fresh token id (128 random bits, hex), spent at first use.
+pub(crate) fn new_jti() -> String {
+    let mut jti = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut jti);
+    hex::encode(jti)
+}
+
+fn mac(secret: &[u8], domain: &[u8], payload: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(b"room-session:v1:");
+    mac.update(domain);
     mac.update(payload);
     mac
 }
 
+const DOMAIN: &[u8] = b"room-session:v1:";
+
 pub fn issue(secret: &[u8], event_id: i64, ticket_id: Option<i64>, host: Option<String>, identity: String, exp: i64) -> (String, SessionClaims) {
-    let mut jti = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut jti);
-    let claims = SessionClaims { typ: "room".into(), event_id, ticket_id, host, identity, exp, jti: hex::encode(jti) };
+    let claims = SessionClaims { typ: "room".into(), event_id, ticket_id, host, identity, exp, jti: new_jti() };
     let payload = serde_json::to_vec(&claims).expect("claims serialise");
-    let tag = mac(secret, &payload).finalize().into_bytes();
-    (format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag)), claims)
+    (seal(secret, DOMAIN, &payload), claims)
 }
 
 /// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
 pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<SessionClaims, TokenError> {
-    let (payload, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    if payload.len() > 4096 || tag.len() > 128 {
-        return Err(TokenError::Malformed);
-    }
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
-    mac(secret, &payload).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+    let payload = unseal(secret, DOMAIN, token, 4096).map_err(|e| match e {
+        Unsealed::Malformed => TokenError::Malformed,
+        Unsealed::BadSignature => TokenError::BadSignature,
+    })?;
     let claims: SessionClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
     if claims.typ != "room" {
         return Err(TokenError::Malformed);
