@@ -1,0 +1,238 @@
+//! The production recipe, run: Debian's nginx with `deploy/nginx.conf` (as shipped, only its names, paths and
+//! ports replaced) terminating TLS with a self-signed certificate in front of the real gateway; a `wss://` room
+//! join and the creators' SSE feed pass through it, live.
+
+use crate::{attendance_support, common};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use attendance_support::{event, sse, ticket, token};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx_binary() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("nginx is not installed (scripts/test installs Debian's `nginx`)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (not a CA, so it can be its own trust anchor).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// `deploy/nginx.conf` with its names, paths and ports replaced; every replaced text must be there.
+fn site_config(dir: &Path, https_port: u16, http_port: u16, upstream_port: u16) -> String {
+    let mut site = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf")).unwrap();
+    let replacements = [
+        ("server 127.0.0.1:8080;", format!("server 127.0.0.1:{upstream_port};")),
+        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{https_port} ssl http2;")),
+        ("listen [::]:443 ssl http2;", String::new()),
+        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
+        ("listen [::]:80;", String::new()),
+        ("/etc/letsencrypt/live/presence.example.org/fullchain.pem", dir.join("cert.pem").display().to_string()),
+        ("/etc/letsencrypt/live/presence.example.org/privkey.pem", dir.join("key.pem").display().to_string()),
+        ("presence.example.org", "localhost".to_owned()),
+    ];
+    for (from, to) in replacements {
+        assert!(site.contains(from), "deploy/nginx.conf no longer has `{from}`");
+        site = site.replace(from, &to);
+    }
+    site
+}
+
+fn start_nginx(dir: &Path, site: &str) -> Nginx {
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    // What Debian's /etc/nginx/nginx.conf provides around a site, with every path in the test's directory.
+    let d = dir.display();
+    let main = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n\
+         access_log {d}/access.log;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\ninclude {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let child = Command::new(nginx_binary())
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off; master_process off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    Nginx(child)
+}
+
+fn tls_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
+    let der = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        cert_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>(),
+    )
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Sends a join with a malformed signature (refused and audited) and returns the client address the audit row
+/// names.
+async fn denied_join_address(
+    store: &ticketing::Store,
+    client: &reqwest::Client,
+    base: &str,
+    event_id: i64,
+    forwarded_for: &str,
+) -> String {
+    let res = client
+        .post(format!("{base}/api/events/{event_id}/join"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({
+            "chain": "eth", "wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7",
+            "message": "Access event 1 at 0", "signature": "0x00",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "{:?}", res.text().await);
+    let rows = store.audit_entries(Some("access.denied"), 1).await.unwrap();
+    rows[0].remote_addr.clone().unwrap_or_default()
+}
+
+/// The next JSON frame of `kind`, skipping others.
+async fn next_of<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, kind: &str) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").unwrap().unwrap();
+        if let Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wss_join_and_an_sse_feed_pass_through_nginx() {
+    let dir = std::env::temp_dir().join(format!("gateway-nginx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // nginx's workers (another user when run as root) write their temporary files here.
+    #[cfg(unix)]
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (cert, _key) = self_signed(&dir);
+    let cert_pem = std::fs::read_to_string(&cert).unwrap();
+    let (https_port, http_port) = (free_port(), free_port());
+    let public = format!("https://localhost:{https_port}");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.server.public_url = Some(public.clone());
+        s.server.trusted_proxies = vec![turn_relay::peer_policy::Cidr::try_from("127.0.0.1".to_owned()).unwrap()];
+    })
+    .await;
+    let upstream_port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let _nginx = start_nginx(&dir, &site_config(&dir, https_port, http_port, upstream_port));
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Wait for nginx to listen (poll, don't sleep a fixed time).
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(res) = client.get(format!("{public}/healthz")).send().await {
+            assert_eq!(res.status(), 200);
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "nginx never answered: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+    let page = client.get(format!("{public}/pages/index.html")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the built-in pages through the proxy");
+    let redirect = client.get(format!("http://127.0.0.1:{http_port}/pages/")).send().await.unwrap();
+    assert_eq!(redirect.status(), 301);
+    assert!(redirect.headers()["location"].to_str().unwrap().starts_with("https://"));
+
+    let event_id = event(&app.store, 10, 0).await;
+    let ticket_id = ticket(&app.store, event_id, "nginx-w").await;
+    let mut feed = sse(&client, format!("{public}/api/events/{event_id}/attendees/stream"), common::ADMIN_TOKEN).await;
+
+    // The room over wss:// through the proxy: upgrade, welcome, a ping answered.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", https_port)).await.unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls_config(&cert_pem)).connect(server_name, tcp).await.unwrap();
+    let url = format!("wss://localhost:{https_port}/event/{event_id}?token={}", token(event_id, ticket_id, "nginx-w"));
+    let (mut ws, res) = tokio_tungstenite::client_async(url, tls).await.expect("wss upgrade through nginx");
+    assert_eq!(res.status(), 101);
+    let welcome = next_of(&mut ws, "welcome").await;
+    assert!(welcome["client_id"].is_string(), "{welcome}");
+    ws.send(Message::Text(json!({ "type": "ping", "client_time": 7 }).to_string().into())).await.unwrap();
+    assert_eq!(next_of(&mut ws, "pong").await["client_time"].as_f64(), Some(7.0));
+
+    // The join reaches the creators' SSE feed through the proxy while the stream stays open (no buffering).
+    let joined = loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("feed item in time").unwrap();
+        if item.name == "joined" {
+            break item;
+        }
+    };
+    assert_eq!(joined.data["identity"], "nginx-w", "{:?}", joined.data);
+
+    // The gateway sees the client nginx names, not nginx: a refused join is audited with the forwarded address.
+    assert_eq!(denied_join_address(&app.store, &client, &public, event_id, "203.0.113.9").await, "203.0.113.9");
+    ws.close(None).await.unwrap();
+    drop(_nginx);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Without `trusted_proxies`, `X-Forwarded-For` is the client's own say and is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = common::spawn_app(ticketing::Backend::Sqlite).await;
+    let event_id = event(&app.store, 10, 0).await;
+    assert_eq!(denied_join_address(&app.store, &app.client, &app.address, event_id, "203.0.113.9").await, "127.0.0.1");
+}
