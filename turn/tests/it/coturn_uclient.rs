@@ -1,7 +1,7 @@
 //! End to end with a real, independent TURN client: coturn's `turnutils_uclient` allocates on our
 //! relay, binds channels to a `turnutils_peer` echo peer on loopback and counts what comes back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The exact STUN error codes a client gets, checked on the wire with hand-built requests:
 //! 401 for every kind of bad credential, 486 past the allocation quota, 403 for a denied peer.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! End to end with the webrtc-rs `turn` client: allocate, relay to a UDP peer on loopback and back,
 //! and the per-credential limits and session revocation as a client experiences them.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

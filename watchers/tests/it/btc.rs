@@ -1,10 +1,7 @@
 //! The Bitcoin watcher against an Esplora-compatible server serving real blocks and transactions (built with
 //! the `bitcoin` crate) that pay addresses ticketing derived from the BIP-84 test account. SQLite and PostgreSQL.
 
-#[path = "support/esplora.rs"]
-mod esplora;
-#[path = "support/ticketing_fixtures.rs"]
-mod fixtures;
+use crate::{esplora, fixtures};
 
 use chains::{Chain, Currency};
 use ticketing::store_test;

@@ -1,9 +1,6 @@
 //! The EVM watcher against a real local node (anvil), on SQLite and PostgreSQL.
 
-#[path = "support/anvil.rs"]
-mod anvil;
-#[path = "support/ticketing_fixtures.rs"]
-mod fixtures;
+use crate::{anvil, fixtures};
 
 use chains::{Chain, Currency};
 use ticketing::purchases::PaymentOutcome;

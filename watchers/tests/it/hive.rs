@@ -2,8 +2,7 @@
 //! `database_api.get_dynamic_global_properties` from a recorded, real-shaped history of the platform account,
 //! with hived's paging rules. Reports go to ticketing on SQLite and PostgreSQL.
 
-#[path = "support/jsonrpc_replay.rs"]
-mod jsonrpc_replay;
+use crate::jsonrpc_replay;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -1,11 +1,7 @@
 //! Looking up the transaction an operator settles a payout with: against the Esplora test server (real Bitcoin
 //! transactions) and a real local EVM node (anvil: native ETH and an ERC-20).
 
-#[path = "support/anvil.rs"]
-#[allow(dead_code)]
-mod anvil;
-#[path = "support/esplora.rs"]
-mod esplora;
+use crate::{anvil, esplora};
 
 use bitcoin::hashes::Hash as _;
 use chains::{Amount, Chain, Currency};

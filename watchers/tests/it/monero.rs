@@ -4,8 +4,7 @@
 //!
 //! Needs Debian's `monero` package (./scripts/test installs it). Takes about 15–30 s.
 
-#[path = "support/monero_regtest.rs"]
-mod monero_regtest;
+use crate::monero_regtest;
 
 use std::sync::Arc;
 use std::time::Duration;

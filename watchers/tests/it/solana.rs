@@ -1,8 +1,7 @@
 //! The Solana watcher against a local JSON-RPC server replaying mainnet-shaped `getSignaturesForAddress` and
 //! `getTransaction` (`jsonParsed`) responses, reporting to ticketing on SQLite and PostgreSQL.
 
-#[path = "support/jsonrpc_replay.rs"]
-mod jsonrpc_replay;
+use crate::jsonrpc_replay;
 
 use std::collections::HashMap;
 use std::sync::Arc;

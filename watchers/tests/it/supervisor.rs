@@ -1,10 +1,7 @@
 //! `spawn_all` and the supervisor: configuration from TOML, watchers running as tasks, restarts with
 //! back-off after errors and panics, status for `/readyz`, shutdown.
 
-#[path = "support/esplora.rs"]
-mod esplora;
-#[path = "support/ticketing_fixtures.rs"]
-mod fixtures;
+use crate::{esplora, fixtures};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
