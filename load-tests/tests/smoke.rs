@@ -102,7 +102,7 @@ async fn join_storm_admits_every_ticket() {
 async fn slow_readers_do_not_cost_the_others_anything() {
     let (mut server, _db, _stop) = gateway().await;
     let o = scenarios::run(Scenario::Slow, Some(&mut server), &params(20, 1, 3.0)).await.unwrap();
-    assert_eq!(o.slow_closed.is_some(), true);
+    assert!(o.slow_closed.is_some());
     assert_full_fanout(&o, 20, 1);
 }
 

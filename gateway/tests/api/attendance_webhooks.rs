@@ -11,9 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use reqwest::StatusCode as Status;
 use serde_json::{json, Value};
 
+/// One delivery as the receiver saw it: when, the headers, the body.
+type Delivery = (Instant, HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Receiver {
-    got: Arc<Mutex<Vec<(Instant, HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 async fn receive(axum::extract::State(r): axum::extract::State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {

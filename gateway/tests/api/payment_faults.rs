@@ -14,8 +14,6 @@
 
 use crate::{anvil, common, esplora, jsonrpc_replay};
 
-#[allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;

@@ -96,7 +96,7 @@ app_test!(every_admission_close_code, |app| async move {
         (format!("/event/{live}?token={}", token(later, t_later, "wtwo")), 4401, "another event"),
         (format!("/event/{live}?token={}", token(live, t_later, "wtwo")), 4403, "no valid ticket"),
         (format!("/event/{later}?token={}", token(later, t_later, "wtwo")), 4410, "opens at"),
-        (format!("/event/abc?token=x"), 4400, ""),
+        ("/event/abc?token=x".to_owned(), 4400, ""),
     ];
     for (path, code, reason) in cases {
         let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, &path)).await.unwrap();

@@ -2,7 +2,6 @@
 //! error codes.
 
 // Support shared by the modules below.
-#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -2,19 +2,15 @@
 //! or a local server replaying recorded real RPC responses, on SQLite and PostgreSQL.
 
 // Support shared by the modules below.
-#[allow(dead_code)]
+#[allow(dead_code)] // the gateway's tests use the rest
 #[path = "../support/anvil.rs"]
 mod anvil;
-#[allow(dead_code)]
 #[path = "../support/esplora.rs"]
 mod esplora;
-#[allow(dead_code)]
 #[path = "../support/ticketing_fixtures.rs"]
 mod fixtures;
-#[allow(dead_code)]
 #[path = "../support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
-#[allow(dead_code)]
 #[path = "../support/monero_regtest.rs"]
 mod monero_regtest;
 
