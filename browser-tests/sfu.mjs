@@ -46,7 +46,20 @@ async function join(context, args, name, token, extra) {
   await until(`${name} joined`, () => page.evaluate(() => window.myId || (window.failure && JSON.stringify(window.failure))));
   const failure = await page.evaluate(() => window.failure);
   if (failure) throw new Error(`${name} refused: ${JSON.stringify(failure)}; console: ${JSON.stringify(record.console)}`);
-  await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"));
+  try {
+    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"));
+  } catch (e) {
+    const state = await page.evaluate(async () => {
+      const pc = window.adapter.sfu && window.adapter.sfu.pc;
+      if (!pc) return { iceServers: window.adapter.iceServers };
+      const candidates = [];
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "local-candidate" || s.type === "remote-candidate" || s.type === "candidate-pair") candidates.push(s);
+      });
+      return { connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, candidates };
+    });
+    throw new Error(`${e.message}: ${JSON.stringify(state)}; console: ${JSON.stringify(record.console)}; errors: ${JSON.stringify(record.errors)}`);
+  }
   return { page, record, name };
 }
 

@@ -1,6 +1,6 @@
 //! Voice and screen share through the embedded SFU in real Chromium with fake media (issue 25): a host and
-//! three listeners in an `sfu` room, and a fourth listener that may reach the SFU only through the gateway's
-//! TURN relay over TCP (iceTransportPolicy "relay", one `turn:…?transport=tcp` server). Every listener's
+//! three listeners in an `sfu` room; in a second room, a listener that may reach the SFU only through the
+//! gateway's TURN relay over TCP (iceTransportPolicy "relay", the relay's only URL `turn:…?transport=tcp`). Every listener's
 //! getStats() shows the host's audio bytes and a non-zero audio level; after a host's HTTP mute the bytes stop
 //! although the host's browser keeps sending; the host's screen share reaches every listener.
 //!
@@ -48,17 +48,21 @@ async fn a_host_is_heard_and_seen_by_three_browsers_and_a_server_mute_stops_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the relay-only listener does not connect yet (see the report of issue 25)"]
 async fn a_listener_that_can_use_only_turn_over_tcp_hears_the_host() {
     run(true).await;
 }
 
 async fn run(with_turn: bool) {
+    // The relay's TCP port is named in the grants, so it is chosen before the gateway starts.
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
         s.media.mode = MediaMode::Sfu;
         s.media.udp_bind = "127.0.0.1:0".parse().unwrap();
         s.turn.enabled = true;
         s.turn.relay = turn_relay::TurnConfig::loopback("");
+        s.turn.relay.listen_tcp = Some(std::net::SocketAddr::from(([127, 0, 0, 1], tcp_port)));
+        // Only TURN over TCP is offered: the relay-only listener has no UDP path to anything.
+        s.turn.relay.turn_urls = vec![format!("turn:127.0.0.1:{tcp_port}?transport=tcp")];
     })
     .await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
@@ -112,4 +116,8 @@ async fn run(with_turn: bool) {
     assert_eq!(result["page_errors"], json!([]));
     let relay_stats = app.state.turn.as_ref().unwrap().stats();
     eprintln!("TURN relay stats after the test: {relay_stats:?}");
+    if with_turn {
+        let from_sfu = relay_stats.bytes_from_peers.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(from_sfu > 0, "the listener's media came through the relay");
+    }
 }

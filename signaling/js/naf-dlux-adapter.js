@@ -165,7 +165,11 @@
       this.slots = [];
       this.screenSlot = null;
       this.tracks = { audio: [], screen: null };
-      var config = { iceServers: adapter.iceServers };
+      // A grant from a relay configured without URLs names none: RTCPeerConnection refuses an empty `urls`.
+      var iceServers = (adapter.iceServers || []).filter(function (s) {
+        return s && s.urls && s.urls.length;
+      });
+      var config = { iceServers: iceServers };
       if (adapter.iceTransportPolicy) config.iceTransportPolicy = adapter.iceTransportPolicy;
       var pc = (this.pc = new RTCPeerConnection(config));
       this.audioSender = null;
