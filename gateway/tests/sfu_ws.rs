@@ -224,3 +224,31 @@ async fn mesh_rooms_get_no_sfu_frames_and_refuse_sfu_offers() {
     room.next_of("pong").await;
     assert!(room.seen.iter().all(|f| !f["type"].as_str().unwrap_or("").starts_with("sfu_")), "{:?}", room.seen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_room_moves_to_the_sfu_when_it_grows_past_the_threshold() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.media.mode = MediaMode::Auto;
+        s.media.auto_threshold = 2;
+        s.media.udp_bind = "127.0.0.1:0".parse().unwrap();
+    })
+    .await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let mut rooms = Vec::new();
+    for i in 0..3 {
+        let wallet = format!("auto-{i}");
+        let ticket = attendance_support::ticket(&app.store, event_id, &wallet).await;
+        rooms.push(Room::join(&app, event_id, &attendance_support::token(event_id, ticket, &wallet)).await);
+        if i < 2 {
+            // Two people: still a mesh. A round trip proves no `sfu_session` was written before it.
+            let room = rooms.last_mut().unwrap();
+            room.send(json!({ "type": "ping", "client_time": 1 }));
+            room.next_of("pong").await;
+            assert!(room.seen.iter().chain(&room.skipped).all(|f| f["type"] != "sfu_session"), "{:?}", room.seen);
+        }
+    }
+    // The third joiner moves the room: everyone in it is told, and the newcomer too.
+    for room in &mut rooms {
+        assert_eq!(room.next_of("sfu_session").await["publish"], false);
+    }
+}
