@@ -110,6 +110,9 @@ impl Application {
             if let Some(relay) = &turn {
                 registry.register_collector(Box::new(exporters::TurnCollector(relay.stats())));
             }
+            if let Some(sfu) = media.sfu() {
+                registry.register_collector(Box::new(exporters::SfuCollector(sfu.stats().clone())));
+            }
             if let Some(supervisor) = &watchers {
                 registry.register_collector(Box::new(exporters::WatchersCollector(supervisor.clone())));
             }

@@ -211,6 +211,10 @@ async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
         media::SfuStats::get(&app.state.media.sfu().unwrap().stats().participants) == 3
     })
     .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in ["gateway_sfu_participants 3", "gateway_sfu_forwarded_packets_total", "gateway_sfu_refused_packets_total"] {
+        assert!(metrics.contains(line), "/metrics has {line}:\n{}", metrics.lines().filter(|l| l.contains("sfu")).collect::<Vec<_>>().join("\n"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
