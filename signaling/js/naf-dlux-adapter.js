@@ -16,7 +16,9 @@
  *
  * Everything NAF sends travels over the gateway's WebSocket (docs/PROTOCOL.md); WebRTC is used only for
  * microphone audio and screen share, one RTCPeerConnection per remote peer, negotiated with the
- * "perfect negotiation" pattern over the relayed offer/answer/candidate messages.
+ * "perfect negotiation" pattern over the relayed offer/answer/candidate messages — or, in a room whose voice
+ * goes through the gateway's SFU (the server says `sfu_session`), one RTCPeerConnection to the SFU, whose
+ * forwarded tracks `getMediaStream(clientId)` hands out per peer (`SfuLink` below).
  *
  * Page hooks: set `adapter.onChat`, `onMedia`, `onMuted`, `onPeerJoined`, `onPeerLeft`, `onError`, `onClose`
  * (each gets one detail object), or listen for the same events on `document.body` as CustomEvents named
