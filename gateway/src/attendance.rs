@@ -56,6 +56,8 @@ struct Live {
     audio: bool,
     voice_since: Option<i64>,
     screen_since: Option<i64>,
+    /// Its screen share went through the SFU, which measures its time: the adapter's report only cross-checks.
+    screen_measured: bool,
 }
 
 pub struct RecorderConfig {
@@ -66,6 +68,8 @@ pub struct RecorderConfig {
     pub anonymise: bool,
     /// Countries of arriving connections, when the IP lookup is enabled.
     pub geo: Option<std::sync::Arc<crate::geo::Geo>>,
+    /// The media plane: in SFU rooms voice and screen time come from what the SFU forwarded.
+    pub media: Option<std::sync::Arc<crate::media_plane::MediaPlane>>,
 }
 
 pub fn spawn(hub: &Hub, store: ticketing::Store, feed: broadcast::Sender<FeedItem>, config: RecorderConfig) -> Recorder {
@@ -140,7 +144,8 @@ impl RecorderState {
             }
             RoomEventKind::Left { reason } => {
                 let live = self.live.remove(&session_id).unwrap_or_default();
-                self.add_time(&session_id, live.voice_since.map(|s| at - s), live.screen_since.map(|s| at - s));
+                let screen = live.screen_since.filter(|_| !live.screen_measured).map(|s| at - s);
+                self.add_time(&session_id, live.voice_since.map(|s| at - s), screen);
                 let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
                 self.batch.push(AttendanceChange::Closed { session_id: session_id.clone(), at, reason: reason.clone() });
                 capacity_changed = live.attendee;
@@ -163,7 +168,11 @@ impl RecorderState {
             }
             RoomEventKind::ScreenShare { on } => {
                 let since = self.live.entry(session_id.clone()).or_default().screen_since.take();
-                if *on {
+                let measured = self.config.media.as_ref().is_some_and(|m| m.measures(event.room_id, &session_id));
+                self.live.entry(session_id.clone()).or_default().screen_measured = measured;
+                if measured {
+                    // The SFU's own `screen_share` items and its usage carry the time; this report stays in the feed.
+                } else if *on {
                     self.live.entry(session_id.clone()).or_default().screen_since = Some(since.unwrap_or(at));
                     self.batch.push(AttendanceChange::ScreenShared { session_id: session_id.clone() });
                 } else {

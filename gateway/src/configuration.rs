@@ -60,6 +60,9 @@ pub struct Settings {
     /// How long personal data is kept (`[privacy]`).
     #[serde(default)]
     pub privacy: crate::privacy::PrivacySettings,
+    /// Voice and screen share: mesh, the embedded SFU, or mesh up to a room size (`[media]`).
+    #[serde(default)]
+    pub media: crate::media_plane::MediaSettings,
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -348,6 +351,7 @@ impl Default for Settings {
             webhooks: Default::default(),
             geo: Default::default(),
             privacy: Default::default(),
+            media: Default::default(),
         }
     }
 }

@@ -90,6 +90,29 @@ impl Collector for TurnCollector {
     }
 }
 
+/// `gateway_sfu_*` from the embedded SFU's counters (`[media]` mode `sfu` or `auto`).
+pub struct SfuCollector(pub Arc<media::SfuStats>);
+
+impl std::fmt::Debug for SfuCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SfuCollector")
+    }
+}
+
+impl Collector for SfuCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let get = media::SfuStats::get;
+        let s = &self.0;
+        let e = &mut encoder;
+        gauge(e, "sfu_participants", "Peer connections the SFU holds", get(&s.participants) as i64)?;
+        counter(e, "sfu_received_packets", "Datagrams the SFU accepted", get(&s.packets_received))?;
+        counter(e, "sfu_forwarded_packets", "Media packets written to listeners", get(&s.packets_forwarded))?;
+        counter(e, "sfu_forwarded_bytes", "Media payload bytes written to listeners", get(&s.bytes_forwarded))?;
+        counter(e, "sfu_refused_packets", "Media dropped: its sender was muted or may not publish", get(&s.packets_refused))?;
+        Ok(())
+    }
+}
+
 /// `gateway_watcher_*` per chain from the payment watchers.
 pub struct WatchersCollector(pub Arc<watchers::Supervisor>);
 

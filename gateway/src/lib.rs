@@ -13,6 +13,7 @@ pub mod error;
 pub mod exporters;
 pub mod geo;
 pub mod http_policy;
+pub mod media_plane;
 pub mod metrics;
 pub mod origins;
 pub mod payability;

@@ -120,6 +120,9 @@ async fn serve(
     tokio::pin!(event_end);
     // A host's connection also carries the event's live feed as `feed` frames.
     let mut feed = (role == Role::Host).then(|| state.feed.subscribe());
+    // Voice through the SFU when the room uses it (`media_plane.rs`): its frames are written beside the hub's.
+    let occupants = state.hub.occupancy(event_id).map_or(1, |o| (o.attendees + o.hosts) as usize);
+    let mut media = state.media.attach(event_id, &client_id, role, occupants);
     // Grows to the largest batch this connection has seen; an idle seat never allocates it.
     let mut batch = Vec::new();
     // Set when the connection dropped rather than closed: the seat then waits for a resume (`room_resume.rs`).
@@ -128,6 +131,13 @@ async fn serve(
     let mut flusher = Flusher::new(Duration::from_millis(state.hub.config().flush_interval_ms));
     loop {
         tokio::select! {
+            frame = media.next_frame() => {
+                let Some(frame) = frame else { continue };
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    dropped = Some(LeaveReason::Left);
+                    break;
+                }
+            }
             item = next_feed_frame(&mut feed, event_id) => {
                 let Some(frame) = item else { continue };
                 if socket.send(Message::Text(frame.into())).await.is_err() {
@@ -145,7 +155,13 @@ async fn serve(
             inbound = socket.recv() => {
                 last_heard = Instant::now();
                 match inbound {
-                    Some(Ok(Message::Text(text))) => { let _ = peer.handle_text(&text); }
+                    Some(Ok(Message::Text(text))) => match signaling::protocol::SfuClientMessage::parse(&text) {
+                        Some(message) => {
+                            let muted = state.hub.occupants(event_id).iter().any(|o| o.muted && o.info.client_id.as_ref() == client_id);
+                            state.media.handle(&media, message, muted).await;
+                        }
+                        None => { let _ = peer.handle_text(&text); }
+                    },
                     Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }
                     Some(Ok(Message::Close(_))) => {
                         // The WebSocket layer queued the answering close frame; flushing sends it, so a client

@@ -83,6 +83,8 @@ impl Application {
             .resume_issuer(crate::room_resume::issuer(secret.bytes().to_vec()))
             .entity_sink(entity_sink)
             .build();
+        let (media, sfu_events) =
+            crate::media_plane::MediaPlane::start(settings.media.clone()).await.context("cannot start the SFU ([media])")?;
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         log_unpayable_currencies(&purchases);
         let shutdown = CancellationToken::new();
@@ -108,6 +110,9 @@ impl Application {
             if let Some(relay) = &turn {
                 registry.register_collector(Box::new(exporters::TurnCollector(relay.stats())));
             }
+            if let Some(sfu) = media.sfu() {
+                registry.register_collector(Box::new(exporters::SfuCollector(sfu.stats().clone())));
+            }
             if let Some(supervisor) = &watchers {
                 registry.register_collector(Box::new(exporters::WatchersCollector(supervisor.clone())));
             }
@@ -130,6 +135,7 @@ impl Application {
             rates,
             purchases,
             hub,
+            media,
             connections: tokio_util::task::TaskTracker::new(),
             sales,
             feed,
@@ -143,6 +149,7 @@ impl Application {
             secret,
             shutdown,
         };
+        state.media.spawn(&state.hub, state.store.clone(), state.feed.clone(), sfu_events);
         // Hosts' `ban` frames run the same operation as the HTTP ban, off the host's connection task.
         let ban_state = state.clone();
         tokio::spawn(async move {
@@ -187,6 +194,7 @@ impl Application {
                 max_batch: state.settings.rooms.attendance_max_batch.max(1),
                 anonymise: state.settings.rooms.anonymise_attendance,
                 geo: state.geo.clone(),
+                media: Some(state.media.clone()),
             },
         );
         crate::sales_feed::spawn(

@@ -27,6 +27,8 @@ pub struct AppState {
     pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
     /// The offline IP → country lookup for attendance analytics, when `geo.enabled`.
     pub geo: Option<Arc<crate::geo::Geo>>,
+    /// Voice and screen share: the embedded SFU and which rooms use it (`[media]`).
+    pub media: Arc<crate::media_plane::MediaPlane>,
     /// The TURN relay, when enabled.
     pub turn: Option<Arc<turn_relay::TurnRelay>>,
     /// The payment watchers running in this process, if any.

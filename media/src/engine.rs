@@ -52,6 +52,22 @@ struct Room {
     members: Vec<ParticipantId>,
     speakers: Option<Loudest<ParticipantId>>,
     presenter: Option<ParticipantId>,
+    /// What the last [`SfuEvent::Tracks`] said, so only changes are announced.
+    announced_audio: Vec<Option<ParticipantId>>,
+    announced_screen: Option<ParticipantId>,
+}
+
+impl Room {
+    /// The track map if it changed since it was last announced.
+    fn tracks_changed(&mut self) -> Option<(Vec<Option<ParticipantId>>, Option<ParticipantId>)> {
+        let audio: &[Option<ParticipantId>] = self.speakers.as_ref().map_or(&[], |s| s.holders());
+        if audio == self.announced_audio.as_slice() && self.presenter == self.announced_screen {
+            return None;
+        }
+        self.announced_audio = audio.to_vec();
+        self.announced_screen = self.presenter.clone();
+        Some((self.announced_audio.clone(), self.announced_screen.clone()))
+    }
 }
 
 pub(crate) struct Engine {
@@ -376,6 +392,9 @@ impl Engine {
                 0
             }
         };
+        if let Some((audio, screen)) = room.tracks_changed() {
+            let _ = self.events.send(SfuEvent::Tracks { room: room_key, audio, screen });
+        }
         let members = room.members.clone();
         let mut written = 0u64;
         for member in &members {
@@ -443,6 +462,9 @@ impl Engine {
             }
             if room.presenter.as_ref() == Some(id) {
                 room.presenter = None;
+            }
+            if let Some((audio, screen)) = room.tracks_changed() {
+                let _ = self.events.send(SfuEvent::Tracks { room: room_key, audio, screen });
             }
         }
         self.end_flows(id, None);

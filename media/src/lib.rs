@@ -93,6 +93,10 @@ pub enum SfuEvent {
     Left { room: RoomKey, participant: ParticipantId, usage: Usage },
     /// A publisher's voice or screen started or stopped flowing.
     Flow { room: RoomKey, participant: ParticipantId, kind: FlowKind, flowing: bool },
+    /// Who the room's forwarded tracks carry now: `audio[i]` is the speaker in every listener's i-th audio
+    /// slot (the i-th receive-only audio transceiver it offered), `screen` the presenter in its video slot.
+    /// Sent when either changes, so a browser can tell which stream is whose.
+    Tracks { room: RoomKey, audio: Vec<Option<ParticipantId>>, screen: Option<ParticipantId> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,6 +79,15 @@ async fn a_host_is_heard_by_three_listeners_and_a_server_mute_stops_the_bytes() 
     assert!(events.iter().any(|e| matches!(e, SfuEvent::Flow { kind: FlowKind::Voice, flowing: true, participant, .. } if &**participant == "host")));
     assert!(events.iter().any(|e| matches!(e, SfuEvent::Flow { kind: FlowKind::Voice, flowing: false, participant, .. } if &**participant == "host")), "mute ends the voice flow");
     assert_eq!(events.iter().filter(|e| matches!(e, SfuEvent::Connected { .. })).count(), 4);
+    // The track map: the host took slot 0, the mute freed it, speaking again took it back.
+    let tracks: Vec<Option<String>> = events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::Tracks { audio, .. } => Some(audio.first().cloned().flatten().map(|p| p.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tracks, vec![Some("host".to_owned()), None, Some("host".to_owned())], "announced slot 0 holders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,9 @@
  *
  * Everything NAF sends travels over the gateway's WebSocket (docs/PROTOCOL.md); WebRTC is used only for
  * microphone audio and screen share, one RTCPeerConnection per remote peer, negotiated with the
- * "perfect negotiation" pattern over the relayed offer/answer/candidate messages.
+ * "perfect negotiation" pattern over the relayed offer/answer/candidate messages — or, in a room whose voice
+ * goes through the gateway's SFU (the server says `sfu_session`), one RTCPeerConnection to the SFU, whose
+ * forwarded tracks `getMediaStream(clientId)` hands out per peer (`SfuLink` below).
  *
  * Page hooks: set `adapter.onChat`, `onMedia`, `onMuted`, `onPeerJoined`, `onPeerLeft`, `onError`, `onClose`
  * (each gets one detail object), or listen for the same events on `document.body` as CustomEvents named
@@ -148,6 +150,111 @@
     }
   }
 
+
+  /**
+   * The one RTCPeerConnection to the gateway's SFU, in rooms whose voice goes through it (`sfu_session`,
+   * docs/PROTOCOL.md "SFU"). It offers, in this order: a send-only audio and a send-only video transceiver
+   * when the server lets this seat publish (the microphone and the screen share are put on them with
+   * `replaceTrack`, so neither needs a renegotiation), then `audio_slots` receive-only audio transceivers and
+   * one receive-only video transceiver. `sfu_tracks` says whose voice plays in each receive-only audio slot
+   * and whose screen in the video one; the adapter hands those tracks out as that peer's streams, so
+   * `getMediaStream(clientId)` and NAF's `networked-audio-source` work as in a mesh.
+   */
+  class SfuLink {
+    constructor(adapter, session) {
+      this.adapter = adapter;
+      this.publish = !!session.publish;
+      this.slots = [];
+      this.screenSlot = null;
+      this.tracks = { audio: [], screen: null };
+      // A grant from a relay configured without URLs names none: RTCPeerConnection refuses an empty `urls`.
+      var iceServers = (adapter.iceServers || []).filter(function (s) {
+        return s && s.urls && s.urls.length;
+      });
+      var config = { iceServers: iceServers };
+      if (adapter.iceTransportPolicy) config.iceTransportPolicy = adapter.iceTransportPolicy;
+      var pc = (this.pc = new RTCPeerConnection(config));
+      this.audioSender = null;
+      this.videoSender = null;
+      if (this.publish) {
+        this.audioSender = pc.addTransceiver("audio", { direction: "sendonly" }).sender;
+        this.videoSender = pc.addTransceiver("video", { direction: "sendonly" }).sender;
+      }
+      for (var i = 0; i < Math.max(1, session.audio_slots | 0); i++) {
+        this.slots.push({ transceiver: pc.addTransceiver("audio", { direction: "recvonly" }), track: null });
+      }
+      this.screenSlot = { transceiver: pc.addTransceiver("video", { direction: "recvonly" }), track: null };
+      var self = this;
+      pc.ontrack = function (event) {
+        self.trackArrived(event.transceiver, event.track);
+      };
+      pc.onconnectionstatechange = function () {
+        adapter.emit("sfu-state", { state: pc.connectionState });
+      };
+      this.syncLocalMedia();
+    }
+
+    async negotiate() {
+      try {
+        await this.pc.setLocalDescription(await this.pc.createOffer());
+        // The SFU is ICE-lite: it learns this browser's address from its checks, no candidates are sent.
+        this.adapter.sendSfuFrame({ type: "sfu_offer", sdp: this.pc.localDescription.sdp });
+      } catch (e) {
+        warn("dlux: SFU offer failed", e);
+      }
+    }
+
+    async answered(sdp) {
+      try {
+        await this.pc.setRemoteDescription({ type: "answer", sdp: sdp });
+      } catch (e) {
+        warn("dlux: SFU answer refused", e);
+      }
+    }
+
+    /** Puts the adapter's microphone and screen on the send-only transceivers (or takes them off). */
+    syncLocalMedia() {
+      if (!this.publish) return;
+      var adapter = this.adapter;
+      var mic = adapter.localAudio && !adapter.muted ? adapter.localAudio.getAudioTracks()[0] : null;
+      var screen = adapter.screenStream ? adapter.screenStream.getVideoTracks()[0] : null;
+      if (this.audioSender.track !== mic) this.audioSender.replaceTrack(mic || null);
+      if (this.videoSender.track !== screen) this.videoSender.replaceTrack(screen || null);
+    }
+
+    trackArrived(transceiver, track) {
+      for (var i = 0; i < this.slots.length; i++) {
+        if (this.slots[i].transceiver === transceiver) this.slots[i].track = track;
+      }
+      if (this.screenSlot.transceiver === transceiver) this.screenSlot.track = track;
+      this.handOut();
+    }
+
+    /** `sfu_tracks`: who is in each slot now. */
+    setTracks(msg) {
+      this.tracks = { audio: Array.isArray(msg.audio) ? msg.audio : [], screen: msg.screen || null };
+      this.handOut();
+    }
+
+    /** Each slot's track becomes its current holder's stream (once: a stream already handed out is kept). */
+    handOut() {
+      var self = this;
+      function give(holder, track) {
+        if (!holder || !track || holder === self.adapter.myId) return;
+        var current = self.adapter.remoteStreams[holder];
+        var kind = track.kind === "video" ? "video" : "audio";
+        if (current && current[kind] && current[kind].getTracks()[0] === track) return;
+        self.adapter.remoteTrack(holder, track);
+      }
+      for (var i = 0; i < this.slots.length; i++) give(this.tracks.audio[i], this.slots[i].track);
+      give(this.tracks.screen, this.screenSlot.track);
+    }
+
+    close() {
+      this.pc.close();
+    }
+  }
+
   class DluxAdapter {
     constructor() {
       this.app = "default";
@@ -169,6 +276,11 @@
       this.peers = {}; // client id -> { identity, role, mic, screen, muted }
       this.openClients = new Set(); // peers NAF has been told are open
       this.links = {}; // client id -> PeerLink
+      // Rooms whose voice goes through the SFU: the server's `sfu_session`, and the one connection to it.
+      this.sfuSession = null;
+      this.sfu = null;
+      // "relay" forces every connection through TURN (e.g. a network that blocks UDP); from the join credentials.
+      this.iceTransportPolicy = null;
 
       this.iceServers = [];
       this.localAudio = null;
@@ -253,6 +365,7 @@
         url += (url.indexOf("?") === -1 ? "?" : "&") + "resume=" + encodeURIComponent(this.resumeToken) + "&received=" + this.received;
       }
       if (creds.ice_servers) this.iceServers = creds.ice_servers;
+      if (creds.ice_transport_policy) this.iceTransportPolicy = creds.ice_transport_policy;
       this.closedByUs = false;
       this.welcomed = false;
       var resuming = this.resuming;
@@ -393,15 +506,23 @@
         this.emit("error", { code: "muted", message: "muted by a host" });
         return false;
       }
+      if (enabled && this.sfuSession && !this.sfuSession.publish) {
+        // In an SFU room only the seats the server lets publish send audio: a listener's microphone stays off.
+        return false;
+      }
       if (enabled) {
         if (!this.localAudio) {
           this.localAudio = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
         }
         var track = this.localAudio.getAudioTracks()[0];
         track.enabled = true;
-        this.forEachPeer(function (link) {
-          link.setTrack("audio", track, this.localAudio);
-        });
+        if (this.sfuSession) {
+          if (this.sfu) this.sfu.syncLocalMedia();
+        } else {
+          this.forEachPeer(function (link) {
+            link.setTrack("audio", track, this.localAudio);
+          });
+        }
         this.sendFrame({ type: "media", mic: true });
       } else {
         this.stopMicrophone();
@@ -412,6 +533,10 @@
 
     stopMicrophone() {
       if (!this.localAudio) return;
+      var stopped = this.localAudio;
+      this.localAudio = null;
+      if (this.sfu) this.sfu.syncLocalMedia();
+      this.localAudio = stopped;
       Object.keys(this.links).forEach(function (id) {
         this.links[id].setTrack("audio", null);
       }, this);
@@ -430,15 +555,23 @@
         self.stopScreenShare();
       };
       this.screenStream = stream;
-      this.forEachPeer(function (link) {
-        link.setTrack("video", track, stream);
-      });
+      if (this.sfuSession) {
+        if (this.sfu) this.sfu.syncLocalMedia();
+      } else {
+        this.forEachPeer(function (link) {
+          link.setTrack("video", track, stream);
+        });
+      }
       this.sendFrame({ type: "media", screen: true });
       return stream;
     }
 
     stopScreenShare() {
       if (!this.screenStream) return;
+      var stopped = this.screenStream;
+      this.screenStream = null;
+      if (this.sfu) this.sfu.syncLocalMedia();
+      this.screenStream = stopped;
       Object.keys(this.links).forEach(function (id) {
         this.links[id].setTrack("video", null);
       }, this);
@@ -465,6 +598,14 @@
       } else warn("dlux: not connected; dropped", frame.type);
     }
 
+    /**
+     * An SFU frame goes straight out: the gateway reads it before the room does, so (like `feed`) it is not
+     * in the resume count, and after a drop the SFU connection is negotiated again instead of replayed.
+     */
+    sendSfuFrame(frame) {
+      if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+    }
+
     emit(name, detail) {
       var hook = this["on" + name.replace(/(^|-)(\w)/g, function (_, __, c) { return c.toUpperCase(); })];
       if (typeof hook === "function") hook.call(this, detail);
@@ -487,7 +628,7 @@
       }
       // Every message the server's queue wrote counts (not the host's `feed`, written beside it; an envelope
       // carrying several messages counts as those messages): a resume says how many were read (see `resumed`).
-      if (msg.type !== "feed" && msg.type !== "batch") this.received++;
+      if (msg.type !== "feed" && msg.type !== "batch" && String(msg.type).indexOf("sfu_") !== 0) this.received++;
       switch (msg.type) {
         case "batch":
           return this.handleBatch(msg);
@@ -522,7 +663,21 @@
         case "offer":
         case "answer":
         case "candidate":
+          // In an SFU room nobody opens browser-to-browser connections.
+          if (this.sfuSession) return;
           return this.link(msg.from).handleSignal(msg);
+        case "sfu_session":
+          return this.sfuSessionStarted(msg);
+        case "sfu_answer":
+          if (this.sfu) this.sfu.answered(msg.sdp);
+          return;
+        case "sfu_tracks":
+          this.sfuTracks = msg;
+          if (this.sfu) this.sfu.setTracks(msg);
+          return;
+        case "sfu_error":
+          warn("dlux: the SFU refused:", msg.message);
+          return this.emit("error", { code: "sfu", message: msg.message });
         case "muted":
           return this.mutedBy(msg);
         case "turn":
@@ -582,6 +737,7 @@
       // A fresh join after a session was lost: what this page owned is its own under the new id.
       if (previousId && previousId !== this.myId) this.reownEntities(previousId, this.myId);
       this.notifyOccupants();
+      if (this.sfuSession) this.startSfu();
       if (this.webRtcOptions.audio && !this.muted) {
         this.enableMicrophone(true).catch(function (e) {
           warn("dlux: microphone unavailable", e);
@@ -598,7 +754,7 @@
       this.rememberPeer(msg);
       this.notifyOccupants();
       // Send our live media to the newcomer.
-      if (this.localAudio || this.screenStream) this.attachLocalMedia(this.link(msg.client_id));
+      if (!this.sfuSession && (this.localAudio || this.screenStream)) this.attachLocalMedia(this.link(msg.client_id));
       this.emit("peer-joined", msg);
     }
 
@@ -655,6 +811,32 @@
           resolve(streams[kind]);
         });
       }
+    }
+
+    /**
+     * `sfu_session`: this room's voice goes through the SFU (it may come before the welcome, or later when a
+     * room in `auto` mode grows past its threshold). Browser-to-browser links are closed and one connection
+     * to the SFU is opened; the same session again (after a resume) keeps the connection.
+     */
+    sfuSessionStarted(msg) {
+      var same = this.sfuSession && this.sfu && this.sfuSession.publish === !!msg.publish &&
+        this.sfuSession.audio_slots === msg.audio_slots && this.sfu.pc.connectionState !== "failed";
+      this.sfuSession = { publish: !!msg.publish, audio_slots: msg.audio_slots };
+      if (same) return;
+      var self = this;
+      Object.keys(this.links).forEach(function (id) {
+        self.links[id].close();
+        delete self.links[id];
+      });
+      if (!msg.publish) this.stopMicrophone();
+      if (this.welcomed) this.startSfu();
+    }
+
+    startSfu() {
+      if (this.sfu) this.sfu.close();
+      this.sfu = new SfuLink(this, this.sfuSession);
+      if (this.sfuTracks) this.sfu.setTracks(this.sfuTracks);
+      this.sfu.negotiate();
     }
 
     mutedBy(msg) {
@@ -726,6 +908,8 @@
         this.screenStream = null;
       }
       this.dropPeers(Object.keys(this.occupants).concat(Array.from(this.openClients)));
+      if (this.sfu) this.sfu.close();
+      this.sfu = this.sfuSession = this.sfuTracks = null;
       this.beforeWelcome = [];
       this.ws = null;
     }

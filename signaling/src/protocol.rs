@@ -191,6 +191,63 @@ impl ServerMessage<'_> {
     }
 }
 
+/// Client → gateway: signalling for the embedded SFU (docs/PROTOCOL.md, "SFU"). These frames are read by the
+/// gateway before the hub sees the connection's text, so the hub never relays them, and like `feed` they are
+/// outside the resume count on both sides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SfuClientMessage {
+    /// The browser's offer for its one connection to the SFU: the first joins, a later one renegotiates
+    /// (a screen share added or removed). Answered with `sfu_answer`.
+    SfuOffer { sdp: String },
+    /// A trickled candidate of the browser. Accepted and ignored: the SFU is ICE-lite and learns the
+    /// browser's address from its connectivity checks.
+    SfuCandidate {
+        #[serde(default)]
+        candidate: Value,
+    },
+    /// Closes the browser's SFU session (the room connection stays).
+    SfuLeave,
+}
+
+impl SfuClientMessage {
+    /// `None` when the frame is not an SFU message (it then goes to the hub as any other frame). A cheap
+    /// look for the `"sfu_` tag first, so NAF's traffic is not parsed twice.
+    pub fn parse(text: &str) -> Option<Self> {
+        if !text.contains("\"sfu_") {
+            return None;
+        }
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// One forwarded audio slot in `sfu_tracks`.
+pub type SfuSlot<'a> = Option<&'a str>;
+
+/// Gateway → client: the SFU's side (docs/PROTOCOL.md, "SFU").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SfuServerMessage<'a> {
+    /// The room's voice and screen share go through the SFU: open one connection to it with `audio_slots`
+    /// receive-only audio transceivers and one receive-only video transceiver, plus a send-only audio
+    /// transceiver when `publish` (and a send-only video one for a screen share). Sent again when `publish`
+    /// changes.
+    SfuSession { publish: bool, audio_slots: usize },
+    SfuAnswer { sdp: &'a str },
+    /// Who each forwarded stream is: `audio[i]` plays in the i-th receive-only audio transceiver of the
+    /// offer, `screen` in the receive-only video one; `null` when nobody.
+    SfuTracks { audio: Vec<SfuSlot<'a>>, screen: SfuSlot<'a> },
+    /// The SFU refused an offer; the room connection stays.
+    SfuError { message: &'a str },
+}
+
+impl SfuServerMessage<'_> {
+    pub fn encode(&self) -> String {
+        // Our own types with string keys: serialisation cannot fail.
+        serde_json::to_string(self).expect("sfu messages serialise")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +281,20 @@ mod tests {
         assert!(ClientMessage::parse(r#"{"type":"teleport"}"#).is_err());
         assert!(ClientMessage::parse("not json").is_err());
         assert!(ClientMessage::parse(r#"{"type":"send","data_type":"u"}"#).is_err());
+    }
+
+    #[test]
+    fn sfu_frames_are_told_apart_from_naf_traffic() {
+        assert_eq!(
+            SfuClientMessage::parse(r#"{"type":"sfu_offer","sdp":"v=0"}"#),
+            Some(SfuClientMessage::SfuOffer { sdp: "v=0".into() })
+        );
+        assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_leave"}"#), Some(SfuClientMessage::SfuLeave));
+        // NAF data that mentions an SFU message is still NAF data.
+        assert_eq!(SfuClientMessage::parse(r#"{"type":"broadcast","data_type":"u","data":{"x":"\"sfu_offer"}}"#), None);
+        assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_offer"}"#), None);
+        let text = SfuServerMessage::SfuTracks { audio: vec![Some("a"), None], screen: None }.encode();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"type":"sfu_tracks","audio":["a",null],"screen":null}));
     }
 
     #[test]

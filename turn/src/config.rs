@@ -16,6 +16,13 @@ pub struct TurnConfig {
     pub listen_udp: Option<SocketAddr>,
     /// TCP listener (RFC 8656 over TCP, relaying UDP); `None` disables it.
     pub listen_tcp: Option<SocketAddr>,
+    /// TLS listener (`turns:`, RFC 8656 over TLS, relaying UDP), e.g. on 443 for networks that pass only
+    /// HTTPS; needs `tls_cert_file` and `tls_key_file`. `None` (the default) disables it.
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for the TLS listener.
+    pub tls_key_file: Option<std::path::PathBuf>,
     /// Local address relay sockets bind to.
     pub relay_bind_ip: IpAddr,
     /// Address announced in XOR-RELAYED-ADDRESS. Required when `relay_bind_ip` is unspecified.
@@ -51,6 +58,9 @@ impl Default for TurnConfig {
         TurnConfig {
             listen_udp: Some(SocketAddr::new(any, 3478)),
             listen_tcp: Some(SocketAddr::new(any, 3478)),
+            listen_tls: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             relay_bind_ip: any,
             public_ip: None,
             relay_ports: PortRange {

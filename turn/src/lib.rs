@@ -63,6 +63,7 @@ pub mod sessions;
 pub mod stats;
 mod stun_util;
 pub mod tcp;
+mod tls;
 
 pub use auth::{AuthFailure, Authenticator};
 pub use config::{PortRange, TurnConfig};

@@ -34,6 +34,7 @@ pub struct TurnRelay {
     stats: Arc<TurnStats>,
     udp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     sweeper: JoinHandle<()>,
 }
@@ -70,6 +71,7 @@ impl TurnRelay {
         let mut conn_configs = Vec::new();
         let mut udp_addr = None;
         let mut tcp_addr = None;
+        let mut tls_addr = None;
         if let Some(addr) = config.listen_udp {
             let socket = UdpSocket::bind(addr)
                 .await
@@ -99,6 +101,14 @@ impl TurnRelay {
             tcp_addr = Some(conn.local_addr().expect("bound listener has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(conn))?);
         }
+        if let Some(addr) = config.listen_tls {
+            let acceptor = crate::tls::acceptor(&config)?;
+            let tcp = TcpListener::bind(addr).await.map_err(|source| TurnError::Bind { what: "TURN TLS listener", addr, source })?;
+            let conn = TcpPacketConn::spawn_with(tcp, Some(acceptor), shutdown.clone())
+                .map_err(|source| TurnError::Bind { what: "TURN TLS listener", addr, source })?;
+            tls_addr = Some(conn.local_addr().expect("bound listener has an address"));
+            conn_configs.push(listener(&config, &shared, Arc::new(conn))?);
+        }
 
         let server = Arc::new(
             Server::new(ServerConfig {
@@ -119,7 +129,7 @@ impl TurnRelay {
             running: tokio::sync::Mutex::new(()),
         });
         let sweeper = tokio::spawn(Arc::clone(&revoker).run(shutdown.clone()));
-        tracing::info!(?udp_addr, ?tcp_addr, realm = %config.realm, "TURN relay listening");
+        tracing::info!(?udp_addr, ?tcp_addr, ?tls_addr, realm = %config.realm, "TURN relay listening");
 
         Ok(TurnRelay {
             server,
@@ -129,6 +139,7 @@ impl TurnRelay {
             stats,
             udp_addr,
             tcp_addr,
+            tls_addr,
             shutdown,
             sweeper,
         })
@@ -141,6 +152,11 @@ impl TurnRelay {
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// The TLS listener's address (`turns:`), when one is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     pub fn stats(&self) -> Arc<TurnStats> {

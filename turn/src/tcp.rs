@@ -6,6 +6,9 @@
 //! connection's remote address. Replies to that address are written back to its stream. The
 //! relayed transport stays UDP, as RFC 8656 has it.
 //!
+//! TURN over TLS (`turns:`, RFC 8656 §3.1 over TLS 1.2+) is the same framing inside a TLS stream: the
+//! listener takes an optional [`TlsAcceptor`] and hands every accepted stream through it first.
+//!
 //! Limitation: when a client's TCP connection closes, its allocation is not deleted at once (the
 //! upstream crate offers no delete-by-5-tuple); it lapses at the end of its lifetime.
 
@@ -15,9 +18,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use util::Conn;
@@ -39,11 +42,17 @@ pub struct TcpPacketConn {
 impl TcpPacketConn {
     /// Starts accepting on `listener` until `shutdown` is cancelled.
     pub fn spawn(listener: TcpListener, shutdown: CancellationToken) -> io::Result<Self> {
+        Self::spawn_with(listener, None, shutdown)
+    }
+
+    /// As [`TcpPacketConn::spawn`], with every connection first accepted as TLS when `tls` is set.
+    pub fn spawn_with(listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let writers: Writers = Arc::default();
         tokio::spawn(accept_loop(
             listener,
+            tls,
             inbound_tx,
             Arc::clone(&writers),
             shutdown,
@@ -56,8 +65,12 @@ impl TcpPacketConn {
     }
 }
 
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     writers: Writers,
     shutdown: CancellationToken,
@@ -77,13 +90,41 @@ async fn accept_loop(
             continue; // dropping `stream` closes it
         }
         let _ = stream.set_nodelay(true);
-        let (read_half, mut write_half) = stream.into_split();
+        match tls.clone() {
+            None => serve(stream, peer, inbound.clone(), Arc::clone(&writers), shutdown.clone()),
+            Some(acceptor) => {
+                let (inbound, writers, shutdown) = (inbound.clone(), Arc::clone(&writers), shutdown.clone());
+                // The handshake runs on its own task: a slow client must not hold up the accept loop.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve(stream, peer, inbound, writers, shutdown),
+                        Ok(Err(err)) => tracing::debug!(%err, %peer, "TURN TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TURN TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Reads frames from one connection and writes the replies queued for it.
+fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
+    writers: Writers,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    {
+        let (read_half, mut write_half) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         writers.lock().expect("writers lock").insert(peer, tx);
 
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
-                if write_half.write_all(&frame).await.is_err() {
+                if write_half.write_all(&frame).await.is_err() || write_half.flush().await.is_err() {
                     break;
                 }
             }
@@ -114,7 +155,7 @@ async fn accept_loop(
 }
 
 /// Reads one STUN message or ChannelData frame (without its stream padding).
-async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> io::Result<Vec<u8>> {
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Result<Vec<u8>> {
     let mut header = [0u8; 4];
     reader.read_exact(&mut header).await?;
     let length = usize::from(u16::from_be_bytes([header[2], header[3]]));

@@ -121,6 +121,8 @@ pub struct Load {
     /// Per-session send interval, ms (`-z`; uclient's default is 20).
     pub interval_ms: u32,
     pub tcp: bool,
+    /// TURN over TLS (`-S`, implies TCP).
+    pub tls: bool,
 }
 
 impl Load {
@@ -136,8 +138,11 @@ impl Load {
             self.interval_ms.to_string(),
             "-c".into(), // no RTCP companion allocations
         ];
-        if self.tcp {
+        if self.tcp || self.tls {
             a.push("-t".into());
+        }
+        if self.tls {
+            a.push("-S".into());
         }
         a
     }

@@ -17,6 +17,7 @@ fn small_load(tcp: bool) -> Load {
         length: 200,
         interval_ms: 20,
         tcp,
+        tls: false,
     }
 }
 
@@ -76,6 +77,50 @@ async fn uclient_relays_over_udp() {
 #[tokio::test]
 async fn uclient_relays_over_tcp() {
     relayed_round_trip(true).await;
+}
+
+/// TURN over TLS (`turns:`): a certificate made by `openssl` for the test, the listener configured with its PEM
+/// files, and coturn's client speaking TLS to it (`-S`).
+#[tokio::test]
+async fn uclient_relays_over_tls() {
+    coturn::require_coturn();
+    let dir = std::env::temp_dir().join(format!("turn-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=turn.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (relay, _) = spawn_relay(|c| {
+        c.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+        c.tls_cert_file = Some(cert.clone());
+        c.tls_key_file = Some(key.clone());
+    })
+    .await;
+    let server = relay.tls_addr().expect("a TLS listener");
+    let peer_port = coturn::free_port();
+    let _peer = coturn::spawn_peer(peer_port).await;
+    let (_, creds) = admit(&relay, "uclient-tls");
+    let load = Load { tls: true, ..small_load(false) };
+    let run = coturn::run_uclient(server, &creds.username, &creds.credential, peer_port, &load, TIMEOUT).await;
+    let expected = u64::from(load.clients * load.messages);
+    assert!(run.success, "uclient failed:\n{}", run.output);
+    assert_eq!(run.received_msgs(), expected, "echoed count over TLS\n{}", run.output);
+    assert!(relay.stats().snapshot().bytes_from_peers >= expected * u64::from(load.length));
+    relay.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_tls_listener_without_its_certificate_files_is_a_configuration_error() {
+    let config = turn_relay::TurnConfig { listen_tls: Some("127.0.0.1:0".parse().unwrap()), ..turn_relay::TurnConfig::loopback("a-secret-of-sixteen-bytes") };
+    let err = turn_relay::TurnRelay::start(config, turn_relay::SessionRegistry::new()).await.err().expect("refused");
+    assert!(err.to_string().contains("tls_cert_file"), "{err}");
 }
 
 /// Runs uclient with the given credential and asserts it got no allocation and relayed nothing.

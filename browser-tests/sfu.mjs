@@ -1,0 +1,199 @@
+// Voice and screen share through the gateway's SFU in real Chromium with fake media (issue 25). Driven by
+// gateway/tests/browser_sfu.rs: a host and three listeners load the dlux adapter from the gateway and join an
+// `sfu` room; each listener's getStats() must show inbound audio bytes and a non-zero audio level from the
+// host; a host's HTTP mute must stop the bytes at the SFU although the host's browser keeps sending; the host's
+// screen share must reach every listener. A listener given only a TURN-over-TCP server with
+// iceTransportPolicy "relay" (when `turn_tcp` is set) must hear the host too.
+import { launch, main, watchPage } from "./lib/browser.mjs";
+
+const PAGE = (base) => `<!doctype html><meta charset="utf-8"><title>sfu</title>
+<button id="share">share</button><video id="screen" autoplay muted playsinline></video>
+<script src="${base}/naf-dlux-adapter.js"></script>`;
+
+/** Polls `fn` (in node) until it returns a truthy value; throws `what` after `ms`. */
+async function until(what, fn, ms = 20000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function join(context, args, name, token, extra) {
+  const page = await context.newPage();
+  const record = await watchPage(page, name, args.base_url);
+  // A document the gateway itself served (Chromium's local-network checks treat a page made up by the driver
+  // as public and refuse its WebSocket to 127.0.0.1), then the test's markup written into it.
+  await page.goto(`${args.base_url}/api/health`);
+  await page.setContent(PAGE(args.base_url));
+  await page.waitForFunction(() => typeof window.DluxAdapter === "function");
+  await page.evaluate(
+    ({ url, token, host, extra }) => {
+      const a = new window.DluxAdapter();
+      window.adapter = a;
+      a.setServerConnectListeners((id) => (window.myId = id), (code, reason) => (window.failure = { code, reason }));
+      a.setRoomOccupantListener(() => {});
+      a.setDataChannelListeners(() => {}, () => {}, () => {});
+      a.setWebRtcOptions({ audio: host, video: false, datachannel: true });
+      a.setJoinCredentials(Object.assign({ websocket_url: url, session_token: token }, extra || {}));
+      document.getElementById("share").onclick = () => a.startScreenShare();
+      a.connect();
+    },
+    { url: `${args.base_url.replace("http", "ws")}/event/${args.event_id}`, token, host: name === "host", extra },
+  );
+  await until(`${name} joined`, () => page.evaluate(() => window.myId || (window.failure && JSON.stringify(window.failure))));
+  const failure = await page.evaluate(() => window.failure);
+  if (failure) throw new Error(`${name} refused: ${JSON.stringify(failure)}; console: ${JSON.stringify(record.console)}`);
+  try {
+    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"));
+  } catch (e) {
+    const state = await page.evaluate(async () => {
+      const pc = window.adapter.sfu && window.adapter.sfu.pc;
+      if (!pc) return { iceServers: window.adapter.iceServers };
+      const candidates = [];
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "local-candidate" || s.type === "remote-candidate" || s.type === "candidate-pair") candidates.push(s);
+      });
+      return { connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, candidates };
+    });
+    throw new Error(`${e.message}: ${JSON.stringify(state)}; console: ${JSON.stringify(record.console)}; errors: ${JSON.stringify(record.errors)}`);
+  }
+  return { page, record, name };
+}
+
+/** What one listener received: audio bytes and level, video bytes and frame size, the candidate pair used. */
+async function received(page) {
+  return page.evaluate(async () => {
+    const stats = await window.adapter.sfu.pc.getStats();
+    const out = { audio_bytes: 0, audio_level: 0, audio_energy: 0, video_bytes: 0, frame_width: 0, local_candidate: null };
+    const byId = {};
+    stats.forEach((s) => (byId[s.id] = s));
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.audio_bytes += s.bytesReceived || 0;
+        out.audio_level = Math.max(out.audio_level, s.audioLevel || 0);
+        out.audio_energy += s.totalAudioEnergy || 0;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.video_bytes += s.bytesReceived || 0;
+        out.frame_width = Math.max(out.frame_width, s.frameWidth || 0);
+      }
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+        const local = byId[s.localCandidateId];
+        if (local) out.local_candidate = { type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || null };
+      }
+    });
+    return out;
+  });
+}
+
+async function sent(page) {
+  return page.evaluate(async () => {
+    let bytes = 0;
+    (await window.adapter.sfu.pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "audio") bytes += s.bytesSent || 0;
+    });
+    return bytes;
+  });
+}
+
+main(async (args, log) => {
+  const { context, close } = await launch({ media: true, args: ["--autoplay-policy=no-user-gesture-required"] });
+  try {
+    const host = await join(context, args, "host", args.host);
+    const hostId = await host.page.evaluate(() => window.myId);
+    const listeners = [];
+    for (let i = 0; i < (args.turn_tcp ? 0 : args.listeners.length); i++) {
+      listeners.push(await join(context, args, `listener-${i}`, args.listeners[i]));
+    }
+    if (args.turn_tcp) {
+      // Only a TURN server over TCP, and relay-only: UDP to the SFU is never tried.
+      const extra = { ice_servers: [args.turn_tcp], ice_transport_policy: "relay" };
+      listeners.push(await join(context, args, "listener-turn-tcp", args.turn_tcp_token, extra));
+    }
+    log("everyone is connected to the SFU; host", hostId);
+
+    // Each listener plays what getMediaStream(host) resolves to, as networked-audio-source does.
+    for (const l of listeners) {
+      await l.page.evaluate((hostId) => {
+        window.adapter.getMediaStream(hostId).then((stream) => {
+          window.hostAudio = stream;
+          const el = new Audio();
+          el.srcObject = stream;
+          el.play().catch(() => {});
+          window.hostAudioElement = el;
+        });
+      }, hostId);
+    }
+    const audio = {};
+    for (const l of listeners) {
+      audio[l.name] = await until(`${l.name} hears the host with a level`, async () => {
+        const r = await received(l.page);
+        const got = await l.page.evaluate(() => !!window.hostAudio);
+        return got && r.audio_bytes > 0 && r.audio_level > 0 ? r : null;
+      });
+      log(l.name, "hears the host:", audio[l.name]);
+    }
+
+    // The host shares its (fake) screen; every listener plays it.
+    await host.page.click("#share");
+    const screen = {};
+    for (const l of listeners) {
+      await l.page.evaluate((hostId) => {
+        window.adapter.getMediaStream(hostId, "video").then((stream) => {
+          const v = document.getElementById("screen");
+          v.srcObject = stream;
+          v.play().catch(() => {});
+        });
+      }, hostId);
+      screen[l.name] = await until(`${l.name} sees the screen share`, async () => {
+        const r = await received(l.page);
+        const width = await l.page.evaluate(() => document.getElementById("screen").videoWidth);
+        return r.video_bytes > 0 && width > 0 ? { video_bytes: r.video_bytes, video_width: width } : null;
+      });
+      log(l.name, "sees the screen:", screen[l.name]);
+    }
+
+    // A host mutes the host's seat over HTTP. The host's browser then puts its microphone back on the
+    // sender anyway, as a misbehaving client would: the SFU must still forward nothing.
+    const res = await fetch(`${args.base_url}/api/events/${args.event_id}/attendees/${hostId}/mute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${args.creator}`, "content-type": "application/json" },
+      body: JSON.stringify({ muted: true }),
+    });
+    if (res.status !== 204) throw new Error(`mute answered ${res.status}: ${await res.text()}`);
+    await until("the host sees its mute", () => host.page.evaluate(() => window.adapter.muted));
+    await host.page.evaluate(async () => {
+      const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+      await window.adapter.sfu.audioSender.replaceTrack(mic.getAudioTracks()[0]);
+    });
+    const sentAtMute = await sent(host.page);
+    // Bytes stop: two samples a second apart equal (in-flight packets allowed to land first).
+    const settle = async (page) => {
+      let last = (await received(page)).audio_bytes;
+      return until("the bytes stop growing", async () => {
+        await new Promise((r) => setTimeout(r, 1000));
+        const now = (await received(page)).audio_bytes;
+        const stopped = now === last;
+        last = now;
+        return stopped ? now : null;
+      }, 15000);
+    };
+    const muted = {};
+    for (const l of listeners) muted[l.name] = { at_mute: await settle(l.page) };
+    // The host keeps sending meanwhile; after a further 2 s of it the listeners' counters have not moved.
+    await until("the host's browser sent 2 s more audio", async () => (await sent(host.page)) > sentAtMute + 8000, 15000);
+    for (const l of listeners) {
+      muted[l.name].after_more_host_audio = (await received(l.page)).audio_bytes;
+      if (muted[l.name].after_more_host_audio !== muted[l.name].at_mute) throw new Error(`${l.name} still receives after the mute: ${JSON.stringify(muted[l.name])}`);
+    }
+    const hostSent = { at_mute: sentAtMute, later: await sent(host.page) };
+    log("after the mute:", muted, "host sent", hostSent);
+    const page_errors = [host, ...listeners].flatMap((p) => p.record.errors || []);
+    return { host_id: hostId, audio, screen, muted, host_sent: hostSent, page_errors };
+  } finally {
+    await close();
+  }
+});

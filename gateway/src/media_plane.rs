@@ -1,0 +1,316 @@
+//! The media plane: which rooms carry voice through the embedded SFU ([`media`]), and the SFU's signalling over
+//! the room WebSocket (docs/PROTOCOL.md, "SFU").
+//!
+//! The room connection (`rooms.rs`) attaches each seated peer here and gets a [`MediaLink`]: the frames the
+//! SFU owes that connection (`sfu_session`, `sfu_answer`, `sfu_tracks`) arrive on it, and the connection hands
+//! `sfu_*` frames it reads to [`MediaPlane::handle`] instead of to the hub. Everything else is decided from
+//! the hub's room events and the SFU's events, by two tasks ([`MediaPlane::spawn`]):
+//!
+//! - who may publish is the seat's role (hosts publish; everyone else listens), never the browser's claim;
+//! - a host's mute (`mute` frame or HTTP) is applied in the SFU, so a muted browser's packets are dropped
+//!   there whatever it sends; leaving, a kick or a ban closes the peer's SFU session;
+//! - voice and screen time measured from what the SFU forwarded go to the attendance rows (engagement) and
+//!   the live feed (`voice`/`screen_share` items with `"measured": "sfu"`), beside the adapter's own reports.
+//!
+//! A room in `auto` mode uses mesh until it holds more than `auto_threshold` people; then every peer in it is
+//! told `sfu_session` and moves to the SFU, and the room stays there while anyone is in it on this node.
+
+mod settings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use media::{FlowKind, ParticipantId, Role as SfuRole, Sfu, SfuEvent};
+use signaling::protocol::{SfuClientMessage, SfuServerMessage};
+use signaling::{Hub, RoomEventKind, Role};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::attendance::FeedItem;
+pub use settings::{MediaMode, MediaSettings};
+
+/// Frames for one room connection, written beside the hub's (outside the resume count, like `feed`).
+pub type Frames = mpsc::UnboundedReceiver<String>;
+
+struct Member {
+    frames: mpsc::UnboundedSender<String>,
+    publish: bool,
+    /// Has an SFU session (its first offer was accepted).
+    joined: bool,
+}
+
+#[derive(Default)]
+struct RoomMedia {
+    sfu: bool,
+    members: HashMap<String, Member>,
+    audio: Vec<Option<ParticipantId>>,
+    screen: Option<ParticipantId>,
+}
+
+impl RoomMedia {
+    fn tracks_frame(&self) -> String {
+        SfuServerMessage::SfuTracks {
+            audio: self.audio.iter().map(|a| a.as_deref()).collect(),
+            screen: self.screen.as_deref(),
+        }
+        .encode()
+    }
+}
+
+pub struct MediaPlane {
+    settings: MediaSettings,
+    sfu: Option<Sfu>,
+    rooms: Mutex<HashMap<i64, RoomMedia>>,
+}
+
+/// A room connection's side of the media plane.
+pub struct MediaLink {
+    pub room: i64,
+    pub client_id: String,
+    frames: Option<Frames>,
+}
+
+impl MediaLink {
+    /// The next frame the SFU owes this connection; never resolves when the room is mesh and stays so.
+    pub async fn next_frame(&mut self) -> Option<String> {
+        match self.frames.as_mut() {
+            Some(frames) => frames.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl std::fmt::Debug for MediaPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaPlane").field("mode", &self.settings.mode).field("sfu", &self.sfu).finish_non_exhaustive()
+    }
+}
+
+impl MediaPlane {
+    /// Starts the SFU when the mode may use it. The returned receiver carries its events for [`Self::spawn`].
+    pub async fn start(settings: MediaSettings) -> std::io::Result<(Arc<Self>, Option<mpsc::UnboundedReceiver<SfuEvent>>)> {
+        let (sfu, events) = if settings.uses_sfu() {
+            let (sfu, events) = Sfu::start(settings.sfu_config()).await?;
+            tracing::info!(address = %sfu.local_addr(), mode = ?settings.mode, "sfu listening");
+            (Some(sfu), Some(events))
+        } else {
+            (None, None)
+        };
+        Ok((Arc::new(Self { settings, sfu, rooms: Mutex::new(HashMap::new()) }), events))
+    }
+
+    pub fn sfu(&self) -> Option<&Sfu> {
+        self.sfu.as_ref()
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<i64, RoomMedia>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A seated connection (a join or a resume): it gets `sfu_session` now if its room uses the SFU.
+    /// `occupants` counts everyone in the room, the joiner included.
+    pub fn attach(&self, room: i64, client_id: &str, role: Role, occupants: usize) -> MediaLink {
+        if self.sfu.is_none() {
+            return MediaLink { room, client_id: client_id.to_owned(), frames: None };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let publish = role == Role::Host;
+        let mut rooms = self.rooms();
+        let media = rooms.entry(room).or_default();
+        if media.audio.is_empty() {
+            media.audio = vec![None; self.settings.loudest.max(1)];
+        }
+        let flips = !media.sfu && self.settings.sfu_for(occupants);
+        let resumed = media.members.get(client_id).is_some_and(|m| m.joined);
+        media.members.insert(client_id.to_owned(), Member { frames: tx, publish, joined: resumed });
+        if flips {
+            media.sfu = true;
+            tracing::info!(event_id = room, occupants, "room moves its voice to the SFU");
+            for (id, member) in &media.members {
+                if id != client_id {
+                    let _ = member.frames.send(session_frame(member.publish, self.settings.loudest));
+                }
+            }
+        }
+        if media.sfu {
+            let member = &media.members[client_id];
+            let _ = member.frames.send(session_frame(publish, self.settings.loudest));
+            let _ = member.frames.send(media.tracks_frame());
+        }
+        MediaLink { room, client_id: client_id.to_owned(), frames: Some(rx) }
+    }
+
+    /// An `sfu_*` frame the connection read. `muted`: the seat is muted by a host now.
+    pub async fn handle(&self, link: &MediaLink, message: SfuClientMessage, muted: bool) {
+        let Some(sfu) = &self.sfu else { return self.reply(link, error_frame("this server runs no SFU")) };
+        let participant: ParticipantId = link.client_id.as_str().into();
+        let sdp = match message {
+            SfuClientMessage::SfuCandidate { .. } => return,
+            SfuClientMessage::SfuLeave => {
+                sfu.leave(participant);
+                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id)) {
+                    member.joined = false;
+                }
+                return;
+            }
+            SfuClientMessage::SfuOffer { sdp } => sdp,
+        };
+        let state = {
+            let rooms = self.rooms();
+            rooms.get(&link.room).map(|r| (r.sfu, r.members.get(&link.client_id).map(|m| (m.publish, m.joined))))
+        };
+        let Some((true, Some((publish, joined)))) = state else {
+            return self.reply(link, error_frame("this room's voice is not on the SFU"));
+        };
+        let answer = if joined {
+            sfu.offer(participant.clone(), &sdp).await
+        } else {
+            let role = if publish { SfuRole::Publisher } else { SfuRole::Listener };
+            let answer = sfu.join(link.room, participant.clone(), role, &sdp).await;
+            if answer.is_ok() {
+                if muted {
+                    sfu.set_muted(participant.clone(), true);
+                }
+                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id)) {
+                    member.joined = true;
+                }
+            }
+            answer
+        };
+        match answer {
+            Ok(answer) => self.reply(link, SfuServerMessage::SfuAnswer { sdp: &answer }.encode()),
+            Err(e) => {
+                tracing::debug!(client_id = %link.client_id, error = %e, "sfu refused an offer");
+                self.reply(link, error_frame(&e.to_string()))
+            }
+        }
+    }
+
+    fn reply(&self, link: &MediaLink, frame: String) {
+        if let Some(member) = self.rooms().get(&link.room).and_then(|r| r.members.get(&link.client_id)) {
+            let _ = member.frames.send(frame);
+        }
+    }
+
+    /// The peer left the room for good (left, kicked, banned, its resume window passed).
+    fn left(&self, room: i64, client_id: &str) {
+        let mut rooms = self.rooms();
+        if let Some(media) = rooms.get_mut(&room) {
+            media.members.remove(client_id);
+            if media.members.is_empty() {
+                rooms.remove(&room);
+            }
+        }
+        drop(rooms);
+        if let Some(sfu) = &self.sfu {
+            sfu.leave(client_id.into());
+        }
+    }
+
+    fn tracks(&self, room: i64, audio: Vec<Option<ParticipantId>>, screen: Option<ParticipantId>) {
+        let mut rooms = self.rooms();
+        let Some(media) = rooms.get_mut(&room) else { return };
+        media.audio = audio;
+        media.screen = screen;
+        let frame = media.tracks_frame();
+        for member in media.members.values().filter(|m| m.joined) {
+            let _ = member.frames.send(frame.clone());
+        }
+    }
+
+    /// The two tasks that apply the rooms' events to the SFU and the SFU's events to attendance and the feed.
+    pub fn spawn(
+        self: &Arc<Self>,
+        hub: &Hub,
+        store: ticketing::Store,
+        feed: broadcast::Sender<FeedItem>,
+        events: Option<mpsc::UnboundedReceiver<SfuEvent>>,
+    ) {
+        let Some(mut events) = events else { return };
+        let plane = self.clone();
+        let mut room_events = hub.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match room_events.recv().await {
+                    Ok(event) => match event.kind {
+                        RoomEventKind::Left { .. } => plane.left(event.room_id, &event.client_id),
+                        RoomEventKind::Muted { muted, .. } => {
+                            if let Some(sfu) = &plane.sfu {
+                                sfu.set_muted(event.client_id.as_str().into(), muted);
+                            }
+                        }
+                        _ => {}
+                    },
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(missed = n, "media plane fell behind the rooms' events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        let plane = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    SfuEvent::Tracks { room, audio, screen } => plane.tracks(room, audio, screen),
+                    SfuEvent::Flow { room, participant, kind, flowing } => {
+                        let (kind, name) = match kind {
+                            FlowKind::Voice => ("voice", "voice"),
+                            FlowKind::Screen => ("screen_share", "screen"),
+                        };
+                        let _ = feed.send(FeedItem {
+                            event_id: room,
+                            kind,
+                            client_id: Some(participant.to_string()),
+                            identity: None,
+                            role: None,
+                            at: ticketing::now_ms(),
+                            detail: serde_json::json!({ "on": flowing, "measured": "sfu", "flow": name }),
+                        });
+                    }
+                    SfuEvent::Left { room, participant, usage } => {
+                        let (voice_secs, screen_secs) = (usage.voice_ms / 1000, usage.screen_ms / 1000);
+                        let _ = feed.send(FeedItem {
+                            event_id: room,
+                            kind: "media_usage",
+                            client_id: Some(participant.to_string()),
+                            identity: None,
+                            role: None,
+                            at: ticketing::now_ms(),
+                            detail: serde_json::json!({
+                                "voice_ms": usage.voice_ms,
+                                "screen_ms": usage.screen_ms,
+                                "forwarded_packets": usage.forwarded_packets,
+                            }),
+                        });
+                        if voice_secs > 0 || screen_secs > 0 {
+                            let change = ticketing::attendance::AttendanceChange::Engagement {
+                                session_id: participant.to_string(),
+                                chat_messages: 0,
+                                voice_secs: voice_secs as i64,
+                                screen_share_secs: screen_secs as i64,
+                            };
+                            if let Err(e) = store.record_attendance(&[change]).await {
+                                tracing::error!(error = %e, client_id = %participant, "sfu usage not recorded");
+                            }
+                        }
+                    }
+                    SfuEvent::Connected { .. } => {}
+                }
+            }
+        });
+    }
+
+    /// Whether `client_id`'s voice and screen time are measured by the SFU (its own reports then only
+    /// cross-check them).
+    pub fn measures(&self, room: i64, client_id: &str) -> bool {
+        self.rooms().get(&room).is_some_and(|r| r.sfu && r.members.contains_key(client_id))
+    }
+}
+
+fn session_frame(publish: bool, audio_slots: usize) -> String {
+    SfuServerMessage::SfuSession { publish, audio_slots: audio_slots.max(1) }.encode()
+}
+
+fn error_frame(message: &str) -> String {
+    SfuServerMessage::SfuError { message }.encode()
+}

@@ -1,0 +1,123 @@
+//! Voice and screen share through the embedded SFU in real Chromium with fake media (issue 25): a host and
+//! three listeners in an `sfu` room; in a second room, a listener that may reach the SFU only through the
+//! gateway's TURN relay over TCP (iceTransportPolicy "relay", the relay's only URL `turn:…?transport=tcp`). Every listener's
+//! getStats() shows the host's audio bytes and a non-zero audio level; after a host's HTTP mute the bytes stop
+//! although the host's browser keeps sending; the host's screen share reaches every listener.
+//!
+//! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
+
+mod attendance_support;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use attendance_support::{creator_token, MIN, SECRET};
+use gateway::media_plane::MediaMode;
+use serde_json::{json, Value};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs `node browser-tests/<script> '<args>'` and returns the JSON object on its last stdout line.
+async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
+    let root = repo_root();
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test");
+    assert!(root.join("browser-tests/node_modules/playwright-core").exists(), "run `npm ci --prefix browser-tests`");
+    let child = tokio::process::Command::new("node")
+        .arg(root.join("browser-tests").join(script))
+        .arg(args.to_string())
+        .current_dir(&root)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(limit, child).await.expect("the driver finishes in time").expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let result: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    eprintln!("{script} stderr:\n{stderr}");
+    assert_eq!(result["ok"], true, "{script} failed: {}", result["error"]);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_is_heard_and_seen_by_three_browsers_and_a_server_mute_stops_the_bytes() {
+    run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_can_use_only_turn_over_tcp_hears_the_host() {
+    run(true).await;
+}
+
+async fn run(with_turn: bool) {
+    // The relay's TCP port is named in the grants, so it is chosen before the gateway starts.
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.media.mode = MediaMode::Sfu;
+        s.media.udp_bind = "127.0.0.1:0".parse().unwrap();
+        s.turn.enabled = true;
+        s.turn.relay = turn_relay::TurnConfig::loopback("");
+        s.turn.relay.listen_tcp = Some(std::net::SocketAddr::from(([127, 0, 0, 1], tcp_port)));
+        // Only TURN over TCP is offered: the relay-only listener has no UDP path to anything.
+        s.turn.relay.turn_urls = vec![format!("turn:127.0.0.1:{tcp_port}?transport=tcp")];
+    })
+    .await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let host = gateway::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + 5 * MIN).0;
+    let mut listeners = Vec::new();
+    for i in 0..3 {
+        let wallet = format!("blisten-{i}");
+        let ticket = attendance_support::ticket(&app.store, event_id, &wallet).await;
+        listeners.push(gateway::session_token::issue(&SECRET, event_id, Some(ticket), None, wallet, ticketing::now_ms() + 5 * MIN).0);
+    }
+    // The fourth listener's seat and its TURN credentials; the URL names only the relay's TCP listener.
+    let ticket = attendance_support::ticket(&app.store, event_id, "blisten-tcp").await;
+    let turn_token = gateway::session_token::issue(&SECRET, event_id, Some(ticket), None, "blisten-tcp".into(), ticketing::now_ms() + 5 * MIN).0;
+    let credentials = app.state.turn_credentials(&ticket.to_string()).expect("the relay runs");
+    let tcp = app.state.turn.as_ref().unwrap().tcp_addr().expect("a TCP listener");
+    let turn_tcp = json!({
+        "urls": format!("turn:{tcp}?transport=tcp"),
+        "username": credentials["username"],
+        "credential": credentials["credential"],
+    });
+
+    let args = json!({
+        "base_url": app.address,
+        "event_id": event_id,
+        "host": host,
+        "listeners": listeners,
+        "creator": creator_token("alice"),
+        "turn_tcp": if with_turn { turn_tcp } else { Value::Null },
+        "turn_tcp_token": turn_token,
+        "timeout_ms": 110_000,
+    });
+    let result = run_driver("sfu.mjs", &args, Duration::from_secs(120)).await;
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+
+    let names: &[&str] = if with_turn { &["listener-turn-tcp"] } else { &["listener-0", "listener-1", "listener-2"] };
+    for &name in names {
+        let audio = &result["audio"][name];
+        assert!(audio["audio_bytes"].as_u64().unwrap_or(0) > 0, "{name}: {audio}");
+        assert!(audio["audio_level"].as_f64().unwrap_or(0.0) > 0.0, "{name}: {audio}");
+        assert!(result["screen"][name]["video_width"].as_u64().unwrap_or(0) > 0, "{name} sees the screen share");
+        let muted = &result["muted"][name];
+        assert_eq!(muted["at_mute"], muted["after_more_host_audio"], "{name}: bytes stop after the mute");
+    }
+    // The TURN listener's selected pair is a relay candidate over TCP; the others reach the SFU directly.
+    if with_turn {
+        let tcp_pair = &result["audio"]["listener-turn-tcp"]["local_candidate"];
+        assert_eq!(tcp_pair["type"], "relay", "{tcp_pair}");
+        assert_eq!(tcp_pair["relay_protocol"], "tcp", "{tcp_pair}");
+    }
+    assert!(result["host_sent"]["later"].as_u64() > result["host_sent"]["at_mute"].as_u64(), "the host kept sending");
+    assert_eq!(result["page_errors"], json!([]));
+    let relay_stats = app.state.turn.as_ref().unwrap().stats();
+    eprintln!("TURN relay stats after the test: {relay_stats:?}");
+    if with_turn {
+        let from_sfu = relay_stats.bytes_from_peers.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(from_sfu > 0, "the listener's media came through the relay");
+    }
+}
