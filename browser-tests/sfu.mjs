@@ -1,5 +1,5 @@
 // Voice and screen share through the gateway's SFU in real Chromium with fake media (issue 25). Driven by
-// gateway/tests/browser_sfu.rs: a host and three listeners load the dlux adapter from the gateway and join an
+// gateway/tests/api/browser_sfu.rs: a host and three listeners load the dlux adapter from the gateway and join an
 // `sfu` room; each listener's getStats() must show inbound audio bytes and a non-zero audio level from the
 // host; a host's HTTP mute must stop the bytes at the SFU although the host's browser keeps sending; the host's
 // screen share must reach every listener. A listener given only a TURN-over-TCP server with

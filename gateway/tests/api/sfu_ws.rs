@@ -3,8 +3,7 @@
 //! listeners, who learn from `sfu_tracks` whose stream they hear; a host's HTTP mute stops the bytes in the SFU;
 //! leaving closes the SFU session and the voice time it forwarded lands in the host's attendance row.
 
-mod attendance_support;
-mod common;
+use crate::{attendance_support, common};
 
 use std::time::Duration;
 

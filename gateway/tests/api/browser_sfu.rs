@@ -6,8 +6,7 @@
 //!
 //! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
 
-mod attendance_support;
-mod common;
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
