@@ -40,7 +40,6 @@ use sha2::{Digest, Sha256};
 use ticketing::audit::{self, AuditEntry};
 
 use crate::configuration::{AccessSettings, Settings};
-use crate::error::ApiError;
 use crate::metrics::{Metrics, ReasonLabels};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -168,20 +167,6 @@ impl From<ChallengeError> for AccessError {
         match err {
             ChallengeError::Malformed(_) => AccessError::Malformed { code: err.code(), detail },
             _ => AccessError::Denied { reason: err.code(), detail },
-        }
-    }
-}
-
-impl From<AccessError> for ApiError {
-    fn from(err: AccessError) -> Self {
-        let retry = match &err {
-            AccessError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
-        };
-        let api = ApiError::new(err.http_status(), err.code(), err.to_string());
-        match retry {
-            Some(secs) => api.retry_after(secs),
-            None => api,
         }
     }
 }

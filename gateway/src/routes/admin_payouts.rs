@@ -2,7 +2,7 @@
 //! transfers; `crate::payout_export`), the commission per chain, and the receiving addresses in use.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -12,7 +12,7 @@ use ticketing::now_ms;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::payout_export::{AddressesError, ExportError, Format};
+use crate::payout_export::{AddressesError, Format};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -20,22 +20,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/payouts/export", get(export))
         .route("/api/admin/commission", get(commission))
         .route("/api/admin/addresses", get(addresses))
-}
-
-impl From<ExportError> for ApiError {
-    fn from(err: ExportError) -> Self {
-        let status = match &err {
-            ExportError::NothingDue | ExportError::Psbt(chains::psbt::PsbtError::InsufficientFunds { .. }) => StatusCode::CONFLICT,
-            ExportError::NoBtcAccount | ExportError::BtcWatcherRequired | ExportError::Psbt(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ExportError::BadOrigin(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ExportError::Node(_) => return ApiError::unavailable(err.code(), err.to_string()).retry_after(30),
-            ExportError::Store(store) => {
-                tracing::error!(error = %store, "store error");
-                return ApiError::unavailable("store_unavailable", "the database did not answer").retry_after(1);
-            }
-        };
-        ApiError::new(status, err.code(), err.to_string())
-    }
 }
 
 fn parse_chain(text: &str) -> ApiResult<Chain> {

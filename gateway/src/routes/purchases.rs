@@ -8,9 +8,8 @@ use axum::Router;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::purchases::{LedgerRow, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
-use ticketing::rates::RateError;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -25,47 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/refunds", get(refunds))
         .route("/api/admin/ledger/{id}/settle", post(settle))
         .route("/api/admin/tickets/{id}/refund", post(refund_ticket))
-}
-
-impl From<PurchaseError> for ApiError {
-    fn from(err: PurchaseError) -> Self {
-        let status = match &err {
-            PurchaseError::EventNotFound(_) | PurchaseError::QuoteNotFound(_) | PurchaseError::EntryNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            PurchaseError::SoldOut
-            | PurchaseError::NotOnSale(_)
-            | PurchaseError::AlreadySettled(_)
-            | PurchaseError::NotDue(_)
-            | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
-            PurchaseError::CurrencyNotAccepted(_)
-            | PurchaseError::FreeEvent(_)
-            | PurchaseError::NotFree
-            | PurchaseError::PaymentMethodUnavailable(_)
-            | PurchaseError::CurrencyNotPayable(..)
-            | PurchaseError::BelowMinimum(..)
-            | PurchaseError::InvalidWallet(_)
-            | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
-            PurchaseError::AddressGapFull(_) => {
-                return ApiError::unavailable(err.code(), err.to_string()).retry_after(60);
-            }
-            PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
-                return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
-            }
-            PurchaseError::Store(store) => {
-                tracing::error!(error = %store, "store error");
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
-            }
-        };
-        let message = match &err {
-            PurchaseError::PaymentMethodUnavailable(currency) => {
-                format!("{err}: {} is not set", crate::payability::receiving_setting(*currency))
-            }
-            _ => err.to_string(),
-        };
-        ApiError::new(status, err.code(), message)
-    }
 }
 
 #[derive(Debug, Deserialize)]
