@@ -79,11 +79,11 @@ fn parse_format(text: &str) -> Result<crate::payout_export::Format, String> {
 }
 
 fn parse_btc_network(text: &str) -> Result<chains::signature::BtcNetwork, String> {
-    crate::access::parse_btc_network(text).map_err(|e| e.to_string())
+    crate::auth::access::parse_btc_network(text).map_err(|e| e.to_string())
 }
 
 fn parse_xmr_network(text: &str) -> Result<chains::signature::MoneroNetwork, String> {
-    crate::access::parse_xmr_network(text).map_err(|e| e.to_string())
+    crate::auth::access::parse_xmr_network(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

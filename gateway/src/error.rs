@@ -8,7 +8,7 @@ use serde_json::json;
 use ticketing::purchases::PurchaseError;
 use ticketing::rates::RateError;
 
-use crate::access::AccessError;
+use crate::auth::access::AccessError;
 use crate::payout_export::ExportError;
 use crate::settlement::SettlementError;
 use ticketing::payouts::SettleError;

@@ -1,13 +1,11 @@
 //! The presence gateway: configuration, the HTTP API, WebSocket rooms, and the wiring of every other crate.
 //! Only this crate depends on more than one of the others (see ARCHITECTURE.md).
 
-pub mod access;
 pub mod attendance;
 pub mod auth;
 pub mod certificates;
 pub mod cli;
 pub mod client_address;
-pub mod creator_auth;
 pub mod configuration;
 pub mod error;
 pub mod exporters;
@@ -17,9 +15,9 @@ pub mod metrics;
 pub mod origins;
 pub mod payability;
 pub mod price_feed;
+pub mod rate_limit;
 pub mod payout_export;
 pub mod privacy;
-pub mod resume_token;
 pub mod room_resume;
 pub mod room_state;
 pub mod rooms;
@@ -27,7 +25,6 @@ pub mod sales_feed;
 pub mod server;
 pub mod settlement;
 pub mod routes;
-pub mod session_token;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             (None, _) => Settings::default().hive_api_url,
         };
-        return Ok(gateway::access::verify_signature_command(args, &hive_api).await);
+        return Ok(gateway::auth::access::verify_signature_command(args, &hive_api).await);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {

@@ -21,8 +21,8 @@ use signaling::{Admission, CloseCode, Flusher, LeaveReason, Outbound, Role};
 use ticketing::attendance::{Refusal, Seat};
 use ticketing::now_ms;
 
-use crate::access::AccessRequest;
-use crate::session_token;
+use crate::auth::access::AccessRequest;
+use crate::auth::session_token;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]

@@ -233,6 +233,7 @@ impl Application {
 
 fn router(state: AppState) -> anyhow::Result<Router> {
     let origins = Arc::new(crate::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
+    let request_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
     let api = Router::new()
         .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
     let router = Router::new()

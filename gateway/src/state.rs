@@ -32,7 +32,7 @@ pub struct AppState {
     /// The payment watchers running in this process, if any.
     pub watchers: Option<Arc<watchers::Supervisor>>,
     /// Wallet access proofs: challenges, signature checks, replay protection, rate limits.
-    pub access: Arc<crate::access::AccessGuard>,
+    pub access: Arc<crate::auth::access::AccessGuard>,
     pub settings: Arc<Settings>,
     pub secret: Secret,
     /// The public origin, e.g. `https://presence.dlux.io`.

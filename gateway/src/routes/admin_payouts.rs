@@ -2,7 +2,7 @@
 //! transfers; `crate::payout_export`), the commission per chain, and the receiving addresses in use.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -10,7 +10,7 @@ use chains::Chain;
 use serde::Deserialize;
 use ticketing::now_ms;
 
-use crate::auth::require_admin;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::payout_export::{AddressesError, Format};
 use crate::state::AppState;
@@ -38,8 +38,7 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/admin/payouts/export?format=batches|csv|psbt|hive[&chain=btc][&fee_rate=5]`
-pub async fn export(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
-    require_admin(&state, &headers)?;
+pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
     let format: Format = q.format.as_deref().unwrap_or("batches").parse().map_err(|e: String| ApiError::unprocessable("unknown_format", e))?;
     let chain = q.chain.as_deref().map(parse_chain).transpose()?;
     if q.fee_rate == Some(0) {
@@ -52,8 +51,7 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, Query(q):
 }
 
 /// `GET /api/admin/commission`: the platform's 20% per chain and currency, earned and pending.
-pub async fn commission(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
-    require_admin(&state, &headers)?;
+pub async fn commission(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
     Ok(Json(state.store.commission_by_chain(now_ms()).await?))
 }
 
@@ -67,10 +65,9 @@ pub struct AddressesQuery {
 /// for Bitcoin the account's output descriptors.
 pub async fn addresses(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Query(q): Query<AddressesQuery>,
 ) -> ApiResult<Json<crate::payout_export::AddressesReport>> {
-    require_admin(&state, &headers)?;
     let chain = parse_chain(&q.chain)?;
     match crate::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
         Ok(report) => Ok(Json(report)),

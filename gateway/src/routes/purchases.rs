@@ -2,7 +2,7 @@
 //! ledger (payouts, refunds, settlement).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chains::{Amount, Chain, Currency};
@@ -11,7 +11,7 @@ use ticketing::now_ms;
 use ticketing::purchases::{LedgerRow, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
 
-use crate::auth::require_admin;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
 
@@ -267,16 +267,14 @@ pub struct LedgerQuery {
 /// `held` (`no_payout_address`, or null).
 pub async fn payouts(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Query(q): Query<LedgerQuery>,
 ) -> ApiResult<Json<Vec<ticketing::payouts::Payout>>> {
-    require_admin(&state, &headers)?;
     Ok(Json(state.store.payouts(!q.all, now_ms()).await?))
 }
 
 /// `GET /api/admin/refunds[?all=true]`
-pub async fn refunds(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
-    require_admin(&state, &headers)?;
+pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
     Ok(Json(state.purchases.ledger("refund", !q.all, now_ms()).await?))
 }
 
@@ -290,19 +288,17 @@ pub struct SettleBody {
 /// checking it (`crate::settlement`).
 pub async fn settle(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
 ) -> ApiResult<Json<crate::settlement::Settled>> {
-    require_admin(&state, &headers)?;
     let lookup = crate::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
     let settled = crate::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
     Ok(Json(settled))
 }
 
 /// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.
-pub async fn refund_ticket(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
+pub async fn refund_ticket(State(state): State<AppState>, _admin: AdminUser, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     state.purchases.refund_ticket(id, "admin-api", now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
