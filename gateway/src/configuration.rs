@@ -242,6 +242,10 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Longest wait for each part of a request body.
     pub body_timeout_secs: u64,
+    /// Longest a request may take to be answered (its response's headers); past it the handler is dropped and
+    /// the client gets 503 `request_timeout`. Room WebSockets and SSE streams are answered at once and live on
+    /// past it: only the time to their first byte counts.
+    pub request_timeout_secs: u64,
     /// Origins (`scheme://host[:port]`) whose pages may call the API and open room WebSockets, besides the
     /// gateway's own (`public_url`, or the origin a request names in its `Host`). `"*"` opens the public reads
     /// (GET and HEAD) to every origin, never with credentials; writes and WebSockets still need a listed origin.
@@ -291,6 +295,7 @@ impl Default for Settings {
                 overflow_connections: 64,
                 header_read_timeout_secs: 10,
                 body_timeout_secs: 30,
+                request_timeout_secs: 30,
                 allowed_origins: Vec::new(),
                 allow_development_secret: false,
                 trusted_proxies: Vec::new(),

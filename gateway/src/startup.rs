@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::{get, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
 use chains::signature::BtcNetwork;
@@ -115,7 +116,7 @@ impl Application {
         let (feed, _) = tokio::sync::broadcast::channel(4096);
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
             Arc::new(watchers::HiveRpcKeySource::new(settings.hive_api_url.clone()));
-        let access = crate::access::AccessGuard::new(
+        let access = crate::auth::access::AccessGuard::new(
             store.clone(),
             hive_keys.clone(),
             metrics.clone(),
@@ -259,6 +260,10 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::admin_payouts::router())
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
         .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
+        // A request answered too slowly (a stalled upstream, a locked database) is dropped with a 503. Only the
+        // time to the response's headers counts, so WebSocket upgrades and SSE streams live on past it.
+        .layer(axum::middleware::map_response_with_state(request_timeout, crate::http_policy::timed_out))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
         // preflight and WebSocket upgrade.
         .layer(origins.cors_layer())
