@@ -262,8 +262,8 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
         // A request answered too slowly (a stalled upstream, a locked database) is dropped with a 503. Only the
         // time to the response's headers counts, so WebSocket upgrades and SSE streams live on past it.
-        .layer(axum::middleware::map_response_with_state(request_timeout, crate::http_policy::timed_out))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .layer(axum::middleware::map_response_with_state(request_timeout, crate::http_policy::timed_out))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
         // preflight and WebSocket upgrade.
         .layer(origins.cors_layer())
