@@ -74,7 +74,7 @@ fn parse_chain(text: &str) -> Result<chains::Chain, String> {
     text.parse().map_err(|_| format!("`{text}` is not one of eth, matic, pol, bnb, btc, sol, hive, xmr"))
 }
 
-fn parse_format(text: &str) -> Result<crate::payout_export::Format, String> {
+fn parse_format(text: &str) -> Result<crate::payments::payout_export::Format, String> {
     text.parse()
 }
 
@@ -105,7 +105,7 @@ pub enum AdminCommand {
         /// json (the payouts), batches (per chain), csv (every chain, or `--chain`), psbt (one Bitcoin
         /// transaction, base64, with what it does), hive (the `transfer` operations).
         #[arg(long, default_value = "json", value_parser = parse_format)]
-        format: crate::payout_export::Format,
+        format: crate::payments::payout_export::Format,
         /// With `--format csv`: only this chain.
         #[arg(long, value_parser = parse_chain)]
         chain: Option<chains::Chain>,

@@ -53,7 +53,7 @@ pub struct Settings {
     pub access: AccessSettings,
     /// Creators' webhooks: retries and back-off.
     #[serde(default)]
-    pub webhooks: crate::webhooks::WebhookSettings,
+    pub webhooks: crate::live::webhooks::WebhookSettings,
     /// Coarse country of attendees from a local IP range file; off by default.
     #[serde(default)]
     pub geo: crate::geo::GeoSettings,
@@ -135,7 +135,7 @@ pub struct TurnSettings {
 
 /// Where buyers pay. Chains without their key configured are refused at quote time with
 /// `payment_method_unavailable` (Hive needs only the platform account), chains no watcher follows with
-/// `currency_not_payable` (see `crate::payability`).
+/// `currency_not_payable` (see `crate::payments::payability`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentConfig {
@@ -387,7 +387,7 @@ impl Settings {
                 "`admin_token` must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
             );
         }
-        crate::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
+        crate::http::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
         anyhow::ensure!(
             self.payments.address_reuse_after_secs >= self.payments.watch_window_secs,
             "`payments.address_reuse_after_secs` ({}) must be at least `payments.watch_window_secs` ({}): a receiving \

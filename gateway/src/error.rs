@@ -9,8 +9,8 @@ use ticketing::purchases::PurchaseError;
 use ticketing::rates::RateError;
 
 use crate::auth::access::AccessError;
-use crate::payout_export::ExportError;
-use crate::settlement::SettlementError;
+use crate::payments::payout_export::ExportError;
+use crate::payments::settlement::SettlementError;
 use ticketing::payouts::SettleError;
 
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ impl From<PurchaseError> for ApiError {
         };
         let message = match &err {
             PurchaseError::PaymentMethodUnavailable(currency) => {
-                format!("{err}: {} is not set", crate::payability::receiving_setting(*currency))
+                format!("{err}: {} is not set", crate::payments::payability::receiving_setting(*currency))
             }
             _ => err.to_string(),
         };

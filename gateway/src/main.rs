@@ -115,8 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = match command {
                 AdminCommand::Payouts { all, format, chain, fee_rate } => {
                     let btc = purchases.settings().btc.as_ref();
-                    let request = gateway::payout_export::ExportRequest { format, chain, fee_rate, all };
-                    match gateway::payout_export::render(purchases.store(), &settings, btc, request, now).await {
+                    let request = gateway::payments::payout_export::ExportRequest { format, chain, fee_rate, all };
+                    match gateway::payments::payout_export::render(purchases.store(), &settings, btc, request, now).await {
                         Ok(rendered) => Ok(Ok(rendered.body)),
                         Err(err) => {
                             eprintln!("error: {err} ({})", err.code());
@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     purchases.store().commission_by_chain(now).await.map(|lines| serde_json::to_string_pretty(&lines))
                 }
                 AdminCommand::Addresses { chain } => {
-                    match gateway::payout_export::addresses(purchases.store(), &settings, purchases.settings(), chain).await {
+                    match gateway::payments::payout_export::addresses(purchases.store(), &settings, purchases.settings(), chain).await {
                         Ok(report) => Ok(serde_json::to_string_pretty(&report)),
                         Err(err) => {
                             eprintln!("error: {err}");
@@ -137,9 +137,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
-                AdminCommand::Settle { entry, txid } => match gateway::settlement::settle(
+                AdminCommand::Settle { entry, txid } => match gateway::payments::settlement::settle(
                     purchases.store(),
-                    gateway::settlement::lookup_for(&settings)?.as_ref(),
+                    gateway::payments::settlement::lookup_for(&settings)?.as_ref(),
                     entry,
                     &txid,
                     "admin-cli",

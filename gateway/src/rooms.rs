@@ -289,7 +289,7 @@ async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing:
 }
 
 /// The next `{"type":"feed",…}` frame for this event's host; never resolves for attendees.
-async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::attendance::FeedItem>>, event_id: i64) -> Option<String> {
+async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::live::attendance::FeedItem>>, event_id: i64) -> Option<String> {
     use tokio::sync::broadcast::error::RecvError;
     let Some(rx) = feed.as_mut() else { return std::future::pending().await };
     match rx.recv().await {

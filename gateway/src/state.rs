@@ -24,7 +24,7 @@ pub struct AppState {
     /// Every WebSocket connection task, so shutdown can wait for them to close.
     pub connections: tokio_util::task::TaskTracker,
     /// The creators' live feed (attendance events, sales).
-    pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
+    pub feed: tokio::sync::broadcast::Sender<crate::live::attendance::FeedItem>,
     /// The offline IP → country lookup for attendance analytics, when `geo.enabled`.
     pub geo: Option<Arc<crate::geo::Geo>>,
     /// The TURN relay, when enabled.

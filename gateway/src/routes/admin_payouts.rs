@@ -1,5 +1,5 @@
 //! Operators' view of what the platform owes and owns per chain: payout batches (CSV, a Bitcoin PSBT, Hive
-//! transfers; `crate::payout_export`), the commission per chain, and the receiving addresses in use.
+//! transfers; `crate::payments::payout_export`), the commission per chain, and the receiving addresses in use.
 
 use axum::extract::State;
 use axum::http::header;
@@ -12,7 +12,7 @@ use ticketing::now_ms;
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::payout_export::{AddressesError, Format};
+use crate::payments::payout_export::{AddressesError, Format};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -45,8 +45,8 @@ pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): 
         return Err(ApiError::unprocessable("invalid_fee_rate", "fee_rate is at least 1 sat/vB"));
     }
     let btc = state.purchases.settings().btc.as_ref();
-    let request = crate::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
-    let rendered = crate::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
+    let request = crate::payments::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
+    let rendered = crate::payments::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
     Ok(([(header::CONTENT_TYPE, rendered.content_type)], rendered.body).into_response())
 }
 
@@ -67,9 +67,9 @@ pub async fn addresses(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<AddressesQuery>,
-) -> ApiResult<Json<crate::payout_export::AddressesReport>> {
+) -> ApiResult<Json<crate::payments::payout_export::AddressesReport>> {
     let chain = parse_chain(&q.chain)?;
-    match crate::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
+    match crate::payments::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
         Ok(report) => Ok(Json(report)),
         Err(err @ AddressesError::NotDerived(_)) => Err(ApiError::unprocessable("not_derived", err.to_string())),
         Err(err @ AddressesError::BadOrigin(_)) => Err(ApiError::internal(err.to_string())),

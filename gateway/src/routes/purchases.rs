@@ -192,7 +192,7 @@ pub async fn create_quote(
         let event_id = parse_event_id(&body.event_id)?;
         tracing::Span::current().record("event_id", event_id);
         let request = QuoteRequest { event_id, currency: currency?, wallet_address: body.wallet_address };
-        let client = crate::client_address::client_key(remote.ip());
+        let client = crate::http::client_address::client_key(remote.ip());
         let quote = state.purchases.create_quote_from(request, Some(&client), now_ms()).await?;
         ApiResult::Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
     }
@@ -285,15 +285,15 @@ pub struct SettleBody {
 }
 
 /// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund, after
-/// checking it (`crate::settlement`).
+/// checking it (`crate::payments::settlement`).
 pub async fn settle(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
-) -> ApiResult<Json<crate::settlement::Settled>> {
-    let lookup = crate::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
-    let settled = crate::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
+) -> ApiResult<Json<crate::payments::settlement::Settled>> {
+    let lookup = crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
+    let settled = crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
     Ok(Json(settled))
 }
 
