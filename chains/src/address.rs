@@ -53,13 +53,7 @@ pub fn canonical_address(chain: Chain, address: &str, btc_network: BtcNetwork) -
         }
         Chain::Hive => {
             // A Hive wallet is an account name.
-            let ok = (3..=16).contains(&address.len())
-                && address.split('.').all(|s| {
-                    s.len() >= 3
-                        && s.as_bytes()[0].is_ascii_lowercase()
-                        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                        && !s.ends_with('-')
-                });
+            let ok = crate::hive_account::is_valid_account_name(address);
             if ok { Ok(address.to_owned()) } else { Err(bad("not a Hive account name")) }
         }
         Chain::Xmr => {

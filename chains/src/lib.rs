@@ -8,6 +8,7 @@ pub mod amount;
 pub mod challenge;
 pub mod currency;
 pub mod derive;
+pub mod hive_account;
 pub mod psbt;
 pub mod signature;
 

@@ -53,7 +53,7 @@ pub struct Settings {
     pub access: AccessSettings,
     /// Creators' webhooks: retries and back-off.
     #[serde(default)]
-    pub webhooks: crate::webhooks::WebhookSettings,
+    pub webhooks: crate::live::webhooks::WebhookSettings,
     /// Coarse country of attendees from a local IP range file; off by default.
     #[serde(default)]
     pub geo: crate::geo::GeoSettings,
@@ -138,7 +138,7 @@ pub struct TurnSettings {
 
 /// Where buyers pay. Chains without their key configured are refused at quote time with
 /// `payment_method_unavailable` (Hive needs only the platform account), chains no watcher follows with
-/// `currency_not_payable` (see `crate::payability`).
+/// `currency_not_payable` (see `crate::payments::payability`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentConfig {
@@ -245,6 +245,10 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Longest wait for each part of a request body.
     pub body_timeout_secs: u64,
+    /// Longest a request may take to be answered (its response's headers); past it the handler is dropped and
+    /// the client gets 503 `request_timeout`. Room WebSockets and SSE streams are answered at once and live on
+    /// past it: only the time to their first byte counts.
+    pub request_timeout_secs: u64,
     /// Origins (`scheme://host[:port]`) whose pages may call the API and open room WebSockets, besides the
     /// gateway's own (`public_url`, or the origin a request names in its `Host`). `"*"` opens the public reads
     /// (GET and HEAD) to every origin, never with credentials; writes and WebSockets still need a listed origin.
@@ -294,6 +298,7 @@ impl Default for Settings {
                 overflow_connections: 64,
                 header_read_timeout_secs: 10,
                 body_timeout_secs: 30,
+                request_timeout_secs: 30,
                 allowed_origins: Vec::new(),
                 allow_development_secret: false,
                 trusted_proxies: Vec::new(),
@@ -386,7 +391,7 @@ impl Settings {
                 "`admin_token` must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
             );
         }
-        crate::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
+        crate::http::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
         anyhow::ensure!(
             self.payments.address_reuse_after_secs >= self.payments.watch_window_secs,
             "`payments.address_reuse_after_secs` ({}) must be at least `payments.watch_window_secs` ({}): a receiving \

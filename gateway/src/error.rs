@@ -5,6 +5,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use ticketing::purchases::PurchaseError;
+use ticketing::rates::RateError;
+
+use crate::auth::access::AccessError;
+use crate::payments::payout_export::ExportError;
+use crate::payments::settlement::SettlementError;
+use ticketing::payouts::SettleError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -121,6 +128,112 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+// The domain errors' statuses, all here so one file says what each refusal looks like over HTTP.
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        let retry = match &err {
+            AccessError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let api = ApiError::new(err.http_status(), err.code(), err.to_string());
+        match retry {
+            Some(secs) => api.retry_after(secs),
+            None => api,
+        }
+    }
+}
+
+impl From<SettleError> for ApiError {
+    fn from(err: SettleError) -> Self {
+        SettlementError::Ledger(err).into()
+    }
+}
+
+impl From<SettlementError> for ApiError {
+    fn from(err: SettlementError) -> Self {
+        let status = match &err {
+            SettlementError::InvalidTxid { .. }
+            | SettlementError::TransactionNotFound { .. }
+            | SettlementError::PaysElsewhere { .. }
+            | SettlementError::PaysTooLittle { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SettlementError::NodeUnavailable { .. } => {
+                return ApiError::unavailable(err.code(), err.to_string()).retry_after(30);
+            }
+            SettlementError::Ledger(SettleError::EntryNotFound(_)) => StatusCode::NOT_FOUND,
+            SettlementError::Ledger(SettleError::NotSendable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            SettlementError::Ledger(
+                SettleError::AlreadySettled(_)
+                | SettleError::NotDue(_)
+                | SettleError::NoPayoutAddress { .. }
+                | SettleError::DestinationChanged(_),
+            ) => StatusCode::CONFLICT,
+            SettlementError::Ledger(SettleError::Store(store)) => {
+                tracing::error!(error = %store, "store error");
+                return ApiError::unavailable("store_unavailable", "the database did not answer").retry_after(1);
+            }
+        };
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+impl From<PurchaseError> for ApiError {
+    fn from(err: PurchaseError) -> Self {
+        let status = match &err {
+            PurchaseError::EventNotFound(_) | PurchaseError::QuoteNotFound(_) | PurchaseError::EntryNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            PurchaseError::SoldOut
+            | PurchaseError::NotOnSale(_)
+            | PurchaseError::AlreadySettled(_)
+            | PurchaseError::NotDue(_)
+            | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
+            PurchaseError::CurrencyNotAccepted(_)
+            | PurchaseError::FreeEvent(_)
+            | PurchaseError::NotFree
+            | PurchaseError::PaymentMethodUnavailable(_)
+            | PurchaseError::CurrencyNotPayable(..)
+            | PurchaseError::BelowMinimum(..)
+            | PurchaseError::InvalidWallet(_)
+            | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PurchaseError::AddressGapFull(_) => {
+                return ApiError::unavailable(err.code(), err.to_string()).retry_after(60);
+            }
+            PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
+                return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
+            }
+            PurchaseError::Store(store) => {
+                tracing::error!(error = %store, "store error");
+                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
+            }
+        };
+        let message = match &err {
+            PurchaseError::PaymentMethodUnavailable(currency) => {
+                format!("{err}: {} is not set", crate::payments::payability::receiving_setting(*currency))
+            }
+            _ => err.to_string(),
+        };
+        ApiError::new(status, err.code(), message)
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(err: ExportError) -> Self {
+        let status = match &err {
+            ExportError::NothingDue | ExportError::Psbt(chains::psbt::PsbtError::InsufficientFunds { .. }) => StatusCode::CONFLICT,
+            ExportError::NoBtcAccount | ExportError::BtcWatcherRequired | ExportError::Psbt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ExportError::BadOrigin(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ExportError::Node(_) => return ApiError::unavailable(err.code(), err.to_string()).retry_after(30),
+            ExportError::Store(store) => {
+                tracing::error!(error = %store, "store error");
+                return ApiError::unavailable("store_unavailable", "the database did not answer").retry_after(1);
+            }
+        };
+        ApiError::new(status, err.code(), err.to_string())
     }
 }
 

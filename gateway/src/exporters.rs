@@ -55,7 +55,7 @@ impl Collector for RoomsCollector {
 
 /// `gateway_http_connections_*` from the accept loop.
 #[derive(Debug)]
-pub struct ConnectionsCollector(pub crate::server::ConnectionGauge);
+pub struct ConnectionsCollector(pub crate::http::server::ConnectionGauge);
 
 impl Collector for ConnectionsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

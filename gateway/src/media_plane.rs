@@ -25,7 +25,7 @@ use signaling::protocol::{SfuClientMessage, SfuServerMessage};
 use signaling::{Hub, RoomEventKind, Role};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::attendance::FeedItem;
+use crate::live::attendance::FeedItem;
 pub use settings::{MediaMode, MediaSettings};
 
 /// Frames for one room connection, written beside the hub's (outside the resume count, like `feed`).

@@ -10,7 +10,7 @@
 use signaling::{CloseCode, Resume, Role};
 use ticketing::now_ms;
 
-use crate::resume_token;
+use crate::auth::resume_token;
 use crate::rooms::{refusal_close, Admitted, Denied};
 use crate::state::AppState;
 

@@ -21,8 +21,8 @@ use signaling::{Admission, CloseCode, Flusher, LeaveReason, Outbound, Role};
 use ticketing::attendance::{Refusal, Seat};
 use ticketing::now_ms;
 
-use crate::access::AccessRequest;
-use crate::session_token;
+use crate::auth::access::AccessRequest;
+use crate::auth::session_token;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -305,7 +305,7 @@ async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing:
 }
 
 /// The next `{"type":"feed",…}` frame for this event's host; never resolves for attendees.
-async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::attendance::FeedItem>>, event_id: i64) -> Option<String> {
+async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::live::attendance::FeedItem>>, event_id: i64) -> Option<String> {
     use tokio::sync::broadcast::error::RecvError;
     let Some(rx) = feed.as_mut() else { return std::future::pending().await };
     match rx.recv().await {

@@ -10,22 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::{get, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
 use chains::signature::BtcNetwork;
 use ticketing::purchases::{PaymentSettings, Purchases};
-use crate::price_feed::CoinGecko;
+use crate::payments::price_feed::CoinGecko;
 use ticketing::rates::{CachedRates, RateSource, StaticRates};
 use ticketing::tokens::TokenContracts;
 
-use crate::attendance::{self, RecorderConfig};
+use crate::live::attendance::{self, RecorderConfig};
 use crate::exporters;
 use crate::configuration::{RateSourceKind, Secret, Settings};
 use sha2::{Digest, Sha256};
@@ -41,7 +42,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    server: crate::server::Server,
+    server: crate::http::server::Server,
     /// Writes the rooms' persistent entities (`room_state.rs`); finishes after shutdown, before the store closes.
     entity_writer: tokio::task::JoinHandle<()>,
 }
@@ -96,7 +97,7 @@ impl Application {
             None
         };
         let sales = exporters::SalesCollector::default();
-        let server = crate::server::Server::new(crate::server::Limits {
+        let server = crate::http::server::Server::new(crate::http::server::Limits {
             max_connections: settings.server.max_connections,
             overflow_connections: settings.server.overflow_connections,
             header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs.max(1)),
@@ -120,7 +121,7 @@ impl Application {
         let (feed, _) = tokio::sync::broadcast::channel(4096);
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
             Arc::new(watchers::HiveRpcKeySource::new(settings.hive_api_url.clone()));
-        let access = crate::access::AccessGuard::new(
+        let access = crate::auth::access::AccessGuard::new(
             store.clone(),
             hive_keys.clone(),
             metrics.clone(),
@@ -197,14 +198,14 @@ impl Application {
                 media: Some(state.media.clone()),
             },
         );
-        crate::sales_feed::spawn(
+        crate::live::sales_feed::spawn(
             state.store.clone(),
             state.feed.clone(),
             Duration::from_millis(250),
             state.settings.rooms.anonymise_attendance,
             state.shutdown.clone(),
         );
-        crate::webhooks::spawn(state.store.clone(), state.feed.subscribe(), state.settings.webhooks.clone(), state.shutdown.clone());
+        crate::live::webhooks::spawn(state.store.clone(), state.feed.subscribe(), state.settings.webhooks.clone(), state.shutdown.clone());
         let hub = state.hub.clone();
         let hub_token = state.shutdown.clone();
         // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.
@@ -240,7 +241,8 @@ impl Application {
 }
 
 fn router(state: AppState) -> anyhow::Result<Router> {
-    let origins = Arc::new(crate::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
+    let origins = Arc::new(crate::http::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
+    let request_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
     let api = Router::new()
         .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
     let router = Router::new()
@@ -265,17 +267,21 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::payout_addresses::router())
         .merge(routes::admin_payouts::router())
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
-        .fallback(crate::web::fallback(state.settings.web_dir.as_deref()))
+        .fallback(crate::http::web::fallback(state.settings.web_dir.as_deref()))
+        // A request answered too slowly (a stalled upstream, a locked database) is dropped with a 503. Only the
+        // time to the response's headers counts, so WebSocket upgrades and SSE streams live on past it.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .layer(axum::middleware::map_response_with_state(request_timeout, crate::http::policy::timed_out))
         // Browsers on other origins: preflights answered on every route, foreign origins refused (403) at
         // preflight and WebSocket upgrade.
         .layer(origins.cors_layer())
-        .layer(axum::middleware::from_fn_with_state(origins, crate::origins::refuse_foreign_origins))
-        .layer(axum::middleware::from_fn(crate::http_policy::apply))
+        .layer(axum::middleware::from_fn_with_state(origins, crate::http::origins::refuse_foreign_origins))
+        .layer(axum::middleware::from_fn(crate::http::policy::apply))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         // Behind a trusted proxy the client is the forwarded one (rate limits, audit, geo).
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(state.settings.server.trusted_proxies.clone()),
-            crate::client_address::from_trusted_proxies,
+            crate::http::client_address::from_trusted_proxies,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the request could not be processed"))
@@ -393,7 +399,7 @@ fn spawn_quote_sweeper(state: AppState) {
 /// One line per currency this node would offer (the native coins and the listed tokens) that it cannot be paid
 /// in, naming what is missing: an operator sees at start-up what buyers will be refused.
 fn log_unpayable_currencies(purchases: &Purchases) {
-    for (currency, reason) in crate::payability::unpayable_currencies(purchases) {
+    for (currency, reason) in crate::payments::payability::unpayable_currencies(purchases) {
         tracing::warn!(%currency, %reason, "currency not payable on this node: quotes in it are refused");
     }
 }
@@ -444,7 +450,7 @@ pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> 
     for chain in &config.watched_elsewhere {
         elsewhere.insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);
     }
-    payments.unwatched = crate::payability::unwatched_chains(&watchers_config(settings)?, &elsewhere);
+    payments.unwatched = crate::payments::payability::unwatched_chains(&watchers_config(settings)?, &elsewhere);
     // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
     for evm in &settings.watchers.evm {
         if let Some(id) = evm.chain_id {

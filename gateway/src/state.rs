@@ -24,7 +24,7 @@ pub struct AppState {
     /// Every WebSocket connection task, so shutdown can wait for them to close.
     pub connections: tokio_util::task::TaskTracker,
     /// The creators' live feed (attendance events, sales).
-    pub feed: tokio::sync::broadcast::Sender<crate::attendance::FeedItem>,
+    pub feed: tokio::sync::broadcast::Sender<crate::live::attendance::FeedItem>,
     /// The offline IP → country lookup for attendance analytics, when `geo.enabled`.
     pub geo: Option<Arc<crate::geo::Geo>>,
     /// Voice and screen share: the embedded SFU and which rooms use it (`[media]`).
@@ -34,7 +34,7 @@ pub struct AppState {
     /// The payment watchers running in this process, if any.
     pub watchers: Option<Arc<watchers::Supervisor>>,
     /// Wallet access proofs: challenges, signature checks, replay protection, rate limits.
-    pub access: Arc<crate::access::AccessGuard>,
+    pub access: Arc<crate::auth::access::AccessGuard>,
     pub settings: Arc<Settings>,
     pub secret: Secret,
     /// The public origin, e.g. `https://presence.dlux.io`.

@@ -13,7 +13,7 @@ use crate::fanout::{Envelope, Recipients};
 use crate::hub::{now_ms, Hub};
 use crate::outbox::{Delivery, PeerQueue};
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
-use crate::rate_limit::TokenBucket;
+use crate::rate_limit::PeerLimiter;
 use crate::relay_frame::{RelayFrame, RelayKind};
 use crate::room::Room;
 use crate::sdp;
@@ -21,7 +21,6 @@ use crate::stats::Stats;
 use bytes::Bytes;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// An admitted peer. Owned by the connection's reader; dropping it leaves the room
 /// (reason `left`), so a task that ends for any reason cannot leak a seat.
@@ -31,7 +30,7 @@ pub struct Peer {
     room: Arc<Room>,
     info: Arc<PeerInfo>,
     queue: Arc<PeerQueue>,
-    bucket: TokenBucket,
+    bucket: PeerLimiter,
     /// Frames of this session applied so far, over all its connections (`resume.rs`).
     inbound: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -48,7 +47,7 @@ impl Peer {
         inbound: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         let config = hub.config();
-        let bucket = TokenBucket::new(config.messages_per_second, config.burst, Instant::now());
+        let bucket = PeerLimiter::new(config.messages_per_second, config.burst);
         Self { hub, room, info, queue, bucket, inbound }
     }
 
@@ -82,7 +81,7 @@ impl Peer {
             Stats::inc(&stats.oversized_closed);
             return self.close(LeaveReason::FrameTooBig);
         }
-        if !self.bucket.try_take(Instant::now()) {
+        if !self.bucket.try_take() {
             Stats::inc(&stats.rate_limited_closed);
             return self.close(LeaveReason::RateLimited);
         }

@@ -1,55 +1,68 @@
-//! Per-peer token bucket.
+//! Per-peer message rate: `governor`'s GCRA (the gateway's keyed limiter is the same crate, keyed by client).
 //!
-//! Each peer owns its bucket (it lives in [`crate::Peer`], which the connection's reader
-//! task holds by `&mut`), so limiting costs no lock and no shared state.
+//! Each peer owns its limiter (it lives in [`crate::Peer`], which the connection's reader task holds), so
+//! limiting shares no state between peers; a check is one atomic compare-and-swap. `burst` messages at once,
+//! then `messages_per_second`, refilled continuously: the token bucket this replaced, without floats.
 
-use std::time::Instant;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-#[derive(Debug)]
-pub(crate) struct TokenBucket {
-    per_second: f64,
-    capacity: f64,
-    tokens: f64,
-    last: Instant,
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+pub(crate) struct PeerLimiter<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
 }
 
-impl TokenBucket {
-    pub(crate) fn new(per_second: u32, burst: u32, now: Instant) -> Self {
-        let capacity = f64::from(burst.max(1));
-        Self { per_second: f64::from(per_second), capacity, tokens: capacity, last: now }
+impl<C: Clock> std::fmt::Debug for PeerLimiter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLimiter").finish_non_exhaustive()
+    }
+}
+
+impl PeerLimiter {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
+        Self::with_clock(per_second, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> PeerLimiter<C> {
+    fn with_clock(per_second: u32, burst: u32, clock: C) -> Self {
+        let burst = NonZeroU32::new(burst.max(1)).expect("at least 1");
+        let quota = match NonZeroU32::new(per_second) {
+            Some(rate) => Quota::per_second(rate).allow_burst(burst),
+            // No refill: the burst is all a peer ever sends (a century stands for never).
+            None => Quota::with_period(Duration::from_secs(100 * 365 * 24 * 3600)).expect("non-zero").allow_burst(burst),
+        };
+        PeerLimiter { limiter: RateLimiter::direct_with_clock(quota, clock) }
     }
 
-    /// Takes one token; `false` when the bucket is empty.
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+    /// Takes one message's worth; `false` when the peer is over its rate.
+    pub(crate) fn try_take(&self) -> bool {
+        self.limiter.check().is_ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
     fn burst_then_refill() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(10, 3, start);
-        assert!((0..3).all(|_| bucket.try_take(start)));
-        assert!(!bucket.try_take(start));
-        // 100 ms at 10/s refills exactly one token.
-        assert!(bucket.try_take(start + Duration::from_millis(100)));
-        assert!(!bucket.try_take(start + Duration::from_millis(100)));
+        let clock = FakeRelativeClock::default();
+        let bucket = PeerLimiter::with_clock(10, 3, clock.clone());
+        assert!((0..3).all(|_| bucket.try_take()));
+        assert!(!bucket.try_take());
+        // 100 ms at 10/s refills exactly one message.
+        clock.advance(Duration::from_millis(100));
+        assert!(bucket.try_take());
+        assert!(!bucket.try_take());
         // Refill never exceeds the burst.
-        let later = start + Duration::from_secs(60);
-        assert!((0..3).all(|_| bucket.try_take(later)));
-        assert!(!bucket.try_take(later));
+        clock.advance(Duration::from_secs(60));
+        assert!((0..3).all(|_| bucket.try_take()));
+        assert!(!bucket.try_take());
     }
 }

@@ -1,6 +1,6 @@
 //! Access challenges: `GET /api/events/{id}/challenge?chain=…&wallet=…` hands a wallet the text to sign. The
 //! signed text comes back through the join endpoint and the WebSocket's first frame, which call
-//! [`crate::access::AccessGuard::verify`].
+//! [`crate::auth::access::AccessGuard::verify`].
 
 use std::net::SocketAddr;
 

@@ -1,11 +1,10 @@
 //! Operator endpoints, protected by the admin token.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use ticketing::creators::{AccountName, Creator, Tier};
 
-use crate::auth::require_admin;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::AppState;
 
@@ -20,11 +19,10 @@ pub struct SetTierBody {
 /// `PUT /api/admin/creators/{account}/tier`
 pub async fn set_tier(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Path(account): Path<String>,
     Json(body): Json<SetTierBody>,
 ) -> ApiResult<Json<Creator>> {
-    require_admin(&state, &headers)?;
     let account = AccountName::parse(&account).map_err(|e| ApiError::unprocessable("invalid_account", e.to_string()))?;
     let tier: Tier = body.tier.parse().map_err(|e: ticketing::creators::UnknownTier| {
         ApiError::unprocessable("invalid_tier", e.to_string())

@@ -1,8 +1,8 @@
 //! Operators' view of what the platform owes and owns per chain: payout batches (CSV, a Bitcoin PSBT, Hive
-//! transfers; `crate::payout_export`), the commission per chain, and the receiving addresses in use.
+//! transfers; `crate::payments::payout_export`), the commission per chain, and the receiving addresses in use.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -10,9 +10,9 @@ use chains::Chain;
 use serde::Deserialize;
 use ticketing::now_ms;
 
-use crate::auth::require_admin;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::payout_export::{AddressesError, ExportError, Format};
+use crate::payments::payout_export::{AddressesError, Format};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -20,22 +20,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/payouts/export", get(export))
         .route("/api/admin/commission", get(commission))
         .route("/api/admin/addresses", get(addresses))
-}
-
-impl From<ExportError> for ApiError {
-    fn from(err: ExportError) -> Self {
-        let status = match &err {
-            ExportError::NothingDue | ExportError::Psbt(chains::psbt::PsbtError::InsufficientFunds { .. }) => StatusCode::CONFLICT,
-            ExportError::NoBtcAccount | ExportError::BtcWatcherRequired | ExportError::Psbt(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ExportError::BadOrigin(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ExportError::Node(_) => return ApiError::unavailable(err.code(), err.to_string()).retry_after(30),
-            ExportError::Store(store) => {
-                tracing::error!(error = %store, "store error");
-                return ApiError::unavailable("store_unavailable", "the database did not answer").retry_after(1);
-            }
-        };
-        ApiError::new(status, err.code(), err.to_string())
-    }
 }
 
 fn parse_chain(text: &str) -> ApiResult<Chain> {
@@ -54,22 +38,20 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/admin/payouts/export?format=batches|csv|psbt|hive[&chain=btc][&fee_rate=5]`
-pub async fn export(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
-    require_admin(&state, &headers)?;
+pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
     let format: Format = q.format.as_deref().unwrap_or("batches").parse().map_err(|e: String| ApiError::unprocessable("unknown_format", e))?;
     let chain = q.chain.as_deref().map(parse_chain).transpose()?;
     if q.fee_rate == Some(0) {
         return Err(ApiError::unprocessable("invalid_fee_rate", "fee_rate is at least 1 sat/vB"));
     }
     let btc = state.purchases.settings().btc.as_ref();
-    let request = crate::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
-    let rendered = crate::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
+    let request = crate::payments::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
+    let rendered = crate::payments::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
     Ok(([(header::CONTENT_TYPE, rendered.content_type)], rendered.body).into_response())
 }
 
 /// `GET /api/admin/commission`: the platform's 20% per chain and currency, earned and pending.
-pub async fn commission(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
-    require_admin(&state, &headers)?;
+pub async fn commission(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
     Ok(Json(state.store.commission_by_chain(now_ms()).await?))
 }
 
@@ -83,12 +65,11 @@ pub struct AddressesQuery {
 /// for Bitcoin the account's output descriptors.
 pub async fn addresses(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Query(q): Query<AddressesQuery>,
-) -> ApiResult<Json<crate::payout_export::AddressesReport>> {
-    require_admin(&state, &headers)?;
+) -> ApiResult<Json<crate::payments::payout_export::AddressesReport>> {
     let chain = parse_chain(&q.chain)?;
-    match crate::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
+    match crate::payments::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
         Ok(report) => Ok(Json(report)),
         Err(err @ AddressesError::NotDerived(_)) => Err(ApiError::unprocessable("not_derived", err.to_string())),
         Err(err @ AddressesError::BadOrigin(_)) => Err(ApiError::internal(err.to_string())),

@@ -15,8 +15,8 @@ use ticketing::analytics::{AttendanceAnalytics, CheckIn, Engagement};
 use ticketing::creators::AccountName;
 use ticketing::now_ms;
 
-use crate::auth::{bearer, require_admin};
-use crate::creator_auth;
+use crate::auth::{bearer, AdminUser};
+use crate::auth::creator;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;
@@ -265,11 +265,11 @@ pub async fn creator_analytics(
 ) -> ApiResult<Json<CreatorAnalytics>> {
     let is_admin = bearer(&headers).is_some_and(|t| state.settings.admin_token.as_deref() == Some(t));
     let creator = if is_admin {
-        require_admin(&state, &headers)?;
+        AdminUser::from_headers(&state, &headers)?;
         let account = query.account.ok_or_else(|| ApiError::bad_request("account_required", "operators name the creator: ?account=…"))?;
         AccountName::parse(&account).map_err(|e| ApiError::bad_request("invalid_account", e.to_string()))?.as_str().to_owned()
     } else {
-        creator_auth::authenticate(&state, &headers).await?.account.as_str().to_owned()
+        creator::authenticate(&state, &headers).await?.account.as_str().to_owned()
     };
     let now = now_ms();
     let mut totals = CreatorTotals {

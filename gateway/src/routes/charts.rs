@@ -196,7 +196,7 @@ pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap,
 
 /// `GET /api/creators/me/charts/sales.svg`: tickets sold per event (the signed-in creator's events).
 pub async fn sales_chart(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let session = crate::creator_auth::authenticate(&state, &headers).await?;
+    let session = crate::auth::creator::authenticate(&state, &headers).await?;
     let events = state.store.events_by_creator(&session.account).await?;
     let bars: Vec<(String, f64)> = events.iter().rev().take(12).rev().map(|e| (e.title.clone(), e.tickets_sold as f64)).collect();
     Ok(svg_response(bar_chart("Tickets sold per event", &bars)))

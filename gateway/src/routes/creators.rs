@@ -1,5 +1,5 @@
 //! Creators: sign-in with a Hive signature, public profiles with ratings and events, profile edits, and a
-//! creator's own events with their sales. How sign-in works is in [`crate::creator_auth`].
+//! creator's own events with their sales. How sign-in works is in [`crate::auth::creator`].
 
 use axum::extract::State;
 use axum::routing::{get, post, put};
@@ -9,7 +9,7 @@ use ticketing::creators::{AccountName, ProfileUpdate};
 use ticketing::events::{EventListing, EventStatus};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::creator_auth::{self, issue_session, CreatorSession, IssuedChallenge};
+use crate::auth::creator::{self, issue_session, CreatorSession, IssuedChallenge};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::events::{rfc3339, EventView, Money, RatingView};
 use crate::state::AppState;
@@ -51,7 +51,7 @@ pub async fn login_challenge(
     // Issuing writes a row and needs no authentication: the same per-address budget as access challenges.
     state.access.admit_challenge(Some(remote.ip()))?;
     let account = parse_account(&params.account)?;
-    Ok(Json(creator_auth::issue_challenge(&state, &account, &remote.ip().to_string(), ticketing::now_ms()).await?))
+    Ok(Json(creator::issue_challenge(&state, &account, &remote.ip().to_string(), ticketing::now_ms()).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,7 +80,7 @@ pub struct Session {
 pub async fn login(State(state): State<AppState>, Json(body): Json<LoginBody>) -> ApiResult<Json<Session>> {
     let now = ticketing::now_ms();
     let account = parse_account(&body.account)?;
-    creator_auth::login_with_message(&state, &account, &body.message, &body.signature, now).await?;
+    creator::login_with_message(&state, &account, &body.message, &body.signature, now).await?;
     let creator = state.store.ensure_creator(&account).await?;
     let (token, expires_at) = issue_session(state.secret.bytes(), &account, now);
     Ok(Json(Session {

@@ -24,8 +24,8 @@ use ticketing::ratings::{rating_message, NewRating, Rating, RatingError, Stars};
 use ticketing::purchases::Purchases;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::auth::require_admin;
-use crate::creator_auth::CreatorSession;
+use crate::auth::AdminUser;
+use crate::auth::creator::CreatorSession;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::creators;
 use crate::state::AppState;
@@ -374,7 +374,7 @@ pub async fn get_event(
     let view = view_of(&state, id, now).await?;
     if view.status == "draft" {
         let owner = match crate::auth::bearer(&headers) {
-            Some(token) => crate::creator_auth::verify_session(state.secret.bytes(), token, now).ok(),
+            Some(token) => crate::auth::creator::verify_session(state.secret.bytes(), token, now).ok(),
             None => None,
         };
         if owner.is_none_or(|a| a.as_str() != view.creator.account) {
@@ -488,10 +488,10 @@ pub async fn cancel_event(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<EventView>> {
     let now = ticketing::now_ms();
-    let actor = if require_admin(&state, &headers).is_ok() {
+    let actor = if AdminUser::from_headers(&state, &headers).is_ok() {
         "admin-api".to_owned()
     } else {
-        let session = crate::creator_auth::authenticate(&state, &headers).await?;
+        let session = crate::auth::creator::authenticate(&state, &headers).await?;
         owned_event(&state, &session, id).await?;
         session.account.to_string()
     };

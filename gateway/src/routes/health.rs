@@ -20,7 +20,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // Watchers are reported, not required: a chain's node being down must not take the rooms offline.
     let watchers = state.watchers.as_ref().map(|w| w.status()).unwrap_or_default();
     // …but a chain buyers are quoted on whose watcher is failing is named: their payments wait until it recovers.
-    let unhealthy = crate::payability::unhealthy_quotable_chains(&state.purchases, &watchers);
+    let unhealthy = crate::payments::payability::unhealthy_quotable_chains(&state.purchases, &watchers);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use ticketing::payouts::PayoutAddressChange;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::access::AccessRequest;
-use crate::creator_auth::CreatorSession;
+use crate::auth::access::AccessRequest;
+use crate::auth::creator::CreatorSession;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::events::rfc3339;
 use crate::state::AppState;

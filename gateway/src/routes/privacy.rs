@@ -15,7 +15,7 @@ use ticketing::audit::{self, AuditEntry};
 use ticketing::privacy::ErasureError;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::access::{AccessRequest, VerifiedAccess};
+use crate::auth::access::{AccessRequest, VerifiedAccess};
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
 

@@ -2,17 +2,16 @@
 //! ledger (payouts, refunds, settlement).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{LedgerRow, PurchaseError, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::purchases::{LedgerRow, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
-use ticketing::rates::RateError;
 
-use crate::auth::require_admin;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
 
@@ -25,47 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/refunds", get(refunds))
         .route("/api/admin/ledger/{id}/settle", post(settle))
         .route("/api/admin/tickets/{id}/refund", post(refund_ticket))
-}
-
-impl From<PurchaseError> for ApiError {
-    fn from(err: PurchaseError) -> Self {
-        let status = match &err {
-            PurchaseError::EventNotFound(_) | PurchaseError::QuoteNotFound(_) | PurchaseError::EntryNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            PurchaseError::SoldOut
-            | PurchaseError::NotOnSale(_)
-            | PurchaseError::AlreadySettled(_)
-            | PurchaseError::NotDue(_)
-            | PurchaseError::NotRefundable(..) => StatusCode::CONFLICT,
-            PurchaseError::CurrencyNotAccepted(_)
-            | PurchaseError::FreeEvent(_)
-            | PurchaseError::NotFree
-            | PurchaseError::PaymentMethodUnavailable(_)
-            | PurchaseError::CurrencyNotPayable(..)
-            | PurchaseError::BelowMinimum(..)
-            | PurchaseError::InvalidWallet(_)
-            | PurchaseError::Rate(RateError::Unrepresentable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            PurchaseError::Rate(_) => StatusCode::SERVICE_UNAVAILABLE,
-            PurchaseError::AddressGapFull(_) => {
-                return ApiError::unavailable(err.code(), err.to_string()).retry_after(60);
-            }
-            PurchaseError::TooManyQuotes { retry_after_secs, .. } => {
-                return ApiError::too_many_requests(err.code(), err.to_string(), *retry_after_secs);
-            }
-            PurchaseError::Store(store) => {
-                tracing::error!(error = %store, "store error");
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
-            }
-        };
-        let message = match &err {
-            PurchaseError::PaymentMethodUnavailable(currency) => {
-                format!("{err}: {} is not set", crate::payability::receiving_setting(*currency))
-            }
-            _ => err.to_string(),
-        };
-        ApiError::new(status, err.code(), message)
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,7 +192,7 @@ pub async fn create_quote(
         let event_id = parse_event_id(&body.event_id)?;
         tracing::Span::current().record("event_id", event_id);
         let request = QuoteRequest { event_id, currency: currency?, wallet_address: body.wallet_address };
-        let client = crate::client_address::client_key(remote.ip());
+        let client = crate::http::client_address::client_key(remote.ip());
         let quote = state.purchases.create_quote_from(request, Some(&client), now_ms()).await?;
         ApiResult::Ok((StatusCode::CREATED, Json(quote_response(&state, quote).await?)))
     }
@@ -309,16 +267,14 @@ pub struct LedgerQuery {
 /// `held` (`no_payout_address`, or null).
 pub async fn payouts(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Query(q): Query<LedgerQuery>,
 ) -> ApiResult<Json<Vec<ticketing::payouts::Payout>>> {
-    require_admin(&state, &headers)?;
     Ok(Json(state.store.payouts(!q.all, now_ms()).await?))
 }
 
 /// `GET /api/admin/refunds[?all=true]`
-pub async fn refunds(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
-    require_admin(&state, &headers)?;
+pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
     Ok(Json(state.purchases.ledger("refund", !q.all, now_ms()).await?))
 }
 
@@ -329,22 +285,20 @@ pub struct SettleBody {
 }
 
 /// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund, after
-/// checking it (`crate::settlement`).
+/// checking it (`crate::payments::settlement`).
 pub async fn settle(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: AdminUser,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
-) -> ApiResult<Json<crate::settlement::Settled>> {
-    require_admin(&state, &headers)?;
-    let lookup = crate::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
-    let settled = crate::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
+) -> ApiResult<Json<crate::payments::settlement::Settled>> {
+    let lookup = crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
+    let settled = crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
     Ok(Json(settled))
 }
 
 /// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.
-pub async fn refund_ticket(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
+pub async fn refund_ticket(State(state): State<AppState>, _admin: AdminUser, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     state.purchases.refund_ticket(id, "admin-api", now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use ticketing::attendance::{Refusal, Seat};
 use ticketing::now_ms;
 
-use crate::access::AccessRequest;
-use crate::auth::{bearer, require_admin};
-use crate::creator_auth;
+use crate::auth::access::AccessRequest;
+use crate::auth::{bearer, AdminUser};
+use crate::auth::creator;
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::purchases::rfc3339;
-use crate::session_token;
+use crate::auth::session_token;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -216,7 +216,7 @@ pub async fn ticket_details(
 /// `POST /api/events/{id}/host`: the event's creator joins as host (not counted against capacity).
 pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JoinResponse>> {
     let event_id = event_id(&id)?;
-    let session = creator_auth::authenticate(&state, &headers).await?;
+    let session = creator::authenticate(&state, &headers).await?;
     let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
     let seat = state
         .store
@@ -234,11 +234,11 @@ pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(i
 pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap, event_id: i64) -> ApiResult<String> {
     if let Some(token) = bearer(headers) {
         if state.settings.admin_token.as_deref().is_some_and(|t| t == token) {
-            require_admin(state, headers)?;
+            AdminUser::from_headers(state, headers)?;
             return Ok("admin".into());
         }
     }
-    let session = creator_auth::authenticate(state, headers).await?;
+    let session = creator::authenticate(state, headers).await?;
     let creator: Option<String> =
         sqlx::query_scalar("SELECT creator_account FROM events WHERE id = $1").bind(event_id).fetch_optional(state.store.pool()).await
             .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;

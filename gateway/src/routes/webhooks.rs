@@ -6,7 +6,7 @@ use axum::routing::put;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::creator_auth::CreatorSession;
+use crate::auth::creator::CreatorSession;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
 

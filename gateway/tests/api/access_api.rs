@@ -9,7 +9,7 @@ use common::wallets::{BtcWallet, EvmWallet, SolWallet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use gateway::access::{AccessError, AccessRequest, VerifiedAccess};
+use gateway::auth::access::{AccessError, AccessRequest, VerifiedAccess};
 use gateway::configuration::Settings;
 use gateway::startup::Application;
 use gateway::state::AppState;

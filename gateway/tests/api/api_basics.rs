@@ -151,3 +151,42 @@ app_test!(every_error_is_json_and_pages_carry_security_headers, |app| async move
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     }
 });
+
+/// A request that is not answered within `server.request_timeout_secs` (here: a quote waiting on a price feed
+/// that accepts the connection and never answers) is dropped with 503 `request_timeout` in the JSON error shape,
+/// while the rest of the API keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stalled_upstream_times_out_with_a_json_503() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/simple/price", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket); // read nothing, answer nothing
+        }
+    });
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.server.request_timeout_secs = 1;
+        s.rates.source = gateway::configuration::RateSourceKind::Coingecko;
+        s.rates.url = upstream;
+    })
+    .await;
+    let event_id = app.usd_event_on_sale("Stalled", 10, "HIVE").await;
+
+    let started = std::time::Instant::now();
+    let res = app
+        .client
+        .post(app.url("/api/events/purchase"))
+        .json(&json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    // The price feed's own client would have waited 10 s; the request timeout cut it at about 1 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    held.abort();
+}

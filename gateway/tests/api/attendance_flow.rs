@@ -201,7 +201,7 @@ async fn anonymised_and_located(backend: ticketing::Backend) {
     let mut ws = connect(&app.address, event_id, &token(event_id, t, "private-w")).await;
     next_of(&mut ws, "welcome").await;
     let rows = rows_until(&app.store, event_id, |rows| !rows.is_empty()).await;
-    assert_eq!(rows[0].wallet, gateway::attendance::wallet_hash("private-w"));
+    assert_eq!(rows[0].wallet, gateway::live::attendance::wallet_hash("private-w"));
     assert!(!rows[0].wallet.contains("private-w"));
     let stored: Vec<String> = sqlx::query_scalar("SELECT wallet FROM attendance_sessions").fetch_all(app.store.pool()).await.unwrap();
     assert!(stored.iter().all(|w| w.starts_with("sha256:")), "{stored:?}");

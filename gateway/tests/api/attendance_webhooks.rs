@@ -71,7 +71,7 @@ async fn webhooks_are_signed_and_retried(backend: ticketing::Backend) {
     let mut kinds = Vec::new();
     for (_, headers, body) in &got {
         let header = headers["x-dlux-signature"].to_str().unwrap();
-        assert_eq!(header, gateway::webhooks::signature(secret.as_bytes(), body), "signature over the raw body");
+        assert_eq!(header, gateway::live::webhooks::signature(secret.as_bytes(), body), "signature over the raw body");
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["event_id"], event_id);
         assert_eq!(headers["x-dlux-event"].to_str().unwrap(), v["type"].as_str().unwrap());

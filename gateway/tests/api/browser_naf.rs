@@ -149,7 +149,7 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     let other_event = live_event(&app, 5).await;
     let dave = EvmWallet::new(24);
     let daves_ticket = buy(&app, other_event, &dave.address()).await;
-    let outsider = gateway::session_token::issue(&SECRET, event_id, Some(daves_ticket), None, dave.address(), ticketing::now_ms() + 60_000).0;
+    let outsider = gateway::auth::session_token::issue(&SECRET, event_id, Some(daves_ticket), None, dave.address(), ticketing::now_ms() + 60_000).0;
 
     let alice_join = join(&app, event_id, &alice).await;
     let bob_join = join(&app, event_id, &bob).await;

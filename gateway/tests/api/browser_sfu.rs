@@ -65,16 +65,16 @@ async fn run(with_turn: bool) {
     })
     .await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let host = gateway::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + 5 * MIN).0;
+    let host = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + 5 * MIN).0;
     let mut listeners = Vec::new();
     for i in 0..3 {
         let wallet = format!("blisten-{i}");
         let ticket = attendance_support::ticket(&app.store, event_id, &wallet).await;
-        listeners.push(gateway::session_token::issue(&SECRET, event_id, Some(ticket), None, wallet, ticketing::now_ms() + 5 * MIN).0);
+        listeners.push(gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket), None, wallet, ticketing::now_ms() + 5 * MIN).0);
     }
     // The fourth listener's seat and its TURN credentials; the URL names only the relay's TCP listener.
     let ticket = attendance_support::ticket(&app.store, event_id, "blisten-tcp").await;
-    let turn_token = gateway::session_token::issue(&SECRET, event_id, Some(ticket), None, "blisten-tcp".into(), ticketing::now_ms() + 5 * MIN).0;
+    let turn_token = gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket), None, "blisten-tcp".into(), ticketing::now_ms() + 5 * MIN).0;
     let credentials = app.state.turn_credentials(&ticket.to_string()).expect("the relay runs");
     let tcp = app.state.turn.as_ref().unwrap().tcp_addr().expect("a TCP listener");
     let turn_tcp = json!({

@@ -173,7 +173,7 @@ hive_app_test!(session_tokens_are_checked, |app, _hive| async move {
     let res = app.client.get(&path).bearer_auth(tampered).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_token");
     // A token signed with another secret.
-    let other = gateway::creator_auth::issue_session(
+    let other = gateway::auth::creator::issue_session(
         &[9u8; 32],
         &ticketing::creators::AccountName::parse("alice").unwrap(),
         ticketing::now_ms(),

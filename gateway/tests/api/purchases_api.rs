@@ -382,7 +382,7 @@ async fn only_currencies_a_watcher_credits_are_quoted() {
     assert_eq!(listing["items"][0]["payable"], json!(["HIVE"]));
 
     // What start-up logs, one line per currency: everything but HIVE and HBD, each with its reason.
-    let unpayable = gateway::payability::unpayable_currencies(&app.state.purchases);
+    let unpayable = gateway::payments::payability::unpayable_currencies(&app.state.purchases);
     let listed: Vec<Currency> = unpayable.iter().map(|(c, _)| *c).collect();
     assert_eq!(listed, Currency::PAYABLE.into_iter().filter(|c| c.chain() != Some(Chain::Hive)).collect::<Vec<_>>());
     let btc = &unpayable.iter().find(|(c, _)| *c == Currency::Btc).unwrap().1;

@@ -298,7 +298,7 @@ app_test!(a_kick_or_ban_ends_the_right_to_resume, |app| async move {
 app_test!(a_host_resumes_with_its_feed, |app| async move {
     let event_id = attendance_support::event(&app.store, 10, 0).await;
     let tb = attendance_support::ticket(&app.store, event_id, "bob-w").await;
-    let host_token = gateway::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + attendance_support::MIN).0;
+    let host_token = gateway::auth::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + attendance_support::MIN).0;
     let proxy = Proxy::start(&app.address).await;
     let host = Client::join(&proxy.address, event_id, &host_token).await;
     proxy.cut();

@@ -269,7 +269,7 @@ app_test!(shutdown_closes_rooms_with_1001_and_flushes, |app| async move {
 });
 
 fn host_token(event_id: i64) -> String {
-    gateway::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0
+    gateway::auth::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0
 }
 
 /// Polls the ticket's status until it is `want` (the ban runs off the host's connection task).

@@ -120,7 +120,7 @@ async fn sfu_app() -> common::TestApp {
 async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
     let app = sfu_app().await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let host_token = gateway::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
+    let host_token = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
     let mut host = Room::join(&app, event_id, &host_token).await;
     assert_eq!(host.next_of("sfu_session").await, json!({ "type": "sfu_session", "publish": true, "audio_slots": 3 }));
     let host_media = host.connect_media(PUBLISHER).await;

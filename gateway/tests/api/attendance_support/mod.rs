@@ -55,12 +55,12 @@ pub async fn ticket(store: &ticketing::Store, event_id: i64, wallet: &str) -> i6
 }
 
 pub fn token(event_id: i64, ticket_id: i64, wallet: &str) -> String {
-    gateway::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
+    gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
 }
 
 /// A creator session token for `account`.
 pub fn creator_token(account: &str) -> String {
-    gateway::creator_auth::issue_session(&SECRET, &AccountName::parse(account).unwrap(), ticketing::now_ms()).0
+    gateway::auth::creator::issue_session(&SECRET, &AccountName::parse(account).unwrap(), ticketing::now_ms()).0
 }
 
 pub async fn connect(base: &str, event_id: i64, token: &str) -> Ws {

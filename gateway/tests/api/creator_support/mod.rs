@@ -143,7 +143,7 @@ pub const DAY: i64 = 24 * HOUR;
 pub fn token_for(account: &str) -> String {
     let secret = hex::decode("11".repeat(32)).unwrap();
     let account = ticketing::creators::AccountName::parse(account).unwrap();
-    gateway::creator_auth::issue_session(&secret, &account, ticketing::now_ms()).0
+    gateway::auth::creator::issue_session(&secret, &account, ticketing::now_ms()).0
 }
 
 pub fn rfc3339(ms: i64) -> String {

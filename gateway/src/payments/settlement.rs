@@ -6,14 +6,12 @@
 //! batch line) settles each of them with the same txid. Chains no watcher follows here (and Monero, which is not
 //! looked up) are settled on the format check alone, and the answer says so.
 
-use axum::http::StatusCode;
 use chains::{Chain, Currency};
 use serde::Serialize;
 use ticketing::payouts::SettleError;
 use ticketing::purchases::LedgerRow;
 use watchers::lookup::{TransferCheck, TransferLookup};
 
-use crate::error::ApiError;
 
 /// Why a settlement was refused.
 #[derive(Debug, thiserror::Error)]
@@ -42,39 +40,6 @@ impl SettlementError {
             SettlementError::NodeUnavailable { .. } => "chain_unavailable",
             SettlementError::Ledger(err) => err.code(),
         }
-    }
-}
-
-impl From<SettleError> for ApiError {
-    fn from(err: SettleError) -> Self {
-        SettlementError::Ledger(err).into()
-    }
-}
-
-impl From<SettlementError> for ApiError {
-    fn from(err: SettlementError) -> Self {
-        let status = match &err {
-            SettlementError::InvalidTxid { .. }
-            | SettlementError::TransactionNotFound { .. }
-            | SettlementError::PaysElsewhere { .. }
-            | SettlementError::PaysTooLittle { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            SettlementError::NodeUnavailable { .. } => {
-                return ApiError::unavailable(err.code(), err.to_string()).retry_after(30);
-            }
-            SettlementError::Ledger(SettleError::EntryNotFound(_)) => StatusCode::NOT_FOUND,
-            SettlementError::Ledger(SettleError::NotSendable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            SettlementError::Ledger(
-                SettleError::AlreadySettled(_)
-                | SettleError::NotDue(_)
-                | SettleError::NoPayoutAddress { .. }
-                | SettleError::DestinationChanged(_),
-            ) => StatusCode::CONFLICT,
-            SettlementError::Ledger(SettleError::Store(store)) => {
-                tracing::error!(error = %store, "store error");
-                return ApiError::unavailable("store_unavailable", "the database did not answer").retry_after(1);
-            }
-        };
-        ApiError::new(status, err.code(), err.to_string())
     }
 }
 

@@ -9,7 +9,7 @@
 //!   `requestBroadcast` and `condenser_api.broadcast_transaction` take them.
 //!
 //! Held payouts (no payout address) are never in a batch; each batch lists them by entry id. After sending, the
-//! operator settles each entry with the transaction id (`gateway admin settle`), which `crate::settlement` checks.
+//! operator settles each entry with the transaction id (`gateway admin settle`), which `crate::payments::settlement` checks.
 
 use chains::derive::BtcAccount;
 use chains::psbt::{Coin, PsbtError};
@@ -239,7 +239,7 @@ pub async fn render(
         Format::Csv => Rendered { content_type: "text/csv; charset=utf-8", body: csv(&due_batches(store, now).await?, chain) },
         Format::Hive => json(&hive_transfers(&due_batches(store, now).await?, &settings.payments.hive_account)),
         Format::Psbt => {
-            let lookup = crate::settlement::lookup_for(settings).map_err(|e| ExportError::Node(e.to_string()))?;
+            let lookup = crate::payments::settlement::lookup_for(settings).map_err(|e| ExportError::Node(e.to_string()))?;
             let batches = due_batches(store, now).await?;
             let fee_rate = fee_rate.unwrap_or(settings.payments.btc_payout_fee_rate);
             let origin = settings.payments.btc_key_origin.as_deref();

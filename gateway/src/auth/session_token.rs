@@ -1,15 +1,12 @@
 //! Room session tokens: short-lived, single-use, bound to one event and one seat (a ticket, or the host).
 //!
-//! `base64url(claims JSON) "." base64url(HMAC-SHA256(secret, claims))`. Stateless to issue and check, so any
+//! The claims JSON in [`super::token`]'s envelope under `room-session:v1:`. Stateless to issue and check, so any
 //! gateway node can verify one; single use is enforced at connect by inserting the token id into the shared
 //! `used_challenges` table, whose primary key refuses a second use on any node.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+
+use super::token::{new_jti, seal, unseal, Unsealed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
@@ -38,48 +35,6 @@ pub enum TokenError {
     Expired,
     #[error("session token is for another event")]
     WrongEvent,
-}
-
-/// The envelope every room token shares (this one, and `resume_token`'s):
-/// `base64url(payload) "." base64url(HMAC-SHA256(secret, domain ‖ payload))`. The domain tag keeps one kind of
-/// token from standing for another.
-pub(crate) fn seal(secret: &[u8], domain: &[u8], payload: &[u8]) -> String {
-    let tag = mac(secret, domain, payload).finalize().into_bytes();
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
-}
-
-/// Why [`unseal`] refused a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unsealed {
-    Malformed,
-    BadSignature,
-}
-
-/// The payload of a token [`seal`]ed under `domain`, if its signature holds (encoded payloads longer than
-/// `max_payload` are refused unread).
-pub(crate) fn unseal(secret: &[u8], domain: &[u8], token: &str, max_payload: usize) -> Result<Vec<u8>, Unsealed> {
-    let (payload, tag) = token.split_once('.').ok_or(Unsealed::Malformed)?;
-    if payload.len() > max_payload || tag.len() > 128 {
-        return Err(Unsealed::Malformed);
-    }
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| Unsealed::Malformed)?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Unsealed::Malformed)?;
-    mac(secret, domain, &payload).verify_slice(&tag).map_err(|_| Unsealed::BadSignature)?;
-    Ok(payload)
-}
-
-/// A fresh token id (128 random bits, hex), spent at first use.
-pub(crate) fn new_jti() -> String {
-    let mut jti = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut jti);
-    hex::encode(jti)
-}
-
-fn mac(secret: &[u8], domain: &[u8], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(domain);
-    mac.update(payload);
-    mac
 }
 
 const DOMAIN: &[u8] = b"room-session:v1:";
@@ -112,6 +67,8 @@ pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<Ses
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn round_trip_and_rejections() {

@@ -1,8 +1,34 @@
 //! The command line: `gateway [--config FILE] [COMMAND]`. With no command the gateway serves.
+//!
+//! The arguments are here; each command's body is its own file: `serve` (serve, turn, watch), `migrate`,
+//! `admin` (the operators' commands), `verify_signature`. [`run`] picks one.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+mod admin;
+mod migrate;
+mod serve;
+mod verify_signature;
+
+/// Runs the command `cli` names (with none, serves). The exit code is the command's.
+pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(Command::VerifySignature(args)) = &cli.command {
+        // Before the configuration is loaded: checking a signature needs none, unless it is a Hive account's.
+        return Ok(verify_signature::verify_signature(args, cli.config.as_deref()).await);
+    }
+    let settings = crate::configuration::Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(settings).await?,
+        Command::Turn => serve::turn(settings).await?,
+        Command::Watch { chain } => serve::watch(settings, chain).await?,
+        Command::Migrate => migrate::migrate(settings).await?,
+        Command::Admin(command) => return admin::admin(settings, command).await,
+        Command::VerifySignature(_) => unreachable!("handled before the configuration is loaded"),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about = "Real-time presence gateway with integrated ticketing")]
@@ -74,16 +100,16 @@ fn parse_chain(text: &str) -> Result<chains::Chain, String> {
     text.parse().map_err(|_| format!("`{text}` is not one of eth, matic, pol, bnb, btc, sol, hive, xmr"))
 }
 
-fn parse_format(text: &str) -> Result<crate::payout_export::Format, String> {
+fn parse_format(text: &str) -> Result<crate::payments::payout_export::Format, String> {
     text.parse()
 }
 
 fn parse_btc_network(text: &str) -> Result<chains::signature::BtcNetwork, String> {
-    crate::access::parse_btc_network(text).map_err(|e| e.to_string())
+    crate::auth::access::parse_btc_network(text).map_err(|e| e.to_string())
 }
 
 fn parse_xmr_network(text: &str) -> Result<chains::signature::MoneroNetwork, String> {
-    crate::access::parse_xmr_network(text).map_err(|e| e.to_string())
+    crate::auth::access::parse_xmr_network(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +131,7 @@ pub enum AdminCommand {
         /// json (the payouts), batches (per chain), csv (every chain, or `--chain`), psbt (one Bitcoin
         /// transaction, base64, with what it does), hive (the `transfer` operations).
         #[arg(long, default_value = "json", value_parser = parse_format)]
-        format: crate::payout_export::Format,
+        format: crate::payments::payout_export::Format,
         /// With `--format csv`: only this chain.
         #[arg(long, value_parser = parse_chain)]
         chain: Option<chains::Chain>,

@@ -20,7 +20,7 @@ use sha2::Sha256;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::attendance::FeedItem;
+use crate::live::attendance::FeedItem;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

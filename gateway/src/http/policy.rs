@@ -7,8 +7,11 @@
 //!   `/pages/…`) also get [`PAGE_CSP`] (this origin's scripts, styles and API; images also from any `https:`
 //!   host, for creators' covers), `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`. Scenes (`/scenes/…`) are meant to be embedded and carry their own
 //!   inline A-Frame setup, so they get only `nosniff`.
+//! - **No request waits forever.** The request timeout's bare 503 becomes `request_timeout` ([`timed_out`]).
 
-use axum::extract::Request;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -40,6 +43,20 @@ pub async fn apply(request: Request, next: Next) -> Response {
         headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     }
     response
+}
+
+/// The answer to a request dropped by the request timeout (`TimeoutLayer`'s bare 503, which only it makes: our
+/// handlers' 503s are `ApiError`s, in JSON): `request_timeout`, with `Retry-After`.
+pub async fn timed_out(State(timeout): State<Duration>, response: Response) -> Response {
+    let bare = response.status() == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(CONTENT_TYPE);
+    if !bare {
+        return response;
+    }
+    ApiError::unavailable(
+        "request_timeout",
+        format!("the request took longer than {} s and was abandoned; it may or may not have taken effect", timeout.as_secs()),
+    )
+    .into_response()
 }
 
 /// A 4xx or 5xx that is not JSON becomes the JSON error shape, keeping its status and headers.

@@ -14,22 +14,19 @@
 //! A challenge is accepted once: on use its nonce goes into `used_challenges` (kind `nonce`) in the same
 //! transaction that deletes it, so a replayed signature finds nothing to match.
 //!
-//! A session token is `base64url(claims).base64url(HMAC-SHA256(secret, base64url(claims)))` with compact JSON
-//! claims `{"sub":account,"iat":ms,"exp":ms,"typ":"creator"}`. Nothing about sessions is stored: a token is
+//! A session token is compact JSON claims `{"sub":account,"iat":ms,"exp":ms,"typ":"creator"}` in
+//! [`super::token`]'s envelope under `creator-session:v1:` (so no room or resume token passes for one). Nothing about sessions is stored: a token is
 //! good until it expires.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chains::signature::{verify_hive_account, SignatureError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use ticketing::creators::{AccountName, Creator};
 
+use super::token::{seal, unseal};
 use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,7 +39,8 @@ pub const OPEN_CHALLENGES_PER_ASKER: i64 = 5;
 /// How many of an account's newest open challenges the header form tries.
 const HEADER_FORM_CANDIDATES: i64 = 20;
 
-type HmacSha256 = Hmac<Sha256>;
+/// The domain tag of creator session tokens in the shared envelope.
+const SESSION_DOMAIN: &[u8] = b"creator-session:v1:";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Claims {
@@ -55,23 +53,15 @@ struct Claims {
 /// Signs a session token for `account`, valid from `now` for [`SESSION_TTL_MS`]. Returns the token and its expiry.
 pub fn issue_session(secret: &[u8], account: &AccountName, now: i64) -> (String, i64) {
     let claims = Claims { sub: account.to_string(), iat: now, exp: now + SESSION_TTL_MS, typ: "creator".into() };
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    (format!("{payload}.{tag}"), claims.exp)
+    let payload = serde_json::to_vec(&claims).expect("claims serialise");
+    (seal(secret, SESSION_DOMAIN, &payload), claims.exp)
 }
 
 /// Checks a session token's MAC and expiry.
 pub fn verify_session(secret: &[u8], token: &str, now: i64) -> Result<AccountName, ApiError> {
     let invalid = || ApiError::unauthorized("invalid_token", "the session token is not valid");
-    let (payload, tag) = token.split_once('.').ok_or_else(invalid)?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&tag).map_err(|_| invalid())?;
-    let claims: Claims =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    let payload = unseal(secret, SESSION_DOMAIN, token, 1024).map_err(|_| invalid())?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
     if claims.typ != "creator" {
         return Err(invalid());
     }
@@ -330,6 +320,8 @@ impl CreatorSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn session_tokens_round_trip_and_refuse_tampering() {
@@ -344,6 +336,9 @@ mod tests {
         let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"mallory","iat":0,"exp":99999999999999,"typ":"creator"}"#);
         assert_eq!(verify_session(&secret, &format!("{forged}.{tag}"), 2_000).unwrap_err().code, "invalid_token");
         assert_eq!(verify_session(&secret, payload, 2_000).unwrap_err().code, "invalid_token");
+        // A room session token, signed with the same secret, is no creator session.
+        let (room, _) = crate::auth::session_token::issue(&secret, 1, None, Some("alice".into()), "alice".into(), 9_999);
+        assert_eq!(verify_session(&secret, &room, 2_000).unwrap_err().code, "invalid_token");
     }
 
     #[test]

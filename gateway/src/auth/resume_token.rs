@@ -57,16 +57,16 @@ pub fn issue(secret: &[u8], event_id: i64, seat_key: &str, client_id: &str, exp:
         seat_key: seat_key.into(),
         client_id: client_id.into(),
         exp,
-        jti: crate::session_token::new_jti(),
+        jti: super::token::new_jti(),
     };
     let payload = serde_json::to_vec(&claims).expect("claims serialise");
-    crate::session_token::seal(secret, DOMAIN, &payload)
+    super::token::seal(secret, DOMAIN, &payload)
 }
 
 /// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
 pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<ResumeClaims, ResumeTokenError> {
-    use crate::session_token::Unsealed;
-    let payload = crate::session_token::unseal(secret, DOMAIN, token, 2048).map_err(|e| match e {
+    use super::token::Unsealed;
+    let payload = super::token::unseal(secret, DOMAIN, token, 2048).map_err(|e| match e {
         Unsealed::Malformed => ResumeTokenError::Malformed,
         Unsealed::BadSignature => ResumeTokenError::BadSignature,
     })?;
@@ -99,7 +99,7 @@ mod tests {
         // Each token is unique, even for the same seat and session.
         assert_ne!(issue(&secret, 7, "3", "abc", 1_000), token);
         // A session token (another domain tag) is not a resume token, even with the same secret.
-        let (session, _) = crate::session_token::issue(&secret, 7, Some(3), None, "w".into(), 1_000);
+        let (session, _) = crate::auth::session_token::issue(&secret, 7, Some(3), None, "w".into(), 1_000);
         assert_eq!(verify(&secret, &session, 7, 999), Err(ResumeTokenError::BadSignature));
         for junk in ["", ".", "abc", "a.b.c", "!!.!!"] {
             assert!(verify(&secret, junk, 7, 999).is_err(), "{junk}");

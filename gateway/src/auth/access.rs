@@ -22,11 +22,9 @@
 //! `access.denied`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::StatusCode;
@@ -40,8 +38,8 @@ use sha2::{Digest, Sha256};
 use ticketing::audit::{self, AuditEntry};
 
 use crate::configuration::{AccessSettings, Settings};
-use crate::error::ApiError;
 use crate::metrics::{Metrics, ReasonLabels};
+use crate::rate_limit::KeyedLimiter;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -168,20 +166,6 @@ impl From<ChallengeError> for AccessError {
         match err {
             ChallengeError::Malformed(_) => AccessError::Malformed { code: err.code(), detail },
             _ => AccessError::Denied { reason: err.code(), detail },
-        }
-    }
-}
-
-impl From<AccessError> for ApiError {
-    fn from(err: AccessError) -> Self {
-        let retry = match &err {
-            AccessError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
-        };
-        let api = ApiError::new(err.http_status(), err.code(), err.to_string());
-        match retry {
-            Some(secs) => api.retry_after(secs),
-            None => api,
         }
     }
 }
@@ -560,52 +544,17 @@ pub fn parse_xmr_network(name: &str) -> anyhow::Result<MoneroNetwork> {
     })
 }
 
-/// Token buckets by key (a wallet or an address): `per_minute` attempts in a burst, refilled continuously.
-///
-/// The buckets live in this process's memory, so each gateway node limits on its own: with N nodes a client
-/// may get up to N times the budget. That is acceptable — the limiter is a brake on guessing and flooding, not a
-/// truth; what must hold across nodes (each message accepted once) is decided by the database.
-struct RateLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
+/// Attempts per key (a wallet or an address): `per_minute` in a burst, refilled continuously
+/// ([`crate::rate_limit::KeyedLimiter`]); a refusal says when to try again.
+struct RateLimiter(KeyedLimiter);
 
 impl RateLimiter {
-    /// Beyond this many keys, full buckets are forgotten (they carry no state a fresh one would not).
-    const MAX_KEYS: usize = 100_000;
-
     fn new(per_minute: u32) -> Self {
-        RateLimiter { per_minute, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter(KeyedLimiter::per_minute(per_minute))
     }
 
     fn take(&self, key: &str) -> Result<(), AccessError> {
-        if self.per_minute == 0 {
-            return Ok(());
-        }
-        let capacity = f64::from(self.per_minute);
-        let per_sec = capacity / 60.0;
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= Self::MAX_KEYS && !buckets.contains_key(key) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * per_sec < capacity);
-            if buckets.len() >= Self::MAX_KEYS {
-                buckets.clear();
-            }
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * per_sec).min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(AccessError::RateLimited { retry_after_secs: ((1.0 - bucket.tokens) / per_sec).ceil() as u64 })
-        }
+        self.0.check(key).map_err(|wait| AccessError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
     }
 }
 

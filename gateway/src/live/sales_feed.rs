@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::attendance::{wallet_hash, FeedItem};
+use crate::live::attendance::{wallet_hash, FeedItem};
 
 const RESCAN: i64 = 256;
 
