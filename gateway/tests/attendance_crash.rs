@@ -4,6 +4,7 @@
 mod attendance_support;
 mod common;
 
+use ticketing::testing::RawSql;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ async fn kill_9_loses_at_most_the_flush_interval() {
     assert!(row.left_at.is_some() && row.duration_secs.is_some(), "{row:?}");
     let (count, total): (i64, i64) = sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
         .bind(t)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!((count, total), (1, row.duration_secs.unwrap()));

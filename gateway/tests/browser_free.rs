@@ -3,6 +3,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -37,7 +38,7 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     .bind(now - 60_000)
     .bind(now + 3_600_000)
     .bind(now - 1000)
-    .fetch_one(app.store.pool())
+    .fetch_one(app.store.raw_pool())
     .await
     .unwrap();
     let args = json!({ "base_url": app.address, "wallet_key": hex::encode([WALLET_SEED; 32]), "event_id": event_id });
@@ -77,7 +78,7 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
         sqlx::query_as("SELECT id, amount_paid_units FROM tickets WHERE event_id = $1 AND wallet_address = $2 AND status = 'valid'")
             .bind(event_id)
             .bind(wallet.address())
-            .fetch_one(app.store.pool())
+            .fetch_one(app.store.raw_pool())
             .await
             .unwrap();
     assert_eq!(amount, "0");
@@ -89,7 +90,7 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     assert_eq!(res.json::<Value>().await.unwrap()["ticket_id"], ticket_id);
     let ledger: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE event_id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(ledger, 0);

@@ -9,6 +9,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ async fn live_event(app: &common::TestApp, seats: i64) -> i64 {
     .bind(now - 60_000)
     .bind(now + 3_600_000)
     .bind(now - 120_000)
-    .fetch_one(app.store.pool())
+    .fetch_one(app.store.raw_pool())
     .await
     .unwrap()
 }
@@ -144,7 +145,7 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     for wallet in [&alice, &bob, &carol] {
         buy(&app, event_id, &wallet.address()).await;
     }
-    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1").bind(event_id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1").bind(event_id).execute(app.store.raw_pool()).await.unwrap();
     // Another event's ticket, presented at this event's door.
     let other_event = live_event(&app, 5).await;
     let dave = EvmWallet::new(24);

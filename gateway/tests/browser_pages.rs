@@ -14,6 +14,7 @@
 mod common;
 mod creator_support;
 
+use ticketing::testing::RawSql;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::str::FromStr;
@@ -365,7 +366,7 @@ async fn a_headset_joins_by_signing_on_a_phone() {
             let done = sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
                 .bind(ticketing::now_ms() - 1)
                 .bind(&code)
-                .execute(store.pool())
+                .execute(store.raw_pool())
                 .await
                 .unwrap();
             assert_eq!(done.rows_affected(), 1, "pairing {code}");
@@ -395,7 +396,7 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     // The signature went to the waiting page once: the row says so on every node.
     let status: String = sqlx::query_scalar("SELECT status FROM pairings WHERE code = $1")
         .bind(code)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(status, "delivered");

@@ -3,6 +3,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,7 @@ async fn live_event(app: &common::TestApp) -> i64 {
     .bind(now - 60_000)
     .bind(now + 3_600_000)
     .bind(now - 120_000)
-    .fetch_one(app.store.pool())
+    .fetch_one(app.store.raw_pool())
     .await
     .unwrap()
 }
@@ -150,13 +151,13 @@ app_test!(join_refusals_for_event_state, |app| async move {
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
     // The event ended: 410.
     let now = ticketing::now_ms();
-    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.raw_pool()).await.unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::GONE);
     // Not open yet: 409 with the opening time.
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -237,7 +238,7 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     let (_, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
     let stale = opened["code"].as_str().unwrap();
     sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
-        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.pool()).await.unwrap();
+        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.raw_pool()).await.unwrap();
     let res = app.get(&format!("/api/pairings/{stale}")).await;
     assert_eq!(res.status(), StatusCode::GONE);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "pairing_expired");
@@ -274,7 +275,7 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     // Doors not open yet: a 409 naming the time, as the join endpoint says it, and no pairing is opened.
     let now = ticketing::now_ms();
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
     let doors: Value = app.get(&format!("/api/events/{event_id}/doors")).await.json().await.unwrap();
     assert_eq!(doors["state"], "not_open");
     let (status, body) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
@@ -438,7 +439,7 @@ app_test!(refused_joins_from_many_addresses_write_a_bounded_audit, |app| async m
     }
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied' AND event_id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert!(audited > 0 && audited <= 30, "{audited} audit rows for 120 refusals");

@@ -21,6 +21,7 @@ mod esplora;
 #[path = "../../watchers/tests/support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
 
+use ticketing::testing::RawSql;
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -199,7 +200,7 @@ async fn event(store: &Store, currency: Currency, price: u128) -> i64 {
     .bind(now + 24 * HOUR)
     .bind(now + 27 * HOUR)
     .bind(now - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -290,7 +291,7 @@ async fn run(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let cursors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors WHERE chain IN ('btc', 'eth')")
-            .fetch_one(store.pool())
+            .fetch_one(store.raw_pool())
             .await
             .unwrap();
         if cursors >= 2 {
@@ -441,7 +442,7 @@ async fn run(backend: Backend) {
         let dealt: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT chain, txid, output_index FROM payments WHERE status IN ('confirmed', 'credited', 'refund_due')",
         )
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
         let dealt: std::collections::HashSet<(String, String, i64)> = dealt.into_iter().collect();
@@ -455,8 +456,8 @@ async fn run(backend: Backend) {
         if Instant::now() >= deadline {
             let stuck: Vec<&Sent> = on_chain.iter().filter(|s| !dealt.contains(&key(s))).take(5).collect();
             let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as("SELECT txid, status, block_height FROM payments WHERE status NOT IN ('credited', 'refund_due') LIMIT 10")
-                .fetch_all(store.pool()).await.unwrap();
-            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.pool()).await.unwrap();
+                .fetch_all(store.raw_pool()).await.unwrap();
+            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.raw_pool()).await.unwrap();
             panic!("{waiting} of {} outputs not dealt with (seed {seed}): {stuck:?} rows {rows:?} cursors {cursors:?} esplora {}", on_chain.len(), esplora.height());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -475,7 +476,7 @@ async fn run(backend: Backend) {
         .bind(s.chain.as_str())
         .bind(&s.txid)
         .bind(s.output_index)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
         assert_eq!(rows.len(), 1, "{s:?} (seed {seed})");
@@ -488,14 +489,14 @@ async fn run(backend: Backend) {
         )
         .bind(id)
         .bind(i64::from(status == "credited"))
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
         match status.as_str() {
             "credited" => {
                 let valid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
                     .bind(quote_id.as_deref().unwrap_or("-"))
-                    .fetch_one(store.pool())
+                    .fetch_one(store.raw_pool())
                     .await
                     .unwrap();
                 assert_eq!((valid, refunds), (1, 0), "credited {s:?} (seed {seed})");
@@ -515,7 +516,7 @@ async fn run(backend: Backend) {
         )
         .bind(s.chain.as_str())
         .bind(&s.txid)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
         if live != 0 {
@@ -525,7 +526,7 @@ async fn run(backend: Backend) {
             )
             .bind(s.chain.as_str())
             .bind(&s.txid)
-            .fetch_optional(store.pool())
+            .fetch_optional(store.raw_pool())
             .await
             .unwrap();
             let at = match (s.chain, row.as_ref().and_then(|r| r.1)) {
@@ -535,7 +536,7 @@ async fn run(backend: Backend) {
             let tx = if s.chain == Chain::Eth { anvil.call("eth_getTransactionByHash", json!([s.txid])).await } else { Value::Null };
             let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
                 .bind(&s.txid)
-                .fetch_all(store.pool())
+                .fetch_all(store.raw_pool())
                 .await
                 .unwrap();
             panic!("{s:?} left the chain but has {live} live entries (seed {seed}): row {row:?}, canonical {at}, tx {tx}, audit {audit:?}");
@@ -543,7 +544,7 @@ async fn run(backend: Backend) {
     }
     // Invariant 3: per currency, the live ledger entries add up to what was received.
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.pool()).await.unwrap();
+        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.raw_pool()).await.unwrap();
     let mut booked: BTreeMap<String, u128> = BTreeMap::new();
     for (currency, units) in rows {
         *booked.entry(currency).or_default() += units.parse::<u128>().unwrap();
@@ -554,12 +555,12 @@ async fn run(backend: Backend) {
         "SELECT COUNT(*) FROM quotes WHERE status IN ('awaiting_payment', 'seen', 'confirming') AND expires_at <= $1",
     )
     .bind(later)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(open, 0, "quotes stuck open (seed {seed})");
     let count = |sql: &'static str| {
-        let pool = store.pool().clone();
+        let pool = store.raw_pool().clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
     };
     let reversed = count("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed'").await;

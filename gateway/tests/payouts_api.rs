@@ -4,6 +4,7 @@
 mod common;
 mod creator_support;
 
+use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::{Amount, Chain, Currency};
@@ -87,7 +88,7 @@ hive_app_test!(payout_addresses_are_proven_by_the_wallet_on_each_chain, |app, hi
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["previous"].as_str(), Some(eth_address.as_str()));
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_address.set' AND actor = 'alice'")
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(audited, 5);
@@ -170,7 +171,7 @@ async fn sell_hive_ticket(app: &common::TestApp, event_id: i64, buyer: &str, txi
 async fn make_payouts_due(app: &common::TestApp) {
     sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')")
         .bind(ticketing::now_ms() - 1000)
-        .execute(app.store.pool())
+        .execute(app.store.raw_pool())
         .await
         .unwrap();
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ async fn operators_export_batches_report_commission_and_addresses_and_settle_fro
         block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
     };
     watcher.report_payment(report, now).await.unwrap();
-    sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')").bind(now - 1000).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')").bind(now - 1000).execute(app.store.raw_pool()).await.unwrap();
     let db = app.db_url();
 
     // Held: listed with the reason, in no batch.

@@ -8,6 +8,7 @@ mod creator_support;
 #[path = "../../watchers/tests/support/esplora.rs"]
 mod esplora;
 
+use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ where
 async fn make_payouts_due(app: &common::TestApp) {
     sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')")
         .bind(ticketing::now_ms() - 1000)
-        .execute(app.store.pool())
+        .execute(app.store.raw_pool())
         .await
         .unwrap();
 }

@@ -4,6 +4,7 @@
 #[path = "../../watchers/tests/support/esplora.rs"]
 mod esplora;
 
+use ticketing::testing::RawSql;
 use std::process::Command;
 
 use chains::derive::BtcAccount;
@@ -53,13 +54,13 @@ async fn run(backend: Backend) {
     .bind(now + DAY)
     .bind(now + 2 * DAY)
     .bind(now - 10 * DAY)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     let request = QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g".into() };
     let q = p.create_quote(request, now - 9 * DAY).await.unwrap();
     p.expire_quotes(None, now).await.unwrap();
-    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.raw_pool()).await.unwrap();
 
     let esplora = Esplora::start(100).await;
     let txid = esplora.broadcast(payment(42, &[(&q.payment_address, 100_000)]));
@@ -83,7 +84,7 @@ async fn run(backend: Backend) {
     assert_eq!((report["chain"].as_str(), report["quotes"].as_u64(), report["reported"].as_u64()), (Some("btc"), Some(1), Some(1)), "{report}");
     let row: (String, Option<String>) = sqlx::query_as("SELECT status, quote_id FROM payments WHERE txid = $1")
         .bind(txid.to_string())
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(row, ("credited".to_string(), Some(q.id.clone())));
@@ -94,7 +95,7 @@ async fn run(backend: Backend) {
     let again = rescan(&config, &db.url, &date);
     assert_eq!(again["reported"].as_u64(), Some(1), "{again}");
     let counts: (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM payments), (SELECT COUNT(*) FROM ledger_entries)")
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(counts, (1, 2));

@@ -4,6 +4,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use common::wallets::EvmWallet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -22,7 +23,7 @@ async fn free_event(app: &common::TestApp, seats: i64) -> i64 {
     .bind(now - 60_000)
     .bind(now + 3_600_000)
     .bind(now - 1000)
-    .fetch_one(app.store.pool())
+    .fetch_one(app.store.raw_pool())
     .await
     .unwrap()
 }
@@ -40,7 +41,7 @@ async fn post(app: &common::TestApp, path: &str, body: &Value) -> reqwest::Respo
 }
 
 async fn count(app: &common::TestApp, sql: &str, event_id: i64) -> i64 {
-    sqlx::query_scalar(sql).bind(event_id).fetch_one(app.store.pool()).await.unwrap()
+    sqlx::query_scalar(sql).bind(event_id).fetch_one(app.store.raw_pool()).await.unwrap()
 }
 
 app_test!(rsvp_with_a_real_signature_gives_a_ticket_that_joins, |app| async move {

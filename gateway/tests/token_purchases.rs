@@ -3,6 +3,7 @@
 
 mod common;
 
+use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -161,7 +162,7 @@ token_test!(a_final_token_payment_issues_the_ticket_with_the_split_in_token_unit
     let ledger: Vec<(String, String, String)> =
         sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
             .bind(id)
-            .fetch_all(app.store.pool())
+            .fetch_all(app.store.raw_pool())
             .await
             .unwrap();
     assert_eq!(

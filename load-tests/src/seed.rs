@@ -2,6 +2,7 @@
 //! gateway's own tests insert, then per attendee a real quote and a confirmed payment reported as a watcher
 //! reports it, which issues the ticket.
 
+use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ pub async fn live_event(store: &Store, capacity: i64) -> anyhow::Result<i64> {
     .bind(now - 60_000)
     .bind(now + 6 * 3_600_000)
     .bind(now - 120_000)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .context("insert event")?;
     Ok(id)

@@ -88,3 +88,15 @@ macro_rules! store_test {
         }
     };
 }
+
+/// The store's pool, for tests that must write or read a row no named function does (a corrupt row, a clock
+/// moved back). Only tests see it: every query the product runs is a named function of this crate.
+pub trait RawSql {
+    fn raw_pool(&self) -> &sqlx::AnyPool;
+}
+
+impl RawSql for Store {
+    fn raw_pool(&self) -> &sqlx::AnyPool {
+        self.pool()
+    }
+}

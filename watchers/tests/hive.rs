@@ -5,6 +5,7 @@
 #[path = "support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
 
+use ticketing::testing::RawSql;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ async fn event(store: &Store, price: &str, currency: &str) -> i64 {
     .bind(NOW + 24 * HOUR)
     .bind(NOW + 27 * HOUR)
     .bind(NOW - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -159,7 +160,7 @@ store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| asyn
     assert_eq!(restarted.cursor().sequence, 11);
     let pass = restarted.scan(&ctx).await.unwrap();
     assert!(pass.reported.is_empty());
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(tickets, 4);
 });
 
@@ -232,7 +233,7 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
     let refunds: Vec<Refund> = sqlx::query_as(
         "SELECT reason, currency, amount_units, recipient, quote_id FROM ledger_entries WHERE kind = 'refund' ORDER BY id",
     )
-    .fetch_all(store.pool())
+    .fetch_all(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(refunds, vec![
@@ -240,8 +241,8 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
         ("third_party".into(), "HIVE".into(), "10000".into(), Some("mallory".into()), None),
     ]);
     let strays: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.raw_pool()).await.unwrap();
     assert_eq!(strays, vec![(None, "refund_due".to_string()), (None, "refund_due".to_string())]);
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.pool()).await.unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(audited, 2);
 });

@@ -7,6 +7,7 @@
 #[path = "support/monero_regtest.rs"]
 mod monero_regtest;
 
+use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ async fn xmr_event(store: &Store) -> i64 {
     .bind(NOW + 24 * HOUR)
     .bind(NOW + 27 * HOUR)
     .bind(NOW - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -124,7 +125,7 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.orphaned, 1, "{report:?}");
     assert_eq!(p.quote(&quote2.id).await.unwrap().unwrap().status, "awaiting_payment");
-    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(status, "orphaned");
 }
 
@@ -165,7 +166,7 @@ async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as
         "SELECT l.reason, l.status, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
     )
     .bind(&never_tx)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(locked, ("locked".to_string(), "due".to_string(), Some(net.buyer.address.clone())));
@@ -178,6 +179,6 @@ async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as
     assert!(report.is_final);
     assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
     // The refunded one is not recorded twice.
-    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.pool()).await.unwrap();
+    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(refunds, 1);
 }

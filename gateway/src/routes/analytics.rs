@@ -173,11 +173,11 @@ fn revenue(lines: impl Iterator<Item = ticketing::purchases::SalesLine>) -> Vec<
 }
 
 async fn event_row(state: &AppState, event_id: i64) -> ApiResult<(String, String)> {
-    sqlx::query_as("SELECT title, creator_account FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(state.store.pool())
-        .await
-        .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?
+    state
+        .store
+        .event(event_id)
+        .await?
+        .map(|event| (event.title, event.creator_account))
         .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
 }
 

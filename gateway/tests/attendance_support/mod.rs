@@ -2,6 +2,7 @@
 //! clients, and a reader for the SSE feed.
 #![allow(dead_code)]
 
+use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 
     .bind(now + starts_in)
     .bind(now + starts_in + 120 * MIN)
     .bind(now - MIN)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }

@@ -3,6 +3,7 @@
 
 pub mod wallets;
 
+use ticketing::testing::RawSql;
 use std::path::PathBuf;
 
 use gateway::configuration::{LogFormat, Settings};
@@ -60,7 +61,7 @@ impl TestApp {
         .bind(now + 3_600_000)
         .bind(now + 7_200_000)
         .bind(now - 1000)
-        .fetch_one(self.store.pool())
+        .fetch_one(self.store.raw_pool())
         .await
         .unwrap()
     }

@@ -2,6 +2,7 @@
 //! keys are real secp256k1 keys generated here, so tests sign exactly as Hive Keychain does.
 #![allow(dead_code)]
 
+use ticketing::testing::RawSql;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -214,7 +215,7 @@ pub async fn insert_ticket(store: &ticketing::Store, event_id: i64, chain: &str,
     .bind(wallet)
     .bind(format!("addr-{n:x}"))
     .bind(now)
-    .execute(store.pool())
+    .execute(store.raw_pool())
     .await
     .unwrap();
     let id: i64 = sqlx::query_scalar(
@@ -229,13 +230,13 @@ pub async fn insert_ticket(store: &ticketing::Store, event_id: i64, chain: &str,
     .bind(wallet)
     .bind(status)
     .bind(now)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     if status == "valid" {
         sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1")
             .bind(event_id)
-            .execute(store.pool())
+            .execute(store.raw_pool())
             .await
             .unwrap();
     }
@@ -249,7 +250,7 @@ pub async fn reschedule(store: &ticketing::Store, event_id: i64, start: i64, end
         .bind(start)
         .bind(end)
         .bind(start - DAY)
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await
         .unwrap();
 }

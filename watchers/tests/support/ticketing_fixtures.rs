@@ -2,6 +2,7 @@
 //! derived addresses, a watch context.
 #![allow(dead_code)]
 
+use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -68,7 +69,7 @@ pub async fn event(store: &Store, seats: i64, currency: Currency, price: &str) -
     .bind(now + 24 * HOUR)
     .bind(now + 27 * HOUR)
     .bind(now - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -94,7 +95,7 @@ pub fn context(p: &Purchases, chain: Chain) -> WatchContext {
 pub async fn payments(store: &Store, quote: &QuoteRow) -> Vec<(String, i64, String)> {
     sqlx::query_as("SELECT txid, output_index, status FROM payments WHERE quote_id = $1 ORDER BY id")
         .bind(&quote.id)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap()
 }
@@ -103,7 +104,7 @@ pub async fn payments(store: &Store, quote: &QuoteRow) -> Vec<(String, i64, Stri
 pub async fn refunds(store: &Store, quote: &QuoteRow) -> Vec<(String, String)> {
     sqlx::query_as("SELECT reason, amount_units FROM ledger_entries WHERE quote_id = $1 AND kind = 'refund' ORDER BY id")
         .bind(&quote.id)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap()
 }
