@@ -374,7 +374,8 @@ pub enum AttendanceChange {
 /// See [`Store::ticket_attendance`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TicketAttendance {
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: crate::purchases::TicketStatus,
     pub wallet_address: String,
     pub chain: String,
     pub total_duration_secs: i64,

@@ -581,7 +581,7 @@ store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == "refund")
-        .map(|e| (e.amount_units, e.status))
+        .map(|e| (e.amount_units, e.status.to_string()))
         .collect();
     refunds.sort();
     assert_eq!(

@@ -97,10 +97,10 @@ fn payout_lines(payouts: Vec<ticketing::payouts::Payout>) -> Vec<PayoutLine> {
         let row = &payout.entry;
         let Ok(currency) = row.currency.parse::<chains::Currency>() else { continue };
         let Ok(amount) = chains::Amount::from_units_str(currency, &row.amount_units) else { continue };
-        let key = (row.currency.clone(), row.status.clone(), payout.payout_address.clone());
+        let key = (row.currency.clone(), row.status.to_string(), payout.payout_address.clone());
         let line = lines.entry(key).or_insert_with(|| PayoutLine {
             currency: row.currency.clone(),
-            status: row.status.clone(),
+            status: row.status.to_string(),
             recipient: payout.payout_address.clone(),
             held: payout.held.map(|h| h.code()),
             chain: payout.chain.to_string(),
