@@ -4,7 +4,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use common::wallets::{BtcWallet, EvmWallet, SolWallet};
 
 use std::net::IpAddr;
@@ -16,6 +15,7 @@ use gateway::startup::Application;
 use gateway::state::AppState;
 use reqwest::StatusCode;
 use serde_json::Value;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 use tokio_util::sync::CancellationToken;
@@ -90,21 +90,10 @@ macro_rules! access_test {
         access_test!($name, |_s| {}, |$gw| $body);
     };
     ($name:ident, |$s:ident| $configure:expr, |$gw:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $gw = spawn(Backend::Sqlite, |$s: &mut Settings| $configure).await;
-                $body.await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $gw = spawn(Backend::Postgres, |$s: &mut Settings| $configure).await;
-                $body.await;
-            }
-        }
+        ticketing::both_backends!($name, |backend| async move {
+            let $gw = spawn(backend, |$s: &mut Settings| $configure).await;
+            $body.await;
+        });
     };
 }
 

@@ -4,13 +4,13 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use attendance_support::*;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 use ticketing::attendance::AttendanceChange;
+use ticketing::testing::RawSql;
 
 app_test!(certificates_after_the_event_above_the_minimum, |app| async move {
     let store = &app.store;

@@ -4,12 +4,12 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use attendance_support::*;
 use serde_json::json;
+use ticketing::testing::RawSql;
 
 const FLUSH_MS: u64 = 300;
 

@@ -6,12 +6,12 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use std::time::Duration;
 
 use attendance_support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 /// An SDP offer that sends audio (a live `m=audio` section, `sendrecv`).
 const AUDIO_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";

@@ -3,7 +3,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -11,6 +10,7 @@ use common::wallets::EvmWallet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
+use ticketing::testing::RawSql;
 
 const WALLET_SEED: u8 = 7;
 
@@ -30,17 +30,15 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(root.join("web"))).await;
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    let event_id: i64 = sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Free meetup', 'custom', 's', '0', 'USD', 'ETH', 5, $1, $2, $3, $2, $3, $3) RETURNING id",
-    )
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.raw_pool())
-    .await
-    .unwrap();
+    let event_id: i64 = ticketing::testing::SeedEvent::new(now - 1000)
+        .title("Free meetup")
+        .price("0", "USD")
+        .capacity(5)
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 1000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await;
     let args = json!({ "base_url": app.address, "wallet_key": hex::encode([WALLET_SEED; 32]), "event_id": event_id });
     let output = tokio::process::Command::new("node")
         .arg(root.join("browser-tests/free.mjs"))

@@ -9,7 +9,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 const SECRET: [u8; 32] = [0x11; 32];
 
@@ -44,18 +44,14 @@ fn purchases(app: &common::TestApp) -> Purchases {
 async fn live_event(app: &common::TestApp, seats: i64) -> i64 {
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 's', '500', 'USD', 'ETH', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 120_000)
-    .fetch_one(app.store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - 120_000)
+        .capacity(seats)
+        .price("500", "USD")
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 120_000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await
 }
 
 /// A ticket bought as a buyer does: a quote, then a final payment reported as a watcher would.

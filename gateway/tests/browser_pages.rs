@@ -14,7 +14,6 @@
 mod common;
 mod creator_support;
 
-use ticketing::testing::RawSql;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::str::FromStr;
@@ -30,6 +29,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const BUYER: u8 = 31;

@@ -3,10 +3,10 @@
 mod common;
 mod creator_support;
 
-use ticketing::testing::RawSql;
 use creator_support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 async fn challenge(app: &common::TestApp, account: &str) -> Value {
     let res = app.get(&format!("/api/creators/login/challenge?account={account}")).await;

@@ -4,12 +4,12 @@
 mod common;
 mod creator_support;
 
-use ticketing::testing::RawSql;
 use std::collections::HashSet;
 
 use creator_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 async fn send(app: &common::TestApp, method: Method, path: &str, account: &str, body: Option<&Value>) -> (StatusCode, Value) {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token_for(account));

@@ -3,7 +3,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticketing::creators::AccountName;
+use ticketing::testing::RawSql;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_nothing() {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::Message;
 
 const SOL_PLATFORM: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
@@ -35,17 +35,15 @@ fn purchases(app: &common::TestApp) -> Purchases {
 async fn live_event(app: &common::TestApp) -> i64 {
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Live', 'custom', 's', '500', 'USD', 'ETH,SOL', 10, $1, $2, $3, $2, $3, $3) RETURNING id",
-    )
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 120_000)
-    .fetch_one(app.store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - 120_000)
+        .title("Live")
+        .price("500", "USD")
+        .accepts("ETH,SOL")
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 120_000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await
 }
 
 /// Buys a ticket the way a buyer does: a quote, then a confirmed payment reported by a watcher.

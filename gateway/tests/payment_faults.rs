@@ -21,7 +21,6 @@ mod esplora;
 #[path = "../../watchers/tests/support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
 
-use ticketing::testing::RawSql;
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -38,6 +37,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 
@@ -190,19 +190,16 @@ impl Drop for Gateway {
 async fn event(store: &Store, currency: Currency, price: u128) -> i64 {
     let now = ticketing::now_ms();
     store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Faults', 'custom', 'hall', $1, $2, $2, 100000, $3, $4, $5, $3, $5, $5) RETURNING id",
-    )
-    .bind(price.to_string())
-    .bind(currency.symbol())
-    .bind(now + 24 * HOUR)
-    .bind(now + 27 * HOUR)
-    .bind(now - HOUR)
-    .fetch_one(store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - HOUR)
+        .title("Faults")
+        .space_id("hall")
+        .price(&price.to_string(), currency.symbol())
+        .accepts(currency.symbol())
+        .capacity(100_000)
+        .starts(now + 24 * HOUR)
+        .ends(now + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 fn write_config(dir: &std::path::Path, esplora: &str, anvil: &str, hived: &str) -> std::path::PathBuf {

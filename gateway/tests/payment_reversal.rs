@@ -4,7 +4,6 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use axum::http::StatusCode;
 use chains::Chain;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) {

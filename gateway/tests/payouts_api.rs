@@ -4,7 +4,6 @@
 mod common;
 mod creator_support;
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::{Amount, Chain, Currency};
@@ -14,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 async fn payout_challenge(app: &common::TestApp, creator: &str, chain: &str, address: &str) -> (StatusCode, Value) {
     let res = app

@@ -4,7 +4,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -13,6 +12,7 @@ use serde_json::{json, Value};
 use ticketing::creators::AccountName;
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 

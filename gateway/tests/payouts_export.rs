@@ -8,7 +8,6 @@ mod creator_support;
 #[path = "../../watchers/tests/support/esplora.rs"]
 mod esplora;
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 /// BIP-84's test account (mnemonic `abandon … about`), master fingerprint 73c5da0a.
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";

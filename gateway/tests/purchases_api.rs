@@ -2,7 +2,6 @@
 
 mod common;
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::{Amount, Chain, Currency};
@@ -10,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 async fn on_sale_event(app: &common::TestApp, seats: i64) -> i64 {
     app.usd_event_on_sale("Show", seats, "HIVE,HBD,BTC").await

@@ -6,12 +6,12 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 

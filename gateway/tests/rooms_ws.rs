@@ -4,12 +4,12 @@
 mod attendance_support;
 mod common;
 
-use ticketing::testing::RawSql;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench -p ticketing --bench quotes` (release). Not a test: it prints figures for docs/BENCHMARKS.md.
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use chains::{Amount, Currency};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 

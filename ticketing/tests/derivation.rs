@@ -2,7 +2,6 @@
 //! (after the watch window, or at once when the gap is full), and `derivation_report` says what a restored wallet
 //! must scan. On SQLite and PostgreSQL.
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::derive::BtcAccount;
@@ -12,6 +11,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::derivation::AddressReuse;
 use ticketing::purchases::{PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";

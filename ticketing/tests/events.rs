@@ -1,6 +1,5 @@
 //! Event, marketplace and rating store tests: each runs on SQLite and on PostgreSQL.
 
-use ticketing::testing::RawSql;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -12,6 +11,7 @@ use ticketing::events::{
 };
 use ticketing::rates::StaticRates;
 use ticketing::ratings::{NewRating, RatingError, Stars};
+use ticketing::testing::RawSql;
 use ticketing::{now_ms, store_test, Store};
 
 const HOUR: i64 = 3_600_000;

@@ -1,7 +1,6 @@
 //! Creator payouts: payout addresses per chain, payouts held without one, batches per chain, settlement to the
 //! recorded address, and the commission per chain; on SQLite and PostgreSQL.
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::{Amount, Chain, Currency};
@@ -9,6 +8,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::payouts::{batches, HoldReason, SettleError};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const NOW: i64 = 1_900_000_000_000;

@@ -1,7 +1,6 @@
 //! Attendees' data rights on SQLite and PostgreSQL: everything kept about a wallet comes out, erasure leaves no
 //! trace of the address while the ledger's totals stay, and old attendance rows are anonymised.
 
-use ticketing::testing::RawSql;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::privacy::ErasureError;
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const NOW: i64 = 1_900_000_000_000;

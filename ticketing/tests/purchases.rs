@@ -1,6 +1,5 @@
 //! The money path, on SQLite and PostgreSQL.
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 
 use chains::derive::BtcAccount;
@@ -13,6 +12,7 @@ use ticketing::purchases::{
 };
 use ticketing::payouts::SettleError;
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";

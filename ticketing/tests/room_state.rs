@@ -1,9 +1,9 @@
 //! Rooms' persistent entities in the store (issue 26): each test runs on SQLite and on PostgreSQL.
 
-use ticketing::testing::RawSql;
 use serde_json::json;
 use ticketing::room_state::EntityWrite;
 use ticketing::store_test;
+use ticketing::testing::RawSql;
 
 fn upsert(event_id: i64, id: &str, owner: &str, x: i64) -> EntityWrite {
     EntityWrite::Upsert {

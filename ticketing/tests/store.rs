@@ -1,9 +1,9 @@
 //! Store tests: each runs on SQLite and on PostgreSQL.
 
-use ticketing::testing::RawSql;
 use ticketing::audit::AuditEntry;
 use ticketing::creators::{AccountName, Tier};
 use ticketing::store_test;
+use ticketing::testing::RawSql;
 
 store_test!(migrations_run_and_ping, |store: Store| async move {
     store.ping().await.unwrap();

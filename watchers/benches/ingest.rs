@@ -16,12 +16,12 @@ mod anvil;
 #[path = "../tests/support/ticketing_fixtures.rs"]
 mod fixtures;
 
-use ticketing::testing::RawSql;
 use std::time::Instant;
 
 use chains::{Chain, Currency};
 use serde_json::json;
 use ticketing::store::Backend;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use watchers::{EvmWatcher, EvmWatcherConfig, PaymentWatcher};
 

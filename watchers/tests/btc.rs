@@ -6,9 +6,9 @@ mod esplora;
 #[path = "support/ticketing_fixtures.rs"]
 mod fixtures;
 
-use ticketing::testing::RawSql;
 use chains::{Chain, Currency};
 use ticketing::store_test;
+use ticketing::testing::RawSql;
 use watchers::{BtcWatcher, BtcWatcherConfig, PaymentWatcher, WatchContext};
 
 use esplora::{payment, Esplora};

@@ -5,9 +5,9 @@ mod anvil;
 #[path = "support/ticketing_fixtures.rs"]
 mod fixtures;
 
-use ticketing::testing::RawSql;
 use chains::{Chain, Currency};
 use ticketing::purchases::PaymentOutcome;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::{EvmWatcher, EvmWatcherConfig, PaymentWatcher, TokenConfig, WatchContext};
 

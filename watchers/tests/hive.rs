@@ -5,7 +5,6 @@
 #[path = "support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
 
-use ticketing::testing::RawSql;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::hive::{HiveConfig, HiveWatcher};
 use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
@@ -66,19 +66,14 @@ async fn hived_serving(history: Vec<Value>, irreversible: Arc<AtomicI64>) -> Rep
 async fn event(store: &Store, price: &str, currency: &str) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, $2, $2, 10, $3, $4, $5, $3, $5, $5) RETURNING id",
-    )
-    .bind(price)
-    .bind(currency)
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .fetch_one(store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(price, currency)
+        .accepts(currency)
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| async move {

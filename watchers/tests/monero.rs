@@ -7,7 +7,6 @@
 #[path = "support/monero_regtest.rs"]
 mod monero_regtest;
 
-use ticketing::testing::RawSql;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use monero_regtest::Regtest;
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, XmrAddresses};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 use watchers::monero::{MoneroConfig, MoneroWalletRpc, MoneroWatcher};
@@ -28,18 +28,14 @@ const PRICE: u64 = 500_000_000_000; // 0.5 XMR
 async fn xmr_event(store: &Store) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, 'XMR', 'XMR', 10, $2, $3, $4, $2, $4, $4) RETURNING id",
-    )
-    .bind(PRICE.to_string())
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .fetch_one(store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(&PRICE.to_string(), "XMR")
+        .accepts("XMR")
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 #[path = "support/jsonrpc_replay.rs"]
 mod jsonrpc_replay;
 
-use ticketing::testing::RawSql;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use jsonrpc_replay::{fixture, result_of, ReplayServer};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::solana::{read_transaction, SolanaConfig, SolanaWatcher, Transfer};
 use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
@@ -96,19 +96,14 @@ async fn sol_event(store: &Store) -> i64 {
 async fn event_priced(store: &Store, price: Amount) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $4, $5, $5, 10, $1, $2, $3, $1, $3, $3) RETURNING id",
-    )
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .bind(price.units.to_string())
-    .bind(price.currency.symbol())
-    .fetch_one(store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(&price.units.to_string(), price.currency.symbol())
+        .accepts(price.currency.symbol())
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 /// A SOL quote whose reference is the recorded case's (the watcher only knows quotes by reference).

@@ -2,7 +2,6 @@
 //! derived addresses, a watch context.
 #![allow(dead_code)]
 
-use ticketing::testing::RawSql;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::rates::StaticRates;
 use ticketing::Store;
+use ticketing::testing::RawSql;
 use watchers::{ChainMetrics, WatchContext};
 
 /// BIP-84 test vector account ("abandon … about"), as in ticketing's tests.
@@ -58,20 +58,15 @@ pub async fn event(store: &Store, seats: i64, currency: Currency, price: &str) -
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
     let amount = Amount::parse(currency, price).unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, $2, $2, $3, $4, $5, $6, $4, $6, $6) RETURNING id",
-    )
-    .bind(amount.units.to_string())
-    .bind(currency.symbol())
-    .bind(seats)
-    .bind(now + 24 * HOUR)
-    .bind(now + 27 * HOUR)
-    .bind(now - HOUR)
-    .fetch_one(store.raw_pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - HOUR)
+        .space_id("hall")
+        .price(&amount.units.to_string(), currency.symbol())
+        .accepts(currency.symbol())
+        .capacity(seats)
+        .starts(now + 24 * HOUR)
+        .ends(now + 27 * HOUR)
+        .insert(store)
+        .await
 }
 
 pub async fn quote(p: &Purchases, event_id: i64, currency: Currency) -> QuoteRow {
