@@ -39,6 +39,7 @@ pub async fn live_event(store: &Store, capacity: i64) -> anyhow::Result<i64> {
         .capacity(capacity)
         .starts(now - 60_000)
         .ends(now + 6 * 3_600_000)
+        .sales(now - 120_000, Some(now + 6 * 3_600_000))
         .try_insert(store)
         .await
         .context("insert event")?;

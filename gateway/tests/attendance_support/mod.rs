@@ -32,6 +32,7 @@ pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 
         .capacity(seats)
         .starts(now + starts_in)
         .ends(now + starts_in + 120 * MIN)
+        .sales(now - MIN, Some(now + starts_in + 120 * MIN))
         .insert(store)
         .await
 }
