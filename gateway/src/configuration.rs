@@ -80,7 +80,7 @@ pub struct AccessSettings {
     /// Challenges issued per client address per minute (0: unlimited).
     pub ip_challenges_per_minute: u32,
     /// `mainnet`, `stagenet` or `testnet`: which Monero addresses may sign in. Bitcoin follows `payments.btc_network`.
-    pub xmr_network: String,
+    pub xmr_network: chains::signature::MoneroNetwork,
 }
 
 impl Default for AccessSettings {
@@ -91,7 +91,7 @@ impl Default for AccessSettings {
             wallet_attempts_per_minute: 10,
             ip_attempts_per_minute: 30,
             ip_challenges_per_minute: 60,
-            xmr_network: "mainnet".into(),
+            xmr_network: chains::signature::MoneroNetwork::Mainnet,
         }
     }
 }
@@ -147,7 +147,7 @@ pub struct PaymentConfig {
     /// Account-level extended public key for Bitcoin receiving addresses (zpub: BIP-84, ypub: BIP-49, xpub: BIP-44).
     pub btc_xpub: Option<String>,
     /// `mainnet`, `testnet`, `signet` or `regtest`: of the receiving addresses, and of the buyers' BTC wallets.
-    pub btc_network: String,
+    pub btc_network: chains::signature::BtcNetwork,
     /// Where `btc_xpub` sits below the wallet's master key, `[fingerprint/path]` (e.g. `[d34db33f/84'/0'/0']`):
     /// written into payout PSBTs and the output descriptor so the wallet holding the seed recognises its keys.
     #[serde(default)]
@@ -325,7 +325,7 @@ impl Default for Settings {
             payments: PaymentConfig {
                 hive_account: "dlux-tickets".into(),
                 btc_xpub: None,
-                btc_network: "mainnet".into(),
+                btc_network: chains::signature::BtcNetwork::Mainnet,
                 btc_key_origin: None,
                 btc_payout_fee_rate: default_btc_payout_fee_rate(),
                 max_address_gap: default_max_address_gap(),

@@ -20,7 +20,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use chains::derive::{BtcAccount, EvmAccount};
-use chains::signature::BtcNetwork;
 use ticketing::purchases::{PaymentSettings, Purchases};
 use crate::payments::price_feed::CoinGecko;
 use ticketing::rates::{CachedRates, RateSource, StaticRates};
@@ -407,13 +406,7 @@ fn log_unpayable_currencies(purchases: &Purchases) {
 pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> {
     let config = &settings.payments;
     let mut payments = PaymentSettings::new(config.hive_account.clone());
-    let network = match config.btc_network.as_str() {
-        "mainnet" | "bitcoin" => BtcNetwork::Mainnet,
-        "testnet" => BtcNetwork::Testnet,
-        "signet" => BtcNetwork::Signet,
-        "regtest" => BtcNetwork::Regtest,
-        other => anyhow::bail!("payments.btc_network `{other}` is not mainnet, testnet, signet or regtest"),
-    };
+    let network = config.btc_network;
     if let Some(key) = &config.btc_xpub {
         payments.btc = Some(BtcAccount::parse(key, network).context("payments.btc_xpub")?);
     }
@@ -720,6 +713,28 @@ mod tests {
         let payments = payment_settings(&settings).unwrap();
         assert_eq!(payments.chain_ids.get(&chains::Chain::Eth), Some(&31337));
         assert_eq!(payments.chain_ids.get(&chains::Chain::Pol), Some(&137), "unconfigured chains keep their mainnet id");
+    }
+
+    /// One parser per network, straight from the configuration: the network named there is the one buyers'
+    /// BTC wallets are checked on (they were once always mainnet) and the one sign-in accepts.
+    #[test]
+    fn networks_come_from_the_configuration_file() {
+        let dir = std::env::temp_dir().join(format!("gateway-networks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gateway.toml");
+        std::fs::write(&file, "[payments]\nbtc_network = \"regtest\"\n[access]\nxmr_network = \"stagenet\"\n").unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.access.xmr_network, chains::signature::MoneroNetwork::Stagenet);
+        let payments = payment_settings(&settings).unwrap();
+        assert_eq!(payments.btc_network, chains::signature::BtcNetwork::Regtest);
+        let vpub = "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x";
+        let regtest_wallet = chains::derive::BtcAccount::parse(vpub, payments.btc_network).unwrap().address(3).unwrap();
+        assert!(chains::address::canonical_address(chains::Chain::Btc, &regtest_wallet, payments.btc_network).is_ok());
+        std::fs::write(&file, "[payments]\nbtc_network = \"bitcoin\"\n").unwrap();
+        assert_eq!(payment_settings(&Settings::load(Some(&file)).unwrap()).unwrap().btc_network, chains::signature::BtcNetwork::Mainnet);
+        std::fs::write(&file, "[payments]\nbtc_network = \"moon\"\n").unwrap();
+        assert!(Settings::load(Some(&file)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

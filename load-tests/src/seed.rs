@@ -32,18 +32,17 @@ pub fn purchases(store: &Store) -> Purchases {
 pub async fn live_event(store: &Store, capacity: i64) -> anyhow::Result<i64> {
     store.set_tier(&AccountName::parse("loadtest").expect("valid name"), Tier::Pro, None, "load-tests").await?;
     let now = ticketing::now_ms();
-    let id = sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('loadtest', 'Load test', 'custom', 's', '500', 'USD', 'ETH', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
-    )
-    .bind(capacity)
-    .bind(now - 60_000)
-    .bind(now + 6 * 3_600_000)
-    .bind(now - 120_000)
-    .fetch_one(store.pool())
-    .await
-    .context("insert event")?;
+    let id = ticketing::testing::SeedEvent::new(now - 120_000)
+        .creator("loadtest")
+        .title("Load test")
+        .price("500", "USD")
+        .capacity(capacity)
+        .starts(now - 60_000)
+        .ends(now + 6 * 3_600_000)
+        .sales(now - 120_000, Some(now + 6 * 3_600_000))
+        .try_insert(store)
+        .await
+        .context("insert event")?;
     Ok(id)
 }
 

@@ -11,6 +11,7 @@ use chains::{Amount, Currency};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 
@@ -29,7 +30,7 @@ async fn event(store: &Store) -> i64 {
     .bind(now + 86_400_000)
     .bind(now + 90_000_000)
     .bind(now - 1_000)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -58,7 +59,7 @@ async fn run(backend: Backend) {
         t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    let held: i64 = sqlx::query_scalar("SELECT seats_held FROM events WHERE id = $1").bind(event_id).fetch_one(store.pool()).await.unwrap();
+    let held: i64 = sqlx::query_scalar("SELECT seats_held FROM events WHERE id = $1").bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(held as usize, QUOTES + 50, "every quote holds exactly one seat");
     println!("{backend:?}: {QUOTES} quotes from {CONCURRENCY} concurrent buyers in {secs:.2} s = {:.0} quotes/s", QUOTES as f64 / secs);
 }

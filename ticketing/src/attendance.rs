@@ -148,6 +148,17 @@ impl Store {
         Ok(id)
     }
 
+    /// A ticket's status, holder and the time its holder spent in the event's room (what a completion
+    /// certificate states).
+    pub async fn ticket_attendance(&self, ticket_id: i64) -> Result<Option<TicketAttendance>, StoreError> {
+        Ok(sqlx::query_as::<_, TicketAttendance>(
+            "SELECT status, wallet_address, chain, total_duration_secs FROM tickets WHERE id = $1",
+        )
+        .bind(ticket_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Bans a ticket: it can never enter again. Audited.
     pub async fn ban_ticket(&self, ticket_id: i64, actor: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -358,6 +369,16 @@ pub enum AttendanceChange {
     /// The session's coarse country (ISO 3166 alpha-2), from the gateway's IP lookup.
     Located { session_id: String, country: String },
     Closed { session_id: String, at: i64, reason: String },
+}
+
+/// See [`Store::ticket_attendance`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TicketAttendance {
+    #[sqlx(try_from = "String")]
+    pub status: crate::purchases::TicketStatus,
+    pub wallet_address: String,
+    pub chain: String,
+    pub total_duration_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]

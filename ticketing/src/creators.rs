@@ -140,6 +140,14 @@ pub struct ProfileUpdate {
     pub links: Option<Vec<String>>,
 }
 
+/// Where a creator's webhook deliveries go: the creator, the URL and the signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    pub creator: String,
+    pub url: String,
+    pub secret: String,
+}
+
 impl Store {
     pub async fn creator(&self, account: &AccountName) -> Result<Option<Creator>, StoreError> {
         let row = sqlx::query_as::<_, CreatorRow>(
@@ -241,5 +249,39 @@ mod tests {
         };
         assert_eq!(c.effective_tier(999), Tier::Premium);
         assert_eq!(c.effective_tier(1_000), Tier::Free);
+    }
+}
+
+impl Store {
+    /// The webhook of the creator of `event_id`, if that creator set one.
+    pub async fn webhook_target(&self, event_id: i64) -> Result<Option<WebhookTarget>, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT c.account, c.webhook_url, c.webhook_secret FROM events e JOIN creators c ON c.account = e.creator_account WHERE e.id = $1",
+        )
+        .bind(event_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some((creator, Some(url), Some(secret))) => Some(WebhookTarget { creator, url, secret }),
+            _ => None,
+        })
+    }
+
+    /// Sets the creator's webhook URL and secret, or with `None` clears them. The caller audits the change.
+    pub async fn set_webhook(
+        &self,
+        account: &AccountName,
+        url: Option<&str>,
+        secret: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE creators SET webhook_url = $2, webhook_secret = $3, updated_at = $4 WHERE account = $1")
+            .bind(account.as_str())
+            .bind(url)
+            .bind(secret)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

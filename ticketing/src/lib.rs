@@ -8,11 +8,13 @@
 pub mod analytics;
 pub mod attendance;
 pub mod audit;
+pub mod creator_login;
 pub mod creators;
 pub mod cursors;
 pub mod privacy;
 pub mod purchases;
 pub mod events;
+pub mod new_rows;
 pub mod pairings;
 pub mod payouts;
 pub mod rates;

@@ -35,4 +35,14 @@ impl Store {
     pub async fn purge_spent(&self, now: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM used_challenges WHERE expires_at < $1").bind(now).execute(self.pool()).await?.rows_affected())
     }
+
+    /// Forgets used challenge nonces and signed messages (kinds `nonce` and `signature`) that expired before
+    /// `before`; session tokens and other kinds are kept for [`Store::purge_spent`].
+    pub async fn purge_spent_proofs(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM used_challenges WHERE kind IN ('nonce', 'signature') AND expires_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
 }

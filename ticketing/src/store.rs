@@ -115,7 +115,9 @@ impl Store {
         Ok(())
     }
 
-    pub fn pool(&self) -> &AnyPool {
+    /// The pool, for this crate's queries only: every table has one owner, and it is this crate (tests reach
+    /// it through `testing::RawSql`).
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 

@@ -11,6 +11,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::derivation::AddressReuse;
 use ticketing::purchases::{PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
@@ -35,7 +36,7 @@ async fn event(store: &Store) -> i64 {
     .bind(NOW + 24 * 60 * MINUTE)
     .bind(NOW + 27 * 60 * MINUTE)
     .bind(NOW - MINUTE)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -85,7 +86,7 @@ store_test!(anonymous_quotes_cannot_push_the_derivation_index_past_the_gap, |sto
     assert_eq!(reused.payment_address, account.address(0).unwrap());
     let released: Option<i64> = sqlx::query_scalar("SELECT derivation_index FROM quotes WHERE id = $1")
         .bind(&quotes[0].id)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(released, None, "the expired quote gave its index up");
@@ -101,7 +102,7 @@ store_test!(anonymous_quotes_cannot_push_the_derivation_index_past_the_gap, |sto
     // Paid: 0 (the reused index's new quote) and 1; 2 (reused again), 3 and 4 unpaid: a run of 3 after the last paid.
     assert_eq!(report.indexes_in_use, 5);
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'derivation.reused'")
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(audited, 2);

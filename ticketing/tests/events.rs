@@ -11,6 +11,7 @@ use ticketing::events::{
 };
 use ticketing::rates::StaticRates;
 use ticketing::ratings::{NewRating, RatingError, Stars};
+use ticketing::testing::RawSql;
 use ticketing::{now_ms, store_test, Store};
 
 const HOUR: i64 = 3_600_000;
@@ -67,7 +68,7 @@ async fn quote(store: &Store, event_id: i64, chain: &str, wallet: &str, status: 
     .bind(status)
     .bind(holds_seat as i64)
     .bind(now_ms() + HOUR)
-    .execute(store.pool())
+    .execute(store.raw_pool())
     .await
     .unwrap();
     id
@@ -86,10 +87,10 @@ async fn ticket(store: &Store, event_id: i64, chain: &str, wallet: &str, currenc
     .bind(wallet)
     .bind(currency)
     .bind(units)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
-    sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1").bind(event_id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1").bind(event_id).execute(store.raw_pool()).await.unwrap();
     id
 }
 
@@ -100,7 +101,7 @@ async fn end_event(store: &Store, id: i64) {
         .bind(now - 2 * DAY)
         .bind(now - DAY)
         .bind(now - 3 * DAY)
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await
         .unwrap();
 }
@@ -132,7 +133,7 @@ store_test!(edits_respect_sold_and_held_seats, |store: Store| async move {
     let alice = creator(&store, "alice").await;
     let start = now_ms() + DAY;
     let id = new_event(&store, &alice, input(start)).await;
-    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(store.raw_pool()).await.unwrap();
     let now = now_ms();
     // Held seats alone: the price may drop, the schedule may not move.
     let e = store.update_event(id, &EventPatch { ticket_price: Some("20".into()), ..Default::default() }, "alice", now).await.unwrap();
@@ -169,14 +170,14 @@ store_test!(cancel_releases_holds_and_cancels_tickets, |store: Store| async move
     let alice = creator(&store, "alice").await;
     let id = new_event(&store, &alice, input(now_ms() + DAY)).await;
     let open = quote(&store, id, "hive", "bob", "awaiting_payment", true).await;
-    sqlx::query("UPDATE events SET seats_held = 1 WHERE id = $1").bind(id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET seats_held = 1 WHERE id = $1").bind(id).execute(store.raw_pool()).await.unwrap();
     let sold = ticket(&store, id, "hive", "carol", "HIVE", "100000").await;
     let now = now_ms();
     let e = store.cancel_event(id, "alice", now).await.unwrap();
     assert_eq!((e.stored_status, e.cancelled_at, e.seats_held), (StoredStatus::Cancelled, Some(now), 0));
-    let status: String = sqlx::query_scalar("SELECT status FROM quotes WHERE id = $1").bind(&open).fetch_one(store.pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM quotes WHERE id = $1").bind(&open).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(status, "cancelled");
-    let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(sold).fetch_one(store.pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(sold).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(status, "cancelled");
     assert!(matches!(store.cancel_event(id, "alice", now).await, Err(EventChangeError::AlreadyCancelled)));
     let actions: HashSet<String> = store.audit_entries(None, 50).await.unwrap().into_iter().map(|a| a.action).collect();
@@ -281,7 +282,7 @@ store_test!(creator_sales_sum_valid_tickets_by_currency, |store: Store| async mo
     ticket(&store, a, "eth", "0xb", "ETH", "200000000000000000000").await;
     ticket(&store, a, "hive", "carol", "HIVE", "5000").await;
     let refunded = ticket(&store, b, "hive", "dave", "HIVE", "7000").await;
-    sqlx::query("UPDATE tickets SET status = 'refunded' WHERE id = $1").bind(refunded).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE tickets SET status = 'refunded' WHERE id = $1").bind(refunded).execute(store.raw_pool()).await.unwrap();
     let sales: HashMap<i64, Vec<Amount>> = store.creator_sales(&alice).await.unwrap();
     assert_eq!(
         sales[&a],

@@ -8,6 +8,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::payouts::{batches, HoldReason, SettleError};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const NOW: i64 = 1_900_000_000_000;
@@ -35,7 +36,7 @@ async fn event(store: &Store, creator: &str) -> i64 {
     .bind(NOW + 24 * HOUR)
     .bind(NOW + 27 * HOUR)
     .bind(NOW - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -106,13 +107,13 @@ store_test!(a_payout_without_an_address_is_held_and_a_change_moves_every_unsettl
 
     // Every change is audited with what it replaced.
     let audits: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'payout_address.set' ORDER BY id")
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(audits.len(), 2);
     let last: serde_json::Value = serde_json::from_str(&audits[1]).unwrap();
     assert_eq!(last, serde_json::json!({ "chain": "hive", "address": "alice.cold", "previous": "alice.pay", "unsettled_payouts": 1 }));
-    let settled: String = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'ledger.settled'").fetch_one(store.pool()).await.unwrap();
+    let settled: String = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'ledger.settled'").fetch_one(store.raw_pool()).await.unwrap();
     assert!(settled.contains("\"paid_to\":\"alice.pay\""), "{settled}");
 });
 

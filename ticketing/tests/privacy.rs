@@ -10,6 +10,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::privacy::ErasureError;
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const NOW: i64 = 1_900_000_000_000;
@@ -38,7 +39,7 @@ async fn event(store: &Store) -> i64 {
     .bind(NOW + HOUR)
     .bind(NOW + 3 * HOUR)
     .bind(NOW - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -100,7 +101,7 @@ async fn attend(store: &Store, event_id: i64, ticket_id: i64, wallet: &str, sess
 /// Sum of every ledger amount by (kind, currency), and the number of entries.
 async fn ledger_totals(store: &Store) -> (BTreeMap<(String, String), u128>, usize) {
     let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries")
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
     let mut totals = BTreeMap::new();
@@ -123,7 +124,7 @@ async fn traces(store: &Store, text: &str) -> i64 {
         "SELECT COUNT(*) FROM used_challenges WHERE wallet = $1",
         "SELECT COUNT(*) FROM audit_log WHERE actor = $1 OR subject = $1 OR detail <> REPLACE(detail, $1, '')",
     ] {
-        n += sqlx::query_scalar::<_, i64>(sql).bind(text).fetch_one(store.pool()).await.unwrap();
+        n += sqlx::query_scalar::<_, i64>(sql).bind(text).fetch_one(store.raw_pool()).await.unwrap();
     }
     n
 }
@@ -140,14 +141,14 @@ store_test!(export_then_erase_keeps_the_ledger_and_no_trace_of_the_wallet, |stor
         .bind(event_id)
         .bind(CAROL)
         .bind(NOW + 4 * HOUR)
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await
         .unwrap();
     sqlx::query("INSERT INTO used_challenges (key, kind, event_id, wallet, expires_at, used_at) VALUES ('access:k1', 'nonce', $1, $2, $3, $3)")
         .bind(event_id)
         .bind(CAROL)
         .bind(NOW)
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await
         .unwrap();
 
@@ -171,11 +172,11 @@ store_test!(export_then_erase_keeps_the_ledger_and_no_trace_of_the_wallet, |stor
     assert!(matches!(store.erase_wallet("hive", CAROL, TOKEN, NOW + 2 * HOUR).await, Err(ErasureError::TicketInUse)));
 
     // The quote remembers the client address that asked for it (for the open-quote limits); erasure drops it.
-    sqlx::query("UPDATE quotes SET client_address = '192.0.2.7' WHERE wallet_address = $1").bind(CAROL).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET client_address = '192.0.2.7' WHERE wallet_address = $1").bind(CAROL).execute(store.raw_pool()).await.unwrap();
     let before = ledger_totals(&store).await;
     let erased = store.erase_wallet("hive", CAROL, TOKEN, after_event).await.unwrap();
     let addresses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address IS NOT NULL")
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(addresses, 0, "no client address is kept for the erased wallet's quotes");

@@ -12,6 +12,7 @@ use ticketing::purchases::{
 };
 use ticketing::payouts::SettleError;
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
@@ -42,7 +43,7 @@ async fn event(store: &Store, seats: i64, price: (Currency, &str), accepts: &str
     .bind(NOW + 24 * HOUR)
     .bind(NOW + 27 * HOUR)
     .bind(NOW - HOUR)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap()
 }
@@ -70,7 +71,7 @@ fn report(quote: &ticketing::purchases::QuoteRow, txid: &str, units: u128, confi
 }
 
 async fn seats(store: &Store, event_id: i64) -> (i64, i64) {
-    sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.pool()).await.unwrap()
+    sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.raw_pool()).await.unwrap()
 }
 
 store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| async move {
@@ -92,7 +93,7 @@ store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| a
     assert_eq!((ok, sold_out), (10, 990));
     assert_eq!(seats(&store, event_id).await, (10, 0));
     let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND status = 'awaiting_payment'")
-        .bind(event_id).fetch_one(store.pool()).await.unwrap();
+        .bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(live, 10);
 });
 
@@ -128,7 +129,7 @@ store_test!(open_quotes_are_limited_per_client_address_and_per_wallet, |store: S
         sqlx::query_as("SELECT id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, memo, \
              reference, derivation_index, status, holds_seat, received_units, confirmations, confirmations_required, created_at, \
              expires_at FROM quotes WHERE client_address = '10.0.0.1' AND event_id = $1 ORDER BY created_at LIMIT 1")
-            .bind(event_id).fetch_one(store.pool()).await.unwrap();
+            .bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
     p.report_payment(report(&first, "tx-first", first.amount().unwrap().units, 1, true), NOW + 3000).await.unwrap();
     p.create_quote_from(hive_quote(event_id, "erin"), Some("10.0.0.1"), NOW + 3000).await.unwrap();
     // And once the quotes expire, the address may ask again.
@@ -136,7 +137,7 @@ store_test!(open_quotes_are_limited_per_client_address_and_per_wallet, |store: S
     p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
     p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
     let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.0.0.1'")
-        .fetch_one(store.pool()).await.unwrap();
+        .fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(recorded, 6, "every quote records the address that asked for it");
 });
 
@@ -202,7 +203,7 @@ store_test!(concurrent_quotes_from_one_address_respect_the_limit_and_the_cap, |s
         }
     }
     let from_one: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.9.9.9'")
-        .fetch_one(store.pool()).await.unwrap();
+        .fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(from_one, 4, "the limit holds under concurrency");
     assert_eq!(granted, 104);
     assert_eq!(seats(&store, event_id).await, (50, 0), "holds capped at half of the unsold seats");
@@ -306,7 +307,7 @@ store_test!(two_outputs_complete_a_quote, |store: Store| async move {
     assert!(matches!(p.report_payment(report(&quote, "tx1", 20_000, 1, true), NOW + 1).await.unwrap(), PaymentOutcome::Partial { .. }));
     assert!(matches!(p.report_payment(report(&quote, "tx2", 5_000, 1, true), NOW + 2).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
     let credited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1 AND status = 'credited'")
-        .bind(&quote.id).fetch_one(store.pool()).await.unwrap();
+        .bind(&quote.id).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(credited, 2);
 });
 
@@ -349,7 +350,7 @@ store_test!(cancellation_refunds_tickets_and_cancels_payouts, |store: Store| asy
     let paid = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
     p.report_payment(report(&paid, "tx1", 26_000, 1, true), NOW + 1).await.unwrap();
     let open = p.create_quote(hive_quote(event_id, "carol"), NOW).await.unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.raw_pool().begin().await.unwrap();
     sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1").bind(event_id).execute(&mut *tx).await.unwrap();
     on_event_cancelled(&mut tx, event_id, NOW + 2).await.unwrap();
     tx.commit().await.unwrap();
@@ -488,7 +489,7 @@ async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u6
     outcomes.push(format!("{:?}", p.report_payment(report(&q[0], "tx0", 25_000, 9, true), NOW + 3).await.unwrap()));
 
     let rows = |sql: &'static str| async move {
-        sqlx::query_as::<_, (String,)>(sql).fetch_all(store.pool()).await.unwrap().into_iter().map(|(r,)| r).collect::<Vec<_>>()
+        sqlx::query_as::<_, (String,)>(sql).fetch_all(store.raw_pool()).await.unwrap().into_iter().map(|(r,)| r).collect::<Vec<_>>()
     };
     let mut dump = Vec::new();
     dump.extend(rows("SELECT wallet_address || '|' || status || '|' || holds_seat || '|' || received_units || '|' || confirmations \
@@ -580,7 +581,7 @@ store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == "refund")
-        .map(|e| (e.amount_units, e.status))
+        .map(|e| (e.amount_units, e.status.to_string()))
         .collect();
     refunds.sort();
     assert_eq!(

@@ -3,6 +3,7 @@
 use serde_json::json;
 use ticketing::room_state::EntityWrite;
 use ticketing::store_test;
+use ticketing::testing::RawSql;
 
 fn upsert(event_id: i64, id: &str, owner: &str, x: i64) -> EntityWrite {
     EntityWrite::Upsert {
@@ -32,8 +33,8 @@ store_test!(entities_are_upserted_removed_and_read_back_per_room, |store: Store|
 store_test!(a_failed_batch_writes_nothing, |store: Store| async move {
     // The store fails mid-batch (here: its table is gone): nothing of the batch is written.
     store.write_room_entities(&[upsert(7, "box", "a", 1)], 1_000).await.unwrap();
-    sqlx::query("ALTER TABLE room_entities RENAME TO room_entities_gone").execute(store.pool()).await.unwrap();
+    sqlx::query("ALTER TABLE room_entities RENAME TO room_entities_gone").execute(store.raw_pool()).await.unwrap();
     assert!(store.write_room_entities(&[upsert(7, "box", "b", 2)], 2_000).await.is_err());
-    sqlx::query("ALTER TABLE room_entities_gone RENAME TO room_entities").execute(store.pool()).await.unwrap();
+    sqlx::query("ALTER TABLE room_entities_gone RENAME TO room_entities").execute(store.raw_pool()).await.unwrap();
     assert_eq!(store.room_entities(7, 10).await.unwrap()[0]["owner"], "a");
 });

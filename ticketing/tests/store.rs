@@ -3,10 +3,11 @@
 use ticketing::audit::AuditEntry;
 use ticketing::creators::{AccountName, Tier};
 use ticketing::store_test;
+use ticketing::testing::RawSql;
 
 store_test!(migrations_run_and_ping, |store: Store| async move {
     store.ping().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors").fetch_one(store.pool()).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(tables, 0);
 });
 
@@ -42,20 +43,20 @@ store_test!(oversell_is_impossible_at_the_schema_level, |store: Store| async mov
          supported_crypto, max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
          VALUES ('alice', 't', 'custom', 's', '100', 'HIVE', 'HIVE', 2, 10, 20, 0, 10, 0, 0)",
     )
-    .execute(store.pool())
+    .execute(store.raw_pool())
     .await
     .unwrap();
-    let ok = sqlx::query("UPDATE events SET seats_held = 2").execute(store.pool()).await;
+    let ok = sqlx::query("UPDATE events SET seats_held = 2").execute(store.raw_pool()).await;
     assert!(ok.is_ok());
-    let over = sqlx::query("UPDATE events SET tickets_sold = 1").execute(store.pool()).await;
+    let over = sqlx::query("UPDATE events SET tickets_sold = 1").execute(store.raw_pool()).await;
     assert!(over.is_err(), "the CHECK constraint must refuse seats_held + tickets_sold > max_attendees");
 });
 
 store_test!(payments_are_unique_per_output, |store: Store| async move {
     let insert = "INSERT INTO payments (chain, txid, output_index, currency, amount_units, to_address, status, \
                   first_seen_at, updated_at) VALUES ('btc', 'ab', 0, 'BTC', '1000', 'bc1q', 'seen', 0, 0)";
-    sqlx::query(insert).execute(store.pool()).await.unwrap();
-    assert!(sqlx::query(insert).execute(store.pool()).await.is_err());
+    sqlx::query(insert).execute(store.raw_pool()).await.unwrap();
+    assert!(sqlx::query(insert).execute(store.raw_pool()).await.is_err());
 });
 
 store_test!(attendance_counts_time_before_the_start_apart, |store: Store| async move {
@@ -71,7 +72,7 @@ store_test!(attendance_counts_time_before_the_start_apart, |store: Store| async 
     )
     .bind(start)
     .bind(end)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     let opened = AttendanceChange::Opened {
@@ -99,7 +100,7 @@ store_test!(a_pairing_is_signed_once_and_delivered_once_even_when_raced, |store:
     // Only the opener's secret finds it from the waiting side; the row keeps no secret in clear.
     assert!(store.pairing_for_waiter(&opened.code, "guess").await.unwrap().is_none());
     assert!(store.pairing_for_waiter(&opened.code, &opened.secret).await.unwrap().is_some());
-    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM pairings").fetch_one(store.pool()).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM pairings").fetch_one(store.raw_pool()).await.unwrap();
     assert_ne!(stored, opened.secret);
 
     // Eight phones submit at once: one wins, the others find it used.

@@ -74,6 +74,7 @@ async fn main() {
         length,
         interval_ms: 1,
         tcp: false,
+        tls: false,
     };
     let scenarios = [
         Scenario {

@@ -21,6 +21,7 @@ use std::time::Instant;
 use chains::{Chain, Currency};
 use serde_json::json;
 use ticketing::store::Backend;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use watchers::{EvmWatcher, EvmWatcherConfig, PaymentWatcher};
 
@@ -106,13 +107,13 @@ async fn main() {
         reported += r.reported_final;
         if !r.behind && reported < payments as u64 {
             let by_status: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM payments GROUP BY status")
-                .fetch_all(store.pool()).await.unwrap();
+                .fetch_all(store.raw_pool()).await.unwrap();
             let pool: serde_json::Value = anvil.call("txpool_status", json!([])).await;
             panic!("{r:?}\npayments by status: {by_status:?}, skipped: {}, pool: {pool}", ctx.metrics().skipped.get());
         }
     }
     let ingest = t.elapsed();
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(tickets, payments as i64);
     println!(
         "ingest ({backend:?}): {payments} payments found, reported and credited ({tickets} tickets) in {ingest:.2?} = {:.0} payments/s",

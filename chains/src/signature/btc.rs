@@ -28,14 +28,26 @@ use super::{secp, Scheme, SignatureError, SignatureVerifier, VerifiedSigner};
 use crate::Chain;
 
 /// Which network's addresses to accept. Mainnet unless configured otherwise.
+///
+/// Spelt `mainnet` (or `bitcoin`), `testnet`, `signet`, `regtest`; the serde form is the one parser, used by the
+/// configuration file and, through `FromStr`, the command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BtcNetwork {
     #[default]
+    #[serde(alias = "bitcoin")]
     Mainnet,
     Testnet,
     Signet,
     Regtest,
+}
+
+impl FromStr for BtcNetwork {
+    type Err = serde::de::value::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        BtcNetwork::deserialize(serde::de::IntoDeserializer::into_deserializer(name))
+    }
 }
 
 impl BtcNetwork {
@@ -293,6 +305,17 @@ fn witness_items<const N: usize>(witness: &Witness) -> Result<[&[u8]; N], Signat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_parse_from_their_configuration_names() {
+        assert_eq!("mainnet".parse::<BtcNetwork>().unwrap(), BtcNetwork::Mainnet);
+        assert_eq!("bitcoin".parse::<BtcNetwork>().unwrap(), BtcNetwork::Mainnet);
+        assert_eq!("regtest".parse::<BtcNetwork>().unwrap(), BtcNetwork::Regtest);
+        assert_eq!("signet".parse::<BtcNetwork>().unwrap(), BtcNetwork::Signet);
+        assert!("Mainnet".parse::<BtcNetwork>().is_err());
+        assert_eq!("stagenet".parse::<super::super::monero::MoneroNetwork>().unwrap(), super::super::monero::MoneroNetwork::Stagenet);
+        assert!("regtest".parse::<super::super::monero::MoneroNetwork>().is_err());
+    }
 
     #[test]
     fn bip322_message_hash_matches_spec() {

@@ -32,6 +32,16 @@ pub enum MoneroNetwork {
     Testnet,
 }
 
+/// The configuration's spelling (`mainnet`, `stagenet`, `testnet`), the one parser for the configuration file
+/// and the command line.
+impl std::str::FromStr for MoneroNetwork {
+    type Err = serde::de::value::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        MoneroNetwork::deserialize(serde::de::IntoDeserializer::into_deserializer(name))
+    }
+}
+
 impl MoneroNetwork {
     /// Base58 varint tags: (standard, integrated, subaddress), from cryptonote_config.h.
     const fn prefixes(self) -> [u64; 3] {

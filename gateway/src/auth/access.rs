@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
-use ticketing::audit::{self, AuditEntry};
+use ticketing::audit::AuditEntry;
 
 use crate::configuration::{AccessSettings, Settings};
 use crate::metrics::{Metrics, ReasonLabels};
@@ -113,7 +113,7 @@ impl AccessError {
         AccessError::Denied { reason, detail: detail.into() }
     }
 
-    fn store(err: sqlx::Error) -> Self {
+    fn store(err: ticketing::StoreError) -> Self {
         tracing::error!(error = %err, "access store error");
         AccessError::Unavailable { code: "store_unavailable", detail: "the database did not answer".into() }
     }
@@ -218,8 +218,8 @@ impl AccessGuard {
             uri: public_url.to_owned(),
             challenge_ttl_ms: millis(config.challenge_ttl_secs, "access.challenge_ttl_secs")?,
             seed_window_ms: millis(config.seed_message_window_secs, "access.seed_message_window_secs")?,
-            btc_network: parse_btc_network(&settings.payments.btc_network).context("payments.btc_network")?,
-            xmr_network: parse_xmr_network(&config.xmr_network).context("access.xmr_network")?,
+            btc_network: settings.payments.btc_network,
+            xmr_network: config.xmr_network,
             by_wallet: RateLimiter::new(config.wallet_attempts_per_minute),
             by_ip: RateLimiter::new(config.ip_attempts_per_minute),
             challenges_by_ip: RateLimiter::new(config.ip_challenges_per_minute),
@@ -369,20 +369,12 @@ impl AccessGuard {
     /// Inserts the used nonce or message; the primary key makes the second of two uses fail, on any node.
     async fn consume(&self, used: &Used, event_id: i64, wallet: &str, now: i64) -> Result<(), AccessError> {
         self.sweep(now).await;
-        let inserted = sqlx::query(
-            "INSERT INTO used_challenges (key, kind, event_id, wallet, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&used.key)
-        .bind(used.kind)
-        .bind(event_id)
-        .bind(wallet)
-        .bind(used.expires_at)
-        .bind(now)
-        .execute(self.store.pool())
-        .await
-        .map_err(AccessError::store)?;
-        if inserted.rows_affected() == 0 {
+        let fresh = self
+            .store
+            .spend_once(&used.key, used.kind, Some(event_id), Some(wallet), used.expires_at, now)
+            .await
+            .map_err(AccessError::store)?;
+        if !fresh {
             return Err(AccessError::denied("replayed", "this signed message has already been used; sign a new one"));
         }
         Ok(())
@@ -396,12 +388,9 @@ impl AccessGuard {
         {
             return;
         }
-        let swept = sqlx::query("DELETE FROM used_challenges WHERE kind IN ('nonce', 'signature') AND expires_at < $1")
-            .bind(now - SWEEP_MARGIN_MS)
-            .execute(self.store.pool())
-            .await;
+        let swept = self.store.purge_spent_proofs(now - SWEEP_MARGIN_MS).await;
         match swept {
-            Ok(done) if done.rows_affected() > 0 => tracing::debug!(rows = done.rows_affected(), "used challenges swept"),
+            Ok(rows) if rows > 0 => tracing::debug!(rows, "used challenges swept"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "used challenge sweep failed"),
         }
@@ -427,7 +416,7 @@ impl AccessGuard {
             .subject(&wallet)
             .remote(remote.as_deref())
             .detail(serde_json::json!({ "reason": reason, "chain": req.chain.chars().take(16).collect::<String>() }));
-        if let Err(err) = audit::record(self.store.pool(), &entry).await {
+        if let Err(err) = self.store.audit(&entry).await {
             tracing::warn!(error = %err, "cannot audit an access denial");
         }
     }
@@ -523,25 +512,6 @@ fn seed_message(event_id: i64, at: i64) -> String {
 
 fn parse_chain(chain: &str) -> Result<Chain, AccessError> {
     chain.parse().map_err(|_| AccessError::malformed("unknown_chain", format!("`{chain}` is not a supported chain")))
-}
-
-pub fn parse_btc_network(name: &str) -> anyhow::Result<BtcNetwork> {
-    Ok(match name {
-        "mainnet" | "bitcoin" => BtcNetwork::Mainnet,
-        "testnet" => BtcNetwork::Testnet,
-        "signet" => BtcNetwork::Signet,
-        "regtest" => BtcNetwork::Regtest,
-        other => anyhow::bail!("`{other}` is not mainnet, testnet, signet or regtest"),
-    })
-}
-
-pub fn parse_xmr_network(name: &str) -> anyhow::Result<MoneroNetwork> {
-    Ok(match name {
-        "mainnet" => MoneroNetwork::Mainnet,
-        "stagenet" => MoneroNetwork::Stagenet,
-        "testnet" => MoneroNetwork::Testnet,
-        other => anyhow::bail!("`{other}` is not mainnet, stagenet or testnet"),
-    })
 }
 
 /// Attempts per key (a wallet or an address): `per_minute` in a burst, refilled continuously

@@ -24,6 +24,7 @@ use axum::http::HeaderMap;
 use chains::signature::{verify_hive_account, SignatureError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use ticketing::creator_login::{NewChallenge, StoredChallenge};
 use ticketing::creators::{AccountName, Creator};
 
 use super::token::{seal, unseal};
@@ -110,45 +111,11 @@ pub async fn issue_challenge(
         rfc3339(now),
         rfc3339(expires_at),
     );
-    let mut tx = state.store.pool().begin().await.map_err(store_error)?;
-    // Issuing needs no authentication, so storage is bounded: askers are rate-limited per address, expired
-    // challenges go, and each asker keeps only its newest few open ones for an account. Pruning is per asker,
-    // so anonymous requests for someone else's account cannot evict the challenge they are about to sign.
-    sqlx::query("DELETE FROM creator_login_challenges WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-    sqlx::query(
-        "INSERT INTO creator_login_challenges (nonce, account, message, expires_at, created_at, requester) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&nonce)
-    .bind(account.as_str())
-    .bind(&message)
-    .bind(expires_at)
-    .bind(now)
-    .bind(requester)
-    .execute(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    sqlx::query(
-        "DELETE FROM creator_login_challenges WHERE account = $1 AND requester = $3 AND nonce NOT IN \
-         (SELECT nonce FROM creator_login_challenges WHERE account = $1 AND requester = $3 \
-          ORDER BY created_at DESC, nonce LIMIT $2)",
-    )
-    .bind(account.as_str())
-    .bind(OPEN_CHALLENGES_PER_ASKER)
-    .bind(requester)
-    .execute(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    tx.commit().await.map_err(store_error)?;
+    // Issuing needs no authentication, so storage is bounded (see `ticketing::creator_login`); askers are
+    // rate-limited per address before they get here.
+    let challenge = NewChallenge { nonce: &nonce, account: account.as_str(), message: &message, requester, expires_at };
+    state.store.creator_challenges().issue(&challenge, OPEN_CHALLENGES_PER_ASKER, now).await?;
     Ok(IssuedChallenge { account: account.to_string(), message, nonce, expires_at: rfc3339(expires_at) })
-}
-
-fn store_error(e: sqlx::Error) -> ApiError {
-    ticketing::StoreError::Database(e).into()
 }
 
 fn signature_error(e: SignatureError) -> ApiError {
@@ -158,12 +125,6 @@ fn signature_error(e: SignatureError) -> ApiError {
         }
         other => ApiError::unauthorized(other.code(), other.to_string()),
     }
-}
-
-struct StoredChallenge {
-    nonce: String,
-    message: String,
-    expires_at: i64,
 }
 
 /// Verifies a signed challenge for `account` (by its message) and consumes it. Returns the account on success.
@@ -178,54 +139,34 @@ pub async fn login_with_message(
         .lines()
         .find_map(|l| l.strip_prefix("Nonce: "))
         .ok_or_else(|| ApiError::unauthorized("unknown_challenge", "the message is not a challenge issued here"))?;
-    let used: Option<String> = sqlx::query_scalar("SELECT key FROM used_challenges WHERE key = $1")
-        .bind(challenge_key(nonce))
-        .fetch_optional(state.store.pool())
-        .await
-        .map_err(store_error)?;
-    if used.is_some() {
+    let challenges = state.store.creator_challenges();
+    if challenges.is_used(&challenge_key(nonce)).await? {
         return Err(ApiError::unauthorized("challenge_used", "this challenge has already been used; fetch a new one"));
     }
-    let row: Option<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT nonce, account, message, expires_at FROM creator_login_challenges WHERE nonce = $1",
-    )
-    .bind(nonce)
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(store_error)?;
-    let Some((nonce, issued_to, issued_message, expires_at)) = row else {
+    let Some(stored) = challenges.by_nonce(nonce).await? else {
         return Err(ApiError::unauthorized("unknown_challenge", "the message is not a challenge issued here"));
     };
-    if issued_to != account.as_str() || issued_message != message {
+    if stored.account != account.as_str() || stored.message != message {
         return Err(ApiError::unauthorized("challenge_mismatch", "the message differs from the challenge issued"));
     }
-    if now >= expires_at {
+    if now >= stored.expires_at {
         return Err(ApiError::unauthorized("challenge_expired", "the challenge has expired; fetch a new one"));
     }
     verify_hive_account(account.as_str(), message.as_bytes(), signature, &*state.hive_keys)
         .await
         .map_err(signature_error)?;
-    consume(state, account, &StoredChallenge { nonce, message: issued_message, expires_at }, now).await
+    consume(state, &stored, now).await
 }
 
 /// The header form: tries the account's newest open challenges, whoever asked for them, against the signature.
 /// Askers are rate-limited, so the few an attacker can add cost a few signature checks, and the POST form (by
 /// nonce) is not affected at all.
 async fn login_with_header(state: &AppState, account: &AccountName, signature: &str, now: i64) -> Result<(), ApiError> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT nonce, message, expires_at FROM creator_login_challenges WHERE account = $1 AND expires_at > $2 \
-         ORDER BY created_at DESC LIMIT $3",
-    )
-    .bind(account.as_str())
-    .bind(now)
-    .bind(HEADER_FORM_CANDIDATES)
-    .fetch_all(state.store.pool())
-    .await
-    .map_err(store_error)?;
+    let rows = state.store.creator_challenges().open_for(account.as_str(), now, HEADER_FORM_CANDIDATES).await?;
     let mut last = ApiError::unauthorized("no_open_challenge", "fetch a challenge and sign it first");
-    for (nonce, message, expires_at) in rows {
-        match verify_hive_account(account.as_str(), message.as_bytes(), signature, &*state.hive_keys).await {
-            Ok(_) => return consume(state, account, &StoredChallenge { nonce, message, expires_at }, now).await,
+    for stored in rows {
+        match verify_hive_account(account.as_str(), stored.message.as_bytes(), signature, &*state.hive_keys).await {
+            Ok(_) => return consume(state, &stored, now).await,
             Err(e @ SignatureError::KeySourceUnavailable(_)) => return Err(signature_error(e)),
             Err(e) => last = signature_error(e),
         }
@@ -238,35 +179,10 @@ fn challenge_key(nonce: &str) -> String {
 }
 
 /// Marks the challenge used and deletes it, atomically; a concurrent second use loses the insert race.
-async fn consume(state: &AppState, account: &AccountName, challenge: &StoredChallenge, now: i64) -> Result<(), ApiError> {
-    let mut tx = state.store.pool().begin().await.map_err(store_error)?;
-    let inserted = sqlx::query(
-        "INSERT INTO used_challenges (key, kind, wallet, expires_at, used_at) VALUES ($1, 'nonce', $2, $3, $4) \
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(challenge_key(&challenge.nonce))
-    .bind(account.as_str())
-    .bind(challenge.expires_at)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(store_error)?;
-    if inserted.rows_affected() == 0 {
+async fn consume(state: &AppState, challenge: &StoredChallenge, now: i64) -> Result<(), ApiError> {
+    if !state.store.creator_challenges().consume(&challenge_key(&challenge.nonce), challenge, now).await? {
         return Err(ApiError::unauthorized("challenge_used", "this challenge has already been used; fetch a new one"));
     }
-    sqlx::query("DELETE FROM creator_login_challenges WHERE nonce = $1")
-        .bind(&challenge.nonce)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-    ticketing::audit::record(
-        &mut *tx,
-        &ticketing::audit::AuditEntry::new(account.as_str(), "creator.login")
-            .subject(account.as_str())
-            .detail(serde_json::json!({ "challenge_bytes": challenge.message.len() })),
-    )
-    .await?;
-    tx.commit().await.map_err(store_error)?;
     Ok(())
 }
 

@@ -85,10 +85,10 @@ pub struct VerifySignatureArgs {
     #[arg(long)]
     pub signature: String,
     /// mainnet, testnet, signet or regtest.
-    #[arg(long, default_value = "mainnet", value_parser = parse_btc_network)]
+    #[arg(long, default_value = "mainnet")]
     pub btc_network: chains::signature::BtcNetwork,
     /// mainnet, stagenet or testnet.
-    #[arg(long, default_value = "mainnet", value_parser = parse_xmr_network)]
+    #[arg(long, default_value = "mainnet")]
     pub xmr_network: chains::signature::MoneroNetwork,
     /// Hive API node for account keys; asked only when `--address` is a Hive account name. Default: the
     /// configuration's `hive_api_url` (`--config`, `GATEWAY_HIVE_API_URL`), else https://api.hive.blog.
@@ -102,14 +102,6 @@ fn parse_chain(text: &str) -> Result<chains::Chain, String> {
 
 fn parse_format(text: &str) -> Result<crate::payments::payout_export::Format, String> {
     text.parse()
-}
-
-fn parse_btc_network(text: &str) -> Result<chains::signature::BtcNetwork, String> {
-    crate::auth::access::parse_btc_network(text).map_err(|e| e.to_string())
-}
-
-fn parse_xmr_network(text: &str) -> Result<chains::signature::MoneroNetwork, String> {
-    crate::auth::access::parse_xmr_network(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

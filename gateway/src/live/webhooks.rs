@@ -126,15 +126,8 @@ pub fn spawn(
 }
 
 async fn lookup(store: &ticketing::Store, event_id: i64) -> Target {
-    let row: Result<Option<(String, Option<String>, Option<String>)>, _> = sqlx::query_as(
-        "SELECT c.account, c.webhook_url, c.webhook_secret FROM events e JOIN creators c ON c.account = e.creator_account WHERE e.id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(store.pool())
-    .await;
-    match row {
-        Ok(Some((creator, Some(url), Some(secret)))) => Some((creator, url, secret)),
-        Ok(_) => None,
+    match store.webhook_target(event_id).await {
+        Ok(target) => target.map(|t| (t.creator, t.url, t.secret)),
         Err(err) => {
             tracing::warn!(error = %err, event_id, "webhook target lookup failed");
             None

@@ -97,10 +97,10 @@ fn payout_lines(payouts: Vec<ticketing::payouts::Payout>) -> Vec<PayoutLine> {
         let row = &payout.entry;
         let Ok(currency) = row.currency.parse::<chains::Currency>() else { continue };
         let Ok(amount) = chains::Amount::from_units_str(currency, &row.amount_units) else { continue };
-        let key = (row.currency.clone(), row.status.clone(), payout.payout_address.clone());
+        let key = (row.currency.clone(), row.status.to_string(), payout.payout_address.clone());
         let line = lines.entry(key).or_insert_with(|| PayoutLine {
             currency: row.currency.clone(),
-            status: row.status.clone(),
+            status: row.status.to_string(),
             recipient: payout.payout_address.clone(),
             held: payout.held.map(|h| h.code()),
             chain: payout.chain.to_string(),
@@ -173,11 +173,11 @@ fn revenue(lines: impl Iterator<Item = ticketing::purchases::SalesLine>) -> Vec<
 }
 
 async fn event_row(state: &AppState, event_id: i64) -> ApiResult<(String, String)> {
-    sqlx::query_as("SELECT title, creator_account FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(state.store.pool())
-        .await
-        .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?
+    state
+        .store
+        .event(event_id)
+        .await?
+        .map(|event| (event.title, event.creator_account))
         .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
 }
 

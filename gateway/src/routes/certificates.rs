@@ -39,14 +39,9 @@ pub async fn certificate(
 ) -> ApiResult<Json<SignedCertificate>> {
     let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     let chain = query.chain.as_deref().unwrap_or("eth");
-    let event: Option<(String, String, i64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT title, creator_account, event_start, event_end, min_certificate_secs FROM events WHERE id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
-    let (title, creator, start, end, min) = event.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let event = state.store.event(event_id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let (title, creator, start, end, min) =
+        (event.title, event.creator_account, event.event_start, event.event_end, event.min_certificate_secs);
     let min = min.ok_or_else(|| ApiError::not_found("no_certificates", "this event does not offer completion certificates"))?;
     let now = now_ms();
     if now < end {
@@ -57,12 +52,13 @@ pub async fn certificate(
         .valid_ticket_for_wallet(event_id, chain, &query.wallet)
         .await?
         .ok_or_else(|| ApiError::not_found("no_ticket", "this wallet held no ticket for this event"))?;
-    let (status, wallet, ticket_chain, duration): (String, String, String, i64) =
-        sqlx::query_as("SELECT status, wallet_address, chain, total_duration_secs FROM tickets WHERE id = $1")
-            .bind(ticket_id)
-            .fetch_one(state.store.pool())
-            .await
-            .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
+    let attended = state
+        .store
+        .ticket_attendance(ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no_ticket", "this wallet held no ticket for this event"))?;
+    let (status, wallet, ticket_chain, duration) =
+        (attended.status, attended.wallet_address, attended.chain, attended.total_duration_secs);
     if status != "valid" {
         return Err(ApiError::forbidden("ticket_invalid", format!("the ticket is {status}")));
     }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chains::challenge::{Challenge, WALLET_DATA};
 use serde::{Deserialize, Serialize};
-use ticketing::audit::{self, AuditEntry};
+use ticketing::audit::AuditEntry;
 use ticketing::privacy::ErasureError;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -90,7 +90,7 @@ pub async fn export(
     let data = state.store.wallet_data(wallet.chain.as_str(), &wallet.wallet).await?;
     let remote = remote.ip().to_string();
     let entry = AuditEntry::new(&wallet.wallet, "privacy.exported").subject(&wallet.wallet).remote(Some(&remote));
-    audit::record(state.store.pool(), &entry).await?;
+    state.store.audit(&entry).await?;
     let disposition = format!("attachment; filename=\"wallet-data-{}.json\"", wallet.chain);
     Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(data)).into_response())
 }

@@ -46,7 +46,7 @@ struct Progress {
 
 impl Progress {
     fn of(quote: &QuoteRow) -> Self {
-        Progress { status: quote.status.clone(), confirmations: quote.confirmations, received: quote.received_units.clone() }
+        Progress { status: quote.status.to_string(), confirmations: quote.confirmations, received: quote.received_units.clone() }
     }
 }
 
@@ -55,7 +55,7 @@ impl Progress {
 /// chain that waits for its node's `finalized` tag (Ethereum), where the count says nothing. Never `n/m` with
 /// n > m. `None` unless the payment is seen or confirming.
 pub fn progress(quote: &QuoteRow, finalized_tag: bool) -> Option<String> {
-    progress_of(&quote.status, quote.confirmations, quote.confirmations_required, finalized_tag)
+    progress_of(quote.status.as_str(), quote.confirmations, quote.confirmations_required, finalized_tag)
 }
 
 fn progress_of(status: &str, confirmations: i64, required: i64, finalized_tag: bool) -> Option<String> {

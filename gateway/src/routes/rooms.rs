@@ -239,9 +239,7 @@ pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap, event_id
         }
     }
     let session = creator::authenticate(state, headers).await?;
-    let creator: Option<String> =
-        sqlx::query_scalar("SELECT creator_account FROM events WHERE id = $1").bind(event_id).fetch_optional(state.store.pool()).await
-            .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
+    let creator = state.store.event(event_id).await?.map(|event| event.creator_account);
     match creator {
         None => Err(ApiError::not_found("event_not_found", "no such event")),
         Some(c) if c == session.account.as_str() => Ok(c),

@@ -40,14 +40,7 @@ pub async fn set_webhook(State(state): State<AppState>, session: CreatorSession,
         }
     };
     state.store.ensure_creator(&session.account).await?;
-    sqlx::query("UPDATE creators SET webhook_url = $2, webhook_secret = $3, updated_at = $4 WHERE account = $1")
-        .bind(session.account.as_str())
-        .bind(&url)
-        .bind(&secret)
-        .bind(ticketing::now_ms())
-        .execute(state.store.pool())
-        .await
-        .map_err(|e| ApiError::from(ticketing::StoreError::from(e)))?;
+    state.store.set_webhook(&session.account, url.as_deref(), secret.as_deref(), ticketing::now_ms()).await?;
     let action = if url.is_some() { "creator.webhook_set" } else { "creator.webhook_cleared" };
     state.store.audit(&ticketing::audit::AuditEntry::new(session.account.as_str(), action).subject(session.account.as_str())).await?;
     Ok(StatusCode::NO_CONTENT)

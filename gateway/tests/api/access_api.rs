@@ -15,6 +15,7 @@ use gateway::startup::Application;
 use gateway::state::AppState;
 use reqwest::StatusCode;
 use serde_json::Value;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +65,7 @@ impl Gateway {
 
     async fn denials(&self) -> Vec<(String, Option<i64>, String, Option<String>)> {
         sqlx::query_as("SELECT subject, event_id, detail, remote_addr FROM audit_log WHERE action = 'access.denied' ORDER BY id")
-            .fetch_all(self.state.store.pool())
+            .fetch_all(self.state.store.raw_pool())
             .await
             .unwrap()
     }
@@ -89,21 +90,10 @@ macro_rules! access_test {
         access_test!($name, |_s| {}, |$gw| $body);
     };
     ($name:ident, |$s:ident| $configure:expr, |$gw:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $gw = spawn(Backend::Sqlite, |$s: &mut Settings| $configure).await;
-                $body.await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $gw = spawn(Backend::Postgres, |$s: &mut Settings| $configure).await;
-                $body.await;
-            }
-        }
+        ticketing::both_backends!($name, |backend| async move {
+            let $gw = spawn(backend, |$s: &mut Settings| $configure).await;
+            $body.await;
+        });
     };
 }
 
@@ -140,7 +130,7 @@ access_test!(evm_challenge_round_trip_then_replay, |gw| async move {
     let used: (String, Option<i64>, Option<String>) =
         sqlx::query_as("SELECT kind, event_id, wallet FROM used_challenges WHERE key LIKE $1")
             .bind(format!("%{nonce}"))
-            .fetch_one(gw.state.store.pool())
+            .fetch_one(gw.state.store.raw_pool())
             .await
             .unwrap();
     assert_eq!(used, ("nonce".to_owned(), Some(EVENT), Some(wallet.address())));
@@ -312,7 +302,7 @@ access_test!(seed_message_within_five_minutes_once, |gw| async move {
     assert_eq!(gw.verify(request(EVENT, "eth", &address, &recent, &signature)).await.unwrap_err().code(), "replayed");
     let kind: String = sqlx::query_scalar("SELECT kind FROM used_challenges WHERE wallet = $1")
         .bind(&address)
-        .fetch_one(gw.state.store.pool())
+        .fetch_one(gw.state.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(kind, "signature");
@@ -389,7 +379,7 @@ access_test!(
 // ---- Clean-up -----------------------------------------------------------------------------------------------
 
 access_test!(expired_used_rows_are_swept, |gw| async move {
-    let pool = gw.state.store.pool();
+    let pool = gw.state.store.raw_pool();
     sqlx::query("INSERT INTO used_challenges (key, kind, event_id, wallet, expires_at, used_at) VALUES ('access:old', 'nonce', 1, 'w', $1, $1)")
         .bind(ticketing::now_ms() - 3_600_000)
         .execute(pool)

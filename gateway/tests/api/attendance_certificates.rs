@@ -9,6 +9,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 use ticketing::attendance::AttendanceChange;
+use ticketing::testing::RawSql;
 
 app_test!(certificates_after_the_event_above_the_minimum, |app| async move {
     let store = &app.store;
@@ -37,13 +38,13 @@ app_test!(certificates_after_the_event_above_the_minimum, |app| async move {
     let res = app.client.get(url("keen-w")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(&res.json().await.unwrap()), "no_certificates");
-    sqlx::query("UPDATE events SET min_certificate_secs = 120 WHERE id = $1").bind(event_id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET min_certificate_secs = 120 WHERE id = $1").bind(event_id).execute(store.raw_pool()).await.unwrap();
     // Not before the end.
     let res = app.client.get(url("keen-w")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(code(&res.json().await.unwrap()), "event_not_ended");
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now - 3_600_000).bind(now - 60_000).execute(store.pool()).await.unwrap();
+        .bind(event_id).bind(now - 3_600_000).bind(now - 60_000).execute(store.raw_pool()).await.unwrap();
 
     let res = app.client.get(url("brief-w")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -79,7 +80,7 @@ app_test!(certificates_after_the_event_above_the_minimum, |app| async move {
     extra["certificate"]["bonus"] = true.into();
     assert_eq!(verify(extra).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Banned tickets get none.
-    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1").bind(t1).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1").bind(t1).execute(store.raw_pool()).await.unwrap();
     let res = app.client.get(url("keen-w")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 });

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use attendance_support::*;
 use serde_json::json;
+use ticketing::testing::RawSql;
 
 const FLUSH_MS: u64 = 300;
 
@@ -71,7 +72,7 @@ async fn kill_9_loses_at_most_the_flush_interval() {
     assert!(row.left_at.is_some() && row.duration_secs.is_some(), "{row:?}");
     let (count, total): (i64, i64) = sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
         .bind(t)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!((count, total), (1, row.duration_secs.unwrap()));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use attendance_support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 /// An SDP offer that sends audio (a live `m=audio` section, `sendrecv`).
 const AUDIO_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
@@ -76,7 +77,7 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     let host_row = rows.iter().find(|r| r.role == "host").unwrap();
     assert_eq!((host_row.ticket_id, host_row.wallet.as_str()), (None, "alice"));
     let (count, total): (i64, i64) = sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
-        .bind(t_alice).fetch_one(store.pool()).await.unwrap();
+        .bind(t_alice).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!((count, total), (1, a.duration_secs.unwrap()));
 
     // A sale shows up in the feed too.
@@ -203,7 +204,7 @@ async fn anonymised_and_located(backend: ticketing::Backend) {
     let rows = rows_until(&app.store, event_id, |rows| !rows.is_empty()).await;
     assert_eq!(rows[0].wallet, gateway::live::attendance::wallet_hash("private-w"));
     assert!(!rows[0].wallet.contains("private-w"));
-    let stored: Vec<String> = sqlx::query_scalar("SELECT wallet FROM attendance_sessions").fetch_all(app.store.pool()).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT wallet FROM attendance_sessions").fetch_all(app.store.raw_pool()).await.unwrap();
     assert!(stored.iter().all(|w| w.starts_with("sha256:")), "{stored:?}");
     let countries = app.store.session_countries(event_id).await.unwrap();
     assert_eq!(countries.values().collect::<Vec<_>>(), vec!["ZZ"]);

@@ -10,6 +10,7 @@ use common::wallets::EvmWallet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
+use ticketing::testing::RawSql;
 
 const WALLET_SEED: u8 = 7;
 
@@ -29,17 +30,15 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(root.join("web"))).await;
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    let event_id: i64 = sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Free meetup', 'custom', 's', '0', 'USD', 'ETH', 5, $1, $2, $3, $2, $3, $3) RETURNING id",
-    )
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap();
+    let event_id: i64 = ticketing::testing::SeedEvent::new(now - 1000)
+        .title("Free meetup")
+        .price("0", "USD")
+        .capacity(5)
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 1000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await;
     let args = json!({ "base_url": app.address, "wallet_key": hex::encode([WALLET_SEED; 32]), "event_id": event_id });
     let output = tokio::process::Command::new("node")
         .arg(root.join("browser-tests/free.mjs"))
@@ -77,7 +76,7 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
         sqlx::query_as("SELECT id, amount_paid_units FROM tickets WHERE event_id = $1 AND wallet_address = $2 AND status = 'valid'")
             .bind(event_id)
             .bind(wallet.address())
-            .fetch_one(app.store.pool())
+            .fetch_one(app.store.raw_pool())
             .await
             .unwrap();
     assert_eq!(amount, "0");
@@ -89,7 +88,7 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     assert_eq!(res.json::<Value>().await.unwrap()["ticket_id"], ticket_id);
     let ledger: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE event_id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(ledger, 0);

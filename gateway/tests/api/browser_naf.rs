@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 const SECRET: [u8; 32] = [0x11; 32];
 
@@ -43,18 +44,14 @@ fn purchases(app: &common::TestApp) -> Purchases {
 async fn live_event(app: &common::TestApp, seats: i64) -> i64 {
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 's', '500', 'USD', 'ETH', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 120_000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - 120_000)
+        .capacity(seats)
+        .price("500", "USD")
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 120_000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await
 }
 
 /// A ticket bought as a buyer does: a quote, then a final payment reported as a watcher would.
@@ -144,7 +141,7 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     for wallet in [&alice, &bob, &carol] {
         buy(&app, event_id, &wallet.address()).await;
     }
-    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1").bind(event_id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1").bind(event_id).execute(app.store.raw_pool()).await.unwrap();
     // Another event's ticket, presented at this event's door.
     let other_event = live_event(&app, 5).await;
     let dave = EvmWallet::new(24);

@@ -28,6 +28,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const BUYER: u8 = 31;
@@ -364,7 +365,7 @@ async fn a_headset_joins_by_signing_on_a_phone() {
             let done = sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
                 .bind(ticketing::now_ms() - 1)
                 .bind(&code)
-                .execute(store.pool())
+                .execute(store.raw_pool())
                 .await
                 .unwrap();
             assert_eq!(done.rows_affected(), 1, "pairing {code}");
@@ -394,7 +395,7 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     // The signature went to the waiting page once: the row says so on every node.
     let status: String = sqlx::query_scalar("SELECT status FROM pairings WHERE code = $1")
         .bind(code)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(status, "delivered");

@@ -5,6 +5,7 @@ use crate::{common, creator_support};
 use creator_support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 async fn challenge(app: &common::TestApp, account: &str) -> Value {
     let res = app.get(&format!("/api/creators/login/challenge?account={account}")).await;
@@ -62,7 +63,7 @@ hive_app_test!(login_issues_a_session_and_refuses_a_replay, |app, hive| async mo
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "challenge_used");
     let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM used_challenges WHERE kind = 'nonce' AND wallet = 'alice'")
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(used, 1);
@@ -110,7 +111,7 @@ hive_app_test!(expired_challenges_are_refused, |app, hive| async move {
     let message = issued["message"].as_str().unwrap();
     sqlx::query("UPDATE creator_login_challenges SET expires_at = $1")
         .bind(ticketing::now_ms() - 1)
-        .execute(app.store.pool())
+        .execute(app.store.raw_pool())
         .await
         .unwrap();
     let (status, body) = login(&app, "alice", message, &hive.key("alice").sign(message)).await;
@@ -128,7 +129,7 @@ hive_app_test!(expired_challenges_are_refused, |app, hive| async move {
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creator_login_challenges")
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(open, 5);
@@ -214,7 +215,7 @@ hive_app_test!(profiles_show_ratings_and_events, |app, _hive| async move {
     )
     .bind(ticket)
     .bind(past_id)
-    .execute(app.store.pool())
+    .execute(app.store.raw_pool())
     .await
     .unwrap();
 
@@ -297,7 +298,7 @@ hive_app_test!(login_challenges_are_rate_limited_and_nobody_evicts_anothers, |ap
     assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
     // What the attacker left behind is bounded: its own newest five.
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creator_login_challenges WHERE account = 'alice'")
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(rows, 1 + 5, "alice's own challenge and the attacker's newest five");

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use creator_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 
 async fn send(app: &common::TestApp, method: Method, path: &str, account: &str, body: Option<&Value>) -> (StatusCode, Value) {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token_for(account));
@@ -46,7 +47,7 @@ app_test!(premium_creator_creates_edits_and_cancels, |app| async move {
 
     // Read back, with seats held and sold counted.
     insert_ticket(&app.store, id, "hive", "carol", "valid").await;
-    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(app.store.raw_pool()).await.unwrap();
     let (status, view) = get_json(&app, &format!("/api/events/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((view["tickets_sold"].as_i64(), view["seats_held"].as_i64(), view["seats_left"].as_i64()), (Some(1), Some(2), Some(497)));
@@ -205,7 +206,7 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {body}");
         assert_eq!(body["error"]["code"], code, "{patch}: {body}");
     }
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(app.store.pool()).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(app.store.raw_pool()).await.unwrap();
     assert_eq!(count, 0, "nothing invalid was stored");
 
     // The price is read from the JSON text, never through a float: 18 decimals of ETH survive. (The body is
@@ -228,7 +229,7 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
     assert_eq!(status, StatusCode::CREATED, "{view}");
     assert_eq!(view["price"], json!({ "currency": "ETH", "amount": "0.123456789012345678" }));
     assert_eq!(view["supported_crypto"], json!(["ETH"]));
-    let stored: String = sqlx::query_scalar("SELECT price_units FROM events").fetch_one(app.store.pool()).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT price_units FROM events").fetch_one(app.store.raw_pool()).await.unwrap();
     assert_eq!(stored, "123456789012345678");
     // Defaults: sales from now to the event's end, every payable currency for a USD price.
     let (_, view) = send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "supported_crypto": null })))).await;
@@ -269,7 +270,7 @@ app_test!(edits_after_sales_are_restricted, |app| async move {
     for wallet in ["carol", "dave", "erin"] {
         insert_ticket(&app.store, id, "hive", wallet, "valid").await;
     }
-    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(app.store.raw_pool()).await.unwrap();
     let (status, body) = patch(json!({ "max_attendees": 4 })).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "capacity_below_sold");
@@ -558,7 +559,7 @@ hive_app_test!(ratings_only_from_ticket_holders_of_ended_events, |app, hive| asy
 
 hive_app_test!(cancelled_events_cannot_be_rated, |app, hive| async move {
     let (id, _) = ended_event_with_tickets(&app).await;
-    sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1").bind(id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1").bind(id).execute(app.store.raw_pool()).await.unwrap();
     let signature = hive.key("carol").sign(&format!("Rate event {id}: 5 stars"));
     let (status, body) = post_rating(&app, id, &rating(id, "carol", 5, signature)).await;
     assert_eq!(status, StatusCode::CONFLICT);

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ticketing::creators::AccountName;
+use ticketing::testing::RawSql;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_nothing() {
@@ -110,8 +111,8 @@ async fn sigterm_under_load_loses_nothing() {
         let creator = store.creator(&AccountName::parse(account).unwrap()).await.unwrap();
         assert!(creator.is_some(), "acknowledged write for {account} was lost");
     }
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creators").fetch_one(store.pool()).await.unwrap();
-    let audits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(store.pool()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creators").fetch_one(store.raw_pool()).await.unwrap();
+    let audits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(rows, audits, "every write committed with its audit row");
     assert!(rows as usize >= acknowledged.len());
     store.close().await;

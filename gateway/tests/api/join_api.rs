@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::Message;
 
 const SOL_PLATFORM: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
@@ -34,17 +35,15 @@ fn purchases(app: &common::TestApp) -> Purchases {
 async fn live_event(app: &common::TestApp) -> i64 {
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Live', 'custom', 's', '500', 'USD', 'ETH,SOL', 10, $1, $2, $3, $2, $3, $3) RETURNING id",
-    )
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 120_000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - 120_000)
+        .title("Live")
+        .price("500", "USD")
+        .accepts("ETH,SOL")
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 120_000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await
 }
 
 /// Buys a ticket the way a buyer does: a quote, then a confirmed payment reported by a watcher.
@@ -150,13 +149,13 @@ app_test!(join_refusals_for_event_state, |app| async move {
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
     // The event ended: 410.
     let now = ticketing::now_ms();
-    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.raw_pool()).await.unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::GONE);
     // Not open yet: 409 with the opening time.
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -237,7 +236,7 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     let (_, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
     let stale = opened["code"].as_str().unwrap();
     sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
-        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.pool()).await.unwrap();
+        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.raw_pool()).await.unwrap();
     let res = app.get(&format!("/api/pairings/{stale}")).await;
     assert_eq!(res.status(), StatusCode::GONE);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "pairing_expired");
@@ -274,7 +273,7 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     // Doors not open yet: a 409 naming the time, as the join endpoint says it, and no pairing is opened.
     let now = ticketing::now_ms();
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.pool()).await.unwrap();
+        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
     let doors: Value = app.get(&format!("/api/events/{event_id}/doors")).await.json().await.unwrap();
     assert_eq!(doors["state"], "not_open");
     let (status, body) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
@@ -438,7 +437,7 @@ app_test!(refused_joins_from_many_addresses_write_a_bounded_audit, |app| async m
     }
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied' AND event_id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert!(audited > 0 && audited <= 30, "{audited} audit rows for 120 refusals");

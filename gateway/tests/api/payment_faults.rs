@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 
@@ -182,19 +183,16 @@ impl Drop for Gateway {
 async fn event(store: &Store, currency: Currency, price: u128) -> i64 {
     let now = ticketing::now_ms();
     store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Faults', 'custom', 'hall', $1, $2, $2, 100000, $3, $4, $5, $3, $5, $5) RETURNING id",
-    )
-    .bind(price.to_string())
-    .bind(currency.symbol())
-    .bind(now + 24 * HOUR)
-    .bind(now + 27 * HOUR)
-    .bind(now - HOUR)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - HOUR)
+        .title("Faults")
+        .space_id("hall")
+        .price(&price.to_string(), currency.symbol())
+        .accepts(currency.symbol())
+        .capacity(100_000)
+        .starts(now + 24 * HOUR)
+        .ends(now + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 fn write_config(dir: &std::path::Path, esplora: &str, anvil: &str, hived: &str) -> std::path::PathBuf {
@@ -283,7 +281,7 @@ async fn run(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let cursors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors WHERE chain IN ('btc', 'eth')")
-            .fetch_one(store.pool())
+            .fetch_one(store.raw_pool())
             .await
             .unwrap();
         if cursors >= 2 {
@@ -434,7 +432,7 @@ async fn run(backend: Backend) {
         let dealt: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT chain, txid, output_index FROM payments WHERE status IN ('confirmed', 'credited', 'refund_due')",
         )
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
         let dealt: std::collections::HashSet<(String, String, i64)> = dealt.into_iter().collect();
@@ -448,8 +446,8 @@ async fn run(backend: Backend) {
         if Instant::now() >= deadline {
             let stuck: Vec<&Sent> = on_chain.iter().filter(|s| !dealt.contains(&key(s))).take(5).collect();
             let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as("SELECT txid, status, block_height FROM payments WHERE status NOT IN ('credited', 'refund_due') LIMIT 10")
-                .fetch_all(store.pool()).await.unwrap();
-            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.pool()).await.unwrap();
+                .fetch_all(store.raw_pool()).await.unwrap();
+            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.raw_pool()).await.unwrap();
             panic!("{waiting} of {} outputs not dealt with (seed {seed}): {stuck:?} rows {rows:?} cursors {cursors:?} esplora {}", on_chain.len(), esplora.height());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -468,7 +466,7 @@ async fn run(backend: Backend) {
         .bind(s.chain.as_str())
         .bind(&s.txid)
         .bind(s.output_index)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap();
         assert_eq!(rows.len(), 1, "{s:?} (seed {seed})");
@@ -481,14 +479,14 @@ async fn run(backend: Backend) {
         )
         .bind(id)
         .bind(i64::from(status == "credited"))
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
         match status.as_str() {
             "credited" => {
                 let valid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
                     .bind(quote_id.as_deref().unwrap_or("-"))
-                    .fetch_one(store.pool())
+                    .fetch_one(store.raw_pool())
                     .await
                     .unwrap();
                 assert_eq!((valid, refunds), (1, 0), "credited {s:?} (seed {seed})");
@@ -508,7 +506,7 @@ async fn run(backend: Backend) {
         )
         .bind(s.chain.as_str())
         .bind(&s.txid)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
         if live != 0 {
@@ -518,7 +516,7 @@ async fn run(backend: Backend) {
             )
             .bind(s.chain.as_str())
             .bind(&s.txid)
-            .fetch_optional(store.pool())
+            .fetch_optional(store.raw_pool())
             .await
             .unwrap();
             let at = match (s.chain, row.as_ref().and_then(|r| r.1)) {
@@ -528,7 +526,7 @@ async fn run(backend: Backend) {
             let tx = if s.chain == Chain::Eth { anvil.call("eth_getTransactionByHash", json!([s.txid])).await } else { Value::Null };
             let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
                 .bind(&s.txid)
-                .fetch_all(store.pool())
+                .fetch_all(store.raw_pool())
                 .await
                 .unwrap();
             panic!("{s:?} left the chain but has {live} live entries (seed {seed}): row {row:?}, canonical {at}, tx {tx}, audit {audit:?}");
@@ -536,7 +534,7 @@ async fn run(backend: Backend) {
     }
     // Invariant 3: per currency, the live ledger entries add up to what was received.
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.pool()).await.unwrap();
+        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.raw_pool()).await.unwrap();
     let mut booked: BTreeMap<String, u128> = BTreeMap::new();
     for (currency, units) in rows {
         *booked.entry(currency).or_default() += units.parse::<u128>().unwrap();
@@ -547,12 +545,12 @@ async fn run(backend: Backend) {
         "SELECT COUNT(*) FROM quotes WHERE status IN ('awaiting_payment', 'seen', 'confirming') AND expires_at <= $1",
     )
     .bind(later)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(open, 0, "quotes stuck open (seed {seed})");
     let count = |sql: &'static str| {
-        let pool = store.pool().clone();
+        let pool = store.raw_pool().clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
     };
     let reversed = count("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed'").await;

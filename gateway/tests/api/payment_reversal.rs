@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use chains::Chain;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) {
@@ -42,7 +43,7 @@ async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) 
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
 
     let t = ticket(&app.store, event_id, "reversed-w").await;
-    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1").bind(t).fetch_one(app.store.pool()).await.unwrap();
+    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1").bind(t).fetch_one(app.store.raw_pool()).await.unwrap();
     let reversal = app.state.purchases.reverse_payment(Chain::Hive, &format!("tx-{quote}"), 0, ticketing::now_ms()).await.unwrap();
     assert_eq!(reversal.as_ref().and_then(|r| r.ticket_id), Some(t));
 

@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 async fn payout_challenge(app: &common::TestApp, creator: &str, chain: &str, address: &str) -> (StatusCode, Value) {
     let res = app
@@ -86,7 +87,7 @@ hive_app_test!(payout_addresses_are_proven_by_the_wallet_on_each_chain, |app, hi
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["previous"].as_str(), Some(eth_address.as_str()));
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_address.set' AND actor = 'alice'")
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     assert_eq!(audited, 5);
@@ -169,7 +170,7 @@ async fn sell_hive_ticket(app: &common::TestApp, event_id: i64, buyer: &str, txi
 async fn make_payouts_due(app: &common::TestApp) {
     sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')")
         .bind(ticketing::now_ms() - 1000)
-        .execute(app.store.pool())
+        .execute(app.store.raw_pool())
         .await
         .unwrap();
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use ticketing::creators::AccountName;
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 
@@ -47,7 +48,7 @@ async fn operators_export_batches_report_commission_and_addresses_and_settle_fro
         block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
     };
     watcher.report_payment(report, now).await.unwrap();
-    sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')").bind(now - 1000).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')").bind(now - 1000).execute(app.store.raw_pool()).await.unwrap();
     let db = app.db_url();
 
     // Held: listed with the reason, in no batch.

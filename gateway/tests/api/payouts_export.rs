@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 /// BIP-84's test account (mnemonic `abandon … about`), master fingerprint 73c5da0a.
 const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
@@ -60,7 +61,7 @@ where
 async fn make_payouts_due(app: &common::TestApp) {
     sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')")
         .bind(ticketing::now_ms() - 1000)
-        .execute(app.store.pool())
+        .execute(app.store.raw_pool())
         .await
         .unwrap();
 }

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 async fn on_sale_event(app: &common::TestApp, seats: i64) -> i64 {
     app.usd_event_on_sale("Show", seats, "HIVE,HBD,BTC").await
@@ -245,12 +246,12 @@ app_test!(a_squatter_cannot_block_a_sale, |app| async move {
         "SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND client_address = '127.0.0.2' AND holds_seat = 1",
     )
     .bind(event_id)
-    .fetch_one(app.store.pool())
+    .fetch_one(app.store.raw_pool())
     .await
     .unwrap();
     let (held, sold): (i64, i64) = sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     let (granted, refused) = (granted.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
@@ -317,7 +318,7 @@ app_test!(squatters_on_many_addresses_hold_at_most_the_share, |app| async move {
     }
     let (held, sold): (i64, i64) = sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
         .bind(event_id)
-        .fetch_one(app.store.pool())
+        .fetch_one(app.store.raw_pool())
         .await
         .unwrap();
     eprintln!(

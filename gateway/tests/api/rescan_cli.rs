@@ -11,6 +11,7 @@ use chains::{Amount, Currency};
 use serde_json::Value;
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 
@@ -43,22 +44,19 @@ async fn run(backend: Backend) {
     let now = ticketing::now_ms();
     store.set_tier(&ticketing::creators::AccountName::parse("alice").unwrap(), ticketing::creators::Tier::Premium, None, "t").await.unwrap();
     let price = Amount::parse(Currency::Btc, "0.001").unwrap();
-    let event_id: i64 = sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Old', 'custom', 'hall', $1, 'BTC', 'BTC', 10, $2, $3, $4, $2, $4, $4) RETURNING id",
-    )
-    .bind(price.units.to_string())
-    .bind(now + DAY)
-    .bind(now + 2 * DAY)
-    .bind(now - 10 * DAY)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let event_id: i64 = ticketing::testing::SeedEvent::new(now - 10 * DAY)
+        .title("Old")
+        .space_id("hall")
+        .price(&price.units.to_string(), "BTC")
+        .accepts("BTC")
+        .starts(now + DAY)
+        .ends(now + 2 * DAY)
+        .insert(&store)
+        .await;
     let request = QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g".into() };
     let q = p.create_quote(request, now - 9 * DAY).await.unwrap();
     p.expire_quotes(None, now).await.unwrap();
-    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.raw_pool()).await.unwrap();
 
     let esplora = Esplora::start(100).await;
     let txid = esplora.broadcast(payment(42, &[(&q.payment_address, 100_000)]));
@@ -82,7 +80,7 @@ async fn run(backend: Backend) {
     assert_eq!((report["chain"].as_str(), report["quotes"].as_u64(), report["reported"].as_u64()), (Some("btc"), Some(1), Some(1)), "{report}");
     let row: (String, Option<String>) = sqlx::query_as("SELECT status, quote_id FROM payments WHERE txid = $1")
         .bind(txid.to_string())
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(row, ("credited".to_string(), Some(q.id.clone())));
@@ -93,7 +91,7 @@ async fn run(backend: Backend) {
     let again = rescan(&config, &db.url, &date);
     assert_eq!(again["reported"].as_u64(), Some(1), "{again}");
     let counts: (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM payments), (SELECT COUNT(*) FROM ledger_entries)")
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(counts, (1, 2));

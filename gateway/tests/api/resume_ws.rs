@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -288,7 +289,7 @@ app_test!(a_kick_or_ban_ends_the_right_to_resume, |app| async move {
     // A ban saved in the store (as by another node) refuses the seat at the resume door too.
     let mut bob_alive = bob;
     let bob_token = bob_alive.resume_token.clone();
-    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1").bind(tb).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1").bind(tb).execute(app.store.raw_pool()).await.unwrap();
     let mut banned = Client::connect(&app.address, event_id, &format!("resume={bob_token}&received={}", bob_alive.received)).await;
     assert_eq!(banned.closed_with().await, 4403);
     bob_alive.send(json!({ "type": "ping", "client_time": 1 })).await;
@@ -317,7 +318,7 @@ async fn window_passes(backend: ticketing::Backend) {
     let event_id = attendance_support::event(&app.store, 2, 0).await;
     let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
     // Sold before the organiser lowered the capacity (the counter follows, as in rooms_ws.rs).
-    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(event_id).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(event_id).execute(app.store.raw_pool()).await.unwrap();
     let proxy = Proxy::start(&app.address).await;
     let alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
     let cut_at = ticketing::now_ms();

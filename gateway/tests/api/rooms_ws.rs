@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -130,9 +131,9 @@ app_test!(every_admission_close_code, |app| async move {
 /// A ticket for the full single-seat room: sold before the room filled (capacity 1 room, a second ticket
 /// needs a second seat, so it is issued for a twin event and moved — the store allows any ticket row).
 async fn ticket_room_full_case(app: &common::TestApp, live: i64) -> i64 {
-    sqlx::query("UPDATE events SET max_attendees = 2 WHERE id = $1").bind(live).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 2 WHERE id = $1").bind(live).execute(app.store.raw_pool()).await.unwrap();
     let t = ticket(app, live, "wthree").await;
-    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(live).execute(app.store.pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(live).execute(app.store.raw_pool()).await.unwrap();
     t
 }
 
@@ -240,7 +241,7 @@ app_test!(restart_closes_interrupted_sessions, |app| async move {
     let rows = app.store.attendance_sessions(event_id).await.unwrap();
     assert_eq!(rows[0].end_reason.as_deref(), Some("interrupted"));
     let ticket_row = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT access_count, first_access_at FROM tickets WHERE id = $1")
-        .bind(t).fetch_one(app.store.pool()).await.unwrap();
+        .bind(t).fetch_one(app.store.raw_pool()).await.unwrap();
     assert_eq!(ticket_row.0, 1);
     assert!(ticket_row.1.is_some());
 });
@@ -276,7 +277,7 @@ fn host_token(event_id: i64) -> String {
 async fn ticket_status_becomes(app: &common::TestApp, ticket_id: i64, want: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(app.store.pool()).await.unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(app.store.raw_pool()).await.unwrap();
         if status == want {
             return;
         }

@@ -8,23 +8,21 @@ use common::wallets::EvmWallet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
+use ticketing::testing::RawSql;
 
 /// A free event by `alice` with `seats` seats, on sale since a second ago; its room opened a minute ago.
 async fn free_event(app: &common::TestApp, seats: i64) -> i64 {
     app.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, status, created_at, updated_at) \
-         VALUES ('alice', 'Free meetup', 'custom', 's', '0', 'USD', 'ETH', $1, $2, $3, $4, $3, 'published', $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now - 60_000)
-    .bind(now + 3_600_000)
-    .bind(now - 1000)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - 1000)
+        .title("Free meetup")
+        .price("0", "USD")
+        .capacity(seats)
+        .starts(now - 60_000)
+        .ends(now + 3_600_000)
+        .sales(now - 1000, Some(now + 3_600_000))
+        .insert(&app.store)
+        .await
 }
 
 /// The join body for `wallet`, signed over a fresh challenge for `event_id`.
@@ -40,7 +38,7 @@ async fn post(app: &common::TestApp, path: &str, body: &Value) -> reqwest::Respo
 }
 
 async fn count(app: &common::TestApp, sql: &str, event_id: i64) -> i64 {
-    sqlx::query_scalar(sql).bind(event_id).fetch_one(app.store.pool()).await.unwrap()
+    sqlx::query_scalar(sql).bind(event_id).fetch_one(app.store.raw_pool()).await.unwrap()
 }
 
 app_test!(rsvp_with_a_real_signature_gives_a_ticket_that_joins, |app| async move {

@@ -11,6 +11,7 @@ use attendance_support::{creator_token, MIN, SECRET};
 use futures_util::{SinkExt, StreamExt};
 use gateway::media_plane::MediaMode;
 use media::testing::{TestClient, Transceivers};
+use ticketing::testing::RawSql;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -196,7 +197,7 @@ async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
     loop {
         let voice: Option<i64> = sqlx::query_scalar("SELECT voice_secs FROM attendance_sessions WHERE id = $1")
             .bind(&host_id)
-            .fetch_optional(store.pool())
+            .fetch_optional(store.raw_pool())
             .await
             .unwrap();
         if voice.unwrap_or(0) >= 1 {

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 
 const USDC_ETH: &str = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
 const USDT_ETH: &str = "0xdac17f958d2ee523a2206206994597c13d831ec7";
@@ -44,21 +45,10 @@ async fn token_app(backend: ticketing::Backend) -> common::TestApp {
 
 macro_rules! token_test {
     ($name:ident, |$app:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $app = token_app(ticketing::Backend::Sqlite).await;
-                $body.await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $app = token_app(ticketing::Backend::Postgres).await;
-                $body.await;
-            }
-        }
+        ticketing::both_backends!($name, |backend| async move {
+            let $app = token_app(backend).await;
+            $body.await;
+        });
     };
 }
 
@@ -161,7 +151,7 @@ token_test!(a_final_token_payment_issues_the_ticket_with_the_split_in_token_unit
     let ledger: Vec<(String, String, String)> =
         sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
             .bind(id)
-            .fetch_all(app.store.pool())
+            .fetch_all(app.store.raw_pool())
             .await
             .unwrap();
     assert_eq!(

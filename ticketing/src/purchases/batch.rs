@@ -191,6 +191,10 @@ impl Purchases {
 
     /// Credits `candidates` set-wise where each still qualifies under its quote's lock; sets their outcomes
     /// and leaves the rest `None` for the general path. Returns how many it credited.
+    ///
+    /// The steps, each one statement over the whole set: lock and re-read the quotes; leave to the general path
+    /// any output already on record and any quote with another payment waiting; sell the held seats per event;
+    /// then write the payments, the tickets, the ledger entries, the quotes' new state and the audit trail.
     #[allow(clippy::too_many_arguments)]
     async fn credit_batch(
         &self,
@@ -202,28 +206,69 @@ impl Purchases {
         now: i64,
         outcomes: &mut [Option<Result<PaymentOutcome, PurchaseError>>],
     ) -> Result<usize, StoreError> {
-        let quote_id = |i: usize| quotes[i].as_ref().expect("candidates have quotes").id.as_str();
+        let bulk = Bulk { reports, quotes, now };
+        let fresh = self.lock_quotes(tx, &bulk, &mut candidates).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        self.keep_unrecorded_outputs(tx, &bulk, &mut candidates).await?;
+        self.sell_seats(tx, &bulk, &mut candidates).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let n = candidates.len();
+        let payment_ids = self.insert_credited_payments(tx, &bulk, &candidates).await?;
+        let ticket_ids = self.insert_tickets(tx, &bulk, &fresh, &candidates).await?;
+        if payment_ids.len() != n || ticket_ids.len() != n {
+            return Err(StoreError::Corrupt(format!(
+                "bulk credit wrote {} payments and {} tickets for {n} reports",
+                payment_ids.len(),
+                ticket_ids.len()
+            )));
+        }
+        let sold = Sold { fresh: &fresh, payment_ids: &payment_ids, ticket_ids: &ticket_ids };
+        self.insert_sale_entries(tx, &bulk, &sold, events, &candidates).await?;
+        self.mark_quotes_paid(tx, &bulk, &candidates).await?;
+        self.audit_tickets(tx, &bulk, &sold, &candidates).await?;
+        for &i in &candidates {
+            outcomes[i] = Some(Ok(PaymentOutcome::TicketIssued { ticket_id: ticket_ids[bulk.quote_id(i)] }));
+        }
+        Ok(n)
+    }
 
-        // Lock the quotes (as the general path does, by writing them first) and re-read them.
+    /// Locks the candidates' quotes (as the general path does, by writing them first), re-reads them, and keeps
+    /// the candidates still creditable under the lock. Returns the quotes as re-read, by id.
+    async fn lock_quotes(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        candidates: &mut Vec<usize>,
+    ) -> Result<HashMap<String, QuoteRow>, StoreError> {
         let mut p = self.params();
         let sql = format!(
             "UPDATE quotes SET updated_at = {} WHERE id IN ({}) RETURNING {QUOTE_COLUMNS}",
             p.one(),
             p.list(candidates.len())
         );
-        let mut query = sqlx::query_as::<_, QuoteRow>(&sql).bind(now);
-        for &i in &candidates {
-            query = query.bind(quote_id(i));
+        let mut query = sqlx::query_as::<_, QuoteRow>(&sql).bind(bulk.now);
+        for &i in candidates.iter() {
+            query = query.bind(bulk.quote_id(i));
         }
         let fresh: HashMap<String, QuoteRow> = query.fetch_all(&mut **tx).await?.into_iter().map(|q| (q.id.clone(), q)).collect();
-        candidates.retain(|&i| fresh.get(quote_id(i)).is_some_and(|q| creditable(q, &reports[i], now)));
-        if candidates.is_empty() {
-            return Ok(0);
-        }
+        candidates.retain(|&i| fresh.get(bulk.quote_id(i)).is_some_and(|q| creditable(q, &bulk.reports[i], bulk.now)));
+        Ok(fresh)
+    }
 
-        // This output already on record as final or for another quote, or another final payment of the
-        // quote waiting to be counted: the general path decides.
-        // (Chains first, so both engines look the outputs up by the (chain, txid, output_index) key.)
+    /// Leaves to the general path an output already on record as final or for another quote, and a quote with
+    /// another final payment waiting to be counted.
+    async fn keep_unrecorded_outputs(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        candidates: &mut Vec<usize>,
+    ) -> Result<(), StoreError> {
+        let reports = bulk.reports;
+        // Chains first, so both engines look the outputs up by the (chain, txid, output_index) key.
         let chains: BTreeSet<&str> = candidates.iter().map(|&i| reports[i].chain.as_str()).collect();
         let mut p = self.params();
         let sql = format!(
@@ -235,30 +280,34 @@ impl Purchases {
         for chain in &chains {
             query = query.bind(*chain);
         }
-        for &i in &candidates {
+        for &i in candidates.iter() {
             query = query.bind(&reports[i].txid);
         }
         let existing: HashMap<Key, (String, Option<String>)> =
             query.fetch_all(&mut **tx).await?.into_iter().map(|(c, t, o, s, q)| ((c, t, o), (s, q))).collect();
         let sql = format!("SELECT quote_id FROM payments WHERE status = 'confirmed' AND quote_id IN ({})", self.params().list(candidates.len()));
         let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for &i in &candidates {
-            query = query.bind(quote_id(i));
+        for &i in candidates.iter() {
+            query = query.bind(bulk.quote_id(i));
         }
         let waiting: HashSet<String> = query.fetch_all(&mut **tx).await?.into_iter().collect();
         candidates.retain(|&i| {
             let fits = match existing.get(&key(&reports[i])) {
-                Some((status, quote)) => !is_final_payment_status(status) && quote.as_deref() == Some(quote_id(i)),
+                Some((status, quote)) => !is_final_payment_status(status) && quote.as_deref() == Some(bulk.quote_id(i)),
                 None => true,
             };
-            fits && !waiting.contains(quote_id(i))
+            fits && !waiting.contains(bulk.quote_id(i))
         });
+        Ok(())
+    }
 
-        // Each event's held seats become sold ones, unless it was cancelled meanwhile (then the general path
-        // refunds). In event order, so concurrent batches take the events' locks in one order.
+    /// Each event's held seats become sold ones, unless it was cancelled meanwhile (then its candidates go to
+    /// the general path, which refunds). In event order, so concurrent batches take the events' locks in one
+    /// order.
+    async fn sell_seats(&self, tx: &mut Transaction<'static, Any>, bulk: &Bulk<'_>, candidates: &mut Vec<usize>) -> Result<(), StoreError> {
         let mut by_event: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-        for &i in &candidates {
-            by_event.entry(quotes[i].as_ref().expect("candidate").event_id).or_default().push(i);
+        for &i in candidates.iter() {
+            by_event.entry(bulk.quotes[i].as_ref().expect("candidate").event_id).or_default().push(i);
         }
         for (event_id, members) in &by_event {
             let sold = sqlx::query(
@@ -267,35 +316,40 @@ impl Purchases {
             )
             .bind(event_id)
             .bind(members.len() as i64)
-            .bind(now)
+            .bind(bulk.now)
             .execute(&mut **tx)
             .await?;
             if sold.rows_affected() == 0 {
                 candidates.retain(|i| !members.contains(i));
             }
         }
-        if candidates.is_empty() {
-            return Ok(0);
-        }
-        let n = candidates.len();
+        Ok(())
+    }
 
-        // The payments, credited.
+    /// The payments, credited. Returns their ids by output.
+    async fn insert_credited_payments(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        candidates: &[usize],
+    ) -> Result<HashMap<Key, i64>, StoreError> {
+        let now = bulk.now;
         let sql = format!(
             "INSERT INTO payments (chain, txid, output_index, quote_id, currency, amount_units, from_address, to_address, \
              memo, block_height, block_hash, confirmations, status, first_seen_at, updated_at) VALUES {} \
              ON CONFLICT (chain, txid, output_index) DO UPDATE SET block_height = excluded.block_height, \
              block_hash = excluded.block_hash, confirmations = excluded.confirmations, status = excluded.status, \
              updated_at = excluded.updated_at RETURNING id, chain, txid, output_index",
-            self.params().tuples(n, 15)
+            self.params().tuples(candidates.len(), 15)
         );
         let mut query = sqlx::query_as::<_, (i64, String, String, i64)>(&sql);
-        for &i in &candidates {
-            let r = &reports[i];
+        for &i in candidates {
+            let r = &bulk.reports[i];
             query = query
                 .bind(r.chain.as_str())
                 .bind(&r.txid)
                 .bind(r.output_index)
-                .bind(quote_id(i))
+                .bind(bulk.quote_id(i))
                 .bind(r.amount.currency.symbol())
                 .bind(r.amount.units.to_string())
                 .bind(&r.from_address)
@@ -304,21 +358,30 @@ impl Purchases {
                 .bind(r.block_height)
                 .bind(&r.block_hash)
                 .bind(r.confirmations)
-                .bind("credited")
+                .bind(PaymentStatus::Credited.as_str())
                 .bind(now)
                 .bind(now);
         }
-        let payment_ids: HashMap<Key, i64> = query.fetch_all(&mut **tx).await?.into_iter().map(|(id, c, t, o)| ((c, t, o), id)).collect();
+        Ok(query.fetch_all(&mut **tx).await?.into_iter().map(|(id, c, t, o)| ((c, t, o), id)).collect())
+    }
 
-        // The tickets.
+    /// The tickets, valid. Returns their ids by quote id.
+    async fn insert_tickets(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        fresh: &HashMap<String, QuoteRow>,
+        candidates: &[usize],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let now = bulk.now;
         let sql = format!(
             "INSERT INTO tickets (event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
              access_signature, status, created_at, updated_at) VALUES {} RETURNING id, quote_id",
-            self.params().tuples(n, 11)
+            self.params().tuples(candidates.len(), 11)
         );
         let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
-        for &i in &candidates {
-            let q = &fresh[quote_id(i)];
+        for &i in candidates {
+            let q = &fresh[bulk.quote_id(i)];
             let token = new_ticket_token();
             let signature = self.access_signature(q.event_id, &q.chain, &q.wallet_address, &token);
             query = query
@@ -328,31 +391,34 @@ impl Purchases {
                 .bind(&q.chain)
                 .bind(&q.wallet_address)
                 .bind(&q.currency)
-                .bind(reports[i].amount.units.to_string())
+                .bind(bulk.reports[i].amount.units.to_string())
                 .bind(signature)
-                .bind("valid")
+                .bind(TicketStatus::Valid.as_str())
                 .bind(now)
                 .bind(now);
         }
-        let ticket_ids: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().map(|(id, q)| (q, id)).collect();
-        if payment_ids.len() != n || ticket_ids.len() != n {
-            return Err(StoreError::Corrupt(format!(
-                "bulk credit wrote {} payments and {} tickets for {n} reports",
-                payment_ids.len(),
-                ticket_ids.len()
-            )));
-        }
+        Ok(query.fetch_all(&mut **tx).await?.into_iter().map(|(id, q)| (q, id)).collect())
+    }
 
-        // The ledger: commission and payout of the price, and anything paid beyond it owed back.
-        let mut entries = Vec::with_capacity(n * 3);
-        for &i in &candidates {
-            let q = &fresh[quote_id(i)];
+    /// The ledger: commission and payout of the price, and anything paid beyond it owed back.
+    async fn insert_sale_entries(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        sold: &Sold<'_>,
+        events: &HashMap<i64, EventTerms>,
+        candidates: &[usize],
+    ) -> Result<(), StoreError> {
+        let now = bulk.now;
+        let mut entries = Vec::with_capacity(candidates.len() * 3);
+        for &i in candidates {
+            let q = &sold.fresh[bulk.quote_id(i)];
             let price = q.amount()?;
-            let paid = reports[i].amount;
+            let paid = bulk.reports[i].amount;
             let split = price.split();
             let event = &events[&q.event_id];
             let due_at = event.event_end + self.settings.payout_delay_ms;
-            let (ticket, payment) = (ticket_ids[&q.id], payment_ids[&key(&reports[i])]);
+            let (ticket, payment) = (sold.ticket_ids[&q.id], sold.payment_ids[&key(&bulk.reports[i])]);
             entries.push((q, ticket, payment, "commission", "sale", split.commission, "platform", "pending", due_at));
             entries.push((q, ticket, payment, "payout", "sale", split.payout, event.creator_account.as_str(), "pending", due_at));
             if let Some(excess) = paid.checked_sub(price).filter(|e| e.units > 0) {
@@ -382,8 +448,12 @@ impl Purchases {
                 .bind(now);
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
-        // The quotes, paid.
+    /// The quotes, paid: seat released into the sale, confirmations complete, what was received recorded.
+    async fn mark_quotes_paid(&self, tx: &mut Transaction<'static, Any>, bulk: &Bulk<'_>, candidates: &[usize]) -> Result<(), StoreError> {
+        let n = candidates.len();
         let mut p = self.params();
         let sql = format!(
             "UPDATE quotes SET status = 'paid', holds_seat = 0, confirmations = confirmations_required, updated_at = {}, \
@@ -392,26 +462,35 @@ impl Purchases {
             (0..n).map(|_| format!("WHEN {} THEN {}", p.one(), p.one())).collect::<Vec<_>>().join(" "),
             p.list(n)
         );
-        let mut query = sqlx::query(&sql).bind(now);
-        for &i in &candidates {
-            query = query.bind(quote_id(i)).bind(reports[i].amount.units.to_string());
+        let mut query = sqlx::query(&sql).bind(bulk.now);
+        for &i in candidates {
+            query = query.bind(bulk.quote_id(i)).bind(bulk.reports[i].amount.units.to_string());
         }
-        for &i in &candidates {
-            query = query.bind(quote_id(i));
+        for &i in candidates {
+            query = query.bind(bulk.quote_id(i));
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
-        // The audit trail, as the general path writes it.
+    /// The audit trail, as the general path writes it.
+    async fn audit_tickets(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        sold: &Sold<'_>,
+        candidates: &[usize],
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO audit_log (at, actor, action, event_id, subject, detail, remote_addr) VALUES {}",
-            self.params().tuples(n, 7)
+            self.params().tuples(candidates.len(), 7)
         );
         let mut query = sqlx::query(&sql);
         let at = now_ms();
-        for &i in &candidates {
-            let q = &fresh[quote_id(i)];
-            let paid = reports[i].amount;
-            let detail = serde_json::json!({ "ticket_id": ticket_ids[&q.id], "paid": paid.to_string(), "currency": paid.currency });
+        for &i in candidates {
+            let q = &sold.fresh[bulk.quote_id(i)];
+            let paid = bulk.reports[i].amount;
+            let detail = serde_json::json!({ "ticket_id": sold.ticket_ids[&q.id], "paid": paid.to_string(), "currency": paid.currency });
             query = query
                 .bind(at)
                 .bind("watcher")
@@ -422,10 +501,26 @@ impl Purchases {
                 .bind(None::<String>);
         }
         query.execute(&mut **tx).await?;
-
-        for &i in &candidates {
-            outcomes[i] = Some(Ok(PaymentOutcome::TicketIssued { ticket_id: ticket_ids[quote_id(i)] }));
-        }
-        Ok(n)
+        Ok(())
     }
+}
+
+/// A chunk's reports and the quote each pays, as one set-wise credit sees them; candidates are indexes into both.
+struct Bulk<'a> {
+    reports: &'a [PaymentReport],
+    quotes: &'a [Option<QuoteRow>],
+    now: i64,
+}
+
+impl<'a> Bulk<'a> {
+    fn quote_id(&self, i: usize) -> &'a str {
+        self.quotes[i].as_ref().expect("candidates have quotes").id.as_str()
+    }
+}
+
+/// What the credit wrote so far: the quotes as locked, the payments' ids by output and the tickets' by quote.
+struct Sold<'a> {
+    fresh: &'a HashMap<String, QuoteRow>,
+    payment_ids: &'a HashMap<Key, i64>,
+    ticket_ids: &'a HashMap<String, i64>,
 }

@@ -24,7 +24,7 @@ use crate::audit::{self, AuditEntry};
 use crate::StoreError;
 use chains::Chain;
 
-use super::{refund_confirmed_payments, PaymentOutcome, PaymentReport, Purchases, QuoteRow, QUOTE_COLUMNS};
+use super::{refund_confirmed_payments, QuoteStatus, PaymentOutcome, PaymentReport, Purchases, QuoteRow, QUOTE_COLUMNS};
 
 /// What one reversal undid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,23 +244,23 @@ async fn reopen_quote(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now:
     }
     let expired = quote.expires_at <= now;
     let status = match (expired, total.units > 0) {
-        (false, false) => "awaiting_payment",
-        (false, true) => "seen",
-        (true, _) => "expired",
+        (false, false) => QuoteStatus::AwaitingPayment,
+        (false, true) => QuoteStatus::Seen,
+        (true, _) => QuoteStatus::Expired,
     };
     sqlx::query(
         "UPDATE quotes SET status = $2, holds_seat = 0, received_units = $3, confirmations = 0, updated_at = $4 WHERE id = $1",
     )
     .bind(&quote.id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(total.units.to_string())
     .bind(now)
     .execute(&mut **tx)
     .await?;
     if expired && total.units > 0 {
-        let reopened = QuoteRow { status: status.to_owned(), holds_seat: 0, ..quote.clone() };
+        let reopened = QuoteRow { status, holds_seat: 0, ..quote.clone() };
         if refund_confirmed_payments(tx, &reopened, "underpaid", now).await? > 0 {
-            super::set_quote_status(tx, &quote.id, "refund_due", now).await?;
+            super::set_quote_status(tx, &quote.id, QuoteStatus::RefundDue, now).await?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ use crate::{anvil, fixtures};
 
 use chains::{Chain, Currency};
 use ticketing::purchases::PaymentOutcome;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::{EvmWatcher, EvmWatcherConfig, PaymentWatcher, TokenConfig, WatchContext};
 
@@ -155,7 +156,7 @@ fn with_usdc(anvil: &Anvil, token: &str) -> EvmWatcherConfig {
 async fn ledger(store: &Store, q: &ticketing::purchases::QuoteRow) -> Vec<(String, String, String)> {
     sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind, id")
         .bind(&q.id)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap()
 }
@@ -226,13 +227,13 @@ store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store:
     assert!(payments(&store, &eth).await.is_empty() && ledger(&store, &eth).await.is_empty());
     // logIndex counts the block's logs: this transfer's is the second.
     let stray: (i64, String, Option<String>) =
-        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1").bind(&wrong).fetch_one(store.pool()).await.unwrap();
+        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1").bind(&wrong).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(stray, (2, "refund_due".to_string(), None));
     let refund: (String, String, String, Option<String>) = sqlx::query_as(
         "SELECT l.reason, l.currency, l.amount_units, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
     )
     .bind(&wrong)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(refund, ("wrong_currency".into(), "USDC.ETH".into(), "25000000".into(), Some(EVM_BUYER.to_string())));
@@ -339,8 +340,8 @@ store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: S
     let outcome = p.report_payment(payment_row(&store, &q).await, ticketing::now_ms()).await.unwrap();
     assert_eq!(outcome, PaymentOutcome::AlreadyProcessed);
     assert_eq!(ticket(&p, &q).await.unwrap().id, t.id);
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
-    let sales: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
+    let sales: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
 });
 
@@ -407,7 +408,7 @@ store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async m
     if statuses == ["orphaned"] {
         assert_eq!(t.status, "payment_reversed");
         let ledger: Vec<(String, String)> =
-            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.pool()).await.unwrap();
+            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.raw_pool()).await.unwrap();
         assert_eq!(ledger, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
     } else {
         assert_eq!(statuses, ["credited"]);
@@ -415,7 +416,7 @@ store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async m
     }
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
         .bind(&txid)
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await
         .unwrap();
     assert_eq!(audited, 1);
@@ -426,7 +427,7 @@ async fn payment_row(store: &Store, q: &ticketing::purchases::QuoteRow) -> ticke
     let (txid, height, hash): (String, Option<i64>, Option<String>) =
         sqlx::query_as("SELECT txid, block_height, block_hash FROM payments WHERE quote_id = $1")
             .bind(&q.id)
-            .fetch_one(store.pool())
+            .fetch_one(store.raw_pool())
             .await
             .unwrap();
     ticketing::purchases::PaymentReport {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::hive::{HiveConfig, HiveWatcher};
 use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
@@ -64,19 +65,14 @@ async fn hived_serving(history: Vec<Value>, irreversible: Arc<AtomicI64>) -> Rep
 async fn event(store: &Store, price: &str, currency: &str) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, $2, $2, 10, $3, $4, $5, $3, $5, $5) RETURNING id",
-    )
-    .bind(price)
-    .bind(currency)
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(price, currency)
+        .accepts(currency)
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| async move {
@@ -158,7 +154,7 @@ store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| asyn
     assert_eq!(restarted.cursor().sequence, 11);
     let pass = restarted.scan(&ctx).await.unwrap();
     assert!(pass.reported.is_empty());
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(tickets, 4);
 });
 
@@ -231,7 +227,7 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
     let refunds: Vec<Refund> = sqlx::query_as(
         "SELECT reason, currency, amount_units, recipient, quote_id FROM ledger_entries WHERE kind = 'refund' ORDER BY id",
     )
-    .fetch_all(store.pool())
+    .fetch_all(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(refunds, vec![
@@ -239,8 +235,8 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
         ("third_party".into(), "HIVE".into(), "10000".into(), Some("mallory".into()), None),
     ]);
     let strays: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.raw_pool()).await.unwrap();
     assert_eq!(strays, vec![(None, "refund_due".to_string()), (None, "refund_due".to_string())]);
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.pool()).await.unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(audited, 2);
 });

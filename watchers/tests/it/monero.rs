@@ -14,6 +14,7 @@ use monero_regtest::Regtest;
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, XmrAddresses};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::testing::TestDb;
 use ticketing::{Backend, Store};
 use watchers::monero::{MoneroConfig, MoneroWalletRpc, MoneroWatcher};
@@ -26,18 +27,14 @@ const PRICE: u64 = 500_000_000_000; // 0.5 XMR
 async fn xmr_event(store: &Store) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, 'XMR', 'XMR', 10, $2, $3, $4, $2, $4, $4) RETURNING id",
-    )
-    .bind(PRICE.to_string())
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(&PRICE.to_string(), "XMR")
+        .accepts("XMR")
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +120,7 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.orphaned, 1, "{report:?}");
     assert_eq!(p.quote(&quote2.id).await.unwrap().unwrap().status, "awaiting_payment");
-    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(status, "orphaned");
 }
 
@@ -164,7 +161,7 @@ async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as
         "SELECT l.reason, l.status, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
     )
     .bind(&never_tx)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(locked, ("locked".to_string(), "due".to_string(), Some(net.buyer.address.clone())));
@@ -177,6 +174,6 @@ async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as
     assert!(report.is_final);
     assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
     // The refunded one is not recorded twice.
-    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.pool()).await.unwrap();
+    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(refunds, 1);
 }

@@ -12,6 +12,7 @@ use jsonrpc_replay::{fixture, result_of, ReplayServer};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
+use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 use watchers::solana::{read_transaction, SolanaConfig, SolanaWatcher, Transfer};
 use watchers::{ChainMetrics, PaymentWatcher, RetryPolicy, WatchContext};
@@ -94,19 +95,14 @@ async fn sol_event(store: &Store) -> i64 {
 async fn event_priced(store: &Store, price: Amount) -> i64 {
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $4, $5, $5, 10, $1, $2, $3, $1, $3, $3) RETURNING id",
-    )
-    .bind(NOW + 24 * HOUR)
-    .bind(NOW + 27 * HOUR)
-    .bind(NOW - HOUR)
-    .bind(price.units.to_string())
-    .bind(price.currency.symbol())
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(NOW - HOUR)
+        .space_id("hall")
+        .price(&price.units.to_string(), price.currency.symbol())
+        .accepts(price.currency.symbol())
+        .starts(NOW + 24 * HOUR)
+        .ends(NOW + 27 * HOUR)
+        .insert(&store)
+        .await
 }
 
 /// A SOL quote whose reference is the recorded case's (the watcher only knows quotes by reference).
@@ -119,7 +115,7 @@ async fn quote_in(p: &Purchases, event_id: i64, currency: Currency, case: &str) 
         .create_quote(QuoteRequest { event_id, currency, wallet_address: keys()["buyer"].clone() }, NOW)
         .await
         .unwrap();
-    sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2").bind(reference_of(case)).bind(&q.id).execute(p.store().pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2").bind(reference_of(case)).bind(&q.id).execute(p.store().raw_pool()).await.unwrap();
     p.quote(&q.id).await.unwrap().unwrap()
 }
 
@@ -177,7 +173,7 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     let recipient: Option<String> = sqlx::query_scalar(
         "SELECT l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE l.reason = 'wrong_currency' AND p.quote_id IS NULL",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await
     .unwrap();
     assert_eq!(recipient, usdc.from_address);
@@ -237,7 +233,7 @@ store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store
     let sale: Vec<(String, String, String)> =
         sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
             .bind(&paid.id)
-            .fetch_all(store.pool())
+            .fetch_all(store.raw_pool())
             .await
             .unwrap();
     assert_eq!(
@@ -249,7 +245,7 @@ store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store
     assert_eq!(server.count("getTransaction"), 2, "the failed one was read");
     assert_eq!(p.quote(&unpaid.id).await.unwrap().unwrap().status, "awaiting_payment");
     assert!(p.ticket_for_quote(&unpaid.id).await.unwrap().is_none());
-    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1").bind(&unpaid.id).fetch_one(store.pool()).await.unwrap();
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1").bind(&unpaid.id).fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(payments, 0, "a failed transaction is not a payment");
 
 });
@@ -365,8 +361,8 @@ store_test!(a_rescan_finds_a_payment_to_a_quote_past_the_window, |store: Store| 
     assert!(p.ticket_for_quote(&q.id).await.unwrap().is_some());
     let again = rescan_solana(watcher(&server), RescanFrom::Height(0), p.clone()).await.unwrap();
     assert_eq!(again.reported, 1);
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.pool()).await.unwrap();
-    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!((tickets, payments), (1, 1));
 });
 

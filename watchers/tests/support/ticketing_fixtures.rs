@@ -15,6 +15,7 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::rates::StaticRates;
 use ticketing::Store;
+use ticketing::testing::RawSql;
 use watchers::{ChainMetrics, WatchContext};
 
 /// BIP-84 test vector account ("abandon … about"), as in ticketing's tests.
@@ -57,20 +58,15 @@ pub async fn event(store: &Store, seats: i64, currency: Currency, price: &str) -
     let creator = AccountName::parse("alice").unwrap();
     store.set_tier(&creator, Tier::Premium, None, "test").await.unwrap();
     let amount = Amount::parse(currency, price).unwrap();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Concert', 'custom', 'hall', $1, $2, $2, $3, $4, $5, $6, $4, $6, $6) RETURNING id",
-    )
-    .bind(amount.units.to_string())
-    .bind(currency.symbol())
-    .bind(seats)
-    .bind(now + 24 * HOUR)
-    .bind(now + 27 * HOUR)
-    .bind(now - HOUR)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    ticketing::testing::SeedEvent::new(now - HOUR)
+        .space_id("hall")
+        .price(&amount.units.to_string(), currency.symbol())
+        .accepts(currency.symbol())
+        .capacity(seats)
+        .starts(now + 24 * HOUR)
+        .ends(now + 27 * HOUR)
+        .insert(store)
+        .await
 }
 
 pub async fn quote(p: &Purchases, event_id: i64, currency: Currency) -> QuoteRow {
@@ -94,7 +90,7 @@ pub fn context(p: &Purchases, chain: Chain) -> WatchContext {
 pub async fn payments(store: &Store, quote: &QuoteRow) -> Vec<(String, i64, String)> {
     sqlx::query_as("SELECT txid, output_index, status FROM payments WHERE quote_id = $1 ORDER BY id")
         .bind(&quote.id)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap()
 }
@@ -103,7 +99,7 @@ pub async fn payments(store: &Store, quote: &QuoteRow) -> Vec<(String, i64, Stri
 pub async fn refunds(store: &Store, quote: &QuoteRow) -> Vec<(String, String)> {
     sqlx::query_as("SELECT reason, amount_units FROM ledger_entries WHERE quote_id = $1 AND kind = 'refund' ORDER BY id")
         .bind(&quote.id)
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await
         .unwrap()
 }

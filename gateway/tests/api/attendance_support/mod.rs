@@ -11,6 +11,7 @@ use serde_json::Value;
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentReport, PaymentSettings, Purchases, QuoteRequest};
 use ticketing::rates::StaticRates;
+use ticketing::testing::SeedEvent;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -24,18 +25,16 @@ pub const MIN: i64 = 60_000;
 pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 {
     store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
     let now = ticketing::now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('alice', 'Room', 'custom', 's', '1000', 'HIVE', 'HIVE', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
-    )
-    .bind(seats)
-    .bind(now + starts_in)
-    .bind(now + starts_in + 120 * MIN)
-    .bind(now - MIN)
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
+    SeedEvent::new(now - MIN)
+        .title("Room")
+        .price("1000", "HIVE")
+        .accepts("HIVE")
+        .capacity(seats)
+        .starts(now + starts_in)
+        .ends(now + starts_in + 120 * MIN)
+        .sales(now - MIN, Some(now + starts_in + 120 * MIN))
+        .insert(store)
+        .await
 }
 
 /// A ticket for `wallet` (Hive), paid 1 HIVE through the real purchase path.

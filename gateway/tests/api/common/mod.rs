@@ -49,20 +49,14 @@ impl TestApp {
         use ticketing::creators::{AccountName, Tier};
         self.store.set_tier(&AccountName::parse("alice").unwrap(), Tier::Pro, None, "test").await.unwrap();
         let now = ticketing::now_ms();
-        sqlx::query_scalar(
-            "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-             max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-             VALUES ('alice', $1, 'custom', 's', '2500', 'USD', $2, $3, $4, $5, $6, $4, $6, $6) RETURNING id",
-        )
-        .bind(title)
-        .bind(accepts)
-        .bind(seats)
-        .bind(now + 3_600_000)
-        .bind(now + 7_200_000)
-        .bind(now - 1000)
-        .fetch_one(self.store.pool())
-        .await
-        .unwrap()
+        ticketing::testing::SeedEvent::new(now - 1000)
+            .title(title)
+            .accepts(accepts)
+            .capacity(seats)
+            .starts(now + 3_600_000)
+            .ends(now + 7_200_000)
+            .insert(&self.store)
+            .await
     }
 }
 
@@ -120,22 +114,10 @@ fn uuid_like() -> String {
 #[macro_export]
 macro_rules! app_test {
     ($name:ident, |$app:ident| $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $app = $crate::common::spawn_app(ticketing::Backend::Sqlite).await;
-                $body.await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $app = $crate::common::spawn_app(ticketing::Backend::Postgres).await;
-                $body.await;
-            }
-        }
+        ticketing::both_backends!($name, |backend| async move {
+            let $app = $crate::common::spawn_app(backend).await;
+            $body.await;
+        });
     };
 }
 

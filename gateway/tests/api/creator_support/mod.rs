@@ -110,26 +110,12 @@ impl HiveNode {
 #[macro_export]
 macro_rules! hive_app_test {
     ($name:ident, |$app:ident, $hive:ident| $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $hive = $crate::creator_support::HiveNode::start().await;
-                let url = $hive.url.clone();
-                let $app = $crate::common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.hive_api_url = url).await;
-                $body.await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let $hive = $crate::creator_support::HiveNode::start().await;
-                let url = $hive.url.clone();
-                let $app = $crate::common::spawn_app_with(ticketing::Backend::Postgres, |s| s.hive_api_url = url).await;
-                $body.await;
-            }
-        }
+        ticketing::both_backends!($name, |backend| async move {
+            let $hive = $crate::creator_support::HiveNode::start().await;
+            let url = $hive.url.clone();
+            let $app = $crate::common::spawn_app_with(backend, |s| s.hive_api_url = url).await;
+            $body.await;
+        });
     };
 }
 
@@ -200,56 +186,11 @@ pub async fn create_event(app: &crate::common::TestApp, account: &str, body: &Va
 
 /// Writes a paid quote and a ticket for `wallet` straight into the store (the purchase flow is tested elsewhere).
 pub async fn insert_ticket(store: &ticketing::Store, event_id: i64, chain: &str, wallet: &str, status: &str) -> i64 {
-    let n: u64 = rand::random();
-    let quote_id = format!("q{n:016x}");
-    let now = ticketing::now_ms();
-    sqlx::query(
-        "INSERT INTO quotes (id, event_id, currency, chain, wallet_address, amount_units, payment_address, status, \
-         holds_seat, confirmations_required, created_at, expires_at, updated_at) \
-         VALUES ($1, $2, 'HIVE', $3, $4, '100000', $5, 'paid', 0, 1, $6, $6, $6)",
-    )
-    .bind(&quote_id)
-    .bind(event_id)
-    .bind(chain)
-    .bind(wallet)
-    .bind(format!("addr-{n:x}"))
-    .bind(now)
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO tickets (event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
-         access_signature, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'HIVE', '100000', 'sig', $6, $7, $7) RETURNING id",
-    )
-    .bind(event_id)
-    .bind(&quote_id)
-    .bind(format!("tok-{n:x}"))
-    .bind(chain)
-    .bind(wallet)
-    .bind(status)
-    .bind(now)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    if status == "valid" {
-        sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1")
-            .bind(event_id)
-            .execute(store.pool())
-            .await
-            .unwrap();
-    }
-    id
+    let status = ticketing::purchases::TicketStatus::try_from(status).expect("a ticket status");
+    ticketing::testing::seed_ticket(store, event_id, chain, wallet, status).await
 }
 
-/// Moves an event's schedule (and sales window) by SQL, e.g. into the past, which the API refuses to do.
+/// Moves an event's schedule (and sales window, from a day before) e.g. into the past, which the API refuses.
 pub async fn reschedule(store: &ticketing::Store, event_id: i64, start: i64, end: i64) {
-    sqlx::query("UPDATE events SET event_start = $2, event_end = $3, sales_start = $4, sales_end = $3 WHERE id = $1")
-        .bind(event_id)
-        .bind(start)
-        .bind(end)
-        .bind(start - DAY)
-        .execute(store.pool())
-        .await
-        .unwrap();
+    ticketing::testing::reschedule_event(store, event_id, start, end, start - DAY).await
 }
