@@ -7,6 +7,7 @@ pub mod auth;
 pub mod certificates;
 pub mod cli;
 pub mod client_address;
+pub mod cluster_node;
 pub mod creator_auth;
 pub mod configuration;
 pub mod error;

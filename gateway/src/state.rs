@@ -21,6 +21,8 @@ pub struct AppState {
     pub sales: crate::exporters::SalesCollector,
     /// The rooms of this node.
     pub hub: signaling::Hub,
+    /// This node's part in a cluster (`[cluster]`); `None` when it is the only node.
+    pub cluster: Option<Arc<crate::cluster_node::ClusterNode>>,
     /// Every WebSocket connection task, so shutdown can wait for them to close.
     pub connections: tokio_util::task::TaskTracker,
     /// The creators' live feed (attendance events, sales).
@@ -53,6 +55,16 @@ impl AppState {
 
     /// Refuses a seat's TURN credentials and tears down its allocations (ban, kick).
     pub fn revoke_turn(&self, seat_key: &str) {
+        // Every node's relay, when there are several (`cluster_node::events::GatewayMessage::RevokeTurn`).
+        if let Some(node) = self.cluster.clone() {
+            let body = serde_json::json!({ "kind": "revoke_turn", "seat_key": seat_key });
+            tokio::spawn(async move { node.broadcast(body).await });
+        }
+        self.revoke_local_turn(seat_key);
+    }
+
+    /// Revokes on this node's relay only (what another node's revocation asks of this one).
+    pub fn revoke_local_turn(&self, seat_key: &str) {
         let Some(relay) = self.turn.clone() else { return };
         let Ok(session) = turn_relay::SessionId::parse(turn_session(seat_key)) else { return };
         tokio::spawn(async move { relay.revoke_session(&session).await });

@@ -1,0 +1,325 @@
+//! Several real gateway processes (`CARGO_BIN_EXE_gateway`) on one real `redis-server` and one PostgreSQL, with
+//! real WebSocket clients: one room spread over nodes behaves as on one node, admission stays exact, moderation
+//! reaches the node holding the peer, a killed node's peers leave and rejoin elsewhere, and the broker may go
+//! away and come back.
+//!
+//! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
+
+mod attendance_support;
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use attendance_support::*;
+use cluster::testing::RedisServer;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use ticketing::testing::TestDb;
+use ticketing::Backend;
+use tokio_tungstenite::tungstenite::Message;
+
+const HEARTBEAT_MS: u64 = 200;
+const NODE_TTL_MS: u64 = 2000;
+
+/// A gateway process; killed (SIGKILL) when dropped if still running.
+struct Node {
+    child: Child,
+    base: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Node {
+    fn start(name: &str, db_url: &str, redis_url: &str) -> Node {
+        let dir = std::env::temp_dir().join(format!("gateway-cluster-{}-{name}-{}", std::process::id(), rand_tag()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env("GATEWAY_SERVER__PORT", "0")
+            .env("GATEWAY_SERVER__NODE_ID", name)
+            .env("GATEWAY_SERVER__SHUTDOWN_GRACE_SECS", "2")
+            .env("GATEWAY_DATA_DIR", &dir)
+            .env("GATEWAY_SECRET", "11".repeat(32))
+            .env("GATEWAY_RATES__SOURCE", "static")
+            .env("GATEWAY_ROOMS__ATTENDANCE_FLUSH_MS", "100")
+            .env("GATEWAY_LOG__FORMAT", "json")
+            .env("GATEWAY_LOG__FILTER", "info,sqlx=warn")
+            .env("GATEWAY_CLUSTER__REDIS_URL", redis_url)
+            .env("GATEWAY_CLUSTER__HEARTBEAT_MS", HEARTBEAT_MS.to_string())
+            .env("GATEWAY_CLUSTER__NODE_TTL_MS", NODE_TTL_MS.to_string())
+            .env("DATABASE_URL", db_url)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gateway binary");
+        let base = common::listening_address(&mut child, Duration::from_secs(60));
+        Node { child, base, _dir: dir }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn readyz(&self) -> Value {
+        reqwest::get(format!("{}/readyz", self.base)).await.unwrap().json().await.unwrap()
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn rand_tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Waits until every node has beaten and sees the others (so the join endpoint and the reaper know them).
+async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The next frame of `kind` within `within`, skipping others; `None` on timeout.
+async fn frame_within(ws: &mut Ws, kind: &str, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        match msg {
+            Message::Text(text) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["type"] == kind {
+                    return Some(v);
+                }
+                if v["type"] == "batch" {
+                    panic!("protocol 1 clients get no batches");
+                }
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The close code the server ends `ws` with, skipping frames.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.ok()?? {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn join(node: &Node, event_id: i64, ticket: i64, wallet: &str) -> (Ws, String) {
+    let mut ws = connect(&node.base, event_id, &token(event_id, ticket, wallet)).await;
+    let welcome = next_of(&mut ws, "welcome").await;
+    (ws, welcome["client_id"].as_str().unwrap().to_owned())
+}
+
+struct Fixture {
+    db: TestDb,
+    store: ticketing::Store,
+    redis: RedisServer,
+}
+
+async fn fixture() -> Fixture {
+    let db = TestDb::new(Backend::Postgres).await;
+    // Migrations are applied by the first connection; the nodes then find the schema ready.
+    let store = ticketing::Store::connect(&db.url, 8).await.unwrap();
+    Fixture { db, store, redis: RedisServer::start() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holding_the_peer() {
+    let f = fixture().await;
+    let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let (ta, tb) = (ticket(&f.store, event_id, "wallet-a").await, ticket(&f.store, event_id, "wallet-b").await);
+
+    let (mut a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
+    let mut b = connect(&n2.base, event_id, &token(event_id, tb, "wallet-b")).await;
+    let welcome = next_of(&mut b, "welcome").await;
+    let b_id = welcome["client_id"].as_str().unwrap().to_owned();
+    assert!(welcome["occupants"][&a_id].is_object(), "the welcome on node 2 lists the peer on node 1: {welcome}");
+    let joined = next_of(&mut a, "peer_joined").await;
+    assert_eq!(joined["client_id"], b_id.as_str());
+
+    // NAF traffic, in order, with `from` stamped by the server.
+    for n in 0..50 {
+        send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "n": n }, "guaranteed": true })).await;
+    }
+    for n in 0..50 {
+        let frame = next_of(&mut b, "broadcast").await;
+        assert_eq!((frame["from"].as_str(), frame["data"]["n"].as_i64()), (Some(a_id.as_str()), Some(n)));
+    }
+    // Addressed to a peer on the other node: `send` and WebRTC signalling.
+    send(&mut b, json!({ "type": "send", "to": a_id, "data_type": "u", "data": { "hi": 1 }, "from": "forged" })).await;
+    let got = next_of(&mut a, "send").await;
+    assert_eq!((got["from"].as_str(), got["data"]["hi"].as_i64()), (Some(b_id.as_str()), Some(1)));
+    send(&mut b, json!({ "type": "offer", "to": a_id, "sdp": "v=0\r\n" })).await;
+    assert_eq!(next_of(&mut a, "offer").await["from"], b_id.as_str());
+    send(&mut a, json!({ "type": "chat", "text": "hello over there" })).await;
+    assert_eq!(next_of(&mut b, "chat").await["text"], "hello over there");
+
+    // The same ticket on the other node: the older session is closed with the supersede code.
+    let (mut a2, a2_id) = join(&n2, event_id, ta, "wallet-a").await;
+    assert_eq!(close_code(&mut a).await, Some(4000), "superseded across nodes");
+    let left = next_of(&mut b, "peer_left").await;
+    assert_eq!(left["client_id"], a_id.as_str());
+
+    // Mute and ban through node 1's API, of peers node 2 holds.
+    let bearer = creator_token("alice");
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/events/{event_id}/attendees/{a2_id}/mute", n1.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(next_of(&mut a2, "muted").await["client_id"], a2_id.as_str());
+    let res = client
+        .post(format!("{}/api/events/{event_id}/attendees/{b_id}/ban", n1.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(close_code(&mut b).await, Some(4003), "banned on the node holding it");
+    // A banned ticket is refused on every node.
+    let mut again = connect(&n1.base, event_id, &token(event_id, tb, "wallet-b")).await;
+    assert_eq!(close_code(&mut again).await, Some(4403));
+
+    let metrics = n1.metrics().await;
+    assert!(metrics.contains("gateway_cluster_broker_up 1"), "{metrics}");
+    drop(a2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_peers_leave_their_rooms_and_their_tickets_rejoin_on_another_node() {
+    let f = fixture().await;
+    let (n1, mut n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let (ta, tb) = (ticket(&f.store, event_id, "wallet-a").await, ticket(&f.store, event_id, "wallet-b").await);
+    let (mut a, _) = join(&n1, event_id, ta, "wallet-a").await;
+    let (b, b_id) = join(&n2, event_id, tb, "wallet-b").await;
+    assert_eq!(next_of(&mut a, "peer_joined").await["client_id"], b_id.as_str());
+    rows_until(&f.store, event_id, |rows| rows.len() == 2).await;
+
+    let killed = Instant::now();
+    n2.kill();
+    drop(b);
+    let left = frame_within(&mut a, "peer_left", Duration::from_secs(10)).await.expect("peer_left within 10 s");
+    let peer_left_after = killed.elapsed();
+    assert_eq!(left["client_id"], b_id.as_str());
+
+    // The same ticket on the surviving node.
+    let (_b2, _) = join(&n1, event_id, tb, "wallet-b").await;
+    let rejoined_after = killed.elapsed();
+    let rows = rows_until(&f.store, event_id, |rows| {
+        rows.iter().any(|r| r.client_id == b_id && r.end_reason.as_deref() == Some("interrupted"))
+    })
+    .await;
+    let closed = rows.iter().find(|r| r.client_id == b_id).unwrap();
+    assert!(closed.left_at.unwrap() <= ticketing::now_ms() - (peer_left_after.as_millis() as i64) / 2, "closed at the last heartbeat: {closed:?}");
+    println!(
+        "node death: peer_left seen after {:.2} s, ticket rejoined on another node after {:.2} s (heartbeat {HEARTBEAT_MS} ms, ttl {NODE_TTL_MS} ms)",
+        peer_left_after.as_secs_f64(),
+        rejoined_after.as_secs_f64()
+    );
+    assert!(peer_left_after < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_when_it_returns() {
+    let mut f = fixture().await;
+    let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let t: Vec<i64> = [ticket(&f.store, event_id, "w1").await, ticket(&f.store, event_id, "w2").await, ticket(&f.store, event_id, "w3").await].into();
+    let (mut a, a_id) = join(&n1, event_id, t[0], "w1").await;
+    let (mut a2, _) = join(&n1, event_id, t[1], "w2").await;
+    let (mut b, _) = join(&n2, event_id, t[2], "w3").await;
+    next_of(&mut a, "peer_joined").await;
+
+    f.redis.kill();
+    until("node 1 to report the broker away", Duration::from_secs(10), || async {
+        n1.readyz().await["checks"]["broker"] == false
+    })
+    .await;
+    let ready = n1.readyz().await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(n1.metrics().await.contains("gateway_cluster_broker_up 0"));
+    send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "local": true } })).await;
+    assert_eq!(next_of(&mut a2, "broadcast").await["data"]["local"], true, "local peers are still served");
+
+    f.redis.restart();
+    until("node 1 to see the broker again", Duration::from_secs(15), || async { n1.readyz().await["status"] == "ready" }).await;
+    // Cross-node relay resumes once both nodes have resubscribed.
+    let mut n = 0;
+    let resumed = Instant::now();
+    loop {
+        n += 1;
+        send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "n": n } })).await;
+        if frame_within(&mut b, "broadcast", Duration::from_millis(200)).await.is_some() {
+            break;
+        }
+        assert!(resumed.elapsed() < Duration::from_secs(10), "cross-node relay did not resume");
+    }
+    println!("broker restart: cross-node relay back {:.2} s after the broker was", resumed.elapsed().as_secs_f64());
+    drop(n2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_over_three_nodes_fill_a_room_exactly() {
+    const TICKETS: usize = 240;
+    const CAPACITY: i64 = 100;
+    let f = fixture().await;
+    let nodes = [
+        Node::start("n1", &f.db.url, &f.redis.url()),
+        Node::start("n2", &f.db.url, &f.redis.url()),
+        Node::start("n3", &f.db.url, &f.redis.url()),
+    ];
+    let event_id = event(&f.store, TICKETS as i64, 0).await;
+    let mut tickets = Vec::new();
+    for i in 0..TICKETS {
+        tickets.push(ticket(&f.store, event_id, &format!("w{i}")).await);
+    }
+    // Sold out at the old size, then the room made smaller: more tickets than seats race for them.
+    sqlx::query("UPDATE events SET max_attendees = $1 WHERE id = $2").bind(CAPACITY).bind(event_id).execute(f.store.pool()).await.unwrap();
+    let joins = tickets.iter().enumerate().map(|(i, t)| {
+        let base = nodes[i % 3].base.clone();
+        let token = token(event_id, *t, &format!("w{i}"));
+        async move {
+            let mut ws = connect(&base, event_id, &token).await;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => return (Some(ws), None),
+                    Ok(Some(Ok(Message::Close(frame)))) => return (None, frame.map(|f| u16::from(f.code))),
+                    Ok(Some(Ok(_))) => {}
+                    _ => return (None, None),
+                }
+            }
+        }
+    });
+    let results = futures_util::future::join_all(joins).await;
+    let admitted = results.iter().filter(|(ws, _)| ws.is_some()).count();
+    let full = results.iter().filter(|(_, code)| *code == Some(4409)).count();
+    println!("{TICKETS} concurrent joins over 3 nodes into a room of {CAPACITY}: {admitted} admitted, {full} refused full");
+    assert_eq!((admitted, full), (CAPACITY as usize, TICKETS - CAPACITY as usize));
+}
