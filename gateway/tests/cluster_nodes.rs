@@ -251,10 +251,10 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     let mut f = fixture().await;
     let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
     let event_id = event(&f.store, 10, 0).await;
-    let t: Vec<i64> = [ticket(&f.store, event_id, "w1").await, ticket(&f.store, event_id, "w2").await, ticket(&f.store, event_id, "w3").await].into();
-    let (mut a, a_id) = join(&n1, event_id, t[0], "w1").await;
-    let (mut a2, _) = join(&n1, event_id, t[1], "w2").await;
-    let (mut b, _) = join(&n2, event_id, t[2], "w3").await;
+    let t: Vec<i64> = [ticket(&f.store, event_id, "wal-1").await, ticket(&f.store, event_id, "wal-2").await, ticket(&f.store, event_id, "wal-3").await].into();
+    let (mut a, a_id) = join(&n1, event_id, t[0], "wal-1").await;
+    let (mut a2, _) = join(&n1, event_id, t[1], "wal-2").await;
+    let (mut b, _) = join(&n2, event_id, t[2], "wal-3").await;
     next_of(&mut a, "peer_joined").await;
 
     f.redis.kill();
@@ -298,13 +298,13 @@ async fn concurrent_joins_over_three_nodes_fill_a_room_exactly() {
     let event_id = event(&f.store, TICKETS as i64, 0).await;
     let mut tickets = Vec::new();
     for i in 0..TICKETS {
-        tickets.push(ticket(&f.store, event_id, &format!("w{i}")).await);
+        tickets.push(ticket(&f.store, event_id, &format!("wal-{i}")).await);
     }
     // Sold out at the old size, then the room made smaller: more tickets than seats race for them.
     sqlx::query("UPDATE events SET max_attendees = $1 WHERE id = $2").bind(CAPACITY).bind(event_id).execute(f.store.pool()).await.unwrap();
     let joins = tickets.iter().enumerate().map(|(i, t)| {
         let base = nodes[i % 3].base.clone();
-        let token = token(event_id, *t, &format!("w{i}"));
+        let token = token(event_id, *t, &format!("wal-{i}"));
         async move {
             let mut ws = connect(&base, event_id, &token).await;
             loop {

@@ -53,9 +53,28 @@ impl RemoteOccupant {
 
 type Occupants = HashMap<Arc<str>, RemoteOccupant>;
 
+/// Client ids remembered as gone per room: a roster read just before a departure was written must not bring
+/// the peer back (client ids are never reused, so remembering is always right; the set is bounded).
+const DEPARTED_MAX: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct RoomMirror {
+    occupants: Occupants,
+    departed: std::collections::HashSet<Arc<str>>,
+}
+
+impl RoomMirror {
+    fn depart(&mut self, client_id: Arc<str>) {
+        if self.departed.len() >= DEPARTED_MAX {
+            self.departed.clear();
+        }
+        self.departed.insert(client_id);
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Mirror {
-    shards: Box<[Mutex<HashMap<RoomId, Occupants>>]>,
+    shards: Box<[Mutex<HashMap<RoomId, RoomMirror>>]>,
 }
 
 impl Default for Mirror {
@@ -65,16 +84,16 @@ impl Default for Mirror {
 }
 
 impl Mirror {
-    fn shard(&self, room: RoomId) -> &Mutex<HashMap<RoomId, Occupants>> {
+    fn shard(&self, room: RoomId) -> &Mutex<HashMap<RoomId, RoomMirror>> {
         &self.shards[room.rem_euclid(SHARDS as i64) as usize]
     }
 
     pub(crate) fn role_of(&self, room: RoomId, client_id: &str) -> Option<Role> {
-        self.shard(room).lock().get(&room).and_then(|o| o.get(client_id)).map(|o| o.role)
+        self.shard(room).lock().get(&room).and_then(|m| m.occupants.get(client_id)).map(|o| o.role)
     }
 
     pub(crate) fn snapshot(&self, room: RoomId) -> Vec<RemoteOccupant> {
-        self.shard(room).lock().get(&room).map(|o| o.values().cloned().collect()).unwrap_or_default()
+        self.shard(room).lock().get(&room).map(|m| m.occupants.values().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -137,8 +156,10 @@ impl Hub {
 
     fn apply_presence(&self, room_id: RoomId, presence: Presence) -> Applied {
         let mut shard = self.inner.mirror.shard(room_id).lock();
-        let occupants = shard.entry(room_id).or_default();
+        let mirror = shard.entry(room_id).or_default();
         let applied = match presence {
+            // A departure told first (a survivor reaping a dead node) keeps the peer gone.
+            Presence::PeerJoined { client_id, .. } if mirror.departed.contains(client_id.as_str()) => Applied::Duplicate,
             Presence::PeerJoined { client_id, identity, role, joined_at, mic, screen, muted } => {
                 let occupant = RemoteOccupant {
                     client_id: client_id.as_str().into(),
@@ -149,32 +170,32 @@ impl Hub {
                     screen,
                     muted,
                 };
-                match occupants.insert(occupant.client_id.clone(), occupant) {
+                match mirror.occupants.insert(occupant.client_id.clone(), occupant) {
                     Some(_) => Applied::Duplicate,
                     None => Applied::Deliver,
                 }
             }
-            Presence::PeerLeft { client_id } => match occupants.remove(client_id.as_str()) {
-                Some(_) => Applied::Deliver,
+            Presence::PeerLeft { client_id } => match mirror.occupants.remove(client_id.as_str()) {
+                Some(gone) => {
+                    mirror.depart(gone.client_id);
+                    Applied::Deliver
+                }
                 // A peer of this node (its own departure is never echoed back) or one already gone.
                 None => Applied::Duplicate,
             },
             Presence::Media { from, mic, screen } => {
-                if let Some(o) = occupants.get_mut(from.as_str()) {
+                if let Some(o) = mirror.occupants.get_mut(from.as_str()) {
                     (o.mic, o.screen) = (mic, screen);
                 }
                 Applied::Deliver
             }
             Presence::Muted { client_id, muted } => {
-                if let Some(o) = occupants.get_mut(client_id.as_str()) {
+                if let Some(o) = mirror.occupants.get_mut(client_id.as_str()) {
                     o.muted = muted;
                 }
                 Applied::Deliver
             }
         };
-        if occupants.is_empty() {
-            shard.remove(&room_id);
-        }
         applied
     }
 
@@ -182,13 +203,18 @@ impl Hub {
     /// by the caller). Returns who appeared and who disappeared compared with what the mirror held, so the
     /// caller can tell this node's peers (`peer_joined`/`peer_left`) what the presence frames did not.
     pub fn set_remote_occupants(&self, room_id: RoomId, occupants: Vec<RemoteOccupant>) -> (Vec<RemoteOccupant>, Vec<RemoteOccupant>) {
-        let fresh: Occupants = occupants.into_iter().map(|o| (o.client_id.clone(), o)).collect();
         let mut shard = self.inner.mirror.shard(room_id).lock();
-        let old = shard.remove(&room_id).unwrap_or_default();
-        let appeared = fresh.values().filter(|o| !old.contains_key(&o.client_id)).cloned().collect();
-        let gone = old.into_values().filter(|o| !fresh.contains_key(&o.client_id)).collect();
-        if !fresh.is_empty() {
-            shard.insert(room_id, fresh);
+        let mirror = shard.entry(room_id).or_default();
+        let fresh: Occupants = occupants
+            .into_iter()
+            .filter(|o| !mirror.departed.contains(&o.client_id))
+            .map(|o| (o.client_id.clone(), o))
+            .collect();
+        let old = std::mem::replace(&mut mirror.occupants, fresh);
+        let appeared = mirror.occupants.values().filter(|o| !old.contains_key(&o.client_id)).cloned().collect();
+        let gone: Vec<RemoteOccupant> = old.into_values().filter(|o| !mirror.occupants.contains_key(&o.client_id)).collect();
+        for o in &gone {
+            mirror.depart(o.client_id.clone());
         }
         (appeared, gone)
     }
