@@ -248,6 +248,13 @@ async fn admit(
             return Err(Denied(frame.code, frame.reason));
         }
     };
+    let mut peer = peer;
+    if let Some(node) = &state.cluster {
+        if !node.still_holds(event_id, &client_id).await {
+            // Superseded on another node while this one was seating it: the welcome is followed by 4000.
+            peer.leave(LeaveReason::Superseded);
+        }
+    }
     Ok(Admitted { peer, outbox, role, event_end: seat.event_end, client_id })
 }
 

@@ -252,7 +252,7 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
     let event_id = event(&f.store, 10, 0).await;
     let t: Vec<i64> = [ticket(&f.store, event_id, "wal-1").await, ticket(&f.store, event_id, "wal-2").await, ticket(&f.store, event_id, "wal-3").await].into();
-    let (mut a, a_id) = join(&n1, event_id, t[0], "wal-1").await;
+    let (mut a, _) = join(&n1, event_id, t[0], "wal-1").await;
     let (mut a2, _) = join(&n1, event_id, t[1], "wal-2").await;
     let (mut b, _) = join(&n2, event_id, t[2], "wal-3").await;
     next_of(&mut a, "peer_joined").await;
@@ -285,41 +285,77 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     drop(n2);
 }
 
+/// Whether `ws` is closed with `code` within `within` (false if it stays open).
+async fn closed_with(ws: &mut Ws, code: u16, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)) == Some(code),
+            Ok(Some(Ok(_))) => {}
+            Ok(_) => return false,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Every ticket of a sold-out room joins from all three nodes at once: 300 concurrent joins. Exactly one session
+/// per ticket stays (the others are superseded, wherever they were), and the broker counts exactly the room's
+/// capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_joins_over_three_nodes_fill_a_room_exactly() {
-    const TICKETS: usize = 240;
-    const CAPACITY: i64 = 100;
+async fn three_hundred_concurrent_joins_over_three_nodes_leave_exactly_one_session_per_seat() {
+    const SEATS: usize = 100;
     let f = fixture().await;
     let nodes = [
         Node::start("n1", &f.db.url, &f.redis.url()),
         Node::start("n2", &f.db.url, &f.redis.url()),
         Node::start("n3", &f.db.url, &f.redis.url()),
     ];
-    let event_id = event(&f.store, TICKETS as i64, 0).await;
+    let event_id = event(&f.store, SEATS as i64, 0).await;
     let mut tickets = Vec::new();
-    for i in 0..TICKETS {
+    for i in 0..SEATS {
         tickets.push(ticket(&f.store, event_id, &format!("wal-{i}")).await);
     }
-    // Sold out at the old size, then the room made smaller: more tickets than seats race for them.
-    sqlx::query("UPDATE events SET max_attendees = $1 WHERE id = $2").bind(CAPACITY).bind(event_id).execute(f.store.pool()).await.unwrap();
-    let joins = tickets.iter().enumerate().map(|(i, t)| {
-        let base = nodes[i % 3].base.clone();
-        let token = token(event_id, *t, &format!("wal-{i}"));
+    let started = Instant::now();
+    let joins = (0..SEATS * 3).map(|n| {
+        let (i, node) = (n / 3, n % 3);
+        let base = nodes[node].base.clone();
+        let token = token(event_id, tickets[i], &format!("wal-{i}"));
         async move {
             let mut ws = connect(&base, event_id, &token).await;
             loop {
                 match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => return (Some(ws), None),
-                    Ok(Some(Ok(Message::Close(frame)))) => return (None, frame.map(|f| u16::from(f.code))),
+                    Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => return (i, Some(ws)),
+                    Ok(Some(Ok(Message::Close(_)))) => return (i, None),
                     Ok(Some(Ok(_))) => {}
-                    _ => return (None, None),
+                    _ => return (i, None),
                 }
             }
         }
     });
     let results = futures_util::future::join_all(joins).await;
-    let admitted = results.iter().filter(|(ws, _)| ws.is_some()).count();
-    let full = results.iter().filter(|(_, code)| *code == Some(4409)).count();
-    println!("{TICKETS} concurrent joins over 3 nodes into a room of {CAPACITY}: {admitted} admitted, {full} refused full");
-    assert_eq!((admitted, full), (CAPACITY as usize, TICKETS - CAPACITY as usize));
+    let joined_in = started.elapsed();
+    let welcomed: Vec<(usize, Ws)> = results.into_iter().filter_map(|(i, ws)| ws.map(|ws| (i, ws))).collect();
+    // The superseded sessions are closed with 4000; the others stay.
+    let settled = futures_util::future::join_all(welcomed.into_iter().map(|(i, mut ws)| async move {
+        let superseded = closed_with(&mut ws, 4000, Duration::from_secs(3)).await;
+        (i, superseded, ws)
+    }))
+    .await;
+    let mut live = vec![0usize; SEATS];
+    for (i, superseded, _) in &settled {
+        if !superseded {
+            live[*i] += 1;
+        }
+    }
+    let broker = cluster::Broker::new(cluster::ClusterConfig::new(f.redis.url(), "test", "")).unwrap();
+    let counted = cluster::Seats::new(broker).counted(event_id).await.unwrap();
+    println!(
+        "{} concurrent joins over 3 nodes for {SEATS} seats: all answered in {:.2} s; live sessions per ticket min {} max {}; broker count {counted}",
+        SEATS * 3,
+        joined_in.as_secs_f64(),
+        live.iter().min().unwrap(),
+        live.iter().max().unwrap()
+    );
+    assert!(live.iter().all(|n| *n == 1), "one live session per ticket: {live:?}");
+    assert_eq!(counted as usize, SEATS);
 }

@@ -172,6 +172,13 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// Whether the peer just admitted still holds its seat. A newer session of the same ticket may have claimed it
+    /// on another node between this node's claim and its admission, and that node's close found nobody here yet:
+    /// checked after admission, any later supersede finds the peer seated. The broker away: assumed held.
+    pub async fn still_holds(&self, room: RoomId, client_id: &str) -> bool {
+        self.seats.holds(room, client_id).await.unwrap_or(true)
+    }
+
     /// The hub refused a peer whose seat was claimed: give it back.
     pub async fn seat_unused(&self, room: RoomId, client_id: &str) {
         if let Err(e) = self.seats.release(room, client_id).await {
