@@ -96,6 +96,7 @@ pub fn spawn(
                         "currency": row.currency,
                         "amount_units": row.amount_paid_units,
                     }),
+                    relayed: false,
                 });
             }
             let floor = (watermark - RESCAN).max(start);
@@ -179,6 +180,7 @@ impl Reversals {
                     "txid": row.subject,
                     "output_index": detail.get("output_index"),
                 }),
+                relayed: false,
             });
         }
         let floor = (self.watermark - RESCAN).max(self.start);

@@ -152,6 +152,9 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     let event_id = event(&f.store, 10, 0).await;
     let (ta, tb) = (ticket(&f.store, event_id, "wallet-a").await, ticket(&f.store, event_id, "wallet-b").await);
 
+    // The creator's live feed on node 1 shows peers on every node.
+    let bearer = creator_token("alice");
+    let mut feed = sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
     let (mut a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
     let mut b = connect(&n2.base, event_id, &token(event_id, tb, "wallet-b")).await;
     let welcome = next_of(&mut b, "welcome").await;
@@ -159,6 +162,12 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     assert!(welcome["occupants"][&a_id].is_object(), "the welcome on node 2 lists the peer on node 1: {welcome}");
     let joined = next_of(&mut a, "peer_joined").await;
     assert_eq!(joined["client_id"], b_id.as_str());
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("feed item in time").expect("feed open");
+        if item.name == "joined" && item.data["client_id"] == b_id.as_str() {
+            break;
+        }
+    }
 
     // NAF traffic, in order, with `from` stamped by the server.
     for n in 0..50 {
@@ -184,7 +193,6 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     assert_eq!(left["client_id"], a_id.as_str());
 
     // Mute and ban through node 1's API, of peers node 2 holds.
-    let bearer = creator_token("alice");
     let client = reqwest::Client::new();
     let res = client
         .post(format!("{}/api/events/{event_id}/attendees/{a2_id}/mute", n1.base))

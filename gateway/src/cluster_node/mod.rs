@@ -118,6 +118,7 @@ impl ClusterNode {
             tokio::spawn(events::control(self.clone(), state.clone(), inbound));
         }
         tokio::spawn(events::releases(self.clone(), state.hub.subscribe(), state.shutdown.clone()));
+        tokio::spawn(events::feed(self.clone(), state.feed.subscribe(), state.shutdown.clone()));
         tokio::spawn(liveness::run(self.clone(), state.clone()));
     }
 
