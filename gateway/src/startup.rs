@@ -139,6 +139,11 @@ impl Application {
             &settings.public_url(port),
             &settings,
         )?;
+        // With several nodes a client's attempts are counted once for all of them.
+        let access = match &cluster {
+            Some(node) => access.with_shared_limits(&node.broker, &settings.access),
+            None => access,
+        };
         let geo = crate::geo::Geo::from_settings(&settings.geo)?;
         let state = AppState {
             geo,

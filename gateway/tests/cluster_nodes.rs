@@ -31,6 +31,10 @@ struct Node {
 
 impl Node {
     fn start(name: &str, db_url: &str, redis_url: &str) -> Node {
+        Self::start_with(name, db_url, redis_url, &[])
+    }
+
+    fn start_with(name: &str, db_url: &str, redis_url: &str, env: &[(&str, &str)]) -> Node {
         let dir = std::env::temp_dir().join(format!("gateway-cluster-{}-{name}-{}", std::process::id(), rand_tag()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
@@ -47,6 +51,7 @@ impl Node {
             .env("GATEWAY_CLUSTER__HEARTBEAT_MS", HEARTBEAT_MS.to_string())
             .env("GATEWAY_CLUSTER__NODE_TTL_MS", NODE_TTL_MS.to_string())
             .env("DATABASE_URL", db_url)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -366,4 +371,28 @@ async fn three_hundred_concurrent_joins_over_three_nodes_leave_exactly_one_sessi
     );
     assert!(live.iter().all(|n| *n == 1), "one live session per ticket: {live:?}");
     assert_eq!(counted as usize, SEATS);
+}
+
+/// A wallet's access attempts are one budget over every node (`cluster::SharedLimiter`), not one per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_s_attempts_are_one_budget_over_all_nodes() {
+    let f = fixture().await;
+    let limit = [("GATEWAY_ACCESS__WALLET_ATTEMPTS_PER_MINUTE", "4")];
+    let nodes = [Node::start_with("n1", &f.db.url, &f.redis.url(), &limit), Node::start_with("n2", &f.db.url, &f.redis.url(), &limit)];
+    let event_id = event(&f.store, 10, 0).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let res = client
+            .post(format!("{}/api/events/{event_id}/join", nodes[n % 2].base))
+            .json(&json!({
+                "chain": "eth", "wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7",
+                "message": "Access event 1 at 0", "signature": "0x00",
+            }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 429, 429, 429, 429], "four attempts in all, not four per node");
 }
