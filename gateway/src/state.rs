@@ -50,6 +50,12 @@ impl AppState {
         let relay = self.turn.as_ref()?;
         let session = turn_relay::SessionId::parse(turn_session(seat_key)).ok()?;
         relay.sessions().register(session.clone());
+        // The WebSocket may be on another node (the join endpoint hands out the least loaded), whose relay and
+        // `turn_refresh` must know the session too; every relay shares the secret, so the credential works there.
+        if let Some(node) = self.cluster.clone() {
+            let body = serde_json::json!({ "kind": "turn_session", "seat_key": seat_key });
+            tokio::spawn(async move { node.broadcast(body).await });
+        }
         serde_json::to_value(relay.issue(&session)).ok()
     }
 
@@ -61,6 +67,14 @@ impl AppState {
             tokio::spawn(async move { node.broadcast(body).await });
         }
         self.revoke_local_turn(seat_key);
+    }
+
+    /// Registers a seat's TURN session on this node's relay only (what another node's join asks of this one).
+    pub fn register_local_turn(&self, seat_key: &str) {
+        let Some(relay) = self.turn.as_ref() else { return };
+        if let Ok(session) = turn_relay::SessionId::parse(turn_session(seat_key)) {
+            relay.sessions().register(session);
+        }
     }
 
     /// Revokes on this node's relay only (what another node's revocation asks of this one).

@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub enum GatewayMessage {
     /// A seat was banned: its TURN credentials stop on this node's relay too.
     RevokeTurn { seat_key: String },
+    /// A seat's TURN session was registered by another node's join: this node's relay accepts it too.
+    TurnSession { seat_key: String },
     /// An item of a creator's live feed from another node's rooms (`feed`).
     Feed { item: serde_json::Value },
 }
@@ -90,6 +92,7 @@ pub async fn control(node: Arc<ClusterNode>, state: AppState, mut inbound: mpsc:
             }
             Inbound::Control(Control::Gateway { body }) => match serde_json::from_value::<GatewayMessage>(body) {
                 Ok(GatewayMessage::RevokeTurn { seat_key }) => state.revoke_local_turn(&seat_key),
+                Ok(GatewayMessage::TurnSession { seat_key }) => state.register_local_turn(&seat_key),
                 Ok(GatewayMessage::Feed { item }) => match relayed_item(item) {
                     Some(item) => {
                         let _ = state.feed.send(item);
