@@ -219,9 +219,16 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     let mut again = connect(&n1.base, event_id, &token(event_id, tb, "wallet-b")).await;
     assert_eq!(close_code(&mut again).await, Some(4403));
 
+    // A host on node 1 kicks, over its socket, a peer node 2 holds.
+    let host_token = gateway::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
+    let mut host = connect(&n1.base, event_id, &host_token).await;
+    let welcome = next_of(&mut host, "welcome").await;
+    assert!(welcome["occupants"][&a2_id].is_object(), "{welcome}");
+    send(&mut host, json!({ "type": "kick", "target": a2_id })).await;
+    assert_eq!(close_code(&mut a2).await, Some(4001), "kicked by a host on another node");
+
     let metrics = n1.metrics().await;
     assert!(metrics.contains("gateway_cluster_broker_up 1"), "{metrics}");
-    drop(a2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
