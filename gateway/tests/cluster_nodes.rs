@@ -219,6 +219,12 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     let mut again = connect(&n1.base, event_id, &token(event_id, tb, "wallet-b")).await;
     assert_eq!(close_code(&mut again).await, Some(4403));
 
+    // The join endpoint (here the host's) names the least loaded live node: node 1, which holds nobody now.
+    let granted: Value =
+        client.post(format!("{}/api/events/{event_id}/host", n2.base)).bearer_auth(&bearer).send().await.unwrap().json().await.unwrap();
+    let ws_n1 = format!("{}/event/{event_id}", n1.base.replacen("http://", "ws://", 1));
+    assert_eq!(granted["websocket_url"], ws_n1.as_str(), "{granted}");
+
     // A host on node 1 kicks, over its socket, a peer node 2 holds.
     let host_token = gateway::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
     let mut host = connect(&n1.base, event_id, &host_token).await;

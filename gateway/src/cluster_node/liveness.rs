@@ -88,7 +88,10 @@ async fn reap_one(node: &ClusterNode, state: &AppState, dead: cluster::DeadNode)
     };
     for seat in &seats {
         let envelope = super::peer_left(&seat.member.client_id, LeaveReason::Left);
-        state.hub.deliver_remote(seat.room, &envelope);
+        // This node's peers of the room, if it has any (a room it does not watch has no mirror to update).
+        if node.watched.lock().contains_key(&seat.room) {
+            state.hub.deliver_remote(seat.room, &envelope);
+        }
         node.relay.publish(seat.room, envelope);
     }
     let closed = state.store.close_interrupted_sessions(&dead.id, dead.last_seen_ms).await;
