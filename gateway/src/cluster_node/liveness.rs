@@ -35,7 +35,7 @@ pub async fn run(node: Arc<ClusterNode>, state: AppState) {
             _ = tick.tick() => {}
         }
         beats += 1;
-        let load = state.hub.stats_snapshot().peers as u64;
+        let load = state.hub.stats_snapshot().peers;
         let up = node.nodes.heartbeat(load).await.is_ok();
         if !up {
             if was_up {
@@ -52,7 +52,7 @@ pub async fn run(node: Arc<ClusterNode>, state: AppState) {
             *node.live.lock() = live;
         }
         reap(&node, &state).await;
-        if beats % RECONCILE_EVERY == 0 {
+        if beats.is_multiple_of(RECONCILE_EVERY) {
             for (room, _) in node.watched_rooms() {
                 node.reconcile(room).await;
             }
