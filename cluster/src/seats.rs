@@ -221,6 +221,14 @@ impl Seats {
         Ok(self.broker.observe(result.map_err(ClusterError::from))? == 1)
     }
 
+    /// Whether `client_id` still holds its seat in `room` (a newer claim of the same seat removes it).
+    pub async fn holds(&self, room: RoomId, client_id: &str) -> Result<bool> {
+        let mut con = self.broker.connection();
+        let result =
+            redis::cmd("HEXISTS").arg(self.broker.keys.room_members(room)).arg(client_id).query_async::<bool>(&mut con).await;
+        self.broker.observe(result.map_err(ClusterError::from))
+    }
+
     /// Every peer of `room` on every node.
     pub async fn members(&self, room: RoomId) -> Result<Vec<Member>> {
         let mut con = self.broker.connection();

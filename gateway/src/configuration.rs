@@ -63,6 +63,39 @@ pub struct Settings {
     /// Voice and screen share: mesh, the embedded SFU, or mesh up to a room size (`[media]`).
     #[serde(default)]
     pub media: crate::media_plane::MediaSettings,
+    /// Several nodes serving the same events through one Redis (`[cluster]`, see `crate::cluster_node`). Absent:
+    /// this process is the only node (in-process relay and capacity), as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `[cluster]`: the broker and how this node takes part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The broker, `redis://host:port/db` (Redis 7, Debian's `redis-server`).
+    pub redis_url: String,
+    /// Prefix of every key and channel, so several deployments can share one Redis.
+    pub namespace: String,
+    /// Where browsers reach this node (`https://node-a.example.org`), handed out by the join endpoint; empty:
+    /// `server.public_url`.
+    pub public_url: String,
+    /// How often this node beats and looks for dead nodes, milliseconds.
+    pub heartbeat_ms: u64,
+    /// A node silent for this long is dead: its peers leave their rooms and their seats are freed, ms.
+    pub node_ttl_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            namespace: "dlux".into(),
+            public_url: String::new(),
+            heartbeat_ms: 1000,
+            node_ttl_ms: 5000,
+        }
+    }
 }
 
 /// Wallet access proofs: challenge lifetime, the seed message's clock window, and attempt rate limits (per node).
@@ -322,6 +355,7 @@ impl Default for Settings {
             signaling: Default::default(),
             turn: Default::default(),
             watchers: Default::default(),
+            cluster: None,
             payments: PaymentConfig {
                 hive_account: "dlux-tickets".into(),
                 btc_xpub: None,

@@ -218,3 +218,23 @@ impl SalesCollector {
         }
     }
 }
+
+/// `gateway_cluster_*`: the broker's state and the cross-node relay's counters (`[cluster]` only).
+#[derive(Debug)]
+pub struct ClusterCollector(pub Arc<cluster::ClusterStats>);
+
+impl Collector for ClusterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use cluster::ClusterStats;
+        let s = &*self.0;
+        let e = &mut encoder;
+        gauge(e, "cluster_broker_up", "1 while the cluster broker (Redis) answers, 0 while it is away", i64::from(s.is_broker_up()))?;
+        counter(e, "cluster_envelopes_published", "Envelopes and control messages published to other nodes", ClusterStats::get(&s.published))?;
+        counter(e, "cluster_envelopes_received", "Envelopes received from other nodes", ClusterStats::get(&s.received))?;
+        counter(e, "cluster_envelopes_dropped", "Envelopes for other nodes dropped (broker away or queue full)", ClusterStats::get(&s.dropped))?;
+        counter(e, "cluster_envelopes_missing", "Envelopes from other nodes missing from their sequence", ClusterStats::get(&s.gaps))?;
+        counter(e, "cluster_broker_reconnects", "Relay subscriptions re-established after the broker came back", ClusterStats::get(&s.reconnects))?;
+        counter(e, "cluster_nodes_reaped", "Dead nodes this node cleaned up after", ClusterStats::get(&s.reaped_nodes))?;
+        Ok(())
+    }
+}

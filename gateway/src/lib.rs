@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod certificates;
 pub mod cli;
+pub mod cluster_node;
 pub mod configuration;
 pub mod error;
 pub mod exporters;

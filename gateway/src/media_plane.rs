@@ -265,6 +265,7 @@ impl MediaPlane {
                             role: None,
                             at: ticketing::now_ms(),
                             detail: serde_json::json!({ "on": flowing, "measured": "sfu", "flow": name }),
+                            relayed: false,
                         });
                     }
                     SfuEvent::Left { room, participant, usage } => {
@@ -281,6 +282,7 @@ impl MediaPlane {
                                 "screen_ms": usage.screen_ms,
                                 "forwarded_packets": usage.forwarded_packets,
                             }),
+                            relayed: false,
                         });
                         if voice_secs > 0 || screen_secs > 0 {
                             let change = ticketing::attendance::AttendanceChange::Engagement {

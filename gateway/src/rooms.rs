@@ -241,9 +241,22 @@ async fn admit(
     let client_id = admission.client_id.clone();
     // The room's persistent entities go to the joiner in its snapshot: after a restart they come from the store.
     crate::room_state::ensure_loaded(state, event_id).await;
+    // With several nodes the seat is claimed cluster-wide first: the room's capacity and one session per ticket
+    // hold across nodes (`cluster_node`).
+    if let Some(node) = &state.cluster {
+        if let Err(denied) = node.claim_seat(&admission).await {
+            if let Some(geo) = &state.geo {
+                geo.take(&client_id);
+            }
+            return Err(denied);
+        }
+    }
     let (peer, outbox) = match state.hub.try_admit(admission) {
         Ok(admitted) => admitted,
         Err(refused) => {
+            if let Some(node) = &state.cluster {
+                node.seat_unused(event_id, &client_id).await;
+            }
             if let Some(geo) = &state.geo {
                 geo.take(&client_id);
             }
@@ -251,6 +264,13 @@ async fn admit(
             return Err(Denied(frame.code, frame.reason));
         }
     };
+    let mut peer = peer;
+    if let Some(node) = &state.cluster {
+        if !node.still_holds(event_id, &client_id).await {
+            // Superseded on another node while this one was seating it: the welcome is followed by 4000.
+            peer.leave(LeaveReason::Superseded);
+        }
+    }
     Ok(Admitted { peer, outbox, role, event_end: seat.event_end, client_id })
 }
 

@@ -79,10 +79,23 @@ impl Application {
         };
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
         let (entity_sink, entity_changes) = crate::room_state::channel();
-        let hub = build_hub(&settings, turn.clone(), ban_requests)
+        let cluster = match &settings.cluster {
+            Some(config) => Some(crate::cluster_node::ClusterNode::start(config, &settings.server.node_id, &settings.public_url(port))?),
+            None => None,
+        };
+        let (remote_moderation, mut remote_moderations) = tokio::sync::mpsc::unbounded_channel::<RemoteModeration>();
+        let mut hub = build_hub(&settings, turn.clone(), ban_requests)
             .resume_issuer(crate::room_resume::issuer(secret.bytes().to_vec()))
-            .entity_sink(entity_sink)
-            .build();
+            .entity_sink(entity_sink);
+        if let Some(node) = &cluster {
+            // Peers of a room on other nodes: relayed through the broker, moderated through their node.
+            hub = hub.fanout(node.fanout()).remote_moderator(
+                move |room: signaling::RoomId, target: &str, action: signaling::Moderation, by: &signaling::PeerInfo| {
+                    let _ = remote_moderation.send(RemoteModeration { room, target: target.to_owned(), action, actor: by.identity.to_string() });
+                },
+            );
+        }
+        let hub = hub.build();
         let (media, sfu_events) =
             crate::media_plane::MediaPlane::start(settings.media.clone()).await.context("cannot start the SFU ([media])")?;
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
@@ -116,6 +129,9 @@ impl Application {
             if let Some(supervisor) = &watchers {
                 registry.register_collector(Box::new(exporters::WatchersCollector(supervisor.clone())));
             }
+            if let Some(node) = &cluster {
+                registry.register_collector(Box::new(exporters::ClusterCollector(node.broker.stats().clone())));
+            }
         }
         let (feed, _) = tokio::sync::broadcast::channel(4096);
         let hive_keys: Arc<dyn chains::signature::HiveKeySource> =
@@ -128,6 +144,11 @@ impl Application {
             &settings.public_url(port),
             &settings,
         )?;
+        // With several nodes a client's attempts are counted once for all of them.
+        let access = match &cluster {
+            Some(node) => access.with_shared_limits(&node.broker, &settings.access),
+            None => access,
+        };
         let geo = crate::geo::Geo::from_settings(&settings.geo)?;
         let state = AppState {
             geo,
@@ -136,6 +157,7 @@ impl Application {
             purchases,
             hub,
             media,
+            cluster,
             connections: tokio_util::task::TaskTracker::new(),
             sales,
             feed,
@@ -159,6 +181,15 @@ impl Application {
                 }
             }
         });
+        if let Some(node) = &state.cluster {
+            node.run(&state);
+            let moderation_state = state.clone();
+            tokio::spawn(async move {
+                while let Some(request) = remote_moderations.recv().await {
+                    crate::cluster_node::moderate(&moderation_state, request.room, &request.target, request.action, &request.actor).await;
+                }
+            });
+        }
         let router = router(state.clone())?;
         let entity_writer = crate::room_state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
         Ok(Application { listener, router, state, server, entity_writer })
@@ -189,7 +220,8 @@ impl Application {
             state.store.clone(),
             state.feed.clone(),
             RecorderConfig {
-                node_id: state.settings.server.node_id.clone(),
+                // In a cluster, the node's incarnation: the survivor that reaps it closes exactly its sessions.
+                node_id: state.cluster.as_ref().map_or_else(|| state.settings.server.node_id.clone(), |n| n.node_id().to_owned()),
                 flush_interval: Duration::from_millis(state.settings.rooms.attendance_flush_ms.max(10)),
                 max_batch: state.settings.rooms.attendance_max_batch.max(1),
                 anonymise: state.settings.rooms.anonymise_attendance,
@@ -337,6 +369,14 @@ pub async fn start_turn_relay(settings: &Settings, sessions: Option<SessionRegis
 
 fn watchers_configured(config: &watchers::WatchersConfig) -> bool {
     !config.evm.is_empty() || config.btc.is_some() || config.solana.is_some() || config.hive.is_some() || config.monero.is_some()
+}
+
+/// A host's kick, ban or mute of a peer held by another node, on its way to that node.
+struct RemoteModeration {
+    room: i64,
+    target: String,
+    action: signaling::Moderation,
+    actor: String,
 }
 
 /// A host's ban over the room socket, on its way to [`routes::rooms::ban_occupant`].

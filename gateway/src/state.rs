@@ -21,6 +21,8 @@ pub struct AppState {
     pub sales: crate::exporters::SalesCollector,
     /// The rooms of this node.
     pub hub: signaling::Hub,
+    /// This node's part in a cluster (`[cluster]`); `None` when it is the only node.
+    pub cluster: Option<Arc<crate::cluster_node::ClusterNode>>,
     /// Every WebSocket connection task, so shutdown can wait for them to close.
     pub connections: tokio_util::task::TaskTracker,
     /// The creators' live feed (attendance events, sales).
@@ -50,11 +52,35 @@ impl AppState {
         let relay = self.turn.as_ref()?;
         let session = turn_relay::SessionId::parse(turn_session(seat_key)).ok()?;
         relay.sessions().register(session.clone());
+        // The WebSocket may be on another node (the join endpoint hands out the least loaded), whose relay and
+        // `turn_refresh` must know the session too; every relay shares the secret, so the credential works there.
+        if let Some(node) = self.cluster.clone() {
+            let body = serde_json::json!({ "kind": "turn_session", "seat_key": seat_key });
+            tokio::spawn(async move { node.broadcast(body).await });
+        }
         serde_json::to_value(relay.issue(&session)).ok()
     }
 
     /// Refuses a seat's TURN credentials and tears down its allocations (ban, kick).
     pub fn revoke_turn(&self, seat_key: &str) {
+        // Every node's relay, when there are several (`cluster_node::events::GatewayMessage::RevokeTurn`).
+        if let Some(node) = self.cluster.clone() {
+            let body = serde_json::json!({ "kind": "revoke_turn", "seat_key": seat_key });
+            tokio::spawn(async move { node.broadcast(body).await });
+        }
+        self.revoke_local_turn(seat_key);
+    }
+
+    /// Registers a seat's TURN session on this node's relay only (what another node's join asks of this one).
+    pub fn register_local_turn(&self, seat_key: &str) {
+        let Some(relay) = self.turn.as_ref() else { return };
+        if let Ok(session) = turn_relay::SessionId::parse(turn_session(seat_key)) {
+            relay.sessions().register(session);
+        }
+    }
+
+    /// Revokes on this node's relay only (what another node's revocation asks of this one).
+    pub fn revoke_local_turn(&self, seat_key: &str) {
         let Some(relay) = self.turn.clone() else { return };
         let Ok(session) = turn_relay::SessionId::parse(turn_session(seat_key)) else { return };
         tokio::spawn(async move { relay.revoke_session(&session).await });

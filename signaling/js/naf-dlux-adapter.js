@@ -46,6 +46,10 @@
   var BACKOFF_FIRST_MS = 250;
   var BACKOFF_MAX_MS = 5000;
   var CREDENTIALS_BACKOFF_MAX_MS = 30000;
+  // Resume attempts that never reached a server before the node counts as gone: with several gateway nodes
+  // (README, "Several nodes") the session was held by a node that died, and a fresh join through
+  // `onCredentialsNeeded` gets a live node's URL from the join endpoint instead of waiting out the window.
+  var UNREACHABLE_MAX = 3;
   // At most this many frames wait for the welcome; NAF sends one sync per networked entity.
   var BEFORE_WELCOME_MAX = 256;
   // The presence protocol version this adapter speaks, announced as `?protocol=` (docs/PROTOCOL.md,
@@ -372,6 +376,7 @@
       log("dlux: connecting to", url.replace(/(token|resume)=[^&]*/g, "$1=…"));
 
       var ws;
+      var opened = false;
       try {
         ws = this.ws = new WebSocket(url);
       } catch (e) {
@@ -380,12 +385,15 @@
       }
       var self = this;
       ws.onopen = function () {
+        opened = true;
+        self.unreachable = 0;
         if (creds.auth && !resuming) ws.send(JSON.stringify(Object.assign({ type: "auth" }, creds.auth)));
       };
       ws.onmessage = function (event) {
         self.handleFrame(event.data);
       };
       ws.onclose = function (event) {
+        if (!opened) self.unreachable = (self.unreachable || 0) + 1;
         if (self.ws === ws) self.handleClose(event.code, event.reason);
       };
       ws.onerror = function () {
@@ -952,6 +960,10 @@
       this.emit("reconnecting", { code: code, reason: reason });
     }
     if (Date.now() >= this.reconnectDeadline) return this.sessionLost(4401, "resume window passed");
+    if (!first && this.unreachable >= UNREACHABLE_MAX && typeof this.onCredentialsNeeded === "function") {
+      // The node holding the session is gone: join again, where the join endpoint says.
+      return this.sessionLost(code, "node unreachable");
+    }
     this.scheduleReconnect(BACKOFF_MAX_MS, this.resumeNow.bind(this));
   };
 
@@ -971,6 +983,7 @@
   };
 
   DluxAdapter.prototype.stopReconnecting = function () {
+    this.unreachable = 0;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.reconnecting = false;

@@ -74,6 +74,7 @@ pub struct HubBuilder {
     bans: Option<Box<dyn crate::moderation::BanHandler>>,
     resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
     entities: Option<Box<dyn crate::persistent::EntitySink>>,
+    remote_moderator: Option<Box<dyn crate::moderation::RemoteModerator>>,
 }
 
 impl HubBuilder {
@@ -92,6 +93,12 @@ impl HubBuilder {
     /// Hands hosts' WebSocket bans to `handler` instead of applying them in memory (see [`crate::moderation`]).
     pub fn ban_handler(mut self, handler: impl crate::moderation::BanHandler) -> Self {
         self.bans = Some(Box::new(handler));
+        self
+    }
+
+    /// Hands hosts' moderation of peers held by other nodes to `moderator` (see [`crate::mirror`]).
+    pub fn remote_moderator(mut self, moderator: impl crate::moderation::RemoteModerator) -> Self {
+        self.remote_moderator = Some(Box::new(moderator));
         self
     }
 
@@ -116,6 +123,8 @@ impl HubBuilder {
                 fanout: self.fanout,
                 turn: self.turn,
                 bans: self.bans,
+                remote_moderator: self.remote_moderator,
+                mirror: crate::mirror::Mirror::default(),
                 resume: self.resume,
                 persistent: crate::persistent::Registry::new(self.entities),
                 shutting_down: AtomicBool::new(false),
@@ -136,6 +145,9 @@ pub(crate) struct Inner {
     fanout: Box<dyn RoomFanout>,
     turn: Option<Box<dyn TurnIssuer>>,
     bans: Option<Box<dyn crate::moderation::BanHandler>>,
+    pub(crate) remote_moderator: Option<Box<dyn crate::moderation::RemoteModerator>>,
+    /// Peers of rooms held by other nodes (`mirror.rs`).
+    pub(crate) mirror: crate::mirror::Mirror,
     pub(crate) resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
     pub(crate) persistent: crate::persistent::Registry,
     shards: Box<[Shard]>,
@@ -155,7 +167,15 @@ impl Hub {
     }
 
     pub fn builder(config: SignalingConfig) -> HubBuilder {
-        HubBuilder { config, fanout: Box::new(LocalFanout), turn: None, bans: None, resume: None, entities: None }
+        HubBuilder {
+            config,
+            fanout: Box::new(LocalFanout),
+            turn: None,
+            bans: None,
+            resume: None,
+            entities: None,
+            remote_moderator: None,
+        }
     }
 
     pub fn config(&self) -> &SignalingConfig {
@@ -202,6 +222,8 @@ impl Hub {
         let turn = inner.turn.as_ref().and_then(|issuer| issuer.issue(&info));
         let queue = crate::resume::session_queue(&inner.config);
         let resume_token = inner.resume.as_ref().and_then(|issuer| issuer.issue(&info));
+        // Peers of the room on other nodes are listed in the welcome beside this node's (`mirror.rs`).
+        let remote = inner.mirror.snapshot(admission.room_id);
 
         let mut shard = self.shard(admission.room_id).lock();
         let room = shard
@@ -246,8 +268,9 @@ impl Hub {
             .and_then(|holder| state.remove(&holder));
         let muted = state.muted.contains(&*info.seat_key);
         let welcome = {
-            let occupants: BTreeMap<&str, OccupantView<'_>> =
-                state.members.iter().map(|(id, member)| (&**id, member.view())).collect();
+            let mut occupants: BTreeMap<&str, OccupantView<'_>> =
+                remote.iter().map(|o| (&*o.client_id, o.view())).collect();
+            occupants.extend(state.members.iter().map(|(id, member)| (&**id, member.view())));
             ServerMessage::Welcome {
                 client_id: &info.client_id,
                 room_id: info.room_id,
@@ -309,6 +332,15 @@ impl Hub {
     /// seat key) and refuse the ticket at its own admission step.
     pub fn ban(&self, room_id: RoomId, client_id: &str) -> bool {
         self.room(room_id).is_some_and(|room| self.kick_in(&room, client_id, true))
+    }
+
+    /// Closes a peer of this node for `reason` (a supersede, kick or ban decided on another node). `false` if
+    /// it is not here.
+    pub fn close_peer(&self, room_id: RoomId, client_id: &str, reason: LeaveReason) -> bool {
+        match reason {
+            LeaveReason::Banned => self.ban(room_id, client_id),
+            _ => self.room(room_id).is_some_and(|room| self.remove_member(&room, client_id, reason)),
+        }
     }
 
     /// Mutes (or unmutes) a peer on the gateway's behalf (`by` is null in the `muted` frame).

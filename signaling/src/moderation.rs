@@ -22,3 +22,26 @@ where
         self(room, target, by)
     }
 }
+
+/// What a host asked to be done to a peer another node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    Kick,
+    Ban,
+    Mute(bool),
+}
+
+/// Carries out a host's kick, ban or mute of a peer held by another node (see `mirror.rs`): the gateway routes
+/// it to that node. Called on the host's connection task: hand the work to another task.
+pub trait RemoteModerator: Send + Sync + 'static {
+    fn moderate(&self, room: RoomId, target: &str, action: Moderation, by: &PeerInfo);
+}
+
+impl<F> RemoteModerator for F
+where
+    F: Fn(RoomId, &str, Moderation, &PeerInfo) + Send + Sync + 'static,
+{
+    fn moderate(&self, room: RoomId, target: &str, action: Moderation, by: &PeerInfo) {
+        self(room, target, action, by)
+    }
+}

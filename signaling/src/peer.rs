@@ -11,6 +11,7 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::event::{LeaveReason, RoomEventKind};
 use crate::fanout::{Envelope, Recipients};
 use crate::hub::{now_ms, Hub};
+use crate::moderation::Moderation;
 use crate::outbox::{Delivery, PeerQueue};
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use crate::rate_limit::PeerLimiter;
@@ -180,17 +181,17 @@ impl Peer {
                 None => self.refuse(ErrorCode::Unavailable, "no TURN relay is configured".into()),
             },
             ClientMessage::Mute { target, muted } => {
-                if self.may_moderate(&target) {
+                if self.may_moderate(&target, Moderation::Mute(muted)) {
                     self.hub.set_muted(&self.room, &target, muted, Some(me));
                 }
             }
             ClientMessage::Kick { target } => {
-                if self.may_moderate(&target) {
+                if self.may_moderate(&target, Moderation::Kick) {
                     self.hub.kick_in(&self.room, &target, false);
                 }
             }
             ClientMessage::Ban { target } => {
-                if self.may_moderate(&target) {
+                if self.may_moderate(&target, Moderation::Ban) {
                     self.hub.ban_requested(&self.room, &target, &self.info);
                 }
             }
@@ -241,7 +242,7 @@ impl Peer {
 
     /// Refuses (with an `error` frame) a message addressed outside the sender's room.
     fn refuse_outsider(&self, to: &str) -> bool {
-        if self.room.lock().members.contains_key(to) {
+        if self.room.lock().members.contains_key(to) || self.hub.is_remote(self.room.id(), to) {
             return false;
         }
         self.refuse(ErrorCode::NotInRoom, format!("{to} is not in this room"));
@@ -262,14 +263,25 @@ impl Peer {
         false
     }
 
-    /// Hosts moderate attendees of their own room; nobody moderates hosts.
-    fn may_moderate(&self, target: &str) -> bool {
+    /// Hosts moderate attendees of their own room; nobody moderates hosts. A peer held by another node is
+    /// moderated there: the action goes to the gateway's [`crate::RemoteModerator`] and `false` is returned.
+    fn may_moderate(&self, target: &str, action: Moderation) -> bool {
         if self.info.role != Role::Host {
             self.refuse(ErrorCode::Forbidden, "only hosts may moderate".into());
             return false;
         }
-        let target_role = self.room.lock().members.get(target).map(|m| m.info.role);
-        match target_role {
+        let local_role = self.room.lock().members.get(target).map(|m| m.info.role);
+        let remote_role = match local_role {
+            Some(_) => None,
+            None => self.hub.remote_role(self.room.id(), target),
+        };
+        if remote_role == Some(Role::Attendee) {
+            if let Some(moderator) = &self.hub.inner.remote_moderator {
+                moderator.moderate(self.room.id(), target, action, &self.info);
+                return false;
+            }
+        }
+        match local_role.or(remote_role) {
             None => {
                 self.refuse(ErrorCode::NotInRoom, format!("{target} is not in this room"));
                 false

@@ -189,7 +189,29 @@ pub struct AccessGuard {
     /// Audit rows for refused proofs, per event and per claimed wallet: refusals from many addresses still
     /// write a bounded number of rows (the metric counts every one).
     denial_audits: RateLimiter,
+    /// With several nodes, the same budgets counted once for all of them (`with_shared_limits`).
+    shared: Option<SharedAttempts>,
     last_sweep: AtomicI64,
+}
+
+/// The per-address and per-wallet attempt budgets counted in the cluster's broker (`cluster::SharedLimiter`), so
+/// a client spreading its attempts over N nodes gets one budget, not N. Checked after this node's own buckets;
+/// when the broker does not answer, the local buckets alone apply.
+struct SharedAttempts {
+    by_wallet: Option<cluster::SharedLimiter>,
+    by_ip: Option<cluster::SharedLimiter>,
+}
+
+impl SharedAttempts {
+    async fn take(limiter: &Option<cluster::SharedLimiter>, key: &str) -> Result<(), AccessError> {
+        let Some(limiter) = limiter else { return Ok(()) };
+        match limiter.check(key).await {
+            Ok(cluster::Decision::Deny { retry_after }) => {
+                Err(AccessError::RateLimited { retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64 })
+            }
+            Ok(cluster::Decision::Allow) | Err(_) => Ok(()),
+        }
+    }
 }
 
 /// Refusals audited per event, and per claimed wallet, per minute; the rest are only counted.
@@ -224,8 +246,21 @@ impl AccessGuard {
             by_ip: RateLimiter::new(config.ip_attempts_per_minute),
             challenges_by_ip: RateLimiter::new(config.ip_challenges_per_minute),
             denial_audits: RateLimiter::new(DENIAL_AUDITS_PER_MINUTE),
+            shared: None,
             last_sweep: AtomicI64::new(0),
         })
+    }
+
+    /// Counts the wallet and address attempt budgets in the cluster's broker as well (`[cluster]`).
+    pub fn with_shared_limits(mut self, broker: &cluster::Broker, config: &AccessSettings) -> Self {
+        let limiter = |name: &str, per_minute: u32| {
+            (per_minute > 0).then(|| cluster::SharedLimiter::new(broker.clone(), name, f64::from(per_minute) / 60.0, per_minute))
+        };
+        self.shared = Some(SharedAttempts {
+            by_wallet: limiter("access-wallet", config.wallet_attempts_per_minute),
+            by_ip: limiter("access-ip", config.ip_attempts_per_minute),
+        });
+        self
     }
 
     /// The domain challenges name.
@@ -292,12 +327,18 @@ impl AccessGuard {
     async fn check(&self, req: &AccessRequest<'_>, binding: &str, now: i64) -> Result<VerifiedAccess, AccessError> {
         if let Some(ip) = req.remote {
             self.by_ip.take(&ip.to_string())?;
+            if let Some(shared) = &self.shared {
+                SharedAttempts::take(&shared.by_ip, &ip.to_string()).await?;
+            }
         }
         let chain = parse_chain(req.chain)?;
         let (wallet, _) = self.wallet(chain, req.wallet)?;
         // Keyed by the wallet alone, so relabelling the chain (one EVM key is `eth`, `pol` and `bnb`) buys no
         // extra attempts.
         self.by_wallet.take(&wallet)?;
+        if let Some(shared) = &self.shared {
+            SharedAttempts::take(&shared.by_wallet, &wallet).await?;
+        }
         let message = match (req.message, req.timestamp) {
             (Some(message), _) => Cow::Borrowed(message),
             (None, Some(at)) => Cow::Owned(seed_message(req.event_id, at)),

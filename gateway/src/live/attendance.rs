@@ -26,6 +26,10 @@ pub struct FeedItem {
     pub at: i64,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub detail: serde_json::Value,
+    /// Told by another node (`cluster_node::feed`): shown to this node's creators, not sent on again, and not
+    /// a webhook here (the node where it happened sends that).
+    #[serde(skip)]
+    pub relayed: bool,
 }
 
 /// Handle to the running recorder.
@@ -190,6 +194,7 @@ impl RecorderState {
             role: Some(event.role),
             at,
             detail,
+            relayed: false,
         });
         if capacity_changed {
             self.publish_capacity(event.room_id, at);
@@ -222,6 +227,7 @@ impl RecorderState {
             role: None,
             at,
             detail: serde_json::json!({ "attendees": attendees, "capacity": capacity }),
+            relayed: false,
         });
     }
 

@@ -88,6 +88,7 @@ fn ticket_sold(row: IssuedTicket, anonymise: bool) -> FeedItem {
             "currency": row.currency,
             "amount_units": row.amount_paid_units,
         }),
+        relayed: false,
     }
 }
 
@@ -110,5 +111,6 @@ fn payment_reversed(row: ReversedPayment) -> Option<FeedItem> {
             "txid": row.subject,
             "output_index": detail.get("output_index"),
         }),
+        relayed: false,
     })
 }

@@ -90,6 +90,8 @@ pub fn spawn(
             let item = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 item = feed.recv() => match item {
+                    // Another node's item: that node sends its webhook.
+                    Ok(item) if item.relayed => continue,
                     Ok(item) => item,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "webhook dispatcher fell behind the feed; deliveries lost");

@@ -22,11 +22,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // …but a chain buyers are quoted on whose watcher is failing is named: their payments wait until it recovers.
     let unhealthy = crate::payments::payability::unhealthy_quotable_chains(&state.purchases, &watchers);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // With several nodes, the broker: while it is away this node still serves its own peers (degraded, not
+    // unready), but nobody on other nodes sees them and new joins are refused.
+    let broker = state.cluster.as_ref().map(|node| node.broker_up());
+    let label = match (ready, broker) {
+        (false, _) => "not_ready",
+        (true, Some(false)) => "degraded",
+        (true, _) => "ready",
+    };
     (
         status,
         axum::Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "checks": { "database": database, "accepting": !shutting_down },
+            "status": label,
+            "checks": { "database": database, "accepting": !shutting_down, "broker": broker },
             "watchers": watchers,
             "unhealthy_quotable_chains": unhealthy,
         })),

@@ -142,7 +142,9 @@ fn refusal(refusal: Refusal) -> ApiError {
 }
 
 fn websocket_url(state: &AppState, event_id: i64) -> String {
-    let base = state.public_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    // With several nodes, the least loaded live one (`cluster_node::ClusterNode::websocket_base`).
+    let base = state.cluster.as_ref().map_or_else(|| state.public_url.to_string(), |node| node.websocket_base());
+    let base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
     format!("{base}/event/{event_id}")
 }
 
@@ -345,9 +347,17 @@ fn client_path(id: &str, client: &str) -> ApiResult<i64> {
 pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
-    let seat_key = state.hub.occupants(event_id).into_iter().find(|o| &*o.info.client_id == client.as_str()).map(|o| o.info.seat_key.to_string());
+    let mut seat_key = state.hub.occupants(event_id).into_iter().find(|o| &*o.info.client_id == client.as_str()).map(|o| o.info.seat_key.to_string());
     if !state.hub.kick(event_id, &client) {
-        return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+        // Held by another node: closed there.
+        let remote = match &state.cluster {
+            Some(node) => node.close_remote(event_id, &client, signaling::LeaveReason::Kicked).await,
+            None => None,
+        };
+        let Some(member) = remote else {
+            return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+        };
+        seat_key = Some(member.seat_key);
     }
     // A kicked attendee may rejoin (and gets new TURN credentials then); the current ones stop now.
     if let Some(seat_key) = seat_key {
@@ -369,20 +379,25 @@ pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, cl
 /// store first (audited), so no node seats it again, even after a restart; then the peer is closed with 4003
 /// and its TURN credentials stop.
 pub(crate) async fn ban_occupant(state: &AppState, event_id: i64, client: &str, actor: &str) -> ApiResult<()> {
-    let occupant = state
-        .hub
-        .occupants(event_id)
-        .into_iter()
-        .find(|o| &*o.info.client_id == client)
-        .ok_or_else(|| ApiError::not_found("not_in_room", "no such attendee in the room"))?;
-    let ticket: i64 = occupant
-        .info
-        .seat_key
-        .parse()
-        .map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
+    let not_found = || ApiError::not_found("not_in_room", "no such attendee in the room");
+    let local = state.hub.occupants(event_id).into_iter().find(|o| &*o.info.client_id == client);
+    // Held here, or (with several nodes) by the node the roster names.
+    let seat_key = match (&local, &state.cluster) {
+        (Some(occupant), _) => occupant.info.seat_key.to_string(),
+        (None, Some(node)) => node.locate(event_id, client).await.ok_or_else(not_found)?.seat_key,
+        (None, None) => return Err(not_found()),
+    };
+    let ticket: i64 = seat_key.parse().map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
     state.store.ban_ticket(ticket, actor, now_ms()).await?;
-    state.hub.ban(event_id, client);
-    state.revoke_turn(&occupant.info.seat_key);
+    match (&local, &state.cluster) {
+        (None, Some(node)) => {
+            node.close_remote(event_id, client, signaling::LeaveReason::Banned).await;
+        }
+        _ => {
+            state.hub.ban(event_id, client);
+        }
+    }
+    state.revoke_turn(&seat_key);
     Ok(())
 }
 
@@ -413,7 +428,13 @@ pub async fn mute(
         serde_json::from_slice::<MuteBody>(&body).map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?.muted
     };
     if !state.hub.mute(event_id, &client, muted) {
-        return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+        let remote = match &state.cluster {
+            Some(node) => node.mute_remote(event_id, &client, muted).await,
+            None => false,
+        };
+        if !remote {
+            return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
+        }
     }
     let entry = ticketing::audit::AuditEntry::new(&actor, if muted { "room.mute" } else { "room.unmute" }).event(event_id).subject(&client);
     state.store.audit(&entry).await?;

@@ -32,6 +32,7 @@ mod browser_pages;
 mod browser_resume;
 mod browser_sdk;
 mod browser_sfu;
+mod cluster_nodes;
 mod creators_api;
 mod cross_origin;
 mod events_api;

@@ -1,0 +1,410 @@
+//! Several real gateway processes (`CARGO_BIN_EXE_gateway`) on one real `redis-server` and one PostgreSQL, with
+//! real WebSocket clients: one room spread over nodes behaves as on one node, admission stays exact, moderation
+//! reaches the node holding the peer, a killed node's peers leave and rejoin elsewhere, and the broker may go
+//! away and come back.
+//!
+//! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
+
+use crate::{attendance_support, common};
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use attendance_support::*;
+use cluster::testing::RedisServer;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use ticketing::testing::TestDb;
+use ticketing::Backend;
+use tokio_tungstenite::tungstenite::Message;
+
+const HEARTBEAT_MS: u64 = 200;
+const NODE_TTL_MS: u64 = 2000;
+
+/// A gateway process; killed (SIGKILL) when dropped if still running.
+struct Node {
+    child: Child,
+    base: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Node {
+    fn start(name: &str, db_url: &str, redis_url: &str) -> Node {
+        Self::start_with(name, db_url, redis_url, &[])
+    }
+
+    fn start_with(name: &str, db_url: &str, redis_url: &str, env: &[(&str, &str)]) -> Node {
+        let dir = std::env::temp_dir().join(format!("gateway-cluster-{}-{name}-{}", std::process::id(), rand_tag()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env("GATEWAY_SERVER__PORT", "0")
+            .env("GATEWAY_SERVER__NODE_ID", name)
+            .env("GATEWAY_SERVER__SHUTDOWN_GRACE_SECS", "2")
+            .env("GATEWAY_DATA_DIR", &dir)
+            .env("GATEWAY_SECRET", "11".repeat(32))
+            .env("GATEWAY_RATES__SOURCE", "static")
+            .env("GATEWAY_ROOMS__ATTENDANCE_FLUSH_MS", "100")
+            .env("GATEWAY_LOG__FORMAT", "json")
+            .env("GATEWAY_LOG__FILTER", "info,sqlx=warn")
+            .env("GATEWAY_CLUSTER__REDIS_URL", redis_url)
+            .env("GATEWAY_CLUSTER__HEARTBEAT_MS", HEARTBEAT_MS.to_string())
+            .env("GATEWAY_CLUSTER__NODE_TTL_MS", NODE_TTL_MS.to_string())
+            .env("DATABASE_URL", db_url)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gateway binary");
+        let base = common::listening_address(&mut child, Duration::from_secs(60));
+        Node { child, base, _dir: dir }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn readyz(&self) -> Value {
+        reqwest::get(format!("{}/readyz", self.base)).await.unwrap().json().await.unwrap()
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn rand_tag() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Waits until every node has beaten and sees the others (so the join endpoint and the reaper know them).
+async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The next frame of `kind` within `within`, skipping others; `None` on timeout.
+async fn frame_within(ws: &mut Ws, kind: &str, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        match msg {
+            Message::Text(text) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["type"] == kind {
+                    return Some(v);
+                }
+                if v["type"] == "batch" {
+                    panic!("protocol 1 clients get no batches");
+                }
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The close code the server ends `ws` with, skipping frames.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.ok()?? {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn join(node: &Node, event_id: i64, ticket: i64, wallet: &str) -> (Ws, String) {
+    let mut ws = connect(&node.base, event_id, &token(event_id, ticket, wallet)).await;
+    let welcome = next_of(&mut ws, "welcome").await;
+    (ws, welcome["client_id"].as_str().unwrap().to_owned())
+}
+
+struct Fixture {
+    db: TestDb,
+    store: ticketing::Store,
+    redis: RedisServer,
+}
+
+async fn fixture() -> Fixture {
+    let db = TestDb::new(Backend::Postgres).await;
+    // Migrations are applied by the first connection; the nodes then find the schema ready.
+    let store = ticketing::Store::connect(&db.url, 8).await.unwrap();
+    Fixture { db, store, redis: RedisServer::start() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holding_the_peer() {
+    let f = fixture().await;
+    let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let (ta, tb) = (ticket(&f.store, event_id, "wallet-a").await, ticket(&f.store, event_id, "wallet-b").await);
+
+    // The creator's live feed on node 1 shows peers on every node.
+    let bearer = creator_token("alice");
+    let mut feed = sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
+    let (mut a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
+    let mut b = connect(&n2.base, event_id, &token(event_id, tb, "wallet-b")).await;
+    let welcome = next_of(&mut b, "welcome").await;
+    let b_id = welcome["client_id"].as_str().unwrap().to_owned();
+    assert!(welcome["occupants"][&a_id].is_object(), "the welcome on node 2 lists the peer on node 1: {welcome}");
+    let joined = next_of(&mut a, "peer_joined").await;
+    assert_eq!(joined["client_id"], b_id.as_str());
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("feed item in time").expect("feed open");
+        if item.name == "joined" && item.data["client_id"] == b_id.as_str() {
+            break;
+        }
+    }
+
+    // NAF traffic, in order, with `from` stamped by the server.
+    for n in 0..50 {
+        send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "n": n }, "guaranteed": true })).await;
+    }
+    for n in 0..50 {
+        let frame = next_of(&mut b, "broadcast").await;
+        assert_eq!((frame["from"].as_str(), frame["data"]["n"].as_i64()), (Some(a_id.as_str()), Some(n)));
+    }
+    // Addressed to a peer on the other node: `send` and WebRTC signalling.
+    send(&mut b, json!({ "type": "send", "to": a_id, "data_type": "u", "data": { "hi": 1 }, "from": "forged" })).await;
+    let got = next_of(&mut a, "send").await;
+    assert_eq!((got["from"].as_str(), got["data"]["hi"].as_i64()), (Some(b_id.as_str()), Some(1)));
+    send(&mut b, json!({ "type": "offer", "to": a_id, "sdp": "v=0\r\n" })).await;
+    assert_eq!(next_of(&mut a, "offer").await["from"], b_id.as_str());
+    send(&mut a, json!({ "type": "chat", "text": "hello over there" })).await;
+    assert_eq!(next_of(&mut b, "chat").await["text"], "hello over there");
+
+    // The same ticket on the other node: the older session is closed with the supersede code.
+    let (mut a2, a2_id) = join(&n2, event_id, ta, "wallet-a").await;
+    assert_eq!(close_code(&mut a).await, Some(4000), "superseded across nodes");
+    let left = next_of(&mut b, "peer_left").await;
+    assert_eq!(left["client_id"], a_id.as_str());
+
+    // Mute and ban through node 1's API, of peers node 2 holds.
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/events/{event_id}/attendees/{a2_id}/mute", n1.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(next_of(&mut a2, "muted").await["client_id"], a2_id.as_str());
+    let res = client
+        .post(format!("{}/api/events/{event_id}/attendees/{b_id}/ban", n1.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(close_code(&mut b).await, Some(4003), "banned on the node holding it");
+    // A banned ticket is refused on every node.
+    let mut again = connect(&n1.base, event_id, &token(event_id, tb, "wallet-b")).await;
+    assert_eq!(close_code(&mut again).await, Some(4403));
+
+    // The join endpoint (here the host's) names the least loaded live node: node 1, which holds nobody now.
+    let granted: Value =
+        client.post(format!("{}/api/events/{event_id}/host", n2.base)).bearer_auth(&bearer).send().await.unwrap().json().await.unwrap();
+    let ws_n1 = format!("{}/event/{event_id}", n1.base.replacen("http://", "ws://", 1));
+    assert_eq!(granted["websocket_url"], ws_n1.as_str(), "{granted}");
+
+    // A host on node 1 kicks, over its socket, a peer node 2 holds.
+    let host_token = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
+    let mut host = connect(&n1.base, event_id, &host_token).await;
+    let welcome = next_of(&mut host, "welcome").await;
+    assert!(welcome["occupants"][&a2_id].is_object(), "{welcome}");
+    send(&mut host, json!({ "type": "kick", "target": a2_id })).await;
+    assert_eq!(close_code(&mut a2).await, Some(4001), "kicked by a host on another node");
+
+    let metrics = n1.metrics().await;
+    assert!(metrics.contains("gateway_cluster_broker_up 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_peers_leave_their_rooms_and_their_tickets_rejoin_on_another_node() {
+    let f = fixture().await;
+    let (n1, mut n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let (ta, tb) = (ticket(&f.store, event_id, "wallet-a").await, ticket(&f.store, event_id, "wallet-b").await);
+    let (mut a, _) = join(&n1, event_id, ta, "wallet-a").await;
+    let (b, b_id) = join(&n2, event_id, tb, "wallet-b").await;
+    assert_eq!(next_of(&mut a, "peer_joined").await["client_id"], b_id.as_str());
+    rows_until(&f.store, event_id, |rows| rows.len() == 2).await;
+
+    let killed = Instant::now();
+    n2.kill();
+    drop(b);
+    let left = frame_within(&mut a, "peer_left", Duration::from_secs(10)).await.expect("peer_left within 10 s");
+    let peer_left_after = killed.elapsed();
+    assert_eq!(left["client_id"], b_id.as_str());
+
+    // The same ticket on the surviving node.
+    let (_b2, _) = join(&n1, event_id, tb, "wallet-b").await;
+    let rejoined_after = killed.elapsed();
+    let rows = rows_until(&f.store, event_id, |rows| {
+        rows.iter().any(|r| r.client_id == b_id && r.end_reason.as_deref() == Some("interrupted"))
+    })
+    .await;
+    let closed = rows.iter().find(|r| r.client_id == b_id).unwrap();
+    assert!(closed.left_at.unwrap() <= ticketing::now_ms() - (peer_left_after.as_millis() as i64) / 2, "closed at the last heartbeat: {closed:?}");
+    println!(
+        "node death: peer_left seen after {:.2} s, ticket rejoined on another node after {:.2} s (heartbeat {HEARTBEAT_MS} ms, ttl {NODE_TTL_MS} ms)",
+        peer_left_after.as_secs_f64(),
+        rejoined_after.as_secs_f64()
+    );
+    assert!(peer_left_after < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_when_it_returns() {
+    let mut f = fixture().await;
+    let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let event_id = event(&f.store, 10, 0).await;
+    let t: Vec<i64> = [ticket(&f.store, event_id, "wal-1").await, ticket(&f.store, event_id, "wal-2").await, ticket(&f.store, event_id, "wal-3").await].into();
+    let (mut a, _) = join(&n1, event_id, t[0], "wal-1").await;
+    let (mut a2, _) = join(&n1, event_id, t[1], "wal-2").await;
+    let (mut b, _) = join(&n2, event_id, t[2], "wal-3").await;
+    next_of(&mut a, "peer_joined").await;
+
+    f.redis.kill();
+    until("node 1 to report the broker away", Duration::from_secs(10), || async {
+        n1.readyz().await["checks"]["broker"] == false
+    })
+    .await;
+    let ready = n1.readyz().await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(n1.metrics().await.contains("gateway_cluster_broker_up 0"));
+    send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "local": true } })).await;
+    assert_eq!(next_of(&mut a2, "broadcast").await["data"]["local"], true, "local peers are still served");
+
+    f.redis.restart();
+    until("node 1 to see the broker again", Duration::from_secs(15), || async { n1.readyz().await["status"] == "ready" }).await;
+    // Cross-node relay resumes once both nodes have resubscribed.
+    let mut n = 0;
+    let resumed = Instant::now();
+    loop {
+        n += 1;
+        send(&mut a, json!({ "type": "broadcast", "data_type": "u", "data": { "n": n } })).await;
+        if frame_within(&mut b, "broadcast", Duration::from_millis(200)).await.is_some() {
+            break;
+        }
+        assert!(resumed.elapsed() < Duration::from_secs(10), "cross-node relay did not resume");
+    }
+    println!("broker restart: cross-node relay back {:.2} s after the broker was", resumed.elapsed().as_secs_f64());
+    drop(n2);
+}
+
+/// Whether `ws` is closed with `code` within `within` (false if it stays open).
+async fn closed_with(ws: &mut Ws, code: u16, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)) == Some(code),
+            Ok(Some(Ok(_))) => {}
+            Ok(_) => return false,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Every ticket of a sold-out room joins from all three nodes at once: 300 concurrent joins. Exactly one session
+/// per ticket stays (the others are superseded, wherever they were), and the broker counts exactly the room's
+/// capacity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_concurrent_joins_over_three_nodes_leave_exactly_one_session_per_seat() {
+    const SEATS: usize = 100;
+    let f = fixture().await;
+    let nodes = [
+        Node::start("n1", &f.db.url, &f.redis.url()),
+        Node::start("n2", &f.db.url, &f.redis.url()),
+        Node::start("n3", &f.db.url, &f.redis.url()),
+    ];
+    let event_id = event(&f.store, SEATS as i64, 0).await;
+    let mut tickets = Vec::new();
+    for i in 0..SEATS {
+        tickets.push(ticket(&f.store, event_id, &format!("wal-{i}")).await);
+    }
+    let started = Instant::now();
+    let joins = (0..SEATS * 3).map(|n| {
+        let (i, node) = (n / 3, n % 3);
+        let base = nodes[node].base.clone();
+        let token = token(event_id, tickets[i], &format!("wal-{i}"));
+        async move {
+            let mut ws = connect(&base, event_id, &token).await;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) if text.contains("\"welcome\"") => return (i, Some(ws)),
+                    Ok(Some(Ok(Message::Close(_)))) => return (i, None),
+                    Ok(Some(Ok(_))) => {}
+                    _ => return (i, None),
+                }
+            }
+        }
+    });
+    let results = futures_util::future::join_all(joins).await;
+    let joined_in = started.elapsed();
+    let welcomed: Vec<(usize, Ws)> = results.into_iter().filter_map(|(i, ws)| ws.map(|ws| (i, ws))).collect();
+    // The superseded sessions are closed with 4000; the others stay.
+    let settled = futures_util::future::join_all(welcomed.into_iter().map(|(i, mut ws)| async move {
+        let superseded = closed_with(&mut ws, 4000, Duration::from_secs(3)).await;
+        (i, superseded, ws)
+    }))
+    .await;
+    let mut live = vec![0usize; SEATS];
+    for (i, superseded, _) in &settled {
+        if !superseded {
+            live[*i] += 1;
+        }
+    }
+    let broker = cluster::Broker::new(cluster::ClusterConfig::new(f.redis.url(), "test", "")).unwrap();
+    let counted = cluster::Seats::new(broker).counted(event_id).await.unwrap();
+    println!(
+        "{} concurrent joins over 3 nodes for {SEATS} seats: all answered in {:.2} s; live sessions per ticket min {} max {}; broker count {counted}",
+        SEATS * 3,
+        joined_in.as_secs_f64(),
+        live.iter().min().unwrap(),
+        live.iter().max().unwrap()
+    );
+    assert!(live.iter().all(|n| *n == 1), "one live session per ticket: {live:?}");
+    assert_eq!(counted as usize, SEATS);
+}
+
+/// A wallet's access attempts are one budget over every node (`cluster::SharedLimiter`), not one per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_s_attempts_are_one_budget_over_all_nodes() {
+    let f = fixture().await;
+    let limit = [("GATEWAY_ACCESS__WALLET_ATTEMPTS_PER_MINUTE", "4")];
+    let nodes = [Node::start_with("n1", &f.db.url, &f.redis.url(), &limit), Node::start_with("n2", &f.db.url, &f.redis.url(), &limit)];
+    let event_id = event(&f.store, 10, 0).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let res = client
+            .post(format!("{}/api/events/{event_id}/join", nodes[n % 2].base))
+            .json(&json!({
+                "chain": "eth", "wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7",
+                "message": "Access event 1 at 0", "signature": "0x00",
+            }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 429, 429, 429, 429], "four attempts in all, not four per node");
+}
