@@ -84,6 +84,7 @@ mod rate_limit;
 mod relay_frame;
 mod room;
 mod sdp;
+pub mod shards;
 mod stats;
 mod turn;
 
@@ -101,6 +102,7 @@ pub use stats::{Stats, StatsSnapshot};
 pub use moderation::BanHandler;
 pub use persistent::{EntityChange, EntitySink};
 pub use resume::{Resume, ResumeError, ResumeIssuer, Resumed};
+pub use shards::{Placement, ShardError, ShardOccupancy};
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 
 /// The browser adapter for networked-aframe. The gateway serves it at
