@@ -29,6 +29,8 @@ use crate::store::{Store, StoreError};
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
 pub const CAPACITY_MAX: i64 = 100_000;
+/// The default and largest shard: about what one browser renders and one person follows (issue 24).
+pub const SHARD_SIZE_MAX: i64 = 50;
 pub const CATEGORY_MAX: usize = 40;
 pub const URL_MAX: usize = 2_048;
 pub const SPACE_ID_MAX: usize = 256;
@@ -138,6 +140,8 @@ pub struct Event {
     pub price: Amount,
     pub supported_crypto: Vec<Currency>,
     pub max_attendees: i64,
+    /// Most attendees off stage in one shard of the event's scene (`signaling::shards`).
+    pub shard_size: i64,
     pub seats_held: i64,
     pub tickets_sold: i64,
     pub event_start: i64,
@@ -215,6 +219,8 @@ pub enum EventRule {
     CapacityTooSmall,
     #[error("max_attendees must be at most {CAPACITY_MAX}")]
     CapacityTooLarge,
+    #[error("shard_size must be between 1 and {SHARD_SIZE_MAX}")]
+    InvalidShardSize,
     #[error("event_end must be after event_start")]
     EndBeforeStart,
     #[error("event_start is in the past")]
@@ -251,6 +257,7 @@ impl EventRule {
             EventRule::CryptoPriceOtherCurrency(_) => "crypto_price_other_currency",
             EventRule::CapacityTooSmall => "capacity_too_small",
             EventRule::CapacityTooLarge => "capacity_too_large",
+            EventRule::InvalidShardSize => "invalid_shard_size",
             EventRule::EndBeforeStart => "end_before_start",
             EventRule::StartInPast => "start_in_past",
             EventRule::SalesEndAfterEventEnd => "sales_end_after_event_end",
@@ -274,6 +281,8 @@ pub struct EventInput {
     pub ticket_price: String,
     pub ticket_currency: String,
     pub max_attendees: i64,
+    /// Most attendees in one shard; `None` is the default ([`SHARD_SIZE_MAX`]).
+    pub shard_size: Option<i64>,
     pub event_start: i64,
     pub event_end: i64,
     pub sales_start: Option<i64>,
@@ -297,6 +306,7 @@ pub struct NewEvent {
     pub price: Amount,
     pub supported_crypto: Vec<Currency>,
     pub max_attendees: i64,
+    pub shard_size: i64,
     pub event_start: i64,
     pub event_end: i64,
     pub sales_start: i64,
@@ -337,6 +347,10 @@ impl NewEvent {
         }
         if input.max_attendees > CAPACITY_MAX {
             return Err(EventRule::CapacityTooLarge);
+        }
+        let shard_size = input.shard_size.unwrap_or(SHARD_SIZE_MAX);
+        if !(1..=SHARD_SIZE_MAX).contains(&shard_size) {
+            return Err(EventRule::InvalidShardSize);
         }
         if input.event_end <= input.event_start {
             return Err(EventRule::EndBeforeStart);
@@ -384,6 +398,7 @@ impl NewEvent {
             price,
             supported_crypto,
             max_attendees: input.max_attendees,
+            shard_size,
             event_start: input.event_start,
             event_end: input.event_end,
             sales_start,
@@ -486,6 +501,7 @@ pub struct EventPatch {
     pub ticket_price: Option<String>,
     pub supported_crypto: Option<Vec<String>>,
     pub max_attendees: Option<i64>,
+    pub shard_size: Option<i64>,
     pub event_start: Option<i64>,
     pub event_end: Option<i64>,
     pub sales_start: Option<i64>,
@@ -694,7 +710,8 @@ pub fn like_pattern(text: &str) -> String {
 const EVENT_COLUMNS: &str = "e.id, e.creator_account, e.title, e.description, e.cover_image_url, e.space_type, \
     e.space_id, e.price_units, e.price_currency, e.supported_crypto, e.max_attendees, e.seats_held, e.tickets_sold, \
     e.event_start, e.event_end, e.sales_start, e.sales_end, e.require_camera, e.require_microphone, \
-    e.age_restriction, e.category, e.status, e.min_certificate_secs, e.created_at, e.updated_at, e.cancelled_at";
+    e.age_restriction, e.category, e.status, e.min_certificate_secs, e.created_at, e.updated_at, e.cancelled_at, \
+    e.shard_size";
 
 /// The listing join: creator's display name and rating aggregate.
 const LISTING_FROM: &str = "FROM events e \
@@ -730,6 +747,7 @@ struct EventRow {
     created_at: i64,
     updated_at: i64,
     cancelled_at: Option<i64>,
+    shard_size: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -765,6 +783,7 @@ impl TryFrom<EventRow> for Event {
             price,
             supported_crypto,
             max_attendees: row.max_attendees,
+            shard_size: row.shard_size,
             seats_held: row.seats_held,
             tickets_sold: row.tickets_sold,
             event_start: row.event_start,
@@ -837,8 +856,8 @@ impl Store {
             "INSERT INTO events (creator_account, title, description, cover_image_url, space_type, space_id, \
              price_units, price_currency, supported_crypto, max_attendees, event_start, event_end, sales_start, \
              sales_end, require_camera, require_microphone, age_restriction, category, status, \
-             min_certificate_secs, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
+             min_certificate_secs, created_at, updated_at, shard_size) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $22) \
              RETURNING id",
         )
         .bind(creator.as_str())
@@ -862,6 +881,7 @@ impl Store {
         .bind(status.as_str())
         .bind(event.min_certificate_secs)
         .bind(now)
+        .bind(event.shard_size)
         .fetch_one(&mut *tx)
         .await?;
         audit::record(
@@ -954,6 +974,7 @@ impl Store {
             ticket_price: patch.ticket_price.clone().unwrap_or_else(|| current.price.to_string()),
             ticket_currency: current.price.currency.symbol().to_owned(),
             max_attendees: patch.max_attendees.unwrap_or(current.max_attendees),
+            shard_size: Some(patch.shard_size.unwrap_or(current.shard_size)),
             event_start: patch.event_start.unwrap_or(current.event_start),
             event_end: patch.event_end.unwrap_or(current.event_end),
             sales_start: Some(patch.sales_start.unwrap_or(current.sales_start)),
@@ -981,7 +1002,7 @@ impl Store {
             "UPDATE events SET title = $2, description = $3, cover_image_url = $4, space_type = $5, space_id = $6, \
              price_units = $7, supported_crypto = $8, max_attendees = $9, event_start = $10, event_end = $11, \
              sales_start = $12, sales_end = $13, require_camera = $14, require_microphone = $15, \
-             age_restriction = $16, category = $17, min_certificate_secs = $18, updated_at = $19 \
+             age_restriction = $16, category = $17, min_certificate_secs = $18, updated_at = $19, shard_size = $22 \
              WHERE id = $1 AND status <> 'cancelled' \
              AND tickets_sold + seats_held <= $9 \
              AND ($20 = 0 OR tickets_sold = 0) \
@@ -1008,6 +1029,7 @@ impl Store {
         .bind(now)
         .bind(price_lowered as i64)
         .bind(schedule_changed as i64)
+        .bind(next.shard_size)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -1028,6 +1050,7 @@ impl Store {
             &AuditEntry::new(actor, "event.update").event(id).detail(serde_json::json!({
                 "price": next.price.to_string(),
                 "max_attendees": next.max_attendees,
+                "shard_size": next.shard_size,
                 "event_start": next.event_start,
                 "event_end": next.event_end,
             })),
@@ -1194,6 +1217,7 @@ mod tests {
             ticket_price: "25.00".into(),
             ticket_currency: "USD".into(),
             max_attendees: 100,
+            shard_size: None,
             event_start: 10_000,
             event_end: 20_000,
             sales_start: None,
@@ -1280,6 +1304,7 @@ mod tests {
             price: new.price,
             supported_crypto: new.supported_crypto,
             max_attendees: 10,
+            shard_size: 50,
             seats_held: 2,
             tickets_sold: 3,
             event_start: 10_000,
