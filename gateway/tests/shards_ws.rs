@@ -112,9 +112,10 @@ app_test!(the_stage_reaches_every_shard_and_attendees_stay_in_theirs, |app| asyn
 
     // The host's announcement over its socket, and the creator's over HTTP, reach every shard.
     send(&mut host.ws, json!({ "type": "announce", "text": "Starting in one minute" })).await;
-    for m in [&mut a, &mut b, &mut c] {
+    let host_id = host.id.clone();
+    for m in [&mut a, &mut b, &mut c, &mut host] {
         let got = next_of(&mut m.ws, "announcement").await;
-        assert_eq!((got["text"].as_str(), got["from"].as_str()), (Some("Starting in one minute"), Some(host.id.as_str())));
+        assert_eq!((got["text"].as_str(), got["from"].as_str()), (Some("Starting in one minute"), Some(host_id.as_str())));
     }
     let res = app
         .client
