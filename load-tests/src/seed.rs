@@ -34,13 +34,15 @@ pub async fn live_event(store: &Store, capacity: i64) -> anyhow::Result<i64> {
     let now = ticketing::now_ms();
     let id = sqlx::query_scalar(
         "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at) \
-         VALUES ('loadtest', 'Load test', 'custom', 's', '500', 'USD', 'ETH', $1, $2, $3, $4, $3, $4, $4) RETURNING id",
+         max_attendees, event_start, event_end, sales_start, sales_end, created_at, updated_at, shard_size) \
+         VALUES ('loadtest', 'Load test', 'custom', 's', '500', 'USD', 'ETH', $1, $2, $3, $4, $3, $4, $4, $5) RETURNING id",
     )
     .bind(capacity)
     .bind(now - 60_000)
     .bind(now + 6 * 3_600_000)
     .bind(now - 120_000)
+    // One shard as large as the event: the scenarios measure one room; `shards` sets its own size.
+    .bind(capacity.max(1))
     .fetch_one(store.pool())
     .await
     .context("insert event")?;
