@@ -1,6 +1,6 @@
 // A free event's checkout (web/pages/event.js) in headless Chromium against the real gateway: no payment step,
 // "Free — reserve with your wallet", the EIP-1193 test wallet signs the access challenge (the SDK's rsvp) and
-// the receipt shows the ticket with the way in. Driven by gateway/tests/browser_free.rs.
+// the receipt shows the ticket with the way in. Driven by gateway/tests/api/browser_free.rs.
 //
 // Args (JSON): { base_url, wallet_key (hex), event_id }. The last stdout line is the result (lib/browser.mjs).
 

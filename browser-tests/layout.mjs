@@ -1,5 +1,5 @@
 // Every page at a phone's and a desktop's size (issue 28), with realistic data the orchestrator seeded
-// (gateway/tests/browser_pages.rs): nothing wider than the screen, the page's primary actions on screen, and
+// (gateway/tests/api/browser_pages.rs): nothing wider than the screen, the page's primary actions on screen, and
 // an axe-core scan with no serious or critical violation. A screenshot of each page at each size goes to
 // artifacts_dir as layout-<page>-<size>.png.
 //

@@ -1,4 +1,4 @@
-// networked-aframe over the dlux adapter in a real browser (issue 9). Driven by gateway/tests/browser_naf.rs.
+// networked-aframe over the dlux adapter in a real browser (issue 9). Driven by gateway/tests/api/browser_naf.rs.
 //
 // Args (JSON): {
 //   base_url, event_id, artifacts_dir,

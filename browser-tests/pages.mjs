@@ -1,5 +1,5 @@
 // The buyer and creator pages (web/pages/) in headless Chromium against the real gateway (issue 13).
-// Driven by gateway/tests/browser_pages.rs, which seeds the events, reports payments as a watcher would and
+// Driven by gateway/tests/api/browser_pages.rs, which seeds the events, reports payments as a watcher would and
 // answers this script's progress lines.
 //
 // Args (JSON): { base_url, artifacts_dir, wallet_key (hex), hive_key (hex), creator,

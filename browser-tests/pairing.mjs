@@ -1,6 +1,6 @@
 // Sign on your phone, enter on the headset (issue 28). Two Chromium instances, each its own profile: the
 // "headset" (1366×900, no wallet at all) and the "phone" (390×844, an injected EIP-1193 wallet and Hive
-// Keychain holding real keys). Driven by gateway/tests/browser_pages.rs.
+// Keychain holding real keys). Driven by gateway/tests/api/browser_pages.rs.
 //
 // Args (JSON): { base_url, artifacts_dir, wallet_key (hex), hive_key (hex), creator,
 //               events: { live (the wallet holds a ticket, doors open), early (doors not open yet),

@@ -1,5 +1,5 @@
 // The creator dashboard's payout addresses (issue 19) in headless Chromium against the real gateway, driven by
-// gateway/tests/browser_pages.rs (a_creator_proves_payout_addresses_in_the_dashboard), which seeded a sale whose
+// gateway/tests/api/browser_pages.rs (a_creator_proves_payout_addresses_in_the_dashboard), which seeded a sale whose
 // payout is held for want of an address.
 //
 // Args (JSON): { base_url, artifacts_dir, session (the creator's, as the dashboard keeps it), wallet_key (hex),

@@ -1,4 +1,4 @@
-// Resume after a drop and persistent entities in real browsers (issue 26). Driven by gateway/tests/browser_resume.rs.
+// Resume after a drop and persistent entities in real browsers (issue 26). Driven by gateway/tests/api/browser_resume.rs.
 //
 // Args (JSON): { base_url, event_id, artifacts_dir, phase, alice, bob, carol } — session tokens.
 //   phase "live": alice (through a TCP proxy run here) and bob see each other; alice moves the scene's persistent

@@ -1,7 +1,7 @@
 // The web client (`/sdk/events.js`) in a real browser against a running gateway: every call, with a test
 // EIP-1193 wallet that signs with a real secp256k1 key, and the refusals a page must be able to tell apart.
 //
-// Run by gateway/tests/browser_sdk.rs:  node browser-tests/sdk.mjs '<json args>'
+// Run by gateway/tests/api/browser_sdk.rs:  node browser-tests/sdk.mjs '<json args>'
 //   args: { base_url, scenario: "buy_and_join" | "expiry" | "cross_origin", wallet_key (hex), web_dir, events: {...},
 //           allowed_page, foreign_page (cross_origin: the two other origins the test pages are served from) }
 // While it runs, the script prints progress lines `{"step": ...}` on stdout (the quote it made, each update the

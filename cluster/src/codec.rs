@@ -7,7 +7,8 @@
 //! u8  origin node id length, then the id (UTF-8)
 //! u64 sequence number, big-endian: per origin node and room, +1 per envelope
 //! u8  delivery (0 guaranteed, 1 unguaranteed)
-//! u8  recipients (0 all, 1 all except, 2 one), then u16 length and the client id unless "all"
+//! u8  recipients (0 all, 1 all except, 2 one, 3 one shard, 4 one shard except), then for 3 and 4 the shard
+//!     (u32, big-endian), then u16 length and the client id unless "all" or "one shard"
 //! ..  the frame, already serialised, to the end
 //! ```
 //!
@@ -42,6 +43,7 @@ pub fn encode(origin: &str, seq: u64, envelope: &Envelope) -> Bytes {
     let to: Option<&str> = match &envelope.to {
         Recipients::All => None,
         Recipients::AllExcept(id) | Recipients::One(id) => Some(id),
+        Recipients::Shard { except, .. } => except.as_deref(),
     };
     let mut out = BytesMut::with_capacity(16 + origin.len() + to.map_or(0, str::len) + envelope.payload.len());
     out.put_u8(VERSION);
@@ -57,6 +59,10 @@ pub fn encode(origin: &str, seq: u64, envelope: &Envelope) -> Bytes {
         Recipients::All => out.put_u8(0),
         Recipients::AllExcept(_) => out.put_u8(1),
         Recipients::One(_) => out.put_u8(2),
+        Recipients::Shard { shard, except } => {
+            out.put_u8(if except.is_some() { 4 } else { 3 });
+            out.put_u32(*shard);
+        }
     }
     if let Some(id) = to {
         let id = &id.as_bytes()[..id.len().min(u16::MAX as usize)];
@@ -89,17 +95,22 @@ pub fn decode(bytes: Bytes) -> Result<WireEnvelope, DecodeError> {
         _ => return Err(DecodeError::Field("delivery")),
     };
     let kind = bytes[take(&mut at, 1)?][0];
+    let shard = match kind {
+        3 | 4 => Some(u32::from_be_bytes(bytes[take(&mut at, 4)?].try_into().map_err(|_| DecodeError::Truncated)?)),
+        _ => None,
+    };
     let to = match kind {
         0 => Recipients::All,
-        1 | 2 => {
+        3 => Recipients::Shard { shard: shard.unwrap_or(0), except: None },
+        1 | 2 | 4 => {
             let len = u16::from_be_bytes(bytes[take(&mut at, 2)?].try_into().map_err(|_| DecodeError::Truncated)?);
             let id = std::str::from_utf8(&bytes[take(&mut at, len as usize)?])
                 .map_err(|_| DecodeError::Field("recipient"))?;
             let id: Arc<str> = Arc::from(id);
-            if kind == 1 {
-                Recipients::AllExcept(id)
-            } else {
-                Recipients::One(id)
+            match kind {
+                1 => Recipients::AllExcept(id),
+                2 => Recipients::One(id),
+                _ => Recipients::Shard { shard: shard.unwrap_or(0), except: Some(id) },
             }
         }
         _ => return Err(DecodeError::Field("recipients")),
@@ -118,7 +129,13 @@ mod tests {
 
     #[test]
     fn every_shape_round_trips() {
-        for to in [Recipients::All, Recipients::AllExcept("alice".into()), Recipients::One("bob-ü".into())] {
+        for to in [
+            Recipients::All,
+            Recipients::AllExcept("alice".into()),
+            Recipients::One("bob-ü".into()),
+            Recipients::Shard { shard: 3, except: None },
+            Recipients::Shard { shard: 70_000, except: Some("carol".into()) },
+        ] {
             for delivery in [Delivery::Guaranteed, Delivery::Unguaranteed] {
                 let original = envelope(to.clone(), delivery);
                 let decoded = decode(encode("node-a-1f2e", 42, &original)).unwrap();

@@ -33,6 +33,8 @@ pub struct SocketQuery {
     pub received: Option<u64>,
     /// The presence protocol version the client speaks (docs/PROTOCOL.md); 2 and later unpack `batch` frames.
     pub protocol: Option<u32>,
+    /// A group code friends share: they are placed in the same shard while it has room (`signaling::shards`).
+    pub group: Option<String>,
 }
 
 /// The first frame of a connection that authenticates with its wallet instead of a session token.
@@ -99,7 +101,7 @@ async fn serve(
     };
     let admitted = match &query.resume {
         Some(token) => crate::room_resume::admit(&state, event_id, token, query.received.unwrap_or(0)).await,
-        None => admit(&state, &mut socket, event_id, query.token, remote).await,
+        None => admit(&state, &mut socket, event_id, query.token, query.group, remote).await,
     };
     let Admitted { mut peer, mut outbox, role, event_end, client_id } = match admitted {
         Ok(admitted) => admitted,
@@ -219,6 +221,7 @@ async fn admit(
     socket: &mut WebSocket,
     event_id: i64,
     token: Option<String>,
+    group: Option<String>,
     remote: SocketAddr,
 ) -> Result<Admitted, Denied> {
     let seat = authenticate(state, socket, event_id, token, remote).await?;
@@ -241,6 +244,12 @@ async fn admit(
     let client_id = admission.client_id.clone();
     // The room's persistent entities go to the joiner in its snapshot: after a restart they come from the store.
     crate::room_state::ensure_loaded(state, event_id).await;
+    // Placed in a shard of at most the event's `shard_size` attendees; the host is on the stage, in every shard.
+    let placement = signaling::Placement {
+        shard_size: u32::try_from(seat.shard_size).unwrap_or(0),
+        group: group.filter(|g| !g.trim().is_empty()),
+        stage: role == Role::Host,
+    };
     // With several nodes the seat is claimed cluster-wide first: the room's capacity and one session per ticket
     // hold across nodes (`cluster_node`).
     if let Some(node) = &state.cluster {
@@ -251,7 +260,7 @@ async fn admit(
             return Err(denied);
         }
     }
-    let (peer, outbox) = match state.hub.try_admit(admission) {
+    let (peer, outbox) = match state.hub.try_admit_placed(admission, &placement) {
         Ok(admitted) => admitted,
         Err(refused) => {
             if let Some(node) = &state.cluster {

@@ -288,6 +288,7 @@ fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(routes::charts::router())
         .merge(routes::sdk::router())
         .merge(routes::rooms::router())
+        .merge(routes::stage::router())
         .merge(routes::events::router())
         .merge(routes::access::router())
         .merge(routes::pairings::router())

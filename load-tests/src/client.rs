@@ -67,6 +67,8 @@ pub struct Conn {
     pub kind: Kind,
     pub ws: Ws,
     pub client_id: String,
+    /// The shard the welcome placed it in (ours; 0 for the baseline).
+    pub shard: u64,
 }
 
 /// A session token from our join endpoint, and how long the `POST …/join` took.
@@ -120,7 +122,8 @@ pub async fn open_ours(addr: SocketAddr, granted: &Granted, source: Source) -> a
                 }
                 anyhow::ensure!(v["type"] == "welcome", "expected welcome, got {text}");
                 let client_id = v["client_id"].as_str().context("welcome without client_id")?.to_owned();
-                return Ok(Conn { kind: Kind::Ours, ws, client_id });
+                let shard = v["shard"].as_u64().unwrap_or(0);
+                return Ok(Conn { kind: Kind::Ours, ws, client_id, shard });
             }
             Some(Ok(Message::Close(frame))) => anyhow::bail!("closed at the door: {frame:?}"),
             Some(Ok(_)) => continue,
@@ -155,7 +158,7 @@ pub async fn open_naf(addr: SocketAddr, room: &str, source: Source) -> anyhow::R
             ws.send(Message::Text("3".into())).await?;
         } else if text.starts_with("42[\"connectSuccess\"") {
             let client_id = client_id.context("connectSuccess before the namespace connect")?;
-            return Ok(Conn { kind: Kind::Naf, ws, client_id });
+            return Ok(Conn { kind: Kind::Naf, ws, client_id, shard: 0 });
         }
     }
 }

@@ -32,6 +32,8 @@ enum Command {
     JoinStorm(RunArgs),
     /// 10% of a room's peers read slowly (default 50 peers).
     Slow(RunArgs),
+    /// One event in shards (`--shard-size`, default 50) plus a host on the stage (default 1,000 peers).
+    Shards(RunArgs),
     /// Quote creation per second on SQLite or PostgreSQL (ours only).
     Quotes(RunArgs),
     /// The embedded SFU with simulated WebRTC clients (str0m): speakers, listeners, packets forwarded per core.
@@ -107,6 +109,9 @@ struct RunArgs {
     /// Ours: the protocol version the clients announce (2: `batch` frames; 1: one message per frame).
     #[arg(long, default_value_t = 2)]
     protocol: u32,
+    /// Shards scenario: attendees per shard (the peer count: one unsharded room with the host).
+    #[arg(long, default_value_t = 50)]
+    shard_size: usize,
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
@@ -126,7 +131,7 @@ fn main() -> anyhow::Result<()> {
     let pin = match &cli.command {
         Command::Report { .. } | Command::Sfu(_) => false,
         Command::All { .. } => true,
-        Command::Fanout(a) | Command::Rooms(a) | Command::Idle(a) | Command::JoinStorm(a) | Command::Slow(a) | Command::Quotes(a) => !a.no_pin,
+        Command::Fanout(a) | Command::Rooms(a) | Command::Idle(a) | Command::JoinStorm(a) | Command::Slow(a) | Command::Quotes(a) | Command::Shards(a) => !a.no_pin,
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // The generator takes core 1 and the server core 0; pinning before the runtime starts covers every thread.
@@ -157,6 +162,7 @@ fn main() -> anyhow::Result<()> {
                         naf_cap: None,
                         flush_ms: None,
                         protocol: 2,
+                        shard_size: 50,
                         no_pin: !pin || cores < 2,
                         results: Some(path.clone()),
                     };
@@ -170,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Fanout(a) => run_one(Scenario::Fanout, a).await.map(drop),
             Command::Rooms(a) => run_one(Scenario::Rooms, a).await.map(drop),
+            Command::Shards(a) => run_one(Scenario::Shards, a).await.map(drop),
             Command::Idle(a) => run_one(Scenario::Idle, a).await.map(drop),
             Command::JoinStorm(a) => run_one(Scenario::JoinStorm, a).await.map(drop),
             Command::Slow(a) => run_one(Scenario::Slow, a).await.map(drop),
@@ -232,7 +239,7 @@ fn default_peers(scenario: Scenario) -> usize {
         Scenario::Fanout | Scenario::Slow => 50,
         Scenario::Rooms => 10,
         Scenario::Idle => 50_000,
-        Scenario::JoinStorm => 1000,
+        Scenario::JoinStorm | Scenario::Shards => 1000,
         Scenario::Quotes => 8,
     }
 }
@@ -260,6 +267,7 @@ async fn run_one(scenario: Scenario, a: RunArgs) -> anyhow::Result<Outcome> {
         concurrency: if scenario == Scenario::Quotes { peers } else { a.concurrency },
         churn_every: a.churn_every,
         backend,
+        shard_size: a.shard_size,
     };
     eprintln!("running {scenario:?} against {} ({peers} peers, {} s)…", a.target.label(), a.seconds);
     let gen_before = stats::ProcSample::read(std::process::id()).ok();

@@ -29,6 +29,8 @@ pub enum Scenario {
     Slow,
     /// Quote creation per second (`Purchases::create_quote`) on SQLite or PostgreSQL.
     Quotes,
+    /// One event in shards of `shard_size` plus a host on the stage, every peer (the host too) at 15 Hz.
+    Shards,
 }
 
 /// Knobs of one run, from the command line.
@@ -46,6 +48,8 @@ pub struct Params {
     pub churn_every: f64,
     /// Quotes scenario: `sqlite` or `postgres`.
     pub backend: ticketing::Backend,
+    /// Shards scenario: attendees per shard (as large as `peers`: one unsharded room, with the host).
+    pub shard_size: usize,
 }
 
 /// One row: what a scenario measured on one server.
@@ -109,6 +113,7 @@ pub async fn run(scenario: Scenario, server: Option<&mut Server>, p: &Params) ->
         (Scenario::Quotes, _) => quotes(p).await,
         (Scenario::Fanout, Some(s)) => relay(scenario, s, p, 1, 0.0, 0).await,
         (Scenario::Rooms, Some(s)) => relay(scenario, s, p, p.rooms, p.churn_every, 0).await,
+        (Scenario::Shards, Some(s)) => relay(scenario, s, p, 1, 0.0, 0).await,
         (Scenario::Slow, Some(s)) => relay(scenario, s, p, 1, 0.0, p.peers.div_ceil(10)).await,
         (Scenario::Idle, Some(s)) => idle(s, p).await,
         (Scenario::JoinStorm, Some(s)) => join_storm(s, p).await,
@@ -227,6 +232,37 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     // Slow readers (the first `slow` of each room) get a 4 KiB receive buffer, so their backlog reaches the
     // server within a second instead of hiding in the kernel.
     let small = |i: usize| (i < slow).then_some(4096);
+    // Shards: the event's shard size, and its host on the stage, admitted first (it looks at shard 0).
+    let host = if scenario == Scenario::Shards {
+        anyhow::ensure!(server.kind == Kind::Ours, "the shards scenario runs against our gateway");
+        let event_id = holders[0][0].event_id;
+        sqlx::query("UPDATE events SET shard_size = $2 WHERE id = $1")
+            .bind(event_id)
+            .bind(p.shard_size.max(1) as i64)
+            .execute(ticketing::testing::RawSql::raw_pool(server.store()?))
+            .await?;
+        let token = gateway::auth::session_token::issue(
+            &(0..crate::target::SECRET.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&crate::target::SECRET[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()?,
+            event_id,
+            None,
+            Some("loadtest".into()),
+            "loadtest".into(),
+            ticketing::now_ms() + 600_000,
+        )
+        .0;
+        let granted = client::Granted {
+            websocket_url: format!("ws://{}/event/{event_id}", server.addr),
+            session_token: token,
+            join_latency: Duration::ZERO,
+        };
+        out.notes.push(format!("one event, shard size {}, one host on the stage", p.shard_size));
+        Some(client::open_ours(server.addr, &granted, Source::loopback(2_000_000)).await?)
+    } else {
+        None
+    };
     let (rooms_conns, failed) = admit_rooms(server, &holders, rooms, p.peers, p.concurrency, 0, small, false).await;
     out.connections_attempted = (rooms * p.peers) as u64;
     out.connections_ok = out.connections_attempted - failed;
@@ -238,12 +274,20 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     let send_until = start_at + Duration::from_secs_f64(p.seconds);
     let stop_at = send_until + Duration::from_secs(2);
     let mut tasks = Vec::new();
+    // Who hears whom: a peer's shard (its room's), `None` for the host on the stage, heard everywhere.
+    let mut shard_of = Vec::new();
+    let plan = |read_pause| Plan { rate_hz: p.rate_hz, guaranteed_every: p.guaranteed_every, start_at, send_until, stop_at, read_pause };
     for (r, conns) in rooms_conns.into_iter().enumerate() {
         for (i, conn) in conns.into_iter().filter_map(Held::conn).enumerate() {
             let read_pause = (i < slow).then_some(Duration::from_millis(20));
-            let plan = Plan { rate_hz: p.rate_hz, guaranteed_every: p.guaranteed_every, start_at, send_until, stop_at, read_pause };
-            tasks.push((r, i < slow, tokio::spawn(conn.run(plan))));
+            shard_of.push(Some((r, conn.shard)));
+            tasks.push((r, i < slow, tokio::spawn(conn.run(plan(read_pause)))));
         }
+    }
+    let host_shard = host.as_ref().map(|h| (0, h.shard));
+    if let Some(host) = host {
+        shard_of.push(None);
+        tasks.push((0, false, tokio::spawn(host.run(plan(None)))));
     }
     // Churn: in each room a spare ticket holder joins, stays a second, leaves, again and again.
     let churn_attempts = Arc::new(AtomicU64::new(0));
@@ -298,21 +342,32 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     out.connections_attempted += churn_attempts.load(Ordering::Relaxed);
     out.connections_ok += churn_ok.load(Ordering::Relaxed);
 
-    // Deliveries owed to each peer: everything the others in its room sent.
-    let mut sent_by_room = vec![0u64; rooms];
-    for (r, _, res) in &results {
-        sent_by_room[*r] += res.sent;
+    // Deliveries owed to each peer: everything the others in its room (its shard) sent, and the stage.
+    let mut sent_by_shard: std::collections::HashMap<(usize, u64), u64> = std::collections::HashMap::new();
+    let mut stage_sent = 0;
+    for ((_, _, res), shard) in results.iter().zip(&shard_of) {
+        match shard {
+            Some(key) => *sent_by_shard.entry(*key).or_default() += res.sent,
+            None => stage_sent += res.sent,
+        }
+    }
+    if scenario == Scenario::Shards {
+        out.notes.push(format!("{} shards", sent_by_shard.len()));
     }
     let mut latency = histogram();
     let (mut slow_delivered, mut slow_closed) = (0, 0);
-    for (r, is_slow, res) in &results {
+    for ((_, is_slow, res), shard) in results.iter().zip(&shard_of) {
         out.sent += res.sent;
         if *is_slow {
             slow_delivered += res.received;
             slow_closed += u64::from(res.closed.is_some());
             continue;
         }
-        let owed = sent_by_room[*r] - res.sent;
+        let owed = match shard {
+            Some(key) => sent_by_shard[key] - res.sent + stage_sent,
+            // The host hears the shard it looks at.
+            None => host_shard.and_then(|key| sent_by_shard.get(&key)).copied().unwrap_or(0),
+        };
         out.expected += owed;
         out.delivered += res.received;
         out.lost += owed.saturating_sub(res.received);

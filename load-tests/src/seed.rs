@@ -40,6 +40,8 @@ pub async fn live_event(store: &Store, capacity: i64) -> anyhow::Result<i64> {
         .starts(now - 60_000)
         .ends(now + 6 * 3_600_000)
         .sales(now - 120_000, Some(now + 6 * 3_600_000))
+        // One shard as large as the event: the scenarios measure one room; `shards` sets its own size.
+        .shard_size(capacity.max(1))
         .try_insert(store)
         .await
         .context("insert event")?;

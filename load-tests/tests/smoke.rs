@@ -21,6 +21,7 @@ fn params(peers: usize, rooms: usize, seconds: f64) -> Params {
         concurrency: 8,
         churn_every: 0.0,
         backend: Backend::Sqlite,
+        shard_size: 50,
     }
 }
 

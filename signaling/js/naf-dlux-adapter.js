@@ -290,6 +290,8 @@
       this.localAudio = null;
       this.screenStream = null;
       this.muted = false;
+      this.shard = 0;
+      this.onStage = false;
       this.remoteStreams = {}; // client id -> { audio: MediaStream, video: MediaStream }
       this.pendingStreams = {}; // client id -> { audio: [resolve], video: [resolve] }
 
@@ -415,6 +417,8 @@
       if (creds.session_token) {
         url += (url.indexOf("?") === -1 ? "?" : "&") + "token=" + encodeURIComponent(creds.session_token);
       }
+      // Friends who share a group code are placed in the same shard while it has room.
+      if (creds.group) url += (url.indexOf("?") === -1 ? "?" : "&") + "group=" + encodeURIComponent(creds.group);
       url += (url.indexOf("?") === -1 ? "?" : "&") + "protocol=" + PROTOCOL_VERSION;
       return url;
     }
@@ -490,6 +494,69 @@
 
     requestTurnRefresh() {
       this.sendFrame({ type: "turn_refresh" });
+    }
+
+    /* ---- Shards and the stage (docs/PROTOCOL.md, "Shards and the stage") ---- */
+
+    /** The shard this page sees (0 in an unsharded event); `isOnStage()` whether it is seen in every shard. */
+    getShard() {
+      return this.shard;
+    }
+
+    isOnStage() {
+      return this.onStage;
+    }
+
+    /** Moves to another shard with room: `shard`, or (without one) the fullest other shard. */
+    switchShard(shard) {
+      var frame = { type: "switch_shard" };
+      if (shard !== undefined && shard !== null) frame.shard = shard;
+      this.sendFrame(frame);
+    }
+
+    /** Host only: put an attendee on the stage, or take it off. */
+    inviteToStage(clientId) {
+      this.sendFrame({ type: "invite_to_stage", target: clientId });
+    }
+
+    removeFromStage(clientId) {
+      this.sendFrame({ type: "remove_from_stage", target: clientId });
+    }
+
+    /** Host only: a line to every shard. */
+    announce(text) {
+      this.sendFrame({ type: "announce", text: String(text) });
+    }
+
+    /** `shard_changed`: this page sees another shard now; NAF forgets the peers left behind and syncs the new. */
+    shardChanged(msg) {
+      var self = this;
+      var next = msg.occupants || {};
+      this.shard = msg.shard;
+      this.onStage = !!msg.stage;
+      var gone = Object.keys(this.occupants).filter(function (id) {
+        return !next[id];
+      });
+      if (gone.length) this.dropPeers(gone);
+      Object.keys(next).forEach(function (id) {
+        if (!self.occupants[id]) self.rememberPeer(next[id]);
+      });
+      this.notifyOccupants();
+      this.emit("shard-changed", { shard: msg.shard, stage: !!msg.stage });
+    }
+
+    /** `stage`: someone came on the stage or left it. On coming on, this page's entities go to every shard. */
+    stageChanged(msg) {
+      if (this.peers[msg.client_id]) this.peers[msg.client_id].stage = msg.on_stage;
+      if (msg.client_id === this.myId) {
+        this.onStage = !!msg.on_stage;
+        var naf = typeof NAF !== "undefined" ? NAF : null;
+        // The shards that did not see us yet need a first sync of everything this page owns.
+        if (msg.on_stage && naf && naf.connection && naf.connection.entities && naf.connection.entities.completeSync) {
+          naf.connection.entities.completeSync(undefined, true);
+        }
+      }
+      this.emit("stage", msg);
     }
 
     /* ---- Media ---- */
@@ -690,6 +757,12 @@
           return this.mutedBy(msg);
         case "turn":
           return this.turnGrant(msg);
+        case "shard_changed":
+          return this.shardChanged(msg);
+        case "stage":
+          return this.stageChanged(msg);
+        case "announcement":
+          return this.emit("announcement", msg);
         case "error":
           warn("dlux: server refused:", msg.code, msg.message);
           return this.emit("error", msg);
@@ -730,6 +803,8 @@
       this.myId = msg.client_id;
       this.myRoomJoinTime = msg.joined_at;
       this.muted = !!msg.muted;
+      this.shard = msg.shard || 0;
+      this.onStage = !!msg.stage;
       this.avgTimeOffset = msg.server_time - Date.now();
       this.welcomed = true;
       var queued = this.beforeWelcome.splice(0);

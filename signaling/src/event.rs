@@ -29,13 +29,15 @@ pub enum LeaveReason {
     RateLimited,
     FrameTooBig,
     Malformed,
+    /// Not a departure from the event: the peer moved to another shard, or off the stage, out of this view.
+    Moved,
 }
 
 impl LeaveReason {
     /// The close frame the leaving peer is sent, if it is still there to receive one.
     pub fn close_frame(self) -> Option<CloseFrame> {
         let code = match self {
-            LeaveReason::Left | LeaveReason::TimedOut => return None,
+            LeaveReason::Left | LeaveReason::TimedOut | LeaveReason::Moved => return None,
             LeaveReason::Kicked => CloseCode::Kicked,
             LeaveReason::Banned => CloseCode::Banned,
             LeaveReason::Superseded => CloseCode::Superseded,
@@ -81,6 +83,10 @@ pub enum RoomEventKind {
     AudioTrack { sending: bool },
     /// A host (or the gateway, `by: None`) muted or unmuted this peer.
     Muted { muted: bool, by: Option<String> },
+    /// Where the peer is now: after `Joined`, and after each move between shards or on or off the stage.
+    Placed { shard: u32, stage: bool },
+    /// A host's event-wide announcement.
+    Announcement { text: String },
 }
 
 impl RoomEvent {

@@ -13,6 +13,7 @@ use crate::fanout::{Envelope, LocalFanout, Recipients, RoomFanout};
 use crate::outbox::{Delivery, Outbox, PeerQueue, Pushed};
 use crate::peer::Peer;
 use crate::protocol::{OccupantView, ServerMessage};
+use crate::shards::Placement;
 use crate::room::{Member, Occupancy, Room};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::turn::{TurnGrant, TurnIssuer};
@@ -65,6 +66,9 @@ pub struct OccupantSummary {
     pub mic: bool,
     pub screen: bool,
     pub muted: bool,
+    /// The shard it sees, and whether it is on the stage (`shards.rs`).
+    pub shard: u32,
+    pub stage: bool,
 }
 
 pub struct HubBuilder {
@@ -212,6 +216,12 @@ impl Hub {
     /// one (counted once). Attendees beyond the room's capacity are refused; hosts are
     /// never counted.
     pub fn try_admit(&self, admission: Admission) -> Result<(Peer, Outbox), AdmitError> {
+        self.try_admit_placed(admission, &Placement::default())
+    }
+
+    /// [`Hub::try_admit`] into a sharded event: the peer is placed in a shard (or on the stage) under the same
+    /// lock that counts capacity, so concurrent joins never overfill a shard (see [`crate::shards`]).
+    pub fn try_admit_placed(&self, admission: Admission, placement: &Placement) -> Result<(Peer, Outbox), AdmitError> {
         let inner = &*self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
             Stats::inc(&inner.stats.admissions_refused);
@@ -267,10 +277,18 @@ impl Hub {
             .cloned()
             .and_then(|holder| state.remove(&holder));
         let muted = state.muted.contains(&*info.seat_key);
+        // A superseding connection keeps the seat's shard and its place on the stage.
+        let (prefer, was_on_stage) = superseded.as_ref().map_or((None, false), |old| (Some(old.placed.shard()), old.placed.stage()));
+        let mut placement_now = placement.clone();
+        placement_now.stage |= was_on_stage;
+        let (in_shard, on_stage) = crate::shards::place_member(&mut state, info.role, &placement_now, prefer);
+        room.set_sharded(placement.shard_size > 0);
+        let placed = Arc::new(crate::shards::Placed::new(in_shard, on_stage));
         let welcome = {
+            // Peers held by other nodes (their placement is their node's) and the local ones this peer sees.
             let mut occupants: BTreeMap<&str, OccupantView<'_>> =
                 remote.iter().map(|o| (&*o.client_id, o.view())).collect();
-            occupants.extend(state.members.iter().map(|(id, member)| (&**id, member.view())));
+            occupants.extend(crate::shards::visible_to(&state, &info.client_id, &placed));
             ServerMessage::Welcome {
                 client_id: &info.client_id,
                 room_id: info.room_id,
@@ -279,6 +297,8 @@ impl Hub {
                 joined_at: info.joined_at,
                 muted,
                 server_time: now_ms(),
+                shard: in_shard,
+                stage: on_stage,
                 occupants,
                 turn: turn.as_ref(),
                 resume_token: resume_token.as_deref(),
@@ -292,6 +312,12 @@ impl Hub {
         if let Some(snapshot) = inner.persistent.snapshot(admission.room_id) {
             queue.push(snapshot, Delivery::Guaranteed);
         }
+        if room.is_sharded() {
+            let stage_entities = room.stage.first_syncs(&info.client_id);
+            if !stage_entities.is_empty() {
+                queue.push(ServerMessage::Snapshot { entities: stage_entities.iter().collect() }.encode(), Delivery::Guaranteed);
+            }
+        }
         let inbound = Arc::default();
         let member = Member {
             info: info.clone(),
@@ -302,6 +328,7 @@ impl Hub {
             audio_sending: false,
             away: None,
             inbound: Arc::clone(&inbound),
+            placed: placed.clone(),
         };
         let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
         state.insert(member);
@@ -310,15 +337,16 @@ impl Hub {
 
         Stats::inc(&inner.stats.peers);
         if let Some(old) = superseded {
-            self.after_removal(&room, &old.info, &old.queue, LeaveReason::Superseded);
+            self.after_removal(&room, &old.info, &old.queue, &old.placed, LeaveReason::Superseded);
         }
         self.emit(&info, RoomEventKind::Joined);
+        self.emit(&info, RoomEventKind::Placed { shard: in_shard, stage: on_stage });
         self.publish(
             &room,
-            Envelope { to: Recipients::AllExcept(info.client_id.clone()), delivery: Delivery::Guaranteed, payload: joined },
+            Envelope { to: placed.audience(Some(info.client_id.clone())), delivery: Delivery::Guaranteed, payload: joined },
         );
-        tracing::debug!(room = info.room_id, client = %info.client_id, role = ?info.role, "admitted");
-        let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound);
+        tracing::debug!(room = info.room_id, client = %info.client_id, role = ?info.role, shard = in_shard, stage = on_stage, "admitted");
+        let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound, placed);
         Ok((peer, Outbox::new(queue)))
     }
 
@@ -358,7 +386,14 @@ impl Hub {
         state
             .members
             .values()
-            .map(|m| OccupantSummary { info: (*m.info).clone(), mic: m.mic, screen: m.screen, muted: m.muted })
+            .map(|m| OccupantSummary {
+                info: (*m.info).clone(),
+                mic: m.mic,
+                screen: m.screen,
+                muted: m.muted,
+                shard: m.placed.shard(),
+                stage: m.placed.stage(),
+            })
             .collect()
     }
 
@@ -455,7 +490,7 @@ impl Hub {
         let removed = room.lock().remove_connection(client_id, queue);
         match removed {
             Some(member) => {
-                self.after_removal(room, &member.info, queue, reason);
+                self.after_removal(room, &member.info, queue, &member.placed, reason);
                 self.drop_room_if_idle(room);
                 true
             }
@@ -466,12 +501,23 @@ impl Hub {
         }
     }
 
-    fn after_removal(&self, room: &Arc<Room>, info: &PeerInfo, queue: &PeerQueue, reason: LeaveReason) {
+    pub(crate) fn after_removal(
+        &self,
+        room: &Arc<Room>,
+        info: &PeerInfo,
+        queue: &PeerQueue,
+        placed: &crate::shards::Placed,
+        reason: LeaveReason,
+    ) {
         queue.close(reason.close_frame());
         Stats::dec(&self.inner.stats.peers);
         self.emit(info, RoomEventKind::Left { reason });
+        if placed.stage() {
+            room.stage.forget_owner(&info.client_id);
+        }
         let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason }.encode();
-        self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: left });
+        // Those who saw it: its shard, or everyone for a stage member.
+        self.publish(room, Envelope { to: placed.audience(None), delivery: Delivery::Guaranteed, payload: left });
         tracing::debug!(room = info.room_id, client = %info.client_id, ?reason, "left");
     }
 

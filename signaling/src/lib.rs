@@ -85,6 +85,7 @@ mod rate_limit;
 mod relay_frame;
 mod room;
 mod sdp;
+pub mod shards;
 mod stats;
 mod turn;
 
@@ -103,6 +104,7 @@ pub use mirror::RemoteOccupant;
 pub use moderation::{BanHandler, Moderation, RemoteModerator};
 pub use persistent::{EntityChange, EntitySink};
 pub use resume::{Resume, ResumeError, ResumeIssuer, Resumed};
+pub use shards::{Placement, ShardError, ShardOccupancy};
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 
 /// The browser adapter for networked-aframe. The gateway serves it at

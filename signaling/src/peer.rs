@@ -18,6 +18,7 @@ use crate::rate_limit::PeerLimiter;
 use crate::relay_frame::{RelayFrame, RelayKind};
 use crate::room::Room;
 use crate::sdp;
+use crate::shards::{Placed, ShardError};
 use crate::stats::Stats;
 use bytes::Bytes;
 use std::ops::ControlFlow;
@@ -34,6 +35,17 @@ pub struct Peer {
     bucket: PeerLimiter,
     /// Frames of this session applied so far, over all its connections (`resume.rs`).
     inbound: Arc<std::sync::atomic::AtomicU64>,
+    /// This member's shard and stage flag, shared with its `Member` (`shards.rs`).
+    placed: Arc<Placed>,
+}
+
+/// What becomes of a message addressed to one peer.
+enum Target {
+    Deliver,
+    /// The target is seen by the sender but does not see it (a stage member looking at another shard, which
+    /// networked-aframe's full sync addresses on joining): dropped without an error.
+    Drop,
+    Refuse,
 }
 
 /// `ControlFlow::Break(())`: stop reading. The outbox ends with the close frame (if any).
@@ -46,10 +58,11 @@ impl Peer {
         info: Arc<PeerInfo>,
         queue: Arc<PeerQueue>,
         inbound: Arc<std::sync::atomic::AtomicU64>,
+        placed: Arc<Placed>,
     ) -> Self {
         let config = hub.config();
         let bucket = PeerLimiter::new(config.messages_per_second, config.burst);
-        Self { hub, room, info, queue, bucket, inbound }
+        Self { hub, room, info, queue, bucket, inbound, placed }
     }
 
     /// The connection dropped without a goodbye: the peer keeps its seat for the resume window instead of
@@ -136,7 +149,7 @@ impl Peer {
                 self.reply(ServerMessage::Pong { client_time, server_time: now_ms() }.encode());
             }
             ClientMessage::Send { to, data_type, data, guaranteed } => {
-                if self.refuse_outsider(&to) {
+                if !self.deliverable(&to) {
                     return;
                 }
                 let frame = ServerMessage::Send { from: me, data_type: &data_type, data: &data }.encode();
@@ -145,8 +158,11 @@ impl Peer {
             ClientMessage::Broadcast { data_type, data, guaranteed } => {
                 // Kept before it is relayed, so a peer joining in between gets it in its snapshot or live.
                 let kept = self.hub.observe_entities(&self.room, &data_type, &data);
+                if self.keeps_stage_entities() {
+                    self.room.stage.observe(&self.info.client_id, &data_type, &data);
+                }
                 let frame = ServerMessage::Broadcast { from: me, data_type: &data_type, data: &data }.encode();
-                self.relay(Recipients::AllExcept(self.info.client_id.clone()), delivery(guaranteed), frame);
+                self.relay(self.placed.audience(Some(self.info.client_id.clone())), delivery(guaranteed), frame);
                 if let Err(refused) = kept {
                     self.refuse(ErrorCode::Invalid, refused.to_string());
                 }
@@ -154,7 +170,7 @@ impl Peer {
             ClientMessage::Chat { text } => self.chat(&text),
             ClientMessage::Media { mic, screen } => self.media(mic, screen),
             ClientMessage::Offer { to, sdp } => {
-                if self.refuse_outsider(&to) || self.refuse_muted_audio(&sdp) {
+                if !self.deliverable(&to) || self.refuse_muted_audio(&sdp) {
                     return;
                 }
                 let frame = ServerMessage::Offer { from: me, sdp: &sdp }.encode();
@@ -162,7 +178,7 @@ impl Peer {
                 self.note_audio(&sdp);
             }
             ClientMessage::Answer { to, sdp } => {
-                if self.refuse_outsider(&to) || self.refuse_muted_audio(&sdp) {
+                if !self.deliverable(&to) || self.refuse_muted_audio(&sdp) {
                     return;
                 }
                 let frame = ServerMessage::Answer { from: me, sdp: &sdp }.encode();
@@ -170,7 +186,7 @@ impl Peer {
                 self.note_audio(&sdp);
             }
             ClientMessage::Candidate { to, candidate } => {
-                if self.refuse_outsider(&to) {
+                if !self.deliverable(&to) {
                     return;
                 }
                 let frame = ServerMessage::Candidate { from: me, candidate: &candidate }.encode();
@@ -195,6 +211,26 @@ impl Peer {
                     self.hub.ban_requested(&self.room, &target, &self.info);
                 }
             }
+            ClientMessage::SwitchShard { shard } => {
+                if let Err(refused) = self.hub.switch_in(&self.room, me, shard) {
+                    self.refuse_placement(refused);
+                }
+            }
+            ClientMessage::InviteToStage { target } => {
+                if self.may_stage(&target) {
+                    if let Err(refused) = self.hub.set_stage_in(&self.room, &target, true, Some(me)) {
+                        self.refuse_placement(refused);
+                    }
+                }
+            }
+            ClientMessage::RemoveFromStage { target } => {
+                if self.may_stage(&target) {
+                    if let Err(refused) = self.hub.set_stage_in(&self.room, &target, false, Some(me)) {
+                        self.refuse_placement(refused);
+                    }
+                }
+            }
+            ClientMessage::Announce { text } => self.announce(&text),
         }
     }
 
@@ -202,12 +238,12 @@ impl Peer {
     fn relay_frame(&self, frame: RelayFrame<'_>) {
         let to = match (frame.kind, &frame.to) {
             (RelayKind::Send, Some(to)) => {
-                if self.refuse_outsider(to) {
+                if !self.deliverable(to) {
                     return;
                 }
                 Recipients::One(Arc::from(&**to))
             }
-            _ => Recipients::AllExcept(self.info.client_id.clone()),
+            _ => self.placed.audience(Some(self.info.client_id.clone())),
         };
         // Persistent entities (persistent.rs) are kept before the broadcast is relayed, as in `apply`; `data` is
         // decoded only when it may concern them: it says `"persistent":true`, or the room already keeps some.
@@ -217,6 +253,12 @@ impl Peer {
             if self.room.entities.any() || says_persistent(raw) {
                 if let Ok(data) = serde_json::from_str::<serde_json::Value>(raw) {
                     kept = self.hub.observe_entities(&self.room, &frame.data_type, &data);
+                }
+            }
+            // A stage member's entities are kept for joiners of the shards it is not looking at (`shards.rs`).
+            if self.keeps_stage_entities() {
+                if let Ok(data) = serde_json::from_str::<serde_json::Value>(raw) {
+                    self.room.stage.observe(&self.info.client_id, &frame.data_type, &data);
                 }
             }
         }
@@ -240,13 +282,57 @@ impl Peer {
         self.reply(ServerMessage::Error { code, message }.encode());
     }
 
-    /// Refuses (with an `error` frame) a message addressed outside the sender's room.
-    fn refuse_outsider(&self, to: &str) -> bool {
-        if self.room.lock().members.contains_key(to) || self.hub.is_remote(self.room.id(), to) {
-            return false;
+    /// Whether a message to `to` is delivered: both must see each other (same shard, or both on stage).
+    /// Refuses (with an `error` frame) a target this peer does not see at all, or one outside the room.
+    fn deliverable(&self, to: &str) -> bool {
+        let target = {
+            let state = self.room.lock();
+            match state.members.get(to) {
+                // A peer held by another node: its placement is that node's to check.
+                None if self.hub.is_remote(self.room.id(), to) => Target::Deliver,
+                None => Target::Refuse,
+                Some(other) if !self.placed.sees(&other.placed) => Target::Refuse,
+                Some(other) if !other.placed.sees(&self.placed) => Target::Drop,
+                Some(_) => Target::Deliver,
+            }
+        };
+        match target {
+            Target::Deliver => true,
+            Target::Drop => false,
+            Target::Refuse => {
+                self.refuse(ErrorCode::NotInRoom, format!("{to} is not in this room"));
+                false
+            }
         }
-        self.refuse(ErrorCode::NotInRoom, format!("{to} is not in this room"));
-        true
+    }
+
+    fn keeps_stage_entities(&self) -> bool {
+        self.placed.stage() && self.room.is_sharded()
+    }
+
+    fn refuse_placement(&self, refused: ShardError) {
+        let code = match refused {
+            ShardError::NotInRoom => ErrorCode::NotInRoom,
+            ShardError::Forbidden => ErrorCode::Forbidden,
+            ShardError::ShardFull(_) | ShardError::NoOtherShard => ErrorCode::ShardFull,
+            ShardError::NoSuchShard(_) => ErrorCode::Invalid,
+        };
+        self.refuse(code, refused.to_string());
+    }
+
+    fn announce(&self, text: &str) {
+        if self.info.role != Role::Host {
+            self.refuse(ErrorCode::Forbidden, "only hosts may announce".into());
+            return;
+        }
+        let text = text.trim();
+        let max = self.hub.config().max_chat_chars;
+        if text.is_empty() || text.chars().count() > max {
+            self.refuse(ErrorCode::Invalid, format!("an announcement must be 1 to {max} characters"));
+            return;
+        }
+        Stats::inc(&self.hub.stats().messages_relayed);
+        self.hub.announce(self.room.id(), Some(&self.info), text);
     }
 
     fn is_muted(&self) -> bool {
@@ -261,6 +347,26 @@ impl Peer {
             return true;
         }
         false
+    }
+
+    /// Hosts invite attendees of their room to the stage and take them off it. The stage is placed by the node
+    /// holding the peer, so a peer held by another node is refused as not in this room.
+    fn may_stage(&self, target: &str) -> bool {
+        if self.info.role != Role::Host {
+            self.refuse(ErrorCode::Forbidden, "only hosts may invite to the stage".into());
+            return false;
+        }
+        match self.room.lock().members.get(target).map(|m| m.info.role) {
+            None => {
+                self.refuse(ErrorCode::NotInRoom, format!("{target} is not in this room"));
+                false
+            }
+            Some(Role::Host) => {
+                self.refuse(ErrorCode::Forbidden, "hosts are always on the stage".into());
+                false
+            }
+            Some(Role::Attendee) => true,
+        }
     }
 
     /// Hosts moderate attendees of their own room; nobody moderates hosts. A peer held by another node is
@@ -325,7 +431,7 @@ impl Peer {
             server_time: now_ms(),
         }
         .encode();
-        self.relay(Recipients::All, Delivery::Guaranteed, frame);
+        self.relay(self.placed.audience(None), Delivery::Guaranteed, frame);
         self.hub.emit(&self.info, RoomEventKind::Chat { text: text.to_owned() });
     }
 
@@ -348,7 +454,7 @@ impl Peer {
             return;
         }
         let frame = ServerMessage::Media { from: &self.info.client_id, mic: now.0, screen: now.1 }.encode();
-        self.relay(Recipients::AllExcept(self.info.client_id.clone()), Delivery::Guaranteed, frame);
+        self.relay(self.placed.audience(Some(self.info.client_id.clone())), Delivery::Guaranteed, frame);
         if mic_changed {
             self.hub.emit(&self.info, RoomEventKind::Voice { on: now.0 });
         }

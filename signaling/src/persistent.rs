@@ -260,7 +260,7 @@ fn newer_owner_or_same(current: &Map<String, Value>, update: &Map<String, Value>
 }
 
 /// The kept entity with an update applied: its fields replace the kept ones, its components are merged.
-fn merge(mut current: Map<String, Value>, update: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn merge(mut current: Map<String, Value>, update: &Map<String, Value>) -> Map<String, Value> {
     for (key, value) in update {
         match (key.as_str(), value) {
             ("isFirstSync", _) => {}

@@ -78,6 +78,17 @@ pub enum ClientMessage {
     Kick { target: String },
     /// Host only: close a peer with 4003 and refuse its seat key.
     Ban { target: String },
+    /// Move to another shard with room: `shard`, or the fullest other one (`shards.rs`).
+    SwitchShard {
+        #[serde(default)]
+        shard: Option<u32>,
+    },
+    /// Host only: put an attendee on the stage, seen and heard in every shard.
+    InviteToStage { target: String },
+    /// Host only: take a member off the stage, back into one shard.
+    RemoveFromStage { target: String },
+    /// Host only: a line to every shard of the event.
+    Announce { text: String },
 }
 
 /// Why a frame could not be read as a [`ClientMessage`].
@@ -117,6 +128,8 @@ pub enum ErrorCode {
     Invalid,
     /// The server cannot do that now (e.g. no TURN configured).
     Unavailable,
+    /// `switch_shard` to a shard without room, or with no other shard to go to.
+    ShardFull,
 }
 
 /// Server → client.
@@ -133,7 +146,10 @@ pub enum ServerMessage<'a> {
         /// A host muted this seat earlier and it is still muted.
         muted: bool,
         server_time: i64,
-        /// Everyone else in the room, keyed by client id.
+        /// The shard this connection sees (0 in an unsharded event), and whether it is on the stage.
+        shard: u32,
+        stage: bool,
+        /// Everyone else this connection sees (its shard and the stage), keyed by client id.
         occupants: BTreeMap<&'a str, OccupantView<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         turn: Option<&'a TurnGrant>,
@@ -181,6 +197,12 @@ pub enum ServerMessage<'a> {
         grant: &'a TurnGrant,
     },
     Error { code: ErrorCode, message: String },
+    /// This connection now sees another shard (or came on or off the stage): everyone it sees now.
+    ShardChanged { shard: u32, stage: bool, occupants: BTreeMap<&'a str, OccupantView<'a>> },
+    /// A member came on the stage or left it (`by`: the host, or `null` for the creator's tools).
+    Stage { client_id: &'a str, on_stage: bool, by: Option<&'a str> },
+    /// A host's event-wide announcement (`from` is `null` from the creator's tools).
+    Announcement { from: Option<&'a str>, identity: Option<&'a str>, text: &'a str, server_time: i64 },
 }
 
 impl ServerMessage<'_> {

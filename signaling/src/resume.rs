@@ -28,7 +28,7 @@ use crate::admission::{PeerInfo, RoomId};
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::SignalingConfig;
 use crate::event::{LeaveReason, RoomEventKind};
-use crate::fanout::{Envelope, Recipients};
+use crate::fanout::Envelope;
 use crate::hub::{now_ms, Hub};
 use crate::outbox::{Delivery, Outbox, PeerQueue};
 use crate::peer::Peer;
@@ -132,7 +132,7 @@ impl Hub {
         }
         let away_queue = session_queue(self.config());
         let since = now_ms();
-        {
+        let placed = {
             let mut state = room.lock();
             let Some(member) = state.members.get_mut(&*info.client_id) else {
                 return;
@@ -146,13 +146,14 @@ impl Hub {
             away_queue.away(carried);
             member.queue = away_queue.clone();
             member.away = Some(Away { since, reason });
-        }
+            member.placed.clone()
+        };
         let until = since + i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX);
         let frame = ServerMessage::PeerReconnecting { client_id: &info.client_id, since, until }.encode();
         self.publish(
             room,
             Envelope {
-                to: Recipients::AllExcept(info.client_id.clone()),
+                to: placed.audience(Some(info.client_id.clone())),
                 delivery: Delivery::Guaranteed,
                 payload: frame,
             },
@@ -183,17 +184,21 @@ impl Hub {
         let Some(member) = removed else { return };
         let Away { since, reason } = member.away.expect("checked under the lock");
         Stats::inc(&self.stats().resumes_expired);
-        self.forget(room, &member.info, away_queue, reason, since);
+        self.forget(room, &member, away_queue, reason, since);
         tracing::debug!(room = room.id(), client = %client_id, ?reason, "resume window passed");
     }
 
     /// After a member was taken out of the room by this module: as `Hub::after_removal`, dated `at`.
-    fn forget(&self, room: &Arc<Room>, info: &PeerInfo, queue: &PeerQueue, reason: LeaveReason, at: i64) {
+    fn forget(&self, room: &Arc<Room>, member: &crate::room::Member, queue: &PeerQueue, reason: LeaveReason, at: i64) {
+        let info = &member.info;
         queue.close(None);
         Stats::dec(&self.stats().peers);
         self.emit_at(info, at, RoomEventKind::Left { reason });
+        if member.placed.stage() {
+            room.stage.forget_owner(&info.client_id);
+        }
         let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason }.encode();
-        self.publish(room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: left });
+        self.publish(room, Envelope { to: member.placed.audience(None), delivery: Delivery::Guaranteed, payload: left });
         self.drop_room_if_idle(room);
     }
 
@@ -232,7 +237,7 @@ impl Hub {
         }
         let token = self.inner.resume.as_ref().and_then(|issuer| issuer.issue(&info));
         let queue = session_queue(self.config());
-        let (replayed, was_away, inbound) = {
+        let (replayed, was_away, inbound, placed) = {
             let mut state = room.lock();
             if state.banned.contains(&*info.seat_key) {
                 return Err(ResumeError::Gone);
@@ -248,7 +253,7 @@ impl Hub {
                 let old = member.queue.clone();
                 let removed = state.remove(resume.client_id.as_str()).expect("present under the lock");
                 drop(state);
-                self.forget(&room, &removed.info, &old, LeaveReason::Left, now_ms());
+                self.forget(&room, &removed, &old, LeaveReason::Left, now_ms());
                 return Err(ResumeError::Gap);
             };
             let first = ServerMessage::Resumed {
@@ -261,21 +266,21 @@ impl Hub {
             .encode();
             queue.resume_from(carried, resume.received, first);
             member.queue = queue.clone();
-            (replayed, member.away.take().is_some(), member.inbound.clone())
+            (replayed, member.away.take().is_some(), member.inbound.clone(), member.placed.clone())
         };
         if was_away {
             let frame = ServerMessage::PeerResumed { client_id: &info.client_id }.encode();
             self.publish(
                 &room,
                 Envelope {
-                    to: Recipients::AllExcept(info.client_id.clone()),
+                    to: placed.audience(Some(info.client_id.clone())),
                     delivery: Delivery::Guaranteed,
                     payload: frame,
                 },
             );
         }
         tracing::debug!(room = info.room_id, client = %info.client_id, replayed, was_away, "resumed");
-        let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound);
+        let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound, placed);
         Ok(Resumed { peer, outbox: Outbox::new(queue), replayed })
     }
 }

@@ -11,7 +11,7 @@ use crate::protocol::OccupantView;
 use crate::stats::Stats;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -20,6 +20,10 @@ pub struct Room {
     state: Mutex<RoomState>,
     /// The room's persistent NAF entities; they outlive this `Room` (see `persistent.rs`).
     pub(crate) entities: Arc<crate::persistent::RoomEntities>,
+    /// The stage members' entities, for joiners of shards they are not looking at (`shards.rs`).
+    pub(crate) stage: crate::shards::StageEntities,
+    /// Whether the event is sharded: only then are stage entities kept for joiners of other shards.
+    sharded: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -35,6 +39,8 @@ pub(crate) struct Member {
     pub(crate) away: Option<crate::resume::Away>,
     /// Frames this session's peer sent that were applied, over all its connections (`resume.rs`).
     pub(crate) inbound: Arc<std::sync::atomic::AtomicU64>,
+    /// The shard this member sees and whether it is on the stage (`shards.rs`).
+    pub(crate) placed: Arc<crate::shards::Placed>,
 }
 
 impl Member {
@@ -64,6 +70,8 @@ pub(crate) struct RoomState {
     pub(crate) banned: HashSet<Arc<str>>,
     /// Seat keys a host muted: a muted attendee stays muted when it reconnects.
     pub(crate) muted: HashSet<Arc<str>>,
+    /// Attendees off stage per shard, and where each group went (`shards.rs`).
+    pub(crate) shards: crate::shards::ShardTable,
 }
 
 /// A room's head count.
@@ -81,6 +89,9 @@ impl RoomState {
             Role::Attendee => self.attendees += 1,
             Role::Host => self.hosts += 1,
         }
+        if info.role == Role::Attendee && !member.placed.stage() {
+            self.shards.add(member.placed.shard());
+        }
         self.seats.insert(info.seat_key.clone(), info.client_id.clone());
         self.members.insert(info.client_id.clone(), member);
     }
@@ -90,6 +101,9 @@ impl RoomState {
         match member.info.role {
             Role::Attendee => self.attendees -= 1,
             Role::Host => self.hosts -= 1,
+        }
+        if member.info.role == Role::Attendee && !member.placed.stage() {
+            self.shards.sub(member.placed.shard());
         }
         if self.seats.get(&member.info.seat_key).is_some_and(|holder| **holder == *client_id) {
             self.seats.remove(&member.info.seat_key);
@@ -119,7 +133,15 @@ pub(crate) type Overflowed = Vec<(Arc<str>, Arc<PeerQueue>)>;
 
 impl Room {
     pub(crate) fn with_entities(id: RoomId, entities: Arc<crate::persistent::RoomEntities>) -> Self {
-        Self { id, state: Mutex::new(RoomState::default()), entities }
+        Self { id, state: Mutex::new(RoomState::default()), entities, stage: Default::default(), sharded: Default::default() }
+    }
+
+    pub(crate) fn set_sharded(&self, sharded: bool) {
+        self.sharded.store(sharded, Ordering::Release);
+    }
+
+    pub(crate) fn is_sharded(&self) -> bool {
+        self.sharded.load(Ordering::Acquire)
     }
 
     pub fn id(&self) -> RoomId {
@@ -162,6 +184,15 @@ impl Room {
                     .members
                     .iter()
                     .filter(|(id, _)| !skip.is_some_and(|skip| Arc::ptr_eq(id, skip)))
+                    .for_each(|(id, member)| push(id, member))
+            }
+            // One shard's attendees and the stage members looking at it: one atomic load per member.
+            Recipients::Shard { shard, except } => {
+                let skip = except.as_ref().and_then(|skip| state.members.get_key_value(skip)).map(|(id, _)| id);
+                state
+                    .members
+                    .iter()
+                    .filter(|(id, member)| member.placed.shard() == *shard && !skip.is_some_and(|skip| Arc::ptr_eq(id, skip)))
                     .for_each(|(id, member)| push(id, member))
             }
         }

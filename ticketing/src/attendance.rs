@@ -33,6 +33,8 @@ pub struct Seat {
     pub wallet: String,
     pub chain: String,
     pub capacity: i64,
+    /// Most attendees per shard of the event's scene (`signaling::shards`).
+    pub shard_size: i64,
     pub event_end: i64,
     pub creator_account: String,
 }
@@ -43,13 +45,14 @@ struct EventWindow {
     event_start: i64,
     event_end: i64,
     max_attendees: i64,
+    shard_size: i64,
     creator_account: String,
 }
 
 impl Store {
     async fn event_window(&self, event_id: i64) -> Result<Option<EventWindow>, StoreError> {
         Ok(sqlx::query_as::<_, EventWindow>(
-            "SELECT status, event_start, event_end, max_attendees, creator_account FROM events WHERE id = $1",
+            "SELECT status, event_start, event_end, max_attendees, shard_size, creator_account FROM events WHERE id = $1",
         )
         .bind(event_id)
         .fetch_optional(self.pool())
@@ -86,6 +89,7 @@ impl Store {
             wallet,
             chain,
             capacity: event.max_attendees,
+            shard_size: event.shard_size,
             event_end: event.event_end,
             creator_account: event.creator_account,
         }))
@@ -117,6 +121,7 @@ impl Store {
             wallet: account.to_owned(),
             chain: "hive".into(),
             capacity: event.max_attendees,
+            shard_size: event.shard_size,
             event_end: event.event_end,
             creator_account: event.creator_account,
         }))
@@ -251,6 +256,13 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                AttendanceChange::Placed { session_id, shard } => {
+                    sqlx::query("UPDATE attendance_sessions SET shard = $2 WHERE id = $1")
+                        .bind(session_id)
+                        .bind(*shard)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 AttendanceChange::ScreenShared { session_id } => {
                     sqlx::query("UPDATE attendance_sessions SET screen_shared = 1 WHERE id = $1")
                         .bind(session_id)
@@ -277,8 +289,19 @@ impl Store {
     pub async fn attendance_sessions(&self, event_id: i64) -> Result<Vec<AttendanceRow>, StoreError> {
         Ok(sqlx::query_as::<_, AttendanceRow>(
             "SELECT id, event_id, ticket_id, wallet, role, client_id, node_id, joined_at, left_at, duration_secs, early_secs, end_reason, \
-             chat_messages, voice_secs, screen_shared, screen_share_secs FROM attendance_sessions WHERE event_id = $1 \
+             chat_messages, voice_secs, screen_shared, screen_share_secs, shard FROM attendance_sessions WHERE event_id = $1 \
              ORDER BY joined_at, id",
+        )
+        .bind(event_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Sessions and distinct tickets per shard of an event, lowest shard first (stage sessions have no shard).
+    pub async fn attendance_by_shard(&self, event_id: i64) -> Result<Vec<ShardAttendance>, StoreError> {
+        Ok(sqlx::query_as::<_, ShardAttendance>(
+            "SELECT shard, COUNT(*) AS sessions, COUNT(DISTINCT ticket_id) AS tickets FROM attendance_sessions \
+             WHERE event_id = $1 AND shard IS NOT NULL GROUP BY shard ORDER BY shard",
         )
         .bind(event_id)
         .fetch_all(self.pool())
@@ -366,6 +389,8 @@ pub enum AttendanceChange {
     /// Counters to add to a session.
     Engagement { session_id: String, chat_messages: i64, voice_secs: i64, screen_share_secs: i64 },
     ScreenShared { session_id: String },
+    /// The shard the session is placed in now (`None`: on the stage, seen in every shard).
+    Placed { session_id: String, shard: Option<i64> },
     /// The session's coarse country (ISO 3166 alpha-2), from the gateway's IP lookup.
     Located { session_id: String, country: String },
     Closed { session_id: String, at: i64, reason: String },
@@ -401,6 +426,16 @@ pub struct AttendanceRow {
     pub voice_secs: i64,
     pub screen_shared: i64,
     pub screen_share_secs: i64,
+    /// The shard the session was last placed in; `None` on the stage or for sessions before shards.
+    pub shard: Option<i64>,
+}
+
+/// One shard's attendance over an event.
+#[derive(Debug, Clone, Copy, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ShardAttendance {
+    pub shard: i64,
+    pub sessions: i64,
+    pub tickets: i64,
 }
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ pub struct SeedEvent {
     sales_end: Option<i64>,
     status: crate::events::StoredStatus,
     created_at: Option<i64>,
+    shard_size: i64,
 }
 
 impl SeedEvent {
@@ -158,6 +159,7 @@ impl SeedEvent {
             sales_end: None,
             status: crate::events::StoredStatus::Published,
             created_at: None,
+            shard_size: crate::events::SHARD_SIZE_MAX,
         }
     }
 
@@ -217,6 +219,13 @@ impl SeedEvent {
         self
     }
 
+    /// Most attendees off stage in one shard (the store allows any size from 1; the API at most
+    /// [`crate::events::SHARD_SIZE_MAX`]).
+    pub fn shard_size(mut self, size: i64) -> Self {
+        self.shard_size = size;
+        self
+    }
+
     /// When the row says it was created (the sales start unless set).
     pub fn created_at(mut self, at: i64) -> Self {
         self.created_at = Some(at);
@@ -233,8 +242,8 @@ impl SeedEvent {
         let created_at = self.created_at.unwrap_or(self.sales_start);
         sqlx::query_scalar(
             "INSERT INTO events (creator_account, title, space_type, space_id, price_units, price_currency, supported_crypto, \
-             max_attendees, event_start, event_end, sales_start, sales_end, status, created_at, updated_at) \
-             VALUES ($1, $2, 'custom', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+             max_attendees, event_start, event_end, sales_start, sales_end, status, created_at, updated_at, shard_size) \
+             VALUES ($1, $2, 'custom', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id",
         )
         .bind(&self.creator)
         .bind(&self.title)
@@ -249,6 +258,7 @@ impl SeedEvent {
         .bind(self.sales_end.unwrap_or(self.event_start))
         .bind(self.status.as_str())
         .bind(created_at)
+        .bind(self.shard_size)
         .fetch_one(store.pool())
         .await
         .map_err(Into::into)

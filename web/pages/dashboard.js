@@ -305,7 +305,7 @@ const FIELD_OF = {
   invalid_price: "f-price", price_not_positive: "f-price", too_many_decimals: "f-price", price_too_large: "f-price",
   price_decrease_after_sales: "f-price", unknown_currency: "f-currency", crypto_price_other_currency: "f-currency",
   unsupported_crypto: "f-crypto", no_supported_crypto: "f-crypto",
-  capacity_too_small: "f-seats", capacity_too_large: "f-seats", capacity_below_sold: "f-seats",
+  invalid_shard_size: "f-shard", capacity_too_small: "f-seats", capacity_too_large: "f-seats", capacity_below_sold: "f-seats",
   end_before_start: "f-end", start_in_past: "f-start", schedule_locked: "f-start", invalid_time: "f-start",
   invalid_age_restriction: "f-age", invalid_cover_image_url: "f-cover", invalid_category: "f-category",
 };
@@ -326,6 +326,7 @@ function formBody(editing) {
     space_id: v("f-space-id") || v("f-title").toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 60),
     ticket_price: v("f-price"),
     max_attendees: Number(v("f-seats")),
+    ...(v("f-shard") ? { shard_size: Number(v("f-shard")) } : {}),
     event_start: time("f-start"),
     event_end: time("f-end"),
     require_camera: $("#f-camera").checked,
@@ -383,7 +384,7 @@ $("#event-form").addEventListener("submit", async (ev) => {
 /** The gateway's messages name API fields (`event_end must be after event_start`): say the form's labels. */
 const LABELS = {
   event_start: "the start", event_end: "the end", sales_start: "the start of sales", sales_end: "the end of sales",
-  ticket_price: "the ticket price", ticket_currency: "the price currency", max_attendees: "the number of seats",
+  ticket_price: "the ticket price", ticket_currency: "the price currency", max_attendees: "the number of seats", shard_size: "the avatars per shard",
   supported_crypto: "the accepted currencies", age_restriction: "the minimum age", cover_image_url: "the cover image URL",
   space_id: "the space id", space_type: "the space", event_category: "the category",
 };
@@ -419,6 +420,7 @@ function edit(e) {
   $("#f-currency").value = e.price.currency;
   $("#f-currency").disabled = true;
   $("#f-seats").value = e.max_attendees;
+  $("#f-shard").value = e.shard_size || "";
   $("#f-start").value = localInput(e.event_start);
   $("#f-end").value = localInput(e.event_end);
   $("#f-age").value = e.preview.requirements.age_restriction || "";
@@ -444,7 +446,7 @@ async function cancel(e) {
 
 const FEED_TEXT = {
   joined: "joined", left: "left", chat: "sent a chat message", voice: "microphone", screen_share: "screen share",
-  muted: "was muted", capacity: "capacity", ticket_sold: "ticket sold", payment_reversed: "payment reversed",
+  muted: "was muted", capacity: "capacity", shard: "moved to", announcement: "announced", ticket_sold: "ticket sold", payment_reversed: "payment reversed",
 };
 
 function short(id) {
@@ -490,7 +492,12 @@ function moderation(eventId, a) {
 function detailWords(kind, d) {
   if (kind === "ticket_sold") return `${d.currency || ""} · ticket #${d.ticket_id}`;
   if (kind === "payment_reversed") return `ticket #${d.ticket_id} · its payment left the chain`;
-  if (kind === "capacity") return `${d.attendees} of ${d.capacity} seats in the room`;
+  if (kind === "capacity") {
+    const shards = (d.shards || []).map((s) => `shard ${s.shard}: ${s.attendees}`).join(", ");
+    return `${d.attendees} of ${d.capacity} seats in the room${shards ? ` · ${shards}` : ""}`;
+  }
+  if (kind === "shard") return d.stage ? "the stage" : `shard ${d.shard}`;
+  if (kind === "announcement") return d.text;
   if ((kind === "voice" || kind === "screen_share") && "on" in d) return d.on ? "turned on" : "turned off";
   if (kind === "muted" && "muted" in d) return d.muted ? "" : "unmuted";
   return Object.entries(d).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, oneshot};
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedItem {
     pub event_id: i64,
-    /// joined, left, chat, voice, screen_share, muted, capacity, ticket_sold, payment_reversed
+    /// joined, left, chat, voice, screen_share, muted, capacity, shard, announcement, ticket_sold, payment_reversed
     pub kind: &'static str,
     pub client_id: Option<String>,
     pub identity: Option<String>,
@@ -62,6 +62,8 @@ struct Live {
     screen_since: Option<i64>,
     /// Its screen share went through the SFU, which measures its time: the adapter's report only cross-checks.
     screen_measured: bool,
+    /// Where the session is placed: `None` until the first placement (`signaling::shards`).
+    placed: Option<(u32, bool)>,
 }
 
 pub struct RecorderConfig {
@@ -185,6 +187,23 @@ impl RecorderState {
                 ("screen_share", serde_json::json!({ "on": on }))
             }
             RoomEventKind::Muted { muted, by } => ("muted", serde_json::json!({ "muted": muted, "by": by })),
+            RoomEventKind::Placed { shard, stage } => {
+                let live = self.live.entry(session_id.clone()).or_default();
+                let moved = live.placed.is_some();
+                live.placed = Some((*shard, *stage));
+                let attendee = live.attendee;
+                if attendee {
+                    let shard = (!*stage).then_some(i64::from(*shard));
+                    self.batch.push(AttendanceChange::Placed { session_id: session_id.clone(), shard });
+                }
+                // The first placement is part of the join (its `capacity` item already counts the shards).
+                if !moved {
+                    return;
+                }
+                capacity_changed = attendee;
+                ("shard", serde_json::json!({ "shard": shard, "stage": stage }))
+            }
+            RoomEventKind::Announcement { text } => ("announcement", serde_json::json!({ "text": text })),
         };
         let _ = self.feed.send(FeedItem {
             event_id: event.room_id,
@@ -219,6 +238,7 @@ impl RecorderState {
     fn publish_capacity(&mut self, room_id: i64, at: i64) {
         let attendees = self.live.values().filter(|l| l.room_id == room_id && l.attendee).count();
         let capacity = self.hub.occupancy(room_id).map(|o| o.capacity);
+        let shards = self.hub.shard_occupancy(room_id);
         let _ = self.feed.send(FeedItem {
             event_id: room_id,
             kind: "capacity",
@@ -226,7 +246,7 @@ impl RecorderState {
             identity: None,
             role: None,
             at,
-            detail: serde_json::json!({ "attendees": attendees, "capacity": capacity }),
+            detail: serde_json::json!({ "attendees": attendees, "capacity": capacity, "shards": shards }),
             relayed: false,
         });
     }

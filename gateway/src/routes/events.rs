@@ -128,6 +128,8 @@ pub struct EventView {
     /// watcher credits it): a purchase in another is refused.
     pub payable: Vec<String>,
     pub max_attendees: i64,
+    /// Most attendees per shard of the scene; the stage is in every shard.
+    pub shard_size: i64,
     pub tickets_sold: i64,
     pub seats_held: i64,
     pub seats_left: i64,
@@ -183,6 +185,7 @@ impl EventView {
                 .map(|c| c.symbol().to_owned())
                 .collect(),
             max_attendees: e.max_attendees,
+            shard_size: e.shard_size,
             tickets_sold: e.tickets_sold,
             seats_held: e.seats_held,
             seats_left: e.seats_left(),
@@ -299,6 +302,8 @@ pub struct CreateEventBody {
     pub event_category: Option<String>,
     pub cover_image_url: Option<String>,
     pub min_certificate_secs: Option<i64>,
+    /// Most attendees per shard of the scene (1–50, default 50); the host and invited speakers are in every shard.
+    pub shard_size: Option<i64>,
     /// Create as a draft (not listed, not on sale) to publish later.
     #[serde(default)]
     pub draft: bool,
@@ -322,6 +327,7 @@ impl CreateEventBody {
             space_id: self.space_id,
             ticket_currency: self.ticket_currency,
             max_attendees: self.max_attendees,
+            shard_size: self.shard_size,
             supported_crypto: self.supported_crypto,
             require_camera: self.require_camera,
             require_microphone: self.require_microphone,
@@ -406,6 +412,8 @@ pub struct UpdateEventBody {
     pub require_microphone: Option<bool>,
     pub age_restriction: Option<i64>,
     pub min_certificate_secs: Option<i64>,
+    /// Most attendees per shard (1–50); takes effect for the next placements.
+    pub shard_size: Option<i64>,
 }
 
 impl UpdateEventBody {
@@ -424,6 +432,7 @@ impl UpdateEventBody {
             space_id: self.space_id,
             supported_crypto: self.supported_crypto,
             max_attendees: self.max_attendees,
+            shard_size: self.shard_size,
             require_camera: self.require_camera,
             require_microphone: self.require_microphone,
             age_restriction: self.age_restriction,

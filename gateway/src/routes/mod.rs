@@ -18,4 +18,5 @@ pub mod qr;
 pub mod quote_events;
 pub mod rooms;
 pub mod sdk;
+pub mod stage;
 pub mod webhooks;

@@ -82,7 +82,7 @@ pub struct JoinResponse {
     pub turn_credentials: Option<serde_json::Value>,
 }
 
-fn event_id(raw: &str) -> ApiResult<i64> {
+pub(crate) fn event_id(raw: &str) -> ApiResult<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
 }
 
@@ -264,6 +264,9 @@ pub struct Attendee {
     pub mic: bool,
     pub screen: bool,
     pub muted: bool,
+    /// The shard the attendee is in (`null` on the stage, which every shard sees, or off this node).
+    pub shard: Option<u32>,
+    pub stage: bool,
 }
 
 /// `GET /api/events/{id}/attendees`: who is in the room now, from the store (every node's sessions), with
@@ -291,6 +294,8 @@ pub async fn attendees(State(state): State<AppState>, headers: HeaderMap, Path(i
                     mic: occupant.is_some_and(|o| o.mic),
                     screen: occupant.is_some_and(|o| o.screen),
                     muted: occupant.is_some_and(|o| o.muted),
+                    shard: occupant.filter(|o| !o.stage).map(|o| o.shard),
+                    stage: occupant.is_some_and(|o| o.stage),
                     client_id: s.client_id,
                     wallet: s.wallet,
                     role: s.role,
@@ -336,7 +341,7 @@ pub async fn attendee_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn client_path(id: &str, client: &str) -> ApiResult<i64> {
+pub(crate) fn client_path(id: &str, client: &str) -> ApiResult<i64> {
     if client.len() > 64 {
         return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
     }

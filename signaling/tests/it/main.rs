@@ -7,3 +7,4 @@ mod concurrency;
 mod moderation;
 mod resume;
 mod rooms;
+mod shards;

@@ -35,6 +35,8 @@ pub use validation::*;
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
 pub const CAPACITY_MAX: i64 = 100_000;
+/// The default and largest shard: about what one browser renders and one person follows (issue 24).
+pub const SHARD_SIZE_MAX: i64 = 50;
 pub const CATEGORY_MAX: usize = 40;
 pub const URL_MAX: usize = 2_048;
 pub const SPACE_ID_MAX: usize = 256;
@@ -144,6 +146,8 @@ pub struct Event {
     pub price: Amount,
     pub supported_crypto: Vec<Currency>,
     pub max_attendees: i64,
+    /// Most attendees off stage in one shard of the event's scene (`signaling::shards`).
+    pub shard_size: i64,
     pub seats_held: i64,
     pub tickets_sold: i64,
     pub event_start: i64,
@@ -348,6 +352,7 @@ mod tests {
             ticket_price: "25.00".into(),
             ticket_currency: "USD".into(),
             max_attendees: 100,
+            shard_size: None,
             event_start: 10_000,
             event_end: 20_000,
             sales_start: None,
@@ -434,6 +439,7 @@ mod tests {
             price: new.price,
             supported_crypto: new.supported_crypto,
             max_attendees: 10,
+            shard_size: 50,
             seats_held: 2,
             tickets_sold: 3,
             event_start: 10_000,

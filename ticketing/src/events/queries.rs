@@ -6,7 +6,8 @@ use super::*;
 const EVENT_COLUMNS: &str = "e.id, e.creator_account, e.title, e.description, e.cover_image_url, e.space_type, \
     e.space_id, e.price_units, e.price_currency, e.supported_crypto, e.max_attendees, e.seats_held, e.tickets_sold, \
     e.event_start, e.event_end, e.sales_start, e.sales_end, e.require_camera, e.require_microphone, \
-    e.age_restriction, e.category, e.status, e.min_certificate_secs, e.created_at, e.updated_at, e.cancelled_at";
+    e.age_restriction, e.category, e.status, e.min_certificate_secs, e.created_at, e.updated_at, e.cancelled_at, \
+    e.shard_size";
 
 /// The listing join: creator's display name and rating aggregate.
 const LISTING_FROM: &str = "FROM events e \
@@ -42,6 +43,7 @@ struct EventRow {
     created_at: i64,
     updated_at: i64,
     cancelled_at: Option<i64>,
+    shard_size: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -77,6 +79,7 @@ impl TryFrom<EventRow> for Event {
             price,
             supported_crypto,
             max_attendees: row.max_attendees,
+            shard_size: row.shard_size,
             seats_held: row.seats_held,
             tickets_sold: row.tickets_sold,
             event_start: row.event_start,
@@ -149,8 +152,8 @@ impl Store {
             "INSERT INTO events (creator_account, title, description, cover_image_url, space_type, space_id, \
              price_units, price_currency, supported_crypto, max_attendees, event_start, event_end, sales_start, \
              sales_end, require_camera, require_microphone, age_restriction, category, status, \
-             min_certificate_secs, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
+             min_certificate_secs, created_at, updated_at, shard_size) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $22) \
              RETURNING id",
         )
         .bind(creator.as_str())
@@ -174,6 +177,7 @@ impl Store {
         .bind(status.as_str())
         .bind(event.min_certificate_secs)
         .bind(now)
+        .bind(event.shard_size)
         .fetch_one(&mut *tx)
         .await?;
         audit::record(
@@ -266,6 +270,7 @@ impl Store {
             ticket_price: patch.ticket_price.clone().unwrap_or_else(|| current.price.to_string()),
             ticket_currency: current.price.currency.symbol().to_owned(),
             max_attendees: patch.max_attendees.unwrap_or(current.max_attendees),
+            shard_size: Some(patch.shard_size.unwrap_or(current.shard_size)),
             event_start: patch.event_start.unwrap_or(current.event_start),
             event_end: patch.event_end.unwrap_or(current.event_end),
             sales_start: Some(patch.sales_start.unwrap_or(current.sales_start)),
@@ -293,7 +298,7 @@ impl Store {
             "UPDATE events SET title = $2, description = $3, cover_image_url = $4, space_type = $5, space_id = $6, \
              price_units = $7, supported_crypto = $8, max_attendees = $9, event_start = $10, event_end = $11, \
              sales_start = $12, sales_end = $13, require_camera = $14, require_microphone = $15, \
-             age_restriction = $16, category = $17, min_certificate_secs = $18, updated_at = $19 \
+             age_restriction = $16, category = $17, min_certificate_secs = $18, updated_at = $19, shard_size = $22 \
              WHERE id = $1 AND status <> 'cancelled' \
              AND tickets_sold + seats_held <= $9 \
              AND ($20 = 0 OR tickets_sold = 0) \
@@ -320,6 +325,7 @@ impl Store {
         .bind(now)
         .bind(price_lowered as i64)
         .bind(schedule_changed as i64)
+        .bind(next.shard_size)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -340,6 +346,7 @@ impl Store {
             &AuditEntry::new(actor, "event.update").event(id).detail(serde_json::json!({
                 "price": next.price.to_string(),
                 "max_attendees": next.max_attendees,
+                "shard_size": next.shard_size,
                 "event_start": next.event_start,
                 "event_end": next.event_end,
             })),

@@ -36,6 +36,8 @@ pub enum EventRule {
     CapacityTooSmall,
     #[error("max_attendees must be at most {CAPACITY_MAX}")]
     CapacityTooLarge,
+    #[error("shard_size must be between 1 and {SHARD_SIZE_MAX}")]
+    InvalidShardSize,
     #[error("event_end must be after event_start")]
     EndBeforeStart,
     #[error("event_start is in the past")]
@@ -72,6 +74,7 @@ impl EventRule {
             EventRule::CryptoPriceOtherCurrency(_) => "crypto_price_other_currency",
             EventRule::CapacityTooSmall => "capacity_too_small",
             EventRule::CapacityTooLarge => "capacity_too_large",
+            EventRule::InvalidShardSize => "invalid_shard_size",
             EventRule::EndBeforeStart => "end_before_start",
             EventRule::StartInPast => "start_in_past",
             EventRule::SalesEndAfterEventEnd => "sales_end_after_event_end",
@@ -95,6 +98,8 @@ pub struct EventInput {
     pub ticket_price: String,
     pub ticket_currency: String,
     pub max_attendees: i64,
+    /// Most attendees in one shard; `None` is the default ([`SHARD_SIZE_MAX`]).
+    pub shard_size: Option<i64>,
     pub event_start: i64,
     pub event_end: i64,
     pub sales_start: Option<i64>,
@@ -118,6 +123,7 @@ pub struct NewEvent {
     pub price: Amount,
     pub supported_crypto: Vec<Currency>,
     pub max_attendees: i64,
+    pub shard_size: i64,
     pub event_start: i64,
     pub event_end: i64,
     pub sales_start: i64,
@@ -158,6 +164,10 @@ impl NewEvent {
         }
         if input.max_attendees > CAPACITY_MAX {
             return Err(EventRule::CapacityTooLarge);
+        }
+        let shard_size = input.shard_size.unwrap_or(SHARD_SIZE_MAX);
+        if !(1..=SHARD_SIZE_MAX).contains(&shard_size) {
+            return Err(EventRule::InvalidShardSize);
         }
         if input.event_end <= input.event_start {
             return Err(EventRule::EndBeforeStart);
@@ -205,6 +215,7 @@ impl NewEvent {
             price,
             supported_crypto,
             max_attendees: input.max_attendees,
+            shard_size,
             event_start: input.event_start,
             event_end: input.event_end,
             sales_start,
@@ -307,6 +318,7 @@ pub struct EventPatch {
     pub ticket_price: Option<String>,
     pub supported_crypto: Option<Vec<String>>,
     pub max_attendees: Option<i64>,
+    pub shard_size: Option<i64>,
     pub event_start: Option<i64>,
     pub event_end: Option<i64>,
     pub sales_start: Option<i64>,

@@ -26,6 +26,7 @@ fn input(start: i64) -> EventInput {
         ticket_price: "25".into(),
         ticket_currency: "USD".into(),
         max_attendees: 10,
+        shard_size: None,
         event_start: start,
         event_end: start + 2 * HOUR,
         sales_start: None,

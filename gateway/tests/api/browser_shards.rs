@@ -1,0 +1,94 @@
+//! Shards and the stage in a real browser (issue 24): headless Chromium runs the example event scene for a host
+//! and three attendees in an event whose shards hold two. Both shards see the host's avatar move and its
+//! announcement; attendees of different shards never see each other; an attendee moves to the other shard.
+//! Screenshots of the two shards seeing the same host go to docs/img/.
+//!
+//! This test is the orchestrator: it starts the real gateway on SQLite, sells tickets through the real money
+//! path, then runs `node browser-tests/shards.mjs '<json>'` and asserts on the JSON it prints.
+
+use crate::{attendance_support, common};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs `node browser-tests/<script> '<args>'` and returns the JSON object on its last stdout line.
+async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
+    let root = repo_root();
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH");
+    assert!(root.join("browser-tests/node_modules/playwright-core").exists(), "browser-tests/node_modules is missing: run ./scripts/test");
+    let child = tokio::process::Command::new("node")
+        .arg(root.join("browser-tests").join(script))
+        .arg(args.to_string())
+        .current_dir(&root)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(limit, child).await.unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}")).expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let result: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    assert_eq!(result["ok"], true, "{script} failed: {}\nstderr:\n{stderr}", result["error"].as_str().unwrap_or(""));
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_see_the_same_host_and_never_each_other() {
+    let web = repo_root().join("web");
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(web)).await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    sqlx::query("UPDATE events SET shard_size = 2 WHERE id = $1").bind(event_id).execute(ticketing::testing::RawSql::raw_pool(&app.store)).await.unwrap();
+    let expires = ticketing::now_ms() + 10 * attendance_support::MIN;
+    let secret = &attendance_support::SECRET;
+    let host = gateway::auth::session_token::issue(secret, event_id, None, Some("alice".into()), "alice".into(), expires).0;
+    let mut attendees = Vec::new();
+    for wallet in ["ann-w", "ben-w", "cat-w"] {
+        let ticket = attendance_support::ticket(&app.store, event_id, wallet).await;
+        attendees.push(gateway::auth::session_token::issue(secret, event_id, Some(ticket), None, wallet.into(), expires).0);
+    }
+    let screenshots = repo_root().join("docs/img");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let args = json!({
+        "base_url": app.address,
+        "event_id": event_id,
+        "artifacts_dir": repo_root().join("test-artifacts"),
+        "screenshots_dir": screenshots,
+        "host": host,
+        "ann": attendees[0],
+        "ben": attendees[1],
+        "cat": attendees[2],
+        "timeout_ms": 100_000,
+    });
+    let result = run_driver("shards.mjs", &args, Duration::from_secs(120)).await;
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+
+    let ids = &result["ids"];
+    let id = |who: &str| ids[who].as_str().unwrap().to_owned();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        json!(v)
+    };
+    assert_eq!(result["shards"], json!({ "host": 0, "host_on_stage": true, "ann": 0, "ben": 0, "cat": 1 }));
+    // Before the move: shard 0 sees the host and each other, shard 1 only the host.
+    assert_eq!(result["before"]["ann"], sorted(vec![id("host"), id("ben")]));
+    assert_eq!(result["before"]["cat"], json!([id("host")]));
+    // Both shards saw the host's avatar move, and its announcement.
+    assert!(result["host_move_seen_ms"]["ann"].as_u64().is_some() && result["host_move_seen_ms"]["cat"].as_u64().is_some());
+    assert_eq!(result["announcements"]["ann"], json!(["The show starts now"]));
+    assert_eq!(result["announcements"]["cat"], json!(["The show starts now"]));
+    // After Ben's move: Ann sees only the host; Ben and Cat see each other and the host.
+    assert_eq!(result["after"]["ben_shard"], 1);
+    assert_eq!(result["after"]["ann"], json!([id("host")]));
+    assert_eq!(result["after"]["cat"], sorted(vec![id("host"), id("ben")]));
+    assert_eq!(result["after"]["ben"], sorted(vec![id("host"), id("cat")]));
+    assert_eq!(result["external_requests"], json!([]), "pages reached outside the gateway");
+    assert_eq!(result["page_errors"], json!([]), "uncaught errors in the pages");
+    assert!(screenshots.join("shards-shard0.png").exists() && screenshots.join("shards-shard1.png").exists());
+}
