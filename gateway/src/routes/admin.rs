@@ -17,6 +17,9 @@ pub struct SetTierBody {
 }
 
 /// `PUT /api/admin/creators/{account}/tier`
+#[utoipa::path(put, path = "/api/admin/creators/{account}/tier", tag = "admin", params(("account" = String, Path)), request_body(content = inline(Object), description = "`{ tier, until? }`"),
+    responses((status = 200, description = "The creator with the new tier"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn set_tier(
     State(state): State<AppState>,
     _admin: AdminUser,
