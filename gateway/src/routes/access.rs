@@ -25,7 +25,8 @@ pub struct ChallengeResponse {
     /// The exact text to sign.
     pub message: String,
     pub nonce: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC (`crate::http::time`).
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
     pub expires_at: i64,
     pub chain: String,
     /// The wallet as the message names it (EIP-55 for EVM chains).

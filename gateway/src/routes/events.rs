@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chains::signature::VerifyOptions;
 use chains::{Amount, Chain, Currency};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ticketing::events::{
@@ -137,9 +137,7 @@ pub struct EventView {
     pub cancelled_at: Option<String>,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::http::time::rfc3339;
 
 impl EventView {
     pub fn new(listing: &EventListing, prices: &EventPrices, purchases: &Purchases, now: i64) -> Self {

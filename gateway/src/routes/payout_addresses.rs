@@ -113,7 +113,9 @@ pub struct ChallengeQuery {
 pub struct ChallengeView {
     /// The exact text to sign with the payout wallet.
     pub message: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC.
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     pub chain: String,
     /// The address as the message names it (EIP-55 on EVM chains).

@@ -40,7 +40,9 @@ pub struct ChallengeQuery {
 pub struct ChallengeResponse {
     /// The exact text to sign.
     pub message: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC.
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     pub chain: String,
     pub wallet: String,

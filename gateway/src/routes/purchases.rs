@@ -87,9 +87,7 @@ pub struct TicketView {
     pub total_duration_secs: i64,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
-}
+pub use crate::http::time::rfc3339;
 
 /// What anyone may see of a ticket: no token, no signature.
 pub(crate) fn public_ticket_view(t: TicketRow) -> TicketView {
