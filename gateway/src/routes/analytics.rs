@@ -139,6 +139,8 @@ pub struct EventAnalytics {
     pub tickets_sold: i64,
     pub revenue: Vec<Revenue>,
     pub check_in: CheckIn,
+    /// `peak_at` and `per_minute[].minute` in RFC 3339 (`crate::http::time`).
+    #[serde(serialize_with = "crate::http::time::serialize_attendance")]
     pub attendance: AttendanceAnalytics,
 }
 

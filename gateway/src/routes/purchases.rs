@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{LedgerRow, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::purchases::{QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
 
 use crate::auth::AdminUser;
@@ -272,16 +272,24 @@ pub async fn payouts(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<LedgerQuery>,
-) -> ApiResult<Json<Vec<ticketing::payouts::Payout>>> {
-    Ok(Json(state.store.payouts(!q.all, now_ms()).await?))
+) -> ApiResult<Json<serde_json::Value>> {
+    ledger_json(state.store.payouts(!q.all, now_ms()).await?)
+}
+
+/// Ledger rows (alone, or flattened into payouts and settlements) as the API shows them: `due_at` and
+/// `settled_at` in RFC 3339 (`crate::http::time`), not the store's unix milliseconds.
+fn ledger_json<T: serde::Serialize>(rows: T) -> ApiResult<Json<serde_json::Value>> {
+    let mut json = serde_json::to_value(rows).map_err(|e| ApiError::internal(e.to_string()))?;
+    crate::http::time::ms_fields_as_rfc3339(&mut json, crate::http::time::LEDGER_TIMES);
+    Ok(Json(json))
 }
 
 /// `GET /api/admin/refunds[?all=true]`
 #[utoipa::path(get, path = "/api/admin/refunds", tag = "admin", params(("all" = Option<bool>, Query, description = "Settled ones too")),
     responses((status = 200, description = "The refund ledger rows"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("admin" = [])))]
-pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
-    Ok(Json(state.purchases.ledger("refund", !q.all, now_ms()).await?))
+pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<serde_json::Value>> {
+    ledger_json(state.purchases.ledger("refund", !q.all, now_ms()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,10 +308,10 @@ pub async fn settle(
     _admin: AdminUser,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
-) -> ApiResult<Json<crate::payments::settlement::Settled>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let lookup = crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
     let settled = crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
-    Ok(Json(settled))
+    ledger_json(settled)
 }
 
 /// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.
