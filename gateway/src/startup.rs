@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::{HeaderName, Request, StatusCode};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -274,30 +274,8 @@ impl Application {
 fn router(state: AppState) -> anyhow::Result<Router> {
     let origins = Arc::new(crate::http::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
     let request_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
-    let api = Router::new()
-        .route("/api/admin/creators/{account}/tier", put(routes::admin::set_tier));
-    let router = Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(metrics::render))
-        .merge(api)
-        .merge(routes::purchases::router())
-        .merge(routes::rsvp::router())
-        .merge(routes::quote_events::router())
-        .merge(routes::qr::router())
-        .merge(routes::charts::router())
-        .merge(routes::sdk::router())
-        .merge(routes::rooms::router())
-        .merge(routes::stage::router())
-        .merge(routes::events::router())
-        .merge(routes::access::router())
-        .merge(routes::pairings::router())
-        .merge(routes::analytics::router())
-        .merge(routes::certificates::router())
-        .merge(routes::webhooks::router())
-        .merge(routes::privacy::router())
-        .merge(routes::payout_addresses::router())
-        .merge(routes::admin_payouts::router())
+    let router = routes::table()
+        .into_router()
         // The web files for any path no route claims (`/` is `index.html`), built in or from `web_dir`.
         .fallback(crate::http::web::fallback(state.settings.web_dir.as_deref()))
         // A request answered too slowly (a stalled upstream, a locked database) is dropped with a 503. Only the

@@ -153,8 +153,8 @@ export interface Challenge {
   /** The exact text to sign. */
   message: string;
   nonce: string;
-  /** Unix milliseconds. */
-  expires_at: number;
+  /** RFC 3339 UTC, e.g. "2026-12-02T12:30:00.000Z". */
+  expires_at: string;
   chain: string;
   wallet: string;
 }

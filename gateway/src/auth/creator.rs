@@ -22,7 +22,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use chains::signature::{verify_hive_account, SignatureError};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing::creator_login::{NewChallenge, StoredChallenge};
 use ticketing::creators::{AccountName, Creator};
@@ -82,9 +81,7 @@ pub struct IssuedChallenge {
     pub expires_at: String,
 }
 
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::http::time::rfc3339;
 
 /// The host part of the public URL: what the sign-in text names as the domain.
 fn domain(public_url: &str) -> &str {

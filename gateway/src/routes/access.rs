@@ -5,15 +5,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiResult, Json, Path, Query};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events/{id}/challenge", get(challenge))
+pub fn router() -> super::Table {
+    super::Table::new().get("/api/events/{id}/challenge", challenge)
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,14 +25,17 @@ pub struct ChallengeResponse {
     /// The exact text to sign.
     pub message: String,
     pub nonce: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC (`crate::http::time`).
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
     pub expires_at: i64,
     pub chain: String,
     /// The wallet as the message names it (EIP-55 for EVM chains).
     pub wallet: String,
 }
 
-async fn challenge(
+#[utoipa::path(get, path = "/api/events/{id}/challenge", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("chain" = String, Query), ("wallet" = String, Query)),
+    responses((status = 200, description = "The message to sign to prove the wallet (join, ticket details, RSVP)"), (status = "4XX", description = "Refused: the error's code and message")))]
+pub async fn challenge(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(event_id): Path<i64>,

@@ -4,8 +4,6 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chains::Chain;
 use serde::Deserialize;
 use ticketing::now_ms;
@@ -15,11 +13,11 @@ use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::payments::payout_export::{AddressesError, Format};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/payouts/export", get(export))
-        .route("/api/admin/commission", get(commission))
-        .route("/api/admin/addresses", get(addresses))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/admin/payouts/export", export)
+        .get("/api/admin/commission", commission)
+        .get("/api/admin/addresses", addresses)
 }
 
 fn parse_chain(text: &str) -> ApiResult<Chain> {
@@ -38,6 +36,9 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/admin/payouts/export?format=batches|csv|psbt|hive[&chain=btc][&fee_rate=5]`
+#[utoipa::path(get, path = "/api/admin/payouts/export", tag = "admin", params(("format" = String, Query, description = "batches, csv, psbt or hive"), ("chain" = Option<String>, Query), ("fee_rate" = Option<u64>, Query)),
+    responses((status = 200, description = "Due payouts in the requested format (JSON, CSV or PSBT)"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
     let format: Format = q.format.as_deref().unwrap_or("batches").parse().map_err(|e: String| ApiError::unprocessable("unknown_format", e))?;
     let chain = q.chain.as_deref().map(parse_chain).transpose()?;
@@ -51,6 +52,9 @@ pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): 
 }
 
 /// `GET /api/admin/commission`: the platform's 20% per chain and currency, earned and pending.
+#[utoipa::path(get, path = "/api/admin/commission", tag = "admin",
+    responses((status = 200, description = "The platform's commission per chain and currency, earned and pending"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn commission(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
     Ok(Json(state.store.commission_by_chain(now_ms()).await?))
 }
@@ -63,6 +67,9 @@ pub struct AddressesQuery {
 
 /// `GET /api/admin/addresses?chain=btc`: the derivation index range in use, the gap a restored wallet needs, and
 /// for Bitcoin the account's output descriptors.
+#[utoipa::path(get, path = "/api/admin/addresses", tag = "admin", params(("chain" = String, Query)),
+    responses((status = 200, description = "The derivation index range in use and the gap a restored wallet needs"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn addresses(
     State(state): State<AppState>,
     _admin: AdminUser,

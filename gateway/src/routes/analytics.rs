@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use ticketing::analytics::{AttendanceAnalytics, CheckIn, Engagement};
 use ticketing::creators::AccountName;
@@ -21,10 +19,10 @@ use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events/{id}/analytics", get(event_analytics))
-        .route("/api/creators/me/analytics", get(creator_analytics))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/events/{id}/analytics", event_analytics)
+        .get("/api/creators/me/analytics", creator_analytics)
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -141,6 +139,8 @@ pub struct EventAnalytics {
     pub tickets_sold: i64,
     pub revenue: Vec<Revenue>,
     pub check_in: CheckIn,
+    /// `peak_at` and `per_minute[].minute` in RFC 3339 (`crate::http::time`).
+    #[serde(serialize_with = "crate::http::time::serialize_attendance")]
     pub attendance: AttendanceAnalytics,
 }
 
@@ -201,6 +201,9 @@ async fn analytics_of(state: &AppState, event_id: i64, creator: &str, title: Str
 }
 
 /// `GET /api/events/{id}/analytics`
+#[utoipa::path(get, path = "/api/events/{id}/analytics", tag = "analytics", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, description = "Sales, attendance and retention of the event"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = []), ("admin" = [])))]
 pub async fn event_analytics(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<EventAnalytics>> {
     let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     crate::routes::rooms::require_host(&state, &headers, event_id).await?;
@@ -258,6 +261,9 @@ pub struct CreatorAnalytics {
 }
 
 /// `GET /api/creators/me/analytics` (creator session; or the admin token with `?account=`).
+#[utoipa::path(get, path = "/api/creators/me/analytics", tag = "analytics", params(("account" = Option<String>, Query, description = "With the admin token: whose")),
+    responses((status = 200, description = "The creator's totals across events"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = []), ("admin" = [])))]
 pub async fn creator_analytics(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -2,8 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
 
@@ -12,11 +10,11 @@ use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events/{id}/certificate", get(certificate))
-        .route("/api/certificates/verify", post(verify))
-        .route("/api/certificates/key", get(key))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/events/{id}/certificate", certificate)
+        .post("/api/certificates/verify", verify)
+        .get("/api/certificates/key", key)
 }
 
 fn signing_key(state: &AppState) -> CertificateKey {
@@ -32,6 +30,8 @@ pub struct CertificateQuery {
 
 /// `GET /api/events/{id}/certificate?wallet=…&chain=…`: after the event ended, for a ticket whose total time
 /// in the room reached the event's `min_certificate_secs`.
+#[utoipa::path(get, path = "/api/events/{id}/certificate", tag = "certificates", params(("id" = String, Path, description = "The event's id"), ("wallet" = String, Query), ("chain" = String, Query)),
+    responses((status = 200, description = "A signed attendance certificate"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn certificate(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -93,6 +93,8 @@ pub struct Verdict {
 }
 
 /// `POST /api/certificates/verify` with a certificate as issued: `{"valid": true}` or `{"valid": false, "reason": …}`.
+#[utoipa::path(post, path = "/api/certificates/verify", tag = "certificates", request_body(content = inline(Object), description = "A certificate as issued"),
+    responses((status = 200, description = "`{ valid: true }`, or `{ valid: false, reason }`")))]
 pub async fn verify(State(state): State<AppState>, Json(signed): Json<SignedCertificate>) -> (StatusCode, Json<Verdict>) {
     match signing_key(&state).verify(&signed) {
         Ok(()) => (StatusCode::OK, Json(Verdict { valid: true, reason: None })),
@@ -111,6 +113,8 @@ pub struct PublicKey {
 }
 
 /// `GET /api/certificates/key`
+#[utoipa::path(get, path = "/api/certificates/key", tag = "certificates",
+    responses((status = 200, description = "The public key certificates are signed with")))]
 pub async fn key(State(state): State<AppState>) -> Json<PublicKey> {
     let key = signing_key(&state);
     Json(PublicKey {

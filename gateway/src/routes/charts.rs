@@ -11,17 +11,15 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use ticketing::now_ms;
 
 use crate::error::{ApiError, ApiResult, Path};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events/{id}/charts/attendance.svg", get(attendance_chart))
-        .route("/api/creators/me/charts/sales.svg", get(sales_chart))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/events/{id}/charts/attendance.svg", attendance_chart)
+        .get("/api/creators/me/charts/sales.svg", sales_chart)
 }
 
 const WIDTH: f64 = 640.0;
@@ -179,6 +177,9 @@ fn svg_response(svg: String) -> Response {
 }
 
 /// `GET /api/events/{id}/charts/attendance.svg`: people present per minute (the event's host only).
+#[utoipa::path(get, path = "/api/events/{id}/charts/attendance.svg", tag = "analytics", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, content_type = "image/svg+xml", description = "People present per minute"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     crate::routes::rooms::require_host(&state, &headers, event_id).await?;
@@ -195,6 +196,9 @@ pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap,
 }
 
 /// `GET /api/creators/me/charts/sales.svg`: tickets sold per event (the signed-in creator's events).
+#[utoipa::path(get, path = "/api/creators/me/charts/sales.svg", tag = "analytics",
+    responses((status = 200, content_type = "image/svg+xml", description = "Tickets sold per event"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn sales_chart(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let session = crate::auth::creator::authenticate(&state, &headers).await?;
     let events = state.store.events_by_creator(&session.account).await?;

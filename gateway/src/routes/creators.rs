@@ -2,8 +2,6 @@
 //! creator's own events with their sales. How sign-in works is in [`crate::auth::creator`].
 
 use axum::extract::State;
-use axum::routing::{get, post, put};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use ticketing::creators::{AccountName, ProfileUpdate};
 use ticketing::events::{EventListing, EventStatus};
@@ -19,13 +17,13 @@ pub const BIO_MAX: usize = 2_000;
 pub const LINKS_MAX: usize = 10;
 pub const URL_MAX: usize = 2_048;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/creators/login/challenge", get(login_challenge))
-        .route("/api/creators/login", post(login))
-        .route("/api/creators/me/profile", put(update_profile))
-        .route("/api/creators/me/events", get(my_events))
-        .route("/api/creators/{account}", get(profile))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/creators/login/challenge", login_challenge)
+        .post("/api/creators/login", login)
+        .put("/api/creators/me/profile", update_profile)
+        .get("/api/creators/me/events", my_events)
+        .get("/api/creators/{account}", profile)
 }
 
 fn parse_account(text: &str) -> ApiResult<AccountName> {

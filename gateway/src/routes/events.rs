@@ -7,13 +7,11 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chains::signature::VerifyOptions;
 use chains::{Amount, Chain, Currency};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ticketing::events::{
@@ -34,15 +32,15 @@ pub const MAX_PAGE: usize = 100;
 pub const DEFAULT_PAGE: usize = 20;
 
 /// Every route of this module and of [`creators`], and the OpenAPI description.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", get(list_events).post(create_event))
-        .route("/api/events/create", post(create_event))
-        .route("/api/events/{id}", get(get_event).patch(update_event))
-        .route("/api/events/{id}/publish", post(publish_event))
-        .route("/api/events/{id}/cancel", post(cancel_event))
-        .route("/api/events/{id}/ratings", get(list_ratings).post(rate_event))
-        .route("/api/openapi.json", get(openapi))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/events", list_events).post("/api/events", create_event_rest)
+        .post("/api/events/create", create_event)
+        .get("/api/events/{id}", get_event).patch("/api/events/{id}", update_event)
+        .post("/api/events/{id}/publish", publish_event)
+        .post("/api/events/{id}/cancel", cancel_event)
+        .get("/api/events/{id}/ratings", list_ratings).post("/api/events/{id}/ratings", rate_event)
+        .get("/api/openapi.json", openapi)
         .merge(creators::router())
 }
 
@@ -141,9 +139,7 @@ pub struct EventView {
     pub cancelled_at: Option<String>,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::http::time::rfc3339;
 
 impl EventView {
     pub fn new(listing: &EventListing, prices: &EventPrices, purchases: &Purchases, now: i64) -> Self {
@@ -366,6 +362,19 @@ pub async fn create_event(
     event.check_not_in_past(now).map_err(rule_error)?;
     let created = state.store.create_event(&session.account, &event, draft, now).await?;
     Ok((StatusCode::CREATED, Json(view_of(&state, created.id, now).await?)))
+}
+
+/// `POST /api/events`: the same as `POST /api/events/create`, at the collection's path.
+#[utoipa::path(post, path = "/api/events", request_body = CreateEventBody,
+    responses((status = 201, body = EventView), (status = 401, description = "not signed in"),
+              (status = 403, description = "`subscription_required`"), (status = 422, description = "a rule's code")),
+    security(("creator" = [])))]
+pub async fn create_event_rest(
+    state: State<AppState>,
+    session: CreatorSession,
+    body: Json<CreateEventBody>,
+) -> ApiResult<(StatusCode, Json<EventView>)> {
+    create_event(state, session, body).await
 }
 
 /// An event's details, with prices at the current rates. Drafts are visible to their creator only.
@@ -766,7 +775,19 @@ impl utoipa::Modify for SecuritySchemes {
         create_event, get_event, update_event, publish_event, cancel_event, list_events, rate_event, list_ratings,
         creators::login_challenge, creators::login, creators::profile, creators::update_profile, creators::my_events,
         super::pairings::open, super::pairings::show, super::pairings::submit, super::pairings::events, super::pairings::qr,
-        super::purchases::create_quote, super::rsvp::rsvp,
+        super::purchases::create_quote, super::rsvp::rsvp, create_event_rest,
+        super::admin::set_tier,
+        super::purchases::quote, super::purchases::tickets, super::purchases::payouts, super::purchases::refunds,
+        super::purchases::settle, super::purchases::refund_ticket, super::quote_events::quote_events, super::qr::quote_qr,
+        super::charts::attendance_chart, super::charts::sales_chart,
+        super::rooms::join, super::rooms::doors, super::rooms::host_join, super::rooms::attendees,
+        super::rooms::attendee_stream, super::rooms::kick, super::rooms::ban, super::rooms::ticket_details,
+        super::rooms::mute, super::access::challenge,
+        super::analytics::event_analytics, super::analytics::creator_analytics,
+        super::certificates::certificate, super::certificates::verify, super::certificates::key,
+        super::webhooks::set_webhook,
+        super::stage::invite, super::stage::remove, super::stage::announce, super::stage::shards,
+        super::admin_payouts::export, super::admin_payouts::commission, super::admin_payouts::addresses,
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -774,8 +795,13 @@ pub struct ApiDoc;
 
 /// `GET /api/openapi.json`
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(document())
+}
+
+/// The whole API's document: this module's and the others' `OpenApi` derives merged.
+pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::routes::privacy::PrivacyDoc::openapi());
     doc.merge(crate::routes::payout_addresses::PayoutAddressesDoc::openapi());
-    axum::Json(doc)
+    doc
 }

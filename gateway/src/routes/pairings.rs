@@ -22,8 +22,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,13 +42,13 @@ const POLL: Duration = Duration::from_millis(400);
 /// Longest text a pairing asks to sign, or a signature it carries.
 const TEXT_MAX: usize = 4_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/pairings", post(open))
-        .route("/api/pairings/{code}", get(show))
-        .route("/api/pairings/{code}/signature", post(submit))
-        .route("/api/pairings/{code}/events", get(events))
-        .route("/api/pairings/{code}/qr.svg", get(qr))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .post("/api/pairings", open)
+        .get("/api/pairings/{code}", show)
+        .post("/api/pairings/{code}/signature", submit)
+        .get("/api/pairings/{code}/events", events)
+        .get("/api/pairings/{code}/qr.svg", qr)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

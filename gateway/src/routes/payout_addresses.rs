@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::routing::{get, put};
-use axum::Router;
 use chains::challenge::{Challenge, PAYOUT_ADDRESS};
 use chains::{Amount, Chain};
 use serde::{Deserialize, Serialize};
@@ -20,11 +18,11 @@ use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::events::rfc3339;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/creators/me/payout-addresses", get(list))
-        .route("/api/creators/me/payout-addresses/challenge", get(challenge))
-        .route("/api/creators/me/payout-addresses/{chain}", put(set))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/creators/me/payout-addresses", list)
+        .get("/api/creators/me/payout-addresses/challenge", challenge)
+        .put("/api/creators/me/payout-addresses/{chain}", set)
 }
 
 #[derive(OpenApi)]
@@ -115,7 +113,9 @@ pub struct ChallengeQuery {
 pub struct ChallengeView {
     /// The exact text to sign with the payout wallet.
     pub message: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC.
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     pub chain: String,
     /// The address as the message names it (EIP-55 on EVM chains).

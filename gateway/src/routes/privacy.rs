@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chains::challenge::{Challenge, WALLET_DATA};
 use serde::{Deserialize, Serialize};
 use ticketing::audit::AuditEntry;
@@ -19,11 +17,11 @@ use crate::auth::access::{AccessRequest, VerifiedAccess};
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/privacy/challenge", get(challenge))
-        .route("/api/privacy/export", post(export))
-        .route("/api/privacy/erase", post(erase))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/api/privacy/challenge", challenge)
+        .post("/api/privacy/export", export)
+        .post("/api/privacy/erase", erase)
 }
 
 #[derive(OpenApi)]
@@ -42,7 +40,9 @@ pub struct ChallengeQuery {
 pub struct ChallengeResponse {
     /// The exact text to sign.
     pub message: String,
-    /// Unix milliseconds.
+    /// RFC 3339 UTC.
+    #[serde(serialize_with = "crate::http::time::serialize_ms_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: i64,
     pub chain: String,
     pub wallet: String,

@@ -3,27 +3,25 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{LedgerRow, QuoteRequest, QuoteRow, TicketRow};
+use ticketing::purchases::{QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events/purchase", post(create_quote))
-        .route("/api/quotes/{id}", get(quote))
-        .route("/api/tickets", get(tickets))
-        .route("/api/admin/payouts", get(payouts))
-        .route("/api/admin/refunds", get(refunds))
-        .route("/api/admin/ledger/{id}/settle", post(settle))
-        .route("/api/admin/tickets/{id}/refund", post(refund_ticket))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .post("/api/events/purchase", create_quote)
+        .get("/api/quotes/{id}", quote)
+        .get("/api/tickets", tickets)
+        .get("/api/admin/payouts", payouts)
+        .get("/api/admin/refunds", refunds)
+        .post("/api/admin/ledger/{id}/settle", settle)
+        .post("/api/admin/tickets/{id}/refund", refund_ticket)
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,9 +87,7 @@ pub struct TicketView {
     pub total_duration_secs: i64,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
-}
+pub use crate::http::time::rfc3339;
 
 /// What anyone may see of a ticket: no token, no signature.
 pub(crate) fn public_ticket_view(t: TicketRow) -> TicketView {
@@ -233,6 +229,8 @@ fn payment_currency(method: &str, chain: Option<&str>) -> ApiResult<Currency> {
 }
 
 /// `GET /api/quotes/{id}`
+#[utoipa::path(get, path = "/api/quotes/{id}", tag = "purchases", params(("id" = String, Path, description = "The quote's id")),
+    responses((status = 200, description = "The quote: status, amount, currency, payment address and URI, expiry"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn quote(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<QuoteResponse>> {
     if id.len() > 64 {
         return Err(ApiError::not_found("quote_not_found", "no such quote"));
@@ -248,6 +246,8 @@ pub struct TicketsQuery {
 }
 
 /// `GET /api/tickets?wallet=…&chain=…`
+#[utoipa::path(get, path = "/api/tickets", tag = "purchases", params(("wallet" = String, Query), ("chain" = Option<String>, Query)),
+    responses((status = 200, description = "The wallet's tickets (no token or signature: those need a signed challenge, `POST /api/events/{id}/ticket`)"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn tickets(State(state): State<AppState>, Query(q): Query<TicketsQuery>) -> ApiResult<Json<Vec<TicketView>>> {
     let chain: Chain = q.chain.parse().map_err(|e: chains::UnknownCurrency| ApiError::unprocessable("unknown_chain", e.to_string()))?;
     let tickets = state.purchases.tickets_for_wallet(chain, q.wallet.trim()).await?;
@@ -265,17 +265,31 @@ pub struct LedgerQuery {
 
 /// `GET /api/admin/payouts[?all=true]`: each payout with `chain`, `payout_address` (where it goes, or went) and
 /// `held` (`no_payout_address`, or null).
+#[utoipa::path(get, path = "/api/admin/payouts", tag = "admin", params(("all" = Option<bool>, Query, description = "Settled ones too")),
+    responses((status = 200, description = "Each payout with `chain`, `payout_address` and `held`"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn payouts(
     State(state): State<AppState>,
     _admin: AdminUser,
     Query(q): Query<LedgerQuery>,
-) -> ApiResult<Json<Vec<ticketing::payouts::Payout>>> {
-    Ok(Json(state.store.payouts(!q.all, now_ms()).await?))
+) -> ApiResult<Json<serde_json::Value>> {
+    ledger_json(state.store.payouts(!q.all, now_ms()).await?)
+}
+
+/// Ledger rows (alone, or flattened into payouts and settlements) as the API shows them: `due_at` and
+/// `settled_at` in RFC 3339 (`crate::http::time`), not the store's unix milliseconds.
+fn ledger_json<T: serde::Serialize>(rows: T) -> ApiResult<Json<serde_json::Value>> {
+    let mut json = serde_json::to_value(rows).map_err(|e| ApiError::internal(e.to_string()))?;
+    crate::http::time::ms_fields_as_rfc3339(&mut json, crate::http::time::LEDGER_TIMES);
+    Ok(Json(json))
 }
 
 /// `GET /api/admin/refunds[?all=true]`
-pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<Vec<LedgerRow>>> {
-    Ok(Json(state.purchases.ledger("refund", !q.all, now_ms()).await?))
+#[utoipa::path(get, path = "/api/admin/refunds", tag = "admin", params(("all" = Option<bool>, Query, description = "Settled ones too")),
+    responses((status = 200, description = "The refund ledger rows"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
+pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<serde_json::Value>> {
+    ledger_json(state.purchases.ledger("refund", !q.all, now_ms()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,18 +300,24 @@ pub struct SettleBody {
 
 /// `POST /api/admin/ledger/{id}/settle`: records the transaction that paid a due payout or refund, after
 /// checking it (`crate::payments::settlement`).
+#[utoipa::path(post, path = "/api/admin/ledger/{id}/settle", tag = "admin", params(("id" = i64, Path, description = "The ledger entry")), request_body(content = inline(Object), description = "`{ txid }`: the transaction that paid it"),
+    responses((status = 200, description = "Settled, with the checked transaction"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn settle(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
-) -> ApiResult<Json<crate::payments::settlement::Settled>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let lookup = crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
     let settled = crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
-    Ok(Json(settled))
+    ledger_json(settled)
 }
 
 /// `POST /api/admin/tickets/{id}/refund`: refunds one ticket before its payout is due.
+#[utoipa::path(post, path = "/api/admin/tickets/{id}/refund", tag = "admin", params(("id" = i64, Path, description = "The ticket")),
+    responses((status = 204, description = "Refund recorded, due to the buyer"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("admin" = [])))]
 pub async fn refund_ticket(State(state): State<AppState>, _admin: AdminUser, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     state.purchases.refund_ticket(id, "admin-api", now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)

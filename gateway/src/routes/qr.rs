@@ -9,8 +9,6 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 use ticketing::purchases::payment_uri;
@@ -18,8 +16,8 @@ use ticketing::purchases::payment_uri;
 use crate::error::{ApiError, ApiResult, Path};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/quotes/{id}/qr.svg", get(quote_qr))
+pub fn router() -> super::Table {
+    super::Table::new().get("/api/quotes/{id}/qr.svg", quote_qr)
 }
 
 /// The SVG for `data`: dark modules on white, one user unit per module. `None` when the data does not fit in a
@@ -38,6 +36,8 @@ pub fn qr_svg(data: &str) -> Option<String> {
 
 /// `GET /api/quotes/{id}/qr.svg`: `image/svg+xml` of the payment URI; 404 `quote_not_found`, and
 /// 422 `no_payment_uri` for a quote whose chain has no URI scheme.
+#[utoipa::path(get, path = "/api/quotes/{id}/qr.svg", tag = "purchases", params(("id" = String, Path, description = "The quote's id")),
+    responses((status = 200, content_type = "image/svg+xml", description = "The payment URI as a QR code"), (status = 404, description = "`quote_not_found`"), (status = 422, description = "`no_payment_uri`")))]
 pub async fn quote_qr(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("quote_not_found", "no such quote");
     if id.len() > 64 {

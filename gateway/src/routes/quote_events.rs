@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures_util::Stream;
 use ticketing::now_ms;
 use ticketing::purchases::QuoteRow;
@@ -32,8 +30,8 @@ pub const TERMINAL: [&str; 4] = ["paid", "expired", "refund_due", "cancelled"];
 /// Statuses the sweeper expires once the quote's time is up.
 const OPEN: [&str; 3] = ["awaiting_payment", "seen", "confirming"];
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/quotes/{id}/events", get(quote_events))
+pub fn router() -> super::Table {
+    super::Table::new().get("/api/quotes/{id}/events", quote_events)
 }
 
 /// What a watcher is told about: a change in any of these sends an event.
@@ -80,6 +78,8 @@ pub fn follows_finalized_tag(settings: &crate::configuration::Settings, chain: c
 }
 
 /// `GET /api/quotes/{id}/events`: `event: quote` with the quote's JSON, on each change, until a terminal status.
+#[utoipa::path(get, path = "/api/quotes/{id}/events", tag = "purchases", params(("id" = String, Path, description = "The quote's id")),
+    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: `event: quote` with the quote's JSON on each change, until a terminal status"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn quote_events(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -8,8 +8,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use futures_util::stream::Stream;
 use serde::{Deserialize, Serialize};
 use ticketing::attendance::{Refusal, Seat};
@@ -23,19 +21,19 @@ use crate::routes::purchases::rfc3339;
 use crate::auth::session_token;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/event/{id}", get(crate::rooms::event_socket))
-        .route("/api/events/{id}/join", post(join))
-        .route("/api/events/{id}/doors", get(doors))
-        .route("/api/events/{id}/host", post(host_join))
-        .route("/api/events/{id}/attendees", get(attendees))
-        .route("/api/events/{id}/attendees/stream", get(attendee_stream))
-        .route("/api/events/{id}/attendees/{client}/kick", post(kick))
-        .route("/api/events/{id}/attendees/{client}/ban", post(ban))
-        .route("/api/events/{id}/ticket", post(ticket_details))
-        .route("/api/events/{id}/attendees/{client}/mute", post(mute))
-        .route("/naf-dlux-adapter.js", get(adapter_script))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .get("/event/{id}", crate::rooms::event_socket)
+        .post("/api/events/{id}/join", join)
+        .get("/api/events/{id}/doors", doors)
+        .post("/api/events/{id}/host", host_join)
+        .get("/api/events/{id}/attendees", attendees)
+        .get("/api/events/{id}/attendees/stream", attendee_stream)
+        .post("/api/events/{id}/attendees/{client}/kick", kick)
+        .post("/api/events/{id}/attendees/{client}/ban", ban)
+        .post("/api/events/{id}/ticket", ticket_details)
+        .post("/api/events/{id}/attendees/{client}/mute", mute)
+        .get("/naf-dlux-adapter.js", adapter_script)
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,7 +111,9 @@ pub fn doors_of(state: &AppState, event: &ticketing::events::Event, now: i64) ->
 }
 
 /// `GET /api/events/{id}/doors`: whether the room admits ticket holders now, and from when to when.
-async fn doors(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Doors>> {
+#[utoipa::path(get, path = "/api/events/{id}/doors", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, description = "`{ event_id, state, opens_at, closes_at }`"), (status = "4XX", description = "Refused: the error's code and message")))]
+pub async fn doors(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Doors>> {
     let id = event_id(&id)?;
     let event = state.store.event(id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     Ok(Json(doors_of(&state, &event, now_ms())))
@@ -171,6 +171,8 @@ async fn grant(state: &AppState, seat: Seat, host: Option<String>) -> ApiResult<
 }
 
 /// `POST /api/events/{id}/join`: a wallet signature for a ticket → a single-use session token.
+#[utoipa::path(post, path = "/api/events/{id}/join", tag = "rooms", params(("id" = String, Path, description = "The event's id")), request_body(content = inline(Object), description = "A signed access challenge: `{ wallet_address, chain?, signature, … }`"),
+    responses((status = 200, description = "A single-use session token for `/event/{id}`"), (status = "4XX", description = "Refused: the error's code and message")))]
 #[tracing::instrument(skip_all, fields(event_id = %id))]
 pub async fn join(
     State(state): State<AppState>,
@@ -201,6 +203,8 @@ async fn join_inner(state: &AppState, remote: std::net::SocketAddr, id: &str, bo
 
 /// `POST /api/events/{id}/ticket`: the wallet's ticket for this event with its token and server signature,
 /// for whoever proves the wallet with a signed access challenge (the join body; the challenge is consumed).
+#[utoipa::path(post, path = "/api/events/{id}/ticket", tag = "rooms", params(("id" = String, Path, description = "The event's id")), request_body(content = inline(Object), description = "A signed access challenge, as for `join` (consumed)"),
+    responses((status = 200, description = "The wallet's tickets for this event with token and server signature"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn ticket_details(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -216,6 +220,9 @@ pub async fn ticket_details(
 }
 
 /// `POST /api/events/{id}/host`: the event's creator joins as host (not counted against capacity).
+#[utoipa::path(post, path = "/api/events/{id}/host", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, description = "A host session token"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JoinResponse>> {
     let event_id = event_id(&id)?;
     let session = creator::authenticate(&state, &headers).await?;
@@ -271,6 +278,9 @@ pub struct Attendee {
 
 /// `GET /api/events/{id}/attendees`: who is in the room now, from the store (every node's sessions), with
 /// live media state from this node's rooms.
+#[utoipa::path(get, path = "/api/events/{id}/attendees", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, description = "Who is in the room now, with live media state"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn attendees(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Vec<Attendee>>> {
     let event_id = event_id(&id)?;
     require_host(&state, &headers, event_id).await?;
@@ -311,6 +321,9 @@ pub async fn attendees(State(state): State<AppState>, headers: HeaderMap, Path(i
 }
 
 /// `GET /api/events/{id}/attendees/stream`: the live feed as Server-Sent Events, in order.
+#[utoipa::path(get, path = "/api/events/{id}/attendees/stream", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, content_type = "text/event-stream", description = "The attendance feed as Server-Sent Events, in order"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn attendee_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -349,6 +362,9 @@ pub(crate) fn client_path(id: &str, client: &str) -> ApiResult<i64> {
 }
 
 /// `POST /api/events/{id}/attendees/{client}/kick`: disconnects; the attendee may rejoin.
+#[utoipa::path(post, path = "/api/events/{id}/attendees/{client}/kick", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
+    responses((status = 204, description = "Disconnected; may rejoin"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
@@ -373,6 +389,9 @@ pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, c
 }
 
 /// `POST /api/events/{id}/attendees/{client}/ban`: disconnects and invalidates the ticket for good.
+#[utoipa::path(post, path = "/api/events/{id}/attendees/{client}/ban", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
+    responses((status = 204, description = "Disconnected and the ticket invalidated"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
@@ -418,6 +437,9 @@ fn yes() -> bool {
 
 /// `POST /api/events/{id}/attendees/{client}/mute`: every peer is told to mute that peer's audio, and its
 /// audio renegotiation is refused.
+#[utoipa::path(post, path = "/api/events/{id}/attendees/{client}/mute", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
+    responses((status = 204, description = "Every peer told to mute that peer's audio"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn mute(
     State(state): State<AppState>,
     headers: HeaderMap,

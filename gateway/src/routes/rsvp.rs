@@ -6,8 +6,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
 use ticketing::now_ms;
 use ticketing::purchases::PurchaseError;
 
@@ -16,8 +14,8 @@ use crate::routes::purchases::{ticket_view, TicketView};
 use crate::routes::rooms::JoinBody;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events/{id}/rsvp", post(rsvp))
+pub fn router() -> super::Table {
+    super::Table::new().post("/api/events/{id}/rsvp", rsvp)
 }
 
 /// `POST /api/events/{id}/rsvp`: a seat of a free event for the wallet that signed the access challenge.

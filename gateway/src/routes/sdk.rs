@@ -6,16 +6,13 @@
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 
-use crate::state::AppState;
 
 pub const EVENTS_JS: &str = include_str!("../../../web/sdk/events.js");
 pub const EVENTS_DTS: &str = include_str!("../../../web/sdk/events.d.ts");
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/sdk/events.js", get(events_js)).route("/sdk/events.d.ts", get(events_dts))
+pub fn router() -> super::Table {
+    super::Table::new().get("/sdk/events.js", events_js).get("/sdk/events.d.ts", events_dts)
 }
 
 /// `GET /sdk/events.js`

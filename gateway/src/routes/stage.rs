@@ -7,8 +7,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use signaling::{ShardError, ShardOccupancy};
 
@@ -16,19 +14,26 @@ use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::rooms::{client_path, event_id, require_host};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events/{id}/stage/{client}", post(invite).delete(remove))
-        .route("/api/events/{id}/announcements", post(announce))
-        .route("/api/events/{id}/shards", get(shards))
+pub fn router() -> super::Table {
+    super::Table::new()
+        .post("/api/events/{id}/stage/{client}", invite)
+        .delete("/api/events/{id}/stage/{client}", remove)
+        .post("/api/events/{id}/announcements", announce)
+        .get("/api/events/{id}/shards", shards)
 }
 
 /// `POST /api/events/{id}/stage/{client}`: puts an attendee on the stage.
+#[utoipa::path(post, path = "/api/events/{id}/stage/{client}", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
+    responses((status = 204, description = "On the stage: seen and heard in every shard"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn invite(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     set_stage(&state, &headers, &id, &client, true).await
 }
 
 /// `DELETE /api/events/{id}/stage/{client}`: takes a speaker off the stage, back into a shard.
+#[utoipa::path(delete, path = "/api/events/{id}/stage/{client}", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
+    responses((status = 204, description = "Off the stage, back in a shard"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
     set_stage(&state, &headers, &id, &client, false).await
 }
@@ -57,6 +62,10 @@ pub struct AnnouncementBody {
 }
 
 /// `POST /api/events/{id}/announcements`: a line to every shard of the live event (`announcement` frames).
+#[utoipa::path(post, path = "/api/events/{id}/announcements", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    request_body(content = inline(Object), description = "`{ text }`: 1 to the room's chat limit in characters"),
+    responses((status = 204, description = "Sent to every shard"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn announce(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,6 +98,9 @@ pub struct Shards {
 }
 
 /// `GET /api/events/{id}/shards`: occupancy per shard, now and over the event.
+#[utoipa::path(get, path = "/api/events/{id}/shards", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, description = "`{ live, stage, history }`: attendees per open shard now, the stage's members, sessions and tickets per shard so far"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn shards(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Shards>> {
     let event_id = event_id(&id)?;
     require_host(&state, &headers, event_id).await?;

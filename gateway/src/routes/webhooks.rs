@@ -2,16 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::put;
-use axum::Router;
 use serde::Deserialize;
 
 use crate::auth::creator::CreatorSession;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/creators/me/webhook", put(set_webhook))
+pub fn router() -> super::Table {
+    super::Table::new().put("/api/creators/me/webhook", set_webhook)
 }
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +22,9 @@ pub struct WebhookBody {
 }
 
 /// Sets (or with `url: null` clears) the creator's webhook. Audited; the secret is never returned.
+#[utoipa::path(put, path = "/api/creators/me/webhook", tag = "creators", request_body(content = inline(Object), description = "`{ url, secret? }`, or `{ url: null }` to clear"),
+    responses((status = 204, description = "Set (the secret is never returned)"), (status = "4XX", description = "Refused: the error's code and message")),
+    security(("creator" = [])))]
 pub async fn set_webhook(State(state): State<AppState>, session: CreatorSession, Json(body): Json<WebhookBody>) -> ApiResult<StatusCode> {
     let (url, secret) = match body.url {
         None => (None, None),

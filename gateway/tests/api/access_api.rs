@@ -121,7 +121,10 @@ access_test!(evm_challenge_round_trip_then_replay, |gw| async move {
     assert!(message.starts_with(&format!("{domain} wants you to sign in with your Ethereum account:\n{shown}\n")), "{message}");
     assert!(message.contains(&format!("Nonce: {nonce}\n")) && message.contains(&format!("Request ID: {EVENT}")));
     assert!(nonce.len() >= 22 && nonce.bytes().all(|c| c.is_ascii_alphanumeric()));
-    let expires_at = challenge["expires_at"].as_i64().unwrap();
+    // RFC 3339 UTC with a `Z` and milliseconds, as every time in the JSON API.
+    let expires_at = challenge["expires_at"].as_str().unwrap();
+    assert!(expires_at.ends_with('Z') && expires_at.len() == "2026-01-01T00:00:00.000Z".len(), "{expires_at}");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(expires_at).unwrap().timestamp_millis();
     assert!((expires_at - ticketing::now_ms() - 5 * 60_000).abs() < 10_000);
 
     let signature = wallet.sign(message);

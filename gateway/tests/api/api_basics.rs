@@ -61,7 +61,7 @@ app_test!(admin_sets_tiers_with_the_token_only, |app| async move {
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["tier"], "premium");
-    assert_eq!(body["tier_until"], 1_893_456_000_000i64);
+    assert_eq!(body["tier_until"], "2030-01-01T00:00:00.000Z");
     let creator = app.store.creator(&ticketing::creators::AccountName::parse("alice").unwrap()).await.unwrap().unwrap();
     assert_eq!(creator.tier, ticketing::creators::Tier::Premium);
 });
@@ -190,3 +190,27 @@ async fn a_request_stalled_upstream_times_out_with_a_json_503() {
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
     held.abort();
 }
+
+/// Every time in a JSON answer is RFC 3339 UTC with a `Z` and milliseconds (`gateway::http::time`).
+fn assert_api_time(value: &Value, what: &str) {
+    let text = value.as_str().unwrap_or_else(|| panic!("{what} is not a string: {value}"));
+    assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{what}: {text}");
+    assert!(text.ends_with('Z') && text.len() == "2026-01-01T00:00:00.000Z".len(), "{what}: {text}");
+}
+
+app_test!(json_times_are_rfc3339_utc_with_milliseconds, |app| async move {
+    let wallet = "0x8ba1f109551bd432803012645ac136ddd64dba72";
+    let privacy: Value = app.get(&format!("/api/privacy/challenge?chain=eth&wallet={wallet}")).await.json().await.unwrap();
+    assert_api_time(&privacy["expires_at"], "privacy challenge expires_at");
+    let login: Value = app.get("/api/creators/login/challenge?account=alice").await.json().await.unwrap();
+    assert_api_time(&login["expires_at"], "login challenge expires_at");
+    let res = app
+        .admin(Method::PUT, "/api/admin/creators/alice/tier")
+        .json(&json!({ "tier": "pro", "until": "2031-02-03T04:05:06+02:00" }))
+        .send()
+        .await
+        .unwrap();
+    let creator: Value = res.json().await.unwrap();
+    assert_api_time(&creator["tier_until"], "tier_until");
+    assert_eq!(creator["tier_until"], "2031-02-03T02:05:06.000Z");
+});

@@ -77,7 +77,8 @@ app_test!(analytics_match_a_hand_computed_fixture, |app| async move {
     assert_eq!(a["unique_attendees"], 2);
     // s1 and s2 overlap from 30 s; at 150 s s2 leaves as s3 arrives, which is not an overlap.
     assert_eq!(a["peak_concurrent"], 2);
-    assert_eq!(a["peak_at"], s(30));
+    // Times are RFC 3339 UTC with milliseconds, as everywhere in the JSON API.
+    assert_eq!(a["peak_at"], gateway::http::time::rfc3339(s(30)));
     assert_eq!(a["current_concurrent"], 1);
     // Closed sessions: 90 + 120 + 60 = 270 s over 3.
     assert_eq!(a["total_duration_secs"], 270);
@@ -90,7 +91,7 @@ app_test!(analytics_match_a_hand_computed_fixture, |app| async move {
     // (never both). Minute 3: s3 until 210 s. From minute 4 on: s4 alone, up to now.
     let expected = [(0, 2, 2), (1, 2, 2), (2, 2, 1), (3, 1, 1), (4, 1, 1)];
     for (i, present, peak) in expected {
-        assert_eq!(minutes[i], json!({ "minute": base + i as i64 * 60_000, "present": present, "peak": peak }), "minute {i}");
+        assert_eq!(minutes[i], json!({ "minute": gateway::http::time::rfc3339(base + i as i64 * 60_000), "present": present, "peak": peak }), "minute {i}");
     }
     assert!(minutes.len() >= 30 && minutes.len() <= 32, "{} minutes", minutes.len());
     assert!(minutes[5..].iter().all(|m| m["present"] == 1 && m["peak"] == 1));

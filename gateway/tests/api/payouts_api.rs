@@ -207,6 +207,11 @@ hive_app_test!(a_payout_without_an_address_is_held_until_one_is_proven, |app, hi
     assert_eq!(res.status(), StatusCode::OK);
     let settled: Value = res.json().await.unwrap();
     assert_eq!((settled["status"].as_str(), settled["paid_to"].as_str(), settled["checked"].as_str()), (Some("settled"), Some("alice"), Some("format_only")));
+    // Ledger times are RFC 3339 UTC with milliseconds, as everywhere in the JSON API.
+    for field in ["settled_at", "due_at"] {
+        let at = settled[field].as_str().unwrap_or_else(|| panic!("{field}: {settled}"));
+        assert!(at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{field}: {at}");
+    }
     // A later change of address does not rewrite where a settled payout went.
     prove(&app, "alice", "hive", "bob", |m| hive.key("bob").sign(m)).await;
     let all: Value = app.admin(Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
