@@ -112,6 +112,10 @@ struct RunArgs {
     /// Shards scenario: attendees per shard (the peer count: one unsharded room with the host).
     #[arg(long, default_value_t = 50)]
     shard_size: usize,
+    /// Ours: gateway processes in cluster mode, the room's peers spread round-robin over them (1: one node on
+    /// SQLite, no cluster; more: PostgreSQL at TEST_POSTGRES_URL and a fresh `redis-server`, all on core 0).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Do not pin the server to core 0 and the generator to core 1.
     #[arg(long)]
     no_pin: bool,
@@ -163,6 +167,7 @@ fn main() -> anyhow::Result<()> {
                         flush_ms: None,
                         protocol: 2,
                         shard_size: 50,
+                        nodes: 1,
                         no_pin: !pin || cores < 2,
                         results: Some(path.clone()),
                     };
@@ -280,11 +285,25 @@ async fn run_one(scenario: Scenario, a: RunArgs) -> anyhow::Result<Outcome> {
             core: (!a.no_pin).then_some(0),
             naf_cap: a.naf_cap.unwrap_or(if peers > 50 && scenario != Scenario::JoinStorm { peers.max(50) } else { 50 }),
             env: a.flush_ms.map(|ms| ("GATEWAY_SIGNALING__FLUSH_INTERVAL_MS".to_owned(), ms.to_string())).into_iter().collect(),
+            nodes: a.nodes.max(1),
         };
         // The clients read the version they announce from the environment (`client::protocol`).
         std::env::set_var("LOAD_TESTS_PROTOCOL", a.protocol.to_string());
         let mut server = target::start(&start).await?;
+        let redis_before = server.redis_pid.and_then(|pid| stats::ProcSample::read(pid).ok());
+        let run_started = std::time::Instant::now();
         let mut outcome = scenarios::run(scenario, Some(&mut server), &params).await?;
+        if start.nodes > 1 {
+            outcome.notes.push(format!(
+                "{} gateway nodes in cluster mode (PostgreSQL, Redis), peers round-robin; server CPU and RSS are their sum",
+                start.nodes
+            ));
+            let redis_after = server.redis_pid.and_then(|pid| stats::ProcSample::read(pid).ok());
+            if let (Some(b), Some(a)) = (redis_before, redis_after) {
+                let pct = stats::cpu_percent(b, a, run_started.elapsed().as_secs_f64());
+                outcome.notes.push(format!("redis-server CPU {pct:.0}% of a core over the whole run"));
+            }
+        }
         if a.target == Kind::Ours {
             let flush = a.flush_ms.map_or_else(|| "the default".to_owned(), |ms| format!("{ms} ms"));
             outcome.notes.push(format!("flush interval {flush}, clients speak protocol {}", a.protocol));

@@ -142,8 +142,14 @@ async fn ticket_holders(server: &Server, rooms: usize, per_room: usize, spare: u
 async fn admit(server: &Server, http: &reqwest::Client, room: &str, attendee: Option<&Attendee>, source: Source) -> anyhow::Result<Conn> {
     match (server.kind, attendee) {
         (Kind::Ours, Some(attendee)) => {
-            let granted = client::join_ours(http, &server.http(), attendee).await?;
-            client::open_ours(server.addr, &granted, source).await
+            let mut granted = client::join_ours(http, &server.http(), attendee).await?;
+            // `--nodes N`: peers spread round-robin over the nodes, whichever node the join named.
+            let node = server.next_node();
+            if server.nodes.len() > 1 {
+                let path = granted.websocket_url.splitn(4, '/').nth(3).unwrap_or_default().to_owned();
+                granted.websocket_url = format!("ws://{node}/{path}");
+            }
+            client::open_ours(node, &granted, source).await
         }
         (Kind::Ours, None) => anyhow::bail!("our gateway admits only ticket holders"),
         (Kind::Naf, _) => client::open_naf(server.addr, room, source).await,

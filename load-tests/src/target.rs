@@ -44,20 +44,57 @@ pub struct Server {
     pub store: Option<Store>,
     child: Option<Child>,
     _db: Option<TestDb>,
+    /// `--nodes N` (ours): every node's address, the first being `addr`; admissions go round-robin over them.
+    pub nodes: Vec<std::net::SocketAddr>,
+    /// The other nodes' processes (measured with the first) and the `redis-server` between them.
+    others: Vec<Child>,
+    /// The broker's pid, measured apart.
+    pub redis_pid: Option<u32>,
+    next_node: std::sync::atomic::AtomicUsize,
 }
 
 impl Server {
     /// A gateway the caller runs (in-process in the smoke tests).
     pub fn external(addr: std::net::SocketAddr, store: Store) -> Server {
-        Server { kind: Kind::Ours, addr, pid: None, store: Some(store), child: None, _db: None }
+        Server::new(Kind::Ours, addr, None, Some(store), None, None)
+    }
+
+    fn new(kind: Kind, addr: std::net::SocketAddr, pid: Option<u32>, store: Option<Store>, child: Option<Child>, db: Option<TestDb>) -> Server {
+        Server {
+            kind,
+            addr,
+            pid,
+            store,
+            child,
+            _db: db,
+            nodes: vec![addr],
+            others: Vec::new(),
+            redis_pid: None,
+            next_node: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The node the next peer is admitted on (round robin; always `addr` with one node).
+    pub fn next_node(&self) -> std::net::SocketAddr {
+        let i = self.next_node.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.nodes[i % self.nodes.len()]
     }
 
     pub fn http(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// The server's CPU and memory: with several nodes, the sum over the gateway processes (not Redis).
     pub fn sample(&self) -> Option<ProcSample> {
-        self.pid.and_then(|pid| ProcSample::read(pid).ok())
+        let mut total = self.pid.and_then(|pid| ProcSample::read(pid).ok())?;
+        for other in &self.others[..self.others.len().saturating_sub(usize::from(self.redis_pid.is_some()))] {
+            if let Ok(s) = ProcSample::read(other.id()) {
+                total.cpu_ticks += s.cpu_ticks;
+                total.rss_kib += s.rss_kib;
+                total.peak_rss_kib += s.peak_rss_kib;
+            }
+        }
+        Some(total)
     }
 
     pub fn store(&self) -> anyhow::Result<&Store> {
@@ -75,6 +112,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        for other in &mut self.others {
+            let _ = other.kill();
+            let _ = other.wait();
+        }
         if let Some(child) = &mut self.child {
             // SAFETY: kill(2) on the pid of the child this struct spawned.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -129,10 +170,14 @@ pub struct Start {
     pub naf_cap: usize,
     /// Extra `GATEWAY_…` settings.
     pub env: Vec<(String, String)>,
+    /// Ours: gateway processes in cluster mode (1: a single node on SQLite, as before; more: PostgreSQL at
+    /// `TEST_POSTGRES_URL` and a fresh `redis-server`, all pinned to `core`).
+    pub nodes: usize,
 }
 
 pub async fn start(opts: &Start) -> anyhow::Result<Server> {
     match opts.kind {
+        Kind::Ours if opts.nodes > 1 => start_cluster(opts).await,
         Kind::Ours => start_gateway(opts).await,
         Kind::Naf => start_naf(opts),
     }
@@ -161,12 +206,80 @@ pub fn gateway_binary() -> anyhow::Result<PathBuf> {
 }
 
 async fn start_gateway(opts: &Start) -> anyhow::Result<Server> {
-    let binary = gateway_binary()?;
     let db = TestDb::new(Backend::Sqlite).await;
     let data_dir = Path::new(db.url.trim_start_matches("sqlite://")).parent().context("db dir")?.to_path_buf();
+    let (child, addr) = spawn_gateway(opts, &db.url, &data_dir, &[])?;
+    let pid = child.id();
+    let store = Store::connect(&db.url, 8).await?;
+    Ok(Server::new(Kind::Ours, addr, Some(pid), Some(store), Some(child), Some(db)))
+}
+
+/// `opts.nodes` gateways in cluster mode on one PostgreSQL schema and a fresh `redis-server`, every process
+/// pinned to `opts.core`.
+async fn start_cluster(opts: &Start) -> anyhow::Result<Server> {
+    anyhow::ensure!(
+        std::env::var_os("TEST_POSTGRES_URL").is_some(),
+        "--nodes needs PostgreSQL: set TEST_POSTGRES_URL (`source scripts/lib/services.sh; start_postgres`)"
+    );
+    let db = TestDb::new(Backend::Postgres).await;
+    // Migrations run on the first connection, before the nodes start.
+    let store = Store::connect(&db.url, 8).await?;
+    let port = free_port()?;
+    let redis_binary = which("redis-server").context("redis-server is not installed (apt-get install redis-server)")?;
+    let mut redis = pinned(opts.core, &redis_binary)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start redis-server")?;
+    let redis_url = format!("redis://127.0.0.1:{port}/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            let _ = redis.kill();
+            anyhow::bail!("redis-server did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let redis_pid = redis.id();
+    let mut children = Vec::new();
+    let mut addrs = Vec::new();
+    for n in 1..=opts.nodes {
+        let data_dir = std::env::temp_dir().join(format!("load-tests-node-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&data_dir)?;
+        let node_id = format!("node-{n}");
+        let env = [
+            ("GATEWAY_SERVER__NODE_ID", node_id.as_str()),
+            ("GATEWAY_CLUSTER__REDIS_URL", redis_url.as_str()),
+        ];
+        match spawn_gateway(opts, &db.url, &data_dir, &env) {
+            Ok((child, addr)) => {
+                children.push(child);
+                addrs.push(addr);
+            }
+            Err(e) => {
+                for mut c in children.into_iter().chain([redis]) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let mut children = children.into_iter();
+    let first = children.next().context("no node")?;
+    let mut server = Server::new(Kind::Ours, addrs[0], Some(first.id()), Some(store), Some(first), Some(db));
+    server.nodes = addrs;
+    server.others = children.chain([redis]).collect();
+    server.redis_pid = Some(redis_pid);
+    Ok(server)
+}
+
+fn spawn_gateway(opts: &Start, db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<(Child, std::net::SocketAddr)> {
+    let binary = gateway_binary()?;
     let mut cmd = pinned(opts.core, &binary);
     cmd.env("GATEWAY_SERVER__PORT", "0")
-        .env("GATEWAY_DATA_DIR", &data_dir)
+        .env("GATEWAY_DATA_DIR", data_dir)
         .env("GATEWAY_SECRET", SECRET)
         .env("GATEWAY_LOG__FORMAT", "json")
         .env("GATEWAY_LOG__FILTER", "warn,gateway::startup=info")
@@ -178,11 +291,14 @@ async fn start_gateway(opts: &Start) -> anyhow::Result<Server> {
         // The idle-capacity scenario holds as many sockets as the process may open: the open-file limit, not the
         // production cap on connections, is what it measures.
         .env("GATEWAY_SERVER__MAX_CONNECTIONS", "1000000")
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db_url)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().with_context(|| format!("start {}", binary.display()))?;
@@ -198,11 +314,16 @@ async fn start_gateway(opts: &Start) -> anyhow::Result<Server> {
             }
         }
     });
-    let address = rx.recv_timeout(Duration::from_secs(60)).context("the gateway did not log `listening`")?;
+    let address = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => address,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the gateway did not log `listening`");
+        }
+    };
     let addr = address.parse().with_context(|| format!("listening address {address:?}"))?;
-    let pid = child.id();
-    let store = Store::connect(&db.url, 8).await?;
-    Ok(Server { kind: Kind::Ours, addr, pid: Some(pid), store: Some(store), child: Some(child), _db: Some(db) })
+    Ok((child, addr))
 }
 
 /// A free port below the ephemeral range: node listens on every address, and the clients' own sockets (bound
@@ -262,7 +383,7 @@ fn start_naf_once(opts: &Start) -> anyhow::Result<Server> {
     rx.recv_timeout(Duration::from_secs(30)).context("node did not print `listening on`")?;
     let pid = child.id();
     let addr = format!("127.0.0.1:{port}").parse()?;
-    Ok(Server { kind: Kind::Naf, addr, pid: Some(pid), store: None, child: Some(child), _db: None })
+    Ok(Server::new(Kind::Naf, addr, Some(pid), None, Some(child), None))
 }
 
 fn which(program: &str) -> Option<PathBuf> {

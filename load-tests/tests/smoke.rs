@@ -125,7 +125,7 @@ async fn baseline_relays_the_same_workload() {
          with load-tests/baseline/install.sh",
         script.display()
     );
-    let start = target::Start { kind: Kind::Naf, core: None, naf_cap: 50, env: Vec::new() };
+    let start = target::Start { kind: Kind::Naf, core: None, naf_cap: 50, env: Vec::new(), nodes: 1 };
     let mut server = target::start(&start).await.unwrap();
     let o = scenarios::run(Scenario::Fanout, Some(&mut server), &params(10, 1, 2.0)).await.unwrap();
     assert_full_fanout(&o, 10, 1);
