@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use crate::signature::{BtcNetwork, MoneroAddress, eip55_checksum};
+use crate::signature::{eip55_checksum, BtcNetwork, MoneroAddress};
 use crate::Chain;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,8 @@ pub fn canonical_address(chain: Chain, address: &str, btc_network: BtcNetwork) -
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| bad("expected 20 hex bytes"))?;
-            let mixed = hex_part.chars().any(|c| c.is_ascii_uppercase()) && hex_part.chars().any(|c| c.is_ascii_lowercase());
+            let mixed =
+                hex_part.chars().any(|c| c.is_ascii_uppercase()) && hex_part.chars().any(|c| c.is_ascii_lowercase());
             if mixed && eip55_checksum(&bytes) != address {
                 return Err(bad("EIP-55 checksum mismatch"));
             }
@@ -54,7 +55,11 @@ pub fn canonical_address(chain: Chain, address: &str, btc_network: BtcNetwork) -
         Chain::Hive => {
             // A Hive wallet is an account name.
             let ok = crate::hive_account::is_valid_account_name(address);
-            if ok { Ok(address.to_owned()) } else { Err(bad("not a Hive account name")) }
+            if ok {
+                Ok(address.to_owned())
+            } else {
+                Err(bad("not a Hive account name"))
+            }
         }
         Chain::Xmr => {
             MoneroAddress::parse(address).map_err(|_| bad("not a Monero address"))?;

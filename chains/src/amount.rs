@@ -56,7 +56,8 @@ impl Amount {
         // Plain decimals only: no exponent, no sign but a leading minus (reported as negative), no separators.
         let digits = text.strip_prefix('-').unwrap_or(text);
         let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-        let plain = !int.is_empty() && !frac.is_empty() && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
+        let plain =
+            !int.is_empty() && !frac.is_empty() && (int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit());
         if !plain {
             return Err(AmountError::NotANumber(text.to_owned()));
         }
@@ -118,11 +119,8 @@ impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let decimals = self.currency.decimals() as usize;
         let digits = self.units.to_string();
-        let (int, frac) = if digits.len() > decimals {
-            digits.split_at(digits.len() - decimals)
-        } else {
-            ("0", digits.as_str())
-        };
+        let (int, frac) =
+            if digits.len() > decimals { digits.split_at(digits.len() - decimals) } else { ("0", digits.as_str()) };
         let frac = format!("{frac:0>decimals$}");
         let frac = frac.trim_end_matches('0');
         if frac.is_empty() {

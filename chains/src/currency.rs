@@ -214,7 +214,11 @@ impl Currency {
             return Currency::token(coin, chain).ok_or_else(unknown);
         }
         let currency: Currency = symbol.parse()?;
-        if currency.chain() == Some(chain) { Ok(currency) } else { Err(unknown()) }
+        if currency.chain() == Some(chain) {
+            Ok(currency)
+        } else {
+            Err(unknown())
+        }
     }
 
     pub const fn is_payable(self) -> bool {
@@ -240,7 +244,9 @@ impl FromStr for Currency {
             let coin = Stablecoin::parse(coin).ok_or_else(|| UnknownCurrency(s.to_owned()))?;
             let native: Currency = network.parse().map_err(|_| UnknownCurrency(s.to_owned()))?;
             return match native.chain() {
-                Some(chain) if !native.is_token() => Currency::token(coin, chain).ok_or_else(|| UnknownCurrency(s.to_owned())),
+                Some(chain) if !native.is_token() => {
+                    Currency::token(coin, chain).ok_or_else(|| UnknownCurrency(s.to_owned()))
+                }
                 _ => Err(UnknownCurrency(s.to_owned())),
             };
         }
@@ -332,8 +338,22 @@ mod tests {
         assert_eq!("usdt_bnb".parse::<Currency>(), Ok(Currency::UsdtBnb));
         assert_eq!("USDC.SOLANA".parse::<Currency>(), Ok(Currency::UsdcSol));
         assert_eq!("usdt-ethereum".parse::<Currency>(), Ok(Currency::UsdtEth));
-        for bad in ["USDC", "usdt", "USDT.SOL", "USDC.BTC", "USDC.HIVE", "USDC.HBD", "USDC.XMR", "USDC.USD", "DAI.ETH", "USDC.", ".ETH",
-            "USDC.USDC.ETH", "USDC.POL.ETH", "ETH.POL"] {
+        for bad in [
+            "USDC",
+            "usdt",
+            "USDT.SOL",
+            "USDC.BTC",
+            "USDC.HIVE",
+            "USDC.HBD",
+            "USDC.XMR",
+            "USDC.USD",
+            "DAI.ETH",
+            "USDC.",
+            ".ETH",
+            "USDC.USDC.ETH",
+            "USDC.POL.ETH",
+            "ETH.POL",
+        ] {
             assert!(bad.parse::<Currency>().is_err(), "{bad}");
         }
         for c in Currency::ALL {
@@ -376,7 +396,9 @@ mod tests {
         assert_eq!(Currency::with_chain("USDC.POL", "polygon"), Ok(Currency::UsdcPol));
         assert_eq!(Currency::with_chain("ETH", "eth"), Ok(Currency::Eth));
         assert_eq!(Currency::with_chain("HBD", "hive"), Ok(Currency::Hbd));
-        for (symbol, chain) in [("USDT", "sol"), ("USDC", "btc"), ("USDC.POL", "eth"), ("ETH", "pol"), ("USDC", "doge"), ("DAI", "eth")] {
+        for (symbol, chain) in
+            [("USDT", "sol"), ("USDC", "btc"), ("USDC.POL", "eth"), ("ETH", "pol"), ("USDC", "doge"), ("DAI", "eth")]
+        {
             assert!(Currency::with_chain(symbol, chain).is_err(), "{symbol} on {chain}");
         }
     }

@@ -49,22 +49,22 @@ mod tests {
     fn refuses_what_hive_refuses() {
         for bad in [
             "",
-            "ab",                  // too short
-            "a1b2c3d4e5f6g7h8i",   // 17: too long
-            "Alice",               // upper case
-            "1bob",                // starts with a digit
-            "-bob",                // starts with a hyphen
-            "bob-",                // ends with a hyphen
-            "alice.",              // empty last label
-            ".alice",              // empty first label
-            "a..bcd",              // empty label
-            "ab.cde",              // a label under 3
-            "abc.123",             // a label starting with a digit
-            "abc.de-",             // a label ending with a hyphen
-            "a b c",               // space
-            "ali_ce",              // underscore
-            "@alice",              // the @ of a mention
-            "alicé",               // non-ASCII
+            "ab",                // too short
+            "a1b2c3d4e5f6g7h8i", // 17: too long
+            "Alice",             // upper case
+            "1bob",              // starts with a digit
+            "-bob",              // starts with a hyphen
+            "bob-",              // ends with a hyphen
+            "alice.",            // empty last label
+            ".alice",            // empty first label
+            "a..bcd",            // empty label
+            "ab.cde",            // a label under 3
+            "abc.123",           // a label starting with a digit
+            "abc.de-",           // a label ending with a hyphen
+            "a b c",             // space
+            "ali_ce",            // underscore
+            "@alice",            // the @ of a mention
+            "alicé",             // non-ASCII
         ] {
             assert!(!is_valid_account_name(bad), "{bad:?} should be invalid");
         }

@@ -55,7 +55,9 @@ pub enum PsbtError {
     Dust(u64, String),
     #[error("the coins hold {have} sat, the payouts and fee need {need} sat")]
     InsufficientFunds { have: u64, need: u64 },
-    #[error("a legacy (P2PKH) account cannot be spent from a PSBT without the previous transactions; use a zpub or ypub")]
+    #[error(
+        "a legacy (P2PKH) account cannot be spent from a PSBT without the previous transactions; use a zpub or ypub"
+    )]
     LegacyAccount,
     #[error("coin {0}: {1}")]
     BadCoin(String, String),
@@ -79,7 +81,9 @@ pub fn origin_text(origin: &KeySource) -> String {
 /// Reads [`to_base64`]'s text back.
 pub fn from_base64(text: &str) -> Result<Psbt, PsbtError> {
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| PsbtError::Derivation(e.to_string()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| PsbtError::Derivation(e.to_string()))?;
     Psbt::deserialize(&bytes).map_err(|e| PsbtError::Derivation(e.to_string()))
 }
 
@@ -175,7 +179,8 @@ pub fn payout_psbt(
             witness: Witness::new(),
         });
     }
-    let unsigned = Transaction { version: Version::TWO, lock_time: absolute::LockTime::ZERO, input: inputs, output: tx_outputs };
+    let unsigned =
+        Transaction { version: Version::TWO, lock_time: absolute::LockTime::ZERO, input: inputs, output: tx_outputs };
     let mut psbt = Psbt::from_unsigned_tx(unsigned).map_err(|e| PsbtError::Derivation(e.to_string()))?;
 
     let account_origin: KeySource = match origin {

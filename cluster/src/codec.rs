@@ -157,7 +157,8 @@ mod tests {
         bad[1 + 1 + 1 + 8] = 7;
         assert_eq!(decode(Bytes::from(bad)), Err(DecodeError::Field("delivery")));
         for seed in 0u32..2000 {
-            let junk: Vec<u8> = (0..(seed % 40)).map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 97) >> 7) as u8).collect();
+            let junk: Vec<u8> =
+                (0..(seed % 40)).map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 97) >> 7) as u8).collect();
             let _ = decode(Bytes::from(junk));
         }
     }

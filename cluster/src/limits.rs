@@ -15,7 +15,9 @@ use std::time::Duration;
 pub enum Decision {
     Allow,
     /// Refused; the first request that would be allowed is this far away.
-    Deny { retry_after: Duration },
+    Deny {
+        retry_after: Duration,
+    },
 }
 
 fn gcra_script() -> &'static Script {
@@ -55,7 +57,8 @@ pub struct SharedLimiter {
 impl SharedLimiter {
     /// `name` scopes the keys (e.g. `access`); `per_second` sustained requests per key, `burst` at once.
     pub fn new(broker: Broker, name: impl Into<String>, per_second: f64, burst: u32) -> Self {
-        let interval_us = if per_second > 0.0 { (1_000_000.0 / per_second).round().max(1.0) as u64 } else { u64::MAX / 4 };
+        let interval_us =
+            if per_second > 0.0 { (1_000_000.0 / per_second).round().max(1.0) as u64 } else { u64::MAX / 4 };
         Self { broker, name: name.into(), interval_us, burst: burst.max(1) }
     }
 

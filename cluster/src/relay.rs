@@ -46,7 +46,10 @@ pub enum Control {
 #[derive(Debug, Clone)]
 pub enum Inbound {
     /// An envelope another node published in a room this node has peers in.
-    Relay { room: RoomId, envelope: Envelope },
+    Relay {
+        room: RoomId,
+        envelope: Envelope,
+    },
     Control(Control),
     /// The subscription was re-established after the broker went away.
     Resubscribed,

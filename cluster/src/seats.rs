@@ -224,15 +224,19 @@ impl Seats {
     /// Whether `client_id` still holds its seat in `room` (a newer claim of the same seat removes it).
     pub async fn holds(&self, room: RoomId, client_id: &str) -> Result<bool> {
         let mut con = self.broker.connection();
-        let result =
-            redis::cmd("HEXISTS").arg(self.broker.keys.room_members(room)).arg(client_id).query_async::<bool>(&mut con).await;
+        let result = redis::cmd("HEXISTS")
+            .arg(self.broker.keys.room_members(room))
+            .arg(client_id)
+            .query_async::<bool>(&mut con)
+            .await;
         self.broker.observe(result.map_err(ClusterError::from))
     }
 
     /// Every peer of `room` on every node.
     pub async fn members(&self, room: RoomId) -> Result<Vec<Member>> {
         let mut con = self.broker.connection();
-        let result = redis::cmd("HVALS").arg(self.broker.keys.room_members(room)).query_async::<Vec<String>>(&mut con).await;
+        let result =
+            redis::cmd("HVALS").arg(self.broker.keys.room_members(room)).query_async::<Vec<String>>(&mut con).await;
         let raw = self.broker.observe(result.map_err(ClusterError::from))?;
         raw.iter().map(|r| serde_json::from_str(r).map_err(|e| ClusterError::Protocol(e.to_string()))).collect()
     }
@@ -240,7 +244,8 @@ impl Seats {
     /// Seats counted against `room`'s capacity, cluster-wide.
     pub async fn counted(&self, room: RoomId) -> Result<u32> {
         let mut con = self.broker.connection();
-        let result = redis::cmd("GET").arg(self.broker.keys.room_count(room)).query_async::<Option<u32>>(&mut con).await;
+        let result =
+            redis::cmd("GET").arg(self.broker.keys.room_count(room)).query_async::<Option<u32>>(&mut con).await;
         Ok(self.broker.observe(result.map_err(ClusterError::from))?.unwrap_or(0))
     }
 

@@ -196,10 +196,12 @@ async fn envelopes_reach_the_other_nodes_of_the_room_in_order_and_never_echo() {
     relay_a.watch_room(7);
     relay_b.watch_room(7);
     relay_c.watch_room(8);
-    wait_until("subscriptions", || relay_a.broker().stats().is_broker_up() && relay_b.broker().stats().is_broker_up()).await;
+    wait_until("subscriptions", || relay_a.broker().stats().is_broker_up() && relay_b.broker().stats().is_broker_up())
+        .await;
     // Subscriptions are asynchronous: publish a probe until b hears it.
     let fanout = RedisFanout::new(relay_a.clone());
-    let probe = Envelope { to: Recipients::All, delivery: Delivery::Unguaranteed, payload: Bytes::from_static(b"probe") };
+    let probe =
+        Envelope { to: Recipients::All, delivery: Delivery::Unguaranteed, payload: Bytes::from_static(b"probe") };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while relayed(&received_b).is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "b never heard room 7");
@@ -224,10 +226,13 @@ async fn envelopes_reach_the_other_nodes_of_the_room_in_order_and_never_echo() {
     }
     assert_eq!(*locally.lock(), 2000, "local peers get every envelope at once");
     wait_until("2000 envelopes on b", || relayed(&received_b).len() >= 2000).await;
-    let got: Vec<Envelope> = relayed(&received_b).into_iter().map(|(room, e)| {
-        assert_eq!(room, 7);
-        e
-    }).collect();
+    let got: Vec<Envelope> = relayed(&received_b)
+        .into_iter()
+        .map(|(room, e)| {
+            assert_eq!(room, 7);
+            e
+        })
+        .collect();
     assert_eq!(got, sent, "every envelope, in the order published");
     assert!(relayed(&received_a).is_empty(), "a node never receives its own envelopes");
     assert!(relayed(&received_c).is_empty(), "c has no peer in room 7");
@@ -274,11 +279,8 @@ async fn the_broker_going_away_drops_only_cross_node_traffic_and_the_relay_resum
     relay_a.watch_room(5);
     relay_b.watch_room(5);
     let fanout = RedisFanout::new(relay_a.clone());
-    let envelope = |n: u32| Envelope {
-        to: Recipients::All,
-        delivery: Delivery::Guaranteed,
-        payload: Bytes::from(format!("{n}")),
-    };
+    let envelope =
+        |n: u32| Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: Bytes::from(format!("{n}")) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while relayed(&received_b).is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "b never heard room 5");
@@ -296,7 +298,10 @@ async fn the_broker_going_away_drops_only_cross_node_traffic_and_the_relay_resum
         fanout.publish(5, envelope(n), &|_| delivered_locally.set(delivered_locally.get() + 1));
     }
     assert_eq!(delivered_locally.get(), 100, "local peers are still served");
-    assert!(cluster::ClusterStats::get(&relay_a.broker().stats().dropped) > 0, "cross-node envelopes are counted as dropped");
+    assert!(
+        cluster::ClusterStats::get(&relay_a.broker().stats().dropped) > 0,
+        "cross-node envelopes are counted as dropped"
+    );
 
     redis.restart();
     wait_until("b resubscribes", || received_b.lock().iter().any(|i| matches!(i, Inbound::Resubscribed))).await;

@@ -425,7 +425,8 @@ impl Settings {
                 "`admin_token` must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
             );
         }
-        crate::http::origins::OriginPolicy::parse_list(&self.server.allowed_origins).context("server.allowed_origins")?;
+        crate::http::origins::OriginPolicy::parse_list(&self.server.allowed_origins)
+            .context("server.allowed_origins")?;
         anyhow::ensure!(
             self.payments.address_reuse_after_secs >= self.payments.watch_window_secs,
             "`payments.address_reuse_after_secs` ({}) must be at least `payments.watch_window_secs` ({}): a receiving \
@@ -678,15 +679,25 @@ mod tests {
             s.server.allow_development_secret = allow;
             s
         };
-        for (url, host) in [(None, "127.0.0.1"), (Some("http://localhost:8080"), "0.0.0.0"), (Some("http://[::1]:9"), "::1"), (Some("http://127.0.0.2/"), "127.0.0.1")] {
+        for (url, host) in [
+            (None, "127.0.0.1"),
+            (Some("http://localhost:8080"), "0.0.0.0"),
+            (Some("http://[::1]:9"), "::1"),
+            (Some("http://127.0.0.2/"), "127.0.0.1"),
+        ] {
             assert!(Secret::resolve(&with(url, host, false)).is_ok(), "{url:?} {host}");
         }
-        for (url, host) in [(Some("https://presence.example"), "127.0.0.1"), (None, "0.0.0.0"), (Some("https://127.0.0.1.example"), "127.0.0.1")] {
+        for (url, host) in [
+            (Some("https://presence.example"), "127.0.0.1"),
+            (None, "0.0.0.0"),
+            (Some("https://127.0.0.1.example"), "127.0.0.1"),
+        ] {
             let err = Secret::resolve(&with(url, host, false)).unwrap_err();
             assert!(err.to_string().contains("not a loopback address"), "{err}");
         }
         assert!(Secret::resolve(&with(Some("https://presence.example"), "0.0.0.0", true)).unwrap().generated);
-        let configured = Settings { secret: Some("ab".repeat(32)), ..with(Some("https://presence.example"), "0.0.0.0", false) };
+        let configured =
+            Settings { secret: Some("ab".repeat(32)), ..with(Some("https://presence.example"), "0.0.0.0", false) };
         assert!(!Secret::resolve(&configured).unwrap().generated);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -208,7 +208,11 @@ impl From<PurchaseError> for ApiError {
             }
             PurchaseError::Store(store) => {
                 tracing::error!(error = %store, "store error");
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database did not answer");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database did not answer",
+                );
             }
         };
         let message = match &err {
@@ -224,8 +228,12 @@ impl From<PurchaseError> for ApiError {
 impl From<ExportError> for ApiError {
     fn from(err: ExportError) -> Self {
         let status = match &err {
-            ExportError::NothingDue | ExportError::Psbt(chains::psbt::PsbtError::InsufficientFunds { .. }) => StatusCode::CONFLICT,
-            ExportError::NoBtcAccount | ExportError::BtcWatcherRequired | ExportError::Psbt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ExportError::NothingDue | ExportError::Psbt(chains::psbt::PsbtError::InsufficientFunds { .. }) => {
+                StatusCode::CONFLICT
+            }
+            ExportError::NoBtcAccount | ExportError::BtcWatcherRequired | ExportError::Psbt(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ExportError::BadOrigin(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ExportError::Node(_) => return ApiError::unavailable(err.code(), err.to_string()).retry_after(30),
             ExportError::Store(store) => {

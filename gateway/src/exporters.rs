@@ -36,18 +36,48 @@ impl Collector for RoomsCollector {
         gauge(e, "rooms_active", "Rooms with at least one peer on this node", s.rooms as i64)?;
         gauge(e, "room_peers", "Peers seated in rooms on this node", s.peers as i64)?;
         counter(e, "room_messages_relayed", "Client messages accepted and relayed", s.messages_relayed)?;
-        counter(e, "room_frames_queued", "Frames queued to peers (a broadcast counts once per recipient)", s.frames_queued)?;
+        counter(
+            e,
+            "room_frames_queued",
+            "Frames queued to peers (a broadcast counts once per recipient)",
+            s.frames_queued,
+        )?;
         counter(e, "room_unguaranteed_dropped", "Unguaranteed frames dropped for slow peers", s.unguaranteed_dropped)?;
-        counter(e, "room_slow_consumers_closed", "Peers closed because their guaranteed queue overflowed", s.slow_consumers_closed)?;
+        counter(
+            e,
+            "room_slow_consumers_closed",
+            "Peers closed because their guaranteed queue overflowed",
+            s.slow_consumers_closed,
+        )?;
         counter(e, "room_rate_limited_closed", "Peers closed for exceeding their message rate", s.rate_limited_closed)?;
         counter(e, "room_oversized_closed", "Peers closed for an oversized frame", s.oversized_closed)?;
         counter(e, "room_malformed_closed", "Peers closed for a malformed frame", s.malformed_closed)?;
         counter(e, "room_messages_refused", "Messages answered with an error frame", s.messages_refused)?;
         counter(e, "room_chat_messages", "Chat messages relayed", s.chat_messages)?;
-        counter(e, "room_admissions_refused", "Admissions refused by the rooms (full, banned, shutting down)", s.admissions_refused)?;
-        counter(e, "room_resumes_succeeded", "Sessions continued on a new connection after a drop", s.resumes_succeeded)?;
-        counter(e, "room_resumes_failed", "Resumes refused (bad, used or expired token; the seat no longer held)", s.resumes_failed)?;
-        counter(e, "room_resumes_expired", "Dropped sessions whose resume window passed (the seat was freed)", s.resumes_expired)?;
+        counter(
+            e,
+            "room_admissions_refused",
+            "Admissions refused by the rooms (full, banned, shutting down)",
+            s.admissions_refused,
+        )?;
+        counter(
+            e,
+            "room_resumes_succeeded",
+            "Sessions continued on a new connection after a drop",
+            s.resumes_succeeded,
+        )?;
+        counter(
+            e,
+            "room_resumes_failed",
+            "Resumes refused (bad, used or expired token; the seat no longer held)",
+            s.resumes_failed,
+        )?;
+        counter(
+            e,
+            "room_resumes_expired",
+            "Dropped sessions whose resume window passed (the seat was freed)",
+            s.resumes_expired,
+        )?;
         counter(e, "room_replayed_frames", "Frames written again to resumed sessions", s.frames_replayed)?;
         Ok(())
     }
@@ -60,7 +90,12 @@ pub struct ConnectionsCollector(pub crate::http::server::ConnectionGauge);
 impl Collector for ConnectionsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let open = i64::try_from(self.0.open()).unwrap_or(i64::MAX);
-        gauge(&mut encoder, "http_connections_open", "Client connections open (HTTP and WebSocket), up to server.max_connections", open)
+        gauge(
+            &mut encoder,
+            "http_connections_open",
+            "Client connections open (HTTP and WebSocket), up to server.max_connections",
+            open,
+        )
     }
 }
 
@@ -82,7 +117,12 @@ impl Collector for TurnCollector {
         counter(e, "turn_relayed_bytes", "Payload bytes relayed in both directions", s.bytes_relayed())?;
         counter(e, "turn_peer_denied", "Permissions or datagrams refused for a denied peer address", s.peer_denied)?;
         counter(e, "turn_quota_rejections", "Allocations refused at the per-credential quota", s.quota_rejections)?;
-        let mut family = encoder.encode_descriptor("turn_auth_failures", "TURN authentications refused, by reason", None, MetricType::Counter)?;
+        let mut family = encoder.encode_descriptor(
+            "turn_auth_failures",
+            "TURN authentications refused, by reason",
+            None,
+            MetricType::Counter,
+        )?;
         for (reason, value) in s.auth_failures() {
             ConstCounter::new(value).encode(family.encode_family(&ReasonLabel { reason })?)?;
         }
@@ -108,7 +148,12 @@ impl Collector for SfuCollector {
         counter(e, "sfu_received_packets", "Datagrams the SFU accepted", get(&s.packets_received))?;
         counter(e, "sfu_forwarded_packets", "Media packets written to listeners", get(&s.packets_forwarded))?;
         counter(e, "sfu_forwarded_bytes", "Media payload bytes written to listeners", get(&s.bytes_forwarded))?;
-        counter(e, "sfu_refused_packets", "Media dropped: its sender was muted or may not publish", get(&s.packets_refused))?;
+        counter(
+            e,
+            "sfu_refused_packets",
+            "Media dropped: its sender was muted or may not publish",
+            get(&s.packets_refused),
+        )?;
         Ok(())
     }
 }
@@ -148,7 +193,9 @@ impl Collector for WatchersCollector {
             ("watcher_payments_seen", "Transfers to quote addresses found", |m| m.payments_seen.get()),
             ("watcher_payments_confirmed", "Final payments ticketing acted on", |m| m.payments_confirmed.get()),
             ("watcher_payments_orphaned", "Sightings orphaned by a reorg", |m| m.payments_orphaned.get()),
-            ("watcher_payments_reversed", "Final (credited) payments reversed: their block left the chain", |m| m.payments_reversed.get()),
+            ("watcher_payments_reversed", "Final (credited) payments reversed: their block left the chain", |m| {
+                m.payments_reversed.get()
+            }),
             ("watcher_rpc_errors", "Failed RPC attempts", |m| m.rpc_errors.get()),
             ("watcher_skipped", "Transactions or responses skipped as not understood", |m| m.skipped.get()),
             ("watcher_restarts", "Restarts after an error", |m| m.restarts.get()),
@@ -168,7 +215,9 @@ impl Collector for WatchersCollector {
 /// last refreshed by [`SalesCollector::refresh`]. Base-unit sums are exact in the store; Prometheus holds them as
 /// doubles, exact up to 2^53.
 #[derive(Debug, Default, Clone)]
-pub struct SalesCollector(pub Arc<std::sync::Mutex<(Option<std::time::Instant>, ticketing::sales_totals::SalesTotals)>>);
+pub struct SalesCollector(
+    pub Arc<std::sync::Mutex<(Option<std::time::Instant>, ticketing::sales_totals::SalesTotals)>>,
+);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CurrencyLabel {
@@ -228,13 +277,48 @@ impl Collector for ClusterCollector {
         use cluster::ClusterStats;
         let s = &*self.0;
         let e = &mut encoder;
-        gauge(e, "cluster_broker_up", "1 while the cluster broker (Redis) answers, 0 while it is away", i64::from(s.is_broker_up()))?;
-        counter(e, "cluster_envelopes_published", "Envelopes and control messages published to other nodes", ClusterStats::get(&s.published))?;
-        counter(e, "cluster_envelopes_received", "Envelopes received from other nodes", ClusterStats::get(&s.received))?;
-        counter(e, "cluster_envelopes_dropped", "Envelopes for other nodes dropped (broker away or queue full)", ClusterStats::get(&s.dropped))?;
-        counter(e, "cluster_envelopes_missing", "Envelopes from other nodes missing from their sequence", ClusterStats::get(&s.gaps))?;
-        counter(e, "cluster_broker_reconnects", "Relay subscriptions re-established after the broker came back", ClusterStats::get(&s.reconnects))?;
-        counter(e, "cluster_nodes_reaped", "Dead nodes this node cleaned up after", ClusterStats::get(&s.reaped_nodes))?;
+        gauge(
+            e,
+            "cluster_broker_up",
+            "1 while the cluster broker (Redis) answers, 0 while it is away",
+            i64::from(s.is_broker_up()),
+        )?;
+        counter(
+            e,
+            "cluster_envelopes_published",
+            "Envelopes and control messages published to other nodes",
+            ClusterStats::get(&s.published),
+        )?;
+        counter(
+            e,
+            "cluster_envelopes_received",
+            "Envelopes received from other nodes",
+            ClusterStats::get(&s.received),
+        )?;
+        counter(
+            e,
+            "cluster_envelopes_dropped",
+            "Envelopes for other nodes dropped (broker away or queue full)",
+            ClusterStats::get(&s.dropped),
+        )?;
+        counter(
+            e,
+            "cluster_envelopes_missing",
+            "Envelopes from other nodes missing from their sequence",
+            ClusterStats::get(&s.gaps),
+        )?;
+        counter(
+            e,
+            "cluster_broker_reconnects",
+            "Relay subscriptions re-established after the broker came back",
+            ClusterStats::get(&s.reconnects),
+        )?;
+        counter(
+            e,
+            "cluster_nodes_reaped",
+            "Dead nodes this node cleaned up after",
+            ClusterStats::get(&s.reaped_nodes),
+        )?;
         Ok(())
     }
 }

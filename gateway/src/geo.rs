@@ -42,7 +42,8 @@ fn key(ip: IpAddr) -> u128 {
 
 impl CsvCountryLookup {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read geo database {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read geo database {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("geo database {}", path.display()))
     }
 
@@ -54,11 +55,17 @@ impl CsvCountryLookup {
                 continue;
             }
             let fields: Vec<&str> = line.split(',').map(|f| f.trim().trim_matches('"')).collect();
-            let [first, last, country, ..] = fields[..] else { anyhow::bail!("line {}: expected first_ip,last_ip,country", n + 1) };
+            let [first, last, country, ..] = fields[..] else {
+                anyhow::bail!("line {}: expected first_ip,last_ip,country", n + 1)
+            };
             let first: IpAddr = first.parse().with_context(|| format!("line {}: bad address", n + 1))?;
             let last: IpAddr = last.parse().with_context(|| format!("line {}: bad address", n + 1))?;
             let cc = country.as_bytes();
-            anyhow::ensure!(cc.len() == 2 && cc.iter().all(u8::is_ascii_alphabetic), "line {}: country must be two letters", n + 1);
+            anyhow::ensure!(
+                cc.len() == 2 && cc.iter().all(u8::is_ascii_alphabetic),
+                "line {}: country must be two letters",
+                n + 1
+            );
             let (a, b) = (key(first), key(last));
             anyhow::ensure!(a <= b, "line {}: range ends before it starts", n + 1);
             ranges.push((a, b, [cc[0].to_ascii_uppercase(), cc[1].to_ascii_uppercase()]));
@@ -116,7 +123,10 @@ mod tests {
 
     #[test]
     fn finds_ranges_of_both_families() {
-        let db = CsvCountryLookup::parse("1.0.0.0,1.0.0.255,AU\n\"127.0.0.0\",\"127.255.255.255\",\"zz\"\n2001:db8::,2001:db8::ffff,DE\n").unwrap();
+        let db = CsvCountryLookup::parse(
+            "1.0.0.0,1.0.0.255,AU\n\"127.0.0.0\",\"127.255.255.255\",\"zz\"\n2001:db8::,2001:db8::ffff,DE\n",
+        )
+        .unwrap();
         assert_eq!(db.country("1.0.0.7".parse().unwrap()).as_deref(), Some("AU"));
         assert_eq!(db.country("127.0.0.1".parse().unwrap()).as_deref(), Some("ZZ"));
         assert_eq!(db.country("::ffff:127.0.0.1".parse().unwrap()).as_deref(), Some("ZZ"));

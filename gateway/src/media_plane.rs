@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use media::{FlowKind, ParticipantId, Role as SfuRole, Sfu, SfuEvent};
 use signaling::protocol::{SfuClientMessage, SfuServerMessage};
-use signaling::{Hub, RoomEventKind, Role};
+use signaling::{Hub, Role, RoomEventKind};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::live::attendance::FeedItem;
@@ -87,7 +87,9 @@ impl std::fmt::Debug for MediaPlane {
 
 impl MediaPlane {
     /// Starts the SFU when the mode may use it. The returned receiver carries its events for [`Self::spawn`].
-    pub async fn start(settings: MediaSettings) -> std::io::Result<(Arc<Self>, Option<mpsc::UnboundedReceiver<SfuEvent>>)> {
+    pub async fn start(
+        settings: MediaSettings,
+    ) -> std::io::Result<(Arc<Self>, Option<mpsc::UnboundedReceiver<SfuEvent>>)> {
         let (sfu, events) = if settings.uses_sfu() {
             let (sfu, events) = Sfu::start(settings.sfu_config()).await?;
             tracing::info!(address = %sfu.local_addr(), mode = ?settings.mode, "sfu listening");
@@ -147,7 +149,8 @@ impl MediaPlane {
             SfuClientMessage::SfuCandidate { .. } => return,
             SfuClientMessage::SfuLeave => {
                 sfu.leave(participant);
-                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id)) {
+                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id))
+                {
                     member.joined = false;
                 }
                 return;
@@ -170,7 +173,8 @@ impl MediaPlane {
                 if muted {
                     sfu.set_muted(participant.clone(), true);
                 }
-                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id)) {
+                if let Some(member) = self.rooms().get_mut(&link.room).and_then(|r| r.members.get_mut(&link.client_id))
+                {
                     member.joined = true;
                 }
             }

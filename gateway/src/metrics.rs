@@ -87,7 +87,11 @@ impl Metrics {
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         registry.register("build_info", "Build information; the value is always 1", build_info);
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests answered, by route template, method and status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            http_requests.clone(),
+        );
         let http_request_duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register_with_unit(
@@ -103,11 +107,23 @@ impl Metrics {
         let access_verifications = Counter::default();
         registry.register("access_verifications", "Wallet access proofs accepted", access_verifications.clone());
         let joins = Family::<JoinLabels, Counter>::default();
-        registry.register("joins", "Join attempts over HTTP and at the room socket, by outcome (admitted, or the refusal)", joins.clone());
+        registry.register(
+            "joins",
+            "Join attempts over HTTP and at the room socket, by outcome (admitted, or the refusal)",
+            joins.clone(),
+        );
         let quotes = Family::<QuoteLabels, Counter>::default();
-        registry.register("quotes", "Purchase requests, by currency and outcome (created, or the error code)", quotes.clone());
+        registry.register(
+            "quotes",
+            "Purchase requests, by currency and outcome (created, or the error code)",
+            quotes.clone(),
+        );
         let ws_rejections = Family::<CodeLabels, Counter>::default();
-        registry.register("ws_rejections", "WebSocket connections refused at admission, by close code", ws_rejections.clone());
+        registry.register(
+            "ws_rejections",
+            "WebSocket connections refused at admission, by close code",
+            ws_rejections.clone(),
+        );
         Arc::new(Metrics {
             joins,
             quotes,

@@ -21,7 +21,13 @@ pub const RESUME_TOKEN_TTL_MS: i64 = 12 * 3600 * 1000;
 /// The resume token for a seat's session, for the hub's `welcome` and `resumed` frames.
 pub fn issuer(secret: Vec<u8>) -> impl signaling::ResumeIssuer {
     move |peer: &signaling::PeerInfo| {
-        Some(resume_token::issue(&secret, peer.room_id, &peer.seat_key, &peer.client_id, now_ms() + RESUME_TOKEN_TTL_MS))
+        Some(resume_token::issue(
+            &secret,
+            peer.room_id,
+            &peer.seat_key,
+            &peer.client_id,
+            now_ms() + RESUME_TOKEN_TTL_MS,
+        ))
     }
 }
 
@@ -40,11 +46,21 @@ pub(crate) async fn admit(state: &AppState, event_id: i64, token: &str, received
         Denied(frame.code, frame.reason)
     })?;
     tracing::info!(event_id, client_id = %claims.client_id, replayed = resumed.replayed, "resumed");
-    Ok(Admitted { peer: resumed.peer, outbox: resumed.outbox, role, event_end: seat.event_end, client_id: claims.client_id })
+    Ok(Admitted {
+        peer: resumed.peer,
+        outbox: resumed.outbox,
+        role,
+        event_end: seat.event_end,
+        client_id: claims.client_id,
+    })
 }
 
 /// The token (signature, expiry, event, single use) and the seat it names (still admitted by the store).
-async fn door(state: &AppState, event_id: i64, token: &str) -> Result<(resume_token::ResumeClaims, Role, ticketing::attendance::Seat), Denied> {
+async fn door(
+    state: &AppState,
+    event_id: i64,
+    token: &str,
+) -> Result<(resume_token::ResumeClaims, Role, ticketing::attendance::Seat), Denied> {
     let now = now_ms();
     if state.shutdown.is_cancelled() {
         return Err(Denied::code(CloseCode::Shutdown, "server shutting down"));
@@ -54,15 +70,28 @@ async fn door(state: &AppState, event_id: i64, token: &str) -> Result<(resume_to
         .map_err(|e| Denied::code(CloseCode::Unauthorized, e.to_string()))?;
     // Spent beside the session tokens (the table's kinds are fixed), under a prefix of its own.
     let key = format!("resume:{}", claims.jti);
-    if !state.store.spend_once(&key, "session_token", Some(event_id), None, claims.exp, now).await.map_err(unavailable)? {
+    if !state
+        .store
+        .spend_once(&key, "session_token", Some(event_id), None, claims.exp, now)
+        .await
+        .map_err(unavailable)?
+    {
         return Err(Denied::code(CloseCode::Unauthorized, "resume token already used"));
     }
     let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
     let (role, decision) = match claims.seat_key.strip_prefix("host:") {
-        Some(host) => (Role::Host, state.store.check_host_admission(event_id, host, now, early).await.map_err(unavailable)?),
+        Some(host) => {
+            (Role::Host, state.store.check_host_admission(event_id, host, now, early).await.map_err(unavailable)?)
+        }
         None => {
-            let ticket = claims.seat_key.parse::<i64>().map_err(|_| Denied::code(CloseCode::Unauthorized, "malformed resume token"))?;
-            (Role::Attendee, state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?)
+            let ticket = claims
+                .seat_key
+                .parse::<i64>()
+                .map_err(|_| Denied::code(CloseCode::Unauthorized, "malformed resume token"))?;
+            (
+                Role::Attendee,
+                state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?,
+            )
         }
     };
     let seat = decision.map_err(refusal_close)?;

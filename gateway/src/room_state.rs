@@ -32,7 +32,11 @@ pub fn channel() -> (impl signaling::EntitySink, EntityChanges) {
 }
 
 /// Writes changes until shutdown, then what is left. Await the handle before closing the store.
-pub fn spawn_writer(store: ticketing::Store, mut changes: EntityChanges, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn_writer(
+    store: ticketing::Store,
+    mut changes: EntityChanges,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut pending: HashMap<(RoomId, String), EntityWrite> = HashMap::new();
         let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -58,7 +62,9 @@ fn coalesce(pending: &mut HashMap<(RoomId, String), EntityWrite>, room: RoomId, 
         EntityChange::Upsert { network_id, owner, data } => {
             (network_id.clone(), EntityWrite::Upsert { event_id: room, network_id, owner, data })
         }
-        EntityChange::Removed { network_id } => (network_id.clone(), EntityWrite::Remove { event_id: room, network_id }),
+        EntityChange::Removed { network_id } => {
+            (network_id.clone(), EntityWrite::Remove { event_id: room, network_id })
+        }
     };
     pending.insert((room, network_id), write);
 }

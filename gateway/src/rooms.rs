@@ -283,7 +283,6 @@ async fn admit(
     Ok(Admitted { peer, outbox, role, event_end: seat.event_end, client_id })
 }
 
-
 /// How long a connection closed for a protocol violation stays open for its close frame to be read.
 const VIOLATION_LINGER: Duration = Duration::from_millis(250);
 
@@ -319,7 +318,9 @@ async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing:
             },
             Outbound::Close(frame) => {
                 // `send` flushes what was fed before it, then the close frame; nothing follows a close.
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: frame.code, reason: frame.reason.into() }))).await;
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame { code: frame.code, reason: frame.reason.into() })))
+                    .await;
                 return ControlFlow::Break(());
             }
         };
@@ -334,7 +335,10 @@ async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing:
 }
 
 /// The next `{"type":"feed",…}` frame for this event's host; never resolves for attendees.
-async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crate::live::attendance::FeedItem>>, event_id: i64) -> Option<String> {
+async fn next_feed_frame(
+    feed: &mut Option<tokio::sync::broadcast::Receiver<crate::live::attendance::FeedItem>>,
+    event_id: i64,
+) -> Option<String> {
     use tokio::sync::broadcast::error::RecvError;
     let Some(rx) = feed.as_mut() else { return std::future::pending().await };
     match rx.recv().await {
@@ -344,7 +348,9 @@ async fn next_feed_frame(feed: &mut Option<tokio::sync::broadcast::Receiver<crat
             Some(frame.to_string())
         }
         Ok(_) => None,
-        Err(RecvError::Lagged(n)) => Some(serde_json::json!({ "type": "feed", "kind": "lagged", "event_id": event_id, "missed": n }).to_string()),
+        Err(RecvError::Lagged(n)) => {
+            Some(serde_json::json!({ "type": "feed", "kind": "lagged", "event_id": event_id, "missed": n }).to_string())
+        }
         Err(RecvError::Closed) => {
             *feed = None;
             None
@@ -368,12 +374,21 @@ async fn authenticate(
     let decision = if let Some(token) = token {
         let claims = session_token::verify(state.secret.bytes(), &token, event_id, now)
             .map_err(|e| Denied::code(CloseCode::Unauthorized, e.to_string()))?;
-        if !state.store.spend_once(&claims.jti, "session_token", Some(event_id), None, claims.exp, now).await.map_err(unavailable)? {
+        if !state
+            .store
+            .spend_once(&claims.jti, "session_token", Some(event_id), None, claims.exp, now)
+            .await
+            .map_err(unavailable)?
+        {
             return Err(Denied::code(CloseCode::Unauthorized, "session token already used"));
         }
         match (claims.ticket_id, &claims.host) {
-            (Some(ticket), _) => state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?,
-            (None, Some(host)) => state.store.check_host_admission(event_id, host, now, early).await.map_err(unavailable)?,
+            (Some(ticket), _) => {
+                state.store.check_ticket_admission(event_id, ticket, now, early).await.map_err(unavailable)?
+            }
+            (None, Some(host)) => {
+                state.store.check_host_admission(event_id, host, now, early).await.map_err(unavailable)?
+            }
             (None, None) => return Err(Denied::code(CloseCode::Unauthorized, "session token names no seat")),
         }
     } else {
@@ -414,9 +429,10 @@ pub(crate) fn refusal_close(refusal: Refusal) -> Denied {
         Refusal::NoTicket => Denied::code(CloseCode::NoTicket, "no valid ticket for this event"),
         Refusal::TicketInvalid(status) => Denied::code(CloseCode::NoTicket, format!("ticket {status}")),
         Refusal::EventCancelled => Denied::code(CloseCode::NoTicket, "event cancelled"),
-        Refusal::NotYetOpen { opens_at } => {
-            Denied::code(CloseCode::NotLive, format!("not live yet: opens at {}", crate::routes::purchases::rfc3339(opens_at)))
-        }
+        Refusal::NotYetOpen { opens_at } => Denied::code(
+            CloseCode::NotLive,
+            format!("not live yet: opens at {}", crate::routes::purchases::rfc3339(opens_at)),
+        ),
         Refusal::Ended => Denied::code(CloseCode::NotLive, "event ended"),
     }
 }

@@ -9,31 +9,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::payments::price_feed::CoinGecko;
 use anyhow::Context;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use chains::derive::{BtcAccount, EvmAccount};
+use ticketing::purchases::{PaymentSettings, Purchases};
+use ticketing::rates::{CachedRates, RateSource, StaticRates};
+use ticketing::tokens::TokenContracts;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use chains::derive::{BtcAccount, EvmAccount};
-use ticketing::purchases::{PaymentSettings, Purchases};
-use crate::payments::price_feed::CoinGecko;
-use ticketing::rates::{CachedRates, RateSource, StaticRates};
-use ticketing::tokens::TokenContracts;
 
-use crate::live::attendance::{self, RecorderConfig};
-use crate::exporters;
 use crate::configuration::{RateSourceKind, Secret, Settings};
-use sha2::{Digest, Sha256};
-use turn_relay::{SessionRegistry, TurnRelay};
 use crate::error::ApiError;
+use crate::exporters;
+use crate::live::attendance::{self, RecorderConfig};
 use crate::metrics::{self, Metrics};
 use crate::routes;
 use crate::state::AppState;
+use sha2::{Digest, Sha256};
+use turn_relay::{SessionRegistry, TurnRelay};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -80,7 +80,11 @@ impl Application {
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
         let (entity_sink, entity_changes) = crate::room_state::channel();
         let cluster = match &settings.cluster {
-            Some(config) => Some(crate::cluster_node::ClusterNode::start(config, &settings.server.node_id, &settings.public_url(port))?),
+            Some(config) => Some(crate::cluster_node::ClusterNode::start(
+                config,
+                &settings.server.node_id,
+                &settings.public_url(port),
+            )?),
             None => None,
         };
         let (remote_moderation, mut remote_moderations) = tokio::sync::mpsc::unbounded_channel::<RemoteModeration>();
@@ -90,14 +94,23 @@ impl Application {
         if let Some(node) = &cluster {
             // Peers of a room on other nodes: relayed through the broker, moderated through their node.
             hub = hub.fanout(node.fanout()).remote_moderator(
-                move |room: signaling::RoomId, target: &str, action: signaling::Moderation, by: &signaling::PeerInfo| {
-                    let _ = remote_moderation.send(RemoteModeration { room, target: target.to_owned(), action, actor: by.identity.to_string() });
+                move |room: signaling::RoomId,
+                      target: &str,
+                      action: signaling::Moderation,
+                      by: &signaling::PeerInfo| {
+                    let _ = remote_moderation.send(RemoteModeration {
+                        room,
+                        target: target.to_owned(),
+                        action,
+                        actor: by.identity.to_string(),
+                    });
                 },
             );
         }
         let hub = hub.build();
-        let (media, sfu_events) =
-            crate::media_plane::MediaPlane::start(settings.media.clone()).await.context("cannot start the SFU ([media])")?;
+        let (media, sfu_events) = crate::media_plane::MediaPlane::start(settings.media.clone())
+            .await
+            .context("cannot start the SFU ([media])")?;
         let purchases = Purchases::new(store.clone(), rates.clone(), payment_settings(&settings)?, secret.bytes());
         log_unpayable_currencies(&purchases);
         let shutdown = CancellationToken::new();
@@ -176,7 +189,9 @@ impl Application {
         let ban_state = state.clone();
         tokio::spawn(async move {
             while let Some(request) = bans.recv().await {
-                if let Err(err) = routes::rooms::ban_occupant(&ban_state, request.room, &request.client_id, &request.actor).await {
+                if let Err(err) =
+                    routes::rooms::ban_occupant(&ban_state, request.room, &request.client_id, &request.actor).await
+                {
                     tracing::warn!(event_id = request.room, client_id = %request.client_id, error = %err, "ban from the room socket failed");
                 }
             }
@@ -186,12 +201,20 @@ impl Application {
             let moderation_state = state.clone();
             tokio::spawn(async move {
                 while let Some(request) = remote_moderations.recv().await {
-                    crate::cluster_node::moderate(&moderation_state, request.room, &request.target, request.action, &request.actor).await;
+                    crate::cluster_node::moderate(
+                        &moderation_state,
+                        request.room,
+                        &request.target,
+                        request.action,
+                        &request.actor,
+                    )
+                    .await;
                 }
             });
         }
         let router = router(state.clone())?;
-        let entity_writer = crate::room_state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
+        let entity_writer =
+            crate::room_state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
         Ok(Application { listener, router, state, server, entity_writer })
     }
 
@@ -221,7 +244,10 @@ impl Application {
             state.feed.clone(),
             RecorderConfig {
                 // In a cluster, the node's incarnation: the survivor that reaps it closes exactly its sessions.
-                node_id: state.cluster.as_ref().map_or_else(|| state.settings.server.node_id.clone(), |n| n.node_id().to_owned()),
+                node_id: state
+                    .cluster
+                    .as_ref()
+                    .map_or_else(|| state.settings.server.node_id.clone(), |n| n.node_id().to_owned()),
                 flush_interval: Duration::from_millis(state.settings.rooms.attendance_flush_ms.max(10)),
                 max_batch: state.settings.rooms.attendance_max_batch.max(1),
                 anonymise: state.settings.rooms.anonymise_attendance,
@@ -236,7 +262,12 @@ impl Application {
             state.settings.rooms.anonymise_attendance,
             state.shutdown.clone(),
         );
-        crate::live::webhooks::spawn(state.store.clone(), state.feed.subscribe(), state.settings.webhooks.clone(), state.shutdown.clone());
+        crate::live::webhooks::spawn(
+            state.store.clone(),
+            state.feed.subscribe(),
+            state.settings.webhooks.clone(),
+            state.shutdown.clone(),
+        );
         let hub = state.hub.clone();
         let hub_token = state.shutdown.clone();
         // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.
@@ -272,7 +303,8 @@ impl Application {
 }
 
 fn router(state: AppState) -> anyhow::Result<Router> {
-    let origins = Arc::new(crate::http::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
+    let origins =
+        Arc::new(crate::http::origins::OriginPolicy::new(&state.public_url, &state.settings.server.allowed_origins)?);
     let request_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
     let router = routes::table()
         .into_router()
@@ -313,15 +345,17 @@ fn overflow_router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(metrics::render))
         .fallback(|| async {
-            ApiError::unavailable("over_capacity", "the server is at its connection limit; try again shortly").retry_after(2)
+            ApiError::unavailable("over_capacity", "the server is at its connection limit; try again shortly")
+                .retry_after(2)
         })
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
-            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
             response
         }))
         .with_state(state)
 }
-
 
 /// The purchases service over the configured database, for operator commands run outside the server.
 pub async fn purchases_for_cli(settings: &Settings) -> anyhow::Result<Purchases> {
@@ -347,7 +381,11 @@ pub async fn start_turn_relay(settings: &Settings, sessions: Option<SessionRegis
 }
 
 fn watchers_configured(config: &watchers::WatchersConfig) -> bool {
-    !config.evm.is_empty() || config.btc.is_some() || config.solana.is_some() || config.hive.is_some() || config.monero.is_some()
+    !config.evm.is_empty()
+        || config.btc.is_some()
+        || config.solana.is_some()
+        || config.hive.is_some()
+        || config.monero.is_some()
 }
 
 /// A host's kick, ban or mute of a peer held by another node, on its way to that node.
@@ -372,27 +410,27 @@ fn build_hub(
 ) -> signaling::HubBuilder {
     let builder = signaling::Hub::builder(settings.signaling.clone()).ban_handler(
         move |room: signaling::RoomId, target: &signaling::PeerInfo, by: &signaling::PeerInfo| {
-            let _ = bans.send(BanRequest { room, client_id: target.client_id.to_string(), actor: by.identity.to_string() });
+            let _ =
+                bans.send(BanRequest { room, client_id: target.client_id.to_string(), actor: by.identity.to_string() });
         },
     );
     let Some(relay) = turn else { return builder };
     // Renewal over the WebSocket (`turn_refresh`): a fresh credential for the same seat's session.
-    builder
-        .turn_issuer(move |peer: &signaling::PeerInfo| {
-            let session = turn_relay::SessionId::parse(crate::state::turn_session(&peer.seat_key)).ok()?;
-            if !relay.sessions().is_active(&session) {
-                return None;
-            }
-            let credentials = relay.issue(&session);
-            Some(signaling::TurnGrant {
-                ice_servers: vec![signaling::IceServer {
-                    urls: credentials.urls,
-                    username: Some(credentials.username),
-                    credential: Some(credentials.credential),
-                }],
-                expires_at: ticketing::now_ms() + i64::try_from(credentials.ttl).unwrap_or(0) * 1000,
-            })
+    builder.turn_issuer(move |peer: &signaling::PeerInfo| {
+        let session = turn_relay::SessionId::parse(crate::state::turn_session(&peer.seat_key)).ok()?;
+        if !relay.sessions().is_active(&session) {
+            return None;
+        }
+        let credentials = relay.issue(&session);
+        Some(signaling::TurnGrant {
+            ice_servers: vec![signaling::IceServer {
+                urls: credentials.urls,
+                username: Some(credentials.username),
+                credential: Some(credentials.credential),
+            }],
+            expires_at: ticketing::now_ms() + i64::try_from(credentials.ttl).unwrap_or(0) * 1000,
         })
+    })
 }
 
 /// Expires quotes past their time every few seconds so their seats return to sale even when nobody asks.
@@ -443,10 +481,15 @@ pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> 
     }
     payments.confirmations = confirmation_policy(settings)?;
     payments.quote_ttl_ms = i64::try_from(config.quote_ttl_secs.saturating_mul(1000)).context("quote_ttl_secs")?;
-    payments.payout_delay_ms = i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
-    payments.watch_window_ms = i64::try_from(config.watch_window_secs.saturating_mul(1000)).context("watch_window_secs")?;
+    payments.payout_delay_ms =
+        i64::try_from(config.payout_delay_secs.saturating_mul(1000)).context("payout_delay_secs")?;
+    payments.watch_window_ms =
+        i64::try_from(config.watch_window_secs.saturating_mul(1000)).context("watch_window_secs")?;
     if config.btc_large_quote_sat > 0 {
-        anyhow::ensure!(config.btc_large_quote_confirmations >= 1, "payments.btc_large_quote_confirmations must be at least 1");
+        anyhow::ensure!(
+            config.btc_large_quote_confirmations >= 1,
+            "payments.btc_large_quote_confirmations must be at least 1"
+        );
         payments
             .large_quote_confirmations
             .insert(chains::Chain::Btc, (u128::from(config.btc_large_quote_sat), config.btc_large_quote_confirmations));
@@ -455,12 +498,14 @@ pub fn payment_settings(settings: &Settings) -> anyhow::Result<PaymentSettings> 
     payments.quote_limits = quote_limits(config)?;
     anyhow::ensure!(config.max_address_gap > 0, "payments.max_address_gap must be at least 1");
     payments.address_reuse = ticketing::purchases::derivation::AddressReuse {
-        reuse_after_ms: i64::try_from(config.address_reuse_after_secs.saturating_mul(1000)).context("address_reuse_after_secs")?,
+        reuse_after_ms: i64::try_from(config.address_reuse_after_secs.saturating_mul(1000))
+            .context("address_reuse_after_secs")?,
         max_gap: config.max_address_gap,
     };
     let mut elsewhere = std::collections::BTreeSet::new();
     for chain in &config.watched_elsewhere {
-        elsewhere.insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);
+        elsewhere
+            .insert(chain.parse::<chains::Chain>().with_context(|| format!("payments.watched_elsewhere: `{chain}`"))?);
     }
     payments.unwatched = crate::payments::payability::unwatched_chains(&watchers_config(settings)?, &elsewhere);
     // Payment URIs (EIP-681) name the chain id the watcher follows: a test network's, when configured.
@@ -518,13 +563,18 @@ pub fn watchers_config(settings: &Settings) -> anyhow::Result<watchers::Watchers
         for evm in config.evm.iter_mut().filter(|e| e.chain == chain) {
             let same = |t: &watchers::TokenConfig| t.contract.eq_ignore_ascii_case(contract);
             if let Some(other) = evm.tokens.iter().find(|t| t.currency == Some(currency) && !same(t)) {
-                anyhow::bail!("watchers.evm ({chain}) credits {} as {currency}, but payments.tokens.{currency} is {contract}", other.contract);
+                anyhow::bail!(
+                    "watchers.evm ({chain}) credits {} as {currency}, but payments.tokens.{currency} is {contract}",
+                    other.contract
+                );
             }
             match evm.tokens.iter_mut().find(|t| same(t)) {
                 Some(token) => match token.currency {
                     None => token.currency = Some(currency),
                     Some(c) if c == currency => {}
-                    Some(c) => anyhow::bail!("watchers.evm ({chain}) token {contract} is {c}, payments.tokens says {currency}"),
+                    Some(c) => {
+                        anyhow::bail!("watchers.evm ({chain}) token {contract} is {c}, payments.tokens says {currency}")
+                    }
                 },
                 None => evm.tokens.push(watchers::TokenConfig {
                     symbol: currency.stablecoin().expect("a token").symbol().to_owned(),
@@ -676,7 +726,8 @@ mod tests {
         };
         let err = watchers_config(&settings).unwrap_err().to_string();
         assert!(err.contains("payments.confirmations.btc = 2"), "{err}");
-        settings.watchers = toml_watchers("[[evm]]\nchain = \"bnb\"\nrpc_url = \"http://127.0.0.1:1\"\nconfirmations = 5\n");
+        settings.watchers =
+            toml_watchers("[[evm]]\nchain = \"bnb\"\nrpc_url = \"http://127.0.0.1:1\"\nconfirmations = 5\n");
         let err = watchers_config(&settings).unwrap_err().to_string();
         assert!(err.contains("payments.confirmations.bnb = 15"), "{err}");
         // Saying the same thing twice is not a disagreement.
@@ -705,8 +756,15 @@ mod tests {
         let config = watchers_config(&settings).unwrap();
         let eth = &config.evm[0].tokens;
         assert_eq!(eth.len(), 2, "{eth:?}");
-        assert_eq!((eth[0].contract.to_ascii_lowercase(), eth[0].currency), (USDT_ETH.to_owned(), Some(chains::Currency::UsdtEth)), "listed only: now credited");
-        assert_eq!((eth[1].contract.as_str(), eth[1].currency, eth[1].decimals), (USDC_ETH, Some(chains::Currency::UsdcEth), 6));
+        assert_eq!(
+            (eth[0].contract.to_ascii_lowercase(), eth[0].currency),
+            (USDT_ETH.to_owned(), Some(chains::Currency::UsdtEth)),
+            "listed only: now credited"
+        );
+        assert_eq!(
+            (eth[1].contract.as_str(), eth[1].currency, eth[1].decimals),
+            (USDC_ETH, Some(chains::Currency::UsdcEth), 6)
+        );
         assert!(config.evm[1].tokens.is_empty(), "no Polygon token configured");
         assert_eq!(config.solana.unwrap().usdc_mint.as_deref(), Some(USDC_SOL));
         assert_eq!(token_contracts(&settings).unwrap().contract(chains::Currency::UsdcEth), Some(USDC_ETH));
@@ -714,7 +772,10 @@ mod tests {
 
     #[test]
     fn contradicting_token_configuration_is_refused() {
-        let solana = with_tokens(&[("USDC.SOL", USDC_SOL)], "[solana]\nrpc_url = \"x\"\nusdc_mint = \"4vrde3cq8yD6cB9qJV7jRXocpa1KDNd9MJPMX3R891xV\"\n");
+        let solana = with_tokens(
+            &[("USDC.SOL", USDC_SOL)],
+            "[solana]\nrpc_url = \"x\"\nusdc_mint = \"4vrde3cq8yD6cB9qJV7jRXocpa1KDNd9MJPMX3R891xV\"\n",
+        );
         assert!(watchers_config(&solana).is_err());
         let evm = with_tokens(
             &[("USDC.ETH", USDC_ETH)],
@@ -731,7 +792,11 @@ mod tests {
         let settings = with_tokens(&[], "[[evm]]\nchain = \"eth\"\nrpc_url = \"http://anvil\"\nchain_id = 31337\n");
         let payments = payment_settings(&settings).unwrap();
         assert_eq!(payments.chain_ids.get(&chains::Chain::Eth), Some(&31337));
-        assert_eq!(payments.chain_ids.get(&chains::Chain::Pol), Some(&137), "unconfigured chains keep their mainnet id");
+        assert_eq!(
+            payments.chain_ids.get(&chains::Chain::Pol),
+            Some(&137),
+            "unconfigured chains keep their mainnet id"
+        );
     }
 
     /// One parser per network, straight from the configuration: the network named there is the one buyers'
@@ -750,7 +815,10 @@ mod tests {
         let regtest_wallet = chains::derive::BtcAccount::parse(vpub, payments.btc_network).unwrap().address(3).unwrap();
         assert!(chains::address::canonical_address(chains::Chain::Btc, &regtest_wallet, payments.btc_network).is_ok());
         std::fs::write(&file, "[payments]\nbtc_network = \"bitcoin\"\n").unwrap();
-        assert_eq!(payment_settings(&Settings::load(Some(&file)).unwrap()).unwrap().btc_network, chains::signature::BtcNetwork::Mainnet);
+        assert_eq!(
+            payment_settings(&Settings::load(Some(&file)).unwrap()).unwrap().btc_network,
+            chains::signature::BtcNetwork::Mainnet
+        );
         std::fs::write(&file, "[payments]\nbtc_network = \"moon\"\n").unwrap();
         assert!(Settings::load(Some(&file)).is_err());
         let _ = std::fs::remove_dir_all(&dir);

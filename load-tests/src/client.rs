@@ -87,7 +87,8 @@ pub async fn join_ours(http: &reqwest::Client, base: &str, attendee: &Attendee) 
     let challenge: Value = res.json().await?;
     let message = challenge["message"].as_str().context("challenge without message")?.to_owned();
     let signature = attendee.wallet.sign(&crate::wallet::SECP, &message);
-    let body = serde_json::json!({ "wallet_address": wallet, "chain": "eth", "signature": signature, "message": message });
+    let body =
+        serde_json::json!({ "wallet_address": wallet, "chain": "eth", "signature": signature, "message": message });
     let started = Instant::now();
     let res = http.post(format!("{base}/api/events/{event}/join")).json(&body).send().await?;
     let status = res.status();
@@ -111,7 +112,9 @@ pub fn protocol() -> u32 {
 pub async fn open_ours(addr: SocketAddr, granted: &Granted, source: Source) -> anyhow::Result<Conn> {
     let stream = tcp(addr, source).await?;
     let url = format!("{}?token={}&protocol={}", granted.websocket_url, granted.session_token, protocol());
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config())).await.context("websocket handshake")?;
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+        .await
+        .context("websocket handshake")?;
     loop {
         match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.context("no welcome within 20 s")? {
             Some(Ok(Message::Text(text))) => {
@@ -136,7 +139,9 @@ pub async fn open_ours(addr: SocketAddr, granted: &Granted, source: Source) -> a
 pub async fn open_naf(addr: SocketAddr, room: &str, source: Source) -> anyhow::Result<Conn> {
     let stream = tcp(addr, source).await?;
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config())).await.context("websocket handshake")?;
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+        .await
+        .context("websocket handshake")?;
     let mut client_id = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -262,7 +267,12 @@ impl Conn {
 
     /// Counts one received frame: only the embedded send time is read (see [`payload::sent_at`]), never a
     /// full JSON decode. `Break` when the connection ended.
-    async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>, result: &mut PeerResult, plan: &Plan) -> ControlFlow<()> {
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, WsError>>,
+        result: &mut PeerResult,
+        plan: &Plan,
+    ) -> ControlFlow<()> {
         match frame {
             Some(Ok(Message::Text(text))) => {
                 // One relayed message, or a `batch` of them (protocol 2): each counts on its own.
@@ -283,7 +293,9 @@ impl Conn {
                 ControlFlow::Continue(())
             }
             Some(Ok(Message::Close(frame))) => {
-                result.closed = Some(frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "closed".into()));
+                result.closed = Some(
+                    frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "closed".into()),
+                );
                 ControlFlow::Break(())
             }
             Some(Ok(_)) => ControlFlow::Continue(()),

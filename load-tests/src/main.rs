@@ -135,7 +135,13 @@ fn main() -> anyhow::Result<()> {
     let pin = match &cli.command {
         Command::Report { .. } | Command::Sfu(_) => false,
         Command::All { .. } => true,
-        Command::Fanout(a) | Command::Rooms(a) | Command::Idle(a) | Command::JoinStorm(a) | Command::Slow(a) | Command::Quotes(a) | Command::Shards(a) => !a.no_pin,
+        Command::Fanout(a)
+        | Command::Rooms(a)
+        | Command::Idle(a)
+        | Command::JoinStorm(a)
+        | Command::Slow(a)
+        | Command::Quotes(a)
+        | Command::Shards(a) => !a.no_pin,
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // The generator takes core 1 and the server core 0; pinning before the runtime starts covers every thread.
@@ -283,8 +289,16 @@ async fn run_one(scenario: Scenario, a: RunArgs) -> anyhow::Result<Outcome> {
         let start = target::Start {
             kind: a.target,
             core: (!a.no_pin).then_some(0),
-            naf_cap: a.naf_cap.unwrap_or(if peers > 50 && scenario != Scenario::JoinStorm { peers.max(50) } else { 50 }),
-            env: a.flush_ms.map(|ms| ("GATEWAY_SIGNALING__FLUSH_INTERVAL_MS".to_owned(), ms.to_string())).into_iter().collect(),
+            naf_cap: a.naf_cap.unwrap_or(if peers > 50 && scenario != Scenario::JoinStorm {
+                peers.max(50)
+            } else {
+                50
+            }),
+            env: a
+                .flush_ms
+                .map(|ms| ("GATEWAY_SIGNALING__FLUSH_INTERVAL_MS".to_owned(), ms.to_string()))
+                .into_iter()
+                .collect(),
             nodes: a.nodes.max(1),
         };
         // The clients read the version they announce from the environment (`client::protocol`).
@@ -323,7 +337,11 @@ async fn run_one(scenario: Scenario, a: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
     writeln!(file, "{line}")?;
     Ok(outcome)
 }

@@ -21,7 +21,14 @@ pub fn latest(results: &Path) -> anyhow::Result<Rows> {
     let mut rows = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let o: Outcome = serde_json::from_str(line).with_context(|| format!("bad results line {line}"))?;
-        let key = (o.scenario.clone(), o.target.clone(), o.peers_per_room, o.rooms, o.backend.clone().unwrap_or_default(), in_flight(&o));
+        let key = (
+            o.scenario.clone(),
+            o.target.clone(),
+            o.peers_per_room,
+            o.rooms,
+            o.backend.clone().unwrap_or_default(),
+            in_flight(&o),
+        );
         rows.insert(key, o);
     }
     Ok(rows)
@@ -71,10 +78,18 @@ const RELAY: &[Figure] = &[
     Figure { name: "latency p50 (ms)", get: |o| o.latency.map(|l| l.p50_ms), higher_is_better: false },
     Figure { name: "latency p99 (ms)", get: |o| o.latency.map(|l| l.p99_ms), higher_is_better: false },
     Figure { name: "latency max (ms)", get: |o| o.latency.map(|l| l.max_ms), higher_is_better: false },
-    Figure { name: "lost / owed", get: |o| Some(if o.expected > 0 { o.lost as f64 / o.expected as f64 } else { 0.0 }), higher_is_better: false },
+    Figure {
+        name: "lost / owed",
+        get: |o| Some(if o.expected > 0 { o.lost as f64 / o.expected as f64 } else { 0.0 }),
+        higher_is_better: false,
+    },
     Figure { name: "server CPU (% of a core)", get: |o| o.cpu_percent, higher_is_better: false },
     Figure { name: "server peak RSS (MiB)", get: |o| o.peak_rss_mib, higher_is_better: false },
-    Figure { name: "connections ok", get: |o| Some(o.connections_ok as f64 / o.connections_attempted.max(1) as f64), higher_is_better: true },
+    Figure {
+        name: "connections ok",
+        get: |o| Some(o.connections_ok as f64 / o.connections_attempted.max(1) as f64),
+        higher_is_better: true,
+    },
 ];
 
 const SLOW: &[Figure] = &[
@@ -88,7 +103,11 @@ const JOIN: &[Figure] = &[
     Figure { name: "join p99 (ms)", get: |o| o.join.map(|l| l.p99_ms), higher_is_better: false },
     Figure { name: "to first frame p99 (ms)", get: |o| o.admission.map(|l| l.p99_ms), higher_is_better: false },
     Figure { name: "server CPU (% of a core)", get: |o| o.cpu_percent, higher_is_better: false },
-    Figure { name: "connections ok", get: |o| Some(o.connections_ok as f64 / o.connections_attempted.max(1) as f64), higher_is_better: true },
+    Figure {
+        name: "connections ok",
+        get: |o| Some(o.connections_ok as f64 / o.connections_attempted.max(1) as f64),
+        higher_is_better: true,
+    },
 ];
 
 const IDLE: &[Figure] = &[
@@ -138,7 +157,9 @@ fn find<'a>(rows: &'a Rows, scenario: &str, target: &str) -> Vec<&'a Outcome> {
 }
 
 fn table(out: &mut String, title: &str, ours: Option<&Outcome>, naf: Option<&Outcome>, figures: &[Figure]) {
-    out.push_str(&format!("\n**{title}**\n\n| figure | ours | networked-aframe | ours vs baseline |\n|---|---:|---:|---:|\n"));
+    out.push_str(&format!(
+        "\n**{title}**\n\n| figure | ours | networked-aframe | ours vs baseline |\n|---|---:|---:|---:|\n"
+    ));
     for f in figures {
         let o = ours.and_then(|o| (f.get)(o));
         let n = naf.and_then(|n| (f.get)(n));
@@ -184,13 +205,24 @@ runs, so the load average is given with each.\n\n");
         let o = fan_ours.iter().find(|o| o.peers_per_room == *size).copied();
         let n = fan_naf.iter().find(|o| o.peers_per_room == *size).copied();
         let owed = (size * (size - 1)) as f64 * 15.0;
-        table(&mut out, &format!("Fan-out: one room of {size} peers at 15 Hz (≈{} deliveries/s owed)", num(owed)), o, n, RELAY);
+        table(
+            &mut out,
+            &format!("Fan-out: one room of {size} peers at 15 Hz (≈{} deliveries/s owed)", num(owed)),
+            o,
+            n,
+            RELAY,
+        );
     }
     let storm = |o: &&Outcome| in_flight(o) > FEW_IN_FLIGHT;
     let few = |o: &&Outcome| in_flight(o) <= FEW_IN_FLIGHT;
     let any = |_: &&Outcome| true;
     for (scenario, title, figures, pick) in [
-        ("rooms", "Many rooms: 100 rooms × 10 peers, one join-and-leave per room every 2 s".to_owned(), RELAY, &any as &dyn Fn(&&Outcome) -> bool),
+        (
+            "rooms",
+            "Many rooms: 100 rooms × 10 peers, one join-and-leave per room every 2 s".to_owned(),
+            RELAY,
+            &any as &dyn Fn(&&Outcome) -> bool,
+        ),
         ("slow", "Slow consumers: one room of 50, 10% of peers read one message per 20 ms".to_owned(), RELAY, &any),
         ("join-storm", "Join storm: 1,000 ticketed joins, 32 in flight, into rooms of 50".to_owned(), JOIN, &storm),
         ("join-storm", join_title(rows, FEW_IN_FLIGHT), JOIN, &few),
@@ -233,7 +265,9 @@ runs, so the load average is given with each.\n\n");
 fn join_title(rows: &Rows, few: usize) -> String {
     let row = find(rows, "join-storm", OURS).into_iter().rfind(|o| in_flight(o) <= few);
     let (joins, in_flight) = row.map_or((0, 1), |o| (o.connections_attempted, in_flight(o)));
-    format!("Join latency with few in flight: {joins} ticketed joins, {in_flight} at a time (service time, not queueing)")
+    format!(
+        "Join latency with few in flight: {joins} ticketed joins, {in_flight} at a time (service time, not queueing)"
+    )
 }
 
 fn chart(rows: &Rows, path: &Path) -> anyhow::Result<()> {
@@ -261,12 +295,16 @@ fn chart(rows: &Rows, path: &Path) -> anyhow::Result<()> {
     c.configure_mesh().x_desc("peers in the room").draw()?;
     for (name, data, colour) in colours {
         let pts: Vec<(f64, f64)> = data.iter().map(|s| (s.0 as f64, s.1)).collect();
-        c.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?.label(name).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-        });
+        c.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
         c.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
     }
-    c.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw()?;
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
 
     let mut c = ChartBuilder::on(&right)
         .caption("delivered messages/s (log)", ("sans-serif", 18))
@@ -277,12 +315,16 @@ fn chart(rows: &Rows, path: &Path) -> anyhow::Result<()> {
     c.configure_mesh().x_desc("peers in the room").draw()?;
     for (name, data, colour) in colours {
         let pts: Vec<(f64, f64)> = data.iter().map(|s| (s.0 as f64, s.2)).collect();
-        c.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?.label(name).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-        });
+        c.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
         c.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
     }
-    c.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw()?;
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -95,7 +95,10 @@ pub struct Outcome {
 impl Outcome {
     fn new(scenario: Scenario, server: Option<&Server>, p: &Params) -> Outcome {
         Outcome {
-            scenario: serde_json::to_value(scenario).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            scenario: serde_json::to_value(scenario)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             target: server.map(|s| s.kind.label().to_owned()).unwrap_or_else(|| "ours".into()),
             peers_per_room: p.peers,
             rooms: p.rooms,
@@ -122,7 +125,12 @@ pub async fn run(scenario: Scenario, server: Option<&mut Server>, p: &Params) ->
 }
 
 /// Tickets for `rooms` events of `per_room` attendees each, plus `spare` per room for churn.
-async fn ticket_holders(server: &Server, rooms: usize, per_room: usize, spare: usize) -> anyhow::Result<Vec<Vec<Attendee>>> {
+async fn ticket_holders(
+    server: &Server,
+    rooms: usize,
+    per_room: usize,
+    spare: usize,
+) -> anyhow::Result<Vec<Vec<Attendee>>> {
     let store = server.store()?;
     let secp = &*crate::wallet::SECP;
     let salt: u64 = rand::random();
@@ -139,7 +147,13 @@ async fn ticket_holders(server: &Server, rooms: usize, per_room: usize, spare: u
 }
 
 /// Admits one peer: ours with a signed join and session token, the baseline with `joinRoom`.
-async fn admit(server: &Server, http: &reqwest::Client, room: &str, attendee: Option<&Attendee>, source: Source) -> anyhow::Result<Conn> {
+async fn admit(
+    server: &Server,
+    http: &reqwest::Client,
+    room: &str,
+    attendee: Option<&Attendee>,
+    source: Source,
+) -> anyhow::Result<Conn> {
     match (server.kind, attendee) {
         (Kind::Ours, Some(attendee)) => {
             let mut granted = client::join_ours(http, &server.http(), attendee).await?;
@@ -203,7 +217,13 @@ async fn admit_rooms(
                 let conn = admit(server, http, &format!("room-{r}"), attendee, source).await;
                 // Idle connections start answering pings the moment they are in: admitting thousands takes
                 // longer than the servers' idle timeouts.
-                let conn = conn.map(|c| if hold { Held::Idle(tokio::spawn(c.idle(Instant::now() + IDLE_HOLD))) } else { Held::Open(Box::new(c)) });
+                let conn = conn.map(|c| {
+                    if hold {
+                        Held::Idle(tokio::spawn(c.idle(Instant::now() + IDLE_HOLD)))
+                    } else {
+                        Held::Open(Box::new(c))
+                    }
+                });
                 (r, conn)
             }
         })
@@ -227,7 +247,14 @@ async fn admit_rooms(
 }
 
 /// Fan-out, many rooms and slow consumers: admit everyone, let them talk for `seconds`, count what arrived.
-async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize, churn_every: f64, slow: usize) -> anyhow::Result<Outcome> {
+async fn relay(
+    scenario: Scenario,
+    server: &mut Server,
+    p: &Params,
+    rooms: usize,
+    churn_every: f64,
+    slow: usize,
+) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new(scenario, Some(server), p);
     out.rooms = rooms;
     let churners = if churn_every > 0.0 { 2 } else { 0 };
@@ -282,7 +309,14 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
     let mut tasks = Vec::new();
     // Who hears whom: a peer's shard (its room's), `None` for the host on the stage, heard everywhere.
     let mut shard_of = Vec::new();
-    let plan = |read_pause| Plan { rate_hz: p.rate_hz, guaranteed_every: p.guaranteed_every, start_at, send_until, stop_at, read_pause };
+    let plan = |read_pause| Plan {
+        rate_hz: p.rate_hz,
+        guaranteed_every: p.guaranteed_every,
+        start_at,
+        send_until,
+        stop_at,
+        read_pause,
+    };
     for (r, conns) in rooms_conns.into_iter().enumerate() {
         for (i, conn) in conns.into_iter().filter_map(Held::conn).enumerate() {
             let read_pause = (i < slow).then_some(Duration::from_millis(20));
@@ -303,7 +337,8 @@ async fn relay(scenario: Scenario, server: &mut Server, p: &Params, rooms: usize
         let holders = Arc::new(holders);
         let http = http_client(16);
         for r in 0..rooms {
-            let (holders, http, attempts, ok) = (holders.clone(), http.clone(), churn_attempts.clone(), churn_ok.clone());
+            let (holders, http, attempts, ok) =
+                (holders.clone(), http.clone(), churn_attempts.clone(), churn_ok.clone());
             let srv = (server.kind, server.addr, server.http());
             let period = Duration::from_secs_f64(churn_every);
             let offset = period.mul_f64(r as f64 / rooms as f64);
@@ -425,10 +460,14 @@ async fn idle(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> {
     out.connections_ok = out.connections_attempted - failed;
     out.joins_per_sec = Some(out.connections_ok as f64 / admitted.as_secs_f64());
     // They answer pings from the moment they are in; hold them a while, then see which are still open.
-    let held: Vec<_> = conns.into_iter().flatten().filter_map(|h| match h {
-        Held::Idle(task) => Some(task),
-        Held::Open(_) => None,
-    }).collect();
+    let held: Vec<_> = conns
+        .into_iter()
+        .flatten()
+        .filter_map(|h| match h {
+            Held::Idle(task) => Some(task),
+            Held::Open(_) => None,
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs_f64(p.seconds)).await;
     let during = server.sample().unwrap_or_default();
     let mut still_open = 0u64;
@@ -467,7 +506,8 @@ async fn join_storm(server: &mut Server, p: &Params) -> anyhow::Result<Outcome> 
     let mut signed = Vec::new();
     for (r, room) in holders.iter().enumerate() {
         for a in room {
-            let url = format!("{}/api/events/{}/challenge?chain=eth&wallet={}", server.http(), a.event_id, a.wallet.address);
+            let url =
+                format!("{}/api/events/{}/challenge?chain=eth&wallet={}", server.http(), a.event_id, a.wallet.address);
             let v: serde_json::Value = http.get(url).send().await?.json().await?;
             let message = v["message"].as_str().context("challenge")?.to_owned();
             let signature = a.wallet.sign(secp, &message);
@@ -564,7 +604,11 @@ async fn quotes(p: &Params) -> anyhow::Result<Outcome> {
                 while Instant::now() < until {
                     let wallet = format!("0x{:020x}{:020x}", w as u64 + 1, i);
                     let t0 = Instant::now();
-                    let request = ticketing::purchases::QuoteRequest { event_id, currency: chains::Currency::Eth, wallet_address: wallet };
+                    let request = ticketing::purchases::QuoteRequest {
+                        event_id,
+                        currency: chains::Currency::Eth,
+                        wallet_address: wallet,
+                    };
                     match purchases.create_quote(request, ticketing::now_ms()).await {
                         Ok(_) => {
                             done.fetch_add(1, Ordering::Relaxed);

@@ -82,7 +82,13 @@ pub struct Attendee {
 }
 
 /// `per_event` ticket holders for each event, bought eight at a time.
-pub async fn attendees(store: &Store, secp: &Secp256k1<All>, events: &[i64], per_event: usize, salt: u64) -> anyhow::Result<Vec<Attendee>> {
+pub async fn attendees(
+    store: &Store,
+    secp: &Secp256k1<All>,
+    events: &[i64],
+    per_event: usize,
+    salt: u64,
+) -> anyhow::Result<Vec<Attendee>> {
     let purchases = purchases(store);
     let mut out = Vec::with_capacity(events.len() * per_event);
     for (e, &event_id) in events.iter().enumerate() {

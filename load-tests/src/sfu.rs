@@ -123,8 +123,10 @@ async fn generate(sfu: &Sfu, sfu_tid: i64, params: &SfuParams) -> anyhow::Result
             }
         })
     };
-    let speaker = || Transceivers { send_audio: true, send_video: false, recv_audio: params.loudest, recv_video: false };
-    let listener = || Transceivers { send_audio: false, send_video: false, recv_audio: params.loudest, recv_video: false };
+    let speaker =
+        || Transceivers { send_audio: true, send_video: false, recv_audio: params.loudest, recv_video: false };
+    let listener =
+        || Transceivers { send_audio: false, send_video: false, recv_audio: params.loudest, recv_video: false };
 
     let mut speakers = Vec::with_capacity(params.speakers);
     for i in 0..params.speakers {
@@ -194,7 +196,8 @@ async fn generate(sfu: &Sfu, sfu_tid: i64, params: &SfuParams) -> anyhow::Result
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let sfu_cpu = (sfu_after - sfu_before) as f64 / hz / secs * 100.0;
-    let clients_cpu = (process_after - process_before).saturating_sub(sfu_after - sfu_before) as f64 / hz / secs * 100.0;
+    let clients_cpu =
+        (process_after - process_before).saturating_sub(sfu_after - sfu_before) as f64 / hz / secs * 100.0;
     let forwarded_per_sec = forwarded as f64 / secs;
     let delays: Histogram<u64> = delays.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(SfuOutcome {

@@ -78,7 +78,9 @@ pub fn machine() -> String {
     let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -127,7 +129,8 @@ pub fn raise_priority(nice: i32) -> AutogroupNice {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
     let path = "/proc/self/autogroup";
     // "/autogroup-42 nice 0"
-    let before = std::fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().nth(2).and_then(|n| n.parse().ok()));
+    let before =
+        std::fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().nth(2).and_then(|n| n.parse().ok()));
     let changed = before.is_some_and(|old: i32| old != nice && std::fs::write(path, nice.to_string()).is_ok());
     AutogroupNice { restore: if changed { before } else { None } }
 }

@@ -59,7 +59,14 @@ impl Server {
         Server::new(Kind::Ours, addr, None, Some(store), None, None)
     }
 
-    fn new(kind: Kind, addr: std::net::SocketAddr, pid: Option<u32>, store: Option<Store>, child: Option<Child>, db: Option<TestDb>) -> Server {
+    fn new(
+        kind: Kind,
+        addr: std::net::SocketAddr,
+        pid: Option<u32>,
+        store: Option<Store>,
+        child: Option<Child>,
+        db: Option<TestDb>,
+    ) -> Server {
         Server {
             kind,
             addr,
@@ -191,7 +198,8 @@ pub fn gateway_binary() -> anyhow::Result<PathBuf> {
         anyhow::ensure!(binary.is_file(), "LOAD_TESTS_GATEWAY={} is not a file", binary.display());
         return Ok(binary);
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     let binary = target_dir.join("release/gateway");
     if std::env::var_os("LOAD_TESTS_NO_BUILD").is_some() && binary.exists() {
         return Ok(binary);
@@ -248,10 +256,7 @@ async fn start_cluster(opts: &Start) -> anyhow::Result<Server> {
         let data_dir = std::env::temp_dir().join(format!("load-tests-node-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&data_dir)?;
         let node_id = format!("node-{n}");
-        let env = [
-            ("GATEWAY_SERVER__NODE_ID", node_id.as_str()),
-            ("GATEWAY_CLUSTER__REDIS_URL", redis_url.as_str()),
-        ];
+        let env = [("GATEWAY_SERVER__NODE_ID", node_id.as_str()), ("GATEWAY_CLUSTER__REDIS_URL", redis_url.as_str())];
         match spawn_gateway(opts, &db.url, &data_dir, &env) {
             Ok((child, addr)) => {
                 children.push(child);
@@ -275,7 +280,12 @@ async fn start_cluster(opts: &Start) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-fn spawn_gateway(opts: &Start, db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<(Child, std::net::SocketAddr)> {
+fn spawn_gateway(
+    opts: &Start,
+    db_url: &str,
+    data_dir: &Path,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(Child, std::net::SocketAddr)> {
     let binary = gateway_binary()?;
     let mut cmd = pinned(opts.core, &binary);
     cmd.env("GATEWAY_SERVER__PORT", "0")
@@ -308,7 +318,8 @@ fn spawn_gateway(opts: &Start, db_url: &str, data_dir: &Path, extra: &[(&str, &s
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                 if v["message"] == "listening" || v["fields"]["message"] == "listening" {
-                    let address = v["address"].as_str().or(v["fields"]["address"].as_str()).unwrap_or_default().to_owned();
+                    let address =
+                        v["address"].as_str().or(v["fields"]["address"].as_str()).unwrap_or_default().to_owned();
                     let _ = tx.send(address);
                 }
             }

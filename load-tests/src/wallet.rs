@@ -27,7 +27,8 @@ impl EvmWallet {
         seed[..8].copy_from_slice(&salt.to_be_bytes());
         seed[8..16].copy_from_slice(&index.to_be_bytes());
         seed[31] = 1;
-        let key = SecretKey::from_slice(&keccak(&seed)).expect("a keccak digest is a valid key with overwhelming probability");
+        let key = SecretKey::from_slice(&keccak(&seed))
+            .expect("a keccak digest is a valid key with overwhelming probability");
         let public = key.public_key(secp).serialize_uncompressed();
         let address = format!("0x{}", hex_lower(&keccak(&public[1..])[12..]));
         EvmWallet { key, address }

@@ -111,7 +111,8 @@ impl Engine {
         let mut last_sweep = Instant::now();
         loop {
             let next_due = self.participants.values().map(|p| p.due).min();
-            let sleep_until = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)).min(last_sweep + FLOW_GAP);
+            let sleep_until =
+                next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)).min(last_sweep + FLOW_GAP);
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
@@ -233,9 +234,8 @@ impl Engine {
             Instant::now(),
             Receive { proto: Protocol::Udp, source, destination: self.announce, contents },
         );
-        let known = self.by_source.get(&source).filter(|id| {
-            self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input))
-        });
+        let known =
+            self.by_source.get(&source).filter(|id| self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input)));
         let id = match known {
             Some(id) => id.clone(),
             None => {
@@ -481,7 +481,8 @@ impl Engine {
             };
             if ends {
                 *last = None;
-                let _ = self.events.send(SfuEvent::Flow { room: p.room, participant: id.clone(), kind, flowing: false });
+                let _ =
+                    self.events.send(SfuEvent::Flow { room: p.room, participant: id.clone(), kind, flowing: false });
             }
         }
     }

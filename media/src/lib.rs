@@ -197,7 +197,13 @@ impl Sfu {
     }
 
     /// Accepts a participant's first offer and returns the SDP answer.
-    pub async fn join(&self, room: RoomKey, participant: ParticipantId, role: Role, offer: &str) -> Result<String, SfuError> {
+    pub async fn join(
+        &self,
+        room: RoomKey,
+        participant: ParticipantId,
+        role: Role,
+        offer: &str,
+    ) -> Result<String, SfuError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Join { room, participant, role, offer: offer.to_owned(), reply })?;
         answer.await.map_err(|_| SfuError::Stopped)?

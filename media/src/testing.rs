@@ -82,13 +82,14 @@ impl TestClient {
     {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .build(Instant::now());
+        let mut rtc =
+            Rtc::builder().set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags())).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut api = rtc.sdp_api();
-        let audio_out = transceivers.send_audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        let video_out = transceivers.send_video.then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        let audio_out =
+            transceivers.send_audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let video_out =
+            transceivers.send_video.then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
         for _ in 0..transceivers.recv_audio {
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         }
@@ -154,7 +155,8 @@ async fn drive(
                 }
                 Ok(Output::Event(event)) => {
                     if let (Some(on_media), Event::MediaData(data)) = (&on_media, &event) {
-                        let kind = if data.params.spec().codec == Codec::Opus { MediaKind::Audio } else { MediaKind::Video };
+                        let kind =
+                            if data.params.spec().codec == Codec::Opus { MediaKind::Audio } else { MediaKind::Video };
                         on_media(kind, &data.data);
                         continue;
                     }

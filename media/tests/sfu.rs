@@ -1,9 +1,9 @@
 //! The SFU with real WebRTC clients (str0m, full ICE, DTLS-SRTP) over loopback UDP.
 
+use media::testing::{TestClient, Transceivers};
 use media::{FlowKind, ParticipantId, Role, Sfu, SfuConfig, SfuError, SfuEvent, SfuStats};
 use std::sync::Arc;
 use std::time::Duration;
-use media::testing::{TestClient, Transceivers};
 use tokio::sync::mpsc;
 
 const LISTENER: Transceivers = Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true };
@@ -67,7 +67,8 @@ async fn a_host_is_heard_by_three_listeners_and_a_server_mute_stops_the_bytes() 
     let refused_before = SfuStats::get(&sfu.stats().packets_refused);
     sfu.set_muted("host".into(), true);
     speak(&host, 25, -20, 7).await;
-    wait_until("the muted frames reach the SFU", || SfuStats::get(&sfu.stats().packets_refused) >= refused_before + 20).await;
+    wait_until("the muted frames reach the SFU", || SfuStats::get(&sfu.stats().packets_refused) >= refused_before + 20)
+        .await;
     let after: Vec<u64> = listeners.iter().map(|l| l.seen().audio_frames).collect();
     assert_eq!(before, after, "no byte forwarded while muted");
 
@@ -139,10 +140,8 @@ async fn only_the_loudest_speakers_reach_a_listener_and_rooms_stay_apart() {
 async fn a_screen_share_reaches_every_listener_and_counts_as_screen_time() {
     let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
     let host = join(&sfu, 5, "host", Role::Publisher, PUBLISHER).await;
-    let listeners = [
-        join(&sfu, 5, "l1", Role::Listener, LISTENER).await,
-        join(&sfu, 5, "l2", Role::Listener, LISTENER).await,
-    ];
+    let listeners =
+        [join(&sfu, 5, "l1", Role::Listener, LISTENER).await, join(&sfu, 5, "l2", Role::Listener, LISTENER).await];
     wait_until("connected", || host.seen().connected && listeners.iter().all(|l| l.seen().connected)).await;
     let mut tick = tokio::time::interval(Duration::from_millis(33));
     for _ in 0..40 {
@@ -168,7 +167,9 @@ async fn bad_offers_and_duplicate_ids_are_refused_with_reasons() {
     sfu.leave("dup".into());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let left = drain(&mut events).into_iter().any(|e| matches!(e, SfuEvent::Left { participant, .. } if &*participant == "dup"));
+        let left = drain(&mut events)
+            .into_iter()
+            .any(|e| matches!(e, SfuEvent::Left { participant, .. } if &*participant == "dup"));
         if left {
             break;
         }

@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn several_frames_become_one_envelope_in_order() {
-        let mut batch = vec![text(r#"{"type":"broadcast","n":1}"#), text(r#"{"type":"send","n":2}"#), text(r#"{"n":3}"#)];
+        let mut batch =
+            vec![text(r#"{"type":"broadcast","n":1}"#), text(r#"{"type":"send","n":2}"#), text(r#"{"n":3}"#)];
         pack(&mut batch, Framing::Batch);
         assert_eq!(batch.len(), 1);
         assert_eq!(
@@ -182,7 +183,9 @@ mod tests {
             assert!(bytes.len() <= MAX_BATCH_BYTES, "{} bytes", bytes.len());
             let value = json_of(out);
             match value["type"].as_str() {
-                Some("batch") => seen.extend(value["frames"].as_array().unwrap().iter().map(|f| f["n"].as_u64().unwrap())),
+                Some("batch") => {
+                    seen.extend(value["frames"].as_array().unwrap().iter().map(|f| f["n"].as_u64().unwrap()))
+                }
                 _ => seen.push(value["n"].as_u64().unwrap()),
             }
         }

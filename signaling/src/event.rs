@@ -73,20 +73,38 @@ pub enum RoomEventKind {
     Joined,
     /// Also ends any voice or screen share of the peer: no separate `Voice { on: false }`
     /// is sent for a departure.
-    Left { reason: LeaveReason },
-    Chat { text: String },
-    Voice { on: bool },
-    ScreenShare { on: bool },
+    Left {
+        reason: LeaveReason,
+    },
+    Chat {
+        text: String,
+    },
+    Voice {
+        on: bool,
+    },
+    ScreenShare {
+        on: bool,
+    },
     /// The peer's signalling now does (or no longer does) negotiate an audio track it sends: an offer or
     /// answer it relayed has a live `m=audio` section that is `sendrecv`/`sendonly`. Emitted on change only.
     /// Lets a listener cross-check the adapter's `Voice` reports against what WebRTC actually set up.
-    AudioTrack { sending: bool },
+    AudioTrack {
+        sending: bool,
+    },
     /// A host (or the gateway, `by: None`) muted or unmuted this peer.
-    Muted { muted: bool, by: Option<String> },
+    Muted {
+        muted: bool,
+        by: Option<String>,
+    },
     /// Where the peer is now: after `Joined`, and after each move between shards or on or off the stage.
-    Placed { shard: u32, stage: bool },
+    Placed {
+        shard: u32,
+        stage: bool,
+    },
     /// A host's event-wide announcement.
-    Announcement { text: String },
+    Announcement {
+        text: String,
+    },
 }
 
 impl RoomEvent {

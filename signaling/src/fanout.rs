@@ -26,7 +26,10 @@ pub enum Recipients {
     One(Arc<str>),
     /// The members placed in one shard of the room (its attendees and the stage members looking at it),
     /// but `except` (see `shards.rs`). In an unsharded room every member is in shard 0.
-    Shard { shard: u32, except: Option<Arc<str>> },
+    Shard {
+        shard: u32,
+        except: Option<Arc<str>>,
+    },
 }
 
 /// A frame on its way to some of a room's peers, serialised once.

@@ -223,7 +223,8 @@ mod tests {
         assert_eq!(flusher.next_batch(&mut outbox, &mut batch, 8).await, 1);
         batch.clear();
         // One empty tick of lingering, then it waits on the queue: a second later, nothing yet.
-        let waiting = tokio::time::timeout(Duration::from_secs(1), flusher.next_batch(&mut outbox, &mut batch, 8)).await;
+        let waiting =
+            tokio::time::timeout(Duration::from_secs(1), flusher.next_batch(&mut outbox, &mut batch, 8)).await;
         assert!(waiting.is_err());
         assert!(!flusher.holding, "an idle writer holds no timer");
     }

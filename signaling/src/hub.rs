@@ -13,8 +13,8 @@ use crate::fanout::{Envelope, LocalFanout, Recipients, RoomFanout};
 use crate::outbox::{Delivery, Outbox, PeerQueue, Pushed};
 use crate::peer::Peer;
 use crate::protocol::{OccupantView, ServerMessage};
-use crate::shards::Placement;
 use crate::room::{Member, Occupancy, Room};
+use crate::shards::Placement;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::turn::{TurnGrant, TurnIssuer};
 use parking_lot::Mutex;
@@ -253,7 +253,9 @@ impl Hub {
                 Some(member) if member.info.role == Role::Attendee => 1,
                 _ => 0,
             };
-            if state.members.contains_key(admission.client_id.as_str()) && previous.as_deref() != Some(&*admission.client_id) {
+            if state.members.contains_key(admission.client_id.as_str())
+                && previous.as_deref() != Some(&*admission.client_id)
+            {
                 Some(AdmitError::DuplicateClientId)
             } else if admission.role == Role::Attendee && state.attendees - freed >= state.capacity {
                 Some(AdmitError::RoomFull { capacity: state.capacity })
@@ -271,14 +273,11 @@ impl Hub {
             return Err(refusal);
         }
 
-        let superseded = state
-            .seats
-            .get(admission.seat_key.as_str())
-            .cloned()
-            .and_then(|holder| state.remove(&holder));
+        let superseded = state.seats.get(admission.seat_key.as_str()).cloned().and_then(|holder| state.remove(&holder));
         let muted = state.muted.contains(&*info.seat_key);
         // A superseding connection keeps the seat's shard and its place on the stage.
-        let (prefer, was_on_stage) = superseded.as_ref().map_or((None, false), |old| (Some(old.placed.shard()), old.placed.stage()));
+        let (prefer, was_on_stage) =
+            superseded.as_ref().map_or((None, false), |old| (Some(old.placed.shard()), old.placed.stage()));
         let mut placement_now = placement.clone();
         placement_now.stage |= was_on_stage;
         let (in_shard, on_stage) = crate::shards::place_member(&mut state, info.role, &placement_now, prefer);
@@ -315,7 +314,10 @@ impl Hub {
         if room.is_sharded() {
             let stage_entities = room.stage.first_syncs(&info.client_id);
             if !stage_entities.is_empty() {
-                queue.push(ServerMessage::Snapshot { entities: stage_entities.iter().collect() }.encode(), Delivery::Guaranteed);
+                queue.push(
+                    ServerMessage::Snapshot { entities: stage_entities.iter().collect() }.encode(),
+                    Delivery::Guaranteed,
+                );
             }
         }
         let inbound = Arc::default();
@@ -343,7 +345,11 @@ impl Hub {
         self.emit(&info, RoomEventKind::Placed { shard: in_shard, stage: on_stage });
         self.publish(
             &room,
-            Envelope { to: placed.audience(Some(info.client_id.clone())), delivery: Delivery::Guaranteed, payload: joined },
+            Envelope {
+                to: placed.audience(Some(info.client_id.clone())),
+                delivery: Delivery::Guaranteed,
+                payload: joined,
+            },
         );
         tracing::debug!(room = info.room_id, client = %info.client_id, role = ?info.role, shard = in_shard, stage = on_stage, "admitted");
         let peer = Peer::new(self.clone(), room, info, queue.clone(), inbound, placed);

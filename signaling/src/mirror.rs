@@ -159,7 +159,9 @@ impl Hub {
         let mirror = shard.entry(room_id).or_default();
         let applied = match presence {
             // A departure told first (a survivor reaping a dead node) keeps the peer gone.
-            Presence::PeerJoined { client_id, .. } if mirror.departed.contains(client_id.as_str()) => Applied::Duplicate,
+            Presence::PeerJoined { client_id, .. } if mirror.departed.contains(client_id.as_str()) => {
+                Applied::Duplicate
+            }
             Presence::PeerJoined { client_id, identity, role, joined_at, mic, screen, muted } => {
                 let occupant = RemoteOccupant {
                     client_id: client_id.as_str().into(),
@@ -202,7 +204,11 @@ impl Hub {
     /// Replaces the mirror of `room_id` with `occupants` (the broker's roster, this node's own peers left out
     /// by the caller). Returns who appeared and who disappeared compared with what the mirror held, so the
     /// caller can tell this node's peers (`peer_joined`/`peer_left`) what the presence frames did not.
-    pub fn set_remote_occupants(&self, room_id: RoomId, occupants: Vec<RemoteOccupant>) -> (Vec<RemoteOccupant>, Vec<RemoteOccupant>) {
+    pub fn set_remote_occupants(
+        &self,
+        room_id: RoomId,
+        occupants: Vec<RemoteOccupant>,
+    ) -> (Vec<RemoteOccupant>, Vec<RemoteOccupant>) {
         let mut shard = self.inner.mirror.shard(room_id).lock();
         let mirror = shard.entry(room_id).or_default();
         let fresh: Occupants = occupants
@@ -212,7 +218,8 @@ impl Hub {
             .collect();
         let old = std::mem::replace(&mut mirror.occupants, fresh);
         let appeared = mirror.occupants.values().filter(|o| !old.contains_key(&o.client_id)).cloned().collect();
-        let gone: Vec<RemoteOccupant> = old.into_values().filter(|o| !mirror.occupants.contains_key(&o.client_id)).collect();
+        let gone: Vec<RemoteOccupant> =
+            old.into_values().filter(|o| !mirror.occupants.contains_key(&o.client_id)).collect();
         for o in &gone {
             mirror.depart(o.client_id.clone());
         }
@@ -242,15 +249,27 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LeaveReason;
     use crate::fanout::Recipients;
     use crate::outbox::Delivery;
     use crate::protocol::ServerMessage;
-    use crate::event::LeaveReason;
     use crate::SignalingConfig;
 
     fn joined(id: &str) -> Envelope {
-        let view = OccupantView { client_id: id, identity: "w", role: Role::Attendee, joined_at: 1, mic: false, screen: false, muted: false };
-        Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: ServerMessage::PeerJoined { occupant: view }.encode() }
+        let view = OccupantView {
+            client_id: id,
+            identity: "w",
+            role: Role::Attendee,
+            joined_at: 1,
+            mic: false,
+            screen: false,
+            muted: false,
+        };
+        Envelope {
+            to: Recipients::All,
+            delivery: Delivery::Guaranteed,
+            payload: ServerMessage::PeerJoined { occupant: view }.encode(),
+        }
     }
 
     #[test]

@@ -103,7 +103,12 @@ impl PeerQueue {
 
     /// A queue that keeps the last `unacked_limit` frames written, and up to `replay_limit` guaranteed frames
     /// while its peer is away.
-    pub(crate) fn resumable(guaranteed_limit: usize, unguaranteed_limit: usize, unacked_limit: usize, replay_limit: usize) -> Arc<Self> {
+    pub(crate) fn resumable(
+        guaranteed_limit: usize,
+        unguaranteed_limit: usize,
+        unacked_limit: usize,
+        replay_limit: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
@@ -136,13 +141,9 @@ impl PeerQueue {
             }
         }
         match delivery {
-            Delivery::Unguaranteed if state.unguaranteed >= self.unguaranteed_limit => {
-                return Pushed::Dropped
-            }
+            Delivery::Unguaranteed if state.unguaranteed >= self.unguaranteed_limit => return Pushed::Dropped,
             Delivery::Unguaranteed => state.unguaranteed += 1,
-            Delivery::Guaranteed if state.guaranteed >= self.guaranteed_limit => {
-                return Pushed::Overflow
-            }
+            Delivery::Guaranteed if state.guaranteed >= self.guaranteed_limit => return Pushed::Overflow,
             Delivery::Guaranteed => state.guaranteed += 1,
         }
         state.frames.push_back((frame, delivery));

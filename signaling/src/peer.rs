@@ -109,7 +109,11 @@ impl Peer {
             Ok(message) => {
                 self.inbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.apply(message);
-                if self.queue.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                if self.queue.is_closed() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             }
             Err(error) => {
                 Stats::inc(&stats.malformed_closed);
@@ -465,7 +469,11 @@ impl Peer {
 }
 
 fn delivery(guaranteed: bool) -> Delivery {
-    if guaranteed { Delivery::Guaranteed } else { Delivery::Unguaranteed }
+    if guaranteed {
+        Delivery::Guaranteed
+    } else {
+        Delivery::Unguaranteed
+    }
 }
 
 impl Drop for Peer {

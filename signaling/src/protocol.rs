@@ -49,7 +49,9 @@ pub enum ClientMessage {
         guaranteed: bool,
     },
     /// A chat line to the whole room (the sender gets it back, stamped).
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
     /// The sender's media state changed; absent fields are unchanged.
     Media {
         #[serde(default)]
@@ -58,8 +60,14 @@ pub enum ClientMessage {
         screen: Option<bool>,
     },
     /// WebRTC signalling, relayed only to an admitted peer of the same room.
-    Offer { to: String, sdp: String },
-    Answer { to: String, sdp: String },
+    Offer {
+        to: String,
+        sdp: String,
+    },
+    Answer {
+        to: String,
+        sdp: String,
+    },
     Candidate {
         to: String,
         /// An `RTCIceCandidateInit` object, or `null` for end-of-candidates.
@@ -75,20 +83,30 @@ pub enum ClientMessage {
         muted: bool,
     },
     /// Host only: close a peer with 4001; it may rejoin.
-    Kick { target: String },
+    Kick {
+        target: String,
+    },
     /// Host only: close a peer with 4003 and refuse its seat key.
-    Ban { target: String },
+    Ban {
+        target: String,
+    },
     /// Move to another shard with room: `shard`, or the fullest other one (`shards.rs`).
     SwitchShard {
         #[serde(default)]
         shard: Option<u32>,
     },
     /// Host only: put an attendee on the stage, seen and heard in every shard.
-    InviteToStage { target: String },
+    InviteToStage {
+        target: String,
+    },
     /// Host only: take a member off the stage, back into one shard.
-    RemoveFromStage { target: String },
+    RemoveFromStage {
+        target: String,
+    },
     /// Host only: a line to every shard of the event.
-    Announce { text: String },
+    Announce {
+        text: String,
+    },
 }
 
 /// Why a frame could not be read as a [`ClientMessage`].
@@ -173,36 +191,96 @@ pub enum ServerMessage<'a> {
         replayed: usize,
     },
     /// A peer's connection dropped; it keeps its seat until `until` and may come back.
-    PeerReconnecting { client_id: &'a str, since: i64, until: i64 },
+    PeerReconnecting {
+        client_id: &'a str,
+        since: i64,
+        until: i64,
+    },
     /// A peer that was reconnecting is back (same client id, nothing was lost).
-    PeerResumed { client_id: &'a str },
+    PeerResumed {
+        client_id: &'a str,
+    },
     /// The room's persistent NAF entities, sent once after `welcome` (when there are any), before live traffic.
-    Snapshot { entities: Vec<&'a Value> },
+    Snapshot {
+        entities: Vec<&'a Value>,
+    },
     PeerJoined {
         #[serde(flatten)]
         occupant: OccupantView<'a>,
     },
-    PeerLeft { client_id: &'a str, reason: LeaveReason },
-    Send { from: &'a str, data_type: &'a str, data: &'a Value },
-    Broadcast { from: &'a str, data_type: &'a str, data: &'a Value },
-    Pong { client_time: f64, server_time: i64 },
-    Chat { from: &'a str, identity: &'a str, text: &'a str, server_time: i64 },
-    Media { from: &'a str, mic: bool, screen: bool },
-    Offer { from: &'a str, sdp: &'a str },
-    Answer { from: &'a str, sdp: &'a str },
-    Candidate { from: &'a str, candidate: &'a Value },
-    Muted { client_id: &'a str, muted: bool, by: Option<&'a str> },
+    PeerLeft {
+        client_id: &'a str,
+        reason: LeaveReason,
+    },
+    Send {
+        from: &'a str,
+        data_type: &'a str,
+        data: &'a Value,
+    },
+    Broadcast {
+        from: &'a str,
+        data_type: &'a str,
+        data: &'a Value,
+    },
+    Pong {
+        client_time: f64,
+        server_time: i64,
+    },
+    Chat {
+        from: &'a str,
+        identity: &'a str,
+        text: &'a str,
+        server_time: i64,
+    },
+    Media {
+        from: &'a str,
+        mic: bool,
+        screen: bool,
+    },
+    Offer {
+        from: &'a str,
+        sdp: &'a str,
+    },
+    Answer {
+        from: &'a str,
+        sdp: &'a str,
+    },
+    Candidate {
+        from: &'a str,
+        candidate: &'a Value,
+    },
+    Muted {
+        client_id: &'a str,
+        muted: bool,
+        by: Option<&'a str>,
+    },
     Turn {
         #[serde(flatten)]
         grant: &'a TurnGrant,
     },
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     /// This connection now sees another shard (or came on or off the stage): everyone it sees now.
-    ShardChanged { shard: u32, stage: bool, occupants: BTreeMap<&'a str, OccupantView<'a>> },
+    ShardChanged {
+        shard: u32,
+        stage: bool,
+        occupants: BTreeMap<&'a str, OccupantView<'a>>,
+    },
     /// A member came on the stage or left it (`by`: the host, or `null` for the creator's tools).
-    Stage { client_id: &'a str, on_stage: bool, by: Option<&'a str> },
+    Stage {
+        client_id: &'a str,
+        on_stage: bool,
+        by: Option<&'a str>,
+    },
     /// A host's event-wide announcement (`from` is `null` from the creator's tools).
-    Announcement { from: Option<&'a str>, identity: Option<&'a str>, text: &'a str, server_time: i64 },
+    Announcement {
+        from: Option<&'a str>,
+        identity: Option<&'a str>,
+        text: &'a str,
+        server_time: i64,
+    },
 }
 
 impl ServerMessage<'_> {
@@ -254,13 +332,23 @@ pub enum SfuServerMessage<'a> {
     /// receive-only audio transceivers and one receive-only video transceiver, plus a send-only audio
     /// transceiver when `publish` (and a send-only video one for a screen share). Sent again when `publish`
     /// changes.
-    SfuSession { publish: bool, audio_slots: usize },
-    SfuAnswer { sdp: &'a str },
+    SfuSession {
+        publish: bool,
+        audio_slots: usize,
+    },
+    SfuAnswer {
+        sdp: &'a str,
+    },
     /// Who each forwarded stream is: `audio[i]` plays in the i-th receive-only audio transceiver of the
     /// offer, `screen` in the receive-only video one; `null` when nobody.
-    SfuTracks { audio: Vec<SfuSlot<'a>>, screen: SfuSlot<'a> },
+    SfuTracks {
+        audio: Vec<SfuSlot<'a>>,
+        screen: SfuSlot<'a>,
+    },
     /// The SFU refused an offer; the room connection stays.
-    SfuError { message: &'a str },
+    SfuError {
+        message: &'a str,
+    },
 }
 
 impl SfuServerMessage<'_> {
@@ -316,7 +404,10 @@ mod tests {
         assert_eq!(SfuClientMessage::parse(r#"{"type":"broadcast","data_type":"u","data":{"x":"\"sfu_offer"}}"#), None);
         assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_offer"}"#), None);
         let text = SfuServerMessage::SfuTracks { audio: vec![Some("a"), None], screen: None }.encode();
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"type":"sfu_tracks","audio":["a",null],"screen":null}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"type":"sfu_tracks","audio":["a",null],"screen":null})
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ impl<C: Clock> PeerLimiter<C> {
         let quota = match NonZeroU32::new(per_second) {
             Some(rate) => Quota::per_second(rate).allow_burst(burst),
             // No refill: the burst is all a peer ever sends (a century stands for never).
-            None => Quota::with_period(Duration::from_secs(100 * 365 * 24 * 3600)).expect("non-zero").allow_burst(burst),
+            None => {
+                Quota::with_period(Duration::from_secs(100 * 365 * 24 * 3600)).expect("non-zero").allow_burst(burst)
+            }
         };
         PeerLimiter { limiter: RateLimiter::direct_with_clock(quota, clock) }
     }

@@ -198,7 +198,10 @@ impl Hub {
             room.stage.forget_owner(&info.client_id);
         }
         let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason }.encode();
-        self.publish(room, Envelope { to: member.placed.audience(None), delivery: Delivery::Guaranteed, payload: left });
+        self.publish(
+            room,
+            Envelope { to: member.placed.audience(None), delivery: Delivery::Guaranteed, payload: left },
+        );
         self.drop_room_if_idle(room);
     }
 

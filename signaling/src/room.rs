@@ -133,7 +133,13 @@ pub(crate) type Overflowed = Vec<(Arc<str>, Arc<PeerQueue>)>;
 
 impl Room {
     pub(crate) fn with_entities(id: RoomId, entities: Arc<crate::persistent::RoomEntities>) -> Self {
-        Self { id, state: Mutex::new(RoomState::default()), entities, stage: Default::default(), sharded: Default::default() }
+        Self {
+            id,
+            state: Mutex::new(RoomState::default()),
+            entities,
+            stage: Default::default(),
+            sharded: Default::default(),
+        }
     }
 
     pub(crate) fn set_sharded(&self, sharded: bool) {
@@ -163,12 +169,13 @@ impl Room {
         let state = self.state.lock();
         let mut overflowed = Vec::new();
         let (mut queued, mut dropped) = (0, 0);
-        let mut push = |id: &Arc<str>, member: &Member| match member.queue.push(envelope.payload.clone(), envelope.delivery) {
-            Pushed::Queued => queued += 1,
-            Pushed::Dropped => dropped += 1,
-            Pushed::Overflow => overflowed.push((id.clone(), member.queue.clone())),
-            Pushed::Closed => {}
-        };
+        let mut push =
+            |id: &Arc<str>, member: &Member| match member.queue.push(envelope.payload.clone(), envelope.delivery) {
+                Pushed::Queued => queued += 1,
+                Pushed::Dropped => dropped += 1,
+                Pushed::Overflow => overflowed.push((id.clone(), member.queue.clone())),
+                Pushed::Closed => {}
+            };
         match &envelope.to {
             Recipients::One(target) => {
                 if let Some((id, member)) = state.members.get_key_value(target) {
@@ -192,7 +199,9 @@ impl Room {
                 state
                     .members
                     .iter()
-                    .filter(|(id, member)| member.placed.shard() == *shard && !skip.is_some_and(|skip| Arc::ptr_eq(id, skip)))
+                    .filter(|(id, member)| {
+                        member.placed.shard() == *shard && !skip.is_some_and(|skip| Arc::ptr_eq(id, skip))
+                    })
                     .for_each(|(id, member)| push(id, member))
             }
         }

@@ -113,7 +113,11 @@ pub enum ShardError {
 
 impl ShardTable {
     fn limit(&self) -> u32 {
-        if self.size == 0 { u32::MAX } else { self.size }
+        if self.size == 0 {
+            u32::MAX
+        } else {
+            self.size
+        }
     }
 
     pub(crate) fn count(&self, shard: u32) -> u32 {
@@ -191,7 +195,12 @@ impl ShardTable {
 }
 
 /// Where a new member goes, decided under the room's lock. `prefer` is the shard of the connection it supersedes.
-pub(crate) fn place_member(state: &mut RoomState, role: Role, placement: &Placement, prefer: Option<u32>) -> (u32, bool) {
+pub(crate) fn place_member(
+    state: &mut RoomState,
+    role: Role,
+    placement: &Placement,
+    prefer: Option<u32>,
+) -> (u32, bool) {
     state.shards.size = placement.shard_size;
     let group: Option<String> = placement.group.as_deref().map(|g| g.chars().take(MAX_GROUP_CHARS).collect());
     let stage = placement.stage || role == Role::Host;
@@ -362,11 +371,13 @@ impl Hub {
                 }
                 Some(shard) if !table.has_room(shard) => return Err(ShardError::ShardFull(shard)),
                 Some(shard) => shard,
-                None if stage => {
-                    table.open().map(|(s, _)| s).find(|s| *s > current).or_else(|| table.open().map(|(s, _)| s).next())
-                        .filter(|s| *s != current)
-                        .ok_or(ShardError::NoOtherShard)?
-                }
+                None if stage => table
+                    .open()
+                    .map(|(s, _)| s)
+                    .find(|s| *s > current)
+                    .or_else(|| table.open().map(|(s, _)| s).next())
+                    .filter(|s| *s != current)
+                    .ok_or(ShardError::NoOtherShard)?,
                 None => match table.fullest_with_room(Some(current)) {
                     Some(shard) => shard,
                     // Alone in its shard, a new one would be the same scene.
@@ -388,7 +399,13 @@ impl Hub {
         self.set_stage_in(&room, client_id, on, by)
     }
 
-    pub(crate) fn set_stage_in(&self, room: &Arc<Room>, client_id: &str, on: bool, by: Option<&str>) -> Result<(), ShardError> {
+    pub(crate) fn set_stage_in(
+        &self,
+        room: &Arc<Room>,
+        client_id: &str,
+        on: bool,
+        by: Option<&str>,
+    ) -> Result<(), ShardError> {
         let moved = {
             let mut state = room.lock();
             let member = state.members.get(client_id).ok_or(ShardError::NotInRoom)?;
@@ -451,13 +468,22 @@ impl Hub {
     fn tell(&self, room: &Arc<Room>, moved: Moved) {
         let Moved { joined_for, left_for, joined, left, own, info, shard, stage } = moved;
         if let Some(own) = own {
-            self.publish(room, Envelope { to: Recipients::One(info.client_id.clone()), delivery: Delivery::Guaranteed, payload: own });
+            self.publish(
+                room,
+                Envelope { to: Recipients::One(info.client_id.clone()), delivery: Delivery::Guaranteed, payload: own },
+            );
         }
         for id in left_for {
-            self.publish(room, Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: left.clone() });
+            self.publish(
+                room,
+                Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: left.clone() },
+            );
         }
         for id in joined_for {
-            self.publish(room, Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: joined.clone() });
+            self.publish(
+                room,
+                Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: joined.clone() },
+            );
         }
         self.emit(&info, RoomEventKind::Placed { shard, stage });
     }

@@ -39,10 +39,20 @@ async fn run(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = Store::connect(&db.url, 16).await.unwrap();
     let event_id = event(&store).await;
-    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[1u8; 32]);
+    let p = Purchases::new(
+        store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[1u8; 32],
+    );
     // Warm the pool and the statement caches.
     for i in 0..50 {
-        p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: format!("warm{i:04}") }, ticketing::now_ms()).await.unwrap();
+        p.create_quote(
+            QuoteRequest { event_id, currency: Currency::Hive, wallet_address: format!("warm{i:04}") },
+            ticketing::now_ms(),
+        )
+        .await
+        .unwrap();
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -50,7 +60,8 @@ async fn run(backend: Backend) {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
             for i in (worker..QUOTES).step_by(CONCURRENCY) {
-                let request = QuoteRequest { event_id, currency: Currency::Hive, wallet_address: format!("buyer{i:05}") };
+                let request =
+                    QuoteRequest { event_id, currency: Currency::Hive, wallet_address: format!("buyer{i:05}") };
                 p.create_quote(request, ticketing::now_ms()).await.unwrap();
             }
         }));
@@ -59,9 +70,16 @@ async fn run(backend: Backend) {
         t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    let held: i64 = sqlx::query_scalar("SELECT seats_held FROM events WHERE id = $1").bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
+    let held: i64 = sqlx::query_scalar("SELECT seats_held FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(held as usize, QUOTES + 50, "every quote holds exactly one seat");
-    println!("{backend:?}: {QUOTES} quotes from {CONCURRENCY} concurrent buyers in {secs:.2} s = {:.0} quotes/s", QUOTES as f64 / secs);
+    println!(
+        "{backend:?}: {QUOTES} quotes from {CONCURRENCY} concurrent buyers in {secs:.2} s = {:.0} quotes/s",
+        QUOTES as f64 / secs
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -79,12 +79,11 @@ impl Store {
 
     /// Country codes of an event's sessions (`attendance_sessions.country`), by session id.
     pub async fn session_countries(&self, event_id: i64) -> Result<BTreeMap<String, String>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, country FROM attendance_sessions WHERE event_id = $1 AND country IS NOT NULL",
-        )
-        .bind(event_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, country FROM attendance_sessions WHERE event_id = $1 AND country IS NOT NULL")
+                .bind(event_id)
+                .fetch_all(self.pool())
+                .await?;
         Ok(rows.into_iter().collect())
     }
 

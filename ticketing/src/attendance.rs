@@ -21,7 +21,9 @@ pub enum Refusal {
     /// The event was cancelled.
     EventCancelled,
     /// Too early: the room opens at this time (unix ms).
-    NotYetOpen { opens_at: i64 },
+    NotYetOpen {
+        opens_at: i64,
+    },
     Ended,
 }
 
@@ -128,7 +130,12 @@ impl Store {
     }
 
     /// The valid ticket a wallet holds for an event, if any (EVM wallets on any EVM chain).
-    pub async fn valid_ticket_for_wallet(&self, event_id: i64, chain: &str, wallet: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn valid_ticket_for_wallet(
+        &self,
+        event_id: i64,
+        chain: &str,
+        wallet: &str,
+    ) -> Result<Option<i64>, StoreError> {
         let evm = matches!(chain, "eth" | "pol" | "bnb");
         let id: Option<i64> = if evm {
             sqlx::query_scalar(
@@ -167,11 +174,12 @@ impl Store {
     /// Bans a ticket: it can never enter again. Audited.
     pub async fn ban_ticket(&self, ticket_id: i64, actor: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let changed = sqlx::query("UPDATE tickets SET status = 'banned', updated_at = $2 WHERE id = $1 AND status = 'valid'")
-            .bind(ticket_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let changed =
+            sqlx::query("UPDATE tickets SET status = 'banned', updated_at = $2 WHERE id = $1 AND status = 'valid'")
+                .bind(ticket_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         let event_id: Option<i64> = sqlx::query_scalar("SELECT event_id FROM tickets WHERE id = $1")
             .bind(ticket_id)
             .fetch_optional(&mut *tx)
@@ -387,13 +395,30 @@ pub enum AttendanceChange {
         at: i64,
     },
     /// Counters to add to a session.
-    Engagement { session_id: String, chat_messages: i64, voice_secs: i64, screen_share_secs: i64 },
-    ScreenShared { session_id: String },
+    Engagement {
+        session_id: String,
+        chat_messages: i64,
+        voice_secs: i64,
+        screen_share_secs: i64,
+    },
+    ScreenShared {
+        session_id: String,
+    },
     /// The shard the session is placed in now (`None`: on the stage, seen in every shard).
-    Placed { session_id: String, shard: Option<i64> },
+    Placed {
+        session_id: String,
+        shard: Option<i64>,
+    },
     /// The session's coarse country (ISO 3166 alpha-2), from the gateway's IP lookup.
-    Located { session_id: String, country: String },
-    Closed { session_id: String, at: i64, reason: String },
+    Located {
+        session_id: String,
+        country: String,
+    },
+    Closed {
+        session_id: String,
+        at: i64,
+        reason: String,
+    },
 }
 
 /// See [`Store::ticket_attendance`].

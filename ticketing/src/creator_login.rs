@@ -96,8 +96,10 @@ impl CreatorChallenges<'_> {
 
     /// Whether `key` (the challenge's `used_challenges` key) has been used already.
     pub async fn is_used(&self, key: &str) -> Result<bool, StoreError> {
-        let used: Option<String> =
-            sqlx::query_scalar("SELECT key FROM used_challenges WHERE key = $1").bind(key).fetch_optional(self.store.pool()).await?;
+        let used: Option<String> = sqlx::query_scalar("SELECT key FROM used_challenges WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.store.pool())
+            .await?;
         Ok(used.is_some())
     }
 
@@ -118,7 +120,10 @@ impl CreatorChallenges<'_> {
         if inserted.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM creator_login_challenges WHERE nonce = $1").bind(&challenge.nonce).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM creator_login_challenges WHERE nonce = $1")
+            .bind(&challenge.nonce)
+            .execute(&mut *tx)
+            .await?;
         audit::record(
             &mut *tx,
             &AuditEntry::new(&challenge.account, "creator.login")

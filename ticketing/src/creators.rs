@@ -187,7 +187,9 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.creator(account).await?.ok_or_else(|| StoreError::Corrupt(format!("creator {account} missing after its write")))
+        self.creator(account)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("creator {account} missing after its write")))
     }
 
     /// Creates the creator row (free tier) if it does not exist yet; used at first login.

@@ -31,7 +31,13 @@ impl Store {
     }
 
     /// Moves the chain's cursor (forwards after a scan, backwards after a reorg).
-    pub async fn save_watcher_cursor(&self, chain: Chain, height: i64, block_hash: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn save_watcher_cursor(
+        &self,
+        chain: Chain,
+        height: i64,
+        block_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO watcher_cursors (chain, height, block_hash, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (chain) DO UPDATE SET height = $2, block_hash = $3, updated_at = $4",
@@ -48,7 +54,19 @@ impl Store {
     /// The chain's payments that were reported but are not final yet, as the reports that recorded them
     /// (`confirmations` as last reported, `is_final` false).
     pub async fn pending_payments(&self, chain: Chain) -> Result<Vec<PaymentReport>, StoreError> {
-        type Row = (String, i64, Option<String>, Option<String>, String, String, String, Option<String>, Option<i64>, Option<String>, i64);
+        type Row = (
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            i64,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT txid, output_index, quote_id, memo, currency, amount_units, to_address, from_address, block_height, \
              block_hash, confirmations FROM payments WHERE chain = $1 AND status IN ('seen', 'confirming') ORDER BY id",
@@ -57,24 +75,39 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(txid, output_index, quote_id, memo, currency, units, to_address, from_address, block_height, block_hash, confirmations)| {
-                let currency = Currency::from_str(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let amount = Amount::from_units_str(currency, &units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(PaymentReport {
-                    chain,
+            .map(
+                |(
                     txid,
                     output_index,
                     quote_id,
                     memo,
-                    amount,
+                    currency,
+                    units,
                     to_address,
                     from_address,
                     block_height,
                     block_hash,
                     confirmations,
-                    is_final: false,
-                })
-            })
+                )| {
+                    let currency = Currency::from_str(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let amount =
+                        Amount::from_units_str(currency, &units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok(PaymentReport {
+                        chain,
+                        txid,
+                        output_index,
+                        quote_id,
+                        memo,
+                        amount,
+                        to_address,
+                        from_address,
+                        block_height,
+                        block_hash,
+                        confirmations,
+                        is_final: false,
+                    })
+                },
+            )
             .collect()
     }
 }

@@ -11,20 +11,20 @@ pub mod audit;
 pub mod creator_login;
 pub mod creators;
 pub mod cursors;
-pub mod privacy;
-pub mod purchases;
 pub mod events;
 pub mod new_rows;
 pub mod pairings;
 pub mod payouts;
+pub mod privacy;
+pub mod purchases;
 pub mod rates;
 pub mod ratings;
 pub mod replay;
 pub mod room_state;
 pub mod sales_totals;
 pub mod store;
-pub mod tokens;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use store::{now_ms, Backend, Store, StoreError};

@@ -112,7 +112,11 @@ pub fn batches(payouts: &[Payout], now: i64) -> Result<Vec<PayoutBatch>, StoreEr
     let mut lines: BTreeMap<(usize, &'static str, String), BatchLine> = BTreeMap::new();
     for payout in payouts.iter().filter(|p| p.is_due(now)) {
         let order = Chain::ALL.iter().position(|c| *c == payout.chain).unwrap_or(usize::MAX);
-        let batch = by_chain.entry(order).or_insert_with(|| PayoutBatch { chain: payout.chain, lines: Vec::new(), held: Vec::new() });
+        let batch = by_chain.entry(order).or_insert_with(|| PayoutBatch {
+            chain: payout.chain,
+            lines: Vec::new(),
+            held: Vec::new(),
+        });
         let Some(address) = payout.payout_address.clone().filter(|_| payout.held.is_none()) else {
             batch.held.push(payout.entry.id);
             continue;
@@ -125,7 +129,8 @@ pub fn batches(payouts: &[Payout], now: i64) -> Result<Vec<PayoutBatch>, StoreEr
             creators: Vec::new(),
             entries: Vec::new(),
         });
-        line.amount = line.amount.checked_add(amount).ok_or_else(|| StoreError::Corrupt("payout sum overflow".into()))?;
+        line.amount =
+            line.amount.checked_add(amount).ok_or_else(|| StoreError::Corrupt("payout sum overflow".into()))?;
         let creator = payout.entry.recipient.clone().unwrap_or_default();
         if !line.creators.contains(&creator) {
             line.creators.push(creator);
@@ -205,12 +210,11 @@ pub struct Destination {
 impl Store {
     /// A creator's payout addresses, by chain.
     pub async fn payout_addresses(&self, creator: &AccountName) -> Result<Vec<PayoutAddress>, StoreError> {
-        let mut rows: Vec<PayoutAddress> = sqlx::query_as(
-            "SELECT chain, address, proven_at FROM payout_addresses WHERE creator_account = $1",
-        )
-        .bind(creator.as_str())
-        .fetch_all(self.pool())
-        .await?;
+        let mut rows: Vec<PayoutAddress> =
+            sqlx::query_as("SELECT chain, address, proven_at FROM payout_addresses WHERE creator_account = $1")
+                .bind(creator.as_str())
+                .fetch_all(self.pool())
+                .await?;
         rows.sort_by_key(|r| Chain::ALL.iter().position(|c| c.as_str() == r.chain));
         Ok(rows)
     }
@@ -256,18 +260,18 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let unsettled_payouts =
-            unsettled.iter().filter(|c| Currency::from_str(c).ok().and_then(Currency::chain) == Some(chain)).count() as i64;
+            unsettled.iter().filter(|c| Currency::from_str(c).ok().and_then(Currency::chain) == Some(chain)).count()
+                as i64;
         audit::record(
             &mut *tx,
-            &AuditEntry::new(creator.as_str(), "payout_address.set")
-                .subject(creator.as_str())
-                .remote(remote)
-                .detail(serde_json::json!({
+            &AuditEntry::new(creator.as_str(), "payout_address.set").subject(creator.as_str()).remote(remote).detail(
+                serde_json::json!({
                     "chain": chain.as_str(),
                     "address": address,
                     "previous": previous,
                     "unsettled_payouts": unsettled_payouts,
-                })),
+                }),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -305,7 +309,9 @@ impl Store {
 
     async fn resolve(&self, rows: Vec<LedgerRow>) -> Result<Vec<Payout>, StoreError> {
         let addresses: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT creator_account, chain, address FROM payout_addresses").fetch_all(self.pool()).await?;
+            sqlx::query_as("SELECT creator_account, chain, address FROM payout_addresses")
+                .fetch_all(self.pool())
+                .await?;
         let addresses: HashMap<(String, String), String> =
             addresses.into_iter().map(|(creator, chain, address)| ((creator, chain), address)).collect();
         rows.into_iter()
@@ -328,11 +334,12 @@ impl Store {
 
     /// Where a due payout or refund is to be sent, for checking a transaction before [`Store::settle_entry`].
     pub async fn settlement_destination(&self, entry_id: i64, now: i64) -> Result<Destination, SettleError> {
-        let entry = sqlx::query_as::<_, LedgerRow>(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = $1"))
-            .bind(entry_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(SettleError::EntryNotFound(entry_id))?;
+        let entry =
+            sqlx::query_as::<_, LedgerRow>(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = $1"))
+                .bind(entry_id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or(SettleError::EntryNotFound(entry_id))?;
         match entry.status.as_str() {
             "settled" => return Err(SettleError::AlreadySettled(entry_id)),
             "due" => {}
@@ -340,8 +347,10 @@ impl Store {
             _ => return Err(SettleError::NotDue(entry_id)),
         }
         let currency = parse_currency(&entry.currency)?;
-        let amount = Amount::from_units_str(currency, &entry.amount_units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let chain = currency.chain().ok_or_else(|| StoreError::Corrupt(format!("entry in {} has no chain", entry.currency)))?;
+        let amount =
+            Amount::from_units_str(currency, &entry.amount_units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let chain =
+            currency.chain().ok_or_else(|| StoreError::Corrupt(format!("entry in {} has no chain", entry.currency)))?;
         let address = match entry.kind.as_str() {
             "refund" => entry.recipient.clone().ok_or(SettleError::NotSendable(entry_id))?,
             "payout" => {
@@ -361,7 +370,14 @@ impl Store {
     /// Records the transaction that paid a due payout or refund to `paid_to`, which must still be where the entry
     /// goes (a payout's creator may have changed their address since it was looked up). A second settlement is
     /// refused. Audited as `ledger.settled` with the transaction and the address.
-    pub async fn settle_entry(&self, entry_id: i64, txid: &str, paid_to: &str, actor: &str, now: i64) -> Result<LedgerRow, SettleError> {
+    pub async fn settle_entry(
+        &self,
+        entry_id: i64,
+        txid: &str,
+        paid_to: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<LedgerRow, SettleError> {
         let destination = self.settlement_destination(entry_id, now).await?;
         let mut tx = self.pool().begin().await?;
         // The address is compared in the same statement that settles, so a concurrent change is never missed.
@@ -412,7 +428,9 @@ impl Store {
         for (currency, units, status, due_at) in rows {
             let currency = parse_currency(&currency)?;
             let amount = Amount::from_units_str(currency, &units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let chain = currency.chain().ok_or_else(|| StoreError::Corrupt(format!("commission in {currency} has no chain")))?;
+            let chain = currency
+                .chain()
+                .ok_or_else(|| StoreError::Corrupt(format!("commission in {currency} has no chain")))?;
             let order = Chain::ALL.iter().position(|c| *c == chain).unwrap_or(usize::MAX);
             let line = lines.entry((order, currency.symbol())).or_insert_with(|| CommissionLine {
                 chain,

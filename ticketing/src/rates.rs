@@ -152,7 +152,8 @@ pub fn convert_usd(price: Amount, currency: Currency, usd_per_unit: Decimal) -> 
     let (mut quotient, mut remainder) = (0u128, 0u128);
     for digit in digits.chain(std::iter::repeat_n(0, zeros as usize)) {
         let partial = remainder * 10 + digit; // remainder < divisor < 2^103, so this fits
-        quotient = quotient.checked_mul(10).and_then(|q| q.checked_add(partial / divisor)).ok_or_else(unrepresentable)?;
+        quotient =
+            quotient.checked_mul(10).and_then(|q| q.checked_add(partial / divisor)).ok_or_else(unrepresentable)?;
         remainder = partial % divisor;
     }
     if remainder != 0 {
@@ -173,7 +174,6 @@ pub fn to_usd_cents(amount: Amount, usd_per_unit: Decimal) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn usd_converts_with_ceiling() {

@@ -135,8 +135,10 @@ impl Store {
         .bind(rating.chain.as_str())
         .fetch_all(&mut *tx)
         .await?;
-        let held: Vec<_> =
-            tickets.into_iter().filter(|(_, wallet, _)| same_wallet(rating.chain, wallet, &rating.wallet_address)).collect();
+        let held: Vec<_> = tickets
+            .into_iter()
+            .filter(|(_, wallet, _)| same_wallet(rating.chain, wallet, &rating.wallet_address))
+            .collect();
         if held.is_empty() {
             return Err(RatingError::NotATicketHolder);
         }
@@ -182,12 +184,11 @@ impl Store {
 
     /// The mean and count of a creator's ratings.
     pub async fn creator_rating(&self, creator: &AccountName) -> Result<RatingSummary, StoreError> {
-        let (count, sum): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), CAST(SUM(stars) AS BIGINT) FROM ratings WHERE creator_account = $1",
-        )
-        .bind(creator.as_str())
-        .fetch_one(self.pool())
-        .await?;
+        let (count, sum): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), CAST(SUM(stars) AS BIGINT) FROM ratings WHERE creator_account = $1")
+                .bind(creator.as_str())
+                .fetch_one(self.pool())
+                .await?;
         Ok(RatingSummary::from_sum(Some(count), sum))
     }
 

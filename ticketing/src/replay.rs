@@ -33,7 +33,11 @@ impl Store {
 
     /// Forgets used keys whose validity has passed (they could not be replayed anyway).
     pub async fn purge_spent(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM used_challenges WHERE expires_at < $1").bind(now).execute(self.pool()).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM used_challenges WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
     }
 
     /// Forgets used challenge nonces and signed messages (kinds `nonce` and `signature`) that expired before

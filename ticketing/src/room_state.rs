@@ -13,8 +13,16 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntityWrite {
     /// The entity as the room keeps it now (NAF sync data).
-    Upsert { event_id: i64, network_id: String, owner: String, data: Value },
-    Remove { event_id: i64, network_id: String },
+    Upsert {
+        event_id: i64,
+        network_id: String,
+        owner: String,
+        data: Value,
+    },
+    Remove {
+        event_id: i64,
+        network_id: String,
+    },
 }
 
 impl Store {
@@ -63,6 +71,9 @@ impl Store {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().filter_map(|(data,)| serde_json::from_str::<Value>(&data).ok().filter(Value::is_object)).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(data,)| serde_json::from_str::<Value>(&data).ok().filter(Value::is_object))
+            .collect())
     }
 }

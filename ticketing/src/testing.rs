@@ -40,9 +40,8 @@ impl TestDb {
                 TestDb { url, backend, _dir: Some(TempDir(dir)) }
             }
             Backend::Postgres => {
-                let base = std::env::var("TEST_POSTGRES_URL").expect(
-                    "TEST_POSTGRES_URL is not set: run the tests with ./scripts/test, which starts PostgreSQL",
-                );
+                let base = std::env::var("TEST_POSTGRES_URL")
+                    .expect("TEST_POSTGRES_URL is not set: run the tests with ./scripts/test, which starts PostgreSQL");
                 let schema = format!("t_{tag}");
                 sqlx::any::install_default_drivers();
                 let admin = sqlx::AnyPool::connect(&base).await.expect("connect to TEST_POSTGRES_URL");

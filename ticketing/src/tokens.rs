@@ -76,7 +76,11 @@ mod tests {
     #[test]
     fn contracts_are_checked_by_their_networks_rules() {
         let tokens = contracts();
-        assert_eq!(tokens.contract(Currency::UsdcEth), Some("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"), "lower-cased");
+        assert_eq!(
+            tokens.contract(Currency::UsdcEth),
+            Some("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"),
+            "lower-cased"
+        );
         assert_eq!(tokens.contract(Currency::UsdcSol), Some(USDC_SOL));
         assert_eq!(tokens.contract(Currency::UsdcPol), None);
         let mut t = TokenContracts::new();

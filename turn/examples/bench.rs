@@ -68,33 +68,11 @@ struct Measured {
 #[tokio::main]
 async fn main() {
     coturn::require_coturn();
-    let load = |clients, messages, length| Load {
-        clients,
-        messages,
-        length,
-        interval_ms: 1,
-        tcp: false,
-        tls: false,
-    };
+    let load = |clients, messages, length| Load { clients, messages, length, interval_ms: 1, tcp: false, tls: false };
     let scenarios = [
-        Scenario {
-            name: "throughput",
-            kind: Kind::Throughput,
-            processes: 1,
-            load: load(20, 2000, 1000),
-        },
-        Scenario {
-            name: "throughput",
-            kind: Kind::Throughput,
-            processes: 1,
-            load: load(50, 2000, 1200),
-        },
-        Scenario {
-            name: "allocations",
-            kind: Kind::Setup,
-            processes: 10,
-            load: load(40, 1, 100),
-        },
+        Scenario { name: "throughput", kind: Kind::Throughput, processes: 1, load: load(20, 2000, 1000) },
+        Scenario { name: "throughput", kind: Kind::Throughput, processes: 1, load: load(50, 2000, 1200) },
+        Scenario { name: "allocations", kind: Kind::Setup, processes: 10, load: load(40, 1, 100) },
     ];
 
     let peer_port = coturn::free_port();
@@ -102,15 +80,10 @@ async fn main() {
 
     let mut config = TurnConfig::loopback(SECRET);
     config.listen_tcp = None;
-    config.relay_ports = PortRange {
-        min: 45000,
-        max: 49999,
-    };
+    config.relay_ports = PortRange { min: 45000, max: 49999 };
     config.max_allocations_per_credential = 100_000;
     let sessions = SessionRegistry::new();
-    let ours = TurnRelay::start(config.clone(), sessions.clone())
-        .await
-        .expect("start our relay");
+    let ours = TurnRelay::start(config.clone(), sessions.clone()).await.expect("start our relay");
     let session = SessionId::parse("bench").unwrap();
     sessions.register(session.clone());
     let ours_addr = ours.udp_addr().unwrap();
@@ -127,10 +100,7 @@ async fn main() {
     let mut ratios = Vec::new();
     for scenario in &scenarios {
         let mut results = Vec::new();
-        for (relay, addr, pid) in [
-            ("turn-relay", ours_addr, std::process::id()),
-            ("coturn", coturn_addr, coturn_pid),
-        ] {
+        for (relay, addr, pid) in [("turn-relay", ours_addr, std::process::id()), ("coturn", coturn_addr, coturn_pid)] {
             let mut runs = Vec::new();
             for _ in 0..ROUNDS {
                 // A fresh credential per round: uclient leaves its allocations to expire.
@@ -144,10 +114,7 @@ async fn main() {
             results.push(median);
         }
         let (a, b) = (&results[0], &results[1]);
-        ratios.push((
-            label(scenario),
-            b.elapsed.as_secs_f64() / a.elapsed.as_secs_f64(),
-        ));
+        ratios.push((label(scenario), b.elapsed.as_secs_f64() / a.elapsed.as_secs_f64()));
     }
     println!();
     for (name, ratio) in ratios {
@@ -176,36 +143,22 @@ async fn measure(
     let started = Instant::now();
     let mut processes = tokio::task::JoinSet::new();
     for _ in 0..scenario.processes {
-        let (user, pass, load) = (
-            creds.username.clone(),
-            creds.credential.clone(),
-            scenario.load.clone(),
-        );
-        processes.spawn(async move {
-            coturn::run_uclient(addr, &user, &pass, peer_port, &load, RUN_TIMEOUT).await
-        });
+        let (user, pass, load) = (creds.username.clone(), creds.credential.clone(), scenario.load.clone());
+        processes.spawn(async move { coturn::run_uclient(addr, &user, &pass, peer_port, &load, RUN_TIMEOUT).await });
     }
     let runs: Vec<UclientRun> = processes.join_all().await;
     let elapsed = started.elapsed();
     let server_cpu = cpu_time(pid).saturating_sub(cpu_before);
     let harness_cpu = cpu_time(std::process::id()).saturating_sub(harness_before);
     for run in &runs {
-        assert!(
-            run.success,
-            "{relay} {}: uclient failed\n{}",
-            label(scenario),
-            run.output
-        );
+        assert!(run.success, "{relay} {}: uclient failed\n{}", label(scenario), run.output);
     }
     Measured {
         elapsed,
         sent: runs.iter().map(UclientRun::sent_msgs).sum(),
         echoed: runs.iter().map(UclientRun::received_msgs).sum(),
         lost: runs.iter().map(|r| r.lost_packets().unwrap_or(0)).sum(),
-        bytes: runs
-            .iter()
-            .map(|r| r.figure("tot_send_bytes").unwrap_or(0) + r.received_bytes())
-            .sum(),
+        bytes: runs.iter().map(|r| r.figure("tot_send_bytes").unwrap_or(0) + r.received_bytes()).sum(),
         server_cpu,
         harness_cpu,
     }
@@ -213,15 +166,8 @@ async fn measure(
 
 fn label(s: &Scenario) -> String {
     let l = &s.load;
-    let procs = if s.processes > 1 {
-        format!("{} × ", s.processes)
-    } else {
-        String::new()
-    };
-    format!(
-        "{} ({procs}-m {} -n {} -l {} -z {})",
-        s.name, l.clients, l.messages, l.length, l.interval_ms
-    )
+    let procs = if s.processes > 1 { format!("{} × ", s.processes) } else { String::new() };
+    format!("{} ({procs}-m {} -n {} -l {} -z {})", s.name, l.clients, l.messages, l.length, l.interval_ms)
 }
 
 fn print_row(scenario: &Scenario, relay: &str, m: &Measured) {
@@ -230,17 +176,11 @@ fn print_row(scenario: &Scenario, relay: &str, m: &Measured) {
     let (rate, cost) = match scenario.kind {
         Kind::Throughput => {
             let mb = m.bytes as f64 / 1e6;
-            (
-                format!("{:.1} MB/s", mb / secs),
-                format!("{:.1} ms/MB", cpu * 1e3 / mb),
-            )
+            (format!("{:.1} MB/s", mb / secs), format!("{:.1} ms/MB", cpu * 1e3 / mb))
         }
         Kind::Setup => {
             let clients = f64::from(scenario.clients());
-            (
-                format!("{:.1} clients/s", clients / secs),
-                format!("{:.2} ms/client", cpu * 1e3 / clients),
-            )
+            (format!("{:.1} clients/s", clients / secs), format!("{:.2} ms/client", cpu * 1e3 / clients))
         }
     };
     println!(
@@ -257,32 +197,11 @@ fn print_row(scenario: &Scenario, relay: &str, m: &Measured) {
 async fn spawn_coturn(port: u16) -> Spawned {
     let log = std::env::temp_dir().join(format!("bench-coturn-{port}.log"));
     let child = tokio::process::Command::new(coturn::TURNSERVER)
-        .args([
-            "--use-auth-secret",
-            &format!("--static-auth-secret={SECRET}"),
-        ])
-        .args([
-            "--realm=test.local",
-            "--allowed-peer-ip=127.0.0.1",
-            "--allow-loopback-peers",
-        ])
-        .args([
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "-n",
-            "--no-stdout-log",
-            "--simple-log",
-        ])
+        .args(["--use-auth-secret", &format!("--static-auth-secret={SECRET}")])
+        .args(["--realm=test.local", "--allowed-peer-ip=127.0.0.1", "--allow-loopback-peers"])
+        .args(["--no-cli", "--no-tls", "--no-dtls", "-n", "--no-stdout-log", "--simple-log"])
         .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
-        .args([
-            "--listening-port",
-            &port.to_string(),
-            "--min-port",
-            "40000",
-            "--max-port",
-            "44999",
-        ])
+        .args(["--listening-port", &port.to_string(), "--min-port", "40000", "--max-port", "44999"])
         .args(["--log-file", &log.to_string_lossy()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -298,10 +217,7 @@ fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
+    let fields: Vec<u64> = after.split_whitespace().filter_map(|f| f.parse().ok()).collect();
     let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }

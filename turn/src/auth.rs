@@ -25,12 +25,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 4] = [
-        Self::Expired,
-        Self::Forged,
-        Self::UnknownSession,
-        Self::Malformed,
-    ];
+    pub const ALL: [AuthFailure; 4] = [Self::Expired, Self::Forged, Self::UnknownSession, Self::Malformed];
 
     /// The metric label and log reason.
     pub fn reason(self) -> &'static str {
@@ -52,11 +47,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(secret: String, realm: String, sessions: SessionRegistry) -> Self {
-        Authenticator {
-            secret,
-            realm,
-            sessions,
-        }
+        Authenticator { secret, realm, sessions }
     }
 
     pub fn realm(&self) -> &str {
@@ -87,14 +78,8 @@ impl Authenticator {
 /// already refused bad credentials with 401 (and counted them); this is the second line, for a
 /// session revoked between the two checks (the upstream server then answers 400).
 impl turn::auth::AuthHandler for Authenticator {
-    fn auth_handle(
-        &self,
-        username: &str,
-        _realm: &str,
-        _src_addr: SocketAddr,
-    ) -> Result<Vec<u8>, turn::Error> {
-        self.check(username, SystemTime::now())
-            .map_err(|failure| turn::Error::Other(failure.reason().to_string()))
+    fn auth_handle(&self, username: &str, _realm: &str, _src_addr: SocketAddr) -> Result<Vec<u8>, turn::Error> {
+        self.check(username, SystemTime::now()).map_err(|failure| turn::Error::Other(failure.reason().to_string()))
     }
 }
 
@@ -112,26 +97,14 @@ mod tests {
         let now = SystemTime::now();
         let id = SessionId::parse("abc").unwrap();
         let fresh = issue("s3cret", &id, Duration::from_secs(600), now, vec![]);
-        let stale = issue(
-            "s3cret",
-            &id,
-            Duration::from_secs(600),
-            now - Duration::from_secs(3600),
-            vec![],
-        );
+        let stale = issue("s3cret", &id, Duration::from_secs(600), now - Duration::from_secs(3600), vec![]);
 
-        assert_eq!(
-            auth.check(&fresh.username, now),
-            Err(AuthFailure::UnknownSession)
-        );
+        assert_eq!(auth.check(&fresh.username, now), Err(AuthFailure::UnknownSession));
         sessions.register(id.clone());
         assert!(auth.check(&fresh.username, now).is_ok());
         assert_eq!(auth.check(&stale.username, now), Err(AuthFailure::Expired));
         assert_eq!(auth.check("alice", now), Err(AuthFailure::Malformed));
         sessions.revoke(&id);
-        assert_eq!(
-            auth.check(&fresh.username, now),
-            Err(AuthFailure::UnknownSession)
-        );
+        assert_eq!(auth.check(&fresh.username, now), Err(AuthFailure::UnknownSession));
     }
 }

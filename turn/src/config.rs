@@ -63,10 +63,7 @@ impl Default for TurnConfig {
             tls_key_file: None,
             relay_bind_ip: any,
             public_ip: None,
-            relay_ports: PortRange {
-                min: 49152,
-                max: 65535,
-            },
+            relay_ports: PortRange { min: 49152, max: 65535 },
             realm: "turn.local".into(),
             shared_secret: String::new(),
             credential_ttl_secs: 600,
@@ -106,33 +103,23 @@ impl TurnConfig {
         match self.public_ip {
             Some(ip) if !ip.is_unspecified() => Ok(ip),
             _ if !self.relay_bind_ip.is_unspecified() => Ok(self.relay_bind_ip),
-            _ => Err(TurnError::Config(
-                "public_ip must be set when relay_bind_ip is unspecified".into(),
-            )),
+            _ => Err(TurnError::Config("public_ip must be set when relay_bind_ip is unspecified".into())),
         }
     }
 
     pub fn validate(&self) -> Result<(), TurnError> {
         if self.shared_secret.len() < 16 {
-            return Err(TurnError::Config(
-                "shared_secret must be at least 16 bytes".into(),
-            ));
+            return Err(TurnError::Config("shared_secret must be at least 16 bytes".into()));
         }
         if self.listen_udp.is_none() && self.listen_tcp.is_none() {
-            return Err(TurnError::Config(
-                "no listener: set listen_udp and/or listen_tcp".into(),
-            ));
+            return Err(TurnError::Config("no listener: set listen_udp and/or listen_tcp".into()));
         }
         let PortRange { min, max } = self.relay_ports;
         if min == 0 || max < min {
-            return Err(TurnError::Config(format!(
-                "bad relay port range {min}..={max}"
-            )));
+            return Err(TurnError::Config(format!("bad relay port range {min}..={max}")));
         }
         if self.max_allocations_per_credential == 0 {
-            return Err(TurnError::Config(
-                "max_allocations_per_credential must be > 0".into(),
-            ));
+            return Err(TurnError::Config("max_allocations_per_credential must be > 0".into()));
         }
         self.announced_ip().map(|_| ())
     }
@@ -151,13 +138,7 @@ impl TurnConfig {
 
     /// Issues a credential for `session_id` with this config's secret, TTL and URLs.
     pub fn issue(&self, session_id: &SessionId, now: SystemTime) -> TurnCredentials {
-        credentials::issue(
-            &self.shared_secret,
-            session_id,
-            self.credential_ttl(),
-            now,
-            self.ice_urls(),
-        )
+        credentials::issue(&self.shared_secret, session_id, self.credential_ttl(), now, self.ice_urls())
     }
 }
 
@@ -202,10 +183,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.listen_tcp, None);
         assert_eq!(cfg.allowed_peers[0].to_string(), "10.1.0.0/16");
-        assert_eq!(
-            cfg.credential_ttl_secs, 600,
-            "unset fields keep their defaults"
-        );
+        assert_eq!(cfg.credential_ttl_secs, 600, "unset fields keep their defaults");
         cfg.validate().unwrap();
         assert!(serde_json::from_value::<TurnConfig>(serde_json::json!({"typo": 1})).is_err());
     }

@@ -26,15 +26,10 @@ impl SessionId {
     pub fn parse(s: impl Into<String>) -> Result<Self, String> {
         let s = s.into();
         if s.is_empty() || s.len() > 128 {
-            return Err(format!(
-                "session id must be 1..=128 characters, got {}",
-                s.len()
-            ));
+            return Err(format!("session id must be 1..=128 characters, got {}", s.len()));
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) || s.contains(SEPARATOR) {
-            return Err(format!(
-                "session id {s:?} must be printable ASCII without '{SEPARATOR}'"
-            ));
+            return Err(format!("session id {s:?} must be printable ASCII without '{SEPARATOR}'"));
         }
         Ok(SessionId(s))
     }
@@ -72,18 +67,12 @@ pub fn issue(
     let expiry = unix_secs(now) + ttl.as_secs();
     let username = format!("{expiry}{SEPARATOR}{session_id}");
     let credential = password(secret, &username);
-    TurnCredentials {
-        username,
-        credential,
-        ttl: ttl.as_secs(),
-        urls,
-    }
+    TurnCredentials { username, credential, ttl: ttl.as_secs(), urls }
 }
 
 /// `base64(HMAC-SHA1(secret, username))`.
 pub fn password(secret: &str, username: &str) -> String {
-    let mut mac =
-        Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(username.as_bytes());
     BASE64_STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -100,17 +89,12 @@ impl RestUsername {
         let (expiry, session) = username.split_once(SEPARATOR)?;
         let expiry_unix = expiry.parse().ok()?;
         let session_id = SessionId::parse(session).ok()?;
-        Some(RestUsername {
-            expiry_unix,
-            session_id,
-        })
+        Some(RestUsername { expiry_unix, session_id })
     }
 }
 
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -120,34 +104,19 @@ mod tests {
     #[test]
     fn password_matches_coturn_rest_api_reference() {
         // `echo -n "1700000000:alice" | openssl dgst -binary -sha1 -hmac secret | base64`
-        assert_eq!(
-            password("secret", "1700000000:alice"),
-            "d8soP47RbdIKLDUOpnJPVQyq5Ts="
-        );
+        assert_eq!(password("secret", "1700000000:alice"), "d8soP47RbdIKLDUOpnJPVQyq5Ts=");
     }
 
     #[test]
     fn issue_puts_expiry_and_session_in_username() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
         let id = SessionId::parse("s-1").unwrap();
-        let c = issue(
-            "k",
-            &id,
-            Duration::from_secs(600),
-            now,
-            vec!["turn:x:3478".into()],
-        );
+        let c = issue("k", &id, Duration::from_secs(600), now, vec!["turn:x:3478".into()]);
         assert_eq!(c.username, "1600:s-1");
         assert_eq!(c.credential, password("k", "1600:s-1"));
         assert_eq!(c.ttl, 600);
         let parsed = RestUsername::parse(&c.username).unwrap();
-        assert_eq!(
-            parsed,
-            RestUsername {
-                expiry_unix: 1600,
-                session_id: id
-            }
-        );
+        assert_eq!(parsed, RestUsername { expiry_unix: 1600, session_id: id });
     }
 
     #[test]

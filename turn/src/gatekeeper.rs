@@ -90,30 +90,19 @@ impl Gatekeeper {
         Verdict::Pass
     }
 
-    fn refuse_credential(
-        &self,
-        request: &Message,
-        username: &str,
-        failure: AuthFailure,
-    ) -> Verdict {
+    fn refuse_credential(&self, request: &Message, username: &str, failure: AuthFailure) -> Verdict {
         self.stats.record_auth_failure(failure);
-        tracing::info!(
-            username,
-            reason = failure.reason(),
-            "TURN credential refused"
-        );
+        tracing::info!(username, reason = failure.reason(), "TURN credential refused");
         let extras = ErrorExtras::Challenge {
             realm: self.auth.realm().to_owned(),
             nonce: stun_util::text(request, ATTR_NONCE).unwrap_or_default(),
         };
-        stun_util::error_response(request, CODE_UNAUTHORIZED, extras)
-            .map_or(Verdict::Pass, Verdict::Refuse)
+        stun_util::error_response(request, CODE_UNAUTHORIZED, extras).map_or(Verdict::Pass, Verdict::Refuse)
     }
 }
 
 fn refuse(request: &Message, code: stun::error_code::ErrorCode, key: MessageIntegrity) -> Verdict {
-    stun_util::error_response(request, code, ErrorExtras::Signed(key))
-        .map_or(Verdict::Pass, Verdict::Refuse)
+    stun_util::error_response(request, code, ErrorExtras::Signed(key)).map_or(Verdict::Pass, Verdict::Refuse)
 }
 
 #[async_trait]

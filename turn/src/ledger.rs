@@ -28,11 +28,7 @@ pub struct CredentialUsage {
 
 impl Ledger {
     pub fn new(max_allocations: u32, max_bytes_per_sec: Option<u64>) -> Self {
-        Ledger {
-            max_allocations,
-            max_bytes_per_sec,
-            entries: Mutex::default(),
-        }
+        Ledger { max_allocations, max_bytes_per_sec, entries: Mutex::default() }
     }
 
     pub fn max_allocations(&self) -> u32 {
@@ -42,9 +38,7 @@ impl Ledger {
     /// Allocations `username` holds now.
     pub fn active(&self, username: &str) -> u32 {
         let entries = self.entries.lock().expect("ledger lock");
-        entries
-            .get(username)
-            .map_or(0, |u| *u.active.lock().expect("usage lock"))
+        entries.get(username).map_or(0, |u| *u.active.lock().expect("usage lock"))
     }
 
     /// Counts one more allocation for `username`, or `None` if that would exceed the quota.
@@ -54,9 +48,7 @@ impl Ledger {
             Arc::new(CredentialUsage {
                 username: username.to_owned(),
                 active: Mutex::new(0),
-                bucket: self
-                    .max_bytes_per_sec
-                    .map(|rate| Mutex::new(TokenBucket::new(rate))),
+                bucket: self.max_bytes_per_sec.map(|rate| Mutex::new(TokenBucket::new(rate))),
             })
         });
         let mut active = usage.active.lock().expect("usage lock");
@@ -65,24 +57,13 @@ impl Ledger {
         }
         *active += 1;
         drop(active);
-        Some(AllocationLease {
-            ledger: Arc::clone(self),
-            usage: Arc::clone(usage),
-            released: AtomicBool::new(false),
-        })
+        Some(AllocationLease { ledger: Arc::clone(self), usage: Arc::clone(usage), released: AtomicBool::new(false) })
     }
 
     /// Usernames holding allocations whose session `is_live` says is gone.
-    pub fn usernames_of_dead_sessions(
-        &self,
-        is_live: impl Fn(&RestUsername) -> bool,
-    ) -> Vec<String> {
+    pub fn usernames_of_dead_sessions(&self, is_live: impl Fn(&RestUsername) -> bool) -> Vec<String> {
         let entries = self.entries.lock().expect("ledger lock");
-        entries
-            .keys()
-            .filter(|u| RestUsername::parse(u).is_none_or(|parsed| !is_live(&parsed)))
-            .cloned()
-            .collect()
+        entries.keys().filter(|u| RestUsername::parse(u).is_none_or(|parsed| !is_live(&parsed))).cloned().collect()
     }
 
     fn release(&self, usage: &CredentialUsage) {
@@ -111,10 +92,7 @@ impl AllocationLease {
     pub fn consume(&self, bytes: usize) -> bool {
         match &self.usage.bucket {
             None => true,
-            Some(bucket) => bucket
-                .lock()
-                .expect("bucket lock")
-                .take(bytes as f64, Instant::now()),
+            Some(bucket) => bucket.lock().expect("bucket lock").take(bytes as f64, Instant::now()),
         }
     }
 
@@ -140,11 +118,7 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: u64) -> Self {
-        TokenBucket {
-            rate: rate as f64,
-            tokens: rate as f64,
-            last: Instant::now(),
-        }
+        TokenBucket { rate: rate as f64, tokens: rate as f64, last: Instant::now() }
     }
 
     fn take(&mut self, n: f64, now: Instant) -> bool {
@@ -179,10 +153,7 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(ledger.active("1:s"), 0);
-        assert!(
-            ledger.usernames_of_dead_sessions(|_| false).is_empty(),
-            "entries go with their last lease"
-        );
+        assert!(ledger.usernames_of_dead_sessions(|_| false).is_empty(), "entries go with their last lease");
     }
 
     #[test]

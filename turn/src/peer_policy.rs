@@ -132,10 +132,7 @@ impl Default for PeerPolicy {
 impl PeerPolicy {
     /// The default deny list with `allowed` as exceptions.
     pub fn new(allowed: Vec<Cidr>) -> Self {
-        let denied = DEFAULT_DENIED
-            .iter()
-            .map(|s| s.parse().expect("built-in CIDR"))
-            .collect();
+        let denied = DEFAULT_DENIED.iter().map(|s| s.parse().expect("built-in CIDR")).collect();
         PeerPolicy { denied, allowed }
     }
 
@@ -185,13 +182,7 @@ mod tests {
         ] {
             assert!(!p.allows(ip(denied)), "{denied} should be denied");
         }
-        for allowed in [
-            "8.8.8.8",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2606:4700::1111",
-            "::ffff:1.1.1.1",
-        ] {
+        for allowed in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
             assert!(p.allows(ip(allowed)), "{allowed} should be allowed");
         }
     }

@@ -64,10 +64,7 @@ pub const RELAY_BUFFER_BYTES: usize = 1 << 20;
 /// under bursts.
 pub fn enlarge_buffers(socket: &UdpSocket, bytes: usize) {
     let sock = socket2::SockRef::from(socket);
-    if let Err(err) = sock
-        .set_recv_buffer_size(bytes)
-        .and_then(|()| sock.set_send_buffer_size(bytes))
-    {
+    if let Err(err) = sock.set_recv_buffer_size(bytes).and_then(|()| sock.set_send_buffer_size(bytes)) {
         tracing::debug!(%err, "could not enlarge UDP socket buffers");
     }
 }
@@ -84,20 +81,14 @@ impl RelayAddressGenerator for RelayAllocator {
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
         if use_ipv4 != self.bind_ip.is_ipv4() {
-            return Err(turn::Error::Other(
-                "requested address family not served".into(),
-            ));
+            return Err(turn::Error::Other("requested address family not served".into()));
         }
-        let username = self
-            .pending
-            .get()
-            .ok_or_else(|| turn::Error::Other("allocate without authenticated username".into()))?;
+        let username =
+            self.pending.get().ok_or_else(|| turn::Error::Other("allocate without authenticated username".into()))?;
         // The gatekeeper already answered 486 when over quota; this catches the race between
         // listeners, at the cost of a 508 instead.
-        let lease = self
-            .ledger
-            .try_acquire(&username)
-            .ok_or_else(|| turn::Error::Other("allocation quota reached".into()))?;
+        let lease =
+            self.ledger.try_acquire(&username).ok_or_else(|| turn::Error::Other("allocation quota reached".into()))?;
 
         let socket = self.bind(requested_port).await?;
         enlarge_buffers(&socket, RELAY_BUFFER_BYTES);

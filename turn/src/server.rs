@@ -54,11 +54,7 @@ impl TurnRelay {
         config.validate()?;
         let stats = Arc::new(TurnStats::default());
         let shared = Shared {
-            auth: Authenticator::new(
-                config.shared_secret.clone(),
-                config.realm.clone(),
-                sessions.clone(),
-            ),
+            auth: Authenticator::new(config.shared_secret.clone(), config.realm.clone(), sessions.clone()),
             ledger: Arc::new(Ledger::new(
                 config.max_allocations_per_credential,
                 config.max_bytes_per_sec_per_credential,
@@ -73,37 +69,36 @@ impl TurnRelay {
         let mut tcp_addr = None;
         let mut tls_addr = None;
         if let Some(addr) = config.listen_udp {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| TurnError::Bind {
-                    what: "TURN UDP listener",
-                    addr,
-                    source,
-                })?;
+            let socket = UdpSocket::bind(addr).await.map_err(|source| TurnError::Bind {
+                what: "TURN UDP listener",
+                addr,
+                source,
+            })?;
             enlarge_buffers(&socket, LISTENER_BUFFER_BYTES);
             udp_addr = Some(socket.local_addr().expect("bound socket has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(socket))?);
         }
         if let Some(addr) = config.listen_tcp {
-            let tcp = TcpListener::bind(addr)
-                .await
-                .map_err(|source| TurnError::Bind {
-                    what: "TURN TCP listener",
-                    addr,
-                    source,
-                })?;
-            let conn =
-                TcpPacketConn::spawn(tcp, shutdown.clone()).map_err(|source| TurnError::Bind {
-                    what: "TURN TCP listener",
-                    addr,
-                    source,
-                })?;
+            let tcp = TcpListener::bind(addr).await.map_err(|source| TurnError::Bind {
+                what: "TURN TCP listener",
+                addr,
+                source,
+            })?;
+            let conn = TcpPacketConn::spawn(tcp, shutdown.clone()).map_err(|source| TurnError::Bind {
+                what: "TURN TCP listener",
+                addr,
+                source,
+            })?;
             tcp_addr = Some(conn.local_addr().expect("bound listener has an address"));
             conn_configs.push(listener(&config, &shared, Arc::new(conn))?);
         }
         if let Some(addr) = config.listen_tls {
             let acceptor = crate::tls::acceptor(&config)?;
-            let tcp = TcpListener::bind(addr).await.map_err(|source| TurnError::Bind { what: "TURN TLS listener", addr, source })?;
+            let tcp = TcpListener::bind(addr).await.map_err(|source| TurnError::Bind {
+                what: "TURN TLS listener",
+                addr,
+                source,
+            })?;
             let conn = TcpPacketConn::spawn_with(tcp, Some(acceptor), shutdown.clone())
                 .map_err(|source| TurnError::Bind { what: "TURN TLS listener", addr, source })?;
             tls_addr = Some(conn.local_addr().expect("bound listener has an address"));
@@ -131,18 +126,7 @@ impl TurnRelay {
         let sweeper = tokio::spawn(Arc::clone(&revoker).run(shutdown.clone()));
         tracing::info!(?udp_addr, ?tcp_addr, ?tls_addr, realm = %config.realm, "TURN relay listening");
 
-        Ok(TurnRelay {
-            server,
-            config,
-            sessions,
-            revoker,
-            stats,
-            udp_addr,
-            tcp_addr,
-            tls_addr,
-            shutdown,
-            sweeper,
-        })
+        Ok(TurnRelay { server, config, sessions, revoker, stats, udp_addr, tcp_addr, tls_addr, shutdown, sweeper })
     }
 
     /// The bound UDP listener address (useful when configured with port 0).
@@ -221,10 +205,7 @@ fn listener(
         policy: Arc::clone(&shared.policy),
         stats: Arc::clone(&shared.stats),
     };
-    Ok(ConnConfig {
-        conn: Arc::new(gatekeeper),
-        relay_addr_generator: Box::new(allocator),
-    })
+    Ok(ConnConfig { conn: Arc::new(gatekeeper), relay_addr_generator: Box::new(allocator) })
 }
 
 /// Closes the allocations of revoked sessions: woken by the registry, or called directly by
@@ -252,20 +233,12 @@ impl Revoker {
     /// Closes the allocations of every username whose session is no longer registered.
     async fn close_revoked(&self) {
         let _one_at_a_time = self.running.lock().await;
-        let dead = self
-            .ledger
-            .usernames_of_dead_sessions(|u| self.sessions.is_active(&u.session_id));
+        let dead = self.ledger.usernames_of_dead_sessions(|u| self.sessions.is_active(&u.session_id));
         for username in dead {
             let held = self.ledger.active(&username);
-            match self
-                .server
-                .delete_allocations_by_username(username.clone())
-                .await
-            {
+            match self.server.delete_allocations_by_username(username.clone()).await {
                 Ok(()) => {
-                    self.stats
-                        .revoked_allocations
-                        .fetch_add(u64::from(held), Relaxed);
+                    self.stats.revoked_allocations.fetch_add(u64::from(held), Relaxed);
                     tracing::info!(%username, allocations = held, "TURN allocations of revoked session closed");
                 }
                 Err(err) => {

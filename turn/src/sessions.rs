@@ -41,20 +41,12 @@ impl SessionRegistry {
     }
 
     pub fn register(&self, session_id: SessionId) {
-        self.inner
-            .active
-            .write()
-            .expect("registry lock")
-            .insert(session_id);
+        self.inner.active.write().expect("registry lock").insert(session_id);
     }
 
     /// Refuses the session's credentials from now on and wakes the relay to close its allocations.
     pub fn revoke(&self, session_id: &SessionId) {
-        self.inner
-            .active
-            .write()
-            .expect("registry lock")
-            .remove(session_id);
+        self.inner.active.write().expect("registry lock").remove(session_id);
         if self.inner.open {
             self.inner.revoked_ids.write().expect("registry lock").insert(session_id.clone());
         }
@@ -65,11 +57,7 @@ impl SessionRegistry {
         if self.inner.open {
             return !self.inner.revoked_ids.read().expect("registry lock").contains(session_id);
         }
-        self.inner
-            .active
-            .read()
-            .expect("registry lock")
-            .contains(session_id)
+        self.inner.active.read().expect("registry lock").contains(session_id)
     }
 
     pub fn len(&self) -> usize {

@@ -56,14 +56,8 @@ impl StatsSnapshot {
         [
             (AuthFailure::Expired.reason(), self.auth_failures_expired),
             (AuthFailure::Forged.reason(), self.auth_failures_forged),
-            (
-                AuthFailure::UnknownSession.reason(),
-                self.auth_failures_unknown_session,
-            ),
-            (
-                AuthFailure::Malformed.reason(),
-                self.auth_failures_malformed,
-            ),
+            (AuthFailure::UnknownSession.reason(), self.auth_failures_unknown_session),
+            (AuthFailure::Malformed.reason(), self.auth_failures_malformed),
         ]
     }
 }

@@ -21,10 +21,7 @@ pub fn is_request(buf: &[u8]) -> bool {
 }
 
 pub fn decode(buf: &[u8]) -> Option<Message> {
-    let mut m = Message {
-        raw: buf.to_vec(),
-        ..Default::default()
-    };
+    let mut m = Message { raw: buf.to_vec(), ..Default::default() };
     m.decode().ok()?;
     Some(m)
 }
@@ -74,15 +71,9 @@ pub enum ErrorExtras {
 
 pub fn error_response(req: &Message, code: ErrorCode, extras: ErrorExtras) -> Option<Vec<u8>> {
     let mut setters: Vec<Box<dyn Setter>> = vec![
-        Box::new(Message {
-            transaction_id: req.transaction_id,
-            ..Default::default()
-        }),
+        Box::new(Message { transaction_id: req.transaction_id, ..Default::default() }),
         Box::new(MessageType::new(req.typ.method, CLASS_ERROR_RESPONSE)),
-        Box::new(ErrorCodeAttribute {
-            code,
-            reason: Vec::new(),
-        }),
+        Box::new(ErrorCodeAttribute { code, reason: Vec::new() }),
     ];
     match extras {
         ErrorExtras::Challenge { realm, nonce } => {
@@ -106,15 +97,10 @@ mod tests {
 
     #[test]
     fn decodes_all_peer_addresses() {
-        let peers: [SocketAddr; 2] = [
-            "127.0.0.1:3480".parse().unwrap(),
-            "[fe80::1]:9".parse().unwrap(),
-        ];
+        let peers: [SocketAddr; 2] = ["127.0.0.1:3480".parse().unwrap(), "[fe80::1]:9".parse().unwrap()];
         let mut m = Message::new();
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
-        ];
+        let mut setters: Vec<Box<dyn Setter>> =
+            vec![Box::new(TransactionId::new()), Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST))];
         for p in peers {
             setters.push(Box::new(PeerAttr(p)));
         }
@@ -128,11 +114,7 @@ mod tests {
     struct PeerAttr(SocketAddr);
     impl Setter for PeerAttr {
         fn add_to(&self, m: &mut Message) -> Result<(), stun::Error> {
-            XorMappedAddress {
-                ip: self.0.ip(),
-                port: self.0.port(),
-            }
-            .add_to_as(m, ATTR_XOR_PEER_ADDRESS)
+            XorMappedAddress { ip: self.0.ip(), port: self.0.port() }.add_to_as(m, ATTR_XOR_PEER_ADDRESS)
         }
     }
 }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use util::Conn;
 
@@ -46,22 +46,16 @@ impl TcpPacketConn {
     }
 
     /// As [`TcpPacketConn::spawn`], with every connection first accepted as TLS when `tls` is set.
-    pub fn spawn_with(listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) -> io::Result<Self> {
+    pub fn spawn_with(
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: CancellationToken,
+    ) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let writers: Writers = Arc::default();
-        tokio::spawn(accept_loop(
-            listener,
-            tls,
-            inbound_tx,
-            Arc::clone(&writers),
-            shutdown,
-        ));
-        Ok(TcpPacketConn {
-            local,
-            inbound: tokio::sync::Mutex::new(inbound_rx),
-            writers,
-        })
+        tokio::spawn(accept_loop(listener, tls, inbound_tx, Arc::clone(&writers), shutdown));
+        Ok(TcpPacketConn { local, inbound: tokio::sync::Mutex::new(inbound_rx), writers })
     }
 }
 
@@ -162,12 +156,7 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Resu
     let (frame_len, padded_len) = match header[0] >> 6 {
         0b00 => (20 + length, 20 + length),
         0b01 => (4 + length, 4 + length.next_multiple_of(4)),
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not STUN or ChannelData",
-            ))
-        }
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not STUN or ChannelData")),
     };
     let mut frame = vec![0u8; padded_len];
     frame[..4].copy_from_slice(&header);
@@ -179,9 +168,7 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> io::Resu
 #[async_trait]
 impl Conn for TcpPacketConn {
     async fn connect(&self, _addr: SocketAddr) -> util::Result<()> {
-        Err(util::Error::Other(
-            "connect is not supported on a TCP listener".into(),
-        ))
+        Err(util::Error::Other("connect is not supported on a TCP listener".into()))
     }
 
     async fn recv(&self, buf: &mut [u8]) -> util::Result<usize> {
@@ -189,31 +176,19 @@ impl Conn for TcpPacketConn {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> util::Result<(usize, SocketAddr)> {
-        let (frame, from) = self
-            .inbound
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| util::Error::Other("TCP listener closed".into()))?;
+        let (frame, from) =
+            self.inbound.lock().await.recv().await.ok_or_else(|| util::Error::Other("TCP listener closed".into()))?;
         let n = frame.len().min(buf.len());
         buf[..n].copy_from_slice(&frame[..n]);
         Ok((n, from))
     }
 
     async fn send(&self, _buf: &[u8]) -> util::Result<usize> {
-        Err(util::Error::Other(
-            "send needs a target on a TCP listener".into(),
-        ))
+        Err(util::Error::Other("send needs a target on a TCP listener".into()))
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> util::Result<usize> {
-        let writer = self
-            .writers
-            .lock()
-            .expect("writers lock")
-            .get(&target)
-            .cloned();
+        let writer = self.writers.lock().expect("writers lock").get(&target).cloned();
         let Some(writer) = writer else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "no TCP connection").into());
         };

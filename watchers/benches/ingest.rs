@@ -41,10 +41,13 @@ async fn main() {
     let event_id = event(&store, payments as i64, Currency::Eth, "0.01").await;
     let mut quotes = Vec::with_capacity(payments);
     for chunk in (0..payments).collect::<Vec<_>>().chunks(500) {
-        let tasks: Vec<_> = chunk.iter().map(|_| {
-            let p = p.clone();
-            tokio::spawn(async move { quote(&p, event_id, Currency::Eth).await })
-        }).collect();
+        let tasks: Vec<_> = chunk
+            .iter()
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { quote(&p, event_id, Currency::Eth).await })
+            })
+            .collect();
         for t in tasks {
             quotes.push(t.await.unwrap());
         }
@@ -76,7 +79,10 @@ async fn main() {
         }
     }
     let head = anvil.head().await;
-    println!("setup: {payments} quotes and payments in {blocks} blocks ({start_height}..={head}) in {:.1?}", setup.elapsed());
+    println!(
+        "setup: {payments} quotes and payments in {blocks} blocks ({start_height}..={head}) in {:.1?}",
+        setup.elapsed()
+    );
 
     let config = || {
         let mut c = EvmWatcherConfig::new(Chain::Eth, &anvil.url);
@@ -107,7 +113,9 @@ async fn main() {
         reported += r.reported_final;
         if !r.behind && reported < payments as u64 {
             let by_status: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM payments GROUP BY status")
-                .fetch_all(store.raw_pool()).await.unwrap();
+                .fetch_all(store.raw_pool())
+                .await
+                .unwrap();
             let pool: serde_json::Value = anvil.call("txpool_status", json!([])).await;
             panic!("{r:?}\npayments by status: {by_status:?}, skipped: {}, pool: {pool}", ctx.metrics().skipped.get());
         }

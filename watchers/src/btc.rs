@@ -213,7 +213,9 @@ impl EsploraSource {
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, WatchError> {
         match self.get_text(path).await? {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| WatchError::Rpc(format!("GET {path}: unexpected answer: {e}"))),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| WatchError::Rpc(format!("GET {path}: unexpected answer: {e}"))),
         }
     }
 
@@ -233,7 +235,8 @@ impl EsploraSource {
         for (index, output) in outputs.iter().enumerate() {
             let Some(address) = output.get("scriptpubkey_address").and_then(Value::as_str) else { continue };
             let Some(quote) = quotes.get(address) else { continue };
-            let sats = output.get("value").and_then(Value::as_u64).ok_or_else(|| format!("{txid}:{index}: bad value"))?;
+            let sats =
+                output.get("value").and_then(Value::as_u64).ok_or_else(|| format!("{txid}:{index}: bad value"))?;
             found.push(PaymentReport {
                 chain: Chain::Btc,
                 txid: txid.to_owned(),
@@ -306,7 +309,9 @@ impl BlockSource for EsploraSource {
 
     async fn block_hashes(&self, heights: &[i64]) -> Result<Vec<Option<String>>, WatchError> {
         futures_util::stream::iter(heights.iter().copied())
-            .map(|h| async move { Ok(self.get_text(&format!("/block-height/{h}")).await?.map(|s| s.trim().to_owned())) })
+            .map(
+                |h| async move { Ok(self.get_text(&format!("/block-height/{h}")).await?.map(|s| s.trim().to_owned())) },
+            )
             .buffered(CONCURRENCY)
             .try_collect()
             .await
@@ -333,7 +338,9 @@ impl BlockSource for EsploraSource {
         }
         let addresses: Vec<String> = quotes.keys().cloned().collect();
         let per_address: Vec<Vec<Value>> = futures_util::stream::iter(addresses)
-            .map(|address: String| async move { self.get_json::<Vec<Value>>(&format!("/address/{address}/txs")).await.map(Option::unwrap_or_default) })
+            .map(|address: String| async move {
+                self.get_json::<Vec<Value>>(&format!("/address/{address}/txs")).await.map(Option::unwrap_or_default)
+            })
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;

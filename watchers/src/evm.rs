@@ -163,7 +163,10 @@ impl EvmWatcher {
         }
         for token in &config.tokens {
             if !is_address(&token.contract) {
-                return Err(WatchError::Config(format!("token {}: bad contract address {}", token.symbol, token.contract)));
+                return Err(WatchError::Config(format!(
+                    "token {}: bad contract address {}",
+                    token.symbol, token.contract
+                )));
             }
             if let Some(currency) = token.currency {
                 if !currency.is_token() || currency.chain() != Some(config.chain) {
@@ -205,7 +208,10 @@ impl PaymentWatcher for EvmWatcher {
         if let Some(expected) = self.config.chain_id {
             let actual = source.rpc.chain_id().await?;
             if actual != expected {
-                return Err(WatchError::Config(format!("{} node reports chain id {actual}, expected {expected}", self.config.chain)));
+                return Err(WatchError::Config(format!(
+                    "{} node reports chain id {actual}, expected {expected}",
+                    self.config.chain
+                )));
             }
         }
         self.follower.resume(ctx).await?;
@@ -293,7 +299,11 @@ impl BlockSource for EvmSource {
     async fn scan(&self, from: i64, to: i64, quotes: &QuoteAddresses) -> Result<Vec<ScannedBlock>, WatchError> {
         let heights: Vec<i64> = (from..=to).collect();
         let blocks = self.rpc.blocks(&heights, true).await?;
-        let logs = if self.contracts.is_empty() { Vec::new() } else { self.rpc.transfer_logs(&self.contracts, from, to).await? };
+        let logs = if self.contracts.is_empty() {
+            Vec::new()
+        } else {
+            self.rpc.transfer_logs(&self.contracts, from, to).await?
+        };
         let mut scanned = Vec::with_capacity(blocks.len());
         for (height, block) in heights.iter().zip(blocks) {
             // Above the head (the node went back since we read it): stop here.
@@ -334,7 +344,9 @@ impl BlockSource for EvmSource {
         }
         scanned.truncate(keep);
         for log in logs {
-            let Some(block) = usize::try_from(log.block_number - from).ok().and_then(|i| scanned.get_mut(i)) else { continue };
+            let Some(block) = usize::try_from(log.block_number - from).ok().and_then(|i| scanned.get_mut(i)) else {
+                continue;
+            };
             let transfer = match log.as_transfer() {
                 Ok(t) => t,
                 Err(reason) => {
@@ -343,7 +355,9 @@ impl BlockSource for EvmSource {
                     continue;
                 }
             };
-            let (Some(quote), Some(token)) = (quotes.get(&transfer.to), self.tokens.get(&transfer.contract)) else { continue };
+            let (Some(quote), Some(token)) = (quotes.get(&transfer.to), self.tokens.get(&transfer.contract)) else {
+                continue;
+            };
             match token.currency {
                 Some(currency) => block.payments.push(PaymentReport {
                     chain: self.chain,

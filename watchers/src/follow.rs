@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-
 use ticketing::purchases::PaymentReport;
 
 use crate::watcher::{Finality, PollReport, TokenTransfer, WatchContext, WatchError};
@@ -51,7 +50,10 @@ pub enum TxStatus {
     /// The node no longer knows it (dropped, or replaced by another spending the same inputs).
     Missing,
     Unconfirmed,
-    Confirmed { height: i64, hash: String },
+    Confirmed {
+        height: i64,
+        hash: String,
+    },
 }
 
 /// How to read one chain.
@@ -145,19 +147,31 @@ impl ChainFollower {
             None => {
                 let quotes = ctx.watched_quotes().await?;
                 let policy = ctx.purchases().settings().confirmations_required(ctx.chain());
-                self.extra_confirmations =
-                    quotes.iter().filter(|q| q.confirmations_required > policy).map(|q| (q.id.clone(), q.confirmations_required)).collect();
+                self.extra_confirmations = quotes
+                    .iter()
+                    .filter(|q| q.confirmations_required > policy)
+                    .map(|q| (q.id.clone(), q.confirmations_required))
+                    .collect();
                 let evm = ctx.chain().is_evm();
                 let all: QuoteAddresses = quotes
                     .iter()
-                    .map(|q| (if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address.clone() }, q.id.clone()))
+                    .map(|q| {
+                        (
+                            if evm { q.payment_address.to_ascii_lowercase() } else { q.payment_address.clone() },
+                            q.id.clone(),
+                        )
+                    })
                     .collect();
                 let open: std::collections::HashSet<&str> = quotes
                     .iter()
                     .filter(|q| matches!(q.status.as_str(), "awaiting_payment" | "seen" | "confirming"))
                     .map(|q| q.id.as_str())
                     .collect();
-                self.open_addresses = all.iter().filter(|(_, id)| open.contains(id.as_str())).map(|(a, id)| (a.clone(), id.clone())).collect();
+                self.open_addresses = all
+                    .iter()
+                    .filter(|(_, id)| open.contains(id.as_str()))
+                    .map(|(a, id)| (a.clone(), id.clone()))
+                    .collect();
                 all
             }
         };
@@ -253,7 +267,13 @@ impl ChainFollower {
     }
 
     /// Moves the cursor back to the common ancestor if its block left the canonical chain.
-    async fn check_cursor(&mut self, source: &dyn BlockSource, ctx: &WatchContext, head: i64, report: &mut PollReport) -> Result<(), WatchError> {
+    async fn check_cursor(
+        &mut self,
+        source: &dyn BlockSource,
+        ctx: &WatchContext,
+        head: i64,
+        report: &mut PollReport,
+    ) -> Result<(), WatchError> {
         let (height, hash) = self.cursor.clone().expect("cursor set");
         if height < 0 {
             return Ok(());
@@ -301,7 +321,8 @@ impl ChainFollower {
             .collect();
         heights.sort_unstable();
         heights.dedup();
-        let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
+        let canonical: HashMap<i64, Option<String>> =
+            heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
         let is_canonical = |height: i64, hash: &str| canonical.get(&height).and_then(|c| c.as_deref()) == Some(hash);
 
         let cursor_height = self.cursor.as_ref().map_or(-1, |(h, _)| *h);
@@ -327,7 +348,13 @@ impl ChainFollower {
                         // Mined in a block already scanned (its quote was no longer watched then): follow it.
                         let confirmations = Finality::confirmations(height, head);
                         let is_final = height <= final_height && self.enough(&sighting, confirmations);
-                        let mined = PaymentReport { block_height: Some(height), block_hash: Some(hash), confirmations, is_final, ..sighting };
+                        let mined = PaymentReport {
+                            block_height: Some(height),
+                            block_hash: Some(hash),
+                            confirmations,
+                            is_final,
+                            ..sighting
+                        };
                         let outcome = ctx.report(mined.clone()).await?;
                         if is_final {
                             report.reported_final += u64::from(outcome.is_some());
@@ -401,7 +428,13 @@ impl ChainFollower {
     /// Final payments within the reorganisation window (`max_reorg_depth` blocks below the head), read from the
     /// store: one whose block is no longer canonical is reversed by ticketing, and the cursor goes back below it
     /// so that, if its transaction landed again, the scan finds it in its new block.
-    async fn recheck_final(&mut self, source: &dyn BlockSource, ctx: &WatchContext, head: i64, report: &mut PollReport) -> Result<(), WatchError> {
+    async fn recheck_final(
+        &mut self,
+        source: &dyn BlockSource,
+        ctx: &WatchContext,
+        head: i64,
+        report: &mut PollReport,
+    ) -> Result<(), WatchError> {
         let depth = i64::try_from(self.config.max_reorg_depth).unwrap_or(i64::MAX);
         let credited = ctx.final_payments_since(head.saturating_sub(depth).max(0)).await?;
         if credited.is_empty() {
@@ -410,7 +443,8 @@ impl ChainFollower {
         let mut heights: Vec<i64> = credited.iter().map(|p| p.block_height).collect();
         heights.sort_unstable();
         heights.dedup();
-        let canonical: HashMap<i64, Option<String>> = heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
+        let canonical: HashMap<i64, Option<String>> =
+            heights.iter().copied().zip(source.block_hashes(&heights).await?).collect();
         let mut lowest: Option<i64> = None;
         for payment in &credited {
             if canonical.get(&payment.block_height).and_then(|h| h.as_deref()) == Some(payment.block_hash.as_str()) {
@@ -442,7 +476,8 @@ impl ChainFollower {
         report: &mut PollReport,
     ) -> Result<(), WatchError> {
         let (start, _) = self.cursor.clone().expect("cursor set");
-        let last = head.min(start.saturating_add(i64::try_from(self.config.max_blocks_per_tick.max(1)).unwrap_or(i64::MAX)));
+        let last =
+            head.min(start.saturating_add(i64::try_from(self.config.max_blocks_per_tick.max(1)).unwrap_or(i64::MAX)));
         let batch = i64::try_from(source.batch_blocks().max(1)).unwrap_or(1);
         if start + 1 > last {
             return Ok(());
@@ -504,7 +539,14 @@ impl ChainFollower {
         Ok(true)
     }
 
-    async fn ingest(&mut self, ctx: &WatchContext, block: &ScannedBlock, head: i64, final_height: i64, report: &mut PollReport) -> Result<(), WatchError> {
+    async fn ingest(
+        &mut self,
+        ctx: &WatchContext,
+        block: &ScannedBlock,
+        head: i64,
+        final_height: i64,
+        report: &mut PollReport,
+    ) -> Result<(), WatchError> {
         report.skipped += block.skipped;
         let confirmations = Finality::confirmations(block.height, head);
         let block_final = block.height <= final_height;
@@ -520,7 +562,11 @@ impl ChainFollower {
             };
             match self.pending.get(&(sighting.txid.clone(), sighting.output_index)) {
                 // Already followed in this block (an unconfirmed sighting found mined this tick): nothing new.
-                Some(known) if known.block_hash == sighting.block_hash && known.confirmations == confirmations && !is_final => continue,
+                Some(known)
+                    if known.block_hash == sighting.block_hash && known.confirmations == confirmations && !is_final =>
+                {
+                    continue
+                }
                 Some(_) => {}
                 None => ctx.metrics().payments_seen.inc(),
             }

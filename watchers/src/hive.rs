@@ -121,14 +121,22 @@ impl HiveRpc {
     pub async fn irreversible_and_head(&self) -> Result<(i64, i64), WatchError> {
         let props = self.call("database_api.get_dynamic_global_properties", json!({})).await?;
         let field = |name: &str| {
-            props.get(name).and_then(Value::as_i64).ok_or_else(|| WatchError::Rpc(format!("get_dynamic_global_properties: no {name}")))
+            props
+                .get(name)
+                .and_then(Value::as_i64)
+                .ok_or_else(|| WatchError::Rpc(format!("get_dynamic_global_properties: no {name}")))
         };
         Ok((field("last_irreversible_block_num")?, field("head_block_number")?))
     }
 
     /// Up to `limit` transfer operations of `account` with sequence numbers at or below `start` (`-1`: the
     /// newest), oldest first, irreversible blocks only.
-    pub async fn transfer_history(&self, account: &str, start: i64, limit: u32) -> Result<Vec<HistoryEntry>, WatchError> {
+    pub async fn transfer_history(
+        &self,
+        account: &str,
+        start: i64,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, WatchError> {
         let result = self
             .call(
                 "account_history_api.get_account_history",
@@ -141,7 +149,10 @@ impl HiveRpc {
                 }),
             )
             .await?;
-        let history = result.get("history").and_then(Value::as_array).ok_or_else(|| WatchError::Rpc("get_account_history: no history".into()))?;
+        let history = result
+            .get("history")
+            .and_then(Value::as_array)
+            .ok_or_else(|| WatchError::Rpc("get_account_history: no history".into()))?;
         let mut entries = history
             .iter()
             .map(read_history_entry)
@@ -158,7 +169,8 @@ pub fn read_history_entry(entry: &Value) -> Result<HistoryEntry, String> {
     let pair = entry.as_array().filter(|a| a.len() == 2).ok_or("history entry is not a pair")?;
     let sequence = pair[0].as_i64().ok_or("sequence is not a number")?;
     let item = &pair[1];
-    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned).ok_or(format!("no {name}"));
+    let text =
+        |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned).ok_or(format!("no {name}"));
     let trx_id = text(item, "trx_id")?;
     let block = item.get("block").and_then(Value::as_i64).ok_or("no block")?;
     let op_in_trx = item.get("op_in_trx").and_then(Value::as_i64).unwrap_or(0);
@@ -266,7 +278,9 @@ impl HiveWatcher {
     pub async fn scan(&mut self, ctx: &WatchContext) -> Result<HivePass, WatchError> {
         let mut pass = HivePass::default();
         let rpc = &self.rpc;
-        let (irreversible, head) = with_retry(ctx.metrics(), &self.retry, "get_dynamic_global_properties", || rpc.irreversible_and_head()).await?;
+        let (irreversible, head) =
+            with_retry(ctx.metrics(), &self.retry, "get_dynamic_global_properties", || rpc.irreversible_and_head())
+                .await?;
         ctx.metrics().set_head(head);
         pass.last_irreversible = irreversible;
 
@@ -276,12 +290,18 @@ impl HiveWatcher {
         let mut start: i64 = -1;
         loop {
             // hived refuses a page that would reach below sequence 0.
-            let limit = if start < 0 { page_size } else { page_size.min(u32::try_from(start + 1).unwrap_or(page_size)) };
-            let page = with_retry(ctx.metrics(), &self.retry, "get_account_history", || rpc.transfer_history(account, start, limit)).await?;
+            let limit =
+                if start < 0 { page_size } else { page_size.min(u32::try_from(start + 1).unwrap_or(page_size)) };
+            let page = with_retry(ctx.metrics(), &self.retry, "get_account_history", || {
+                rpc.transfer_history(account, start, limit)
+            })
+            .await?;
             pass.pages += 1;
             let Some(oldest) = page.first().map(|e| e.sequence) else { break };
             let full = page.len() as u32 >= limit;
-            fresh.extend(page.into_iter().filter(|e| e.sequence > self.cursor.sequence && (start < 0 || e.sequence <= start)));
+            fresh.extend(
+                page.into_iter().filter(|e| e.sequence > self.cursor.sequence && (start < 0 || e.sequence <= start)),
+            );
             if oldest <= self.cursor.sequence + 1 || !full || oldest == 0 {
                 break;
             }
@@ -420,7 +440,8 @@ mod tests {
         let condenser = json!([7, {"trx_id": "ab", "block": 9, "trx_in_block": 0, "op_in_trx": 1, "virtual_op": 0,
             "timestamp": "2024-01-01T00:00:00", "op": ["transfer", {"from": "a", "to": "b", "amount": "1.000 HIVE", "memo": "m"}]}]);
         assert_eq!(read_history_entry(&appbase).unwrap(), read_history_entry(&condenser).unwrap());
-        let vote = json!([8, {"trx_id": "cd", "block": 9, "op_in_trx": 0, "op": {"type": "vote_operation", "value": {}}}]);
+        let vote =
+            json!([8, {"trx_id": "cd", "block": 9, "op_in_trx": 0, "op": {"type": "vote_operation", "value": {}}}]);
         assert_eq!(read_history_entry(&vote).unwrap().transfer, None);
     }
 }

@@ -88,7 +88,9 @@ impl HiveRpcKeySource {
             .await
             .map_err(unavailable)?;
         if let Some(error) = response.error {
-            return Err(SignatureError::KeySourceUnavailable(format!("the Hive API at {node} answered an error: {error}")));
+            return Err(SignatureError::KeySourceUnavailable(format!(
+                "the Hive API at {node} answered an error: {error}"
+            )));
         }
         let accounts = response.result.unwrap_or_default();
         Ok(accounts

@@ -5,7 +5,13 @@ use serde_json::{json, Value};
 
 use crate::watcher::WatchError;
 
-pub(crate) async fn call(http: &reqwest::Client, url: &str, id: Value, method: &str, params: Value) -> Result<Value, WatchError> {
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    id: Value,
+    method: &str,
+    params: Value,
+) -> Result<Value, WatchError> {
     let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
     let transport = |e: reqwest::Error| WatchError::Rpc(format!("{method}: {e}"));
     let reply: Value = http

@@ -22,8 +22,8 @@ pub mod evm;
 pub mod follow;
 pub mod hive;
 pub mod hive_keys;
-pub mod lookup;
 mod jsonrpc;
+pub mod lookup;
 pub mod metrics;
 pub mod monero;
 pub mod rescan;
@@ -41,9 +41,9 @@ pub use btc::{BtcWatcher, BtcWatcherConfig};
 pub use evm::{EvmWatcher, EvmWatcherConfig, TokenConfig};
 pub use hive::{HiveConfig, HiveWatcher};
 pub use hive_keys::HiveRpcKeySource;
+pub use metrics::ChainMetrics;
 pub use monero::{MoneroConfig, MoneroWalletRpc, MoneroWatcher};
 pub use solana::{SolanaConfig, SolanaWatcher};
-pub use metrics::ChainMetrics;
 pub use supervisor::{Supervisor, SupervisorConfig, WatcherFactory, WatcherStatus};
 pub use watcher::{Finality, PaymentWatcher, PollReport, RetryPolicy, TokenTransfer, WatchContext, WatchError};
 
@@ -86,23 +86,28 @@ pub fn spawn_all(config: WatchersConfig, purchases: Purchases, shutdown: Cancell
     let supervisor = Supervisor::new(purchases, shutdown, config.supervisor.clone());
     for evm in config.evm {
         let chain = evm.chain;
-        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(EvmWatcher::new(evm.clone())?) as Box<dyn PaymentWatcher>));
+        let factory: WatcherFactory =
+            Arc::new(move || Ok(Box::new(EvmWatcher::new(evm.clone())?) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chain, factory);
     }
     if let Some(btc) = config.btc {
-        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(BtcWatcher::new(btc.clone())?) as Box<dyn PaymentWatcher>));
+        let factory: WatcherFactory =
+            Arc::new(move || Ok(Box::new(BtcWatcher::new(btc.clone())?) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chains::Chain::Btc, factory);
     }
     if let Some(solana) = config.solana {
-        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(SolanaWatcher::new(solana.clone())) as Box<dyn PaymentWatcher>));
+        let factory: WatcherFactory =
+            Arc::new(move || Ok(Box::new(SolanaWatcher::new(solana.clone())) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chains::Chain::Sol, factory);
     }
     if let Some(hive) = config.hive {
-        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(HiveWatcher::new(hive.clone())) as Box<dyn PaymentWatcher>));
+        let factory: WatcherFactory =
+            Arc::new(move || Ok(Box::new(HiveWatcher::new(hive.clone())) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chains::Chain::Hive, factory);
     }
     if let Some(monero) = config.monero {
-        let factory: WatcherFactory = Arc::new(move || Ok(Box::new(MoneroWatcher::new(monero.clone())) as Box<dyn PaymentWatcher>));
+        let factory: WatcherFactory =
+            Arc::new(move || Ok(Box::new(MoneroWatcher::new(monero.clone())) as Box<dyn PaymentWatcher>));
         supervisor.spawn(chains::Chain::Xmr, factory);
     }
     supervisor

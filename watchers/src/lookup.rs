@@ -51,11 +51,8 @@ impl TransferLookup {
             .evm
             .iter()
             .map(|c| {
-                let tokens = c
-                    .tokens
-                    .iter()
-                    .filter_map(|t| Some((t.currency?, t.contract.to_ascii_lowercase())))
-                    .collect();
+                let tokens =
+                    c.tokens.iter().filter_map(|t| Some((t.currency?, t.contract.to_ascii_lowercase()))).collect();
                 (c.chain, (c.rpc_url.clone(), tokens))
             })
             .collect();
@@ -80,7 +77,12 @@ impl TransferLookup {
     }
 
     /// What transaction `txid` pays `address` in `currency`. `Ok(None)`: the chain is not looked up here.
-    pub async fn check(&self, currency: Currency, txid: &str, address: &str) -> Result<Option<TransferCheck>, WatchError> {
+    pub async fn check(
+        &self,
+        currency: Currency,
+        txid: &str,
+        address: &str,
+    ) -> Result<Option<TransferCheck>, WatchError> {
         let Some(chain) = currency.chain() else { return Ok(None) };
         if !self.watches(chain) {
             return Ok(None);
@@ -114,36 +116,56 @@ impl TransferLookup {
             .json()
             .await
             .map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?;
-        answer.get("spent").and_then(Value::as_bool).map(Some).ok_or_else(|| WatchError::Rpc(format!("GET {path}: no `spent`")))
+        answer
+            .get("spent")
+            .and_then(Value::as_bool)
+            .map(Some)
+            .ok_or_else(|| WatchError::Rpc(format!("GET {path}: no `spent`")))
     }
 
     async fn btc(&self, txid: &str, address: &str) -> Result<Option<u128>, WatchError> {
         let base = self.esplora.as_deref().unwrap_or_default();
         let path = format!("/tx/{txid}");
-        let response =
-            self.http.get(format!("{base}{path}")).send().await.map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND || response.status() == reqwest::StatusCode::BAD_REQUEST {
+        let response = self
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND || response.status() == reqwest::StatusCode::BAD_REQUEST
+        {
             return Ok(None);
         }
         if !response.status().is_success() {
             return Err(WatchError::Rpc(format!("GET {path}: HTTP {}", response.status())));
         }
         let tx: Value = response.json().await.map_err(|e| WatchError::Rpc(format!("GET {path}: {e}")))?;
-        let outputs = tx.get("vout").and_then(Value::as_array).ok_or_else(|| WatchError::Rpc(format!("GET {path}: no vout")))?;
+        let outputs =
+            tx.get("vout").and_then(Value::as_array).ok_or_else(|| WatchError::Rpc(format!("GET {path}: no vout")))?;
         let mut sum: u128 = 0;
         for output in outputs {
             if output.get("scriptpubkey_address").and_then(Value::as_str) == Some(address) {
-                let sats = output.get("value").and_then(Value::as_u64).ok_or_else(|| WatchError::Rpc(format!("GET {path}: bad value")))?;
+                let sats = output
+                    .get("value")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| WatchError::Rpc(format!("GET {path}: bad value")))?;
                 sum = sum.saturating_add(u128::from(sats));
             }
         }
         Ok(Some(sum))
     }
 
-    async fn evm(&self, chain: Chain, currency: Currency, txid: &str, address: &str) -> Result<Option<u128>, WatchError> {
+    async fn evm(
+        &self,
+        chain: Chain,
+        currency: Currency,
+        txid: &str,
+        address: &str,
+    ) -> Result<Option<u128>, WatchError> {
         let Some((url, tokens)) = self.evm.get(&chain) else { return Ok(None) };
         let address = address.to_ascii_lowercase();
-        let receipt = crate::jsonrpc::call(&self.http, url, json!(1), "eth_getTransactionReceipt", json!([txid])).await?;
+        let receipt =
+            crate::jsonrpc::call(&self.http, url, json!(1), "eth_getTransactionReceipt", json!([txid])).await?;
         if receipt.is_null() {
             return Ok(None);
         }
@@ -156,9 +178,20 @@ impl TransferLookup {
             let padded = format!("0x{:0>64}", address.trim_start_matches("0x"));
             let mut sum: u128 = 0;
             for log in receipt.get("logs").and_then(Value::as_array).into_iter().flatten() {
-                let topics: Vec<&str> = log.get("topics").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-                let from_contract = log.get("address").and_then(Value::as_str).is_some_and(|a| a.eq_ignore_ascii_case(contract));
-                if from_contract && topics.len() == 3 && topics[0] == TRANSFER_TOPIC && topics[2].eq_ignore_ascii_case(&padded) {
+                let topics: Vec<&str> = log
+                    .get("topics")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let from_contract =
+                    log.get("address").and_then(Value::as_str).is_some_and(|a| a.eq_ignore_ascii_case(contract));
+                if from_contract
+                    && topics.len() == 3
+                    && topics[0] == TRANSFER_TOPIC
+                    && topics[2].eq_ignore_ascii_case(&padded)
+                {
                     let value = log.get("data").and_then(Value::as_str).and_then(hex_units).unwrap_or(0);
                     sum = sum.saturating_add(value);
                 }
@@ -178,7 +211,9 @@ impl TransferLookup {
 
     async fn hive(&self, currency: Currency, txid: &str, account: &str) -> Result<Option<u128>, WatchError> {
         let url = self.hive.as_deref().unwrap_or_default();
-        let tx = match crate::jsonrpc::call(&self.http, url, json!(1), "condenser_api.get_transaction", json!([txid])).await {
+        let tx = match crate::jsonrpc::call(&self.http, url, json!(1), "condenser_api.get_transaction", json!([txid]))
+            .await
+        {
             Ok(tx) => tx,
             // hived answers an unknown id with an error ("Unknown Transaction …"), not null.
             Err(WatchError::Rpc(message)) if message.contains("Unknown Transaction") => return Ok(None),
@@ -190,7 +225,9 @@ impl TransferLookup {
                 Value::Array(pair) if pair.len() == 2 => (pair[0].as_str(), &pair[1]),
                 _ => (op.get("type").and_then(Value::as_str), op.get("value").unwrap_or(&Value::Null)),
             };
-            if !matches!(kind, Some("transfer" | "transfer_operation")) || body.get("to").and_then(Value::as_str) != Some(account) {
+            if !matches!(kind, Some("transfer" | "transfer_operation"))
+                || body.get("to").and_then(Value::as_str) != Some(account)
+            {
                 continue;
             }
             if let Some(amount) = body.get("amount").and_then(hive_amount).filter(|a| a.currency == currency) {
@@ -217,8 +254,12 @@ impl TransferLookup {
         // what reached `address` is read as the watcher reads a payment (a token transfer names only the
         // address's token account, whose owner the balances give).
         let first = tx.pointer("/transaction/message/accountKeys/0");
-        let first = first.and_then(|k| k.as_str().or_else(|| k.get("pubkey").and_then(Value::as_str))).unwrap_or_default().to_owned();
-        let read = crate::solana::read_transaction(&tx, address, &first, mint).map_err(|e| WatchError::Rpc(format!("getTransaction: {e}")))?;
+        let first = first
+            .and_then(|k| k.as_str().or_else(|| k.get("pubkey").and_then(Value::as_str)))
+            .unwrap_or_default()
+            .to_owned();
+        let read = crate::solana::read_transaction(&tx, address, &first, mint)
+            .map_err(|e| WatchError::Rpc(format!("getTransaction: {e}")))?;
         Ok(match read {
             crate::solana::Transfer::Failed => None,
             crate::solana::Transfer::Lamports { lamports, .. } if currency == Currency::Sol => Some(lamports),

@@ -144,7 +144,10 @@ impl MoneroWalletRpc {
     /// A fresh subaddress of `account` labelled `label` (the quote id): its address and minor index.
     pub async fn create_address(&self, account: u32, label: &str) -> Result<(String, u32), WatchError> {
         let r = self.call("create_address", json!({ "account_index": account, "label": label })).await?;
-        let address = r.get("address").and_then(Value::as_str).ok_or_else(|| WatchError::Rpc("create_address: no address".into()))?;
+        let address = r
+            .get("address")
+            .and_then(Value::as_str)
+            .ok_or_else(|| WatchError::Rpc("create_address: no address".into()))?;
         let index = r
             .get("address_index")
             .and_then(Value::as_u64)
@@ -171,7 +174,10 @@ impl MoneroWalletRpc {
     pub async fn get_transfers_by_txid(&self, account: u32, txid: &str) -> Result<Vec<WalletTransfer>, WatchError> {
         match self.call("get_transfer_by_txid", json!({ "txid": txid, "account_index": account })).await {
             Ok(r) => {
-                let list = r.get("transfers").cloned().unwrap_or_else(|| json!([r.get("transfer").cloned().unwrap_or(Value::Null)]));
+                let list = r
+                    .get("transfers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([r.get("transfer").cloned().unwrap_or(Value::Null)]));
                 let list: Vec<Value> = serde_json::from_value(list).unwrap_or_default();
                 Ok(list.into_iter().filter_map(|t| serde_json::from_value(t).ok()).collect())
             }
@@ -217,7 +223,13 @@ impl MoneroWatcher {
     pub fn new(config: MoneroConfig) -> Self {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let rpc = MoneroWalletRpc::new(&config.wallet_rpc_url, timeout);
-        MoneroWatcher { rpc, config, retry: RetryPolicy { timeout, ..RetryPolicy::default() }, final_height: 0, pending: HashSet::new() }
+        MoneroWatcher {
+            rpc,
+            config,
+            retry: RetryPolicy { timeout, ..RetryPolicy::default() },
+            final_height: 0,
+            pending: HashSet::new(),
+        }
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
@@ -242,9 +254,11 @@ impl MoneroWatcher {
         let quotes: HashMap<i64, QuoteRow> =
             ctx.watched_quotes().await?.into_iter().filter_map(|q| Some((q.derivation_index?, q))).collect();
         let window_ms = ctx.purchases().settings().watch_window_ms;
-        let required = u64::try_from(ctx.purchases().settings().confirmations_required(Chain::Xmr).max(1)).unwrap_or(10);
+        let required =
+            u64::try_from(ctx.purchases().settings().confirmations_required(Chain::Xmr).max(1)).unwrap_or(10);
         let min_height = self.final_height;
-        let transfers = with_retry(ctx.metrics(), &self.retry, "get_transfers", || rpc.get_transfers(account, min_height)).await?;
+        let transfers =
+            with_retry(ctx.metrics(), &self.retry, "get_transfers", || rpc.get_transfers(account, min_height)).await?;
 
         let mut present: HashSet<(String, i64)> = HashSet::new();
         let mut all_final_below = height.saturating_sub(required);
@@ -318,8 +332,14 @@ impl MoneroWatcher {
         // look without it), or gone from the pool. Ask the wallet about it before withdrawing it.
         let missing: Vec<(String, i64)> = self.pending.iter().filter(|k| !present.contains(*k)).cloned().collect();
         for (txid, minor) in missing {
-            let known = with_retry(ctx.metrics(), &self.retry, "get_transfer_by_txid", || rpc.get_transfers_by_txid(account, &txid)).await?;
-            if !known.iter().any(|t| i64::from(t.subaddr_index.minor) == minor && matches!(t.kind.as_str(), "in" | "pool")) {
+            let known = with_retry(ctx.metrics(), &self.retry, "get_transfer_by_txid", || {
+                rpc.get_transfers_by_txid(account, &txid)
+            })
+            .await?;
+            if !known
+                .iter()
+                .any(|t| i64::from(t.subaddr_index.minor) == minor && matches!(t.kind.as_str(), "in" | "pool"))
+            {
                 if ctx.orphan(&txid, minor).await? {
                     pass.orphaned += 1;
                 }
@@ -358,7 +378,11 @@ impl Unlock {
             return Unlock::At(now_ms.saturating_add(blocks.saturating_mul(BLOCK_MS)));
         }
         let at = i64::try_from(unlock_time).unwrap_or(i64::MAX).saturating_mul(1000);
-        if at <= now_ms { Unlock::Reached } else { Unlock::At(at) }
+        if at <= now_ms {
+            Unlock::Reached
+        } else {
+            Unlock::At(at)
+        }
     }
 }
 

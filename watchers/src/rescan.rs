@@ -111,7 +111,12 @@ impl BlockSource for FinalOnly<'_> {
 }
 
 /// Rescans `chain` with its `[watchers]` section from `config` (see the module documentation).
-pub async fn rescan(config: &WatchersConfig, chain: Chain, from: RescanFrom, purchases: Purchases) -> Result<RescanReport, WatchError> {
+pub async fn rescan(
+    config: &WatchersConfig,
+    chain: Chain,
+    from: RescanFrom,
+    purchases: Purchases,
+) -> Result<RescanReport, WatchError> {
     let metrics = Arc::new(ChainMetrics::default());
     let (source, reorg_depth): (Box<dyn BlockSource>, u64) = if chain == Chain::Btc {
         let btc = config.btc.as_ref().ok_or_else(|| WatchError::Config("no [watchers.btc] section".into()))?;
@@ -161,7 +166,8 @@ pub async fn rescan_with(
         .collect();
     let config = FollowConfig { start_height: Some(from_height), max_blocks_per_tick: 1_000, max_reorg_depth };
     let mut follower = ChainFollower::rescanning(config, addresses);
-    let mut report = RescanReport { chain: chain.to_string(), from_height, quotes: quotes.len(), ..RescanReport::default() };
+    let mut report =
+        RescanReport { chain: chain.to_string(), from_height, quotes: quotes.len(), ..RescanReport::default() };
     loop {
         let tick = follower.poll(&source, &ctx).await?;
         report.blocks_scanned += tick.blocks_scanned;

@@ -112,7 +112,12 @@ impl SolanaRpc {
 
     /// Finalized signatures of transactions that mention `address`, newest first: up to `limit`, older than
     /// `before` when given (the node's paging).
-    pub async fn signatures_for_address(&self, address: &str, limit: usize, before: Option<&str>) -> Result<Vec<SignatureInfo>, WatchError> {
+    pub async fn signatures_for_address(
+        &self,
+        address: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<SignatureInfo>, WatchError> {
         let mut options = json!({ "commitment": "finalized", "limit": limit });
         if let Some(before) = before {
             options["before"] = json!(before);
@@ -154,7 +159,12 @@ pub enum Transfer {
 /// parsed (a program moved them), the recipient's balance change (`postBalances - preBalances`) is used. An
 /// SPL transfer counts when it is a parsed `transferChecked` (or `transfer`) into a token account whose owner
 /// is the recipient (per `postTokenBalances`) for the accepted mint.
-pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint: Option<&str>) -> Result<Transfer, String> {
+pub fn read_transaction(
+    tx: &Value,
+    recipient: &str,
+    reference: &str,
+    token_mint: Option<&str>,
+) -> Result<Transfer, String> {
     let meta = tx.get("meta").filter(|m| !m.is_null()).ok_or("no meta")?;
     if meta.get("err").is_some_and(|e| !e.is_null()) {
         return Ok(Transfer::Failed);
@@ -169,10 +179,9 @@ pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint
         .iter()
         .map(|k| match k {
             Value::String(s) => Some((s.clone(), false)),
-            Value::Object(o) => Some((
-                o.get("pubkey")?.as_str()?.to_owned(),
-                o.get("signer").and_then(Value::as_bool).unwrap_or(false),
-            )),
+            Value::Object(o) => {
+                Some((o.get("pubkey")?.as_str()?.to_owned(), o.get("signer").and_then(Value::as_bool).unwrap_or(false)))
+            }
             _ => None,
         })
         .collect::<Option<_>>()
@@ -182,7 +191,8 @@ pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint
     }
     let payer = keys.iter().find(|(_, signer)| *signer).or(keys.first()).map(|(k, _)| k.clone());
 
-    let mut instructions: Vec<&Value> = message.get("instructions").and_then(Value::as_array).into_iter().flatten().collect();
+    let mut instructions: Vec<&Value> =
+        message.get("instructions").and_then(Value::as_array).into_iter().flatten().collect();
     for inner in meta.get("innerInstructions").and_then(Value::as_array).into_iter().flatten() {
         instructions.extend(inner.get("instructions").and_then(Value::as_array).into_iter().flatten());
     }
@@ -194,7 +204,10 @@ pub fn read_transaction(tx: &Value, recipient: &str, reference: &str, token_mint
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter(|b| b.get("owner").and_then(Value::as_str) == Some(recipient) && b.get("mint").and_then(Value::as_str) == Some(mint))
+            .filter(|b| {
+                b.get("owner").and_then(Value::as_str) == Some(recipient)
+                    && b.get("mint").and_then(Value::as_str) == Some(mint)
+            })
             .filter_map(|b| b.get("accountIndex").and_then(Value::as_u64))
             .filter_map(|i| keys.get(i as usize).map(|(k, _)| k.as_str()))
             .collect();
@@ -307,7 +320,12 @@ impl SolanaWatcher {
         Ok(pass)
     }
 
-    async fn check_quote(&mut self, ctx: &WatchContext, quote: &QuoteRow, pass: &mut SolanaPass) -> Result<(), WatchError> {
+    async fn check_quote(
+        &mut self,
+        ctx: &WatchContext,
+        quote: &QuoteRow,
+        pass: &mut SolanaPass,
+    ) -> Result<(), WatchError> {
         let Some(reference) = quote.reference.as_deref() else { return Ok(()) };
         let rpc = &self.rpc;
         let limit = self.config.signature_limit.max(1);
@@ -343,7 +361,8 @@ impl SolanaWatcher {
             let skipped = if info.err.as_ref().is_some_and(|e| !e.is_null()) {
                 Some("failed")
             } else {
-                let Some(tx) = with_retry(ctx.metrics(), &self.retry, "getTransaction", || rpc.transaction(signature)).await?
+                let Some(tx) =
+                    with_retry(ctx.metrics(), &self.retry, "getTransaction", || rpc.transaction(signature)).await?
                 else {
                     continue; // listed but not served yet: next pass
                 };
@@ -356,12 +375,14 @@ impl SolanaWatcher {
                     Ok(Transfer::NoReference) => Some("no_reference"),
                     Ok(Transfer::WrongRecipient) => Some("wrong_recipient"),
                     Ok(Transfer::Token { amount, payer, slot, .. }) => {
-                        let report = final_report(ctx, quote, signature, 1, Amount::new(Currency::UsdcSol, amount), payer, slot);
+                        let report =
+                            final_report(ctx, quote, signature, 1, Amount::new(Currency::UsdcSol, amount), payer, slot);
                         self.report(ctx, quote, signature, report, pass).await?;
                         None
                     }
                     Ok(Transfer::Lamports { lamports, payer, slot }) => {
-                        let report = final_report(ctx, quote, signature, 0, Amount::new(Currency::Sol, lamports), payer, slot);
+                        let report =
+                            final_report(ctx, quote, signature, 0, Amount::new(Currency::Sol, lamports), payer, slot);
                         self.report(ctx, quote, signature, report, pass).await?;
                         None
                     }

@@ -253,7 +253,10 @@ impl WatchContext {
     }
 
     /// Final payments in blocks at or above `min_height`, to re-check against the canonical chain.
-    pub async fn final_payments_since(&self, min_height: i64) -> Result<Vec<ticketing::purchases::FinalPayment>, WatchError> {
+    pub async fn final_payments_since(
+        &self,
+        min_height: i64,
+    ) -> Result<Vec<ticketing::purchases::FinalPayment>, WatchError> {
         Ok(self.purchases.final_payments_since(self.chain, min_height).await?)
     }
 
@@ -281,7 +284,12 @@ impl WatchContext {
 
 /// Retries `op` with exponential back-off and a per-attempt timeout. Counts every failed attempt as an RPC
 /// error. Used by every chain's client so a flaky node costs latency, not a restart.
-pub async fn with_retry<T, F, Fut>(metrics: &ChainMetrics, policy: &RetryPolicy, what: &str, mut op: F) -> Result<T, WatchError>
+pub async fn with_retry<T, F, Fut>(
+    metrics: &ChainMetrics,
+    policy: &RetryPolicy,
+    what: &str,
+    mut op: F,
+) -> Result<T, WatchError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, WatchError>>,

@@ -313,7 +313,10 @@ mod tests {
         assert_eq!("regtest".parse::<BtcNetwork>().unwrap(), BtcNetwork::Regtest);
         assert_eq!("signet".parse::<BtcNetwork>().unwrap(), BtcNetwork::Signet);
         assert!("Mainnet".parse::<BtcNetwork>().is_err());
-        assert_eq!("stagenet".parse::<super::super::monero::MoneroNetwork>().unwrap(), super::super::monero::MoneroNetwork::Stagenet);
+        assert_eq!(
+            "stagenet".parse::<super::super::monero::MoneroNetwork>().unwrap(),
+            super::super::monero::MoneroNetwork::Stagenet
+        );
         assert!("regtest".parse::<super::super::monero::MoneroNetwork>().is_err());
     }
 

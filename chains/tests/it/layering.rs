@@ -29,9 +29,10 @@ fn no_domain_crate_depends_on_an_http_client() {
     let mut deps: HashMap<&str, Vec<&str>> = HashMap::new();
     for node in metadata["resolve"]["nodes"].as_array().unwrap() {
         let id = node["id"].as_str().unwrap();
-        let normal = node["deps"].as_array().unwrap().iter().filter(|d| {
-            d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null() || k["kind"] == "build")
-        });
+        let normal =
+            node["deps"].as_array().unwrap().iter().filter(|d| {
+                d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null() || k["kind"] == "build")
+            });
         deps.insert(id, normal.map(|d| d["pkg"].as_str().unwrap()).collect());
     }
     for krate in DOMAIN_CRATES {

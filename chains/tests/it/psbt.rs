@@ -6,7 +6,8 @@ use chains::psbt::{parse_origin, payout_psbt, Coin, PsbtError};
 use chains::signature::BtcNetwork;
 
 /// BIP-84's test vector account key, m/84'/0'/0'.
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const CREATOR_A: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 const CREATOR_B: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
 
@@ -56,9 +57,14 @@ fn what_cannot_be_paid_is_refused() {
     assert!(matches!(pay(vec![]), Err(PsbtError::NothingToPay)));
     assert!(matches!(pay(vec![(CREATOR_A.into(), 500_000)]), Err(PsbtError::InsufficientFunds { have: 400_000, .. })));
     assert!(matches!(pay(vec![(CREATOR_A.into(), 100)]), Err(PsbtError::Dust(100, _))));
-    assert!(matches!(pay(vec![("tb1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq".into(), 10_000)]), Err(PsbtError::BadAddress(_))));
+    assert!(matches!(
+        pay(vec![("tb1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq".into(), 10_000)]),
+        Err(PsbtError::BadAddress(_))
+    ));
     // A change below the dust limit goes to the fee: everything but the fee is paid out.
-    let exact = payout_psbt(&account, None, &coins()[2..], &[(CREATOR_A.to_owned(), 50_000 - 5 * (11 + 68 + 31))], 5, 0).unwrap();
+    let exact =
+        payout_psbt(&account, None, &coins()[2..], &[(CREATOR_A.to_owned(), 50_000 - 5 * (11 + 68 + 31))], 5, 0)
+            .unwrap();
     assert!(exact.change.is_none());
     assert_eq!(exact.fee_sats, 5 * (11 + 68 + 31));
     let bare = parse_origin("73c5da0a/84h/0h/0h").unwrap();

@@ -230,8 +230,12 @@ fn xmr_signatures_with_surrounding_whitespace_are_refused() {
     let valid = load("xmr.json").cases.into_iter().find(|c| c.expect == "ok").expect("a valid vector");
     let network = xmr_network(&valid);
     assert!(signature::verify_xmr(network, &valid.address, &valid.message(), &valid.signature).is_ok());
-    for padded in [format!(" {}", valid.signature), format!("{}\n", valid.signature), format!("\t{}", valid.signature)] {
-        assert!(signature::verify_xmr(network, &valid.address, &valid.message(), &padded).is_err(), "{padded:?} was accepted");
+    for padded in [format!(" {}", valid.signature), format!("{}\n", valid.signature), format!("\t{}", valid.signature)]
+    {
+        assert!(
+            signature::verify_xmr(network, &valid.address, &valid.message(), &padded).is_err(),
+            "{padded:?} was accepted"
+        );
     }
 }
 

@@ -254,7 +254,8 @@ impl AccessGuard {
     /// Counts the wallet and address attempt budgets in the cluster's broker as well (`[cluster]`).
     pub fn with_shared_limits(mut self, broker: &cluster::Broker, config: &AccessSettings) -> Self {
         let limiter = |name: &str, per_minute: u32| {
-            (per_minute > 0).then(|| cluster::SharedLimiter::new(broker.clone(), name, f64::from(per_minute) / 60.0, per_minute))
+            (per_minute > 0)
+                .then(|| cluster::SharedLimiter::new(broker.clone(), name, f64::from(per_minute) / 60.0, per_minute))
         };
         self.shared = Some(SharedAttempts {
             by_wallet: limiter("access-wallet", config.wallet_attempts_per_minute),
@@ -269,7 +270,13 @@ impl AccessGuard {
     }
 
     /// A fresh challenge for `wallet` on `chain` to access `event_id`, valid from `now` (unix ms). Stores nothing.
-    pub async fn challenge(&self, event_id: i64, chain: &str, wallet: &str, now: i64) -> Result<IssuedChallenge, AccessError> {
+    pub async fn challenge(
+        &self,
+        event_id: i64,
+        chain: &str,
+        wallet: &str,
+        now: i64,
+    ) -> Result<IssuedChallenge, AccessError> {
         self.bound_challenge(event_id, "", chain, wallet, now).await
     }
 
@@ -285,7 +292,8 @@ impl AccessGuard {
     ) -> Result<IssuedChallenge, AccessError> {
         let chain = parse_chain(chain)?;
         let (_, shown) = self.wallet(chain, wallet)?;
-        let now = DateTime::from_timestamp_millis(now).ok_or_else(|| AccessError::malformed("bad_time", "bad clock"))?;
+        let now =
+            DateTime::from_timestamp_millis(now).ok_or_else(|| AccessError::malformed("bad_time", "bad clock"))?;
         let ttl = chrono::Duration::milliseconds(self.challenge_ttl_ms);
         let mut challenge = Challenge::new(&self.domain, &self.uri, event_id, chain, shown, now, ttl);
         let random = Alphanumeric.sample_string(&mut rand::thread_rng(), NONCE_RANDOM_LEN);
@@ -313,7 +321,12 @@ impl AccessGuard {
     }
 
     /// [`AccessGuard::verify`] for a challenge issued by [`AccessGuard::bound_challenge`] with `binding`.
-    pub async fn verify_bound(&self, req: AccessRequest<'_>, binding: &str, now: i64) -> Result<VerifiedAccess, AccessError> {
+    pub async fn verify_bound(
+        &self,
+        req: AccessRequest<'_>,
+        binding: &str,
+        now: i64,
+    ) -> Result<VerifiedAccess, AccessError> {
         let result = self.check(&req, binding, now).await;
         match &result {
             Ok(_) => {
@@ -376,10 +389,21 @@ impl AccessGuard {
         // One use per (event, wallet, message), whatever chain label came with it: the same EIP-191 signature
         // verifies as `eth`, `pol` and `bnb` alike. The event is inside the message.
         let digest = Sha256::digest(format!("{wallet}\n{message}"));
-        Ok(Used { key: format!("access-seed:{}", hex::encode(digest)), kind: "signature", expires_at: at + self.seed_window_ms })
+        Ok(Used {
+            key: format!("access-seed:{}", hex::encode(digest)),
+            kind: "signature",
+            expires_at: at + self.seed_window_ms,
+        })
     }
 
-    fn check_challenge(&self, event_id: i64, chain: Chain, message: &str, binding: &str, now: i64) -> Result<Used, AccessError> {
+    fn check_challenge(
+        &self,
+        event_id: i64,
+        chain: Chain,
+        message: &str,
+        binding: &str,
+        now: i64,
+    ) -> Result<Used, AccessError> {
         let signed = Challenge::parse(message)?;
         if signed.domain != self.domain || signed.uri != self.uri {
             return Err(AccessError::denied("wrong_domain", format!("the challenge is for {}", signed.domain)));
@@ -393,7 +417,9 @@ impl AccessGuard {
         let genuine = signed.nonce.len() == NONCE_LEN
             && signed.nonce.is_char_boundary(NONCE_RANDOM_LEN)
             && hex::decode(&signed.nonce[NONCE_RANDOM_LEN..]).is_ok_and(|tag| {
-                self.nonce_mac_state(&signed, &signed.nonce[..NONCE_RANDOM_LEN], binding).verify_truncated_left(&tag).is_ok()
+                self.nonce_mac_state(&signed, &signed.nonce[..NONCE_RANDOM_LEN], binding)
+                    .verify_truncated_left(&tag)
+                    .is_ok()
             });
         if !genuine {
             return Err(AccessError::denied("unknown_challenge", "the message is not a challenge issued here"));
@@ -447,7 +473,10 @@ impl AccessGuard {
             return;
         }
         let wallet: String = req.wallet.chars().take(128).collect();
-        let budget = self.denial_audits.take(&format!("event:{}", req.event_id)).and_then(|()| self.denial_audits.take(&format!("wallet:{wallet}")));
+        let budget = self
+            .denial_audits
+            .take(&format!("event:{}", req.event_id))
+            .and_then(|()| self.denial_audits.take(&format!("wallet:{wallet}")));
         if budget.is_err() {
             return;
         }
@@ -511,7 +540,10 @@ impl AccessGuard {
 
 /// `gateway verify-signature`: checks one signature offline (a Hive account name asks the Hive API for its keys)
 /// and prints `valid`, or `invalid: <reason>` with the reason code. Exit 0 valid, 1 invalid, 2 unusable input.
-pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs, hive_api: &str) -> std::process::ExitCode {
+pub async fn verify_signature_command(
+    args: &crate::cli::VerifySignatureArgs,
+    hive_api: &str,
+) -> std::process::ExitCode {
     let message = match (&args.message, &args.message_file) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(path)) => match std::fs::read(path) {
@@ -524,7 +556,8 @@ pub async fn verify_signature_command(args: &crate::cli::VerifySignatureArgs, hi
         (None, None) => unreachable!("clap requires --message or --message-file"),
     };
     let hive_keys = watchers::HiveRpcKeySource::new(hive_api);
-    let opts = VerifyOptions { btc_network: args.btc_network, xmr_network: args.xmr_network, hive_keys: Some(&hive_keys) };
+    let opts =
+        VerifyOptions { btc_network: args.btc_network, xmr_network: args.xmr_network, hive_keys: Some(&hive_keys) };
     match chains::signature::verify(args.chain, &args.address, &message, &args.signature, &opts).await {
         Ok(signer) => {
             println!("valid");
@@ -565,7 +598,9 @@ impl RateLimiter {
     }
 
     fn take(&self, key: &str) -> Result<(), AccessError> {
-        self.0.check(key).map_err(|wait| AccessError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
+        self.0
+            .check(key)
+            .map_err(|wait| AccessError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
     }
 }
 

@@ -14,12 +14,7 @@ use crate::state::AppState;
 
 /// The token from `Authorization: Bearer <token>`, if present.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Compares digests so the time taken does not depend on where the tokens differ.

@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(verify_session(&secret, &format!("{forged}.{tag}"), 2_000).unwrap_err().code, "invalid_token");
         assert_eq!(verify_session(&secret, payload, 2_000).unwrap_err().code, "invalid_token");
         // A room session token, signed with the same secret, is no creator session.
-        let (room, _) = crate::auth::session_token::issue(&secret, 1, None, Some("alice".into()), "alice".into(), 9_999);
+        let (room, _) =
+            crate::auth::session_token::issue(&secret, 1, None, Some("alice".into()), "alice".into(), 9_999);
         assert_eq!(verify_session(&secret, &room, 2_000).unwrap_err().code, "invalid_token");
     }
 

@@ -39,7 +39,14 @@ pub enum TokenError {
 
 const DOMAIN: &[u8] = b"room-session:v1:";
 
-pub fn issue(secret: &[u8], event_id: i64, ticket_id: Option<i64>, host: Option<String>, identity: String, exp: i64) -> (String, SessionClaims) {
+pub fn issue(
+    secret: &[u8],
+    event_id: i64,
+    ticket_id: Option<i64>,
+    host: Option<String>,
+    identity: String,
+    exp: i64,
+) -> (String, SessionClaims) {
     let claims = SessionClaims { typ: "room".into(), event_id, ticket_id, host, identity, exp, jti: new_jti() };
     let payload = serde_json::to_vec(&claims).expect("claims serialise");
     (seal(secret, DOMAIN, &payload), claims)
@@ -79,7 +86,8 @@ mod tests {
         assert_eq!(verify(&secret, &token, 8, 999), Err(TokenError::WrongEvent));
         assert_eq!(verify(&[1u8; 32], &token, 7, 999), Err(TokenError::BadSignature));
         let (payload, tag) = token.split_once('.').unwrap();
-        let mut forged = serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let mut forged =
+            serde_json::from_slice::<serde_json::Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         forged["ticket_id"] = 4.into();
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged.to_string()));
         assert_eq!(verify(&secret, &forged, 7, 999), Err(TokenError::BadSignature));

@@ -46,7 +46,8 @@ pub async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
                 AdminCommand::Payouts { all, format, chain, fee_rate } => {
                     let btc = purchases.settings().btc.as_ref();
                     let request = crate::payments::payout_export::ExportRequest { format, chain, fee_rate, all };
-                    match crate::payments::payout_export::render(purchases.store(), &settings, btc, request, now).await {
+                    match crate::payments::payout_export::render(purchases.store(), &settings, btc, request, now).await
+                    {
                         Ok(rendered) => Ok(Ok(rendered.body)),
                         Err(err) => {
                             eprintln!("error: {err} ({})", err.code());
@@ -58,7 +59,14 @@ pub async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
                     purchases.store().commission_by_chain(now).await.map(|lines| serde_json::to_string_pretty(&lines))
                 }
                 AdminCommand::Addresses { chain } => {
-                    match crate::payments::payout_export::addresses(purchases.store(), &settings, purchases.settings(), chain).await {
+                    match crate::payments::payout_export::addresses(
+                        purchases.store(),
+                        &settings,
+                        purchases.settings(),
+                        chain,
+                    )
+                    .await
+                    {
                         Ok(report) => Ok(serde_json::to_string_pretty(&report)),
                         Err(err) => {
                             eprintln!("error: {err}");
@@ -66,7 +74,9 @@ pub async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
                         }
                     }
                 }
-                AdminCommand::Refunds { all } => purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows)),
+                AdminCommand::Refunds { all } => {
+                    purchases.ledger("refund", !all, now).await.map(|rows| serde_json::to_string_pretty(&rows))
+                }
                 AdminCommand::Settle { entry, txid } => match crate::payments::settlement::settle(
                     purchases.store(),
                     crate::payments::settlement::lookup_for(&settings)?.as_ref(),
@@ -106,7 +116,9 @@ pub async fn admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
 }
 
 fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 /// Accepts an RFC 3339 time or a plain date (midnight UTC).

@@ -36,7 +36,10 @@ pub async fn watch(settings: Settings, chain: Option<String>) -> anyhow::Result<
     let purchases = crate::startup::purchases_for_cli(&settings).await?;
     let token = tokio_util::sync::CancellationToken::new();
     let supervisor = watchers::spawn_all(config, purchases, token.clone());
-    anyhow::ensure!(!supervisor.status().is_empty(), "no watcher is configured for that chain ([watchers] in the configuration)");
+    anyhow::ensure!(
+        !supervisor.status().is_empty(),
+        "no watcher is configured for that chain ([watchers] in the configuration)"
+    );
     tracing::info!(watchers = ?supervisor.status().iter().map(|s| s.chain).collect::<Vec<_>>(), "watching");
     shutdown_signal().await;
     token.cancel();

@@ -38,7 +38,11 @@ fn relayed_kind(kind: &str) -> Option<&'static str> {
 }
 
 /// Sends this node's room feed items to the other nodes, whose creators' SSE streams and host sockets show them.
-pub async fn feed(node: Arc<ClusterNode>, mut items: broadcast::Receiver<crate::live::attendance::FeedItem>, shutdown: CancellationToken) {
+pub async fn feed(
+    node: Arc<ClusterNode>,
+    mut items: broadcast::Receiver<crate::live::attendance::FeedItem>,
+    shutdown: CancellationToken,
+) {
     loop {
         let item = tokio::select! {
             _ = shutdown.cancelled() => return,

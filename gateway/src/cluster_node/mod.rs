@@ -161,7 +161,12 @@ impl ClusterNode {
                 return Err(Denied::code(signaling::CloseCode::RoomFull, format!("room full: {capacity} attendees")))
             }
             Claim::Granted { superseded: Some(older) } if older.node != self.node_id() => {
-                let close = Control::Close { room, client_id: older.client_id.clone(), code: SUPERSEDED, reason: "superseded".into() };
+                let close = Control::Close {
+                    room,
+                    client_id: older.client_id.clone(),
+                    code: SUPERSEDED,
+                    reason: "superseded".into(),
+                };
                 if let Err(e) = self.relay.send_control(&older.node, &close).await {
                     tracing::warn!(event_id = room, client_id = %older.client_id, error = %e, "cluster: supersede not delivered");
                 }
@@ -303,7 +308,12 @@ impl ClusterNode {
             LeaveReason::Superseded => SUPERSEDED,
             _ => KICKED,
         };
-        let close = Control::Close { room, client_id: client_id.to_owned(), code, reason: format!("{reason:?}").to_lowercase() };
+        let close = Control::Close {
+            room,
+            client_id: client_id.to_owned(),
+            code,
+            reason: format!("{reason:?}").to_lowercase(),
+        };
         match self.relay.send_control(&member.node, &close).await {
             Ok(_) => Some(member),
             Err(e) => {

@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,8 @@ use crate::error::ApiError;
 /// covers may live elsewhere) and as data/blob URLs (the charts); nothing may frame them. The 3D scene
 /// (`/scenes/`) is left out: A-Frame injects styles and its vendored bundles are not ours to vouch for line by
 /// line.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; \
+pub const PAGE_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; \
     connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 /// Longest plain-text rejection kept as the error message.
@@ -54,7 +57,10 @@ pub async fn timed_out(State(timeout): State<Duration>, response: Response) -> R
     }
     ApiError::unavailable(
         "request_timeout",
-        format!("the request took longer than {} s and was abandoned; it may or may not have taken effect", timeout.as_secs()),
+        format!(
+            "the request took longer than {} s and was abandoned; it may or may not have taken effect",
+            timeout.as_secs()
+        ),
     )
     .into_response()
 }
@@ -62,8 +68,11 @@ pub async fn timed_out(State(timeout): State<Duration>, response: Response) -> R
 /// A 4xx or 5xx that is not JSON becomes the JSON error shape, keeping its status and headers.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json =
-        response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -108,7 +108,8 @@ impl Server {
             let body_timeout = self.limits.body_timeout;
             let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
-                let request = request.map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body)));
+                let request = request
+                    .map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body)));
                 app.clone().oneshot(request)
             });
             let shutdown = shutdown.clone();

@@ -71,7 +71,10 @@ mod tests {
 
         let mut rows = serde_json::json!([{ "id": 7, "due_at": 0, "settled_at": null, "nested": { "due_at": 1000 } }]);
         ms_fields_as_rfc3339(&mut rows, LEDGER_TIMES);
-        assert_eq!(rows, serde_json::json!([{ "id": 7, "due_at": "1970-01-01T00:00:00.000Z", "settled_at": null,
-            "nested": { "due_at": "1970-01-01T00:00:01.000Z" } }]));
+        assert_eq!(
+            rows,
+            serde_json::json!([{ "id": 7, "due_at": "1970-01-01T00:00:00.000Z", "settled_at": null,
+            "nested": { "due_at": "1970-01-01T00:00:01.000Z" } }])
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use signaling::{Hub, RoomEvent, RoomEventKind, Role};
+use signaling::{Hub, Role, RoomEvent, RoomEventKind};
 use ticketing::attendance::AttendanceChange;
 use tokio::sync::{broadcast, oneshot};
 
@@ -78,7 +78,12 @@ pub struct RecorderConfig {
     pub media: Option<std::sync::Arc<crate::media_plane::MediaPlane>>,
 }
 
-pub fn spawn(hub: &Hub, store: ticketing::Store, feed: broadcast::Sender<FeedItem>, config: RecorderConfig) -> Recorder {
+pub fn spawn(
+    hub: &Hub,
+    store: ticketing::Store,
+    feed: broadcast::Sender<FeedItem>,
+    config: RecorderConfig,
+) -> Recorder {
     let mut events = hub.subscribe();
     let hub = hub.clone();
     let (finish_tx, mut finish_rx) = oneshot::channel();
@@ -152,13 +157,23 @@ impl RecorderState {
                 let live = self.live.remove(&session_id).unwrap_or_default();
                 let screen = live.screen_since.filter(|_| !live.screen_measured).map(|s| at - s);
                 self.add_time(&session_id, live.voice_since.map(|s| at - s), screen);
-                let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                self.batch.push(AttendanceChange::Closed { session_id: session_id.clone(), at, reason: reason.clone() });
+                let reason =
+                    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                self.batch.push(AttendanceChange::Closed {
+                    session_id: session_id.clone(),
+                    at,
+                    reason: reason.clone(),
+                });
                 capacity_changed = live.attendee;
                 ("left", serde_json::json!({ "reason": reason }))
             }
             RoomEventKind::Chat { text } => {
-                self.batch.push(AttendanceChange::Engagement { session_id: session_id.clone(), chat_messages: 1, voice_secs: 0, screen_share_secs: 0 });
+                self.batch.push(AttendanceChange::Engagement {
+                    session_id: session_id.clone(),
+                    chat_messages: 1,
+                    voice_secs: 0,
+                    screen_share_secs: 0,
+                });
                 ("chat", serde_json::json!({ "text": text }))
             }
             RoomEventKind::Voice { on } => {

@@ -58,7 +58,11 @@ pub fn spawn(
 
 /// A follower of `R`'s table from now on, retrying each second while the store does not answer; `None` once
 /// shutting down.
-async fn follow<R: Appended>(store: &ticketing::Store, shutdown: &CancellationToken, what: &str) -> Option<Follower<R>> {
+async fn follow<R: Appended>(
+    store: &ticketing::Store,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<Follower<R>> {
     loop {
         match Follower::<R>::start(store).await {
             Ok(follower) => return Some(follower),
@@ -95,7 +99,8 @@ fn ticket_sold(row: IssuedTicket, anonymise: bool) -> FeedItem {
 /// The feed item of a reversed sale; `None` for a reversal that was not a sale (a refund's payment, a stray one).
 fn payment_reversed(row: ReversedPayment) -> Option<FeedItem> {
     let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
-    let (Some(event_id), Some(ticket_id)) = (row.event_id, detail.get("ticket_id").and_then(serde_json::Value::as_i64)) else {
+    let (Some(event_id), Some(ticket_id)) = (row.event_id, detail.get("ticket_id").and_then(serde_json::Value::as_i64))
+    else {
         return None;
     };
     Some(FeedItem {

@@ -36,7 +36,13 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        WebhookSettings { max_attempts: 6, initial_backoff_ms: 1000, max_backoff_ms: 60_000, timeout_ms: 5000, queue: 1000 }
+        WebhookSettings {
+            max_attempts: 6,
+            initial_backoff_ms: 1000,
+            max_backoff_ms: 60_000,
+            timeout_ms: 5000,
+            queue: 1000,
+        }
     }
 }
 
@@ -114,9 +120,17 @@ pub fn spawn(
             }
             let Some((_, Some((creator, url, secret)))) = targets.get(&item.event_id).cloned() else { continue };
             let id = uuid::Uuid::new_v4().to_string();
-            let body = serde_json::to_vec(&Delivery { id: id.clone(), kind: item.kind, event_id: item.event_id, occurred_at: item.at, data: &item })
-                .unwrap_or_default();
-            let worker = workers.entry(creator.clone()).or_insert_with(|| start_worker(client.clone(), &settings, shutdown.clone()));
+            let body = serde_json::to_vec(&Delivery {
+                id: id.clone(),
+                kind: item.kind,
+                event_id: item.event_id,
+                occurred_at: item.at,
+                data: &item,
+            })
+            .unwrap_or_default();
+            let worker = workers
+                .entry(creator.clone())
+                .or_insert_with(|| start_worker(client.clone(), &settings, shutdown.clone()));
             if worker.is_closed() {
                 *worker = start_worker(client.clone(), &settings, shutdown.clone());
             }

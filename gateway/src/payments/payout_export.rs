@@ -163,7 +163,8 @@ pub async fn btc_psbt(
     let origin = origin.map(chains::psbt::parse_origin).transpose().map_err(ExportError::BadOrigin)?;
     let batch = batches.iter().find(|b| b.chain == Chain::Btc);
     let held = batch.map(|b| b.held.clone()).unwrap_or_default();
-    let lines: Vec<_> = batch.map(|b| b.lines.iter().filter(|l| l.currency == Currency::Btc).collect()).unwrap_or_default();
+    let lines: Vec<_> =
+        batch.map(|b| b.lines.iter().filter(|l| l.currency == Currency::Btc).collect()).unwrap_or_default();
     if lines.is_empty() {
         return Err(ExportError::NothingDue);
     }
@@ -185,7 +186,12 @@ pub async fn btc_psbt(
     }
     let outputs: Vec<(String, u64)> = lines
         .iter()
-        .map(|l| Ok((l.address.clone(), u64::try_from(l.amount.units).map_err(|_| StoreError::Corrupt("payout amount".into()))?)))
+        .map(|l| {
+            Ok((
+                l.address.clone(),
+                u64::try_from(l.amount.units).map_err(|_| StoreError::Corrupt("payout amount".into()))?,
+            ))
+        })
         .collect::<Result<_, StoreError>>()?;
     let change_index = store.next_btc_change_index().await?;
     let built = chains::psbt::payout_psbt(account, origin.as_ref(), &coins, &outputs, fee_rate, change_index)?;
@@ -236,10 +242,13 @@ pub async fn render(
     Ok(match format {
         Format::Json => json(&store.payouts(!all, now).await?),
         Format::Batches => json(&due_batches(store, now).await?),
-        Format::Csv => Rendered { content_type: "text/csv; charset=utf-8", body: csv(&due_batches(store, now).await?, chain) },
+        Format::Csv => {
+            Rendered { content_type: "text/csv; charset=utf-8", body: csv(&due_batches(store, now).await?, chain) }
+        }
         Format::Hive => json(&hive_transfers(&due_batches(store, now).await?, &settings.payments.hive_account)),
         Format::Psbt => {
-            let lookup = crate::payments::settlement::lookup_for(settings).map_err(|e| ExportError::Node(e.to_string()))?;
+            let lookup =
+                crate::payments::settlement::lookup_for(settings).map_err(|e| ExportError::Node(e.to_string()))?;
             let batches = due_batches(store, now).await?;
             let fee_rate = fee_rate.unwrap_or(settings.payments.btc_payout_fee_rate);
             let origin = settings.payments.btc_key_origin.as_deref();
@@ -303,5 +312,10 @@ pub async fn addresses(
         (Chain::Btc, Some(account)) => (Some(account.descriptor(origin, 0)), Some(account.descriptor(origin, 1))),
         _ => (None, None),
     };
-    Ok(AddressesReport { wallet_gap_limit: payments.address_reuse.max_gap + 1, derivation, descriptor, change_descriptor })
+    Ok(AddressesReport {
+        wallet_gap_limit: payments.address_reuse.max_gap + 1,
+        derivation,
+        descriptor,
+        change_descriptor,
+    })
 }

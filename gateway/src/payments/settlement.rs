@@ -12,7 +12,6 @@ use ticketing::payouts::SettleError;
 use ticketing::purchases::LedgerRow;
 use watchers::lookup::{TransferCheck, TransferLookup};
 
-
 /// Why a settlement was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SettlementError {
@@ -87,9 +86,10 @@ pub async fn settle(
     let txid = canonical_txid(destination.chain, txid)?;
     let currency = destination.amount.currency;
     let checked = match lookup {
-        Some(lookup) => lookup.check(currency, &txid, &destination.address).await.map_err(|e| {
-            SettlementError::NodeUnavailable { chain: destination.chain, detail: e.to_string() }
-        })?,
+        Some(lookup) => lookup
+            .check(currency, &txid, &destination.address)
+            .await
+            .map_err(|e| SettlementError::NodeUnavailable { chain: destination.chain, detail: e.to_string() })?,
         None => None,
     };
     match &checked {
@@ -131,7 +131,10 @@ mod tests {
     fn txids_have_their_chains_format() {
         let btc = "AB".repeat(32);
         assert_eq!(canonical_txid(Chain::Btc, &format!(" {btc} ")).unwrap(), "ab".repeat(32));
-        assert_eq!(canonical_txid(Chain::Eth, &format!("0x{}", "Cd".repeat(32))).unwrap(), format!("0x{}", "cd".repeat(32)));
+        assert_eq!(
+            canonical_txid(Chain::Eth, &format!("0x{}", "Cd".repeat(32))).unwrap(),
+            format!("0x{}", "cd".repeat(32))
+        );
         assert_eq!(canonical_txid(Chain::Hive, &"0f".repeat(20)).unwrap(), "0f".repeat(20));
         let sol = bitcoin::base58::encode(&[7u8; 64]);
         assert_eq!(canonical_txid(Chain::Sol, &sol).unwrap(), sol);

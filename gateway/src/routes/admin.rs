@@ -26,13 +26,18 @@ pub async fn set_tier(
     Path(account): Path<String>,
     Json(body): Json<SetTierBody>,
 ) -> ApiResult<Json<CreatorView>> {
-    let account = AccountName::parse(&account).map_err(|e| ApiError::unprocessable("invalid_account", e.to_string()))?;
-    let tier: Tier = body.tier.parse().map_err(|e: ticketing::creators::UnknownTier| {
-        ApiError::unprocessable("invalid_tier", e.to_string())
-    })?;
+    let account =
+        AccountName::parse(&account).map_err(|e| ApiError::unprocessable("invalid_account", e.to_string()))?;
+    let tier: Tier = body
+        .tier
+        .parse()
+        .map_err(|e: ticketing::creators::UnknownTier| ApiError::unprocessable("invalid_tier", e.to_string()))?;
     let until = body.until.as_deref().map(parse_time).transpose()?;
     if until.is_some_and(|until| until <= ticketing::now_ms()) {
-        return Err(ApiError::unprocessable("until_in_past", "`until` is in the past: a subscription ends in the future"));
+        return Err(ApiError::unprocessable(
+            "until_in_past",
+            "`until` is in the past: a subscription ends in the future",
+        ));
     }
     let creator = state.store.set_tier(&account, tier, until, "admin-api").await?;
     Ok(Json(CreatorView::from(creator)))

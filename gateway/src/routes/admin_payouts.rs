@@ -39,15 +39,25 @@ pub struct ExportQuery {
 #[utoipa::path(get, path = "/api/admin/payouts/export", tag = "admin", params(("format" = String, Query, description = "batches, csv, psbt or hive"), ("chain" = Option<String>, Query), ("fee_rate" = Option<u64>, Query)),
     responses((status = 200, description = "Due payouts in the requested format (JSON, CSV or PSBT)"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("admin" = [])))]
-pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
-    let format: Format = q.format.as_deref().unwrap_or("batches").parse().map_err(|e: String| ApiError::unprocessable("unknown_format", e))?;
+pub async fn export(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let format: Format = q
+        .format
+        .as_deref()
+        .unwrap_or("batches")
+        .parse()
+        .map_err(|e: String| ApiError::unprocessable("unknown_format", e))?;
     let chain = q.chain.as_deref().map(parse_chain).transpose()?;
     if q.fee_rate == Some(0) {
         return Err(ApiError::unprocessable("invalid_fee_rate", "fee_rate is at least 1 sat/vB"));
     }
     let btc = state.purchases.settings().btc.as_ref();
     let request = crate::payments::payout_export::ExportRequest { format, chain, fee_rate: q.fee_rate, all: false };
-    let rendered = crate::payments::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
+    let rendered =
+        crate::payments::payout_export::render(&state.store, &state.settings, btc, request, now_ms()).await?;
     Ok(([(header::CONTENT_TYPE, rendered.content_type)], rendered.body).into_response())
 }
 
@@ -55,7 +65,10 @@ pub async fn export(State(state): State<AppState>, _admin: AdminUser, Query(q): 
 #[utoipa::path(get, path = "/api/admin/commission", tag = "admin",
     responses((status = 200, description = "The platform's commission per chain and currency, earned and pending"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("admin" = [])))]
-pub async fn commission(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
+pub async fn commission(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> ApiResult<Json<Vec<ticketing::payouts::CommissionLine>>> {
     Ok(Json(state.store.commission_by_chain(now_ms()).await?))
 }
 
@@ -76,7 +89,9 @@ pub async fn addresses(
     Query(q): Query<AddressesQuery>,
 ) -> ApiResult<Json<crate::payments::payout_export::AddressesReport>> {
     let chain = parse_chain(&q.chain)?;
-    match crate::payments::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain).await {
+    match crate::payments::payout_export::addresses(&state.store, &state.settings, state.purchases.settings(), chain)
+        .await
+    {
         Ok(report) => Ok(Json(report)),
         Err(err @ AddressesError::NotDerived(_)) => Err(ApiError::unprocessable("not_derived", err.to_string())),
         Err(err @ AddressesError::BadOrigin(_)) => Err(ApiError::internal(err.to_string())),

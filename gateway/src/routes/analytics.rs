@@ -13,8 +13,8 @@ use ticketing::analytics::{AttendanceAnalytics, CheckIn, Engagement};
 use ticketing::creators::AccountName;
 use ticketing::now_ms;
 
-use crate::auth::{bearer, AdminUser};
 use crate::auth::creator;
+use crate::auth::{bearer, AdminUser};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;
@@ -181,7 +181,13 @@ async fn event_row(state: &AppState, event_id: i64) -> ApiResult<(String, String
         .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
 }
 
-async fn analytics_of(state: &AppState, event_id: i64, creator: &str, title: String, now: i64) -> ApiResult<EventAnalytics> {
+async fn analytics_of(
+    state: &AppState,
+    event_id: i64,
+    creator: &str,
+    title: String,
+    now: i64,
+) -> ApiResult<EventAnalytics> {
     let sales = state.purchases.sales_summary(creator).await?;
     let check_in = state.store.check_in(event_id).await?;
     Ok(EventAnalytics {
@@ -204,8 +210,16 @@ async fn analytics_of(state: &AppState, event_id: i64, creator: &str, title: Str
 #[utoipa::path(get, path = "/api/events/{id}/analytics", tag = "analytics", params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, description = "Sales, attendance and retention of the event"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = []), ("admin" = [])))]
-pub async fn event_analytics(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<EventAnalytics>> {
-    let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+pub async fn event_analytics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EventAnalytics>> {
+    let event_id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     crate::routes::rooms::require_host(&state, &headers, event_id).await?;
     let (title, creator) = event_row(&state, event_id).await?;
     Ok(Json(analytics_of(&state, event_id, &creator, title, now_ms()).await?))
@@ -272,8 +286,13 @@ pub async fn creator_analytics(
     let is_admin = bearer(&headers).is_some_and(|t| state.settings.admin_token.as_deref() == Some(t));
     let creator = if is_admin {
         AdminUser::from_headers(&state, &headers)?;
-        let account = query.account.ok_or_else(|| ApiError::bad_request("account_required", "operators name the creator: ?account=…"))?;
-        AccountName::parse(&account).map_err(|e| ApiError::bad_request("invalid_account", e.to_string()))?.as_str().to_owned()
+        let account = query
+            .account
+            .ok_or_else(|| ApiError::bad_request("account_required", "operators name the creator: ?account=…"))?;
+        AccountName::parse(&account)
+            .map_err(|e| ApiError::bad_request("invalid_account", e.to_string()))?
+            .as_str()
+            .to_owned()
     } else {
         creator::authenticate(&state, &headers).await?.account.as_str().to_owned()
     };
@@ -326,7 +345,8 @@ pub async fn creator_analytics(
         });
     }
     totals.check_in_rate = (totals.tickets_sold > 0).then(|| totals.tickets_used as f64 / totals.tickets_sold as f64);
-    totals.average_duration_secs = (closed_sessions > 0).then(|| totals.total_duration_secs as f64 / closed_sessions as f64);
+    totals.average_duration_secs =
+        (closed_sessions > 0).then(|| totals.total_duration_secs as f64 / closed_sessions as f64);
     let sales = state.purchases.sales_summary(&creator).await?;
     let mut revenue = revenue(sales.into_iter());
     let (gross_usd, net_usd) = price_in_usd(&state, &mut revenue).await;

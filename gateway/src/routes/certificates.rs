@@ -37,15 +37,24 @@ pub async fn certificate(
     Path(id): Path<String>,
     Query(query): Query<CertificateQuery>,
 ) -> ApiResult<Json<SignedCertificate>> {
-    let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let event_id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     let chain = query.chain.as_deref().unwrap_or("eth");
-    let event = state.store.event(event_id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let event =
+        state.store.event(event_id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     let (title, creator, start, end, min) =
         (event.title, event.creator_account, event.event_start, event.event_end, event.min_certificate_secs);
-    let min = min.ok_or_else(|| ApiError::not_found("no_certificates", "this event does not offer completion certificates"))?;
+    let min =
+        min.ok_or_else(|| ApiError::not_found("no_certificates", "this event does not offer completion certificates"))?;
     let now = now_ms();
     if now < end {
-        return Err(ApiError::conflict("event_not_ended", format!("certificates are issued after the event ends at {}", rfc3339(end))));
+        return Err(ApiError::conflict(
+            "event_not_ended",
+            format!("certificates are issued after the event ends at {}", rfc3339(end)),
+        ));
     }
     let ticket_id = state
         .store
@@ -95,7 +104,10 @@ pub struct Verdict {
 /// `POST /api/certificates/verify` with a certificate as issued: `{"valid": true}` or `{"valid": false, "reason": …}`.
 #[utoipa::path(post, path = "/api/certificates/verify", tag = "certificates", request_body(content = inline(Object), description = "A certificate as issued"),
     responses((status = 200, description = "`{ valid: true }`, or `{ valid: false, reason }`")))]
-pub async fn verify(State(state): State<AppState>, Json(signed): Json<SignedCertificate>) -> (StatusCode, Json<Verdict>) {
+pub async fn verify(
+    State(state): State<AppState>,
+    Json(signed): Json<SignedCertificate>,
+) -> (StatusCode, Json<Verdict>) {
     match signing_key(&state).verify(&signed) {
         Ok(()) => (StatusCode::OK, Json(Verdict { valid: true, reason: None })),
         Err(e) => (StatusCode::OK, Json(Verdict { valid: false, reason: Some(e.code()) })),

@@ -42,7 +42,13 @@ fn nice_max(max: f64) -> f64 {
     }
     let step = 10f64.powf(max.log10().floor());
     let scaled = (max / step).ceil();
-    let nice = if scaled <= 2.0 { 2.0 } else if scaled <= 5.0 { 5.0 } else { 10.0 };
+    let nice = if scaled <= 2.0 {
+        2.0
+    } else if scaled <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
     (nice * step).max(max.ceil())
 }
 
@@ -92,7 +98,12 @@ pub fn line_chart(title: &str, points: &[(String, f64)]) -> String {
     let plot_w = WIDTH - left - right;
     let plot_h = HEIGHT - top - bottom;
     if points.is_empty() {
-        let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No attendance yet</text>"#, WIDTH / 2.0, HEIGHT / 2.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No attendance yet</text>"#,
+            WIDTH / 2.0,
+            HEIGHT / 2.0
+        );
     } else {
         let step = plot_w / points.len().max(1) as f64;
         let y = |v: f64| HEIGHT - bottom - plot_h * v / max;
@@ -148,7 +159,12 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
     let plot_w = WIDTH - left - right;
     let plot_h = HEIGHT - top - bottom;
     if bars.is_empty() {
-        let _ = write!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No sales yet</text>"#, WIDTH / 2.0, HEIGHT / 2.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}">No sales yet</text>"#,
+            WIDTH / 2.0,
+            HEIGHT / 2.0
+        );
     }
     let slot = plot_w / bars.len().max(1) as f64;
     for (i, (label, value)) in bars.iter().enumerate() {
@@ -180,15 +196,25 @@ fn svg_response(svg: String) -> Response {
 #[utoipa::path(get, path = "/api/events/{id}/charts/attendance.svg", tag = "analytics", params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, content_type = "image/svg+xml", description = "People present per minute"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
-    let event_id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+pub async fn attendance_chart(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let event_id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     crate::routes::rooms::require_host(&state, &headers, event_id).await?;
     let analytics = state.store.attendance_analytics(event_id, now_ms()).await?;
     let points: Vec<(String, f64)> = analytics
         .per_minute
         .iter()
         .map(|b| {
-            let label = chrono::DateTime::from_timestamp_millis(b.minute).map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
+            let label = chrono::DateTime::from_timestamp_millis(b.minute)
+                .map(|t| t.format("%H:%M UTC").to_string())
+                .unwrap_or_default();
             (label, b.peak.max(b.present) as f64)
         })
         .collect();
@@ -202,7 +228,8 @@ pub async fn attendance_chart(State(state): State<AppState>, headers: HeaderMap,
 pub async fn sales_chart(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let session = crate::auth::creator::authenticate(&state, &headers).await?;
     let events = state.store.events_by_creator(&session.account).await?;
-    let bars: Vec<(String, f64)> = events.iter().rev().take(12).rev().map(|e| (e.title.clone(), e.tickets_sold as f64)).collect();
+    let bars: Vec<(String, f64)> =
+        events.iter().rev().take(12).rev().map(|e| (e.title.clone(), e.tickets_sold as f64)).collect();
     Ok(svg_response(bar_chart("Tickets sold per event", &bars)))
 }
 

@@ -120,9 +120,12 @@ pub async fn profile(State(state): State<AppState>, Path(account): Path<String>)
     let mut past_events = Vec::new();
     for event in state.store.events_by_creator(&account).await? {
         let status = event.status_at(now);
-        let listing = EventListing { event, creator_display_name: creator.display_name.clone(), creator_rating: rating };
+        let listing =
+            EventListing { event, creator_display_name: creator.display_name.clone(), creator_rating: rating };
         match status {
-            EventStatus::Published | EventStatus::Live => upcoming_events.push(EventView::load(&state, &listing, now).await),
+            EventStatus::Published | EventStatus::Live => {
+                upcoming_events.push(EventView::load(&state, &listing, now).await)
+            }
             EventStatus::Ended => past_events.push(EventView::load(&state, &listing, now).await),
             EventStatus::Draft | EventStatus::Cancelled => {}
         }
@@ -150,7 +153,9 @@ pub struct ProfileBody {
 }
 
 fn is_web_url(url: &str) -> bool {
-    (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= URL_MAX && !url.contains(char::is_whitespace)
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= URL_MAX
+        && !url.contains(char::is_whitespace)
 }
 
 impl ProfileBody {
@@ -158,7 +163,10 @@ impl ProfileBody {
         let trim = |s: Option<String>| s.map(|s| s.trim().to_owned());
         let display_name = trim(self.display_name);
         if display_name.as_ref().is_some_and(|n| n.chars().count() > DISPLAY_NAME_MAX) {
-            return Err(ApiError::unprocessable("display_name_too_long", format!("at most {DISPLAY_NAME_MAX} characters")));
+            return Err(ApiError::unprocessable(
+                "display_name_too_long",
+                format!("at most {DISPLAY_NAME_MAX} characters"),
+            ));
         }
         let bio = trim(self.bio);
         if bio.as_ref().is_some_and(|b| b.chars().count() > BIO_MAX) {
@@ -242,7 +250,8 @@ pub async fn my_events(State(state): State<AppState>, session: CreatorSession) -
             seats_left: event.seats_left(),
             revenue: sales.remove(&event.id).unwrap_or_default().into_iter().map(Money::from).collect(),
         };
-        let listing = EventListing { event, creator_display_name: creator.display_name.clone(), creator_rating: rating };
+        let listing =
+            EventListing { event, creator_display_name: creator.display_name.clone(), creator_rating: rating };
         out.push(OwnEvent { event: EventView::load(&state, &listing, now).await, sales: figures });
     }
     Ok(Json(out))

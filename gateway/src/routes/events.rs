@@ -18,12 +18,12 @@ use ticketing::events::{
     price_event, Cursor, EventChangeError, EventInput, EventListing, EventPatch, EventPrices, EventRule, MarketItem,
     MarketQuery, NewEvent, RatingSummary, SortBy, Window,
 };
-use ticketing::ratings::{rating_message, NewRating, Rating, RatingError, Stars};
 use ticketing::purchases::Purchases;
+use ticketing::ratings::{rating_message, NewRating, Rating, RatingError, Stars};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::auth::AdminUser;
 use crate::auth::creator::CreatorSession;
+use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::routes::creators;
 use crate::state::AppState;
@@ -34,12 +34,15 @@ pub const DEFAULT_PAGE: usize = 20;
 /// Every route of this module and of [`creators`], and the OpenAPI description.
 pub fn router() -> super::Table {
     super::Table::new()
-        .get("/api/events", list_events).post("/api/events", create_event_rest)
+        .get("/api/events", list_events)
+        .post("/api/events", create_event_rest)
         .post("/api/events/create", create_event)
-        .get("/api/events/{id}", get_event).patch("/api/events/{id}", update_event)
+        .get("/api/events/{id}", get_event)
+        .patch("/api/events/{id}", update_event)
         .post("/api/events/{id}/publish", publish_event)
         .post("/api/events/{id}/cancel", cancel_event)
-        .get("/api/events/{id}/ratings", list_ratings).post("/api/events/{id}/ratings", rate_event)
+        .get("/api/events/{id}/ratings", list_ratings)
+        .post("/api/events/{id}/ratings", rate_event)
         .get("/api/openapi.json", openapi)
         .merge(creators::router())
 }
@@ -337,11 +340,8 @@ impl CreateEventBody {
 }
 
 async fn view_of(state: &AppState, id: i64, now: i64) -> ApiResult<EventView> {
-    let listing = state
-        .store
-        .event_listing(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let listing =
+        state.store.event_listing(id).await?.ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
     Ok(EventView::load(state, &listing, now).await)
 }
 
@@ -593,7 +593,10 @@ impl ListParams {
             (Some("live"), _) => Window::Live,
             (Some("all"), _) | (None, Some(false)) => Window::All,
             (Some(other), _) => {
-                return Err(ApiError::unprocessable("invalid_status", format!("status `{other}`: use upcoming, live or all")))
+                return Err(ApiError::unprocessable(
+                    "invalid_status",
+                    format!("status `{other}`: use upcoming, live or all"),
+                ))
             }
         };
         let sort = match self.sort.as_deref().unwrap_or("start") {
@@ -601,7 +604,10 @@ impl ListParams {
             "price" => SortBy::Price,
             "popularity" => SortBy::Popularity,
             other => {
-                return Err(ApiError::unprocessable("invalid_sort", format!("sort `{other}`: use start, price or popularity")))
+                return Err(ApiError::unprocessable(
+                    "invalid_sort",
+                    format!("sort `{other}`: use start, price or popularity"),
+                ))
             }
         };
         let limit = match self.limit {
@@ -615,11 +621,10 @@ impl ListParams {
             }
             None => None,
             Some(symbol) => {
-                let currency: Currency = symbol
-                    .parse()
-                    .ok()
-                    .filter(|c: &Currency| c.is_payable())
-                    .ok_or_else(|| ApiError::unprocessable("unknown_currency", format!("unknown currency `{symbol}`")))?;
+                let currency: Currency =
+                    symbol.parse().ok().filter(|c: &Currency| c.is_payable()).ok_or_else(|| {
+                        ApiError::unprocessable("unknown_currency", format!("unknown currency `{symbol}`"))
+                    })?;
                 let bound = |t: Option<&str>| {
                     t.map(|t| {
                         Amount::parse(currency, t).map_err(|e| ApiError::unprocessable("invalid_price", e.to_string()))
@@ -651,11 +656,18 @@ impl ListParams {
 /// The marketplace: published events, filtered, sorted, a page at a time.
 #[utoipa::path(get, path = "/api/events", params(ListParams),
     responses((status = 200, body = EventPage), (status = 422, description = "a bad filter's code")))]
-pub async fn list_events(State(state): State<AppState>, Query(params): Query<ListParams>) -> ApiResult<Json<EventPage>> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<EventPage>> {
     let now = ticketing::now_ms();
     let query = params.into_query()?;
     let page = state.store.marketplace(&query, &*state.rates, now).await?;
-    let items = page.items.iter().map(|MarketItem { listing, prices }| EventView::new(listing, prices, &state.purchases, now)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|MarketItem { listing, prices }| EventView::new(listing, prices, &state.purchases, now))
+        .collect();
     Ok(Json(EventPage { items, next_cursor: page.next.as_ref().map(encode_cursor) }))
 }
 
@@ -712,8 +724,10 @@ pub async fn rate_event(
     Json(body): Json<RateBody>,
 ) -> ApiResult<(StatusCode, Json<RatingOut>)> {
     let now = ticketing::now_ms();
-    let chain: Chain =
-        body.chain.parse().map_err(|_| ApiError::unprocessable("unknown_chain", format!("unknown chain `{}`", body.chain)))?;
+    let chain: Chain = body
+        .chain
+        .parse()
+        .map_err(|_| ApiError::unprocessable("unknown_chain", format!("unknown chain `{}`", body.chain)))?;
     let stars = Stars::parse(body.stars).map_err(rating_error)?;
     if body.message != rating_message(id, stars.get()) {
         return Err(ApiError::unprocessable(
@@ -722,9 +736,10 @@ pub async fn rate_event(
         ));
     }
     let opts = VerifyOptions { hive_keys: Some(&*state.hive_keys), ..Default::default() };
-    let signer = chains::signature::verify(chain, &body.wallet_address, body.message.as_bytes(), &body.signature, &opts)
-        .await
-        .map_err(|e| match e {
+    let signer =
+        chains::signature::verify(chain, &body.wallet_address, body.message.as_bytes(), &body.signature, &opts)
+            .await
+            .map_err(|e| match e {
             chains::signature::SignatureError::KeySourceUnavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hive_unavailable", e.to_string())
             }

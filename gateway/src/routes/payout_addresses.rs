@@ -167,7 +167,12 @@ pub struct ChangeView {
 
 impl From<PayoutAddressChange> for ChangeView {
     fn from(c: PayoutAddressChange) -> Self {
-        ChangeView { chain: c.chain.to_string(), address: c.address, previous: c.previous, unsettled_payouts: c.unsettled_payouts }
+        ChangeView {
+            chain: c.chain.to_string(),
+            address: c.address,
+            previous: c.previous,
+            unsettled_payouts: c.unsettled_payouts,
+        }
     }
 }
 
@@ -188,14 +193,12 @@ pub async fn set(
     Json(body): Json<SetBody>,
 ) -> ApiResult<Json<ChangeView>> {
     let chain = parse_chain(&chain)?;
-    let issued = Challenge::parse(&body.message)
-        .ok()
-        .filter(|c| {
-            c.event_id == PAYOUT_ADDRESS
-                && c.chain == chain
-                && c.wallet.eq_ignore_ascii_case(body.address.trim())
-                && c.to_message() == body.message
-        });
+    let issued = Challenge::parse(&body.message).ok().filter(|c| {
+        c.event_id == PAYOUT_ADDRESS
+            && c.chain == chain
+            && c.wallet.eq_ignore_ascii_case(body.address.trim())
+            && c.to_message() == body.message
+    });
     if issued.is_none() {
         return Err(ApiError::unauthorized(
             "wrong_challenge",
@@ -214,7 +217,8 @@ pub async fn set(
     let now = ticketing::now_ms();
     let wallet = state.access.verify_bound(request, &binding(&session), now).await?;
     let remote = remote.ip().to_string();
-    let change = state.store.set_payout_address(&session.account, wallet.chain, &wallet.wallet, Some(&remote), now).await?;
+    let change =
+        state.store.set_payout_address(&session.account, wallet.chain, &wallet.wallet, Some(&remote), now).await?;
     tracing::info!(creator = %session.account, chain = %chain, unsettled = change.unsettled_payouts, "payout address set");
     Ok(Json(change.into()))
 }

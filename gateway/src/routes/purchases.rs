@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use chains::{Amount, Chain, Currency};
 use serde::{Deserialize, Serialize};
 use ticketing::now_ms;
-use ticketing::purchases::{QuoteRequest, QuoteRow, TicketRow};
 use ticketing::purchases::payment_uri;
+use ticketing::purchases::{QuoteRequest, QuoteRow, TicketRow};
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -124,7 +124,8 @@ pub(crate) async fn quote_response(state: &AppState, quote: QuoteRow) -> ApiResu
     let amount = quote.amount()?;
     let received = quote.received()?;
     let ticket = state.purchases.ticket_for_quote(&quote.id).await?.map(ticket_view);
-    let finalized_tag = quote.chain().is_ok_and(|chain| crate::routes::quote_events::follows_finalized_tag(&state.settings, chain));
+    let finalized_tag =
+        quote.chain().is_ok_and(|chain| crate::routes::quote_events::follows_finalized_tag(&state.settings, chain));
     let progress = crate::routes::quote_events::progress(&quote, finalized_tag);
     Ok(QuoteResponse {
         payment_uri: payment_uri(&quote, state.purchases.settings()),
@@ -155,7 +156,8 @@ fn parse_event_id(value: &serde_json::Value) -> ApiResult<i64> {
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    id.filter(|id| *id > 0).ok_or_else(|| ApiError::unprocessable("invalid_event_id", "event_id must be a positive integer"))
+    id.filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::unprocessable("invalid_event_id", "event_id must be a positive integer"))
 }
 
 /// `POST /api/events/purchase`: a rate-locked quote with payment instructions, holding a seat (or unreserved
@@ -197,7 +199,11 @@ pub async fn create_quote(
         Ok(_) => "created",
         Err(e) => e.code,
     };
-    state.metrics.quotes.get_or_create(&crate::metrics::QuoteLabels { currency: label, outcome: outcome.to_owned() }).inc();
+    state
+        .metrics
+        .quotes
+        .get_or_create(&crate::metrics::QuoteLabels { currency: label, outcome: outcome.to_owned() })
+        .inc();
     result
 }
 
@@ -235,7 +241,8 @@ pub async fn quote(State(state): State<AppState>, Path(id): Path<String>) -> Api
     if id.len() > 64 {
         return Err(ApiError::not_found("quote_not_found", "no such quote"));
     }
-    let quote = state.purchases.quote(&id).await?.ok_or_else(|| ApiError::not_found("quote_not_found", "no such quote"))?;
+    let quote =
+        state.purchases.quote(&id).await?.ok_or_else(|| ApiError::not_found("quote_not_found", "no such quote"))?;
     Ok(Json(quote_response(&state, quote).await?))
 }
 
@@ -249,7 +256,10 @@ pub struct TicketsQuery {
 #[utoipa::path(get, path = "/api/tickets", tag = "purchases", params(("wallet" = String, Query), ("chain" = Option<String>, Query)),
     responses((status = 200, description = "The wallet's tickets (no token or signature: those need a signed challenge, `POST /api/events/{id}/ticket`)"), (status = "4XX", description = "Refused: the error's code and message")))]
 pub async fn tickets(State(state): State<AppState>, Query(q): Query<TicketsQuery>) -> ApiResult<Json<Vec<TicketView>>> {
-    let chain: Chain = q.chain.parse().map_err(|e: chains::UnknownCurrency| ApiError::unprocessable("unknown_chain", e.to_string()))?;
+    let chain: Chain = q
+        .chain
+        .parse()
+        .map_err(|e: chains::UnknownCurrency| ApiError::unprocessable("unknown_chain", e.to_string()))?;
     let tickets = state.purchases.tickets_for_wallet(chain, q.wallet.trim()).await?;
     Ok(Json(tickets.into_iter().map(public_ticket_view).collect()))
 }
@@ -288,7 +298,11 @@ fn ledger_json<T: serde::Serialize>(rows: T) -> ApiResult<Json<serde_json::Value
 #[utoipa::path(get, path = "/api/admin/refunds", tag = "admin", params(("all" = Option<bool>, Query, description = "Settled ones too")),
     responses((status = 200, description = "The refund ledger rows"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("admin" = [])))]
-pub async fn refunds(State(state): State<AppState>, _admin: AdminUser, Query(q): Query<LedgerQuery>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn refunds(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<LedgerQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     ledger_json(state.purchases.ledger("refund", !q.all, now_ms()).await?)
 }
 
@@ -309,8 +323,11 @@ pub async fn settle(
     Path(id): Path<i64>,
     Json(body): Json<SettleBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let lookup = crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
-    let settled = crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms()).await?;
+    let lookup =
+        crate::payments::settlement::lookup_for(&state.settings).map_err(|e| ApiError::internal(e.to_string()))?;
+    let settled =
+        crate::payments::settlement::settle(&state.store, lookup.as_ref(), id, &body.txid, "admin-api", now_ms())
+            .await?;
     ledger_json(settled)
 }
 
@@ -318,7 +335,11 @@ pub async fn settle(
 #[utoipa::path(post, path = "/api/admin/tickets/{id}/refund", tag = "admin", params(("id" = i64, Path, description = "The ticket")),
     responses((status = 204, description = "Refund recorded, due to the buyer"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("admin" = [])))]
-pub async fn refund_ticket(State(state): State<AppState>, _admin: AdminUser, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn refund_ticket(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     state.purchases.refund_ticket(id, "admin-api", now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

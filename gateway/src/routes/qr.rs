@@ -48,7 +48,8 @@ pub async fn quote_qr(State(state): State<AppState>, Path(id): Path<String>) -> 
         .ok_or_else(|| ApiError::unprocessable("no_payment_uri", "this quote has no payment URI to encode"))?;
     let svg = qr_svg(&uri).ok_or_else(|| ApiError::internal("the payment URI does not fit in a QR code"))?;
     // A quote's URI never changes, so the image can be cached for as long as the quote can be paid.
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=3600")], svg).into_response())
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=3600")], svg)
+        .into_response())
 }
 
 #[cfg(test)]
@@ -61,7 +62,11 @@ mod tests {
         let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
         let mut grid = vec![false; size * size];
         for run in d.split('M').filter(|r| !r.is_empty()) {
-            let nums: Vec<usize> = run.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+            let nums: Vec<usize> = run
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
             let (x, y, w, h) = (nums[0], nums[1], nums[2], nums[3]);
             for row in y..y + h {
                 for col in x..x + w {

@@ -44,7 +44,11 @@ struct Progress {
 
 impl Progress {
     fn of(quote: &QuoteRow) -> Self {
-        Progress { status: quote.status.to_string(), confirmations: quote.confirmations, received: quote.received_units.clone() }
+        Progress {
+            status: quote.status.to_string(),
+            confirmations: quote.confirmations,
+            received: quote.received_units.clone(),
+        }
     }
 }
 

@@ -14,11 +14,11 @@ use ticketing::attendance::{Refusal, Seat};
 use ticketing::now_ms;
 
 use crate::auth::access::AccessRequest;
-use crate::auth::{bearer, AdminUser};
 use crate::auth::creator;
+use crate::auth::session_token;
+use crate::auth::{bearer, AdminUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::purchases::rfc3339;
-use crate::auth::session_token;
 use crate::state::AppState;
 
 pub fn router() -> super::Table {
@@ -151,8 +151,14 @@ fn websocket_url(state: &AppState, event_id: i64) -> String {
 async fn grant(state: &AppState, seat: Seat, host: Option<String>) -> ApiResult<JoinResponse> {
     let ttl = i64::try_from(state.settings.rooms.session_token_ttl_secs).unwrap_or(120) * 1000;
     let expires = now_ms() + ttl;
-    let (token, _claims) =
-        session_token::issue(state.secret.bytes(), seat.event_id, seat.ticket_id, host.clone(), seat.wallet.clone(), expires);
+    let (token, _claims) = session_token::issue(
+        state.secret.bytes(),
+        seat.event_id,
+        seat.ticket_id,
+        host.clone(),
+        seat.wallet.clone(),
+        expires,
+    );
     let seat_key = match seat.ticket_id {
         Some(ticket) => ticket.to_string(),
         None => format!("host:{}", seat.wallet),
@@ -187,7 +193,12 @@ pub async fn join(
     result
 }
 
-async fn join_inner(state: &AppState, remote: std::net::SocketAddr, id: &str, body: JoinBody) -> ApiResult<Json<JoinResponse>> {
+async fn join_inner(
+    state: &AppState,
+    remote: std::net::SocketAddr,
+    id: &str,
+    body: JoinBody,
+) -> ApiResult<Json<JoinResponse>> {
     let event_id = event_id(id)?;
     let now = now_ms();
     let verified = state.access.verify(body.access_request(event_id, remote), now).await?;
@@ -223,17 +234,20 @@ pub async fn ticket_details(
 #[utoipa::path(post, path = "/api/events/{id}/host", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, description = "A host session token"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn host_join(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JoinResponse>> {
+pub async fn host_join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JoinResponse>> {
     let event_id = event_id(&id)?;
     let session = creator::authenticate(&state, &headers).await?;
     let early = i64::try_from(state.settings.rooms.early_open_secs).unwrap_or(0) * 1000;
-    let seat = state
-        .store
-        .check_host_admission(event_id, session.account.as_str(), now_ms(), early)
-        .await?
-        .map_err(|r| match r {
-            Refusal::NoTicket => ApiError::forbidden("not_host", "only the event's creator can host it"),
-            other => refusal(other),
+    let seat =
+        state.store.check_host_admission(event_id, session.account.as_str(), now_ms(), early).await?.map_err(|r| {
+            match r {
+                Refusal::NoTicket => ApiError::forbidden("not_host", "only the event's creator can host it"),
+                other => refusal(other),
+            }
         })?;
     let host = Some(session.account.as_str().to_owned());
     Ok(Json(grant(&state, seat, host).await?))
@@ -281,16 +295,16 @@ pub struct Attendee {
 #[utoipa::path(get, path = "/api/events/{id}/attendees", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, description = "Who is in the room now, with live media state"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn attendees(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Vec<Attendee>>> {
+pub async fn attendees(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Attendee>>> {
     let event_id = event_id(&id)?;
     require_host(&state, &headers, event_id).await?;
     let now = now_ms();
-    let live: std::collections::HashMap<String, signaling::OccupantSummary> = state
-        .hub
-        .occupants(event_id)
-        .into_iter()
-        .map(|o| (o.info.client_id.to_string(), o))
-        .collect();
+    let live: std::collections::HashMap<String, signaling::OccupantSummary> =
+        state.hub.occupants(event_id).into_iter().map(|o| (o.info.client_id.to_string(), o)).collect();
     let sessions = state.store.attendance_sessions(event_id).await?;
     Ok(Json(
         sessions
@@ -365,10 +379,19 @@ pub(crate) fn client_path(id: &str, client: &str) -> ApiResult<i64> {
 #[utoipa::path(post, path = "/api/events/{id}/attendees/{client}/kick", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
     responses((status = 204, description = "Disconnected; may rejoin"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn kick(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
-    let mut seat_key = state.hub.occupants(event_id).into_iter().find(|o| &*o.info.client_id == client.as_str()).map(|o| o.info.seat_key.to_string());
+    let mut seat_key = state
+        .hub
+        .occupants(event_id)
+        .into_iter()
+        .find(|o| &*o.info.client_id == client.as_str())
+        .map(|o| o.info.seat_key.to_string());
     if !state.hub.kick(event_id, &client) {
         // Held by another node: closed there.
         let remote = match &state.cluster {
@@ -392,7 +415,11 @@ pub async fn kick(State(state): State<AppState>, headers: HeaderMap, Path((id, c
 #[utoipa::path(post, path = "/api/events/{id}/attendees/{client}/ban", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
     responses((status = 204, description = "Disconnected and the ticket invalidated"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn ban(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let event_id = client_path(&id, &client)?;
     let actor = require_host(&state, &headers, event_id).await?;
     ban_occupant(&state, event_id, &client, &actor).await?;
@@ -411,7 +438,8 @@ pub(crate) async fn ban_occupant(state: &AppState, event_id: i64, client: &str, 
         (None, Some(node)) => node.locate(event_id, client).await.ok_or_else(not_found)?.seat_key,
         (None, None) => return Err(not_found()),
     };
-    let ticket: i64 = seat_key.parse().map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
+    let ticket: i64 =
+        seat_key.parse().map_err(|_| ApiError::conflict("cannot_ban_host", "the host cannot be banned"))?;
     state.store.ban_ticket(ticket, actor, now_ms()).await?;
     match (&local, &state.cluster) {
         (None, Some(node)) => {
@@ -452,7 +480,9 @@ pub async fn mute(
     let muted = if body.is_empty() {
         true
     } else {
-        serde_json::from_slice::<MuteBody>(&body).map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?.muted
+        serde_json::from_slice::<MuteBody>(&body)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?
+            .muted
     };
     if !state.hub.mute(event_id, &client, muted) {
         let remote = match &state.cluster {
@@ -463,12 +493,17 @@ pub async fn mute(
             return Err(ApiError::not_found("not_in_room", "no such attendee in the room"));
         }
     }
-    let entry = ticketing::audit::AuditEntry::new(&actor, if muted { "room.mute" } else { "room.unmute" }).event(event_id).subject(&client);
+    let entry = ticketing::audit::AuditEntry::new(&actor, if muted { "room.mute" } else { "room.unmute" })
+        .event(event_id)
+        .subject(&client);
     state.store.audit(&entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /naf-dlux-adapter.js`
 pub async fn adapter_script() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], signaling::NAF_ADAPTER_JS)
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        signaling::NAF_ADAPTER_JS,
+    )
 }

@@ -7,7 +7,6 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
-
 pub const EVENTS_JS: &str = include_str!("../../../web/sdk/events.js");
 pub const EVENTS_DTS: &str = include_str!("../../../web/sdk/events.d.ts");
 
@@ -17,7 +16,10 @@ pub fn router() -> super::Table {
 
 /// `GET /sdk/events.js`
 async fn events_js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], EVENTS_JS)
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        EVENTS_JS,
+    )
 }
 
 /// `GET /sdk/events.d.ts`

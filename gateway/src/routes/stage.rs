@@ -26,7 +26,11 @@ pub fn router() -> super::Table {
 #[utoipa::path(post, path = "/api/events/{id}/stage/{client}", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
     responses((status = 204, description = "On the stage: seen and heard in every shard"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn invite(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     set_stage(&state, &headers, &id, &client, true).await
 }
 
@@ -34,7 +38,11 @@ pub async fn invite(State(state): State<AppState>, headers: HeaderMap, Path((id,
 #[utoipa::path(delete, path = "/api/events/{id}/stage/{client}", tag = "rooms", params(("id" = String, Path, description = "The event's id"), ("client" = String, Path, description = "The attendee's client id in the room")),
     responses((status = 204, description = "Off the stage, back in a shard"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path((id, client)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, client)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     set_stage(&state, &headers, &id, &client, false).await
 }
 
@@ -77,12 +85,17 @@ pub async fn announce(
     let text = body.text.trim();
     let max = state.hub.config().max_chat_chars;
     if text.is_empty() || text.chars().count() > max {
-        return Err(ApiError::unprocessable("invalid_announcement", format!("an announcement is 1 to {max} characters")));
+        return Err(ApiError::unprocessable(
+            "invalid_announcement",
+            format!("an announcement is 1 to {max} characters"),
+        ));
     }
     if !state.hub.announce(event_id, None, text) {
         return Err(ApiError::conflict("room_not_open", "nobody is in the event's room"));
     }
-    let entry = ticketing::audit::AuditEntry::new(&actor, "room.announce").event(event_id).detail(serde_json::json!({ "text": text }));
+    let entry = ticketing::audit::AuditEntry::new(&actor, "room.announce")
+        .event(event_id)
+        .detail(serde_json::json!({ "text": text }));
     state.store.audit(&entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -101,10 +114,15 @@ pub struct Shards {
 #[utoipa::path(get, path = "/api/events/{id}/shards", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, description = "`{ live, stage, history }`: attendees per open shard now, the stage's members, sessions and tickets per shard so far"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
-pub async fn shards(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Shards>> {
+pub async fn shards(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Shards>> {
     let event_id = event_id(&id)?;
     require_host(&state, &headers, event_id).await?;
-    let stage = state.hub.occupants(event_id).into_iter().filter(|o| o.stage).map(|o| o.info.client_id.to_string()).collect();
+    let stage =
+        state.hub.occupants(event_id).into_iter().filter(|o| o.stage).map(|o| o.info.client_id.to_string()).collect();
     let history = state.store.attendance_by_shard(event_id).await?;
     Ok(Json(Shards { live: state.hub.shard_occupancy(event_id), stage, history }))
 }

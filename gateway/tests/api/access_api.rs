@@ -64,10 +64,12 @@ impl Gateway {
     }
 
     async fn denials(&self) -> Vec<(String, Option<i64>, String, Option<String>)> {
-        sqlx::query_as("SELECT subject, event_id, detail, remote_addr FROM audit_log WHERE action = 'access.denied' ORDER BY id")
-            .fetch_all(self.state.store.raw_pool())
-            .await
-            .unwrap()
+        sqlx::query_as(
+            "SELECT subject, event_id, detail, remote_addr FROM audit_log WHERE action = 'access.denied' ORDER BY id",
+        )
+        .fetch_all(self.state.store.raw_pool())
+        .await
+        .unwrap()
     }
 }
 
@@ -97,7 +99,13 @@ macro_rules! access_test {
     };
 }
 
-fn request<'a>(event_id: i64, chain: &'a str, wallet: &'a str, message: &'a str, signature: &'a str) -> AccessRequest<'a> {
+fn request<'a>(
+    event_id: i64,
+    chain: &'a str,
+    wallet: &'a str,
+    message: &'a str,
+    signature: &'a str,
+) -> AccessRequest<'a> {
     AccessRequest { event_id, chain, wallet, message: Some(message), timestamp: None, signature, remote: None }
 }
 
@@ -118,7 +126,10 @@ access_test!(evm_challenge_round_trip_then_replay, |gw| async move {
     assert_eq!(shown.to_lowercase(), wallet.address());
     assert_ne!(shown, wallet.address());
     let domain = gw.address.trim_start_matches("http://");
-    assert!(message.starts_with(&format!("{domain} wants you to sign in with your Ethereum account:\n{shown}\n")), "{message}");
+    assert!(
+        message.starts_with(&format!("{domain} wants you to sign in with your Ethereum account:\n{shown}\n")),
+        "{message}"
+    );
     assert!(message.contains(&format!("Nonce: {nonce}\n")) && message.contains(&format!("Request ID: {EVENT}")));
     assert!(nonce.len() >= 22 && nonce.bytes().all(|c| c.is_ascii_alphanumeric()));
     // RFC 3339 UTC with a `Z` and milliseconds, as every time in the JSON API.
@@ -149,7 +160,10 @@ access_test!(evm_challenge_round_trip_then_replay, |gw| async move {
     let denials = gw.denials().await;
     assert_eq!(denials.len(), 1);
     let (subject, event_id, detail, remote_addr) = &denials[0];
-    assert_eq!((subject.as_str(), *event_id, remote_addr.as_deref()), (wallet.address().as_str(), Some(EVENT), Some("203.0.113.9")));
+    assert_eq!(
+        (subject.as_str(), *event_id, remote_addr.as_deref()),
+        (wallet.address().as_str(), Some(EVENT), Some("203.0.113.9"))
+    );
     let detail: Value = serde_json::from_str(detail).unwrap();
     assert_eq!(detail["reason"], "replayed");
     assert_eq!(gw.metric("gateway_access_denials_total{reason=\"replayed\"}").await, Some(1.0));
@@ -174,7 +188,10 @@ access_test!(sol_and_btc_challenge_round_trips, |gw| async move {
     let signature = btc.sign(message);
     let ok = gw.verify(request(EVENT, "btc", &btc.address(), message, &signature)).await.unwrap();
     assert_eq!(ok, VerifiedAccess { chain: chains::Chain::Btc, wallet: btc.address() });
-    assert_eq!(gw.verify(request(EVENT, "btc", &btc.address(), message, &signature)).await.unwrap_err().code(), "replayed");
+    assert_eq!(
+        gw.verify(request(EVENT, "btc", &btc.address(), message, &signature)).await.unwrap_err().code(),
+        "replayed"
+    );
     assert_eq!(gw.metric("gateway_access_denials_total{reason=\"replayed\"}").await, Some(2.0));
 });
 
@@ -185,7 +202,8 @@ access_test!(concurrent_uses_of_one_challenge_admit_exactly_one, |gw| async move
     let signature = wallet.sign(&message);
     let address = wallet.address();
     let attempts = (0..8).map(|_| {
-        let (state, message, signature, address) = (gw.state.clone(), message.clone(), signature.clone(), address.clone());
+        let (state, message, signature, address) =
+            (gw.state.clone(), message.clone(), signature.clone(), address.clone());
         tokio::spawn(async move {
             state.access.verify(request(EVENT, "eth", &address, &message, &signature), ticketing::now_ms()).await
         })
@@ -256,7 +274,10 @@ access_test!(challenges_are_bound_to_event_time_domain_and_text, |gw| async move
         .into_iter()
         .map(|(_, _, detail, _)| serde_json::from_str::<Value>(&detail).unwrap()["reason"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(reasons, ["wrong_event", "wrong_chain", "expired", "wrong_signer", "wrong_signer", "unknown_challenge", "wrong_domain"]);
+    assert_eq!(
+        reasons,
+        ["wrong_event", "wrong_chain", "expired", "wrong_signer", "wrong_signer", "unknown_challenge", "wrong_domain"]
+    );
     assert_eq!(gw.metric("gateway_access_denials_total{reason=\"wrong_signer\"}").await, Some(2.0));
 });
 
@@ -313,7 +334,8 @@ access_test!(seed_message_within_five_minutes_once, |gw| async move {
     // The seed clients' form: only the timestamp travels; the text is rebuilt from it.
     let at = now - 1000;
     let signature = wallet.sign(&seed_message(EVENT, at));
-    let by_timestamp = AccessRequest { message: None, timestamp: Some(at), ..request(EVENT, "eth", &address, "", &signature) };
+    let by_timestamp =
+        AccessRequest { message: None, timestamp: Some(at), ..request(EVENT, "eth", &address, "", &signature) };
     gw.verify(by_timestamp).await.unwrap();
     assert_eq!(gw.verify(by_timestamp).await.unwrap_err().code(), "replayed");
 
@@ -359,7 +381,8 @@ access_test!(
         let mut codes = Vec::new();
         for seed in 20..26 {
             let other = EvmWallet::new(seed).address();
-            let req = AccessRequest { remote: Some(remote), ..request(EVENT, "eth", &other, "Access event 42 at 1", "0x00") };
+            let req =
+                AccessRequest { remote: Some(remote), ..request(EVENT, "eth", &other, "Access event 42 at 1", "0x00") };
             codes.push(gw.verify(req).await.unwrap_err().code());
         }
         assert_eq!(codes.iter().filter(|c| **c == "rate_limited").count(), 1, "{codes:?}");

@@ -38,7 +38,9 @@ app_test!(metrics_are_valid_prometheus_text, |app| async move {
         .find(|s| s.metric == "gateway_http_requests_total" && s.labels.get("route") == Some("/healthz"))
         .expect("healthz counted");
     // OpenMetrics names the counter family without `_total`; the parser then reports the sample as untyped.
-    assert!(matches!(healthz.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) if v >= 1.0));
+    assert!(
+        matches!(healthz.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) if v >= 1.0)
+    );
     assert!(scrape.samples.iter().any(|s| s.metric == "gateway_http_requests_total"
         && s.labels.get("route") == Some("unmatched")
         && s.labels.get("status") == Some("404")));
@@ -50,7 +52,8 @@ app_test!(admin_sets_tiers_with_the_token_only, |app| async move {
     let path = "/api/admin/creators/alice/tier";
     let res = app.client.put(app.url(path)).json(&json!({ "tier": "premium" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = app.client.put(app.url(path)).bearer_auth("wrong").json(&json!({ "tier": "premium" })).send().await.unwrap();
+    let res =
+        app.client.put(app.url(path)).bearer_auth("wrong").json(&json!({ "tier": "premium" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = app
         .admin(Method::PUT, path)
@@ -68,12 +71,32 @@ app_test!(admin_sets_tiers_with_the_token_only, |app| async move {
 
 app_test!(bad_input_gets_precise_errors, |app| async move {
     let cases = [
-        ("/api/admin/creators/Bad%20Name/tier", json!({ "tier": "pro" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
+        (
+            "/api/admin/creators/Bad%20Name/tier",
+            json!({ "tier": "pro" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_account",
+        ),
         ("/api/admin/creators/alice/tier", json!({ "tier": "gold" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_tier"),
-        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "until": "tomorrow" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_time"),
-        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "until": "2020-01-01T00:00:00Z" }), StatusCode::UNPROCESSABLE_ENTITY, "until_in_past"),
+        (
+            "/api/admin/creators/alice/tier",
+            json!({ "tier": "pro", "until": "tomorrow" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_time",
+        ),
+        (
+            "/api/admin/creators/alice/tier",
+            json!({ "tier": "pro", "until": "2020-01-01T00:00:00Z" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "until_in_past",
+        ),
         ("/api/admin/creators/alice/tier", json!({ "tier": 5 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        ("/api/admin/creators/alice/tier", json!({ "tier": "pro", "extra": 1 }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            "/api/admin/creators/alice/tier",
+            json!({ "tier": "pro", "extra": 1 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (path, body, status, code) in cases {
         let res = app.admin(Method::PUT, path).json(&body).send().await.unwrap();
@@ -81,7 +104,13 @@ app_test!(bad_input_gets_precise_errors, |app| async move {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], code);
     }
-    let res = app.admin(Method::PUT, "/api/admin/creators/alice/tier").body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let res = app
+        .admin(Method::PUT, "/api/admin/creators/alice/tier")
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let res = app.admin(Method::PUT, "/api/admin/creators/alice/tier").body("{}").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -94,12 +123,15 @@ async fn watchers_and_rooms_are_visible_in_readyz_and_metrics() {
     // A port nothing listens on: bind, learn it, close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
-        s.watchers.hive = Some(serde_json::from_value(serde_json::json!({
-            "rpc_url": format!("http://127.0.0.1:{port}"),
-            "account": "dlux-tickets",
-            "poll_interval_ms": 50,
-            "request_timeout_ms": 200,
-        })).unwrap());
+        s.watchers.hive = Some(
+            serde_json::from_value(serde_json::json!({
+                "rpc_url": format!("http://127.0.0.1:{port}"),
+                "account": "dlux-tickets",
+                "poll_interval_ms": 50,
+                "request_timeout_ms": 200,
+            }))
+            .unwrap(),
+        );
     })
     .await;
     let mut errors = 0.0;
@@ -107,7 +139,11 @@ async fn watchers_and_rooms_are_visible_in_readyz_and_metrics() {
         let text = app.get("/metrics").await.text().await.unwrap();
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
         assert!(scrape.samples.iter().any(|s| s.metric == "gateway_rooms_active"), "{text}");
-        if let Some(sample) = scrape.samples.iter().find(|s| s.metric.starts_with("gateway_watcher_rpc_errors") && s.labels.get("chain") == Some("hive")) {
+        if let Some(sample) = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric.starts_with("gateway_watcher_rpc_errors") && s.labels.get("chain") == Some("hive"))
+        {
             if let prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) = sample.value {
                 errors = v;
             }
@@ -129,7 +165,13 @@ app_test!(every_error_is_json_and_pages_carry_security_headers, |app| async move
     let big = vec![b'x'; 3 * 1024 * 1024];
     // Its own connection: the server answers before reading the body and then closes the connection.
     let once = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    let res = once.post(app.url("/api/events/1/attendees/c/mute")).bearer_auth(common::ADMIN_TOKEN).body(big).send().await.unwrap();
+    let res = once
+        .post(app.url("/api/events/1/attendees/c/mute"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "body_too_large");
@@ -200,7 +242,8 @@ fn assert_api_time(value: &Value, what: &str) {
 
 app_test!(json_times_are_rfc3339_utc_with_milliseconds, |app| async move {
     let wallet = "0x8ba1f109551bd432803012645ac136ddd64dba72";
-    let privacy: Value = app.get(&format!("/api/privacy/challenge?chain=eth&wallet={wallet}")).await.json().await.unwrap();
+    let privacy: Value =
+        app.get(&format!("/api/privacy/challenge?chain=eth&wallet={wallet}")).await.json().await.unwrap();
     assert_api_time(&privacy["expires_at"], "privacy challenge expires_at");
     let login: Value = app.get("/api/creators/login/challenge?account=alice").await.json().await.unwrap();
     assert_api_time(&login["expires_at"], "login challenge expires_at");

@@ -70,11 +70,12 @@ async fn kill_9_loses_at_most_the_flush_interval() {
     assert_eq!(row.chat_messages, 2);
     assert_eq!(row.end_reason.as_deref(), Some("interrupted"));
     assert!(row.left_at.is_some() && row.duration_secs.is_some(), "{row:?}");
-    let (count, total): (i64, i64) = sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
-        .bind(t)
-        .fetch_one(store.raw_pool())
-        .await
-        .unwrap();
+    let (count, total): (i64, i64) =
+        sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
+            .bind(t)
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!((count, total), (1, row.duration_secs.unwrap()));
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();

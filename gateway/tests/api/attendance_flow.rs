@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use ticketing::testing::RawSql;
 
 /// An SDP offer that sends audio (a live `m=audio` section, `sendrecv`).
-const AUDIO_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
+const AUDIO_OFFER: &str =
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
 
 app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     let store = &app.store;
@@ -21,10 +22,17 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     let (t_alice, t_bob) = (ticket(store, event_id, "alice-w").await, ticket(store, event_id, "bob-w").await);
     // Let the sales feed report those two sales before subscribing: the stream below starts after them.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let mut feed = sse(&app.client, app.url(&format!("/api/events/{event_id}/attendees/stream")), common::ADMIN_TOKEN).await;
+    let mut feed =
+        sse(&app.client, app.url(&format!("/api/events/{event_id}/attendees/stream")), common::ADMIN_TOKEN).await;
 
     // The creator joins as host; the host's socket carries the feed too.
-    let res = app.client.post(app.url(&format!("/api/events/{event_id}/host"))).bearer_auth(creator_token("alice")).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/events/{event_id}/host")))
+        .bearer_auth(creator_token("alice"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let host_token = res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned();
     let mut host = connect(&app.address, event_id, &host_token).await;
@@ -62,7 +70,8 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     alice.close(None).await.unwrap();
 
     // The store: one row per admission, counters exact, the ticket's totals follow.
-    let rows = rows_until(store, event_id, |rows| rows.iter().any(|r| r.client_id == alice_id && r.left_at.is_some())).await;
+    let rows =
+        rows_until(store, event_id, |rows| rows.iter().any(|r| r.client_id == alice_id && r.left_at.is_some())).await;
     let a = rows.iter().find(|r| r.client_id == alice_id).unwrap();
     assert_eq!(a.ticket_id, Some(t_alice));
     assert_eq!((a.wallet.as_str(), a.role.as_str()), ("alice-w", "attendee"));
@@ -76,8 +85,12 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     assert_eq!((b.left_at, b.chat_messages, b.voice_secs), (None, 0, 0));
     let host_row = rows.iter().find(|r| r.role == "host").unwrap();
     assert_eq!((host_row.ticket_id, host_row.wallet.as_str()), (None, "alice"));
-    let (count, total): (i64, i64) = sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
-        .bind(t_alice).fetch_one(store.raw_pool()).await.unwrap();
+    let (count, total): (i64, i64) =
+        sqlx::query_as("SELECT access_count, total_duration_secs FROM tickets WHERE id = $1")
+            .bind(t_alice)
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!((count, total), (1, a.duration_secs.unwrap()));
 
     // A sale shows up in the feed too.
@@ -116,9 +129,20 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     assert_eq!(
         summary,
         vec![
-            "joined host ", "joined bob ", "capacity - 1/10", "joined alice ", "capacity - 2/10", "chat alice hello",
-            "chat alice again", "voice alice true", "voice alice false", "screen_share alice true",
-            "screen_share alice false", "left alice left", "capacity - 1/10", "ticket_sold - true",
+            "joined host ",
+            "joined bob ",
+            "capacity - 1/10",
+            "joined alice ",
+            "capacity - 2/10",
+            "chat alice hello",
+            "chat alice again",
+            "voice alice true",
+            "voice alice false",
+            "screen_share alice true",
+            "screen_share alice false",
+            "left alice left",
+            "capacity - 1/10",
+            "ticket_sold - true",
         ]
     );
     let worst = got.iter().map(|r| r.received_at - r.data["at"].as_i64().unwrap()).max().unwrap();
@@ -132,7 +156,8 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
     assert_eq!(sold.data["identity"], "carol-w");
 
     // The host's socket carried the same feed as `feed` frames.
-    let (frames, _host) = tokio::time::timeout(Duration::from_secs(5), host_frames).await.expect("host feed in time").unwrap();
+    let (frames, _host) =
+        tokio::time::timeout(Duration::from_secs(5), host_frames).await.expect("host feed in time").unwrap();
     let host_kinds: Vec<&str> = frames.iter().map(|f| f["kind"].as_str().unwrap()).collect();
     let sse_kinds: Vec<&str> = got.iter().skip(1).map(|r| r.name.as_str()).collect();
     assert_eq!(host_kinds, &sse_kinds[..12]);
@@ -145,9 +170,16 @@ app_test!(feed_and_analytics_refuse_strangers, |app| async move {
     assert_eq!(app.client.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let res = app.client.get(&url).bearer_auth(creator_token("mallory")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = app.client.get(app.url(&format!("/api/events/{event_id}/analytics"))).bearer_auth(creator_token("mallory")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/events/{event_id}/analytics")))
+        .bearer_auth(creator_token("mallory"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = app.client.get(app.url("/api/events/999999/analytics")).bearer_auth(common::ADMIN_TOKEN).send().await.unwrap();
+    let res =
+        app.client.get(app.url("/api/events/999999/analytics")).bearer_auth(common::ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 });
 
@@ -204,11 +236,18 @@ async fn anonymised_and_located(backend: ticketing::Backend) {
     let rows = rows_until(&app.store, event_id, |rows| !rows.is_empty()).await;
     assert_eq!(rows[0].wallet, gateway::live::attendance::wallet_hash("private-w"));
     assert!(!rows[0].wallet.contains("private-w"));
-    let stored: Vec<String> = sqlx::query_scalar("SELECT wallet FROM attendance_sessions").fetch_all(app.store.raw_pool()).await.unwrap();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT wallet FROM attendance_sessions").fetch_all(app.store.raw_pool()).await.unwrap();
     assert!(stored.iter().all(|w| w.starts_with("sha256:")), "{stored:?}");
     let countries = app.store.session_countries(event_id).await.unwrap();
     assert_eq!(countries.values().collect::<Vec<_>>(), vec!["ZZ"]);
-    let res = app.client.get(app.url(&format!("/api/events/{event_id}/analytics"))).bearer_auth(common::ADMIN_TOKEN).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/events/{event_id}/analytics")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["attendance"]["countries"], json!({ "ZZ": 1 }));
     drop(ws);

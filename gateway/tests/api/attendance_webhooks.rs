@@ -19,11 +19,19 @@ struct Receiver {
     got: Arc<Mutex<Vec<Delivery>>>,
 }
 
-async fn receive(axum::extract::State(r): axum::extract::State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
     let mut got = r.got.lock().unwrap();
     got.push((Instant::now(), headers, body.to_vec()));
     // The very first delivery attempt fails.
-    if got.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::NO_CONTENT }
+    if got.len() == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
 }
 
 async fn webhooks_are_signed_and_retried(backend: ticketing::Backend) {
@@ -40,10 +48,24 @@ async fn webhooks_are_signed_and_retried(backend: ticketing::Backend) {
     .await;
     let event_id = event(&app.store, 10, 0).await;
     let secret = "creator-webhook-secret-0001";
-    let put = |body: Value| app.client.put(app.url("/api/creators/me/webhook")).bearer_auth(creator_token("alice")).json(&body).send();
-    assert_eq!(put(json!({ "url": "ftp://x", "secret": secret })).await.unwrap().status(), Status::UNPROCESSABLE_ENTITY);
-    assert_eq!(put(json!({ "url": hook_url, "secret": "short" })).await.unwrap().status(), Status::UNPROCESSABLE_ENTITY);
-    let res = app.client.put(app.url("/api/creators/me/webhook")).json(&json!({ "url": hook_url, "secret": secret })).send().await.unwrap();
+    let put = |body: Value| {
+        app.client.put(app.url("/api/creators/me/webhook")).bearer_auth(creator_token("alice")).json(&body).send()
+    };
+    assert_eq!(
+        put(json!({ "url": "ftp://x", "secret": secret })).await.unwrap().status(),
+        Status::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        put(json!({ "url": hook_url, "secret": "short" })).await.unwrap().status(),
+        Status::UNPROCESSABLE_ENTITY
+    );
+    let res = app
+        .client
+        .put(app.url("/api/creators/me/webhook"))
+        .json(&json!({ "url": hook_url, "secret": secret }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), Status::UNAUTHORIZED);
     assert_eq!(put(json!({ "url": hook_url, "secret": secret })).await.unwrap().status(), Status::NO_CONTENT);
 
@@ -75,7 +97,11 @@ async fn webhooks_are_signed_and_retried(backend: ticketing::Backend) {
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["event_id"], event_id);
         assert_eq!(headers["x-dlux-event"].to_str().unwrap(), v["type"].as_str().unwrap());
-        kinds.push((v["type"].as_str().unwrap().to_owned(), headers["x-dlux-attempt"].to_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned()));
+        kinds.push((
+            v["type"].as_str().unwrap().to_owned(),
+            headers["x-dlux-attempt"].to_str().unwrap().to_owned(),
+            v["id"].as_str().unwrap().to_owned(),
+        ));
     }
     let summary: Vec<(&str, &str)> = kinds.iter().map(|(k, a, _)| (k.as_str(), a.as_str())).collect();
     assert_eq!(summary, vec![("ticket_sold", "1"), ("ticket_sold", "2"), ("joined", "1"), ("left", "1")]);

@@ -68,7 +68,10 @@ impl Drop for Node {
 fn browser_prerequisites() -> PathBuf {
     let root = repo_root();
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH");
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH"
+    );
     assert!(
         root.join("browser-tests/node_modules/playwright-core").exists(),
         "browser-tests/node_modules is missing: run ./scripts/test (it runs `npm ci --prefix browser-tests`)"
@@ -145,6 +148,9 @@ async fn two_pages_on_two_nodes_see_each_others_avatars() {
     assert_eq!(result["page_errors"], json!([]), "uncaught errors in the pages");
     eprintln!(
         "browser cluster test: peer seen in {} / {} ms, move observed in {} ms, whole test {} ms",
-        a["sees_peer_ms"], b["sees_peer_ms"], result["move_observed_ms"], started.elapsed().as_millis()
+        a["sees_peer_ms"],
+        b["sees_peer_ms"],
+        result["move_observed_ms"],
+        started.elapsed().as_millis()
     );
 }

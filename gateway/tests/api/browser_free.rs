@@ -72,13 +72,14 @@ async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {
     assert_eq!(result["external"], json!([]));
 
     // The ticket the page reserved is bound to the wallet and joins like a paid one; no money was recorded.
-    let (ticket_id, amount): (i64, String) =
-        sqlx::query_as("SELECT id, amount_paid_units FROM tickets WHERE event_id = $1 AND wallet_address = $2 AND status = 'valid'")
-            .bind(event_id)
-            .bind(wallet.address())
-            .fetch_one(app.store.raw_pool())
-            .await
-            .unwrap();
+    let (ticket_id, amount): (i64, String) = sqlx::query_as(
+        "SELECT id, amount_paid_units FROM tickets WHERE event_id = $1 AND wallet_address = $2 AND status = 'valid'",
+    )
+    .bind(event_id)
+    .bind(wallet.address())
+    .fetch_one(app.store.raw_pool())
+    .await
+    .unwrap();
     assert_eq!(amount, "0");
     let res = app.get(&format!("/api/events/{event_id}/challenge?chain=eth&wallet={}", wallet.address())).await;
     let message = res.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_owned();

@@ -58,11 +58,23 @@ async fn live_event(app: &common::TestApp, seats: i64) -> i64 {
 async fn buy(app: &common::TestApp, event_id: i64, wallet: &str) -> i64 {
     let p = purchases(app);
     let now = ticketing::now_ms();
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: wallet.into() }, now).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: wallet.into() }, now)
+        .await
+        .unwrap();
     let report = PaymentReport {
-        chain: quote.chain().unwrap(), txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()),
-        memo: None, amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.into()),
-        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+        chain: quote.chain().unwrap(),
+        txid: format!("tx-{}", quote.id),
+        output_index: 0,
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        amount: quote.amount().unwrap(),
+        to_address: quote.payment_address.clone(),
+        from_address: Some(wallet.into()),
+        block_height: Some(10),
+        block_hash: Some("0xab".into()),
+        confirmations: 64,
+        is_final: true,
     };
     match p.report_payment(report, now).await.unwrap() {
         PaymentOutcome::TicketIssued { ticket_id } => ticket_id,
@@ -76,7 +88,8 @@ async fn join(app: &common::TestApp, event_id: i64, wallet: &EvmWallet) -> Value
     let res = app.get(&format!("/api/events/{event_id}/challenge?chain=eth&wallet={address}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let message = res.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_owned();
-    let body = json!({ "wallet_address": address, "chain": "eth", "signature": wallet.sign(&message), "message": message });
+    let body =
+        json!({ "wallet_address": address, "chain": "eth", "signature": wallet.sign(&message), "message": message });
     let res = app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let granted: Value = res.json().await.unwrap();
@@ -141,12 +154,24 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     for wallet in [&alice, &bob, &carol] {
         buy(&app, event_id, &wallet.address()).await;
     }
-    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1").bind(event_id).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 2, tickets_sold = 2 WHERE id = $1")
+        .bind(event_id)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     // Another event's ticket, presented at this event's door.
     let other_event = live_event(&app, 5).await;
     let dave = EvmWallet::new(24);
     let daves_ticket = buy(&app, other_event, &dave.address()).await;
-    let outsider = gateway::auth::session_token::issue(&SECRET, event_id, Some(daves_ticket), None, dave.address(), ticketing::now_ms() + 60_000).0;
+    let outsider = gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        Some(daves_ticket),
+        None,
+        dave.address(),
+        ticketing::now_ms() + 60_000,
+    )
+    .0;
 
     let alice_join = join(&app, event_id, &alice).await;
     let bob_join = join(&app, event_id, &bob).await;
@@ -203,7 +228,11 @@ async fn two_attendees_see_each_other_move_and_the_door_refuses_the_rest() {
     assert!(metrics.contains("gateway_ws_rejections_total{code=\"4409\"} 1"), "{metrics}");
     eprintln!(
         "browser NAF test: peer seen in {} / {} ms, move observed in {} ms, driver {} ms, whole test {} ms",
-        a["sees_peer_ms"], b["sees_peer_ms"], result["move_observed_ms"], result["elapsed_ms"], started.elapsed().as_millis()
+        a["sees_peer_ms"],
+        b["sees_peer_ms"],
+        result["move_observed_ms"],
+        result["elapsed_ms"],
+        started.elapsed().as_millis()
     );
 }
 

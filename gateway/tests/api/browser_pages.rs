@@ -90,7 +90,8 @@ async fn session_token(app: &common::TestApp, event_id: i64, wallet: &EvmWallet)
     let res = app.get(&format!("/api/events/{event_id}/challenge?chain=eth&wallet={address}")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let message = res.json::<Value>().await.unwrap()["message"].as_str().unwrap().to_owned();
-    let body = json!({ "wallet_address": address, "chain": "eth", "signature": wallet.sign(&message), "message": message });
+    let body =
+        json!({ "wallet_address": address, "chain": "eth", "signature": wallet.sign(&message), "message": message });
     let res = app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned()
@@ -262,12 +263,19 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
     assert_eq!(svg.text().await.unwrap(), gateway::routes::qr::qr_svg(quote["payment_uri"].as_str().unwrap()).unwrap());
     let statuses = result["statuses"].as_array().unwrap();
-    assert_eq!(statuses.iter().map(|s| s["data"].as_str().unwrap()).collect::<Vec<_>>(), ["seen", "confirming", "paid"]);
+    assert_eq!(
+        statuses.iter().map(|s| s["data"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["seen", "confirming", "paid"]
+    );
     // ETH waits for the `finalized` tag: the page says so rather than counting.
     assert!(statuses[1]["text"].as_str().unwrap().contains("waiting for finality"), "{}", statuses[1]);
     assert!(statuses[2]["text"].as_str().unwrap().starts_with("Paid"));
     assert!(result["paid"].as_str().unwrap().contains(&buyer.address()));
-    assert_eq!(result["payBoxWhenSeen"], json!({ "payBox": false, "form": false }), "nothing asks for money once a payment is seen");
+    assert_eq!(
+        result["payBoxWhenSeen"],
+        json!({ "payBox": false, "form": false }),
+        "nothing asks for money once a payment is seen"
+    );
     assert_eq!(result["receiptOnScreen"], true);
 
     // My tickets: the concert's, and the late show's seeded one.
@@ -290,7 +298,10 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert!(result["bobSees"].as_array().unwrap().iter().any(|o| o == buyer_id));
     assert!(result["buyerSees"].as_array().unwrap().iter().any(|o| o == &result["bobId"]));
     let buttons = result["sceneButtons"].to_string();
-    assert!(buttons.contains("Microphone") && buttons.contains("Share screen") && buttons.contains("Send"), "{buttons}");
+    assert!(
+        buttons.contains("Microphone") && buttons.contains("Share screen") && buttons.contains("Send"),
+        "{buttons}"
+    );
 
     // The creator: signed in with Keychain, a refusal on the right field, the created event, the live join.
     assert!(result["who"].as_str().unwrap().contains("@alice (pro tier)"), "{}", result["who"]);
@@ -299,19 +310,31 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     }
     assert_eq!(result["invalid"]["code"], "end_before_start", "{}", result["invalid"]);
     assert_eq!(result["invalid"]["field"], "f-end");
-    assert!(result["invalid"]["text"].as_str().unwrap().contains("the end must be after the start"), "{}", result["invalid"]);
+    assert!(
+        result["invalid"]["text"].as_str().unwrap().contains("the end must be after the start"),
+        "{}",
+        result["invalid"]
+    );
     assert_eq!(result["invalid"]["ariaInvalid"], "true");
     let created = result["created"]["id"].as_i64().unwrap();
-    assert_eq!(result["editForm"], json!({ "title": "Browser Premiere", "seats": "20", "heading": "Edit “Browser Premiere”" }));
+    assert_eq!(
+        result["editForm"],
+        json!({ "title": "Browser Premiere", "seats": "20", "heading": "Edit “Browser Premiere”" })
+    );
     assert_eq!(result["edited"], "Browser Premiere (extended)");
     let event: Value = app.get(&format!("/api/events/{created}")).await.json().await.unwrap();
     assert_eq!(event["title"], "Browser Premiere (extended)");
     assert_eq!(event["category"], "music");
     assert_eq!(event["creator"]["account"], "alice");
     let carol_id = result["carolId"].as_str().unwrap();
-    let joined = result["feed"].as_array().unwrap().iter().find(|f| f["kind"] == "joined" && f["client_id"] == carol_id);
+    let joined =
+        result["feed"].as_array().unwrap().iter().find(|f| f["kind"] == "joined" && f["client_id"] == carol_id);
     assert!(joined.is_some(), "{}", result["feed"]);
-    assert!(result["attendees"].as_array().unwrap().iter().any(|a| a["client_id"] == carol_id && a["wallet"] == carol.address()));
+    assert!(result["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["client_id"] == carol_id && a["wallet"] == carol.address()));
     assert!(result["feedText"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains("joined")));
     assert!(result["mutedRow"].as_str().unwrap().contains("muted by you"), "{}", result["mutedRow"]);
     assert!(result["salesChart"].as_u64().unwrap() > 0);
@@ -323,7 +346,17 @@ async fn a_buyer_buys_and_joins_and_a_creator_watches_the_room() {
     assert_eq!(result["market"]["phoneOverflow"], json!([]), "marketplace at 390 px");
     assert_eq!(result["dashboardPhoneOverflow"], json!([]), "dashboard at 390 px");
 
-    for shot in ["marketplace", "marketplace-phone", "checkout", "paid", "tickets", "join", "join-not-live", "scene-buyer", "dashboard"] {
+    for shot in [
+        "marketplace",
+        "marketplace-phone",
+        "checkout",
+        "paid",
+        "tickets",
+        "join",
+        "join-not-live",
+        "scene-buyer",
+        "dashboard",
+    ] {
         assert!(artifacts.join(format!("pages-{shot}.png")).exists(), "screenshot {shot}");
     }
 }
@@ -391,7 +424,12 @@ async fn a_headset_joins_by_signing_on_a_phone() {
     assert!(result["phoneAsked"].as_str().unwrap().contains("Headset Concert"), "{}", result["phoneAsked"]);
     assert_eq!(result["phoneSigned"]["status"], "signed", "{}", result["phoneSigned"]);
     // The headset entered the room on the phone's signature, with no wallet of its own.
-    assert_eq!(result["scene"], json!({ "status": "connected", "failure": null, "wallet": "none" }), "{}", result["scene"]);
+    assert_eq!(
+        result["scene"],
+        json!({ "status": "connected", "failure": null, "wallet": "none" }),
+        "{}",
+        result["scene"]
+    );
     // The signature went to the waiting page once: the row says so on every node.
     let status: String = sqlx::query_scalar("SELECT status FROM pairings WHERE code = $1")
         .bind(code)
@@ -431,9 +469,18 @@ async fn sold_quote(watcher: &Purchases, event_id: i64, wallet: &EvmWallet) -> S
         .await
         .unwrap();
     let report = PaymentReport {
-        chain: chains::Chain::Eth, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
-        amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.address()),
-        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+        chain: chains::Chain::Eth,
+        txid: format!("tx-{}", quote.id),
+        output_index: 0,
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        amount: quote.amount().unwrap(),
+        to_address: quote.payment_address.clone(),
+        from_address: Some(wallet.address()),
+        block_height: Some(10),
+        block_hash: Some("0xab".into()),
+        confirmations: 64,
+        is_final: true,
     };
     let outcome = watcher.report_payment(report, now).await.unwrap();
     assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
@@ -466,10 +513,29 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
             "require_microphone": false, "cover_image_url": cover,
         })
     };
-    let live = create_event(&app, "alice", &event("Neon Nights: a live DJ set in VR", "music", "12.5", 10 * 60_000, "/scenes/icon.svg")).await["id"].as_i64().unwrap();
-    let talk = create_event(&app, "alice", &event("Spatial audio for beginners", "talks", "4", 2 * DAY, "https://images.example/audio.jpg")).await["id"].as_i64().unwrap();
-    let ended = create_event(&app, "alice", &event("Gallery opening: light sculptures", "art", "8", 3 * DAY, "")).await["id"].as_i64().unwrap();
-    let _games = create_event(&app, "alice", &event("Retro game night", "gaming", "2.5", 5 * DAY, "")).await["id"].as_i64().unwrap();
+    let live = create_event(
+        &app,
+        "alice",
+        &event("Neon Nights: a live DJ set in VR", "music", "12.5", 10 * 60_000, "/scenes/icon.svg"),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let talk = create_event(
+        &app,
+        "alice",
+        &event("Spatial audio for beginners", "talks", "4", 2 * DAY, "https://images.example/audio.jpg"),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let ended = create_event(&app, "alice", &event("Gallery opening: light sculptures", "art", "8", 3 * DAY, "")).await
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let _games = create_event(&app, "alice", &event("Retro game night", "gaming", "2.5", 5 * DAY, "")).await["id"]
+        .as_i64()
+        .unwrap();
     let watcher = watcher(&app);
     let buyer = EvmWallet::new(BUYER);
     let paid = sold_quote(&watcher, live, &buyer).await;
@@ -490,7 +556,13 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
         .await
         .unwrap();
     assert!(hive.memo.is_some());
-    let res = app.client.post(app.url("/api/pairings")).json(&json!({ "purpose": "join", "event_id": live, "chain": "eth" })).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/pairings"))
+        .json(&json!({ "purpose": "join", "event_id": live, "chain": "eth" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let code = res.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_owned();
     let session = json!({ "token": token_for("alice"), "token_type": "Bearer", "account": "alice", "tier": "pro",
@@ -526,8 +598,13 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
     let mut problems = Vec::new();
     for page in checked {
         let name = format!("{} at {}", page["name"].as_str().unwrap(), page["size"].as_str().unwrap());
-        for (what, list) in [("overflows", &page["overflow"]), ("hides actions", &page["hidden_actions"]), ("starts below the first screen", &page["below_fold"]),
-            ("has accessibility violations", &page["violations"]), ("has page errors", &page["errors"])] {
+        for (what, list) in [
+            ("overflows", &page["overflow"]),
+            ("hides actions", &page["hidden_actions"]),
+            ("starts below the first screen", &page["below_fold"]),
+            ("has accessibility violations", &page["violations"]),
+            ("has page errors", &page["errors"]),
+        ] {
             if list.as_array().is_some_and(|l| !l.is_empty()) {
                 problems.push(format!("{name} {what}: {list}"));
             }
@@ -536,7 +613,8 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe() {
         for url in page["external"].as_array().unwrap() {
             assert!(url.as_str().unwrap().starts_with("https://images.example/"), "{name} asked {url}");
         }
-        let shot = artifacts.join(format!("layout-{}-{}.png", page["name"].as_str().unwrap(), page["size"].as_str().unwrap()));
+        let shot =
+            artifacts.join(format!("layout-{}-{}.png", page["name"].as_str().unwrap(), page["size"].as_str().unwrap()));
         assert!(shot.exists(), "{shot:?}");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -583,7 +661,11 @@ async fn a_creator_proves_payout_addresses_in_the_dashboard() {
     assert!(result["ethSaved"].as_str().unwrap().contains("1 payout not yet sent"), "{}", result["ethSaved"]);
     assert_eq!(result["browserButtonForBtc"], false, "no browser wallet signs Bitcoin messages here");
     assert_eq!(result["refused"], "bad_encoding", "a pasted signature that is not one is refused with the reason");
-    assert!(result["phoneAsked"].as_str().unwrap().contains("Sign to receive your creator payouts at this wallet."), "{}", result["phoneAsked"]);
+    assert!(
+        result["phoneAsked"].as_str().unwrap().contains("Sign to receive your creator payouts at this wallet."),
+        "{}",
+        result["phoneAsked"]
+    );
     assert_eq!(result["phoneStatus"], "signed");
     assert_eq!(result["pairingShownAt390"], json!([]));
     assert!(result["polSaved"].as_str().unwrap().contains("Polygon payouts go to"), "{}", result["polSaved"]);
@@ -593,6 +675,10 @@ async fn a_creator_proves_payout_addresses_in_the_dashboard() {
     assert_eq!(result["errors"], json!([]));
     assert_eq!(result["external"], json!([]));
     // The held payout now goes to the proven Ethereum address.
-    let payouts: Value = app.admin(reqwest::Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
-    assert_eq!((payouts[0]["payout_address"].as_str(), payouts[0]["held"].as_str()), (Some(creator_wallet.address().as_str()), None));
+    let payouts: Value =
+        app.admin(reqwest::Method::GET, "/api/admin/payouts?all=true").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (payouts[0]["payout_address"].as_str(), payouts[0]["held"].as_str()),
+        (Some(creator_wallet.address().as_str()), None)
+    );
 }

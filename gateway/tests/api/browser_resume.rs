@@ -22,7 +22,10 @@ fn repo_root() -> PathBuf {
 fn browser_prerequisites() -> PathBuf {
     let root = repo_root();
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH");
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH"
+    );
     assert!(
         root.join("browser-tests/node_modules/playwright-core").exists(),
         "browser-tests/node_modules is missing: run ./scripts/test (it runs `npm ci --prefix browser-tests`)"
@@ -78,9 +81,14 @@ async fn a_dropped_page_resumes_by_itself_and_late_joiners_see_the_persistent_pr
     assert!(resumed_ms < 2000, "resumed {resumed_ms} ms after the cut");
     assert!(result["first_live_frame_ms"].as_u64().unwrap() < 2000, "{result}");
     let alice_log: Vec<&str> = result["alice_log"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(alice_log, ["peer-joined", "reconnecting", "resumed"], "bob joined, alice dropped and resumed, once: {result}");
+    assert_eq!(
+        alice_log,
+        ["peer-joined", "reconnecting", "resumed"],
+        "bob joined, alice dropped and resumed, once: {result}"
+    );
     // Bob saw her reconnecting and back, never leave; her avatar on his page is the one from before the drop.
-    let bob_log: Vec<String> = result["bob_log"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    let bob_log: Vec<String> =
+        result["bob_log"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
     assert!(!bob_log.iter().any(|n| n == "peer-left"), "{bob_log:?}");
     assert!(bob_log.iter().any(|n| n == "peer-resumed"), "{bob_log:?}");
     assert_eq!(result["bob_same_avatar_element"], true);
@@ -124,6 +132,8 @@ async fn a_dropped_page_resumes_by_itself_and_late_joiners_see_the_persistent_pr
     let _ = std::fs::remove_dir_all(data_dir);
     eprintln!(
         "browser resume test: cut → resumed {} ms, cut → first live frame {} ms; whole test {} ms",
-        result["resumed_ms"], result["first_live_frame_ms"], started.elapsed().as_millis()
+        result["resumed_ms"],
+        result["first_live_frame_ms"],
+        started.elapsed().as_millis()
     );
 }

@@ -42,7 +42,15 @@ fn watcher(app: &common::TestApp) -> Purchases {
     Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), settings, &[0x11; 32])
 }
 
-async fn create(app: &common::TestApp, title: &str, category: &str, price: &str, seats: i64, start_in_ms: i64, crypto: &[&str]) -> i64 {
+async fn create(
+    app: &common::TestApp,
+    title: &str,
+    category: &str,
+    price: &str,
+    seats: i64,
+    start_in_ms: i64,
+    crypto: &[&str],
+) -> i64 {
     let start = ticketing::now_ms() + start_in_ms;
     let body = json!({
         "title": title, "description": "in the browser", "space_type": "custom", "space_id": title,
@@ -255,7 +263,8 @@ async fn buy_and_join(backend: ticketing::Backend) {
     assert_eq!(none["chain"]["code"], "unsupported_chain");
 
     // The server agrees: the wallet holds the ticket.
-    let tickets: Value = app.get(&format!("/api/tickets?wallet={}&chain=eth", wallet.address())).await.json().await.unwrap();
+    let tickets: Value =
+        app.get(&format!("/api/tickets?wallet={}&chain=eth", wallet.address())).await.json().await.unwrap();
     assert_eq!(tickets.as_array().unwrap().len(), 1);
     let _ = Chain::Eth;
 }
@@ -335,7 +344,11 @@ async fn a_page_on_another_origin_joins_and_a_foreign_one_is_refused() {
     let result = run_driver(args, |_| async { None }).await;
     let allowed = &result["allowed"];
     assert_eq!(allowed["origin"], ALLOWED, "{allowed}");
-    assert_eq!((allowed["role"].as_str(), allowed["connected"].as_bool(), allowed["isDlux"].as_bool()), (Some("attendee"), Some(true), Some(true)), "{allowed}");
+    assert_eq!(
+        (allowed["role"].as_str(), allowed["connected"].as_bool(), allowed["isDlux"].as_bool()),
+        (Some("attendee"), Some(true), Some(true)),
+        "{allowed}"
+    );
     assert!(allowed["clientId"].is_string(), "{allowed}");
     assert_clean_page(&result["record"]);
     let foreign = &result["foreign"];

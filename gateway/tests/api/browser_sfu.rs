@@ -35,7 +35,8 @@ async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let result: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
+    let result: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
     eprintln!("{script} stderr:\n{stderr}");
     assert_eq!(result["ok"], true, "{script} failed: {}", result["error"]);
     result
@@ -65,16 +66,42 @@ async fn run(with_turn: bool) {
     })
     .await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let host = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + 5 * MIN).0;
+    let host = gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + 5 * MIN,
+    )
+    .0;
     let mut listeners = Vec::new();
     for i in 0..3 {
         let wallet = format!("blisten-{i}");
         let ticket = attendance_support::ticket(&app.store, event_id, &wallet).await;
-        listeners.push(gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket), None, wallet, ticketing::now_ms() + 5 * MIN).0);
+        listeners.push(
+            gateway::auth::session_token::issue(
+                &SECRET,
+                event_id,
+                Some(ticket),
+                None,
+                wallet,
+                ticketing::now_ms() + 5 * MIN,
+            )
+            .0,
+        );
     }
     // The fourth listener's seat and its TURN credentials; the URL names only the relay's TCP listener.
     let ticket = attendance_support::ticket(&app.store, event_id, "blisten-tcp").await;
-    let turn_token = gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket), None, "blisten-tcp".into(), ticketing::now_ms() + 5 * MIN).0;
+    let turn_token = gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        Some(ticket),
+        None,
+        "blisten-tcp".into(),
+        ticketing::now_ms() + 5 * MIN,
+    )
+    .0;
     let credentials = app.state.turn_credentials(&ticket.to_string()).expect("the relay runs");
     let tcp = app.state.turn.as_ref().unwrap().tcp_addr().expect("a TCP listener");
     let turn_tcp = json!({

@@ -21,15 +21,24 @@ fn repo_root() -> PathBuf {
 async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
     let root = repo_root();
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH");
-    assert!(root.join("browser-tests/node_modules/playwright-core").exists(), "browser-tests/node_modules is missing: run ./scripts/test");
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH"
+    );
+    assert!(
+        root.join("browser-tests/node_modules/playwright-core").exists(),
+        "browser-tests/node_modules is missing: run ./scripts/test"
+    );
     let child = tokio::process::Command::new("node")
         .arg(root.join("browser-tests").join(script))
         .arg(args.to_string())
         .current_dir(&root)
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(limit, child).await.unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}")).expect("node runs");
+    let output = tokio::time::timeout(limit, child)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
+        .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -44,14 +53,20 @@ async fn two_shards_see_the_same_host_and_never_each_other() {
     let web = repo_root().join("web");
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| s.web_dir = Some(web)).await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    sqlx::query("UPDATE events SET shard_size = 2 WHERE id = $1").bind(event_id).execute(ticketing::testing::RawSql::raw_pool(&app.store)).await.unwrap();
+    sqlx::query("UPDATE events SET shard_size = 2 WHERE id = $1")
+        .bind(event_id)
+        .execute(ticketing::testing::RawSql::raw_pool(&app.store))
+        .await
+        .unwrap();
     let expires = ticketing::now_ms() + 10 * attendance_support::MIN;
     let secret = &attendance_support::SECRET;
-    let host = gateway::auth::session_token::issue(secret, event_id, None, Some("alice".into()), "alice".into(), expires).0;
+    let host =
+        gateway::auth::session_token::issue(secret, event_id, None, Some("alice".into()), "alice".into(), expires).0;
     let mut attendees = Vec::new();
     for wallet in ["ann-w", "ben-w", "cat-w"] {
         let ticket = attendance_support::ticket(&app.store, event_id, wallet).await;
-        attendees.push(gateway::auth::session_token::issue(secret, event_id, Some(ticket), None, wallet.into(), expires).0);
+        attendees
+            .push(gateway::auth::session_token::issue(secret, event_id, Some(ticket), None, wallet.into(), expires).0);
     }
     let screenshots = repo_root().join("docs/img");
     std::fs::create_dir_all(&screenshots).unwrap();
@@ -80,7 +95,9 @@ async fn two_shards_see_the_same_host_and_never_each_other() {
     assert_eq!(result["before"]["ann"], sorted(vec![id("host"), id("ben")]));
     assert_eq!(result["before"]["cat"], json!([id("host")]));
     // Both shards saw the host's avatar move, and its announcement.
-    assert!(result["host_move_seen_ms"]["ann"].as_u64().is_some() && result["host_move_seen_ms"]["cat"].as_u64().is_some());
+    assert!(
+        result["host_move_seen_ms"]["ann"].as_u64().is_some() && result["host_move_seen_ms"]["cat"].as_u64().is_some()
+    );
     assert_eq!(result["announcements"]["ann"], json!(["The show starts now"]));
     assert_eq!(result["announcements"]["cat"], json!(["The show starts now"]));
     // After Ben's move: Ann sees only the host; Ben and Cat see each other and the host.

@@ -131,18 +131,20 @@ fn start_nginx(dir: &Path, site: &str) -> Nginx {
          fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\ninclude {d}/site.conf;\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new(["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).expect("nginx installed"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off; master_process off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
+    let child = Command::new(
+        ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).expect("nginx installed"),
+    )
+    .arg("-e")
+    .arg(dir.join("error.log"))
+    .arg("-p")
+    .arg(dir)
+    .arg("-c")
+    .arg(dir.join("nginx.conf"))
+    .args(["-g", "daemon off; master_process off;"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start nginx");
     Nginx(child)
 }
 
@@ -177,7 +179,8 @@ async fn wss(cert_pem: &str, https_port: u16, url: &str) -> Wss {
 /// The next JSON frame of `kind`, skipping others.
 async fn next_of(ws: &mut Wss, kind: &str) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").unwrap().unwrap();
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").unwrap().unwrap();
         if let Message::Text(text) = msg {
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["type"] == kind {
@@ -200,7 +203,8 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     let cert_pem = std::fs::read_to_string(self_signed(&dir)).unwrap();
     let (https_port, http_port) = (free_port(), free_port());
     let public = format!("https://localhost:{https_port}");
-    let nodes = [Node::start("node-1", &db.url, &redis.url(), &public), Node::start("node-2", &db.url, &redis.url(), &public)];
+    let nodes =
+        [Node::start("node-1", &db.url, &redis.url(), &public), Node::start("node-2", &db.url, &redis.url(), &public)];
     let _nginx = start_nginx(&dir, &site_config(&dir, https_port, http_port, [nodes[0].port(), nodes[1].port()]));
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
@@ -261,7 +265,8 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     assert_eq!(next_of(&mut a, "peer_joined").await["client_id"], b_id.as_str());
 
     // A relayed broadcast each way.
-    let broadcast = |n: i64| Message::Text(json!({ "type": "broadcast", "data_type": "u", "data": { "n": n } }).to_string().into());
+    let broadcast =
+        |n: i64| Message::Text(json!({ "type": "broadcast", "data_type": "u", "data": { "n": n } }).to_string().into());
     a.send(broadcast(1)).await.unwrap();
     let got = next_of(&mut b, "broadcast").await;
     assert_eq!((got["from"].as_str(), got["data"]["n"].as_i64()), (Some(a_id.as_str()), Some(1)));
@@ -272,7 +277,10 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     // The feed, through nginx and unbuffered, shows both joins, one from each node.
     let mut joined = Vec::new();
     while joined.len() < 2 {
-        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("feed item in time").expect("feed open");
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("feed item in time")
+            .expect("feed open");
         if item.name == "joined" {
             joined.push(item.data["client_id"].as_str().unwrap_or_default().to_owned());
         }
@@ -286,8 +294,10 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     a.close(None).await.unwrap();
     b.close(None).await.unwrap();
     let port_of = |n: &str| if n == "node-1" { nodes[0].port() } else { nodes[1].port() };
-    let lines: Vec<String> =
-        [chosen, other].iter().map(|n| format!("GET /node/{n}/event/{event_id} 101 127.0.0.1:{}", port_of(n))).collect();
+    let lines: Vec<String> = [chosen, other]
+        .iter()
+        .map(|n| format!("GET /node/{n}/event/{event_id} 101 127.0.0.1:{}", port_of(n)))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();

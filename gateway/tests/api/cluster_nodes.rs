@@ -158,7 +158,8 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
 
     // The creator's live feed on node 1 shows peers on every node.
     let bearer = creator_token("alice");
-    let mut feed = sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
+    let mut feed =
+        sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
     let (mut a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
     let mut b = connect(&n2.base, event_id, &token(event_id, tb, "wallet-b")).await;
     let welcome = next_of(&mut b, "welcome").await;
@@ -167,7 +168,10 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     let joined = next_of(&mut a, "peer_joined").await;
     assert_eq!(joined["client_id"], b_id.as_str());
     loop {
-        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("feed item in time").expect("feed open");
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("feed item in time")
+            .expect("feed open");
         if item.name == "joined" && item.data["client_id"] == b_id.as_str() {
             break;
         }
@@ -219,13 +223,28 @@ async fn peers_on_two_nodes_see_each_other_and_moderation_reaches_the_node_holdi
     assert_eq!(close_code(&mut again).await, Some(4403));
 
     // The join endpoint (here the host's) names the least loaded live node: node 1, which holds nobody now.
-    let granted: Value =
-        client.post(format!("{}/api/events/{event_id}/host", n2.base)).bearer_auth(&bearer).send().await.unwrap().json().await.unwrap();
+    let granted: Value = client
+        .post(format!("{}/api/events/{event_id}/host", n2.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ws_n1 = format!("{}/event/{event_id}", n1.base.replacen("http://", "ws://", 1));
     assert_eq!(granted["websocket_url"], ws_n1.as_str(), "{granted}");
 
     // A host on node 1 kicks, over its socket, a peer node 2 holds.
-    let host_token = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
+    let host_token = gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0;
     let mut host = connect(&n1.base, event_id, &host_token).await;
     let welcome = next_of(&mut host, "welcome").await;
     assert!(welcome["occupants"][&a2_id].is_object(), "{welcome}");
@@ -262,7 +281,10 @@ async fn a_killed_node_s_peers_leave_their_rooms_and_their_tickets_rejoin_on_ano
     })
     .await;
     let closed = rows.iter().find(|r| r.client_id == b_id).unwrap();
-    assert!(closed.left_at.unwrap() <= ticketing::now_ms() - (peer_left_after.as_millis() as i64) / 2, "closed at the last heartbeat: {closed:?}");
+    assert!(
+        closed.left_at.unwrap() <= ticketing::now_ms() - (peer_left_after.as_millis() as i64) / 2,
+        "closed at the last heartbeat: {closed:?}"
+    );
     println!(
         "node death: peer_left seen after {:.2} s, ticket rejoined on another node after {:.2} s (heartbeat {HEARTBEAT_MS} ms, ttl {NODE_TTL_MS} ms)",
         peer_left_after.as_secs_f64(),
@@ -276,7 +298,12 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     let mut f = fixture().await;
     let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
     let event_id = event(&f.store, 10, 0).await;
-    let t: Vec<i64> = [ticket(&f.store, event_id, "wal-1").await, ticket(&f.store, event_id, "wal-2").await, ticket(&f.store, event_id, "wal-3").await].into();
+    let t: Vec<i64> = [
+        ticket(&f.store, event_id, "wal-1").await,
+        ticket(&f.store, event_id, "wal-2").await,
+        ticket(&f.store, event_id, "wal-3").await,
+    ]
+    .into();
     let (mut a, _) = join(&n1, event_id, t[0], "wal-1").await;
     let (mut a2, _) = join(&n1, event_id, t[1], "wal-2").await;
     let (mut b, _) = join(&n2, event_id, t[2], "wal-3").await;
@@ -294,7 +321,10 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     assert_eq!(next_of(&mut a2, "broadcast").await["data"]["local"], true, "local peers are still served");
 
     f.redis.restart();
-    until("node 1 to see the broker again", Duration::from_secs(15), || async { n1.readyz().await["status"] == "ready" }).await;
+    until("node 1 to see the broker again", Duration::from_secs(15), || async {
+        n1.readyz().await["status"] == "ready"
+    })
+    .await;
     // Cross-node relay resumes once both nodes have resubscribed.
     let mut n = 0;
     let resumed = Instant::now();
@@ -390,7 +420,10 @@ async fn three_hundred_concurrent_joins_over_three_nodes_leave_exactly_one_sessi
 async fn a_wallet_s_attempts_are_one_budget_over_all_nodes() {
     let f = fixture().await;
     let limit = [("GATEWAY_ACCESS__WALLET_ATTEMPTS_PER_MINUTE", "4")];
-    let nodes = [Node::start_with("n1", &f.db.url, &f.redis.url(), &limit), Node::start_with("n2", &f.db.url, &f.redis.url(), &limit)];
+    let nodes = [
+        Node::start_with("n1", &f.db.url, &f.redis.url(), &limit),
+        Node::start_with("n2", &f.db.url, &f.redis.url(), &limit),
+    ];
     let event_id = event(&f.store, 10, 0).await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();

@@ -62,10 +62,11 @@ hive_app_test!(login_issues_a_session_and_refuses_a_replay, |app, hive| async mo
     let (status, body) = login(&app, "alice", message, &signature).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "challenge_used");
-    let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM used_challenges WHERE kind = 'nonce' AND wallet = 'alice'")
-        .fetch_one(app.store.raw_pool())
-        .await
-        .unwrap();
+    let used: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM used_challenges WHERE kind = 'nonce' AND wallet = 'alice'")
+            .fetch_one(app.store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(used, 1);
     let audit = app.store.audit_entries(Some("creator.login"), 10).await.unwrap();
     assert_eq!(audit.len(), 1);
@@ -207,7 +208,12 @@ hive_app_test!(profiles_show_ratings_and_events, |app, _hive| async move {
     let past_id = past["id"].as_i64().unwrap();
     let now = ticketing::now_ms();
     reschedule(&app.store, past_id, now - 3 * DAY, now - 2 * DAY).await;
-    let draft = create_event(&app, "alice", &{ let mut b = event_body(4); b["draft"] = true.into(); b }).await;
+    let draft = create_event(&app, "alice", &{
+        let mut b = event_body(4);
+        b["draft"] = true.into();
+        b
+    })
+    .await;
     let ticket = insert_ticket(&app.store, past_id, "hive", "carol", "valid").await;
     sqlx::query(
         "INSERT INTO ratings (ticket_id, creator_account, event_id, wallet_address, stars, created_at) \
@@ -223,7 +229,9 @@ hive_app_test!(profiles_show_ratings_and_events, |app, _hive| async move {
     assert_eq!(profile["display_name"], "Alice Live");
     assert_eq!(profile["links"], json!(["https://alice.example"]));
     assert_eq!(profile["rating"], json!({ "average": 4.0, "count": 1 }));
-    let ids = |key: &str| -> Vec<i64> { profile[key].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect() };
+    let ids = |key: &str| -> Vec<i64> {
+        profile[key].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect()
+    };
     assert_eq!(ids("upcoming_events"), vec![upcoming["id"].as_i64().unwrap()]);
     assert_eq!(ids("past_events"), vec![past_id]);
     assert_eq!(profile["past_events"][0]["status"], "ended");

@@ -10,7 +10,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use ticketing::testing::RawSql;
 
-async fn send(app: &common::TestApp, method: Method, path: &str, account: &str, body: Option<&Value>) -> (StatusCode, Value) {
+async fn send(
+    app: &common::TestApp,
+    method: Method,
+    path: &str,
+    account: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token_for(account));
     if let Some(body) = body {
         req = req.json(body);
@@ -26,7 +32,12 @@ async fn get_json(app: &common::TestApp, path: &str) -> (StatusCode, Value) {
 }
 
 fn price_of(view: &Value, currency: &str) -> Option<String> {
-    view["prices"].as_array().unwrap().iter().find(|p| p["currency"] == currency).map(|p| p["amount"].as_str().unwrap().to_owned())
+    view["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["currency"] == currency)
+        .map(|p| p["amount"].as_str().unwrap().to_owned())
 }
 
 app_test!(premium_creator_creates_edits_and_cancels, |app| async move {
@@ -50,20 +61,30 @@ app_test!(premium_creator_creates_edits_and_cancels, |app| async move {
     sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(app.store.raw_pool()).await.unwrap();
     let (status, view) = get_json(&app, &format!("/api/events/{id}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((view["tickets_sold"].as_i64(), view["seats_held"].as_i64(), view["seats_left"].as_i64()), (Some(1), Some(2), Some(497)));
+    assert_eq!(
+        (view["tickets_sold"].as_i64(), view["seats_held"].as_i64(), view["seats_left"].as_i64()),
+        (Some(1), Some(2), Some(497))
+    );
     assert_eq!(view["creator"]["account"], "alice");
     assert_eq!(view["creator"]["rating"], json!({ "average": null, "count": 0 }));
 
     // Edit: title and a higher price are fine after a sale.
-    let (status, edited) =
-        send(&app, Method::PATCH, &format!("/api/events/{id}"), "alice", Some(&json!({ "title": "Encore", "ticket_price": "30" }))).await;
+    let (status, edited) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/events/{id}"),
+        "alice",
+        Some(&json!({ "title": "Encore", "ticket_price": "30" })),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{edited}");
     assert_eq!(edited["title"], "Encore");
     assert_eq!(edited["price"]["amount"], "30");
 
     // Someone else may not edit or cancel it.
     set_tier(&app, "bob", "pro", None).await;
-    let (status, body) = send(&app, Method::PATCH, &format!("/api/events/{id}"), "bob", Some(&json!({ "title": "Mine" }))).await;
+    let (status, body) =
+        send(&app, Method::PATCH, &format!("/api/events/{id}"), "bob", Some(&json!({ "title": "Mine" }))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "not_owner");
     let (status, _) = send(&app, Method::POST, &format!("/api/events/{id}/cancel"), "bob", None).await;
@@ -78,14 +99,22 @@ app_test!(premium_creator_creates_edits_and_cancels, |app| async move {
     let (status, body) = send(&app, Method::POST, &format!("/api/events/{id}/cancel"), "alice", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "already_cancelled");
-    let (status, body) = send(&app, Method::PATCH, &format!("/api/events/{id}"), "alice", Some(&json!({ "title": "Back" }))).await;
+    let (status, body) =
+        send(&app, Method::PATCH, &format!("/api/events/{id}"), "alice", Some(&json!({ "title": "Back" }))).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "event_closed");
     let (_, page) = get_json(&app, "/api/events").await;
     assert_eq!(page["items"], json!([]), "a cancelled event is not listed");
 
-    let actions: Vec<String> =
-        app.store.audit_entries(None, 50).await.unwrap().into_iter().filter(|a| a.event_id == Some(id)).map(|a| a.action).collect();
+    let actions: Vec<String> = app
+        .store
+        .audit_entries(None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.event_id == Some(id))
+        .map(|a| a.action)
+        .collect();
     for action in ["event.create", "event.update", "event.cancel"] {
         assert!(actions.iter().any(|a| a == action), "{action} audited: {actions:?}");
     }
@@ -127,13 +156,19 @@ app_test!(free_and_lapsed_creators_are_refused, |app| async move {
     let id = create_event(&app, "dave", &event_body(3)).await["id"].as_i64().unwrap();
     // The subscription lapses (the store's own write: the admin API refuses an `until` in the past).
     app.store
-        .set_tier(&ticketing::creators::AccountName::parse("dave").unwrap(), ticketing::creators::Tier::Premium, Some(ticketing::now_ms() - 1_000), "test")
+        .set_tier(
+            &ticketing::creators::AccountName::parse("dave").unwrap(),
+            ticketing::creators::Tier::Premium,
+            Some(ticketing::now_ms() - 1_000),
+            "test",
+        )
         .await
         .unwrap();
     let (status, body) = send(&app, Method::POST, "/api/events/create", "dave", Some(&event_body(3))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "subscription_required");
-    let (status, body) = send(&app, Method::PATCH, &format!("/api/events/{id}"), "dave", Some(&json!({ "title": "x" }))).await;
+    let (status, body) =
+        send(&app, Method::PATCH, &format!("/api/events/{id}"), "dave", Some(&json!({ "title": "x" }))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "subscription_required");
     // The existing event carries on: readable, listed, on sale.
@@ -183,7 +218,10 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
         (json!({ "supported_crypto": ["HIVE", "USD"] }), "unsupported_crypto"),
         (json!({ "supported_crypto": ["DOGE"] }), "unsupported_crypto"),
         (json!({ "supported_crypto": [] }), "no_supported_crypto"),
-        (json!({ "ticket_currency": "HIVE", "ticket_price": "10", "supported_crypto": ["HIVE", "BTC"] }), "crypto_price_other_currency"),
+        (
+            json!({ "ticket_currency": "HIVE", "ticket_price": "10", "supported_crypto": ["HIVE", "BTC"] }),
+            "crypto_price_other_currency",
+        ),
         (json!({ "max_attendees": 0 }), "capacity_too_small"),
         (json!({ "max_attendees": 100_001 }), "capacity_too_large"),
         (json!({ "event_end": rfc3339(start) }), "end_before_start"),
@@ -229,15 +267,18 @@ app_test!(every_validation_rule_has_its_code, |app| async move {
     assert_eq!(status, StatusCode::CREATED, "{view}");
     assert_eq!(view["price"], json!({ "currency": "ETH", "amount": "0.123456789012345678" }));
     assert_eq!(view["supported_crypto"], json!(["ETH"]));
-    let stored: String = sqlx::query_scalar("SELECT price_units FROM events").fetch_one(app.store.raw_pool()).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT price_units FROM events").fetch_one(app.store.raw_pool()).await.unwrap();
     assert_eq!(stored, "123456789012345678");
     // Defaults: sales from now to the event's end, every payable currency for a USD price.
-    let (_, view) = send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "supported_crypto": null })))).await;
+    let (_, view) =
+        send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "supported_crypto": null })))).await;
     assert_eq!(view["supported_crypto"], json!(["HIVE", "HBD", "BTC", "ETH", "SOL", "POL", "BNB", "XMR"]));
     assert_eq!(view["sales_end"], view["event_end"]);
     // Price 0 is a free event (reserved with a wallet signature); only a negative price is refused.
     for zero in [json!(0), json!("0"), json!("0.00")] {
-        let (status, view) = send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "ticket_price": zero })))).await;
+        let (status, view) =
+            send(&app, Method::POST, "/api/events", "alice", Some(&with(json!({ "ticket_price": zero })))).await;
         assert_eq!(status, StatusCode::CREATED, "{zero}: {view}");
         assert_eq!(view["price"], json!({ "currency": "USD", "amount": "0" }), "{zero}: {view}");
     }
@@ -256,7 +297,8 @@ app_test!(edits_after_sales_are_restricted, |app| async move {
     };
     // Before any sale, everything may change, within the rules.
     let later = ticketing::now_ms() + 5 * DAY;
-    let (status, view) = patch(json!({ "ticket_price": "20", "event_start": rfc3339(later), "event_end": rfc3339(later + HOUR) })).await;
+    let (status, view) =
+        patch(json!({ "ticket_price": "20", "event_start": rfc3339(later), "event_end": rfc3339(later + HOUR) })).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     let (status, body) = patch(json!({ "event_end": rfc3339(later - HOUR) })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -277,10 +319,12 @@ app_test!(edits_after_sales_are_restricted, |app| async move {
     let (status, body) = patch(json!({ "ticket_price": "19.99" })).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "price_decrease_after_sales");
-    let (status, body) = patch(json!({ "event_start": rfc3339(later + DAY), "event_end": rfc3339(later + DAY + HOUR) })).await;
+    let (status, body) =
+        patch(json!({ "event_start": rfc3339(later + DAY), "event_end": rfc3339(later + DAY + HOUR) })).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "schedule_locked");
-    let (status, view) = patch(json!({ "max_attendees": 5, "ticket_price": "20.50", "description": "Now with lasers" })).await;
+    let (status, view) =
+        patch(json!({ "max_attendees": 5, "ticket_price": "20.50", "description": "Now with lasers" })).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!((view["max_attendees"].as_i64(), view["seats_left"].as_i64()), (Some(5), Some(0)));
     assert_eq!(view["price"]["amount"], "20.5");
@@ -320,12 +364,12 @@ async fn market(app: &common::TestApp) -> Vec<i64> {
     let now = ticketing::now_ms();
     let spec = [
         // (creator, title, category, price, currency, days ahead, tickets sold)
-        ("alice", "Jazz night", "music", "25", "USD", 2, 1),          // $25
-        ("alice", "Rock 50% off", "music", "40", "HIVE", 4, 3),       // $10
-        ("bob", "Talk: a_b testing", "talks", "0.001", "BTC", 3, 0),  // $60
-        ("bob", "Yoga in VR", "wellness", "5", "USD", 6, 2),          // $5
-        ("alice", "Rock 500 club", "music", "12.5", "USD", 8, 0),     // $12.50
-        ("bob", "Chess live", "games", "2", "SOL", 5, 1),             // $300
+        ("alice", "Jazz night", "music", "25", "USD", 2, 1),    // $25
+        ("alice", "Rock 50% off", "music", "40", "HIVE", 4, 3), // $10
+        ("bob", "Talk: a_b testing", "talks", "0.001", "BTC", 3, 0), // $60
+        ("bob", "Yoga in VR", "wellness", "5", "USD", 6, 2),    // $5
+        ("alice", "Rock 500 club", "music", "12.5", "USD", 8, 0), // $12.50
+        ("bob", "Chess live", "games", "2", "SOL", 5, 1),       // $300
     ];
     let mut ids = Vec::new();
     for (creator, title, category, price, currency, days, sold) in spec {
@@ -508,7 +552,8 @@ async fn post_rating(app: &common::TestApp, event: i64, body: &Value) -> (Status
 
 hive_app_test!(ratings_only_from_ticket_holders_of_ended_events, |app, hive| async move {
     let (id, upcoming) = ended_event_with_tickets(&app).await;
-    let sign = |account: &str, event: i64, stars: i64| hive.key(account).sign(&format!("Rate event {event}: {stars} stars"));
+    let sign =
+        |account: &str, event: i64, stars: i64| hive.key(account).sign(&format!("Rate event {event}: {stars} stars"));
 
     // Not yet ended.
     let (status, body) = post_rating(&app, upcoming, &rating(upcoming, "carol", 5, sign("carol", upcoming, 5))).await;
@@ -559,7 +604,11 @@ hive_app_test!(ratings_only_from_ticket_holders_of_ended_events, |app, hive| asy
 
 hive_app_test!(cancelled_events_cannot_be_rated, |app, hive| async move {
     let (id, _) = ended_event_with_tickets(&app).await;
-    sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1").bind(id).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET status = 'cancelled' WHERE id = $1")
+        .bind(id)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let signature = hive.key("carol").sign(&format!("Rate event {id}: 5 stars"));
     let (status, body) = post_rating(&app, id, &rating(id, "carol", 5, signature)).await;
     assert_eq!(status, StatusCode::CONFLICT);

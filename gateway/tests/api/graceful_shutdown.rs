@@ -100,7 +100,11 @@ async fn sigterm_under_load_loses_nothing() {
         w.await.unwrap();
     }
     assert!(exit.success(), "clean exit code, got {exit:?}");
-    assert!(server_errors.lock().unwrap().is_empty(), "no request failed with a server error: {:?}", server_errors.lock().unwrap());
+    assert!(
+        server_errors.lock().unwrap().is_empty(),
+        "no request failed with a server error: {:?}",
+        server_errors.lock().unwrap()
+    );
     std::thread::sleep(Duration::from_millis(100));
     let logs = log_lines.lock().unwrap().join("\n");
     assert!(logs.contains("shut down cleanly"), "logs: {logs}");

@@ -52,9 +52,18 @@ async fn buy(app: &common::TestApp, event_id: i64, currency: Currency, wallet: &
     let now = ticketing::now_ms();
     let quote = p.create_quote(QuoteRequest { event_id, currency, wallet_address: wallet.into() }, now).await.unwrap();
     let report = PaymentReport {
-        chain: quote.chain().unwrap(), txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()),
-        memo: None, amount: quote.amount().unwrap(), to_address: quote.payment_address.clone(), from_address: Some(wallet.into()),
-        block_height: Some(10), block_hash: Some("0xab".into()), confirmations: 64, is_final: true,
+        chain: quote.chain().unwrap(),
+        txid: format!("tx-{}", quote.id),
+        output_index: 0,
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        amount: quote.amount().unwrap(),
+        to_address: quote.payment_address.clone(),
+        from_address: Some(wallet.into()),
+        block_height: Some(10),
+        block_hash: Some("0xab".into()),
+        confirmations: 64,
+        is_final: true,
     };
     assert!(matches!(p.report_payment(report, now).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
 }
@@ -69,7 +78,9 @@ async fn join(app: &common::TestApp, event_id: i64, body: Value) -> reqwest::Res
     app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap()
 }
 
-async fn first_text(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> Result<Value, (u16, String)> {
+async fn first_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Result<Value, (u16, String)> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
@@ -86,7 +97,12 @@ app_test!(evm_wallet_joins_with_a_signed_challenge, |app| async move {
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let signature = wallet.sign(&message);
-    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message })).await;
+    let res = join(
+        &app,
+        event_id,
+        json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let granted: Value = res.json().await.unwrap();
     assert_eq!(granted["access_granted"], true);
@@ -99,7 +115,12 @@ app_test!(evm_wallet_joins_with_a_signed_challenge, |app| async move {
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["identity"], wallet.address().as_str());
     // The same signed challenge cannot be used twice.
-    let again = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message })).await;
+    let again = join(
+        &app,
+        event_id,
+        json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": signature, "message": message }),
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "replayed");
     // A wallet that signs correctly but holds no ticket.
@@ -111,7 +132,12 @@ app_test!(evm_wallet_joins_with_a_signed_challenge, |app| async move {
     // The seed's message form with its timestamp.
     let at = ticketing::now_ms();
     let seed = format!("Access event {event_id} at {at}");
-    let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "signature": wallet.sign(&seed), "timestamp": at })).await;
+    let res = join(
+        &app,
+        event_id,
+        json!({ "wallet_address": wallet.address(), "signature": wallet.sign(&seed), "timestamp": at }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
     // A signature by another key is refused.
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "signature": stranger.sign(&format!("Access event {event_id} at {at}")), "timestamp": at })).await;
@@ -149,13 +175,23 @@ app_test!(join_refusals_for_event_state, |app| async move {
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
     // The event ended: 410.
     let now = ticketing::now_ms();
-    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1").bind(event_id).bind(now - 1).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET event_end = $2 WHERE id = $1")
+        .bind(event_id)
+        .bind(now - 1)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::GONE);
     // Not open yet: 409 with the opening time.
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
+        .bind(event_id)
+        .bind(now + 86_400_000)
+        .bind(now + 90_000_000)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let message = challenge(&app, event_id, "eth", &wallet.address()).await;
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address(), "chain": "eth", "signature": wallet.sign(&message), "message": message })).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -164,7 +200,16 @@ app_test!(join_refusals_for_event_state, |app| async move {
     assert!(body["error"]["message"].as_str().unwrap().contains("doors open at"));
     let res = join(&app, event_id, json!({ "wallet_address": wallet.address() })).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(app.client.post(app.url("/api/events/abc/join")).json(&json!({ "wallet_address": "x", "signature": "y" })).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.client
+            .post(app.url("/api/events/abc/join"))
+            .json(&json!({ "wallet_address": "x", "signature": "y" }))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     assert!(app.get("/naf-dlux-adapter.js").await.text().await.unwrap().contains("NAF.adapters.register"));
 });
 
@@ -174,7 +219,9 @@ async fn pairing_events(app: &common::TestApp, code: &str, secret: &str) -> Vec<
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut text = String::new();
-    while let Some(bytes) = tokio::time::timeout(Duration::from_secs(10), response.chunk()).await.expect("the stream moves").unwrap() {
+    while let Some(bytes) =
+        tokio::time::timeout(Duration::from_secs(10), response.chunk()).await.expect("the stream moves").unwrap()
+    {
         text.push_str(&String::from_utf8_lossy(&bytes));
     }
     text.split("\n\n")
@@ -193,7 +240,8 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     let event_id = live_event(&app).await;
     let wallet = EvmWallet::new(12);
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
-    let (status, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    let (status, opened) =
+        post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
     let code = opened["code"].as_str().unwrap().to_owned();
     let secret = opened["secret"].as_str().unwrap().to_owned();
@@ -233,10 +281,15 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     assert_eq!(again.last().unwrap()["status"], "used", "{again:?}");
 
     // Expired: refused on the phone's side, and the waiting side's stream ends saying so.
-    let (_, opened) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    let (_, opened) =
+        post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
     let stale = opened["code"].as_str().unwrap();
     sqlx::query("UPDATE pairings SET expires_at = $1 WHERE code = $2")
-        .bind(ticketing::now_ms() - 1).bind(stale).execute(app.store.raw_pool()).await.unwrap();
+        .bind(ticketing::now_ms() - 1)
+        .bind(stale)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let res = app.get(&format!("/api/pairings/{stale}")).await;
     assert_eq!(res.status(), StatusCode::GONE);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "pairing_expired");
@@ -250,19 +303,30 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     let (status, opened) = post_json(&app, "/api/pairings", ask).await;
     assert_eq!(status, StatusCode::CREATED);
     let path = format!("/api/pairings/{}/signature", opened["code"].as_str().unwrap());
-    let (status, body) = post_json(&app, &path, json!({ "wallet": "alice", "message": "something else", "signature": "1f00" })).await;
+    let (status, body) =
+        post_json(&app, &path, json!({ "wallet": "alice", "message": "something else", "signature": "1f00" })).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::UNPROCESSABLE_ENTITY, "wrong_message"));
-    let (status, body) = post_json(&app, &path, json!({ "wallet": "mallory", "message": "Sign in to dlux", "signature": "1f00" })).await;
+    let (status, body) =
+        post_json(&app, &path, json!({ "wallet": "mallory", "message": "Sign in to dlux", "signature": "1f00" })).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::UNPROCESSABLE_ENTITY, "wrong_signer"));
 
     // Bad requests, each with its code.
     for (body, want) in [
         (json!({ "purpose": "teleport", "chain": "eth" }), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_purpose")),
         (json!({ "purpose": "join", "chain": "eth" }), (StatusCode::UNPROCESSABLE_ENTITY, "missing_field")),
-        (json!({ "purpose": "join", "event_id": event_id, "chain": "doge" }), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_chain")),
-        (json!({ "purpose": "sign", "chain": "hive", "wallet": "alice" }), (StatusCode::UNPROCESSABLE_ENTITY, "missing_field")),
+        (
+            json!({ "purpose": "join", "event_id": event_id, "chain": "doge" }),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_chain"),
+        ),
+        (
+            json!({ "purpose": "sign", "chain": "hive", "wallet": "alice" }),
+            (StatusCode::UNPROCESSABLE_ENTITY, "missing_field"),
+        ),
         (json!({ "purpose": "join", "event_id": 999_999, "chain": "eth" }), (StatusCode::NOT_FOUND, "event_not_found")),
-        (json!({ "purpose": "join", "event_id": event_id, "chain": "eth", "secret": "mine" }), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")),
+        (
+            json!({ "purpose": "join", "event_id": event_id, "chain": "eth", "secret": "mine" }),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ),
     ] {
         let (status, got) = post_json(&app, "/api/pairings", body.clone()).await;
         assert_eq!((status, got["error"]["code"].as_str().unwrap_or_default()), want, "{body}");
@@ -273,10 +337,16 @@ app_test!(a_pairing_carries_one_phone_signature_to_the_page_that_opened_it, |app
     // Doors not open yet: a 409 naming the time, as the join endpoint says it, and no pairing is opened.
     let now = ticketing::now_ms();
     sqlx::query("UPDATE events SET event_start = $2, event_end = $3 WHERE id = $1")
-        .bind(event_id).bind(now + 86_400_000).bind(now + 90_000_000).execute(app.store.raw_pool()).await.unwrap();
+        .bind(event_id)
+        .bind(now + 86_400_000)
+        .bind(now + 90_000_000)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let doors: Value = app.get(&format!("/api/events/{event_id}/doors")).await.json().await.unwrap();
     assert_eq!(doors["state"], "not_open");
-    let (status, body) = post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
+    let (status, body) =
+        post_json(&app, "/api/pairings", json!({ "purpose": "join", "event_id": event_id, "chain": "eth" })).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (StatusCode::CONFLICT, "not_live"));
     assert!(body["error"]["message"].as_str().unwrap().contains(doors["opens_at"].as_str().unwrap()), "{body} {doors}");
 });
@@ -305,7 +375,12 @@ async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
         .unwrap();
     let turn = &granted["turn_credentials"];
     let username = turn["username"].as_str().expect("TURN username");
-    assert!(username.split_once(':').is_some_and(|(expiry, session)| expiry.parse::<u64>().is_ok() && session.starts_with('t')), "{username}");
+    assert!(
+        username
+            .split_once(':')
+            .is_some_and(|(expiry, session)| expiry.parse::<u64>().is_ok() && session.starts_with('t')),
+        "{username}"
+    );
     assert_eq!(turn["ttl"], 600);
     assert!(turn["urls"].as_array().unwrap().iter().any(|u| u.as_str().unwrap().starts_with("turn:")));
 
@@ -318,8 +393,15 @@ async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
         async move {
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let client = Client::new(ClientConfig {
-                stun_serv_addr: server.clone(), turn_serv_addr: server, username, password, realm,
-                software: String::new(), rto_in_ms: 0, conn: Arc::new(socket), vnet: None,
+                stun_serv_addr: server.clone(),
+                turn_serv_addr: server,
+                username,
+                password,
+                realm,
+                software: String::new(),
+                rto_in_ms: 0,
+                conn: Arc::new(socket),
+                vnet: None,
             })
             .await
             .unwrap();
@@ -340,17 +422,26 @@ async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
     let relayed = client.allocate().await.expect("allocation with the join's credentials");
     relayed.send_to(b"through the gateway's relay", peer_addr).await.unwrap();
     let mut buf = [0u8; 1500];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), relayed.recv_from(&mut buf)).await.expect("echo in time").unwrap();
+    let (n, _) =
+        tokio::time::timeout(Duration::from_secs(5), relayed.recv_from(&mut buf)).await.expect("echo in time").unwrap();
     assert_eq!(&buf[..n], b"through the gateway's relay");
     // A forged password is refused.
     let forged = connect("AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()).await;
     assert!(forged.allocate().await.is_err());
 
     // Seated, then banned: the seat's TURN session is revoked, new allocations are refused.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?token={}", granted["websocket_url"].as_str().unwrap(), granted["session_token"].as_str().unwrap())).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}?token={}",
+        granted["websocket_url"].as_str().unwrap(),
+        granted["session_token"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
     let welcome = first_text(&mut ws).await.unwrap();
     let client_id = welcome["client_id"].as_str().unwrap().to_owned();
-    let welcome_user = welcome["turn"]["ice_servers"][0]["username"].as_str().unwrap_or_else(|| panic!("welcome carries TURN: {welcome}"));
+    let welcome_user = welcome["turn"]["ice_servers"][0]["username"]
+        .as_str()
+        .unwrap_or_else(|| panic!("welcome carries TURN: {welcome}"));
     assert_eq!(welcome_user.split(':').nth(1), username.split(':').nth(1), "the same seat's session");
     // Renewal over the WebSocket: a fresh credential for the same seat.
     ws.send(Message::Text(json!({ "type": "turn_refresh" }).to_string().into())).await.unwrap();
@@ -363,7 +454,11 @@ async fn join_hands_out_working_turn_credentials_and_a_ban_revokes_them() {
     let renewed_user = renewed["ice_servers"][0]["username"].as_str().unwrap();
     assert_eq!(renewed_user.split(':').nth(1), username.split(':').nth(1));
     assert!(renewed["expires_at"].as_i64().unwrap() > ticketing::now_ms());
-    let res = app.admin(reqwest::Method::POST, &format!("/api/events/{event_id}/attendees/{client_id}/ban")).send().await.unwrap();
+    let res = app
+        .admin(reqwest::Method::POST, &format!("/api/events/{event_id}/attendees/{client_id}/ban"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let before = relay.stats().snapshot().auth_failures_unknown_session;
     let mut refused = false;
@@ -403,7 +498,8 @@ app_test!(ticket_secrets_only_reach_the_wallet_that_signs, |app| async move {
     let wallet = EvmWallet::new(22);
     buy(&app, event_id, Currency::Eth, &wallet.address()).await;
     // Anyone may list a wallet's tickets, but without the token and the server signature.
-    let public: Value = app.get(&format!("/api/tickets?wallet={}&chain=eth", wallet.address())).await.json().await.unwrap();
+    let public: Value =
+        app.get(&format!("/api/tickets?wallet={}&chain=eth", wallet.address())).await.json().await.unwrap();
     assert_eq!(public.as_array().unwrap().len(), 1, "{public}");
     assert!(public[0].get("token").is_none() && public[0].get("access_signature").is_none(), "{public}");
     assert_eq!(public[0]["status"], "valid");
@@ -430,18 +526,24 @@ app_test!(refused_joins_from_many_addresses_write_a_bounded_audit, |app| async m
     let event_id = live_event(&app).await;
     // 120 bad joins for one event from 40 source addresses (three each, inside every per-address limit).
     for i in 0..120u8 {
-        let client = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 1, 1 + i % 40])).build().unwrap();
+        let client =
+            reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 1, 1 + i % 40])).build().unwrap();
         let body = json!({ "wallet_address": format!("0x{:040x}", i), "chain": "eth", "signature": "0x00", "message": "not a challenge" });
         let res = client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&body).send().await.unwrap();
         assert!(res.status().is_client_error(), "{}", res.status());
     }
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied' AND event_id = $1")
-        .bind(event_id)
-        .fetch_one(app.store.raw_pool())
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied' AND event_id = $1")
+            .bind(event_id)
+            .fetch_one(app.store.raw_pool())
+            .await
+            .unwrap();
     assert!(audited > 0 && audited <= 30, "{audited} audit rows for 120 refusals");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let counted: f64 = metrics.lines().filter(|l| l.starts_with("gateway_access_denials_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("gateway_access_denials_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
     assert_eq!(counted, 120.0, "every refusal is still counted");
 });

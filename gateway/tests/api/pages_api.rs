@@ -28,7 +28,8 @@ async fn get_with(app: &common::TestApp, path: &str, token: Option<&str>) -> req
 app_test!(the_qr_code_encodes_the_quotes_payment_uri, |app| async move {
     let event_id = on_sale_event(&app).await;
     let body = json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" });
-    let quote: Value = app.client.post(app.url("/api/events/purchase")).json(&body).send().await.unwrap().json().await.unwrap();
+    let quote: Value =
+        app.client.post(app.url("/api/events/purchase")).json(&body).send().await.unwrap().json().await.unwrap();
     let id = quote["quote_id"].as_str().unwrap();
     let res = app.get(&format!("/api/quotes/{id}/qr.svg")).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -38,9 +39,15 @@ app_test!(the_qr_code_encodes_the_quotes_payment_uri, |app| async move {
     let uri = quote["payment_uri"].as_str().unwrap();
     assert_eq!(svg, gateway::routes::qr::qr_svg(uri).unwrap(), "the code is the quote's payment URI");
 
-    assert_eq!(error_code(app.get("/api/quotes/q_nope/qr.svg").await).await, (StatusCode::NOT_FOUND, "quote_not_found".into()));
+    assert_eq!(
+        error_code(app.get("/api/quotes/q_nope/qr.svg").await).await,
+        (StatusCode::NOT_FOUND, "quote_not_found".into())
+    );
     let long = "x".repeat(65);
-    assert_eq!(error_code(app.get(&format!("/api/quotes/{long}/qr.svg")).await).await, (StatusCode::NOT_FOUND, "quote_not_found".into()));
+    assert_eq!(
+        error_code(app.get(&format!("/api/quotes/{long}/qr.svg")).await).await,
+        (StatusCode::NOT_FOUND, "quote_not_found".into())
+    );
 });
 
 app_test!(charts_are_drawn_for_their_creator_only, |app| async move {
@@ -55,7 +62,10 @@ app_test!(charts_are_drawn_for_their_creator_only, |app| async move {
     assert!(svg.contains("Tickets sold per event"));
     // The event's title is text, never markup.
     assert!(svg.contains("Show &lt;b&gt;&amp;") && !svg.contains("<b>"), "{svg}");
-    assert_eq!(error_code(get_with(&app, "/api/creators/me/charts/sales.svg", None).await).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        error_code(get_with(&app, "/api/creators/me/charts/sales.svg", None).await).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     let path = format!("/api/events/{event_id}/charts/attendance.svg");
     let attendance = get_with(&app, &path, Some(&alice)).await;

@@ -38,7 +38,8 @@ use anvil::Anvil;
 use esplora::{payment_n, Esplora};
 use jsonrpc_replay::ReplayServer;
 
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const BTC_BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
 const EVM_BUYER: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 const HIVE_ACCOUNT: &str = "dlux-tickets";
@@ -93,7 +94,8 @@ impl Hived {
                 let start = params["start"].as_i64().unwrap_or(-1);
                 let limit = params["limit"].as_i64().unwrap_or(1000).max(1);
                 let all = h.lock().unwrap();
-                let matching: Vec<&Value> = all.iter().filter(|e| start < 0 || e[0].as_i64().unwrap() <= start).collect();
+                let matching: Vec<&Value> =
+                    all.iter().filter(|e| start < 0 || e[0].as_i64().unwrap() <= start).collect();
                 let page: Vec<Value> = matching.iter().rev().take(limit as usize).rev().map(|v| (*v).clone()).collect();
                 Ok(json!({ "history": page }))
             }
@@ -254,7 +256,8 @@ fn purchases(store: &Store) -> Purchases {
 async fn run(backend: Backend) {
     let outputs_wanted = env_or("FAULT_PAYMENTS", 210);
     let kills_wanted = env_or("FAULT_KILLS", 10);
-    let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| ticketing::now_ms() as u64);
+    let seed =
+        std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| ticketing::now_ms() as u64);
     eprintln!("payment_faults: backend {backend:?}, seed {seed}");
     let mut rng = Lcg(seed);
     let started = Instant::now();
@@ -274,7 +277,8 @@ async fn run(backend: Backend) {
     let dir = std::env::temp_dir().join(format!("gateway-faults-{}-{}", std::process::id(), rng.next(1 << 30)));
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir, &esplora.url, &anvil.url, &hived.server.url);
-    let mut gw = Gateway { dir: dir.clone(), db_url: db.url.clone(), config, child: None, address: String::new(), kills: 0 };
+    let mut gw =
+        Gateway { dir: dir.clone(), db_url: db.url.clone(), config, child: None, address: String::new(), kills: 0 };
     gw.start();
     // The block watchers' first cursors are at the heads: wait for them before paying (Hive reads its account's
     // whole history from sequence 0).
@@ -312,7 +316,8 @@ async fn run(backend: Backend) {
         }
 
         let chain = [Chain::Btc, Chain::Eth, Chain::Hive][rng.next(3) as usize];
-        let kind = ["exact", "partial", "over", "late", "second", "wrong_currency", "third_party"][rng.next(7) as usize];
+        let kind =
+            ["exact", "partial", "over", "late", "second", "wrong_currency", "third_party"][rng.next(7) as usize];
         let currency = match chain {
             Chain::Btc => Currency::Btc,
             Chain::Eth => Currency::Eth,
@@ -325,7 +330,10 @@ async fn run(backend: Backend) {
         };
         let created = if kind == "late" { ticketing::now_ms() - HOUR } else { ticketing::now_ms() };
         let q = p
-            .create_quote(QuoteRequest { event_id: events[&currency], currency, wallet_address: wallet.clone() }, created)
+            .create_quote(
+                QuoteRequest { event_id: events[&currency], currency, wallet_address: wallet.clone() },
+                created,
+            )
             .await
             .unwrap();
         if kind == "late" {
@@ -400,7 +408,11 @@ async fn run(backend: Backend) {
             Chain::Eth => !anvil.call("eth_getTransactionReceipt", json!([s.txid])).await.is_null(),
             _ => true,
         };
-        if canonical { on_chain.push(s.clone()) } else { gone.push(s.clone()) }
+        if canonical {
+            on_chain.push(s.clone())
+        } else {
+            gone.push(s.clone())
+        }
     }
     // The Bitcoin node turns unwell for a while (after the test read it): the watcher's retries give up, the
     // supervisor restarts the watcher task (a fresh watcher, resumed from the store), and everything must still
@@ -447,7 +459,8 @@ async fn run(backend: Backend) {
             let stuck: Vec<&Sent> = on_chain.iter().filter(|s| !dealt.contains(&key(s))).take(5).collect();
             let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as("SELECT txid, status, block_height FROM payments WHERE status NOT IN ('credited', 'refund_due') LIMIT 10")
                 .fetch_all(store.raw_pool()).await.unwrap();
-            let cursors: Vec<(String, i64)> = sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.raw_pool()).await.unwrap();
+            let cursors: Vec<(String, i64)> =
+                sqlx::query_as("SELECT chain, height FROM watcher_cursors").fetch_all(store.raw_pool()).await.unwrap();
             panic!("{waiting} of {} outputs not dealt with (seed {seed}): {stuck:?} rows {rows:?} cursors {cursors:?} esplora {}", on_chain.len(), esplora.height());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -484,11 +497,12 @@ async fn run(backend: Backend) {
         .unwrap();
         match status.as_str() {
             "credited" => {
-                let valid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
-                    .bind(quote_id.as_deref().unwrap_or("-"))
-                    .fetch_one(store.raw_pool())
-                    .await
-                    .unwrap();
+                let valid: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE quote_id = $1 AND status = 'valid'")
+                        .bind(quote_id.as_deref().unwrap_or("-"))
+                        .fetch_one(store.raw_pool())
+                        .await
+                        .unwrap();
                 assert_eq!((valid, refunds), (1, 0), "credited {s:?} (seed {seed})");
             }
             "refund_due" => assert_eq!(refunds, 1, "refunded {s:?} (seed {seed})"),
@@ -520,21 +534,31 @@ async fn run(backend: Backend) {
             .await
             .unwrap();
             let at = match (s.chain, row.as_ref().and_then(|r| r.1)) {
-                (Chain::Eth, Some(h)) => anvil.call("eth_getBlockByNumber", json!([format!("0x{h:x}"), false])).await["hash"].clone(),
+                (Chain::Eth, Some(h)) => {
+                    anvil.call("eth_getBlockByNumber", json!([format!("0x{h:x}"), false])).await["hash"].clone()
+                }
                 _ => Value::Null,
             };
-            let tx = if s.chain == Chain::Eth { anvil.call("eth_getTransactionByHash", json!([s.txid])).await } else { Value::Null };
-            let audit: Vec<(String, String)> = sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
-                .bind(&s.txid)
-                .fetch_all(store.raw_pool())
-                .await
-                .unwrap();
+            let tx = if s.chain == Chain::Eth {
+                anvil.call("eth_getTransactionByHash", json!([s.txid])).await
+            } else {
+                Value::Null
+            };
+            let audit: Vec<(String, String)> =
+                sqlx::query_as("SELECT action, detail FROM audit_log WHERE subject = $1")
+                    .bind(&s.txid)
+                    .fetch_all(store.raw_pool())
+                    .await
+                    .unwrap();
             panic!("{s:?} left the chain but has {live} live entries (seed {seed}): row {row:?}, canonical {at}, tx {tx}, audit {audit:?}");
         }
     }
     // Invariant 3: per currency, the live ledger entries add up to what was received.
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'").fetch_all(store.raw_pool()).await.unwrap();
+        sqlx::query_as("SELECT currency, amount_units FROM ledger_entries WHERE status <> 'cancelled'")
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap();
     let mut booked: BTreeMap<String, u128> = BTreeMap::new();
     for (currency, units) in rows {
         *booked.entry(currency).or_default() += units.parse::<u128>().unwrap();

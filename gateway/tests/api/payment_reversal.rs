@@ -43,8 +43,13 @@ async fn reversal_reaches_the_creator_and_the_door(backend: ticketing::Backend) 
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
 
     let t = ticket(&app.store, event_id, "reversed-w").await;
-    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1").bind(t).fetch_one(app.store.raw_pool()).await.unwrap();
-    let reversal = app.state.purchases.reverse_payment(Chain::Hive, &format!("tx-{quote}"), 0, ticketing::now_ms()).await.unwrap();
+    let quote: String = sqlx::query_scalar("SELECT quote_id FROM tickets WHERE id = $1")
+        .bind(t)
+        .fetch_one(app.store.raw_pool())
+        .await
+        .unwrap();
+    let reversal =
+        app.state.purchases.reverse_payment(Chain::Hive, &format!("tx-{quote}"), 0, ticketing::now_ms()).await.unwrap();
     assert_eq!(reversal.as_ref().and_then(|r| r.ticket_id), Some(t));
 
     let deadline = Instant::now() + Duration::from_secs(10);

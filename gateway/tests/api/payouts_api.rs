@@ -48,11 +48,18 @@ async fn prove(
     let (status, issued) = payout_challenge(app, creator, chain, address).await;
     assert_eq!(status, StatusCode::OK, "{issued}");
     let message = issued["message"].as_str().unwrap();
-    set_address(app, creator, chain, json!({ "address": address, "message": message, "signature": sign(message) })).await
+    set_address(app, creator, chain, json!({ "address": address, "message": message, "signature": sign(message) }))
+        .await
 }
 
 async fn mine(app: &common::TestApp, creator: &str) -> Value {
-    let res = app.client.get(app.url("/api/creators/me/payout-addresses")).bearer_auth(token_for(creator)).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/creators/me/payout-addresses"))
+        .bearer_auth(token_for(creator))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     res.json().await.unwrap()
 }
@@ -63,7 +70,10 @@ hive_app_test!(payout_addresses_are_proven_by_the_wallet_on_each_chain, |app, hi
     let sol = SolWallet::new(9);
     let (status, body) = prove(&app, "alice", "eth", &eth.address(), |m| eth.sign(m)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["chain"].as_str(), body["previous"].as_str(), body["unsettled_payouts"].as_i64()), (Some("eth"), None, Some(0)));
+    assert_eq!(
+        (body["chain"].as_str(), body["previous"].as_str(), body["unsettled_payouts"].as_i64()),
+        (Some("eth"), None, Some(0))
+    );
     let (status, body) = prove(&app, "alice", "btc", &btc.address(), |m| btc.sign(m)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = prove(&app, "alice", "sol", &sol.address(), |m| sol.sign(m)).await;
@@ -79,21 +89,34 @@ hive_app_test!(payout_addresses_are_proven_by_the_wallet_on_each_chain, |app, hi
         .map(|a| (a["chain"].as_str().unwrap(), a["address"].as_str().unwrap()))
         .collect();
     let (eth_address, btc_address, sol_address) = (eth.address(), btc.address(), sol.address());
-    assert_eq!(addresses, vec![("hive", "bob"), ("btc", btc_address.as_str()), ("eth", eth_address.as_str()), ("sol", sol_address.as_str())]);
+    assert_eq!(
+        addresses,
+        vec![
+            ("hive", "bob"),
+            ("btc", btc_address.as_str()),
+            ("eth", eth_address.as_str()),
+            ("sol", sol_address.as_str())
+        ]
+    );
 
     // Changing one is audited with what it replaced.
     let other = EvmWallet::new(10);
     let (status, body) = prove(&app, "alice", "eth", &other.address(), |m| other.sign(m)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["previous"].as_str(), Some(eth_address.as_str()));
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_address.set' AND actor = 'alice'")
-        .fetch_one(app.store.raw_pool())
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_address.set' AND actor = 'alice'")
+            .fetch_one(app.store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(audited, 5);
     // The API description names the three endpoints.
     let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
-    for path in ["/api/creators/me/payout-addresses", "/api/creators/me/payout-addresses/challenge", "/api/creators/me/payout-addresses/{chain}"] {
+    for path in [
+        "/api/creators/me/payout-addresses",
+        "/api/creators/me/payout-addresses/challenge",
+        "/api/creators/me/payout-addresses/{chain}",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not in /api/openapi.json");
     }
 });
@@ -113,7 +136,11 @@ hive_app_test!(a_payout_address_is_refused_without_the_wallets_own_signature, |a
     let message = issued["message"].as_str().unwrap().to_owned();
     let signed = json!({ "address": eth.address(), "message": message, "signature": eth.sign(&message) });
     let (status, body) = set_address(&app, "carol", "eth", signed.clone()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unknown_challenge")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unknown_challenge")),
+        "{body}"
+    );
     // Used once; the second use is a replay.
     let (status, body) = set_address(&app, "alice", "eth", signed.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -122,8 +149,13 @@ hive_app_test!(a_payout_address_is_refused_without_the_wallets_own_signature, |a
     // A challenge for one chain does not set another's address; an access challenge is not a payout challenge.
     let (_, issued) = payout_challenge(&app, "alice", "eth", &eth.address()).await;
     let message = issued["message"].as_str().unwrap().to_owned();
-    let (status, body) =
-        set_address(&app, "alice", "pol", json!({ "address": eth.address(), "message": message, "signature": eth.sign(&message) })).await;
+    let (status, body) = set_address(
+        &app,
+        "alice",
+        "pol",
+        json!({ "address": eth.address(), "message": message, "signature": eth.sign(&message) }),
+    )
+    .await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_challenge")), "{body}");
 
     // The chain's address rules come first; no session, no challenge.
@@ -131,9 +163,11 @@ hive_app_test!(a_payout_address_is_refused_without_the_wallets_own_signature, |a
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_wallet")), "{body}");
     let (status, body) = payout_challenge(&app, "alice", "doge", "D8x").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let res = app.get(&format!("/api/creators/me/payout-addresses/challenge?chain=eth&address={}", eth.address())).await;
+    let res =
+        app.get(&format!("/api/creators/me/payout-addresses/challenge?chain=eth&address={}", eth.address())).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let (status, _) = set_address(&app, "alice", "doge", json!({ "address": "x", "message": "m", "signature": "s" })).await;
+    let (status, _) =
+        set_address(&app, "alice", "doge", json!({ "address": "x", "message": "m", "signature": "s" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 });
 
@@ -162,7 +196,12 @@ async fn sell_hive_ticket(app: &common::TestApp, event_id: i64, buyer: &str, txi
         confirmations: 1,
         is_final: true,
     };
-    let watcher = Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[0x11; 32]);
+    let watcher = Purchases::new(
+        app.store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[0x11; 32],
+    );
     watcher.report_payment(report, ticketing::now_ms()).await.unwrap();
 }
 
@@ -182,15 +221,23 @@ hive_app_test!(a_payout_without_an_address_is_held_until_one_is_proven, |app, hi
 
     let due: Value = app.admin(Method::GET, "/api/admin/payouts").send().await.unwrap().json().await.unwrap();
     assert_eq!(due.as_array().unwrap().len(), 1, "{due}");
-    assert_eq!((due[0]["chain"].as_str(), due[0]["held"].as_str(), due[0]["amount_units"].as_str()), (Some("hive"), Some("no_payout_address"), Some("80000")));
+    assert_eq!(
+        (due[0]["chain"].as_str(), due[0]["held"].as_str(), due[0]["amount_units"].as_str()),
+        (Some("hive"), Some("no_payout_address"), Some("80000"))
+    );
     assert!(due[0]["payout_address"].is_null());
     // The creator sees it held, and why.
     let listed = mine(&app, "alice").await;
     assert_eq!(listed["addresses"], json!([]));
-    assert_eq!(listed["held"], json!([{ "chain": "hive", "currency": "HIVE", "amount": "80", "payouts": 1, "reason": "no_payout_address" }]));
+    assert_eq!(
+        listed["held"],
+        json!([{ "chain": "hive", "currency": "HIVE", "amount": "80", "payouts": 1, "reason": "no_payout_address" }])
+    );
     // It cannot be settled while held.
     let id = due[0]["id"].as_i64().unwrap();
-    let settle = |txid: String| app.admin(Method::POST, &format!("/api/admin/ledger/{id}/settle")).json(&json!({ "txid": txid })).send();
+    let settle = |txid: String| {
+        app.admin(Method::POST, &format!("/api/admin/ledger/{id}/settle")).json(&json!({ "txid": txid })).send()
+    };
     let res = settle("d4".repeat(20)).await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "no_payout_address");
@@ -206,7 +253,10 @@ hive_app_test!(a_payout_without_an_address_is_held_until_one_is_proven, |app, hi
     let res = settle("D4".repeat(20)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let settled: Value = res.json().await.unwrap();
-    assert_eq!((settled["status"].as_str(), settled["paid_to"].as_str(), settled["checked"].as_str()), (Some("settled"), Some("alice"), Some("format_only")));
+    assert_eq!(
+        (settled["status"].as_str(), settled["paid_to"].as_str(), settled["checked"].as_str()),
+        (Some("settled"), Some("alice"), Some("format_only"))
+    );
     // Ledger times are RFC 3339 UTC with milliseconds, as everywhere in the JSON API.
     for field in ["settled_at", "due_at"] {
         let at = settled[field].as_str().unwrap_or_else(|| panic!("{field}: {settled}"));
@@ -242,6 +292,10 @@ async fn a_full_address_gap_refuses_new_quotes_with_503() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "address_gap_full");
-    let report: Value = app.admin(Method::GET, "/api/admin/addresses?chain=btc").send().await.unwrap().json().await.unwrap();
-    assert_eq!((report["next_index"].as_u64(), report["largest_unpaid_run"].as_u64(), report["wallet_gap_limit"].as_u64()), (Some(2), Some(2), Some(3)));
+    let report: Value =
+        app.admin(Method::GET, "/api/admin/addresses?chain=btc").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (report["next_index"].as_u64(), report["largest_unpaid_run"].as_u64(), report["wallet_gap_limit"].as_u64()),
+        (Some(2), Some(2), Some(3))
+    );
 }

@@ -18,7 +18,8 @@ use ticketing::rates::StaticRates;
 use ticketing::testing::RawSql;
 
 /// BIP-84's test account (mnemonic `abandon … about`), master fingerprint 73c5da0a.
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
 
 async fn prove_btc(app: &common::TestApp, creator: &str, wallet: &BtcWallet) {
@@ -103,15 +104,19 @@ async fn bitcoin_batch(backend: ticketing::Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     let quote: Value = res.json().await.unwrap();
-    let price: u64 = quote["amount_units"].as_str().map(|u| u.parse().unwrap()).unwrap_or_else(|| {
-        Amount::parse(Currency::Btc, quote["amount"].as_str().unwrap()).unwrap().units as u64
-    });
+    let price: u64 = quote["amount_units"]
+        .as_str()
+        .map(|u| u.parse().unwrap())
+        .unwrap_or_else(|| Amount::parse(Currency::Btc, quote["amount"].as_str().unwrap()).unwrap().units as u64);
     // The buyer pays; two blocks; the gateway's watcher credits it.
     let payment = node.broadcast(esplora::payment(9, &[(quote["payment_address"].as_str().unwrap(), price)]));
     node.mine();
     node.mine();
     let quote_path = format!("/api/quotes/{}", quote["quote_id"].as_str().unwrap());
-    eventually("the payment to be credited", || async { app.get(&quote_path).await.json::<Value>().await.unwrap()["status"] == "paid" }).await;
+    eventually("the payment to be credited", || async {
+        app.get(&quote_path).await.json::<Value>().await.unwrap()["status"] == "paid"
+    })
+    .await;
     make_payouts_due(&app).await;
 
     // Held without an address: nothing to put in a PSBT.
@@ -127,7 +132,11 @@ async fn bitcoin_batch(backend: ticketing::Backend) {
     let psbt = chains::psbt::from_base64(batch["psbt"].as_str().unwrap()).unwrap();
     let tx = &psbt.unsigned_tx;
     assert_eq!(tx.input.len(), 1);
-    assert_eq!(tx.input[0].previous_output, bitcoin::OutPoint { txid: payment, vout: 0 }, "it spends the buyer's payment");
+    assert_eq!(
+        tx.input[0].previous_output,
+        bitcoin::OutPoint { txid: payment, vout: 0 },
+        "it spends the buyer's payment"
+    );
     let payout_units = Amount::new(Currency::Btc, u128::from(price)).split().payout.units as u64;
     let to_creator = bitcoin::Address::from_str(&creator.address()).unwrap().assume_checked().script_pubkey();
     assert_eq!(tx.output[0].script_pubkey, to_creator);
@@ -149,9 +158,14 @@ async fn bitcoin_batch(backend: ticketing::Backend) {
     assert_eq!(commission[0]["earned"].as_str().unwrap().parse::<u64>().unwrap(), price - payout_units);
 
     // Settling: a transaction that does not exist, one paying someone else, then the real one.
-    let settle = |txid: String| app.admin(Method::POST, &format!("/api/admin/ledger/{entry}/settle")).json(&json!({ "txid": txid })).send();
+    let settle = |txid: String| {
+        app.admin(Method::POST, &format!("/api/admin/ledger/{entry}/settle")).json(&json!({ "txid": txid })).send()
+    };
     let res = settle("ee".repeat(32)).await.unwrap();
-    assert_eq!((res.status(), res.json::<Value>().await.unwrap()["error"]["code"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("transaction_not_found")));
+    assert_eq!(
+        (res.status(), res.json::<Value>().await.unwrap()["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("transaction_not_found"))
+    );
     let elsewhere = node.broadcast(esplora::payment(10, &[(BUYER, payout_units)]));
     let res = settle(elsewhere.to_string()).await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "transaction_pays_elsewhere");
@@ -164,16 +178,26 @@ async fn bitcoin_batch(backend: ticketing::Backend) {
     let res = settle(sent.to_string()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let settled: Value = res.json().await.unwrap();
-    assert_eq!((settled["checked"].as_str(), settled["paid_to"].as_str()), (Some("on_chain"), Some(creator.address().as_str())));
+    assert_eq!(
+        (settled["checked"].as_str(), settled["paid_to"].as_str()),
+        (Some("on_chain"), Some(creator.address().as_str()))
+    );
     // The coin is spent now: nothing is left to batch, and the next batch's change goes to 1/1.
     let (status, _) = export(&app, "format=psbt").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(app.store.next_btc_change_index().await.unwrap(), 1);
 
     // The receiving addresses in use and what a restored wallet needs.
-    let report: Value = app.admin(Method::GET, "/api/admin/addresses?chain=btc").send().await.unwrap().json().await.unwrap();
-    assert_eq!((report["next_index"].as_u64(), report["highest_paid_index"].as_u64(), report["wallet_gap_limit"].as_u64()), (Some(1), Some(0), Some(1001)));
-    assert_eq!(report["descriptor"], format!("wpkh([73c5da0a/84'/0'/0']{}/0/*)", bitcoin::bip32::Xpub::decode(&xpub_bytes()).unwrap()));
+    let report: Value =
+        app.admin(Method::GET, "/api/admin/addresses?chain=btc").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (report["next_index"].as_u64(), report["highest_paid_index"].as_u64(), report["wallet_gap_limit"].as_u64()),
+        (Some(1), Some(0), Some(1001))
+    );
+    assert_eq!(
+        report["descriptor"],
+        format!("wpkh([73c5da0a/84'/0'/0']{}/0/*)", bitcoin::bip32::Xpub::decode(&xpub_bytes()).unwrap())
+    );
     let res = app.admin(Method::GET, "/api/admin/addresses?chain=hive").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -209,7 +233,12 @@ app_test!(hive_payouts_are_transfer_operations_and_every_chain_has_a_csv_line, |
         confirmations: 1,
         is_final: true,
     };
-    let watcher = Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[0x11; 32]);
+    let watcher = Purchases::new(
+        app.store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[0x11; 32],
+    );
     watcher.report_payment(report, ticketing::now_ms()).await.unwrap();
     make_payouts_due(&app).await;
     // Held: no operation, and the batch names it.
@@ -218,19 +247,39 @@ app_test!(hive_payouts_are_transfer_operations_and_every_chain_has_a_csv_line, |
     let (_, batches) = export(&app, "format=batches").await;
     let batches: Value = serde_json::from_str(&batches).unwrap();
     assert_eq!((batches[0]["chain"].as_str(), batches[0]["held"].as_array().unwrap().len()), (Some("hive"), 1));
-    app.store.set_payout_address(&ticketing::creators::AccountName::parse("alice").unwrap(), Chain::Hive, "alice", None, ticketing::now_ms()).await.unwrap();
+    app.store
+        .set_payout_address(
+            &ticketing::creators::AccountName::parse("alice").unwrap(),
+            Chain::Hive,
+            "alice",
+            None,
+            ticketing::now_ms(),
+        )
+        .await
+        .unwrap();
     let (_, body) = export(&app, "format=hive").await;
     let ops: Value = serde_json::from_str(&body).unwrap();
     let entry = batches[0]["held"][0].as_i64().unwrap();
-    assert_eq!(ops, json!([["transfer", { "from": "dlux-tickets", "to": "alice", "amount": "80.000 HIVE", "memo": format!("dlux payout: ledger entries {entry}") }]]));
+    assert_eq!(
+        ops,
+        json!([["transfer", { "from": "dlux-tickets", "to": "alice", "amount": "80.000 HIVE", "memo": format!("dlux payout: ledger entries {entry}") }]])
+    );
     let (_, csv) = export(&app, "format=csv").await;
-    assert_eq!(csv, format!("chain,currency,address,amount,amount_units,creators,entries\nhive,HIVE,alice,80,80000,alice,{entry}\n"));
+    assert_eq!(
+        csv,
+        format!(
+            "chain,currency,address,amount,amount_units,creators,entries\nhive,HIVE,alice,80,80000,alice,{entry}\n"
+        )
+    );
     // A PSBT needs a Bitcoin account; an unknown format or parameter is refused.
     let (status, body) = export(&app, "format=psbt").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(export(&app, "format=xls").await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(export(&app, "formats=csv").await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(app.client.get(app.url("/api/admin/payouts/export")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.client.get(app.url("/api/admin/payouts/export")).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 });
 
 use std::str::FromStr;

@@ -17,7 +17,12 @@ async fn on_sale_event(app: &common::TestApp, seats: i64) -> i64 {
 
 /// A watcher's view of the same database (reports go through the ticketing crate, as in production).
 fn watcher(app: &common::TestApp) -> Purchases {
-    Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[0x11; 32])
+    Purchases::new(
+        app.store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[0x11; 32],
+    )
 }
 
 async fn buy(app: &common::TestApp, body: Value) -> reqwest::Response {
@@ -26,7 +31,8 @@ async fn buy(app: &common::TestApp, body: Value) -> reqwest::Response {
 
 app_test!(quote_pay_and_see_the_ticket, |app| async move {
     let event_id = on_sale_event(&app, 2).await;
-    let res = buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
+    let res =
+        buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let quote: Value = res.json().await.unwrap();
     assert_eq!(quote["amount"], "100");
@@ -35,14 +41,26 @@ app_test!(quote_pay_and_see_the_ticket, |app| async move {
     assert_eq!(quote["status"], "awaiting_payment");
     let memo = quote["memo"].as_str().unwrap();
     assert!(memo.starts_with(&format!("event:{event_id}:wallet:bob:quote:")));
-    assert!(quote["payment_uri"].as_str().unwrap().starts_with("https://hivesigner.com/sign/transfer?to=dlux-tickets&amount=100.000%20HIVE"));
+    assert!(quote["payment_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://hivesigner.com/sign/transfer?to=dlux-tickets&amount=100.000%20HIVE"));
     assert!(chrono::DateTime::parse_from_rfc3339(quote["expires_at"].as_str().unwrap()).is_ok());
     let id = quote["quote_id"].as_str().unwrap();
 
     let report = PaymentReport {
-        chain: Chain::Hive, txid: "hivetx1".into(), output_index: 0, quote_id: None, memo: Some(memo.into()),
-        amount: Amount::new(Currency::Hive, 100_000), to_address: "dlux-tickets".into(), from_address: Some("bob".into()),
-        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: "hivetx1".into(),
+        output_index: 0,
+        quote_id: None,
+        memo: Some(memo.into()),
+        amount: Amount::new(Currency::Hive, 100_000),
+        to_address: "dlux-tickets".into(),
+        from_address: Some("bob".into()),
+        block_height: Some(5),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
     let status: Value = app.get(&format!("/api/quotes/{id}")).await.json().await.unwrap();
@@ -61,13 +79,41 @@ app_test!(quote_pay_and_see_the_ticket, |app| async move {
 app_test!(purchase_errors_are_precise, |app| async move {
     let event_id = on_sale_event(&app, 1).await;
     let cases = [
-        (json!({ "event_id": event_id, "payment_method": "doge", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method"),
-        (json!({ "event_id": event_id, "payment_method": "usd", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method"),
-        (json!({ "event_id": event_id, "payment_method": "sol", "wallet_address": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM" }), StatusCode::UNPROCESSABLE_ENTITY, "currency_not_accepted"),
-        (json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" }), StatusCode::UNPROCESSABLE_ENTITY, "payment_method_unavailable"),
-        (json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "Not A Wallet" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_wallet"),
-        (json!({ "event_id": "abc", "payment_method": "hive", "wallet_address": "bob" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_event_id"),
-        (json!({ "event_id": 99999, "payment_method": "hive", "wallet_address": "bob" }), StatusCode::NOT_FOUND, "event_not_found"),
+        (
+            json!({ "event_id": event_id, "payment_method": "doge", "wallet_address": "bob" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_payment_method",
+        ),
+        (
+            json!({ "event_id": event_id, "payment_method": "usd", "wallet_address": "bob" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_payment_method",
+        ),
+        (
+            json!({ "event_id": event_id, "payment_method": "sol", "wallet_address": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_not_accepted",
+        ),
+        (
+            json!({ "event_id": event_id, "payment_method": "btc", "wallet_address": "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_unavailable",
+        ),
+        (
+            json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "Not A Wallet" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_wallet",
+        ),
+        (
+            json!({ "event_id": "abc", "payment_method": "hive", "wallet_address": "bob" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event_id",
+        ),
+        (
+            json!({ "event_id": 99999, "payment_method": "hive", "wallet_address": "bob" }),
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+        ),
         (json!({ "payment_method": "hive" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
     ];
     for (body, status, code) in cases {
@@ -76,7 +122,10 @@ app_test!(purchase_errors_are_precise, |app| async move {
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["error"]["code"], code, "{body}");
     }
-    assert_eq!(buy(&app, json!({ "event_id": event_id, "payment_method": "hbd", "wallet_address": "bob" })).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        buy(&app, json!({ "event_id": event_id, "payment_method": "hbd", "wallet_address": "bob" })).await.status(),
+        StatusCode::CREATED
+    );
     let res = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "carol" })).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "sold_out");
@@ -86,11 +135,24 @@ app_test!(purchase_errors_are_precise, |app| async move {
 
 app_test!(operators_list_and_settle_refunds_once, |app| async move {
     let event_id = on_sale_event(&app, 2).await;
-    let quote: Value = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" })).await.json().await.unwrap();
+    let quote: Value = buy(&app, json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": "bob" }))
+        .await
+        .json()
+        .await
+        .unwrap();
     let report = PaymentReport {
-        chain: Chain::Hive, txid: "over1".into(), output_index: 0, quote_id: None, memo: quote["memo"].as_str().map(String::from),
-        amount: Amount::new(Currency::Hive, 100_500), to_address: "dlux-tickets".into(), from_address: None,
-        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: "over1".into(),
+        output_index: 0,
+        quote_id: None,
+        memo: quote["memo"].as_str().map(String::from),
+        amount: Amount::new(Currency::Hive, 100_500),
+        to_address: "dlux-tickets".into(),
+        from_address: None,
+        block_height: Some(5),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
     assert_eq!(app.client.get(app.url("/api/admin/refunds")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
@@ -124,30 +186,63 @@ app_test!(operators_list_and_settle_refunds_once, |app| async move {
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "already_settled");
     let payout_id = all[0]["id"].as_i64().unwrap();
-    let res = app.admin(Method::POST, &format!("/api/admin/ledger/{payout_id}/settle")).json(&json!({ "txid": "c3".repeat(20) })).send().await.unwrap();
+    let res = app
+        .admin(Method::POST, &format!("/api/admin/ledger/{payout_id}/settle"))
+        .json(&json!({ "txid": "c3".repeat(20) }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "not_due");
-    let res = app.admin(Method::POST, "/api/admin/ledger/999999/settle").json(&json!({ "txid": "c3".repeat(20) })).send().await.unwrap();
+    let res = app
+        .admin(Method::POST, "/api/admin/ledger/999999/settle")
+        .json(&json!({ "txid": "c3".repeat(20) }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 });
 
 /// The value of one sample line of `/metrics`, e.g. `gateway_quotes_total{currency="HIVE",outcome="created"}`.
 fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
 }
 
 app_test!(metrics_count_quotes_tickets_revenue_and_refunds, |app| async move {
     let event_id = on_sale_event(&app, 5).await;
-    let res = buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
+    let res =
+        buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "hive", "wallet_address": "bob" })).await;
     let quote: Value = res.json().await.unwrap();
-    assert_eq!(buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "doge", "wallet_address": "bob" })).await.status(), 422);
+    assert_eq!(
+        buy(&app, json!({ "event_id": event_id.to_string(), "payment_method": "doge", "wallet_address": "bob" }))
+            .await
+            .status(),
+        422
+    );
     // Paid 1 HIVE too much: a ticket, and a refund of the excess.
     let report = PaymentReport {
-        chain: Chain::Hive, txid: "metrics-tx".into(), output_index: 0, quote_id: None, memo: Some(quote["memo"].as_str().unwrap().into()),
-        amount: Amount::new(Currency::Hive, 101_000), to_address: "dlux-tickets".into(), from_address: Some("bob".into()),
-        block_height: Some(5), block_hash: None, confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: "metrics-tx".into(),
+        output_index: 0,
+        quote_id: None,
+        memo: Some(quote["memo"].as_str().unwrap().into()),
+        amount: Amount::new(Currency::Hive, 101_000),
+        to_address: "dlux-tickets".into(),
+        from_address: Some("bob".into()),
+        block_height: Some(5),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     watcher(&app).report_payment(report, ticketing::now_ms()).await.unwrap();
-    let res = app.client.post(app.url(&format!("/api/events/{event_id}/join"))).json(&json!({ "wallet_address": "bob", "chain": "hive", "signature": "00" })).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/events/{event_id}/join")))
+        .json(&json!({ "wallet_address": "bob", "chain": "hive", "signature": "00" }))
+        .send()
+        .await
+        .unwrap();
     assert!(res.status().is_client_error());
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let get = |series: &str| sample(&metrics, series).unwrap_or_else(|| panic!("no `{series}` in /metrics"));
@@ -168,10 +263,18 @@ fn client_from(ip: [u8; 4]) -> reqwest::Client {
 /// Pays a quote in full, as the Hive watcher would report it.
 async fn pay(app: &common::TestApp, quote: &Value, txid: &str) -> ticketing::purchases::PaymentOutcome {
     let report = PaymentReport {
-        chain: Chain::Hive, txid: txid.into(), output_index: 0, quote_id: None, memo: quote["memo"].as_str().map(String::from),
-        amount: Amount::parse(Currency::Hive, quote["amount"].as_str().unwrap()).unwrap(), to_address: "dlux-tickets".into(),
-        from_address: quote["wallet_address"].as_str().map(String::from), block_height: Some(5), block_hash: None,
-        confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: txid.into(),
+        output_index: 0,
+        quote_id: None,
+        memo: quote["memo"].as_str().map(String::from),
+        amount: Amount::parse(Currency::Hive, quote["amount"].as_str().unwrap()).unwrap(),
+        to_address: "dlux-tickets".into(),
+        from_address: quote["wallet_address"].as_str().map(String::from),
+        block_height: Some(5),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     watcher(app).report_payment(report, ticketing::now_ms()).await.unwrap()
 }
@@ -186,13 +289,15 @@ app_test!(a_squatter_cannot_block_a_sale, |app| async move {
     let stop = Arc::new(AtomicBool::new(false));
     let (granted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let squatter = {
-        let (app_url, stop, granted, refused) = (app.url("/api/events/purchase"), stop.clone(), granted.clone(), refused.clone());
+        let (app_url, stop, granted, refused) =
+            (app.url("/api/events/purchase"), stop.clone(), granted.clone(), refused.clone());
         tokio::spawn(async move {
             let client = client_from([127, 0, 0, 2]);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let body = json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("squat{n:06}") });
+                let body =
+                    json!({ "event_id": event_id, "payment_method": "hive", "wallet_address": format!("squat{n:06}") });
                 let res = client.post(&app_url).json(&body).send().await.unwrap();
                 match res.status() {
                     StatusCode::CREATED => granted.fetch_add(1, Ordering::Relaxed),
@@ -235,7 +340,8 @@ app_test!(a_squatter_cannot_block_a_sale, |app| async move {
     for (i, quote) in quotes.iter().enumerate() {
         let outcome = pay(&app, quote, &format!("buyer-tx-{i}")).await;
         assert!(matches!(outcome, ticketing::purchases::PaymentOutcome::TicketIssued { .. }), "buyer {i}: {outcome:?}");
-        let status: Value = app.get(&format!("/api/quotes/{}", quote["quote_id"].as_str().unwrap())).await.json().await.unwrap();
+        let status: Value =
+            app.get(&format!("/api/quotes/{}", quote["quote_id"].as_str().unwrap())).await.json().await.unwrap();
         assert_eq!(status["ticket"]["status"], "valid");
         assert_eq!(status["ticket"]["wallet_address"], quote["wallet_address"]);
     }
@@ -347,7 +453,8 @@ async fn an_amount_that_cannot_be_represented_is_422() {
     assert!(err["error"]["message"].as_str().unwrap().contains("HIVE"), "{err}");
 }
 
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 
 /// A currency is quoted only while a watcher credits its chain (here, or declared as watched elsewhere) and
 /// its receiving setting is present; the refusal names what is missing, and listings show what is payable.
@@ -399,7 +506,10 @@ async fn readyz_names_a_quotable_chain_whose_watcher_is_unhealthy() {
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |settings| {
         settings.payments.btc_xpub = Some(ZPUB.into());
         settings.payments.watched_elsewhere = vec![];
-        settings.watchers.btc = Some(serde_json::from_value(json!({ "esplora_url": esplora, "rpc_attempts": 1, "rpc_timeout_ms": 500 })).unwrap());
+        settings.watchers.btc = Some(
+            serde_json::from_value(json!({ "esplora_url": esplora, "rpc_attempts": 1, "rpc_timeout_ms": 500 }))
+                .unwrap(),
+        );
     })
     .await;
     assert!(app.state.purchases.is_payable(Currency::Btc));

@@ -55,7 +55,12 @@ fn report(quote: &Value, wallet: &str, confirmations: i64, is_final: bool) -> Pa
 }
 
 fn watcher(app: &common::TestApp) -> Purchases {
-    Purchases::new(app.store.clone(), std::sync::Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[0x11; 32])
+    Purchases::new(
+        app.store.clone(),
+        std::sync::Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[0x11; 32],
+    )
 }
 
 /// Reads `event: quote` frames off a streaming response.
@@ -78,13 +83,16 @@ impl QuoteStream {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();
                 let event = frame.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
-                let data: Vec<&str> = frame.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                let data: Vec<&str> =
+                    frame.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
                 if event == Some("quote") {
                     return Some(serde_json::from_str(&data.join("\n")).unwrap());
                 }
                 continue; // keep-alive comments
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk()).await.expect("an event within 10 s");
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("an event within 10 s");
             match chunk.unwrap() {
                 Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
                 None => return None,

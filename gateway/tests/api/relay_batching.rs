@@ -12,7 +12,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use attendance_support::{next_of, send, token, Ws};
 
-async fn app(backend: ticketing::Backend, configure: impl FnOnce(&mut gateway::configuration::Settings)) -> common::TestApp {
+async fn app(
+    backend: ticketing::Backend,
+    configure: impl FnOnce(&mut gateway::configuration::Settings),
+) -> common::TestApp {
     common::spawn_app_with(backend, |s| {
         s.signaling.messages_per_second = 100_000;
         s.signaling.burst = 100_000;
@@ -24,7 +27,11 @@ async fn app(backend: ticketing::Backend, configure: impl FnOnce(&mut gateway::c
 /// A ticket holder's connection; `protocol` is what it announces (`None`: nothing, as older adapters).
 async fn join(app: &common::TestApp, event_id: i64, wallet: &str, protocol: Option<u32>) -> Ws {
     let ticket = attendance_support::ticket(&app.store, event_id, wallet).await;
-    let mut url = format!("{}/event/{event_id}?token={}", app.address.replacen("http://", "ws://", 1), token(event_id, ticket, wallet));
+    let mut url = format!(
+        "{}/event/{event_id}?token={}",
+        app.address.replacen("http://", "ws://", 1),
+        token(event_id, ticket, wallet)
+    );
     if let Some(v) = protocol {
         url += &format!("&protocol={v}");
     }
@@ -38,7 +45,11 @@ async fn read_until(ws: &mut Ws, mut done: impl FnMut(&[Value]) -> bool) -> Vec<
     let mut frames = Vec::new();
     let mut all = Vec::new();
     while !done(&all) {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("frames in time").expect("open").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("frames in time")
+            .expect("open")
+            .unwrap();
         let Message::Text(text) = msg else {
             assert!(!matches!(msg, Message::Close(_)), "closed: {msg:?}");
             continue;
@@ -59,7 +70,12 @@ async fn read_until(ws: &mut Ws, mut done: impl FnMut(&[Value]) -> bool) -> Vec<
 }
 
 fn seqs(frames: &[Vec<Value>], data_type: &str) -> Vec<u64> {
-    frames.iter().flatten().filter(|m| m["type"] == "broadcast" && m["data_type"] == data_type).map(|m| m["data"]["seq"].as_u64().unwrap()).collect()
+    frames
+        .iter()
+        .flatten()
+        .filter(|m| m["type"] == "broadcast" && m["data_type"] == data_type)
+        .map(|m| m["data"]["seq"].as_u64().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,8 +99,16 @@ async fn batches_in_order(backend: ticketing::Backend) {
     // Two senders interleaved, both classes: per-sender order must hold inside and across batches.
     for seq in 0..200u64 {
         let guaranteed = seq % 3 == 0;
-        send(&mut talker, json!({ "type": "broadcast", "data_type": "t", "data": { "seq": seq }, "guaranteed": guaranteed })).await;
-        send(&mut other, json!({ "type": "broadcast", "data_type": "o", "data": { "seq": seq }, "guaranteed": !guaranteed })).await;
+        send(
+            &mut talker,
+            json!({ "type": "broadcast", "data_type": "t", "data": { "seq": seq }, "guaranteed": guaranteed }),
+        )
+        .await;
+        send(
+            &mut other,
+            json!({ "type": "broadcast", "data_type": "o", "data": { "seq": seq }, "guaranteed": !guaranteed }),
+        )
+        .await;
     }
     let got_all = |all: &[Value]| all.iter().filter(|m| m["type"] == "broadcast").count() == 400;
     let frames = read_until(&mut batched, got_all).await;
@@ -127,9 +151,17 @@ async fn slow_batched_peer(backend: ticketing::Backend) {
     // its socket fills, then its queue, and the server must drop updates, never the guaranteed frames.
     let blob = "x".repeat(30_000);
     for seq in 0..600u64 {
-        send(&mut talker, json!({ "type": "broadcast", "data_type": "u", "data": { "seq": seq, "blob": blob }, "guaranteed": false })).await;
+        send(
+            &mut talker,
+            json!({ "type": "broadcast", "data_type": "u", "data": { "seq": seq, "blob": blob }, "guaranteed": false }),
+        )
+        .await;
         if seq % 6 == 5 {
-            send(&mut talker, json!({ "type": "broadcast", "data_type": "r", "data": { "seq": seq / 6 }, "guaranteed": true })).await;
+            send(
+                &mut talker,
+                json!({ "type": "broadcast", "data_type": "r", "data": { "seq": seq / 6 }, "guaranteed": true }),
+            )
+            .await;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

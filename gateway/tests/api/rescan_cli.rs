@@ -17,7 +17,8 @@ use ticketing::Backend;
 
 use esplora::{payment, Esplora};
 
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const DAY: i64 = 24 * 3_600_000;
 
 fn rescan(config: &std::path::Path, db_url: &str, from: &str) -> Value {
@@ -42,7 +43,15 @@ async fn run(backend: Backend) {
     settings.btc = Some(BtcAccount::parse(ZPUB, BtcNetwork::Mainnet).unwrap());
     let p = Purchases::new(store.clone(), std::sync::Arc::new(StaticRates::development()), settings, &[0x11; 32]);
     let now = ticketing::now_ms();
-    store.set_tier(&ticketing::creators::AccountName::parse("alice").unwrap(), ticketing::creators::Tier::Premium, None, "t").await.unwrap();
+    store
+        .set_tier(
+            &ticketing::creators::AccountName::parse("alice").unwrap(),
+            ticketing::creators::Tier::Premium,
+            None,
+            "t",
+        )
+        .await
+        .unwrap();
     let price = Amount::parse(Currency::Btc, "0.001").unwrap();
     let event_id: i64 = ticketing::testing::SeedEvent::new(now - 10 * DAY)
         .title("Old")
@@ -53,10 +62,18 @@ async fn run(backend: Backend) {
         .ends(now + 2 * DAY)
         .insert(&store)
         .await;
-    let request = QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g".into() };
+    let request = QuoteRequest {
+        event_id,
+        currency: Currency::Btc,
+        wallet_address: "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g".into(),
+    };
     let q = p.create_quote(request, now - 9 * DAY).await.unwrap();
     p.expire_quotes(None, now).await.unwrap();
-    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1")
+        .bind(&q.id)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
 
     let esplora = Esplora::start(100).await;
     let txid = esplora.broadcast(payment(42, &[(&q.payment_address, 100_000)]));
@@ -77,7 +94,11 @@ async fn run(backend: Backend) {
     .unwrap();
 
     let report = rescan(&config, &db.url, "100");
-    assert_eq!((report["chain"].as_str(), report["quotes"].as_u64(), report["reported"].as_u64()), (Some("btc"), Some(1), Some(1)), "{report}");
+    assert_eq!(
+        (report["chain"].as_str(), report["quotes"].as_u64(), report["reported"].as_u64()),
+        (Some("btc"), Some(1), Some(1)),
+        "{report}"
+    );
     let row: (String, Option<String>) = sqlx::query_as("SELECT status, quote_id FROM payments WHERE txid = $1")
         .bind(txid.to_string())
         .fetch_one(store.raw_pool())
@@ -90,10 +111,11 @@ async fn run(backend: Backend) {
     let date = chrono::DateTime::from_timestamp_millis(now - 10 * DAY).unwrap().format("%Y-%m-%d").to_string();
     let again = rescan(&config, &db.url, &date);
     assert_eq!(again["reported"].as_u64(), Some(1), "{again}");
-    let counts: (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM payments), (SELECT COUNT(*) FROM ledger_entries)")
-        .fetch_one(store.raw_pool())
-        .await
-        .unwrap();
+    let counts: (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM payments), (SELECT COUNT(*) FROM ledger_entries)")
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(counts, (1, 2));
     let _ = std::fs::remove_dir_all(&dir);
 }

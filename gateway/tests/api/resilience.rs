@@ -91,7 +91,9 @@ async fn a_full_disk_loses_no_acknowledged_write_and_the_store_recovers_by_itsel
     for i in 0..40 {
         let res = quote(format!("buyer{i}")).await;
         match res.status() {
-            StatusCode::CREATED => acknowledged_quotes.push(res.json::<Value>().await.unwrap()["quote_id"].as_str().unwrap().to_owned()),
+            StatusCode::CREATED => {
+                acknowledged_quotes.push(res.json::<Value>().await.unwrap()["quote_id"].as_str().unwrap().to_owned())
+            }
             StatusCode::SERVICE_UNAVAILABLE => {
                 assert!(res.headers().contains_key("retry-after"), "a 503 tells when to retry");
                 assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "store_unavailable");
@@ -101,12 +103,23 @@ async fn a_full_disk_loses_no_acknowledged_write_and_the_store_recovers_by_itsel
         }
         let res = app.get(&format!("/api/creators/login/challenge?account=creator{i}")).await;
         match res.status() {
-            StatusCode::OK => acknowledged_challenges.push(res.json::<Value>().await.unwrap()["nonce"].as_str().unwrap().to_owned()),
+            StatusCode::OK => {
+                acknowledged_challenges.push(res.json::<Value>().await.unwrap()["nonce"].as_str().unwrap().to_owned())
+            }
             StatusCode::SERVICE_UNAVAILABLE => refused += 1,
             other => panic!("challenge on a full disk answered {other}"),
         }
-        let res = app.admin(reqwest::Method::PUT, &format!("/api/admin/creators/tier{i}/tier")).json(&json!({ "tier": "pro" })).send().await.unwrap();
-        assert!(matches!(res.status(), StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE), "set-tier answered {}", res.status());
+        let res = app
+            .admin(reqwest::Method::PUT, &format!("/api/admin/creators/tier{i}/tier"))
+            .json(&json!({ "tier": "pro" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(res.status(), StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE),
+            "set-tier answered {}",
+            res.status()
+        );
         if res.status() == StatusCode::SERVICE_UNAVAILABLE {
             refused += 1;
         }
@@ -115,10 +128,16 @@ async fn a_full_disk_loses_no_acknowledged_write_and_the_store_recovers_by_itsel
 
     // Every write the API acknowledged is committed, as another connection sees it.
     for id in &acknowledged_quotes {
-        assert!(committed(&db, "SELECT 1 FROM quotes WHERE id = $1", id).await, "quote {id} was acknowledged but not committed");
+        assert!(
+            committed(&db, "SELECT 1 FROM quotes WHERE id = $1", id).await,
+            "quote {id} was acknowledged but not committed"
+        );
     }
     for nonce in &acknowledged_challenges {
-        assert!(committed(&db, "SELECT 1 FROM creator_login_challenges WHERE nonce = $1", nonce).await, "challenge {nonce} lost");
+        assert!(
+            committed(&db, "SELECT 1 FROM creator_login_challenges WHERE nonce = $1", nonce).await,
+            "challenge {nonce} lost"
+        );
     }
 
     // Space returns: writes succeed again on their own, promptly (not after a 10 s lock wait).
@@ -192,7 +211,11 @@ async fn idle_and_slow_clients_cannot_hold_the_gateway() {
         if metrics.lines().any(|l| l == format!("gateway_http_connections_open {CAP}")) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "connections not counted: {}", metrics.lines().filter(|l| l.contains("connections_open")).collect::<Vec<_>>().join(" "));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "connections not counted: {}",
+            metrics.lines().filter(|l| l.contains("connections_open")).collect::<Vec<_>>().join(" ")
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -233,7 +256,8 @@ async fn idle_and_slow_clients_cannot_hold_the_gateway() {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 64];
     for stream in idle.iter_mut().take(5) {
-        let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await.expect("closed by the server");
+        let read =
+            tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await.expect("closed by the server");
         assert!(matches!(read, Ok(0) | Err(_)), "an idle connection got {read:?} instead of being closed");
     }
     eprintln!("connection cap {CAP}: healthz worst {worst:?}; idle and slowloris clients cut off after the 2 s header timeout");

@@ -124,7 +124,10 @@ impl Client {
     async fn until(&mut self, kind: &str) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
-            let v = self.next().await.unwrap_or_else(|code| panic!("closed with {code} while waiting for {kind}: {seen:?}"));
+            let v = self
+                .next()
+                .await
+                .unwrap_or_else(|code| panic!("closed with {code} while waiting for {kind}: {seen:?}"));
             let done = v["type"] == kind;
             seen.push(v);
             if done {
@@ -153,7 +156,10 @@ fn chats(frames: &[Value]) -> Vec<&str> {
 
 app_test!(a_cut_connection_resumes_with_the_same_id_and_misses_nothing, |app| async move {
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
+    let (ta, tb) = (
+        attendance_support::ticket(&app.store, event_id, "alice-w").await,
+        attendance_support::ticket(&app.store, event_id, "bob-w").await,
+    );
     let proxy = Proxy::start(&app.address).await;
     let mut alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
     let mut bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
@@ -179,8 +185,17 @@ app_test!(a_cut_connection_resumes_with_the_same_id_and_misses_nothing, |app| as
     let resumed_ms = cut_at.elapsed().as_millis();
     assert_eq!(alice.id, old_id, "same client id");
     assert_eq!(resumed["replayed"], 4);
-    let missed = [alice.next().await.unwrap(), alice.next().await.unwrap(), alice.next().await.unwrap(), alice.next().await.unwrap()];
-    assert_eq!(missed.iter().map(|f| f["type"].as_str().unwrap()).collect::<Vec<_>>(), ["chat", "chat", "broadcast", "chat"], "{missed:?}");
+    let missed = [
+        alice.next().await.unwrap(),
+        alice.next().await.unwrap(),
+        alice.next().await.unwrap(),
+        alice.next().await.unwrap(),
+    ];
+    assert_eq!(
+        missed.iter().map(|f| f["type"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["chat", "chat", "broadcast", "chat"],
+        "{missed:?}"
+    );
     assert_eq!(chats(&missed), ["one", "two", "three"]);
     assert_eq!(missed[2]["from"], bob.id.as_str());
     // Then live traffic, both ways, on the same id; each frame once.
@@ -215,7 +230,10 @@ app_test!(a_cut_connection_resumes_with_the_same_id_and_misses_nothing, |app| as
 
 app_test!(what_the_client_sent_as_the_connection_went_arrives_once, |app| async move {
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
+    let (ta, tb) = (
+        attendance_support::ticket(&app.store, event_id, "alice-w").await,
+        attendance_support::ticket(&app.store, event_id, "bob-w").await,
+    );
     let proxy = Proxy::start(&app.address).await;
     let mut alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
     let mut bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
@@ -231,8 +249,11 @@ app_test!(what_the_client_sent_as_the_connection_went_arrives_once, |app| async 
     alice.send(json!({ "type": "chat", "text": "done" })).await;
     // Bob gets each of alice's frames once, in order (those applied before the drop, then those she sent
     // again), then the marker.
-    let mut ids: Vec<String> =
-        seen.drain(..).filter(|f| f["type"] == "broadcast").map(|f| f["data"]["networkId"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = seen
+        .drain(..)
+        .filter(|f| f["type"] == "broadcast")
+        .map(|f| f["data"]["networkId"].as_str().unwrap().to_owned())
+        .collect();
     eprintln!("upstream: {applied} of 20 frames applied before the drop, {} sent again", 20 - applied);
     loop {
         let frame = bob.next().await.unwrap();
@@ -262,7 +283,8 @@ app_test!(a_resume_token_is_good_once_and_a_live_connection_is_superseded, |app|
     let mut replay = Client::connect(&app.address, event_id, &format!("resume={used}&received={received}")).await;
     assert_eq!(replay.closed_with().await, 4401);
     // A forged or foreign token too.
-    let mut forged = Client::connect(&app.address, event_id, &format!("resume={}x&received=0", resumed.resume_token)).await;
+    let mut forged =
+        Client::connect(&app.address, event_id, &format!("resume={}x&received=0", resumed.resume_token)).await;
     assert_eq!(forged.closed_with().await, 4401);
     // The new one works once.
     resumed.send(json!({ "type": "ping", "client_time": 1 })).await;
@@ -275,22 +297,33 @@ app_test!(a_resume_token_is_good_once_and_a_live_connection_is_superseded, |app|
 
 app_test!(a_kick_or_ban_ends_the_right_to_resume, |app| async move {
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
+    let (ta, tb) = (
+        attendance_support::ticket(&app.store, event_id, "alice-w").await,
+        attendance_support::ticket(&app.store, event_id, "bob-w").await,
+    );
     let proxy = Proxy::start(&app.address).await;
     let alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
     let mut bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
     proxy.cut();
     bob.next_of("peer_reconnecting").await;
-    let res = app.admin(Method::POST, &format!("/api/events/{event_id}/attendees/{}/kick", alice.id)).send().await.unwrap();
+    let res =
+        app.admin(Method::POST, &format!("/api/events/{event_id}/attendees/{}/kick", alice.id)).send().await.unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(bob.next_of("peer_left").await["reason"], "kicked");
-    let mut again = Client::connect(&app.address, event_id, &format!("resume={}&received={}", alice.resume_token, alice.received)).await;
+    let mut again =
+        Client::connect(&app.address, event_id, &format!("resume={}&received={}", alice.resume_token, alice.received))
+            .await;
     assert_eq!(again.closed_with().await, 4401);
     // A ban saved in the store (as by another node) refuses the seat at the resume door too.
     let mut bob_alive = bob;
     let bob_token = bob_alive.resume_token.clone();
-    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1").bind(tb).execute(app.store.raw_pool()).await.unwrap();
-    let mut banned = Client::connect(&app.address, event_id, &format!("resume={bob_token}&received={}", bob_alive.received)).await;
+    sqlx::query("UPDATE tickets SET status = 'banned' WHERE id = $1")
+        .bind(tb)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
+    let mut banned =
+        Client::connect(&app.address, event_id, &format!("resume={bob_token}&received={}", bob_alive.received)).await;
     assert_eq!(banned.closed_with().await, 4403);
     bob_alive.send(json!({ "type": "ping", "client_time": 1 })).await;
     bob_alive.next_of("pong").await;
@@ -299,7 +332,15 @@ app_test!(a_kick_or_ban_ends_the_right_to_resume, |app| async move {
 app_test!(a_host_resumes_with_its_feed, |app| async move {
     let event_id = attendance_support::event(&app.store, 10, 0).await;
     let tb = attendance_support::ticket(&app.store, event_id, "bob-w").await;
-    let host_token = gateway::auth::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + attendance_support::MIN).0;
+    let host_token = gateway::auth::session_token::issue(
+        &attendance_support::SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + attendance_support::MIN,
+    )
+    .0;
     let proxy = Proxy::start(&app.address).await;
     let host = Client::join(&proxy.address, event_id, &host_token).await;
     proxy.cut();
@@ -316,9 +357,16 @@ async fn window_passes(backend: ticketing::Backend) {
     let app = common::spawn_app_with(backend, |s| s.signaling.resume_window_secs = 1).await;
     // One seat: while alice's is held, bob is refused; once the window passes, it is his.
     let event_id = attendance_support::event(&app.store, 2, 0).await;
-    let (ta, tb) = (attendance_support::ticket(&app.store, event_id, "alice-w").await, attendance_support::ticket(&app.store, event_id, "bob-w").await);
+    let (ta, tb) = (
+        attendance_support::ticket(&app.store, event_id, "alice-w").await,
+        attendance_support::ticket(&app.store, event_id, "bob-w").await,
+    );
     // Sold before the organiser lowered the capacity (the counter follows, as in rooms_ws.rs).
-    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(event_id).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1")
+        .bind(event_id)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let proxy = Proxy::start(&app.address).await;
     let alice = Client::join(&proxy.address, event_id, &token(event_id, ta, "alice-w")).await;
     let cut_at = ticketing::now_ms();
@@ -326,13 +374,19 @@ async fn window_passes(backend: ticketing::Backend) {
     let mut refused = Client::connect(&app.address, event_id, &format!("token={}", token(event_id, tb, "bob-w"))).await;
     assert_eq!(refused.closed_with().await, 4409, "the seat is held within the window");
     // The window passes: the seat is free, the session closed when alice was last seen, and her token refused.
-    let rows = attendance_support::rows_until(&app.store, event_id, |rows| rows.iter().any(|r| r.left_at.is_some())).await;
+    let rows =
+        attendance_support::rows_until(&app.store, event_id, |rows| rows.iter().any(|r| r.left_at.is_some())).await;
     let row = &rows[0];
     assert_eq!(row.end_reason.as_deref(), Some("left"));
-    assert!((row.left_at.unwrap() - cut_at).abs() < 500, "closed at the drop, not at the window's end: {row:?} vs {cut_at}");
+    assert!(
+        (row.left_at.unwrap() - cut_at).abs() < 500,
+        "closed at the drop, not at the window's end: {row:?} vs {cut_at}"
+    );
     let bob = Client::join(&app.address, event_id, &token(event_id, tb, "bob-w")).await;
     assert!(!bob.id.is_empty());
-    let mut late = Client::connect(&app.address, event_id, &format!("resume={}&received={}", alice.resume_token, alice.received)).await;
+    let mut late =
+        Client::connect(&app.address, event_id, &format!("resume={}&received={}", alice.resume_token, alice.received))
+            .await;
     assert_eq!(late.closed_with().await, 4401);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_room_resumes_expired_total 1"), "{metrics}");
@@ -374,7 +428,8 @@ async fn persistent_entities(backend: ticketing::Backend) {
     let host_id = host.id.clone();
     host.ws.close(None).await.unwrap();
     // The host left; a late joiner gets the box where the host put it, in one snapshot right after welcome.
-    let mut late = Client::connect(&app.address, event_id, &format!("token={}", token(event_id, tickets[1], "late-w"))).await;
+    let mut late =
+        Client::connect(&app.address, event_id, &format!("token={}", token(event_id, tickets[1], "late-w"))).await;
     assert_eq!(late.next().await.unwrap()["type"], "welcome");
     let snapshot = late.next().await.unwrap();
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
@@ -384,7 +439,11 @@ async fn persistent_entities(backend: ticketing::Backend) {
     // The late joiner takes it over (NAF's takeOwnership: a newer lastOwnerTime) and moves it.
     let late_id = {
         let welcome_id = late.id.clone();
-        if welcome_id.is_empty() { app.state.hub.occupants(event_id)[0].info.client_id.to_string() } else { welcome_id }
+        if welcome_id.is_empty() {
+            app.state.hub.occupants(event_id)[0].info.client_id.to_string()
+        } else {
+            welcome_id
+        }
     };
     late.send(json!({ "type": "broadcast", "data_type": "u", "data": { "networkId": "stage-box", "owner": late_id, "lastOwnerTime": 2,
         "persistent": true, "components": { "0": { "x": -1, "y": 1, "z": -2 } } } })).await;
@@ -409,11 +468,13 @@ async fn persistent_entities(backend: ticketing::Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let data_dir = std::env::temp_dir().join(format!("gateway-restart-{}", std::process::id()));
-    let restarted = gateway::startup::Application::build(common::test_settings(&db_url, data_dir.clone())).await.unwrap();
+    let restarted =
+        gateway::startup::Application::build(common::test_settings(&db_url, data_dir.clone())).await.unwrap();
     let address = format!("http://{}", restarted.local_addr());
     let shutdown = restarted.shutdown_token();
     let server = tokio::spawn(restarted.run_until_stopped());
-    let mut later = Client::connect(&address, event_id, &format!("token={}", token(event_id, tickets[2], "later-w"))).await;
+    let mut later =
+        Client::connect(&address, event_id, &format!("token={}", token(event_id, tickets[2], "later-w"))).await;
     assert_eq!(later.next().await.unwrap()["type"], "welcome");
     let snapshot = later.next().await.unwrap();
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");

@@ -46,7 +46,11 @@ async fn closed_with(ws: &mut Ws) -> (u16, String) {
 
 app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
     let (a_event, b_event) = (event(&app, 10, 0).await, event(&app, 10, 0).await);
-    let (t1, t2, t3) = (ticket(&app, a_event, "alice-w").await, ticket(&app, a_event, "bob-w").await, ticket(&app, b_event, "carol-w").await);
+    let (t1, t2, t3) = (
+        ticket(&app, a_event, "alice-w").await,
+        ticket(&app, a_event, "bob-w").await,
+        ticket(&app, b_event, "carol-w").await,
+    );
     let mut alice = connect(&app, a_event, &token(a_event, t1, "alice-w")).await;
     let welcome = next_of(&mut alice, "welcome").await;
     let alice_id = welcome["client_id"].as_str().unwrap().to_owned();
@@ -58,7 +62,11 @@ app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
     assert_eq!(next_of(&mut alice, "peer_joined").await["client_id"], bob_id.as_str());
 
     // Alice pretends to be Bob; the server stamps her own id.
-    send(&mut alice, json!({ "type": "broadcast", "from": bob_id, "data_type": "um", "data": { "d": [1] }, "guaranteed": false })).await;
+    send(
+        &mut alice,
+        json!({ "type": "broadcast", "from": bob_id, "data_type": "um", "data": { "d": [1] }, "guaranteed": false }),
+    )
+    .await;
     let got = next_of(&mut bob, "broadcast").await;
     assert_eq!(got["from"], alice_id.as_str());
     assert_eq!(got["data"], json!({ "d": [1] }));
@@ -69,7 +77,8 @@ app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
         "unknown"
     };
     let _ = carol_id;
-    send(&mut alice, json!({ "type": "send", "to": "c-not-here", "data_type": "u", "data": {}, "guaranteed": true })).await;
+    send(&mut alice, json!({ "type": "send", "to": "c-not-here", "data_type": "u", "data": {}, "guaranteed": true }))
+        .await;
     assert_eq!(next_of(&mut alice, "error").await["code"], "not_in_room");
     send(&mut bob, json!({ "type": "ping", "client_time": 5 })).await;
     assert_eq!(next_of(&mut bob, "pong").await["client_time"].as_f64(), Some(5.0));
@@ -77,11 +86,14 @@ app_test!(relay_stamps_from_and_isolates_rooms, |app| async move {
     send(&mut carol, json!({ "type": "ping", "client_time": 2 })).await;
     let mut seen = Vec::new();
     loop {
-        let v: Value = match tokio::time::timeout(Duration::from_secs(2), carol.next()).await.unwrap().unwrap().unwrap() {
+        let v: Value = match tokio::time::timeout(Duration::from_secs(2), carol.next()).await.unwrap().unwrap().unwrap()
+        {
             Message::Text(t) => serde_json::from_str(&t).unwrap(),
             _ => continue,
         };
-        if v["type"] == "pong" { break }
+        if v["type"] == "pong" {
+            break;
+        }
         seen.push(v);
     }
     assert!(seen.iter().all(|v| v["type"] != "broadcast" && v["type"] != "peer_joined"), "{seen:?}");
@@ -131,9 +143,17 @@ app_test!(every_admission_close_code, |app| async move {
 /// A ticket for the full single-seat room: sold before the room filled (capacity 1 room, a second ticket
 /// needs a second seat, so it is issued for a twin event and moved — the store allows any ticket row).
 async fn ticket_room_full_case(app: &common::TestApp, live: i64) -> i64 {
-    sqlx::query("UPDATE events SET max_attendees = 2 WHERE id = $1").bind(live).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 2 WHERE id = $1")
+        .bind(live)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     let t = ticket(app, live, "wthree").await;
-    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1").bind(live).execute(app.store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET max_attendees = 1, tickets_sold = 1 WHERE id = $1")
+        .bind(live)
+        .execute(app.store.raw_pool())
+        .await
+        .unwrap();
     t
 }
 
@@ -192,7 +212,11 @@ async fn slow_consumer(backend: ticketing::Backend) {
     })
     .await;
     let event_id = event(&app, 10, 0).await;
-    let (t1, t2, t3) = (ticket(&app, event_id, "fast-w").await, ticket(&app, event_id, "slow-w").await, ticket(&app, event_id, "talk-w").await);
+    let (t1, t2, t3) = (
+        ticket(&app, event_id, "fast-w").await,
+        ticket(&app, event_id, "slow-w").await,
+        ticket(&app, event_id, "talk-w").await,
+    );
     let mut fast = connect(&app, event_id, &token(event_id, t1, "fast-w")).await;
     next_of(&mut fast, "welcome").await;
     let mut slow = connect(&app, event_id, &token(event_id, t2, "slow-w")).await;
@@ -214,7 +238,11 @@ async fn slow_consumer(backend: ticketing::Backend) {
     });
     // Paced at ~15 MB/s: a reading peer keeps up, a peer that reads nothing fills its socket and its queue.
     for i in 0..400 {
-        send(&mut talker, json!({ "type": "broadcast", "data_type": "r", "data": { "i": i, "blob": blob }, "guaranteed": true })).await;
+        send(
+            &mut talker,
+            json!({ "type": "broadcast", "data_type": "r", "data": { "i": i, "blob": blob }, "guaranteed": true }),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_eq!(reader.await.unwrap(), 400, "the fast peer got every guaranteed frame");
@@ -240,8 +268,12 @@ app_test!(restart_closes_interrupted_sessions, |app| async move {
     assert_eq!(closed, 1);
     let rows = app.store.attendance_sessions(event_id).await.unwrap();
     assert_eq!(rows[0].end_reason.as_deref(), Some("interrupted"));
-    let ticket_row = sqlx::query_as::<_, (i64, Option<i64>)>("SELECT access_count, first_access_at FROM tickets WHERE id = $1")
-        .bind(t).fetch_one(app.store.raw_pool()).await.unwrap();
+    let ticket_row =
+        sqlx::query_as::<_, (i64, Option<i64>)>("SELECT access_count, first_access_at FROM tickets WHERE id = $1")
+            .bind(t)
+            .fetch_one(app.store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(ticket_row.0, 1);
     assert!(ticket_row.1.is_some());
 });
@@ -270,14 +302,26 @@ app_test!(shutdown_closes_rooms_with_1001_and_flushes, |app| async move {
 });
 
 fn host_token(event_id: i64) -> String {
-    gateway::auth::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0
+    gateway::auth::session_token::issue(
+        &attendance_support::SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0
 }
 
 /// Polls the ticket's status until it is `want` (the ban runs off the host's connection task).
 async fn ticket_status_becomes(app: &common::TestApp, ticket_id: i64, want: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(app.store.raw_pool()).await.unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_one(app.store.raw_pool())
+            .await
+            .unwrap();
         if status == want {
             return;
         }
@@ -312,7 +356,12 @@ app_test!(a_client_close_is_answered_with_its_code, |app| async move {
     let t = ticket(&app, event_id, "closer-w").await;
     let mut ws = connect(&app, event_id, &token(event_id, t, "closer-w")).await;
     next_of(&mut ws, "welcome").await;
-    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "bye".into() })).await.unwrap();
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
     // The server's answering close frame echoes 1000; without it the client sees the TCP connection drop (1006).
     assert_eq!(closed_with(&mut ws).await.0, 1000);
 });
@@ -332,7 +381,9 @@ app_test!(protocol_violations_get_the_rfc_close_codes, |app| async move {
     };
     // A text frame that is not UTF-8: 1007.
     let mut ws = seated("utf8-w").await;
-    ws.send(Message::Frame(Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true))).await.unwrap();
+    ws.send(Message::Frame(Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true)))
+        .await
+        .unwrap();
     assert_eq!(closed_with(&mut ws).await.0, 1007);
     // A reserved bit set without an extension that defines it: 1002.
     let mut ws = seated("rsv-w").await;

@@ -77,12 +77,15 @@ app_test!(rsvp_with_a_real_signature_gives_a_ticket_that_joins, |app| async move
     let granted: Value = res.json().await.unwrap();
     assert_eq!(granted["access_granted"], true);
     assert_eq!(granted["ticket_id"], ticket_id);
-    let url = format!("{}?token={}", granted["websocket_url"].as_str().unwrap(), granted["session_token"].as_str().unwrap());
+    let url =
+        format!("{}?token={}", granted["websocket_url"].as_str().unwrap(), granted["session_token"].as_str().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let welcome = loop {
         use futures_util::StreamExt;
         match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap() {
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => break serde_json::from_str::<Value>(&t).unwrap(),
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                break serde_json::from_str::<Value>(&t).unwrap()
+            }
             Some(Ok(_)) => continue,
             other => panic!("{other:?}"),
         }
@@ -92,10 +95,19 @@ app_test!(rsvp_with_a_real_signature_gives_a_ticket_that_joins, |app| async move
     // No money anywhere: no payment, no ledger row; the reservation is audited.
     assert_eq!(count(&app, "SELECT COUNT(*) FROM ledger_entries WHERE event_id = $1", event_id).await, 0);
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM payments p JOIN quotes q ON q.id = p.quote_id WHERE q.event_id = $1", event_id).await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM payments p JOIN quotes q ON q.id = p.quote_id WHERE q.event_id = $1",
+            event_id
+        )
+        .await,
         0
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_log WHERE event_id = $1 AND action = 'ticket.reserved'", event_id).await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_log WHERE event_id = $1 AND action = 'ticket.reserved'", event_id)
+            .await,
+        1
+    );
     // Analytics count the RSVP as a ticket (and its entry); sales (revenue) stay empty.
     // (The entry is written when the attendance batch is flushed: polled.)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -130,7 +142,8 @@ app_test!(one_wallet_racing_itself_gets_one_ticket, |app| async move {
     let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
     let held = results.iter().filter(|(s, b)| *s == StatusCode::OK && b["created"] == false).count();
     assert_eq!((created, held), (1, 4), "{results:?}");
-    let ids: std::collections::BTreeSet<i64> = results.iter().map(|(_, b)| b["ticket"]["ticket_id"].as_i64().unwrap()).collect();
+    let ids: std::collections::BTreeSet<i64> =
+        results.iter().map(|(_, b)| b["ticket"]["ticket_id"].as_i64().unwrap()).collect();
     assert_eq!(ids.len(), 1, "{results:?}");
     assert_eq!(count(&app, "SELECT tickets_sold FROM events WHERE id = $1", event_id).await, 1);
 });
@@ -144,7 +157,12 @@ app_test!(paid_event_refuses_rsvp_and_free_event_refuses_quotes, |app| async mov
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets WHERE event_id = $1", paid).await, 0);
 
     let free = free_event(&app, 10).await;
-    let res = post(&app, "/api/events/purchase", &json!({ "event_id": free, "payment_method": "ETH", "wallet_address": wallet.address() })).await;
+    let res = post(
+        &app,
+        "/api/events/purchase",
+        &json!({ "event_id": free, "payment_method": "ETH", "wallet_address": wallet.address() }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "free_event");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM quotes WHERE event_id = $1", free).await, 0);
@@ -162,9 +180,13 @@ app_test!(cancelling_a_free_event_cancels_its_tickets_without_refunds, |app| asy
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     app.store.cancel_event(event_id, "alice", ticketing::now_ms()).await.unwrap();
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND status = 'cancelled'", event_id).await, 3);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM tickets WHERE event_id = $1 AND status = 'cancelled'", event_id).await,
+        3
+    );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM ledger_entries WHERE event_id = $1", event_id).await, 0);
-    let late = post(&app, &format!("/api/events/{event_id}/rsvp"), &signed(&app, event_id, &EvmWallet::new(4)).await).await;
+    let late =
+        post(&app, &format!("/api/events/{event_id}/rsvp"), &signed(&app, event_id, &EvmWallet::new(4)).await).await;
     assert_eq!(late.status(), StatusCode::CONFLICT);
     assert_eq!(late.json::<Value>().await.unwrap()["error"]["code"], "not_on_sale");
 });
@@ -193,7 +215,8 @@ async fn race_for_seats(backend: ticketing::Backend) {
     }))
     .await;
     let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
-    let sold_out = results.iter().filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "sold_out").count();
+    let sold_out =
+        results.iter().filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "sold_out").count();
     assert_eq!((created, sold_out), (10, 20), "{results:?}");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets WHERE event_id = $1", event_id).await, 10);
     assert_eq!(count(&app, "SELECT tickets_sold FROM events WHERE id = $1", event_id).await, 10);

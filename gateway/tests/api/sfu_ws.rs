@@ -11,8 +11,8 @@ use attendance_support::{creator_token, MIN, SECRET};
 use futures_util::{SinkExt, StreamExt};
 use gateway::media_plane::MediaMode;
 use media::testing::{TestClient, Transceivers};
-use ticketing::testing::RawSql;
 use serde_json::{json, Value};
+use ticketing::testing::RawSql;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -47,7 +47,8 @@ impl Room {
                 if let Message::Text(text) = message {
                     let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
                     let batch = value["type"] == "batch";
-                    let items = if batch { value["frames"].as_array().cloned().unwrap_or_default() } else { vec![value] };
+                    let items =
+                        if batch { value["frames"].as_array().cloned().unwrap_or_default() } else { vec![value] };
                     for item in items {
                         let _ = frames_tx.send(item);
                     }
@@ -121,7 +122,15 @@ async fn sfu_app() -> common::TestApp {
 async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
     let app = sfu_app().await;
     let event_id = attendance_support::event(&app.store, 10, 0).await;
-    let host_token = gateway::auth::session_token::issue(&SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0;
+    let host_token = gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0;
     let mut host = Room::join(&app, event_id, &host_token).await;
     assert_eq!(host.next_of("sfu_session").await, json!({ "type": "sfu_session", "publish": true, "audio_slots": 3 }));
     let host_media = host.connect_media(PUBLISHER).await;
@@ -149,7 +158,13 @@ async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
         assert_eq!(tracks["audio"][0], host.client_id.as_str(), "{tracks}");
         let seen = client.seen();
         assert!(seen.levels.iter().all(|l| *l == -20), "the host's level reaches the listener");
-        eprintln!("listener {}: {} audio frames, {} bytes, level {:?} dBov", room.client_id, seen.audio_frames, seen.audio_bytes, seen.levels.last());
+        eprintln!(
+            "listener {}: {} audio frames, {} bytes, level {:?} dBov",
+            room.client_id,
+            seen.audio_frames,
+            seen.audio_bytes,
+            seen.levels.last()
+        );
     }
 
     // A host mutes the host's seat over HTTP: the SFU drops its packets whatever its client sends.
@@ -212,8 +227,14 @@ async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
     })
     .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    for line in ["gateway_sfu_participants 3", "gateway_sfu_forwarded_packets_total", "gateway_sfu_refused_packets_total"] {
-        assert!(metrics.contains(line), "/metrics has {line}:\n{}", metrics.lines().filter(|l| l.contains("sfu")).collect::<Vec<_>>().join("\n"));
+    for line in
+        ["gateway_sfu_participants 3", "gateway_sfu_forwarded_packets_total", "gateway_sfu_refused_packets_total"]
+    {
+        assert!(
+            metrics.contains(line),
+            "/metrics has {line}:\n{}",
+            metrics.lines().filter(|l| l.contains("sfu")).collect::<Vec<_>>().join("\n")
+        );
     }
 }
 

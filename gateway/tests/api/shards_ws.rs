@@ -14,7 +14,15 @@ use tokio_tungstenite::tungstenite::Message;
 use attendance_support::{creator_token, next_of, send, token, Ws, MIN};
 
 fn host_token(event_id: i64) -> String {
-    gateway::auth::session_token::issue(&attendance_support::SECRET, event_id, None, Some("alice".into()), "alice".into(), ticketing::now_ms() + MIN).0
+    gateway::auth::session_token::issue(
+        &attendance_support::SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0
 }
 
 /// A live event of `seats` whose shards hold `shard_size` attendees, set through the creator's event API.
@@ -58,7 +66,11 @@ async fn attendee(app: &common::TestApp, event_id: i64, wallet: &str) -> Member 
 async fn frames_until(ws: &mut Ws, done: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut seen = Vec::new();
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").expect("open").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("frame in time")
+            .expect("open")
+            .unwrap();
         let Message::Text(text) = msg else { continue };
         let v: Value = serde_json::from_str(&text).unwrap();
         let frames = if v["type"] == "batch" { v["frames"].as_array().unwrap().clone() } else { vec![v] };
@@ -78,7 +90,11 @@ fn from(frames: &[Value], client: &str) -> usize {
 
 /// A broadcast from `who` with a marker, so a reader knows when it arrived.
 async fn mark(who: &mut Member, marker: &str) {
-    send(&mut who.ws, json!({ "type": "broadcast", "data_type": "u", "data": { "networkId": marker, "owner": who.id } })).await;
+    send(
+        &mut who.ws,
+        json!({ "type": "broadcast", "data_type": "u", "data": { "networkId": marker, "owner": who.id } }),
+    )
+    .await;
 }
 
 fn is_mark(marker: &'static str) -> impl Fn(&Value) -> bool {
@@ -114,7 +130,10 @@ app_test!(the_stage_reaches_every_shard_and_attendees_stay_in_theirs, |app| asyn
     let host_id = host.id.clone();
     for m in [&mut a, &mut b, &mut c, &mut host] {
         let got = next_of(&mut m.ws, "announcement").await;
-        assert_eq!((got["text"].as_str(), got["from"].as_str()), (Some("Starting in one minute"), Some(host_id.as_str())));
+        assert_eq!(
+            (got["text"].as_str(), got["from"].as_str()),
+            (Some("Starting in one minute"), Some(host_id.as_str()))
+        );
     }
     let res = app
         .client

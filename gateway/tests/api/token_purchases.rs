@@ -35,10 +35,11 @@ async fn token_app(backend: ticketing::Backend) -> common::TestApp {
     common::spawn_app_with(backend, |s| {
         s.payments.evm_xpub = Some(evm_xpub());
         s.payments.sol_account = Some(SOL_PLATFORM.into());
-        s.payments.tokens = [("USDC.ETH", USDC_ETH), ("usdt_bnb", USDT_BNB), ("usdc-sol", USDC_SOL), ("USDT.ETH", USDT_ETH)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        s.payments.tokens =
+            [("USDC.ETH", USDC_ETH), ("usdt_bnb", USDT_BNB), ("usdc-sol", USDC_SOL), ("USDT.ETH", USDT_ETH)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
     })
     .await
 }
@@ -65,9 +66,13 @@ async fn buy(app: &common::TestApp, body: Value) -> (StatusCode, Value) {
 token_test!(token_quotes_carry_token_transfer_uris, |app| async move {
     let event_id = on_sale_event(&app).await;
 
-    let (status, usdc) = buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": EVM_BUYER })).await;
+    let (status, usdc) =
+        buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": EVM_BUYER })).await;
     assert_eq!(status, StatusCode::CREATED, "{usdc}");
-    assert_eq!((usdc["currency"].as_str(), usdc["amount"].as_str(), usdc["usd_rate"].as_str()), (Some("USDC.ETH"), Some("25"), Some("1.00")));
+    assert_eq!(
+        (usdc["currency"].as_str(), usdc["amount"].as_str(), usdc["usd_rate"].as_str()),
+        (Some("USDC.ETH"), Some("25"), Some("1.00"))
+    );
     let to = usdc["payment_address"].as_str().unwrap();
     assert!(to.starts_with("0x") && to.len() == 42, "a per-quote EVM address: {to}");
     assert_eq!(
@@ -75,11 +80,14 @@ token_test!(token_quotes_carry_token_transfer_uris, |app| async move {
         format!("ethereum:{}@1/transfer?address={to}&uint256=25000000", USDC_ETH.to_ascii_lowercase())
     );
     // Its QR code says the same.
-    let svg = app.get(&format!("/api/quotes/{}/qr.svg", usdc["quote_id"].as_str().unwrap())).await.text().await.unwrap();
+    let svg =
+        app.get(&format!("/api/quotes/{}/qr.svg", usdc["quote_id"].as_str().unwrap())).await.text().await.unwrap();
     assert_eq!(svg, gateway::routes::qr::qr_svg(usdc["payment_uri"].as_str().unwrap()).unwrap());
 
     // The second form: the coin, and the chain apart (`currency` is accepted for `payment_method`).
-    let (status, sol) = buy(&app, json!({ "event_id": event_id, "currency": "USDC", "chain": "solana", "wallet_address": SOL_BUYER })).await;
+    let (status, sol) =
+        buy(&app, json!({ "event_id": event_id, "currency": "USDC", "chain": "solana", "wallet_address": SOL_BUYER }))
+            .await;
     assert_eq!(status, StatusCode::CREATED, "{sol}");
     assert_eq!((sol["currency"].as_str(), sol["amount"].as_str()), (Some("USDC.SOL"), Some("25")));
     assert_eq!(sol["payment_address"], SOL_PLATFORM);
@@ -93,14 +101,19 @@ token_test!(token_quotes_carry_token_transfer_uris, |app| async move {
     );
 
     // 18 decimals on BNB Smart Chain.
-    let (status, usdt) = buy(&app, json!({ "event_id": event_id, "payment_method": "usdt-bnb", "wallet_address": EVM_BUYER })).await;
+    let (status, usdt) =
+        buy(&app, json!({ "event_id": event_id, "payment_method": "usdt-bnb", "wallet_address": EVM_BUYER })).await;
     assert_eq!(status, StatusCode::CREATED, "{usdt}");
     assert_eq!(usdt["currency"], "USDT.BNB");
     let to = usdt["payment_address"].as_str().unwrap();
-    assert_eq!(usdt["payment_uri"], format!("ethereum:{USDT_BNB}@56/transfer?address={to}&uint256=25000000000000000000"));
+    assert_eq!(
+        usdt["payment_uri"],
+        format!("ethereum:{USDT_BNB}@56/transfer?address={to}&uint256=25000000000000000000")
+    );
 
     // Native quotes are unchanged.
-    let (_, eth) = buy(&app, json!({ "event_id": event_id, "payment_method": "eth", "wallet_address": EVM_BUYER })).await;
+    let (_, eth) =
+        buy(&app, json!({ "event_id": event_id, "payment_method": "eth", "wallet_address": EVM_BUYER })).await;
     assert!(eth["payment_uri"].as_str().unwrap().contains("?value="), "{eth}");
 });
 
@@ -108,15 +121,45 @@ token_test!(token_purchase_errors_are_precise, |app| async move {
     let event_id = on_sale_event(&app).await;
     let cases = [
         // Accepted by the event, but no contract configured on this gateway.
-        (json!({ "payment_method": "USDC.POL" }), StatusCode::UNPROCESSABLE_ENTITY, "payment_method_unavailable", "USDC.POL payments are not configured"),
-        (json!({ "payment_method": "usdc", "chain": "polygon" }), StatusCode::UNPROCESSABLE_ENTITY, "payment_method_unavailable", "USDC.POL"),
+        (
+            json!({ "payment_method": "USDC.POL" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_unavailable",
+            "USDC.POL payments are not configured",
+        ),
+        (
+            json!({ "payment_method": "usdc", "chain": "polygon" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_unavailable",
+            "USDC.POL",
+        ),
         // No network named.
-        (json!({ "payment_method": "USDC" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method", "USDC.ETH, USDC.POL, USDC.BNB, USDC.SOL"),
+        (
+            json!({ "payment_method": "USDC" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_payment_method",
+            "USDC.ETH, USDC.POL, USDC.BNB, USDC.SOL",
+        ),
         // No such token on that network, or a chain that contradicts the code.
-        (json!({ "payment_method": "USDT", "chain": "sol" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method", "`USDT` on `sol`"),
-        (json!({ "payment_method": "USDC.ETH", "chain": "bnb" }), StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method", "on `bnb`"),
+        (
+            json!({ "payment_method": "USDT", "chain": "sol" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_payment_method",
+            "`USDT` on `sol`",
+        ),
+        (
+            json!({ "payment_method": "USDC.ETH", "chain": "bnb" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_payment_method",
+            "on `bnb`",
+        ),
         // Configured, but this event does not take it.
-        (json!({ "payment_method": "USDT", "chain": "eth" }), StatusCode::UNPROCESSABLE_ENTITY, "currency_not_accepted", "USDT.ETH"),
+        (
+            json!({ "payment_method": "USDT", "chain": "eth" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_not_accepted",
+            "USDT.ETH",
+        ),
     ];
     for (mut body, status, code, message) in cases {
         body["event_id"] = json!(event_id);
@@ -127,27 +170,41 @@ token_test!(token_purchase_errors_are_precise, |app| async move {
         assert!(err["error"]["message"].as_str().unwrap().contains(message), "{body}: {err}");
     }
     // A Solana wallet cannot be bound to an Ethereum token quote: the network's address rules apply.
-    let (status, err) = buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": SOL_BUYER })).await;
+    let (status, err) =
+        buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": SOL_BUYER })).await;
     assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_wallet")));
 });
 
 token_test!(a_final_token_payment_issues_the_ticket_with_the_split_in_token_units, |app| async move {
     let event_id = on_sale_event(&app).await;
-    let (_, quote) = buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": EVM_BUYER })).await;
+    let (_, quote) =
+        buy(&app, json!({ "event_id": event_id, "payment_method": "USDC.ETH", "wallet_address": EVM_BUYER })).await;
     let id = quote["quote_id"].as_str().unwrap();
     let mut settings = PaymentSettings::new("dlux-tickets");
     settings.evm = Some(EvmAccount::parse(&evm_xpub()).unwrap());
     let watcher = Purchases::new(app.store.clone(), Arc::new(StaticRates::development()), settings, &[0x11; 32]);
     let report = |txid: &str, units: u128| PaymentReport {
-        chain: Chain::Eth, txid: txid.into(), output_index: 3, quote_id: None, memo: None,
-        amount: Amount::new(Currency::UsdcEth, units), to_address: quote["payment_address"].as_str().unwrap().into(),
-        from_address: Some(EVM_BUYER.into()), block_height: Some(10), block_hash: Some("0xb".into()), confirmations: 12, is_final: true,
+        chain: Chain::Eth,
+        txid: txid.into(),
+        output_index: 3,
+        quote_id: None,
+        memo: None,
+        amount: Amount::new(Currency::UsdcEth, units),
+        to_address: quote["payment_address"].as_str().unwrap().into(),
+        from_address: Some(EVM_BUYER.into()),
+        block_height: Some(10),
+        block_hash: Some("0xb".into()),
+        confirmations: 12,
+        is_final: true,
     };
     let outcome = watcher.report_payment(report("0xaa", 25_000_001), ticketing::now_ms()).await.unwrap();
     assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
     let status: Value = app.get(&format!("/api/quotes/{id}")).await.json().await.unwrap();
     assert_eq!((status["status"].as_str(), status["ticket"]["currency"].as_str()), (Some("paid"), Some("USDC.ETH")));
-    assert_eq!((status["ticket"]["amount_paid"].as_str(), status["ticket"]["chain"].as_str()), (Some("25.000001"), Some("eth")));
+    assert_eq!(
+        (status["ticket"]["amount_paid"].as_str(), status["ticket"]["chain"].as_str()),
+        (Some("25.000001"), Some("eth"))
+    );
     let ledger: Vec<(String, String, String)> =
         sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
             .bind(id)
@@ -156,8 +213,11 @@ token_test!(a_final_token_payment_issues_the_ticket_with_the_split_in_token_unit
             .unwrap();
     assert_eq!(
         ledger,
-        [("commission", "5000000"), ("payout", "20000000"), ("refund", "1")]
-            .map(|(k, u)| (k.to_owned(), "USDC.ETH".to_owned(), u.to_owned()))
+        [("commission", "5000000"), ("payout", "20000000"), ("refund", "1")].map(|(k, u)| (
+            k.to_owned(),
+            "USDC.ETH".to_owned(),
+            u.to_owned()
+        ))
     );
     // The buyer's tickets are found by the network's chain.
     let tickets: Value = app.get(&format!("/api/tickets?wallet={EVM_BUYER}&chain=eth")).await.json().await.unwrap();

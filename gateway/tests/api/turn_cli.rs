@@ -49,8 +49,15 @@ async fn the_relay_runs_on_its_own_and_checks_signatures() {
         async move {
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let client = Client::new(ClientConfig {
-                stun_serv_addr: server.clone(), turn_serv_addr: server, username, password, realm: "cli.test".into(),
-                software: String::new(), rto_in_ms: 0, conn: Arc::new(socket), vnet: None,
+                stun_serv_addr: server.clone(),
+                turn_serv_addr: server,
+                username,
+                password,
+                realm: "cli.test".into(),
+                software: String::new(),
+                rto_in_ms: 0,
+                conn: Arc::new(socket),
+                vnet: None,
             })
             .await
             .unwrap();
@@ -62,10 +69,28 @@ async fn the_relay_runs_on_its_own_and_checks_signatures() {
     let good = turn_relay::issue(secret, &session, Duration::from_secs(600), SystemTime::now(), vec![]);
     let allocation = connect(good.credential.clone(), good.username.clone()).await.allocate().await;
     assert!(allocation.is_ok(), "a signed credential allocates: {:?}", allocation.err());
-    let forged = turn_relay::issue("another-secret-of-enough-length!", &session, Duration::from_secs(600), SystemTime::now(), vec![]);
-    assert!(connect(forged.credential, forged.username).await.allocate().await.is_err(), "a credential signed with another secret is refused");
-    let expired = turn_relay::issue(secret, &session, Duration::from_secs(1), SystemTime::now() - Duration::from_secs(60), vec![]);
-    assert!(connect(expired.credential, expired.username).await.allocate().await.is_err(), "an expired credential is refused");
+    let forged = turn_relay::issue(
+        "another-secret-of-enough-length!",
+        &session,
+        Duration::from_secs(600),
+        SystemTime::now(),
+        vec![],
+    );
+    assert!(
+        connect(forged.credential, forged.username).await.allocate().await.is_err(),
+        "a credential signed with another secret is refused"
+    );
+    let expired = turn_relay::issue(
+        secret,
+        &session,
+        Duration::from_secs(1),
+        SystemTime::now() - Duration::from_secs(60),
+        vec![],
+    );
+    assert!(
+        connect(expired.credential, expired.username).await.allocate().await.is_err(),
+        "an expired credential is refused"
+    );
 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();

@@ -80,7 +80,8 @@ fn evm_vectors() {
 #[test]
 fn evm_chain_names_are_interchangeable() {
     let doc = vectors("evm");
-    let case = doc["cases"].as_array().unwrap().iter().find(|c| c["expect"] == "ok" && c.get("sign_in").is_none()).unwrap();
+    let case =
+        doc["cases"].as_array().unwrap().iter().find(|c| c["expect"] == "ok" && c.get("sign_in").is_none()).unwrap();
     for chain in ["eth", "matic", "pol", "bnb"] {
         let out = gateway(&[
             "verify-signature",
@@ -100,7 +101,9 @@ fn evm_chain_names_are_interchangeable() {
 
 #[test]
 fn btc_vectors() {
-    assert!(check_cases("btc", "btc", |case| vec!["--btc-network".into(), case["network"].as_str().unwrap().into()]) > 0);
+    assert!(
+        check_cases("btc", "btc", |case| vec!["--btc-network".into(), case["network"].as_str().unwrap().into()]) > 0
+    );
 }
 
 #[test]
@@ -110,7 +113,9 @@ fn sol_vectors_including_binary_messages_from_a_file() {
 
 #[test]
 fn xmr_vectors() {
-    assert!(check_cases("xmr", "xmr", |case| vec!["--xmr-network".into(), case["network"].as_str().unwrap().into()]) > 0);
+    assert!(
+        check_cases("xmr", "xmr", |case| vec!["--xmr-network".into(), case["network"].as_str().unwrap().into()]) > 0
+    );
 }
 
 /// A local, fake Hive API node that knows the vector file's accounts; returns its URL.
@@ -141,9 +146,10 @@ async fn spawn_hive_api() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hive_vectors_with_keys_and_accounts() {
     let url = spawn_hive_api().await;
-    let ran = tokio::task::spawn_blocking(move || check_cases("hive", "hive", |_| vec!["--hive-api".into(), url.clone()]))
-        .await
-        .unwrap();
+    let ran =
+        tokio::task::spawn_blocking(move || check_cases("hive", "hive", |_| vec!["--hive-api".into(), url.clone()]))
+            .await
+            .unwrap();
     assert!(ran > 0);
 }
 
@@ -166,17 +172,31 @@ async fn hive_account_lookups_follow_the_configuration() {
             command.args(["--config", &path]);
         }
         command.args(["verify-signature", "--chain", "hive", "--address", case["address"].as_str().unwrap()]);
-        command.args(["--message", case["message"].as_str().unwrap(), "--signature", case["signature"].as_str().unwrap()]);
+        command.args([
+            "--message",
+            case["message"].as_str().unwrap(),
+            "--signature",
+            case["signature"].as_str().unwrap(),
+        ]);
         command.output().unwrap()
     };
     let (config_path, dead_url) = (config.display().to_string(), dead.clone());
     let (from_file, from_env, from_dead) = tokio::task::spawn_blocking(move || {
-        (run(Some(config_path), vec![]), run(None, vec![("GATEWAY_HIVE_API_URL", url)]), run(None, vec![("GATEWAY_HIVE_API_URL", dead_url)]))
+        (
+            run(Some(config_path), vec![]),
+            run(None, vec![("GATEWAY_HIVE_API_URL", url)]),
+            run(None, vec![("GATEWAY_HIVE_API_URL", dead_url)]),
+        )
     })
     .await
     .unwrap();
     for (out, how) in [(&from_file, "--config"), (&from_env, "GATEWAY_HIVE_API_URL")] {
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{how}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "valid",
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.status.code(), Some(0), "{how}");
     }
     assert_eq!(from_dead.status.code(), Some(1));
@@ -194,16 +214,93 @@ fn unusable_arguments_exit_2() {
     let (address, message, signature) =
         (case["address"].as_str().unwrap(), case["message"].as_str().unwrap(), case["signature"].as_str().unwrap());
     let cases: Vec<Vec<&str>> = vec![
-        vec!["verify-signature", "--chain", "doge", "--address", address, "--message", message, "--signature", signature],
-        vec!["verify-signature", "--chain", "usd", "--address", address, "--message", message, "--signature", signature],
+        vec![
+            "verify-signature",
+            "--chain",
+            "doge",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--signature",
+            signature,
+        ],
+        vec![
+            "verify-signature",
+            "--chain",
+            "usd",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--signature",
+            signature,
+        ],
         vec!["verify-signature", "--chain", "eth", "--address", address, "--message", message],
         vec!["verify-signature", "--chain", "eth", "--address", address, "--signature", signature],
         vec!["verify-signature", "--chain", "eth", "--message", message, "--signature", signature],
-        vec!["verify-signature", "--chain", "eth", "--address", address, "--message", message, "--message-file", "/etc/hostname", "--signature", signature],
-        vec!["verify-signature", "--chain", "btc", "--btc-network", "moonnet", "--address", address, "--message", message, "--signature", signature],
-        vec!["verify-signature", "--chain", "xmr", "--xmr-network", "moonnet", "--address", address, "--message", message, "--signature", signature],
-        vec!["verify-signature", "--chain", "eth", "--address", address, "--message-file", "/nonexistent/message", "--signature", signature],
-        vec!["verify-signature", "--chain", "eth", "--address", address, "--message", message, "--signature", signature, "--bogus"],
+        vec![
+            "verify-signature",
+            "--chain",
+            "eth",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--message-file",
+            "/etc/hostname",
+            "--signature",
+            signature,
+        ],
+        vec![
+            "verify-signature",
+            "--chain",
+            "btc",
+            "--btc-network",
+            "moonnet",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--signature",
+            signature,
+        ],
+        vec![
+            "verify-signature",
+            "--chain",
+            "xmr",
+            "--xmr-network",
+            "moonnet",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--signature",
+            signature,
+        ],
+        vec![
+            "verify-signature",
+            "--chain",
+            "eth",
+            "--address",
+            address,
+            "--message-file",
+            "/nonexistent/message",
+            "--signature",
+            signature,
+        ],
+        vec![
+            "verify-signature",
+            "--chain",
+            "eth",
+            "--address",
+            address,
+            "--message",
+            message,
+            "--signature",
+            signature,
+            "--bogus",
+        ],
     ];
     for args in cases {
         let out = gateway(&args);
@@ -238,7 +335,10 @@ fn valid_and_altered_from_a_message_file() {
     assert_eq!((good.status.code(), String::from_utf8_lossy(&good.stdout).trim()), (Some(0), "valid"));
     // One trailing newline is a different message.
     let altered = run(&[message, b"\n"].concat());
-    assert_eq!((altered.status.code(), String::from_utf8_lossy(&altered.stdout).trim()), (Some(1), "invalid: wrong_signer"));
+    assert_eq!(
+        (altered.status.code(), String::from_utf8_lossy(&altered.stdout).trim()),
+        (Some(1), "invalid: wrong_signer")
+    );
 }
 
 /// `gateway admin set-tier` against a fresh SQLite file: a past `--until` is refused, a future one printed as a date.
@@ -261,7 +361,8 @@ fn set_tier_refuses_a_past_until_and_prints_dates() {
     assert!(String::from_utf8_lossy(&past.stderr).contains("in the past"), "{}", String::from_utf8_lossy(&past.stderr));
     let future = run(&["admin", "set-tier", "alice", "pro", "--until", "2099-06-30"]);
     assert!(future.status.success(), "{}", String::from_utf8_lossy(&future.stderr));
-    let shown: Value = serde_json::from_slice(future.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap()).unwrap();
+    let shown: Value =
+        serde_json::from_slice(future.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap()).unwrap();
     assert_eq!(shown["tier_until"], "2099-06-30T00:00:00Z");
     assert_eq!(shown["tier"], "pro");
     let _ = std::fs::remove_dir_all(&dir);

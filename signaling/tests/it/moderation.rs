@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 use signaling::{
-    Admission, AdmitError, CloseFrame, Hub, IceServer, LeaveReason, Outbound, Outbox, Peer, PeerInfo, Role,
-    RoomEvent, RoomEventKind, SignalingConfig, TurnGrant,
+    Admission, AdmitError, CloseFrame, Hub, IceServer, LeaveReason, Outbound, Outbox, Peer, PeerInfo, Role, RoomEvent,
+    RoomEventKind, SignalingConfig, TurnGrant,
 };
 use tokio::sync::broadcast;
 
@@ -207,10 +207,14 @@ fn screen_share_is_reported() {
     send(&mut a, json!({"type":"media","screen":true}));
     send(&mut a, json!({"type":"media","screen":false}));
     assert_eq!(drain(&mut b_out).len(), 2, "unchanged state is not re-broadcast");
-    let seen: Vec<_> = events(&mut rx).into_iter().filter(|(_, k)| matches!(k, RoomEventKind::ScreenShare { .. })).collect();
+    let seen: Vec<_> =
+        events(&mut rx).into_iter().filter(|(_, k)| matches!(k, RoomEventKind::ScreenShare { .. })).collect();
     assert_eq!(
         seen,
-        vec![("a".into(), RoomEventKind::ScreenShare { on: true }), ("a".into(), RoomEventKind::ScreenShare { on: false })]
+        vec![
+            ("a".into(), RoomEventKind::ScreenShare { on: true }),
+            ("a".into(), RoomEventKind::ScreenShare { on: false })
+        ]
     );
 }
 
@@ -277,7 +281,10 @@ async fn shutdown_closes_everyone_with_1001_and_refuses_admissions() {
     }
     assert_eq!(hub.stats_snapshot().peers, 0);
     assert_eq!(hub.stats_snapshot().rooms, 0);
-    let left = events(&mut rx).into_iter().filter(|(_, k)| *k == RoomEventKind::Left { reason: LeaveReason::Shutdown }).count();
+    let left = events(&mut rx)
+        .into_iter()
+        .filter(|(_, k)| *k == RoomEventKind::Left { reason: LeaveReason::Shutdown })
+        .count();
     assert_eq!(left, 2);
     let refused = hub.try_admit(Admission {
         room_id: 9,

@@ -2,8 +2,7 @@
 
 use serde_json::{json, Value};
 use signaling::{
-    Admission, AdmitError, CloseFrame, Hub, LeaveReason, Outbound, Outbox, Peer, Role, RoomEventKind,
-    SignalingConfig,
+    Admission, AdmitError, CloseFrame, Hub, LeaveReason, Outbound, Outbox, Peer, Role, RoomEventKind, SignalingConfig,
 };
 use std::ops::ControlFlow;
 

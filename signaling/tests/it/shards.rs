@@ -138,7 +138,10 @@ fn attendees_see_their_shard_and_the_stage_sees_every_shard() {
     assert!(drain(&mut c_out).is_empty() && drain(&mut h_out).is_empty());
 
     // The host's update and chat reach every shard.
-    send(&mut h, json!({"type":"broadcast","data_type":"u","data":{"networkId":"host-avatar","components":{"0":{"x":1}}}}));
+    send(
+        &mut h,
+        json!({"type":"broadcast","data_type":"u","data":{"networkId":"host-avatar","components":{"0":{"x":1}}}}),
+    );
     send(&mut h, json!({"type":"chat","text":"welcome all"}));
     for out in [&mut a_out, &mut b_out, &mut c_out] {
         let got = drain(out);
@@ -170,8 +173,14 @@ fn a_joiner_of_another_shard_gets_the_stage_entities_in_its_snapshot() {
     let hub = Hub::new(SignalingConfig::default());
     let (mut h, _h_out) = host(&hub, "host", 1);
     let (_a, _a_out) = join(&hub, "a", 1, None);
-    send(&mut h, json!({"type":"broadcast","data_type":"u","data":{"networkId":"host-avatar","owner":"host","template":"#avatar","components":{"0":{"x":0},"1":"red"}}}));
-    send(&mut h, json!({"type":"broadcast","data_type":"um","data":{"d":[{"networkId":"host-avatar","owner":"host","components":{"0":{"x":5}}}]}}));
+    send(
+        &mut h,
+        json!({"type":"broadcast","data_type":"u","data":{"networkId":"host-avatar","owner":"host","template":"#avatar","components":{"0":{"x":0},"1":"red"}}}),
+    );
+    send(
+        &mut h,
+        json!({"type":"broadcast","data_type":"um","data":{"d":[{"networkId":"host-avatar","owner":"host","components":{"0":{"x":5}}}]}}),
+    );
     let (_b, mut b_out) = join(&hub, "b", 1, None);
     assert_eq!(shard_of(&hub, "b"), 1);
     let frames = drain(&mut b_out);
@@ -262,7 +271,8 @@ fn an_invited_speaker_reaches_every_shard_and_counts_once() {
 fn unsharded_rooms_behave_as_before() {
     let hub = Hub::new(SignalingConfig::default());
     let (_h, _h_out) = hub.try_admit(admission("host", Role::Host, 10)).unwrap();
-    let peers: Vec<_> = (0..5).map(|i| hub.try_admit(admission(&format!("p{i}"), Role::Attendee, 10)).unwrap()).collect();
+    let peers: Vec<_> =
+        (0..5).map(|i| hub.try_admit(admission(&format!("p{i}"), Role::Attendee, 10)).unwrap()).collect();
     let (_z, mut last_out) = hub.try_admit(admission("z", Role::Attendee, 10)).unwrap();
     let welcome = &drain(&mut last_out)[0];
     assert_eq!(welcome["shard"], 0);

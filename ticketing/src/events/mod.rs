@@ -384,7 +384,9 @@ mod tests {
             let free = NewEvent::parse(EventInput { ticket_price: zero.into(), ..input() }, 0).unwrap();
             assert_eq!(free.price.units, 0, "{zero}");
         }
-        let hive = NewEvent::parse(EventInput { ticket_price: "0".into(), ticket_currency: "hive".into(), ..input() }, 0).unwrap();
+        let hive =
+            NewEvent::parse(EventInput { ticket_price: "0".into(), ticket_currency: "hive".into(), ..input() }, 0)
+                .unwrap();
         assert_eq!(hive.price, Amount::zero(Currency::Hive));
     }
 
@@ -411,7 +413,10 @@ mod tests {
             (EventInput { max_attendees: 100_001, ..input() }, "capacity_too_large"),
             (EventInput { event_end: 10_000, ..input() }, "end_before_start"),
             (EventInput { sales_end: Some(20_001), ..input() }, "sales_end_after_event_end"),
-            (EventInput { sales_start: Some(15_000), sales_end: Some(15_000), ..input() }, "sales_end_before_sales_start"),
+            (
+                EventInput { sales_start: Some(15_000), sales_end: Some(15_000), ..input() },
+                "sales_end_before_sales_start",
+            ),
             (EventInput { age_restriction: Some(0), ..input() }, "invalid_age_restriction"),
             (EventInput { min_certificate_secs: Some(-1), ..input() }, "invalid_min_certificate"),
             (EventInput { cover_image_url: Some("javascript:alert(1)".into()), ..input() }, "invalid_cover_image_url"),
@@ -471,4 +476,3 @@ mod tests {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 }
-

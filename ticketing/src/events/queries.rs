@@ -60,7 +60,8 @@ impl TryFrom<EventRow> for Event {
     fn try_from(row: EventRow) -> Result<Self, StoreError> {
         let corrupt = |what: &str, value: &str| StoreError::Corrupt(format!("event {}: {what} `{value}`", row.id));
         let currency: Currency = row.price_currency.parse().map_err(|_| corrupt("currency", &row.price_currency))?;
-        let price = Amount::from_units_str(currency, &row.price_units).map_err(|_| corrupt("price", &row.price_units))?;
+        let price =
+            Amount::from_units_str(currency, &row.price_units).map_err(|_| corrupt("price", &row.price_units))?;
         let supported_crypto = row
             .supported_crypto
             .split(',')
@@ -233,7 +234,8 @@ impl Store {
         .await?;
         let mut sales: HashMap<i64, Vec<Amount>> = HashMap::new();
         for (event_id, currency, units) in rows {
-            let currency: Currency = currency.parse().map_err(|_| StoreError::Corrupt(format!("currency `{currency}`")))?;
+            let currency: Currency =
+                currency.parse().map_err(|_| StoreError::Corrupt(format!("currency `{currency}`")))?;
             let paid = Amount::from_units_str(currency, &units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let totals = sales.entry(event_id).or_default();
             match totals.iter_mut().find(|a| a.currency == currency) {
@@ -367,11 +369,12 @@ impl Store {
         if current.event_end <= now {
             return Err(EventChangeError::EventClosed);
         }
-        let done = sqlx::query("UPDATE events SET status = 'published', updated_at = $2 WHERE id = $1 AND status = 'draft'")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE events SET status = 'published', updated_at = $2 WHERE id = $1 AND status = 'draft'")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(EventChangeError::NotDraft);
         }

@@ -50,7 +50,9 @@ pub enum EventRule {
     InvalidAgeRestriction,
     #[error("min_certificate_secs must not be negative")]
     InvalidMinCertificate,
-    #[error("cover_image_url must be an https URL or a path on this gateway (/covers/…) of at most {URL_MAX} characters")]
+    #[error(
+        "cover_image_url must be an https URL or a path on this gateway (/covers/…) of at most {URL_MAX} characters"
+    )]
     InvalidCoverImageUrl,
     #[error("event_category must be 1–{CATEGORY_MAX} lowercase letters, digits or dashes")]
     InvalidCategory,
@@ -202,7 +204,8 @@ impl NewEvent {
         }
         let category = non_empty(input.category).map(|c| c.to_ascii_lowercase());
         if let Some(c) = &category {
-            let ok = c.len() <= CATEGORY_MAX && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let ok =
+                c.len() <= CATEGORY_MAX && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
                 return Err(EventRule::InvalidCategory);
             }

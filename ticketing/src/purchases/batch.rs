@@ -27,7 +27,11 @@ impl Params {
 
     fn one(&mut self) -> String {
         self.next += 1;
-        if self.numbered { format!("${}", self.next) } else { "?".to_owned() }
+        if self.numbered {
+            format!("${}", self.next)
+        } else {
+            "?".to_owned()
+        }
     }
 
     /// `n` placeholders, comma-separated.
@@ -96,7 +100,8 @@ impl Purchases {
         now: i64,
     ) -> Result<Vec<Result<PaymentOutcome, PurchaseError>>, StoreError> {
         // Before the transaction: the quote each report pays, the terms of its event, today's prices.
-        let ids: Vec<&str> = reports.iter().filter_map(|r| r.quote_id.as_deref()).collect::<HashSet<_>>().into_iter().collect();
+        let ids: Vec<&str> =
+            reports.iter().filter_map(|r| r.quote_id.as_deref()).collect::<HashSet<_>>().into_iter().collect();
         let known = self.quotes_by_id(&ids).await?;
         let mut quotes = Vec::with_capacity(reports.len());
         for report in reports {
@@ -105,7 +110,8 @@ impl Purchases {
                 None => self.match_quote(report).await?,
             });
         }
-        let event_ids: Vec<i64> = quotes.iter().flatten().map(|q| q.event_id).collect::<HashSet<_>>().into_iter().collect();
+        let event_ids: Vec<i64> =
+            quotes.iter().flatten().map(|q| q.event_id).collect::<HashSet<_>>().into_iter().collect();
         let events = self.events_terms(&event_ids).await?;
         let mut prices: HashMap<(i64, Currency), Option<Amount>> = HashMap::new();
         for (report, quote) in reports.iter().zip(&quotes) {
@@ -137,9 +143,11 @@ impl Purchases {
         };
 
         let mut tx = self.store.pool().begin().await?;
-        let mut outcomes: Vec<Option<Result<PaymentOutcome, PurchaseError>>> = (0..reports.len()).map(|_| None).collect();
+        let mut outcomes: Vec<Option<Result<PaymentOutcome, PurchaseError>>> =
+            (0..reports.len()).map(|_| None).collect();
         if !candidates.is_empty() {
-            let credited = self.credit_batch(&mut tx, reports, &quotes, &events, candidates, now, &mut outcomes).await?;
+            let credited =
+                self.credit_batch(&mut tx, reports, &quotes, &events, candidates, now, &mut outcomes).await?;
             self.bulk_credited.fetch_add(credited as u64, std::sync::atomic::Ordering::Relaxed);
         }
         for (i, outcome) in outcomes.iter_mut().enumerate() {
@@ -254,7 +262,8 @@ impl Purchases {
         for &i in candidates.iter() {
             query = query.bind(bulk.quote_id(i));
         }
-        let fresh: HashMap<String, QuoteRow> = query.fetch_all(&mut **tx).await?.into_iter().map(|q| (q.id.clone(), q)).collect();
+        let fresh: HashMap<String, QuoteRow> =
+            query.fetch_all(&mut **tx).await?.into_iter().map(|q| (q.id.clone(), q)).collect();
         candidates.retain(|&i| fresh.get(bulk.quote_id(i)).is_some_and(|q| creditable(q, &bulk.reports[i], bulk.now)));
         Ok(fresh)
     }
@@ -285,7 +294,10 @@ impl Purchases {
         }
         let existing: HashMap<Key, (String, Option<String>)> =
             query.fetch_all(&mut **tx).await?.into_iter().map(|(c, t, o, s, q)| ((c, t, o), (s, q))).collect();
-        let sql = format!("SELECT quote_id FROM payments WHERE status = 'confirmed' AND quote_id IN ({})", self.params().list(candidates.len()));
+        let sql = format!(
+            "SELECT quote_id FROM payments WHERE status = 'confirmed' AND quote_id IN ({})",
+            self.params().list(candidates.len())
+        );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for &i in candidates.iter() {
             query = query.bind(bulk.quote_id(i));
@@ -304,7 +316,12 @@ impl Purchases {
     /// Each event's held seats become sold ones, unless it was cancelled meanwhile (then its candidates go to
     /// the general path, which refunds). In event order, so concurrent batches take the events' locks in one
     /// order.
-    async fn sell_seats(&self, tx: &mut Transaction<'static, Any>, bulk: &Bulk<'_>, candidates: &mut Vec<usize>) -> Result<(), StoreError> {
+    async fn sell_seats(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        candidates: &mut Vec<usize>,
+    ) -> Result<(), StoreError> {
         let mut by_event: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         for &i in candidates.iter() {
             by_event.entry(bulk.quotes[i].as_ref().expect("candidate").event_id).or_default().push(i);
@@ -420,10 +437,30 @@ impl Purchases {
             let due_at = event.event_end + self.settings.payout_delay_ms;
             let (ticket, payment) = (sold.ticket_ids[&q.id], sold.payment_ids[&key(&bulk.reports[i])]);
             entries.push((q, ticket, payment, "commission", "sale", split.commission, "platform", "pending", due_at));
-            entries.push((q, ticket, payment, "payout", "sale", split.payout, event.creator_account.as_str(), "pending", due_at));
+            entries.push((
+                q,
+                ticket,
+                payment,
+                "payout",
+                "sale",
+                split.payout,
+                event.creator_account.as_str(),
+                "pending",
+                due_at,
+            ));
             if let Some(excess) = paid.checked_sub(price).filter(|e| e.units > 0) {
                 let status = super::minimums::refund_status(excess);
-                entries.push((q, ticket, payment, "refund", "overpaid", excess, q.wallet_address.as_str(), status, now));
+                entries.push((
+                    q,
+                    ticket,
+                    payment,
+                    "refund",
+                    "overpaid",
+                    excess,
+                    q.wallet_address.as_str(),
+                    status,
+                    now,
+                ));
             }
         }
         let sql = format!(
@@ -452,7 +489,12 @@ impl Purchases {
     }
 
     /// The quotes, paid: seat released into the sale, confirmations complete, what was received recorded.
-    async fn mark_quotes_paid(&self, tx: &mut Transaction<'static, Any>, bulk: &Bulk<'_>, candidates: &[usize]) -> Result<(), StoreError> {
+    async fn mark_quotes_paid(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bulk: &Bulk<'_>,
+        candidates: &[usize],
+    ) -> Result<(), StoreError> {
         let n = candidates.len();
         let mut p = self.params();
         let sql = format!(

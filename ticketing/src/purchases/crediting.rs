@@ -26,7 +26,11 @@ pub struct PaymentReport {
 impl PaymentReport {
     /// The receiving address as quotes and payments store it (lower-case on EVM chains).
     pub(super) fn stored_to_address(&self) -> String {
-        if self.chain.is_evm() { self.to_address.to_ascii_lowercase() } else { self.to_address.clone() }
+        if self.chain.is_evm() {
+            self.to_address.to_ascii_lowercase()
+        } else {
+            self.to_address.clone()
+        }
     }
 }
 
@@ -34,12 +38,21 @@ impl PaymentReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
     /// Seen but not final yet: progress recorded on the quote.
-    Pending { confirmations: i64, required: i64 },
+    Pending {
+        confirmations: i64,
+        required: i64,
+    },
     /// Final, but the quote still needs `remaining` more.
-    Partial { remaining: Amount },
-    TicketIssued { ticket_id: i64 },
+    Partial {
+        remaining: Amount,
+    },
+    TicketIssued {
+        ticket_id: i64,
+    },
     /// Final, and owed back to the payer for `reason`.
-    RefundDue { reason: &'static str },
+    RefundDue {
+        reason: &'static str,
+    },
     /// This output was already final and processed: nothing changed.
     AlreadyProcessed,
 }
@@ -83,7 +96,12 @@ impl<'a> OnItsOwn<'a> {
     }
 
     fn stray(quote: &'a QuoteRow, report: &PaymentReport, reason: &'static str) -> Self {
-        OnItsOwn { reason, event_id: Some(quote.event_id), recipient: report.from_address.clone(), named_quote: Some(&quote.id) }
+        OnItsOwn {
+            reason,
+            event_id: Some(quote.event_id),
+            recipient: report.from_address.clone(),
+            named_quote: Some(&quote.id),
+        }
     }
 }
 
@@ -146,10 +164,22 @@ async fn refund_payment(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    insert_ledger(tx, LedgerInsert {
-        event_id: Some(event_id), ticket_id: None, quote_id: Some(&quote.id), payment_id: Some(payment_id),
-        kind: "refund", reason, amount, recipient: Some(&quote.wallet_address), status: "due", due_at: Some(now), now,
-    })
+    insert_ledger(
+        tx,
+        LedgerInsert {
+            event_id: Some(event_id),
+            ticket_id: None,
+            quote_id: Some(&quote.id),
+            payment_id: Some(payment_id),
+            kind: "refund",
+            reason,
+            amount,
+            recipient: Some(&quote.wallet_address),
+            status: "due",
+            due_at: Some(now),
+            now,
+        },
+    )
     .await?;
     if quote.is_open() {
         close_quote(tx, quote, QuoteStatus::RefundDue, now).await?;
@@ -177,10 +207,22 @@ pub(super) async fn refund_confirmed_payments(
             .bind(now)
             .execute(&mut **tx)
             .await?;
-        insert_ledger(tx, LedgerInsert {
-            event_id: Some(quote.event_id), ticket_id: None, quote_id: Some(&quote.id), payment_id: Some(*payment_id),
-            kind: "refund", reason, amount, recipient: Some(&quote.wallet_address), status: "due", due_at: Some(now), now,
-        })
+        insert_ledger(
+            tx,
+            LedgerInsert {
+                event_id: Some(quote.event_id),
+                ticket_id: None,
+                quote_id: Some(&quote.id),
+                payment_id: Some(*payment_id),
+                kind: "refund",
+                reason,
+                amount,
+                recipient: Some(&quote.wallet_address),
+                status: "due",
+                due_at: Some(now),
+                now,
+            },
+        )
         .await?;
     }
     Ok(rows.len())
@@ -195,7 +237,11 @@ impl Purchases {
     }
 
     /// The price of a ticket bought now, in `currency` (a USD price at today's rate); `None` when no rate.
-    pub(super) async fn current_price(&self, event: &EventTerms, currency: Currency) -> Result<Option<Amount>, StoreError> {
+    pub(super) async fn current_price(
+        &self,
+        event: &EventTerms,
+        currency: Currency,
+    ) -> Result<Option<Amount>, StoreError> {
         Ok(match event.price()? {
             p if p.currency == Currency::Usd => match self.rates.usd_rate(currency).await {
                 Ok(rate) => convert_usd(p, currency, rate).ok(),
@@ -227,11 +273,12 @@ impl Purchases {
         let event = event.ok_or(PurchaseError::EventNotFound(quote.event_id))?;
         // Writing the quote row first serialises every report for this quote (row lock on PostgreSQL, the
         // write lock on SQLite) before anything is read.
-        let quote: QuoteRow = sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
-            .bind(&quote.id)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
+        let quote: QuoteRow =
+            sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
+                .bind(&quote.id)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
                 .bind(report.chain.as_str())
@@ -277,8 +324,10 @@ impl Purchases {
     ) -> Result<PaymentOutcome, PurchaseError> {
         let currency = quote.currency()?;
         // Stray payments (another currency, another sender) never reach here: see `stray_reason`.
-        let event_status: String =
-            sqlx::query_scalar("SELECT status FROM events WHERE id = $1").bind(quote.event_id).fetch_one(&mut **tx).await?;
+        let event_status: String = sqlx::query_scalar("SELECT status FROM events WHERE id = $1")
+            .bind(quote.event_id)
+            .fetch_one(&mut **tx)
+            .await?;
         if event_status == "cancelled" {
             refund_payment(tx, quote.event_id, quote, payment_id, report.amount, "event_cancelled", now).await?;
             return Ok(PaymentOutcome::RefundDue { reason: "event_cancelled" });
@@ -290,12 +339,11 @@ impl Purchases {
         }
 
         // Everything final and not yet credited for this quote counts toward it (payments in two outputs).
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'",
-        )
-        .bind(&quote.id)
-        .fetch_all(&mut **tx)
-        .await?;
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'")
+                .bind(&quote.id)
+                .fetch_all(&mut **tx)
+                .await?;
         let mut total = Amount::zero(currency);
         for (_, units) in &rows {
             let amount = Amount::from_units_str(currency, units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -335,13 +383,13 @@ impl Purchases {
             if quote.holds_seat == 1 {
                 // Expired but not yet swept: give the held seat back first, then compete for one like anyone.
                 release_seat(tx, quote.event_id, now).await?;
-                sqlx::query("UPDATE quotes SET holds_seat = 0 WHERE id = $1").bind(&quote.id).execute(&mut **tx).await?;
+                sqlx::query("UPDATE quotes SET holds_seat = 0 WHERE id = $1")
+                    .bind(&quote.id)
+                    .execute(&mut **tx)
+                    .await?;
             }
-            let covers = if expired {
-                current_price.filter(|p| p.currency == currency && total >= *p)
-            } else {
-                Some(required)
-            };
+            let covers =
+                if expired { current_price.filter(|p| p.currency == currency && total >= *p) } else { Some(required) };
             let seat = match covers {
                 Some(_) => sqlx::query(
                     "UPDATE events SET tickets_sold = tickets_sold + 1, updated_at = $2 \
@@ -371,25 +419,66 @@ impl Purchases {
         let split = price.split();
         let due_at = event.event_end + self.settings.payout_delay_ms;
         let creator = &event.creator_account;
-        insert_ledger(tx, LedgerInsert {
-            event_id: Some(quote.event_id), ticket_id: Some(ticket_id), quote_id: Some(&quote.id), payment_id: Some(payment_id),
-            kind: "commission", reason: "sale", amount: split.commission, recipient: Some("platform"), status: "pending", due_at: Some(due_at), now,
-        }).await?;
-        insert_ledger(tx, LedgerInsert {
-            event_id: Some(quote.event_id), ticket_id: Some(ticket_id), quote_id: Some(&quote.id), payment_id: Some(payment_id),
-            kind: "payout", reason: "sale", amount: split.payout, recipient: Some(creator), status: "pending", due_at: Some(due_at), now,
-        }).await?;
+        insert_ledger(
+            tx,
+            LedgerInsert {
+                event_id: Some(quote.event_id),
+                ticket_id: Some(ticket_id),
+                quote_id: Some(&quote.id),
+                payment_id: Some(payment_id),
+                kind: "commission",
+                reason: "sale",
+                amount: split.commission,
+                recipient: Some("platform"),
+                status: "pending",
+                due_at: Some(due_at),
+                now,
+            },
+        )
+        .await?;
+        insert_ledger(
+            tx,
+            LedgerInsert {
+                event_id: Some(quote.event_id),
+                ticket_id: Some(ticket_id),
+                quote_id: Some(&quote.id),
+                payment_id: Some(payment_id),
+                kind: "payout",
+                reason: "sale",
+                amount: split.payout,
+                recipient: Some(creator),
+                status: "pending",
+                due_at: Some(due_at),
+                now,
+            },
+        )
+        .await?;
         if let Some(excess) = total.checked_sub(price).filter(|e| e.units > 0) {
-            insert_ledger(tx, LedgerInsert {
-                event_id: Some(quote.event_id), ticket_id: Some(ticket_id), quote_id: Some(&quote.id), payment_id: Some(payment_id),
-                kind: "refund", reason: "overpaid", amount: excess, recipient: Some(&quote.wallet_address), status: "due", due_at: Some(now), now,
-            }).await?;
-        }
-        sqlx::query("UPDATE payments SET status = 'credited', updated_at = $2 WHERE quote_id = $1 AND status = 'confirmed'")
-            .bind(&quote.id)
-            .bind(now)
-            .execute(&mut **tx)
+            insert_ledger(
+                tx,
+                LedgerInsert {
+                    event_id: Some(quote.event_id),
+                    ticket_id: Some(ticket_id),
+                    quote_id: Some(&quote.id),
+                    payment_id: Some(payment_id),
+                    kind: "refund",
+                    reason: "overpaid",
+                    amount: excess,
+                    recipient: Some(&quote.wallet_address),
+                    status: "due",
+                    due_at: Some(now),
+                    now,
+                },
+            )
             .await?;
+        }
+        sqlx::query(
+            "UPDATE payments SET status = 'credited', updated_at = $2 WHERE quote_id = $1 AND status = 'confirmed'",
+        )
+        .bind(&quote.id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
         sqlx::query(
             "UPDATE quotes SET status = 'paid', holds_seat = 0, received_units = $2, confirmations = confirmations_required, \
              updated_at = $3 WHERE id = $1",
@@ -517,14 +606,13 @@ impl Purchases {
         .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            let previous: String = sqlx::query_scalar(
-                "SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3",
-            )
-            .bind(report.chain.as_str())
-            .bind(&report.txid)
-            .bind(report.output_index)
-            .fetch_one(&mut **tx)
-            .await?;
+            let previous: String =
+                sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
+                    .bind(report.chain.as_str())
+                    .bind(&report.txid)
+                    .bind(report.output_index)
+                    .fetch_one(&mut **tx)
+                    .await?;
             if previous != "confirming" || !report.is_final {
                 return Ok(PaymentOutcome::AlreadyProcessed);
             }
@@ -537,22 +625,44 @@ impl Purchases {
                 .await?;
         }
         if !report.is_final {
-            return Ok(PaymentOutcome::Pending { confirmations: report.confirmations, required: self.settings.confirmations_required(report.chain) });
+            return Ok(PaymentOutcome::Pending {
+                confirmations: report.confirmations,
+                required: self.settings.confirmations_required(report.chain),
+            });
         }
-        let payment_id: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
-            .bind(report.chain.as_str())
-            .bind(&report.txid)
-            .bind(report.output_index)
-            .fetch_one(&mut **tx)
-            .await?;
+        let payment_id: i64 =
+            sqlx::query_scalar("SELECT id FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
+                .bind(report.chain.as_str())
+                .bind(&report.txid)
+                .bind(report.output_index)
+                .fetch_one(&mut **tx)
+                .await?;
         let known_event = match why.event_id {
-            Some(id) => sqlx::query_scalar::<_, i64>("SELECT id FROM events WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?,
+            Some(id) => {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM events WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
             None => None,
         };
-        insert_ledger(tx, LedgerInsert {
-            event_id: known_event, ticket_id: None, quote_id: None, payment_id: Some(payment_id),
-            kind: "refund", reason: why.reason, amount: report.amount, recipient: why.recipient.as_deref(), status: "due", due_at: Some(now), now,
-        }).await?;
+        insert_ledger(
+            tx,
+            LedgerInsert {
+                event_id: known_event,
+                ticket_id: None,
+                quote_id: None,
+                payment_id: Some(payment_id),
+                kind: "refund",
+                reason: why.reason,
+                amount: report.amount,
+                recipient: why.recipient.as_deref(),
+                status: "due",
+                due_at: Some(now),
+                now,
+            },
+        )
+        .await?;
         let action = if why.named_quote.is_some() { "payment.stray" } else { "payment.unmatched" };
         audit::record(
             &mut **tx,
@@ -567,7 +677,13 @@ impl Purchases {
 
     /// A sighting whose block was orphaned before it became final: the payment goes back to unconfirmed and
     /// counts again only if it lands again.
-    pub async fn orphan_payment(&self, chain: Chain, txid: &str, output_index: i64, now: i64) -> Result<bool, StoreError> {
+    pub async fn orphan_payment(
+        &self,
+        chain: Chain,
+        txid: &str,
+        output_index: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.store.pool().begin().await?;
         let changed = sqlx::query(
             "UPDATE payments SET status = 'orphaned', block_height = NULL, block_hash = NULL, confirmations = 0, updated_at = $4 \

@@ -164,10 +164,11 @@ pub struct DerivationReport {
 impl Store {
     pub async fn derivation_report(&self, chain: Chain, policy: AddressReuse) -> Result<DerivationReport, StoreError> {
         let list = counter_chains(chain).iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(next_index), 0) FROM derivation_counters WHERE chain = $1")
-            .bind(counter(chain))
-            .fetch_one(self.pool())
-            .await?;
+        let next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(next_index), 0) FROM derivation_counters WHERE chain = $1")
+                .bind(counter(chain))
+                .fetch_one(self.pool())
+                .await?;
         let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT derivation_index, CASE WHEN {PAID} THEN 1 ELSE 0 END FROM quotes \
              WHERE chain IN ({list}) AND derivation_index IS NOT NULL ORDER BY derivation_index"

@@ -42,7 +42,8 @@ pub struct LedgerRow {
     pub paid_to: Option<String>,
 }
 
-pub(crate) const LEDGER_COLUMNS: &str = "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
+pub(crate) const LEDGER_COLUMNS: &str =
+    "id, event_id, ticket_id, quote_id, payment_id, kind, reason, currency, amount_units, \
     recipient, status, due_at, settled_txid, settled_at, paid_to";
 
 pub(super) struct LedgerInsert<'a> {
@@ -89,7 +90,12 @@ pub(super) async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerI
 
 /// The price part of a ticket's payment becomes refund due (the sale's commission and payout are cancelled by
 /// the caller).
-async fn refund_ticket_price(tx: &mut Transaction<'static, Any>, ticket_id: i64, reason: &'static str, now: i64) -> Result<(), StoreError> {
+async fn refund_ticket_price(
+    tx: &mut Transaction<'static, Any>,
+    ticket_id: i64,
+    reason: &'static str,
+    now: i64,
+) -> Result<(), StoreError> {
     let sale: Vec<(Option<i64>, Option<String>, Option<i64>, String, String, Option<String>)> = sqlx::query_as(
         "SELECT l.event_id, l.quote_id, l.payment_id, l.currency, l.amount_units, q.wallet_address FROM ledger_entries l \
          LEFT JOIN quotes q ON q.id = l.quote_id WHERE l.ticket_id = $1 AND l.kind IN ('commission', 'payout') AND l.reason = 'sale'",
@@ -104,10 +110,22 @@ async fn refund_ticket_price(tx: &mut Transaction<'static, Any>, ticket_id: i64,
         let a = Amount::from_units_str(currency, units).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         total = total.checked_add(a).ok_or_else(|| StoreError::Corrupt("overflow".into()))?;
     }
-    insert_ledger(tx, LedgerInsert {
-        event_id, ticket_id: Some(ticket_id), quote_id: quote_id.as_deref(), payment_id,
-        kind: "refund", reason, amount: total, recipient: wallet.as_deref(), status: "due", due_at: Some(now), now,
-    })
+    insert_ledger(
+        tx,
+        LedgerInsert {
+            event_id,
+            ticket_id: Some(ticket_id),
+            quote_id: quote_id.as_deref(),
+            payment_id,
+            kind: "refund",
+            reason,
+            amount: total,
+            recipient: wallet.as_deref(),
+            status: "due",
+            due_at: Some(now),
+            now,
+        },
+    )
     .await
 }
 
@@ -127,7 +145,8 @@ pub async fn on_event_cancelled(tx: &mut Transaction<'static, Any>, event_id: i6
             .fetch_one(&mut **tx)
             .await?;
         let refunded = refund_confirmed_payments(tx, &quote, "event_cancelled", now).await?;
-        close_quote(tx, &quote, if refunded > 0 { QuoteStatus::RefundDue } else { QuoteStatus::Cancelled }, now).await?;
+        close_quote(tx, &quote, if refunded > 0 { QuoteStatus::RefundDue } else { QuoteStatus::Cancelled }, now)
+            .await?;
     }
     let tickets: Vec<i64> = sqlx::query_scalar("SELECT id FROM tickets WHERE event_id = $1 AND status = 'valid'")
         .bind(event_id)
@@ -167,10 +186,12 @@ impl Purchases {
     }
 
     pub async fn ledger_for_event(&self, event_id: i64) -> Result<Vec<LedgerRow>, StoreError> {
-        Ok(sqlx::query_as::<_, LedgerRow>(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE event_id = $1 ORDER BY id"))
-            .bind(event_id)
-            .fetch_all(self.store.pool())
-            .await?)
+        Ok(sqlx::query_as::<_, LedgerRow>(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE event_id = $1 ORDER BY id"
+        ))
+        .bind(event_id)
+        .fetch_all(self.store.pool())
+        .await?)
     }
 
     pub async fn ledger_entry(&self, id: i64) -> Result<Option<LedgerRow>, StoreError> {
@@ -183,7 +204,13 @@ impl Purchases {
     /// Records the transaction that paid a due payout or refund, to where it goes now (a payout: its creator's
     /// payout address for its chain; none: held, `no_payout_address`). A second settlement is refused. The
     /// gateway checks the transaction first and calls [`Store::settle_entry`] itself; see `crate::payouts`.
-    pub async fn settle(&self, entry_id: i64, txid: &str, actor: &str, now: i64) -> Result<LedgerRow, crate::payouts::SettleError> {
+    pub async fn settle(
+        &self,
+        entry_id: i64,
+        txid: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<LedgerRow, crate::payouts::SettleError> {
         let destination = self.store.settlement_destination(entry_id, now).await?;
         self.store.settle_entry(entry_id, txid, &destination.address, actor, now).await
     }
@@ -192,11 +219,12 @@ impl Purchases {
     /// payout are cancelled and the price paid becomes refund due.
     pub async fn refund_ticket(&self, ticket_id: i64, actor: &str, now: i64) -> Result<(), PurchaseError> {
         let mut tx = self.store.pool().begin().await?;
-        let changed = sqlx::query("UPDATE tickets SET status = 'refunded', updated_at = $2 WHERE id = $1 AND status = 'valid'")
-            .bind(ticket_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let changed =
+            sqlx::query("UPDATE tickets SET status = 'refunded', updated_at = $2 WHERE id = $1 AND status = 'valid'")
+                .bind(ticket_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         if changed.rows_affected() == 0 {
             return Err(PurchaseError::NotRefundable(ticket_id, "not a valid ticket"));
         }
@@ -213,13 +241,20 @@ impl Purchases {
             return Err(PurchaseError::NotRefundable(ticket_id, "the payout is already due"));
         }
         refund_ticket_price(&mut tx, ticket_id, "refunded", now).await?;
-        let event_id: i64 = sqlx::query_scalar("SELECT event_id FROM tickets WHERE id = $1").bind(ticket_id).fetch_one(&mut *tx).await?;
+        let event_id: i64 = sqlx::query_scalar("SELECT event_id FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query("UPDATE events SET tickets_sold = tickets_sold - 1, updated_at = $2 WHERE id = $1")
             .bind(event_id)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut *tx, &AuditEntry::new(actor, "ticket.refunded").event(event_id).subject(&ticket_id.to_string())).await?;
+        audit::record(
+            &mut *tx,
+            &AuditEntry::new(actor, "ticket.refunded").event(event_id).subject(&ticket_id.to_string()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -29,11 +29,11 @@ use crate::store::{Store, StoreError};
 
 mod batch;
 mod crediting;
+pub mod derivation;
 mod ledger;
+pub mod minimums;
 pub mod payment_uri;
 mod quotes;
-pub mod derivation;
-pub mod minimums;
 mod reversal;
 mod rsvp;
 pub mod states;
@@ -313,9 +313,9 @@ impl EventTerms {
 
 async fn event_terms(store: &Store, event_id: i64) -> Result<Option<EventTerms>, StoreError> {
     Ok(sqlx::query_as::<_, EventTerms>(&format!("SELECT {EVENT_TERMS_COLUMNS} FROM events WHERE id = $1"))
-    .bind(event_id)
-    .fetch_optional(store.pool())
-    .await?)
+        .bind(event_id)
+        .fetch_optional(store.pool())
+        .await?)
 }
 
 /// Quotes, payments, tickets and the ledger, over the store.

@@ -19,7 +19,11 @@ pub fn parse_memo(memo: &str) -> Option<Memo> {
         Some((w, q)) => (w, Some(q.to_owned())),
         None => (rest, None),
     };
-    let valid = |s: &str| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
     if !valid(wallet) || quote_id.as_deref().is_some_and(|q| !valid(q)) {
         return None;
     }
@@ -33,7 +37,14 @@ pub fn payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option<Strin
     }
     let amount = quote.amount().ok()?;
     let chain = quote.chain().ok()?;
-    let enc = |s: &str| s.replace('%', "%25").replace(' ', "%20").replace(':', "%3A").replace('&', "%26").replace('?', "%3F").replace('=', "%3D");
+    let enc = |s: &str| {
+        s.replace('%', "%25")
+            .replace(' ', "%20")
+            .replace(':', "%3A")
+            .replace('&', "%26")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+    };
     Some(match chain {
         Chain::Btc => format!("bitcoin:{}?amount={}", quote.payment_address, amount),
         Chain::Eth | Chain::Pol | Chain::Bnb => {
@@ -72,7 +83,10 @@ pub fn token_payment_uri(quote: &QuoteRow, settings: &PaymentSettings) -> Option
     Some(match currency.chain()? {
         chain @ (Chain::Eth | Chain::Pol | Chain::Bnb) => {
             let chain_id = settings.chain_ids.get(&chain).copied().unwrap_or(1);
-            format!("ethereum:{contract}@{chain_id}/transfer?address={}&uint256={}", quote.payment_address, amount.units)
+            format!(
+                "ethereum:{contract}@{chain_id}/transfer?address={}&uint256={}",
+                quote.payment_address, amount.units
+            )
         }
         Chain::Sol => format!(
             "solana:{}?amount={}&spl-token={contract}&reference={}&label=Ticket&memo={}",
@@ -141,7 +155,15 @@ mod tests {
             Some(Memo { event_id: 123, wallet: "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh".into(), quote_id: None })
         );
         assert_eq!(parse_memo("event:7:wallet:alice:quote:q_ab12").unwrap().quote_id.as_deref(), Some("q_ab12"));
-        for bad in ["", "event:x:wallet:a", "event:0:wallet:a", "event:1:wallet:", "hello", "event:1:wallet:a b", "event:-1:wallet:a"] {
+        for bad in [
+            "",
+            "event:x:wallet:a",
+            "event:0:wallet:a",
+            "event:1:wallet:",
+            "hello",
+            "event:1:wallet:a b",
+            "event:-1:wallet:a",
+        ] {
             assert_eq!(parse_memo(bad), None, "{bad}");
         }
     }

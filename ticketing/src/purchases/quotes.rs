@@ -28,7 +28,8 @@ pub struct QuoteRow {
     pub expires_at: i64,
 }
 
-pub(super) const QUOTE_COLUMNS: &str = "id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, \
+pub(super) const QUOTE_COLUMNS: &str =
+    "id, event_id, currency, chain, wallet_address, amount_units, usd_rate, payment_address, \
     memo, reference, derivation_index, status, holds_seat, received_units, confirmations, confirmations_required, \
     created_at, expires_at";
 
@@ -75,7 +76,8 @@ pub struct TicketRow {
     pub created_at: i64,
 }
 
-pub(super) const TICKET_COLUMNS: &str = "id, event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
+pub(super) const TICKET_COLUMNS: &str =
+    "id, event_id, quote_id, token, chain, wallet_address, currency, amount_paid_units, \
     access_signature, status, first_access_at, last_access_at, access_count, total_duration_secs, created_at";
 
 /// A request for a quote, parsed at the edge.
@@ -86,13 +88,19 @@ pub struct QuoteRequest {
     pub wallet_address: String,
 }
 
-pub(super) async fn close_quote(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, status: QuoteStatus, now: i64) -> Result<(), StoreError> {
-    let released = sqlx::query("UPDATE quotes SET status = $2, holds_seat = 0, updated_at = $3 WHERE id = $1 AND holds_seat = 1")
-        .bind(&quote.id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+pub(super) async fn close_quote(
+    tx: &mut Transaction<'static, Any>,
+    quote: &QuoteRow,
+    status: QuoteStatus,
+    now: i64,
+) -> Result<(), StoreError> {
+    let released =
+        sqlx::query("UPDATE quotes SET status = $2, holds_seat = 0, updated_at = $3 WHERE id = $1 AND holds_seat = 1")
+            .bind(&quote.id)
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
     if released.rows_affected() == 1 {
         release_seat(tx, quote.event_id, now).await?;
     } else {
@@ -101,7 +109,12 @@ pub(super) async fn close_quote(tx: &mut Transaction<'static, Any>, quote: &Quot
     Ok(())
 }
 
-pub(super) async fn set_quote_status(tx: &mut Transaction<'static, Any>, id: &str, status: QuoteStatus, now: i64) -> Result<(), StoreError> {
+pub(super) async fn set_quote_status(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    status: QuoteStatus,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE quotes SET status = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(status.as_str())
@@ -139,7 +152,11 @@ async fn check_open_quotes(
     Err(PurchaseError::TooManyQuotes { scope, limit, retry_after_secs })
 }
 
-pub(super) async fn release_seat(tx: &mut Transaction<'static, Any>, event_id: i64, now: i64) -> Result<(), StoreError> {
+pub(super) async fn release_seat(
+    tx: &mut Transaction<'static, Any>,
+    event_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE events SET seats_held = seats_held - 1, updated_at = $2 WHERE id = $1 AND seats_held > 0")
         .bind(event_id)
         .bind(now)
@@ -168,11 +185,14 @@ impl Purchases {
         let currency = request.currency;
         let chain = currency.chain().ok_or(PurchaseError::CurrencyNotAccepted(currency))?;
         let wallet = chains::address::canonical_address(chain, &request.wallet_address, self.settings.btc_network)?;
-        let event = event_terms(&self.store, request.event_id)
-            .await?
-            .ok_or(PurchaseError::EventNotFound(request.event_id))?;
+        let event =
+            event_terms(&self.store, request.event_id).await?.ok_or(PurchaseError::EventNotFound(request.event_id))?;
         if event.status != "published" {
-            return Err(PurchaseError::NotOnSale(if event.status == "cancelled" { "cancelled" } else { "not published" }));
+            return Err(PurchaseError::NotOnSale(if event.status == "cancelled" {
+                "cancelled"
+            } else {
+                "not published"
+            }));
         }
         if now < event.sales_start {
             return Err(PurchaseError::NotOnSale("sales have not started"));

@@ -24,7 +24,9 @@ use crate::audit::{self, AuditEntry};
 use crate::StoreError;
 use chains::Chain;
 
-use super::{refund_confirmed_payments, QuoteStatus, PaymentOutcome, PaymentReport, Purchases, QuoteRow, QUOTE_COLUMNS};
+use super::{
+    refund_confirmed_payments, PaymentOutcome, PaymentReport, Purchases, QuoteRow, QuoteStatus, QUOTE_COLUMNS,
+};
 
 /// What one reversal undid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,15 +70,22 @@ impl Purchases {
     /// is not a final payment we know (never reported, still pending, or reversed already): reversing is
     /// idempotent.
     #[tracing::instrument(skip(self), fields(chain = %chain))]
-    pub async fn reverse_payment(&self, chain: Chain, txid: &str, output_index: i64, now: i64) -> Result<Option<Reversal>, StoreError> {
+    pub async fn reverse_payment(
+        &self,
+        chain: Chain,
+        txid: &str,
+        output_index: i64,
+        now: i64,
+    ) -> Result<Option<Reversal>, StoreError> {
         let mut tx = self.store.pool().begin().await?;
-        let row: Option<(i64, Option<String>, String)> =
-            sqlx::query_as("SELECT id, quote_id, status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
-                .bind(chain.as_str())
-                .bind(txid)
-                .bind(output_index)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, quote_id, status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3",
+        )
+        .bind(chain.as_str())
+        .bind(txid)
+        .bind(output_index)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((payment_id, quote_id, previous)) = row else { return Ok(None) };
         let changed = sqlx::query(
             "UPDATE payments SET status = 'orphaned', block_height = NULL, block_hash = NULL, confirmations = 0, updated_at = $3 \
@@ -93,11 +102,13 @@ impl Purchases {
 
         let quote: Option<QuoteRow> = match &quote_id {
             // Writing the quote first serialises this with every report for it.
-            Some(id) => sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
-                .bind(id)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?,
+            Some(id) => {
+                sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
             None => None,
         };
         let mut ticket_id = None;
@@ -120,7 +131,10 @@ impl Purchases {
         for (id, status, _) in &entries {
             match status.as_str() {
                 "pending" | "due" | "below_minimum" => {
-                    sqlx::query("UPDATE ledger_entries SET status = 'cancelled' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE ledger_entries SET status = 'cancelled' WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     cancelled_entries.push(*id);
                 }
                 "settled" => settled_entries.push(*id),
@@ -157,11 +171,12 @@ impl Purchases {
     pub async fn record_locked(&self, report: &PaymentReport, now: i64) -> Result<PaymentOutcome, StoreError> {
         let Some(quote_id) = report.quote_id.as_deref() else { return Ok(PaymentOutcome::AlreadyProcessed) };
         let mut tx = self.store.pool().begin().await?;
-        let quote: Option<QuoteRow> = sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
-            .bind(quote_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let quote: Option<QuoteRow> =
+            sqlx::query_as(&format!("UPDATE quotes SET updated_at = $2 WHERE id = $1 RETURNING {QUOTE_COLUMNS}"))
+                .bind(quote_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(quote) = quote else { return Ok(PaymentOutcome::AlreadyProcessed) };
         let existing: Option<String> =
             sqlx::query_scalar("SELECT status FROM payments WHERE chain = $1 AND txid = $2 AND output_index = $3")
@@ -174,11 +189,22 @@ impl Purchases {
             return Ok(PaymentOutcome::AlreadyProcessed);
         }
         let payment_id = super::upsert_payment(&mut tx, report, Some(&quote.id), "refund_due", now).await?;
-        super::insert_ledger(&mut tx, super::LedgerInsert {
-            event_id: Some(quote.event_id), ticket_id: None, quote_id: Some(&quote.id), payment_id: Some(payment_id),
-            kind: "refund", reason: "locked", amount: report.amount, recipient: Some(&quote.wallet_address), status: "due",
-            due_at: Some(now), now,
-        })
+        super::insert_ledger(
+            &mut tx,
+            super::LedgerInsert {
+                event_id: Some(quote.event_id),
+                ticket_id: None,
+                quote_id: Some(&quote.id),
+                payment_id: Some(payment_id),
+                kind: "refund",
+                reason: "locked",
+                amount: report.amount,
+                recipient: Some(&quote.wallet_address),
+                status: "due",
+                due_at: Some(now),
+                now,
+            },
+        )
         .await?;
         // A quote whose only sighting was this transfer no longer shows it as coming.
         sqlx::query(
@@ -190,9 +216,11 @@ impl Purchases {
         .await?;
         audit::record(
             &mut *tx,
-            &AuditEntry::new("watcher", "payment.locked").event(quote.event_id).subject(&report.txid).detail(serde_json::json!({
-                "quote_id": quote.id, "amount": report.amount.units.to_string(), "currency": report.amount.currency,
-            })),
+            &AuditEntry::new("watcher", "payment.locked").event(quote.event_id).subject(&report.txid).detail(
+                serde_json::json!({
+                    "quote_id": quote.id, "amount": report.amount.units.to_string(), "currency": report.amount.currency,
+                }),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -201,7 +229,11 @@ impl Purchases {
 }
 
 /// The quote's ticket becomes `payment_reversed` and its seat returns to sale. Returns the ticket.
-async fn reverse_ticket(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now: i64) -> Result<Option<i64>, StoreError> {
+async fn reverse_ticket(
+    tx: &mut Transaction<'static, Any>,
+    quote: &QuoteRow,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
     let ticket: Option<i64> = sqlx::query_scalar(
         "UPDATE tickets SET status = 'payment_reversed', updated_at = $2 WHERE quote_id = $1 AND status IN ('valid', 'banned') \
          RETURNING id",
@@ -211,11 +243,13 @@ async fn reverse_ticket(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, no
     .fetch_optional(&mut **tx)
     .await?;
     if ticket.is_some() {
-        sqlx::query("UPDATE events SET tickets_sold = tickets_sold - 1, updated_at = $2 WHERE id = $1 AND tickets_sold > 0")
-            .bind(quote.event_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE events SET tickets_sold = tickets_sold - 1, updated_at = $2 WHERE id = $1 AND tickets_sold > 0",
+        )
+        .bind(quote.event_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(ticket)
 }
@@ -224,18 +258,21 @@ async fn reverse_ticket(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, no
 /// open (holding no seat: it competes for one when paid, as an unreserved quote does) until it expires, and
 /// once expired what it holds is owed back as `underpaid`.
 async fn reopen_quote(tx: &mut Transaction<'static, Any>, quote: &QuoteRow, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE payments SET status = 'confirmed', updated_at = $2 WHERE quote_id = $1 AND status = 'credited'")
-        .bind(&quote.id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE payments SET status = 'confirmed', updated_at = $2 WHERE quote_id = $1 AND status = 'credited'",
+    )
+    .bind(&quote.id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     if quote.holds_seat == 1 {
         super::release_seat(tx, quote.event_id, now).await?;
     }
-    let received: Vec<(String,)> = sqlx::query_as("SELECT amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'")
-        .bind(&quote.id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let received: Vec<(String,)> =
+        sqlx::query_as("SELECT amount_units FROM payments WHERE quote_id = $1 AND status = 'confirmed'")
+            .bind(&quote.id)
+            .fetch_all(&mut **tx)
+            .await?;
     let currency = quote.currency()?;
     let mut total = chains::Amount::zero(currency);
     for (units,) in &received {

@@ -39,7 +39,11 @@ impl Purchases {
             return Err(PurchaseError::NotFree);
         }
         if event.status != "published" {
-            return Err(PurchaseError::NotOnSale(if event.status == "cancelled" { "cancelled" } else { "not published" }));
+            return Err(PurchaseError::NotOnSale(if event.status == "cancelled" {
+                "cancelled"
+            } else {
+                "not published"
+            }));
         }
         if now < event.sales_start {
             return Err(PurchaseError::NotOnSale("reservations have not opened"));

@@ -14,7 +14,8 @@ use ticketing::rates::StaticRates;
 use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const NOW: i64 = 1_900_000_000_000;
 const MINUTE: i64 = 60_000;
 const BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
@@ -97,8 +98,12 @@ store_test!(anonymous_quotes_cannot_push_the_derivation_index_past_the_gap, |sto
     let later = quote(&p, event_id, NOW + 2 * 60 * MINUTE).await.unwrap();
     assert_eq!(later.derivation_index, Some(2));
 
-    let report = store.derivation_report(Chain::Btc, AddressReuse { reuse_after_ms: 60 * MINUTE, max_gap: 3 }).await.unwrap();
-    assert_eq!((report.next_index, report.highest_paid_index, report.largest_unpaid_run, report.max_gap), (5, Some(1), 3, 3));
+    let report =
+        store.derivation_report(Chain::Btc, AddressReuse { reuse_after_ms: 60 * MINUTE, max_gap: 3 }).await.unwrap();
+    assert_eq!(
+        (report.next_index, report.highest_paid_index, report.largest_unpaid_run, report.max_gap),
+        (5, Some(1), 3, 3)
+    );
     // Paid: 0 (the reused index's new quote) and 1; 2 (reused again), 3 and 4 unpaid: a run of 3 after the last paid.
     assert_eq!(report.indexes_in_use, 5);
     let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'derivation.reused'")
@@ -116,7 +121,12 @@ store_test!(concurrent_quotes_never_share_a_reused_index, |store: Store| async m
     }
     p.expire_quotes(None, NOW + 16 * MINUTE).await.unwrap();
     let at = NOW + 2 * 60 * MINUTE;
-    let tasks: Vec<_> = (0..6).map(|_| { let p = p.clone(); tokio::spawn(async move { quote(&p, event_id, at).await }) }).collect();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { quote(&p, event_id, at).await })
+        })
+        .collect();
     let mut indexes = Vec::new();
     for task in tasks {
         if let Ok(q) = task.await.unwrap() {

@@ -91,7 +91,11 @@ async fn ticket(store: &Store, event_id: i64, chain: &str, wallet: &str, currenc
     .fetch_one(store.raw_pool())
     .await
     .unwrap();
-    sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1").bind(event_id).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET tickets_sold = tickets_sold + 1 WHERE id = $1")
+        .bind(event_id)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
     id
 }
 
@@ -137,7 +141,10 @@ store_test!(edits_respect_sold_and_held_seats, |store: Store| async move {
     sqlx::query("UPDATE events SET seats_held = 2 WHERE id = $1").bind(id).execute(store.raw_pool()).await.unwrap();
     let now = now_ms();
     // Held seats alone: the price may drop, the schedule may not move.
-    let e = store.update_event(id, &EventPatch { ticket_price: Some("20".into()), ..Default::default() }, "alice", now).await.unwrap();
+    let e = store
+        .update_event(id, &EventPatch { ticket_price: Some("20".into()), ..Default::default() }, "alice", now)
+        .await
+        .unwrap();
     assert_eq!(e.price.units, 2_000);
     let moved = EventPatch { event_start: Some(start + HOUR), event_end: Some(start + 3 * HOUR), ..Default::default() };
     assert!(matches!(store.update_event(id, &moved, "alice", now).await, Err(EventChangeError::ScheduleLocked)));
@@ -161,7 +168,10 @@ store_test!(drafts_publish_once, |store: Store| async move {
     let draft = NewEvent::parse(input(now + DAY), now).unwrap();
     let id = store.create_event(&alice, &draft, true, now).await.unwrap().id;
     assert_eq!(store.event(id).await.unwrap().unwrap().status_at(now), EventStatus::Draft);
-    let market = store.marketplace(&MarketQuery { limit: 10, ..Default::default() }, &StaticRates::development(), now).await.unwrap();
+    let market = store
+        .marketplace(&MarketQuery { limit: 10, ..Default::default() }, &StaticRates::development(), now)
+        .await
+        .unwrap();
     assert!(market.items.is_empty());
     assert_eq!(store.publish_event(id, "alice", now).await.unwrap().stored_status, StoredStatus::Published);
     assert!(matches!(store.publish_event(id, "alice", now).await, Err(EventChangeError::NotDraft)));
@@ -176,9 +186,17 @@ store_test!(cancel_releases_holds_and_cancels_tickets, |store: Store| async move
     let now = now_ms();
     let e = store.cancel_event(id, "alice", now).await.unwrap();
     assert_eq!((e.stored_status, e.cancelled_at, e.seats_held), (StoredStatus::Cancelled, Some(now), 0));
-    let status: String = sqlx::query_scalar("SELECT status FROM quotes WHERE id = $1").bind(&open).fetch_one(store.raw_pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM quotes WHERE id = $1")
+        .bind(&open)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(status, "cancelled");
-    let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1").bind(sold).fetch_one(store.raw_pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1")
+        .bind(sold)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(status, "cancelled");
     assert!(matches!(store.cancel_event(id, "alice", now).await, Err(EventChangeError::AlreadyCancelled)));
     let actions: HashSet<String> = store.audit_entries(None, 50).await.unwrap().into_iter().map(|a| a.action).collect();
@@ -283,7 +301,11 @@ store_test!(creator_sales_sum_valid_tickets_by_currency, |store: Store| async mo
     ticket(&store, a, "eth", "0xb", "ETH", "200000000000000000000").await;
     ticket(&store, a, "hive", "carol", "HIVE", "5000").await;
     let refunded = ticket(&store, b, "hive", "dave", "HIVE", "7000").await;
-    sqlx::query("UPDATE tickets SET status = 'refunded' WHERE id = $1").bind(refunded).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE tickets SET status = 'refunded' WHERE id = $1")
+        .bind(refunded)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
     let sales: HashMap<i64, Vec<Amount>> = store.creator_sales(&alice).await.unwrap();
     assert_eq!(
         sales[&a],
@@ -321,5 +343,8 @@ store_test!(stablecoins_are_accepted_when_listed_and_priced_at_par, |store: Stor
     let usdc = EventInput { ticket_currency: "USDC.ETH".into(), ticket_price: "12.5".into(), ..input(start) };
     let id = new_event(&store, &alice, usdc).await;
     let e = store.event(id).await.unwrap().unwrap();
-    assert_eq!((e.price, e.supported_crypto.clone()), (Amount::new(Currency::UsdcEth, 12_500_000), vec![Currency::UsdcEth]));
+    assert_eq!(
+        (e.price, e.supported_crypto.clone()),
+        (Amount::new(Currency::UsdcEth, 12_500_000), vec![Currency::UsdcEth])
+    );
 });

@@ -17,7 +17,12 @@ const HOUR: i64 = 3_600_000;
 const DUE: i64 = NOW + 27 * HOUR + 7 * 24 * HOUR;
 
 fn purchases(store: &Store) -> Purchases {
-    Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &[7u8; 32])
+    Purchases::new(
+        store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &[7u8; 32],
+    )
 }
 
 fn account(name: &str) -> AccountName {
@@ -43,7 +48,10 @@ async fn event(store: &Store, creator: &str) -> i64 {
 
 /// One ticket sold to `buyer` for exactly the price: a 5,000 commission and a 20,000 payout (milli-HIVE).
 async fn sell(p: &Purchases, event_id: i64, buyer: &str, txid: &str) {
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: buyer.into() }, NOW).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: buyer.into() }, NOW)
+        .await
+        .unwrap();
     let report = PaymentReport {
         chain: Chain::Hive,
         txid: txid.into(),
@@ -73,7 +81,9 @@ store_test!(a_payout_without_an_address_is_held_and_a_change_moves_every_unsettl
     assert!(store.payouts(true, DUE - 1).await.unwrap().is_empty());
     let due = store.payouts(true, DUE).await.unwrap();
     assert_eq!(due.len(), 3);
-    assert!(due.iter().all(|p| p.held == Some(HoldReason::NoPayoutAddress) && p.payout_address.is_none() && p.chain == Chain::Hive));
+    assert!(due
+        .iter()
+        .all(|p| p.held == Some(HoldReason::NoPayoutAddress) && p.payout_address.is_none() && p.chain == Chain::Hive));
     let batch = batches(&due, DUE).unwrap();
     assert_eq!((batch.len(), batch[0].lines.len(), batch[0].held.len()), (1, 0, 3));
 
@@ -86,7 +96,10 @@ store_test!(a_payout_without_an_address_is_held_and_a_change_moves_every_unsettl
     let batch = batches(&due, DUE).unwrap();
     assert_eq!(batch[0].lines.len(), 1, "alice's two payouts are one transfer");
     let line = &batch[0].lines[0];
-    assert_eq!((line.address.as_str(), line.amount.units, line.entries.len(), line.creators.clone()), ("alice.pay", 40_000, 2, vec!["alice".to_owned()]));
+    assert_eq!(
+        (line.address.as_str(), line.amount.units, line.entries.len(), line.creators.clone()),
+        ("alice.pay", 40_000, 2, vec!["alice".to_owned()])
+    );
     assert_eq!(batch[0].held.len(), 1, "bob has no address");
 
     // Settle one; change the address; the other (unsettled) follows the change, the settled one keeps where it went.
@@ -100,20 +113,36 @@ store_test!(a_payout_without_an_address_is_held_and_a_change_moves_every_unsettl
     assert_eq!((place(settled_id).as_deref(), place(other_id).as_deref()), (Some("alice.pay"), Some("alice.cold")));
 
     // Settling to the address looked up before the change is refused; a held payout can't be settled at all.
-    assert!(matches!(store.settle_entry(other_id, "hivetx2", "alice.pay", "op", DUE + 2).await, Err(SettleError::DestinationChanged(_))));
+    assert!(matches!(
+        store.settle_entry(other_id, "hivetx2", "alice.pay", "op", DUE + 2).await,
+        Err(SettleError::DestinationChanged(_))
+    ));
     let bob_id = due.iter().find(|p| p.entry.recipient.as_deref() == Some("bob")).unwrap().entry.id;
-    assert!(matches!(store.settlement_destination(bob_id, DUE).await, Err(SettleError::NoPayoutAddress { chain: Chain::Hive, .. })));
-    assert!(matches!(store.settle_entry(settled_id, "hivetx3", "alice.pay", "op", DUE + 2).await, Err(SettleError::AlreadySettled(_))));
+    assert!(matches!(
+        store.settlement_destination(bob_id, DUE).await,
+        Err(SettleError::NoPayoutAddress { chain: Chain::Hive, .. })
+    ));
+    assert!(matches!(
+        store.settle_entry(settled_id, "hivetx3", "alice.pay", "op", DUE + 2).await,
+        Err(SettleError::AlreadySettled(_))
+    ));
 
     // Every change is audited with what it replaced.
-    let audits: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'payout_address.set' ORDER BY id")
-        .fetch_all(store.raw_pool())
-        .await
-        .unwrap();
+    let audits: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'payout_address.set' ORDER BY id")
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(audits.len(), 2);
     let last: serde_json::Value = serde_json::from_str(&audits[1]).unwrap();
-    assert_eq!(last, serde_json::json!({ "chain": "hive", "address": "alice.cold", "previous": "alice.pay", "unsettled_payouts": 1 }));
-    let settled: String = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'ledger.settled'").fetch_one(store.raw_pool()).await.unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({ "chain": "hive", "address": "alice.cold", "previous": "alice.pay", "unsettled_payouts": 1 })
+    );
+    let settled: String = sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'ledger.settled'")
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert!(settled.contains("\"paid_to\":\"alice.pay\""), "{settled}");
 });
 
@@ -124,7 +153,10 @@ store_test!(commission_is_reported_per_chain_earned_once_the_refund_window_ends,
     sell(&p, event_id, "dave", "tx2").await;
     let before = store.commission_by_chain(NOW + 2).await.unwrap();
     assert_eq!(before.len(), 1);
-    assert_eq!((before[0].chain, before[0].currency, before[0].earned.units, before[0].pending.units, before[0].sales), (Chain::Hive, Currency::Hive, 0, 10_000, 2));
+    assert_eq!(
+        (before[0].chain, before[0].currency, before[0].earned.units, before[0].pending.units, before[0].sales),
+        (Chain::Hive, Currency::Hive, 0, 10_000, 2)
+    );
     // A refunded sale's commission is cancelled and no longer reported.
     let ticket = p.tickets_for_wallet(Chain::Hive, "carol").await.unwrap()[0].id;
     p.refund_ticket(ticket, "op", NOW + 3).await.unwrap();

@@ -172,7 +172,11 @@ store_test!(export_then_erase_keeps_the_ledger_and_no_trace_of_the_wallet, |stor
     assert!(matches!(store.erase_wallet("hive", CAROL, TOKEN, NOW + 2 * HOUR).await, Err(ErasureError::TicketInUse)));
 
     // The quote remembers the client address that asked for it (for the open-quote limits); erasure drops it.
-    sqlx::query("UPDATE quotes SET client_address = '192.0.2.7' WHERE wallet_address = $1").bind(CAROL).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET client_address = '192.0.2.7' WHERE wallet_address = $1")
+        .bind(CAROL)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
     let before = ledger_totals(&store).await;
     let erased = store.erase_wallet("hive", CAROL, TOKEN, after_event).await.unwrap();
     let addresses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address IS NOT NULL")

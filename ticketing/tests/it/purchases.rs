@@ -6,16 +6,17 @@ use chains::derive::BtcAccount;
 use chains::signature::BtcNetwork;
 use chains::{Amount, Chain, Currency};
 use ticketing::creators::{AccountName, Tier};
+use ticketing::payouts::SettleError;
 use ticketing::purchases::{
     on_event_cancelled, PaymentOutcome, PaymentReport, PaymentSettings, PurchaseError, Purchases, QuoteLimits,
     QuoteRequest, QuoteScope,
 };
-use ticketing::payouts::SettleError;
 use ticketing::rates::StaticRates;
 use ticketing::testing::RawSql;
 use ticketing::{store_test, Store};
 
-const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 const NOW: i64 = 1_900_000_000_000;
 const HOUR: i64 = 3_600_000;
 const BTC_BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
@@ -52,7 +53,13 @@ fn hive_quote(event_id: i64, wallet: &str) -> QuoteRequest {
     QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }
 }
 
-fn report(quote: &ticketing::purchases::QuoteRow, txid: &str, units: u128, confirmations: i64, is_final: bool) -> PaymentReport {
+fn report(
+    quote: &ticketing::purchases::QuoteRow,
+    txid: &str,
+    units: u128,
+    confirmations: i64,
+    is_final: bool,
+) -> PaymentReport {
     let currency = quote.currency().unwrap();
     PaymentReport {
         chain: quote.chain().unwrap(),
@@ -71,7 +78,11 @@ fn report(quote: &ticketing::purchases::QuoteRow, txid: &str, units: u128, confi
 }
 
 async fn seats(store: &Store, event_id: i64) -> (i64, i64) {
-    sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.raw_pool()).await.unwrap()
+    sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap()
 }
 
 store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| async move {
@@ -80,7 +91,9 @@ store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| a
     let mut tasks = Vec::new();
     for i in 0..1000 {
         let p = p.clone();
-        tasks.push(tokio::spawn(async move { p.create_quote(hive_quote(event_id, &format!("buyer{i:04}")), NOW).await }));
+        tasks.push(tokio::spawn(
+            async move { p.create_quote(hive_quote(event_id, &format!("buyer{i:04}")), NOW).await },
+        ));
     }
     let (mut ok, mut sold_out) = (0, 0);
     for t in tasks {
@@ -92,8 +105,12 @@ store_test!(thousand_concurrent_quotes_for_ten_seats_yield_ten, |store: Store| a
     }
     assert_eq!((ok, sold_out), (10, 990));
     assert_eq!(seats(&store, event_id).await, (10, 0));
-    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND status = 'awaiting_payment'")
-        .bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE event_id = $1 AND status = 'awaiting_payment'")
+            .bind(event_id)
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(live, 10);
 });
 
@@ -137,7 +154,9 @@ store_test!(open_quotes_are_limited_per_client_address_and_per_wallet, |store: S
     p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
     p.create_quote_from(hive_quote(event_id, "frank"), Some("10.0.0.1"), later).await.unwrap();
     let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.0.0.1'")
-        .fetch_one(store.raw_pool()).await.unwrap();
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(recorded, 6, "every quote records the address that asked for it");
 });
 
@@ -152,7 +171,10 @@ store_test!(unpaid_holds_are_capped_and_quotes_past_the_cap_are_unreserved, |sto
     assert_eq!(held, [1, 1, 1, 1, 1, 0, 0], "half of the 10 unsold seats may be held");
     assert_eq!(seats(&store, event_id).await, (5, 0));
     // An unreserved quote's payment takes a free seat, at the quote's price.
-    let outcome = p.report_payment(report(&quotes[5], "tx5", quotes[5].amount().unwrap().units, 1, true), NOW + 1000).await.unwrap();
+    let outcome = p
+        .report_payment(report(&quotes[5], "tx5", quotes[5].amount().unwrap().units, 1, true), NOW + 1000)
+        .await
+        .unwrap();
     assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
     assert_eq!(seats(&store, event_id).await, (5, 1));
     // The cap follows the seats not yet sold: 9 unsold, 4 may be held, 5 are: the next is unreserved too.
@@ -176,9 +198,13 @@ store_test!(unreserved_payment_finding_no_seat_is_refunded, |store: Store| async
     p.report_payment(report(&racer, "tx-c", racer.amount().unwrap().units, 1, true), NOW).await.unwrap();
     assert_eq!(seats(&store, event_id).await, (1, 1));
     // The held seat is still anna's; bert paid for a seat nobody had free: refunded, no oversell.
-    let outcome = p.report_payment(report(&unreserved, "tx-b", unreserved.amount().unwrap().units, 1, true), NOW).await.unwrap();
+    let outcome =
+        p.report_payment(report(&unreserved, "tx-b", unreserved.amount().unwrap().units, 1, true), NOW).await.unwrap();
     assert_eq!(outcome, PaymentOutcome::RefundDue { reason: "sold_out" });
-    assert!(matches!(p.report_payment(report(&held, "tx-a", held.amount().unwrap().units, 1, true), NOW).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert!(matches!(
+        p.report_payment(report(&held, "tx-a", held.amount().unwrap().units, 1, true), NOW).await.unwrap(),
+        PaymentOutcome::TicketIssued { .. }
+    ));
     assert_eq!(seats(&store, event_id).await, (0, 2));
 });
 
@@ -203,7 +229,9 @@ store_test!(concurrent_quotes_from_one_address_respect_the_limit_and_the_cap, |s
         }
     }
     let from_one: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quotes WHERE client_address = '10.9.9.9'")
-        .fetch_one(store.raw_pool()).await.unwrap();
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(from_one, 4, "the limit holds under concurrency");
     assert_eq!(granted, 104);
     assert_eq!(seats(&store, event_id).await, (50, 0), "holds capped at half of the unsold seats");
@@ -217,8 +245,14 @@ store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {
     assert_eq!(hive.memo.as_deref(), Some(format!("event:{event_id}:wallet:bob:quote:{}", hive.id).as_str()));
     assert_eq!(hive.amount().unwrap(), Amount::parse(Currency::Hive, "100").unwrap()); // $25 at $0.25
     assert_eq!(hive.expires_at, NOW + 15 * 60 * 1000);
-    let btc1 = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
-    let btc2 = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    let btc1 = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW)
+        .await
+        .unwrap();
+    let btc2 = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW)
+        .await
+        .unwrap();
     assert_eq!(btc1.payment_address, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu");
     assert_eq!(btc2.payment_address, "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g");
     assert_eq!(btc1.amount().unwrap().units, 41_667);
@@ -226,18 +260,41 @@ store_test!(quotes_carry_per_chain_instructions, |store: Store| async move {
     let uri = ticketing::purchases::payment_uri(&btc1, p.settings()).unwrap();
     assert_eq!(uri, "bitcoin:bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu?amount=0.00041667");
     // Not configured on this gateway, not accepted by the event, bad wallet, unknown event:
-    let eth = p.create_quote(QuoteRequest { event_id, currency: Currency::Eth, wallet_address: "0x9858effd232b4033e47d90003d41ec34ecaeda94".into() }, NOW).await;
+    let eth = p
+        .create_quote(
+            QuoteRequest {
+                event_id,
+                currency: Currency::Eth,
+                wallet_address: "0x9858effd232b4033e47d90003d41ec34ecaeda94".into(),
+            },
+            NOW,
+        )
+        .await;
     assert!(matches!(eth, Err(PurchaseError::PaymentMethodUnavailable(Currency::Eth))));
-    let sol = p.create_quote(QuoteRequest { event_id, currency: Currency::Sol, wallet_address: "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into() }, NOW).await;
+    let sol = p
+        .create_quote(
+            QuoteRequest {
+                event_id,
+                currency: Currency::Sol,
+                wallet_address: "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into(),
+            },
+            NOW,
+        )
+        .await;
     assert!(matches!(sol, Err(PurchaseError::CurrencyNotAccepted(Currency::Sol))));
-    let bad = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qbad".into() }, NOW).await;
+    let bad =
+        p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: "bc1qbad".into() }, NOW).await;
     assert!(matches!(bad, Err(PurchaseError::InvalidWallet(_))));
     assert!(matches!(p.create_quote(hive_quote(999, "bob"), NOW).await, Err(PurchaseError::EventNotFound(999))));
-    assert!(matches!(p.create_quote(hive_quote(event_id, "bob"), NOW + 24 * HOUR).await, Err(PurchaseError::NotOnSale(_))));
+    assert!(matches!(
+        p.create_quote(hive_quote(event_id, "bob"), NOW + 24 * HOUR).await,
+        Err(PurchaseError::NotOnSale(_))
+    ));
 });
 
 /// The same account as `ZPUB`, as a BIP-84 key for test networks.
-const VPUB: &str = "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x";
+const VPUB: &str =
+    "vpub5YvMuJNjRSYon44z9QmCfdf8SqJRVNvz6m55Qy5iVjZQxDfUgtiQjnc7CC1fAbED2tAGCZRERUfvtn2DstZGU6HMns6dXXH2wujSc2wfi2x";
 
 store_test!(buyer_btc_wallets_are_on_the_configured_network, |store: Store| async move {
     let account = BtcAccount::parse(VPUB, BtcNetwork::Regtest).unwrap();
@@ -248,11 +305,15 @@ store_test!(buyer_btc_wallets_are_on_the_configured_network, |store: Store| asyn
     settings.btc_network = BtcNetwork::Regtest;
     let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), settings, &[7u8; 32]);
     let event_id = event(&store, 5, (Currency::Usd, "25"), "BTC").await;
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: buyer.clone() }, NOW).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: buyer.clone() }, NOW)
+        .await
+        .unwrap();
     assert!(quote.payment_address.starts_with("bcrt1"), "{}", quote.payment_address);
     assert_eq!(quote.wallet_address, buyer);
     // A mainnet wallet on a regtest gateway is not a wallet this network can refund to.
-    let mainnet = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    let mainnet =
+        p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
     assert!(matches!(mainnet, Err(PurchaseError::InvalidWallet(_))), "{mainnet:?}");
 });
 
@@ -271,7 +332,10 @@ store_test!(double_reported_payment_issues_one_ticket, |store: Store| async move
     let outcomes = [a.unwrap(), b.unwrap()];
     assert_eq!(outcomes.iter().filter(|o| matches!(o, PaymentOutcome::TicketIssued { .. })).count(), 1, "{outcomes:?}");
     assert!(outcomes.contains(&PaymentOutcome::AlreadyProcessed));
-    assert_eq!(p.report_payment(report(&quote, "tx1", 25_000, 5, true), NOW + 3).await.unwrap(), PaymentOutcome::AlreadyProcessed);
+    assert_eq!(
+        p.report_payment(report(&quote, "tx1", 25_000, 5, true), NOW + 3).await.unwrap(),
+        PaymentOutcome::AlreadyProcessed
+    );
     let tickets = p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap();
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].access_signature, p.access_signature(event_id, "hive", "bob", &tickets[0].token));
@@ -304,10 +368,19 @@ store_test!(two_outputs_complete_a_quote, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 3, (Currency::Hive, "25"), "HIVE").await;
     let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
-    assert!(matches!(p.report_payment(report(&quote, "tx1", 20_000, 1, true), NOW + 1).await.unwrap(), PaymentOutcome::Partial { .. }));
-    assert!(matches!(p.report_payment(report(&quote, "tx2", 5_000, 1, true), NOW + 2).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert!(matches!(
+        p.report_payment(report(&quote, "tx1", 20_000, 1, true), NOW + 1).await.unwrap(),
+        PaymentOutcome::Partial { .. }
+    ));
+    assert!(matches!(
+        p.report_payment(report(&quote, "tx2", 5_000, 1, true), NOW + 2).await.unwrap(),
+        PaymentOutcome::TicketIssued { .. }
+    ));
     let credited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1 AND status = 'credited'")
-        .bind(&quote.id).fetch_one(store.raw_pool()).await.unwrap();
+        .bind(&quote.id)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(credited, 2);
 });
 
@@ -318,11 +391,15 @@ store_test!(overpaid_issues_ticket_and_refunds_excess_exactly, |store: Store| as
     let out = p.report_payment(report(&quote, "tx1", 30_000, 1, true), NOW + 1).await.unwrap();
     assert!(matches!(out, PaymentOutcome::TicketIssued { .. }));
     let ledger = p.ledger_for_event(event_id).await.unwrap();
-    let by = |kind: &str| ledger.iter().find(|l| l.kind == kind).map(|l| l.amount_units.parse::<u128>().unwrap()).unwrap();
+    let by =
+        |kind: &str| ledger.iter().find(|l| l.kind == kind).map(|l| l.amount_units.parse::<u128>().unwrap()).unwrap();
     assert_eq!((by("commission"), by("payout"), by("refund")), (5_000, 20_001, 4_999));
     assert_eq!(by("commission") + by("payout") + by("refund"), 30_000);
     // A further payment to the paid quote is owed back in full.
-    assert_eq!(p.report_payment(report(&quote, "tx2", 1_000, 1, true), NOW + 2).await.unwrap(), PaymentOutcome::RefundDue { reason: "overpaid" });
+    assert_eq!(
+        p.report_payment(report(&quote, "tx2", 1_000, 1, true), NOW + 2).await.unwrap(),
+        PaymentOutcome::RefundDue { reason: "overpaid" }
+    );
 });
 
 store_test!(payment_after_expiry_gets_a_ticket_only_if_a_seat_is_left, |store: Store| async move {
@@ -332,15 +409,24 @@ store_test!(payment_after_expiry_gets_a_ticket_only_if_a_seat_is_left, |store: S
     let after = NOW + 20 * 60 * 1000;
     p.expire_quotes(None, after).await.unwrap();
     // The seat is free again; the late payment covers the price: ticket.
-    assert!(matches!(p.report_payment(report(&late, "tx1", 25_000, 1, true), after + 1).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
+    assert!(matches!(
+        p.report_payment(report(&late, "tx1", 25_000, 1, true), after + 1).await.unwrap(),
+        PaymentOutcome::TicketIssued { .. }
+    ));
     assert_eq!(seats(&store, event_id).await, (0, 1));
     // Sold out now: another late payer is refunded.
     let event2 = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
     let q1 = p.create_quote(hive_quote(event2, "carol"), NOW).await.unwrap();
     p.expire_quotes(None, after).await.unwrap();
     let q2 = p.create_quote(hive_quote(event2, "dave"), after).await.unwrap();
-    assert!(matches!(p.report_payment(report(&q2, "tx2", 25_000, 1, true), after + 1).await.unwrap(), PaymentOutcome::TicketIssued { .. }));
-    assert_eq!(p.report_payment(report(&q1, "tx3", 25_000, 1, true), after + 2).await.unwrap(), PaymentOutcome::RefundDue { reason: "late_sold_out" });
+    assert!(matches!(
+        p.report_payment(report(&q2, "tx2", 25_000, 1, true), after + 1).await.unwrap(),
+        PaymentOutcome::TicketIssued { .. }
+    ));
+    assert_eq!(
+        p.report_payment(report(&q1, "tx3", 25_000, 1, true), after + 2).await.unwrap(),
+        PaymentOutcome::RefundDue { reason: "late_sold_out" }
+    );
     assert_eq!(seats(&store, event2).await, (0, 1));
 });
 
@@ -357,16 +443,24 @@ store_test!(cancellation_refunds_tickets_and_cancels_payouts, |store: Store| asy
     assert_eq!(p.quote(&open.id).await.unwrap().unwrap().status, "cancelled");
     assert_eq!(p.tickets_for_wallet(Chain::Hive, "bob").await.unwrap()[0].status, "cancelled");
     let ledger = p.ledger_for_event(event_id).await.unwrap();
-    let states: Vec<(&str, &str, &str, &str)> =
-        ledger.iter().map(|l| (l.kind.as_str(), l.reason.as_str(), l.status.as_str(), l.amount_units.as_str())).collect();
-    assert_eq!(states, vec![
-        ("commission", "sale", "cancelled", "5000"),
-        ("payout", "sale", "cancelled", "20000"),
-        ("refund", "overpaid", "due", "1000"),
-        ("refund", "event_cancelled", "due", "25000"),
-    ]);
+    let states: Vec<(&str, &str, &str, &str)> = ledger
+        .iter()
+        .map(|l| (l.kind.as_str(), l.reason.as_str(), l.status.as_str(), l.amount_units.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("commission", "sale", "cancelled", "5000"),
+            ("payout", "sale", "cancelled", "20000"),
+            ("refund", "overpaid", "due", "1000"),
+            ("refund", "event_cancelled", "due", "25000"),
+        ]
+    );
     // Money arriving for the cancelled event is owed back.
-    assert_eq!(p.report_payment(report(&open, "tx2", 25_000, 1, true), NOW + 3).await.unwrap(), PaymentOutcome::RefundDue { reason: "event_cancelled" });
+    assert_eq!(
+        p.report_payment(report(&open, "tx2", 25_000, 1, true), NOW + 3).await.unwrap(),
+        PaymentOutcome::RefundDue { reason: "event_cancelled" }
+    );
 });
 
 store_test!(payouts_become_due_only_after_the_delay_and_settle_once, |store: Store| async move {
@@ -383,7 +477,10 @@ store_test!(payouts_become_due_only_after_the_delay_and_settle_once, |store: Sto
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].recipient.as_deref(), Some("alice"));
     // Held until the creator has a payout address on the chain.
-    assert!(matches!(p.settle(payout_id, "hive-tx-1", "op", due_at).await, Err(SettleError::NoPayoutAddress { chain: Chain::Hive, .. })));
+    assert!(matches!(
+        p.settle(payout_id, "hive-tx-1", "op", due_at).await,
+        Err(SettleError::NoPayoutAddress { chain: Chain::Hive, .. })
+    ));
     let alice = AccountName::parse("alice").unwrap();
     store.set_payout_address(&alice, Chain::Hive, "alice.pay", None, NOW).await.unwrap();
     let settled = p.settle(payout_id, "hive-tx-1", "op", due_at).await.unwrap();
@@ -395,14 +492,21 @@ store_test!(payouts_become_due_only_after_the_delay_and_settle_once, |store: Sto
     assert!(matches!(p.refund_ticket(ticket.id, "op", due_at).await, Err(PurchaseError::NotRefundable(..))));
     let summary = p.sales_summary("alice").await.unwrap();
     assert_eq!(summary.len(), 1);
-    assert_eq!((summary[0].tickets_sold, summary[0].gross.units, summary[0].commission.units, summary[0].net_payout.units), (1, 25_000, 5_000, 20_000));
+    assert_eq!(
+        (summary[0].tickets_sold, summary[0].gross.units, summary[0].commission.units, summary[0].net_payout.units),
+        (1, 25_000, 5_000, 20_000)
+    );
 });
 
 store_test!(refund_before_payout_frees_the_seat, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 1, (Currency::Hive, "25"), "HIVE").await;
     let quote = p.create_quote(hive_quote(event_id, "bob"), NOW).await.unwrap();
-    let PaymentOutcome::TicketIssued { ticket_id } = p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 1).await.unwrap() else { panic!() };
+    let PaymentOutcome::TicketIssued { ticket_id } =
+        p.report_payment(report(&quote, "tx1", 25_000, 1, true), NOW + 1).await.unwrap()
+    else {
+        panic!()
+    };
     assert!(matches!(p.create_quote(hive_quote(event_id, "carol"), NOW + 2).await, Err(PurchaseError::SoldOut)));
     p.refund_ticket(ticket_id, "op", NOW + 3).await.unwrap();
     assert!(matches!(p.refund_ticket(ticket_id, "op", NOW + 3).await, Err(PurchaseError::NotRefundable(..))));
@@ -415,10 +519,18 @@ store_test!(refund_before_payout_frees_the_seat, |store: Store| async move {
 store_test!(unmatched_memo_is_refund_due, |store: Store| async move {
     let p = purchases(&store);
     let r = PaymentReport {
-        chain: Chain::Hive, txid: "tx9".into(), output_index: 0, quote_id: None,
-        memo: Some("event:4242:wallet:bob".into()), amount: Amount::new(Currency::Hive, 5_000),
-        to_address: "dlux-tickets".into(), from_address: Some("bob".into()), block_height: Some(1), block_hash: None,
-        confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: "tx9".into(),
+        output_index: 0,
+        quote_id: None,
+        memo: Some("event:4242:wallet:bob".into()),
+        amount: Amount::new(Currency::Hive, 5_000),
+        to_address: "dlux-tickets".into(),
+        from_address: Some("bob".into()),
+        block_height: Some(1),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     assert_eq!(p.report_payment(r.clone(), NOW).await.unwrap(), PaymentOutcome::RefundDue { reason: "unmatched" });
     assert_eq!(p.report_payment(r, NOW).await.unwrap(), PaymentOutcome::AlreadyProcessed);
@@ -430,10 +542,16 @@ store_test!(unmatched_memo_is_refund_due, |store: Store| async move {
 store_test!(orphaned_sighting_returns_quote_to_awaiting, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 2, (Currency::Btc, "0.001"), "BTC").await;
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW)
+        .await
+        .unwrap();
     let mut r = report(&quote, "ab".repeat(32).as_str(), 100_000, 1, false);
     r.memo = None;
-    assert_eq!(p.report_payment(r.clone(), NOW + 1).await.unwrap(), PaymentOutcome::Pending { confirmations: 1, required: 2 });
+    assert_eq!(
+        p.report_payment(r.clone(), NOW + 1).await.unwrap(),
+        PaymentOutcome::Pending { confirmations: 1, required: 2 }
+    );
     assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "confirming");
     assert!(p.orphan_payment(Chain::Btc, &r.txid, 0, NOW + 2).await.unwrap());
     assert_eq!(p.quote(&quote.id).await.unwrap().unwrap().status, "awaiting_payment");
@@ -463,14 +581,14 @@ async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u6
         ..report(quote, txid, units, 3, true)
     };
     let batch = vec![
-        report(&q[0], "tx0", 25_000, 3, true),                     // exact
-        by_id(&q[1], "tx1", 30_000),                               // overpaid, named by id
-        report(&q[2], "tx2", 10_000, 3, true),                     // underpaid
-        report(&q[3], "tx3a", 20_000, 3, true),                    // two outputs ...
-        report(&q[4], "tx4", 25_000, 0, false),                    // not final yet
+        report(&q[0], "tx0", 25_000, 3, true),                                      // exact
+        by_id(&q[1], "tx1", 30_000),                                                // overpaid, named by id
+        report(&q[2], "tx2", 10_000, 3, true),                                      // underpaid
+        report(&q[3], "tx3a", 20_000, 3, true),                                     // two outputs ...
+        report(&q[4], "tx4", 25_000, 0, false),                                     // not final yet
         PaymentReport { output_index: 1, ..report(&q[3], "tx3a", 5_000, 3, true) }, // ... of one quote
-        report(&q[5], "tx5", 25_000, 3, true),                     // seen before, final now
-        report(&late, "tx-late", 25_000, 3, true),                 // expired, seat left
+        report(&q[5], "tx5", 25_000, 3, true),                                      // seen before, final now
+        report(&late, "tx-late", 25_000, 3, true),                                  // expired, seat left
         PaymentReport { amount: Amount::new(Currency::Hbd, 25_000), ..report(&q[6], "tx6", 0, 3, true) }, // wrong currency
         PaymentReport { memo: Some("event:999:wallet:mallory".into()), ..report(&q[7], "tx7", 25_000, 3, true) }, // unknown event
     ];
@@ -489,7 +607,13 @@ async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u6
     outcomes.push(format!("{:?}", p.report_payment(report(&q[0], "tx0", 25_000, 9, true), NOW + 3).await.unwrap()));
 
     let rows = |sql: &'static str| async move {
-        sqlx::query_as::<_, (String,)>(sql).fetch_all(store.raw_pool()).await.unwrap().into_iter().map(|(r,)| r).collect::<Vec<_>>()
+        sqlx::query_as::<_, (String,)>(sql)
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(r,)| r)
+            .collect::<Vec<_>>()
     };
     let mut dump = Vec::new();
     dump.extend(rows("SELECT wallet_address || '|' || status || '|' || holds_seat || '|' || received_units || '|' || confirmations \
@@ -498,16 +622,31 @@ async fn mixed_batch(store: &Store, bulk: bool) -> (Vec<String>, Vec<String>, u6
                       p.currency || '|' || p.amount_units || '|' || p.confirmations || '|' || COALESCE(p.block_hash, '-') || '|' || \
                       p.to_address || '|' || COALESCE(p.memo, '-') FROM payments p LEFT JOIN quotes q ON q.id = p.quote_id \
                       ORDER BY p.txid, p.output_index").await);
-    dump.extend(rows("SELECT t.wallet_address || '|' || t.amount_paid_units || '|' || t.currency || '|' || t.status || '|' || \
-                      length(t.token) || '|' || length(t.access_signature) FROM tickets t ORDER BY t.wallet_address").await);
+    dump.extend(
+        rows(
+            "SELECT t.wallet_address || '|' || t.amount_paid_units || '|' || t.currency || '|' || t.status || '|' || \
+                      length(t.token) || '|' || length(t.access_signature) FROM tickets t ORDER BY t.wallet_address",
+        )
+        .await,
+    );
     dump.extend(rows("SELECT COALESCE(q.wallet_address, '-') || '|' || COALESCE(p.txid, '-') || '|' || l.kind || '|' || l.reason || '|' || \
                       l.currency || '|' || l.amount_units || '|' || COALESCE(l.recipient, '-') || '|' || l.status || '|' || \
                       COALESCE(l.due_at, 0) || '|' || (CASE WHEN l.ticket_id IS NULL THEN 'no ticket' ELSE 'ticket' END) \
                       FROM ledger_entries l LEFT JOIN quotes q ON q.id = l.quote_id LEFT JOIN payments p ON p.id = l.payment_id \
                       ORDER BY 1").await);
-    dump.extend(rows("SELECT action || '|' || COALESCE(subject, '-') FROM audit_log WHERE action <> 'ticket.issued' ORDER BY 1").await);
-    dump.extend(rows("SELECT q.wallet_address || '|' || a.action FROM audit_log a JOIN quotes q ON q.id = a.subject \
-                      WHERE a.action = 'ticket.issued' ORDER BY 1").await);
+    dump.extend(
+        rows(
+            "SELECT action || '|' || COALESCE(subject, '-') FROM audit_log WHERE action <> 'ticket.issued' ORDER BY 1",
+        )
+        .await,
+    );
+    dump.extend(
+        rows(
+            "SELECT q.wallet_address || '|' || a.action FROM audit_log a JOIN quotes q ON q.id = a.subject \
+                      WHERE a.action = 'ticket.issued' ORDER BY 1",
+        )
+        .await,
+    );
     dump.extend(rows("SELECT seats_held || '|' || tickets_sold FROM events").await);
     // Quote ids are random: keep their place, not their value.
     let dump = dump
@@ -537,9 +676,17 @@ store_test!(bulk_and_one_by_one_credit_write_the_same_rows, |store: Store| async
     assert_eq!(
         outcomes,
         [
-            "ticket", "ticket", "Partial { remaining: Amount { currency: Hive, units: 15000 } }", "Partial { remaining: Amount { currency: Hive, units: 5000 } }",
-            "Pending { confirmations: 0, required: 1 }", "ticket", "ticket", "ticket", "RefundDue { reason: \"wrong_currency\" }",
-            "RefundDue { reason: \"unmatched\" }", "AlreadyProcessed",
+            "ticket",
+            "ticket",
+            "Partial { remaining: Amount { currency: Hive, units: 15000 } }",
+            "Partial { remaining: Amount { currency: Hive, units: 5000 } }",
+            "Pending { confirmations: 0, required: 1 }",
+            "ticket",
+            "ticket",
+            "ticket",
+            "RefundDue { reason: \"wrong_currency\" }",
+            "RefundDue { reason: \"unmatched\" }",
+            "AlreadyProcessed",
         ]
     );
     // Seats: q2, q4, q6 (its HBD was a stray payment: the quote is untouched) and q7 still hold theirs; five
@@ -553,10 +700,14 @@ store_test!(a_quote_below_the_chains_minimum_is_refused, |store: Store| async mo
     let p = purchases(&store);
     // $0.01 at $60,000 is 17 sat: dust on Bitcoin.
     let event_id = event(&store, 2, (Currency::Usd, "0.01"), "BTC,HIVE").await;
-    let btc = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
+    let btc =
+        p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await;
     match btc {
         Err(err @ PurchaseError::BelowMinimum(amount, minimum)) => {
-            assert_eq!((amount.units, minimum.units), (17, ticketing::purchases::minimums::minimum_quote(Currency::Btc)));
+            assert_eq!(
+                (amount.units, minimum.units),
+                (17, ticketing::purchases::minimums::minimum_quote(Currency::Btc))
+            );
             assert_eq!(err.code(), "amount_below_minimum");
         }
         other => panic!("{other:?}"),
@@ -568,7 +719,10 @@ store_test!(a_quote_below_the_chains_minimum_is_refused, |store: Store| async mo
 store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store| async move {
     let p = purchases(&store);
     let event_id = event(&store, 2, (Currency::Btc, "0.001"), "BTC").await;
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, NOW)
+        .await
+        .unwrap();
     // 17 sat too much (the set-wise crediting path), then a second 500-sat payment to the paid quote (one by one).
     let outcome = p.report_payment(report(&quote, "aa", 100_017, 2, true), NOW + 1).await.unwrap();
     assert!(matches!(outcome, PaymentOutcome::TicketIssued { .. }), "{outcome:?}");
@@ -586,8 +740,13 @@ store_test!(refunds_below_the_chains_minimum_are_recorded_not_due, |store: Store
     refunds.sort();
     assert_eq!(
         refunds,
-        vec![("17".into(), "below_minimum".into()), ("500".into(), "below_minimum".into()), ("5000".into(), "due".into())]
+        vec![
+            ("17".into(), "below_minimum".into()),
+            ("500".into(), "below_minimum".into()),
+            ("5000".into(), "due".into())
+        ]
     );
-    let due: Vec<String> = p.ledger("refund", true, NOW + 4).await.unwrap().into_iter().map(|e| e.amount_units).collect();
+    let due: Vec<String> =
+        p.ledger("refund", true, NOW + 4).await.unwrap().into_iter().map(|e| e.amount_units).collect();
     assert_eq!(due, vec!["5000".to_string()]);
 });

@@ -35,7 +35,12 @@ fn only_ticketing_runs_sql() {
             read += 1;
             for (n, line) in text.lines().enumerate() {
                 if FORBIDDEN.iter().any(|f| line.contains(f)) {
-                    offenders.push(format!("{}:{}: {}", file.strip_prefix(root).unwrap_or(&file).display(), n + 1, line.trim()));
+                    offenders.push(format!(
+                        "{}:{}: {}",
+                        file.strip_prefix(root).unwrap_or(&file).display(),
+                        n + 1,
+                        line.trim()
+                    ));
                 }
             }
         }

@@ -7,7 +7,8 @@ use ticketing::testing::RawSql;
 
 store_test!(migrations_run_and_ping, |store: Store| async move {
     store.ping().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors").fetch_one(store.raw_pool()).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM watcher_cursors").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!(tables, 0);
 });
 
@@ -25,10 +26,7 @@ store_test!(set_tier_upserts_and_audits, |store: Store| async move {
 });
 
 store_test!(audit_rows_keep_their_fields, |store: Store| async move {
-    store
-        .audit(&AuditEntry::new("gateway", "access.denied").subject("0xabc").remote(Some("127.0.0.1")))
-        .await
-        .unwrap();
+    store.audit(&AuditEntry::new("gateway", "access.denied").subject("0xabc").remote(Some("127.0.0.1"))).await.unwrap();
     let rows = store.audit_entries(None, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].remote_addr.as_deref(), Some("127.0.0.1"));
@@ -88,7 +86,11 @@ store_test!(attendance_counts_time_before_the_start_apart, |store: Store| async 
     let closed = AttendanceChange::Closed { session_id: "s-early".into(), at: end + 69_000, reason: "left".into() };
     store.record_attendance(&[opened, closed]).await.unwrap();
     let rows = store.attendance_sessions(event_id).await.unwrap();
-    assert_eq!((rows[0].early_secs, rows[0].duration_secs), (Some(60), Some(240)), "309 s in the room, 240 s of the event");
+    assert_eq!(
+        (rows[0].early_secs, rows[0].duration_secs),
+        (Some(60), Some(240)),
+        "309 s in the room, 240 s of the event"
+    );
 });
 
 store_test!(a_pairing_is_signed_once_and_delivered_once_even_when_raced, |store: Store| async move {
@@ -100,11 +102,13 @@ store_test!(a_pairing_is_signed_once_and_delivered_once_even_when_raced, |store:
     // Only the opener's secret finds it from the waiting side; the row keeps no secret in clear.
     assert!(store.pairing_for_waiter(&opened.code, "guess").await.unwrap().is_none());
     assert!(store.pairing_for_waiter(&opened.code, &opened.secret).await.unwrap().is_some());
-    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM pairings").fetch_one(store.raw_pool()).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT secret_hash FROM pairings").fetch_one(store.raw_pool()).await.unwrap();
     assert_ne!(stored, opened.secret);
 
     // Eight phones submit at once: one wins, the others find it used.
-    let signed = |n: usize| PairedSignature { wallet: "alice".into(), message: "Sign in".into(), signature: format!("sig{n}") };
+    let signed =
+        |n: usize| PairedSignature { wallet: "alice".into(), message: "Sign in".into(), signature: format!("sig{n}") };
     let racers: Vec<_> = (0..8)
         .map(|n| {
             let (store, code, s) = (store.clone(), opened.code.clone(), signed(n));

@@ -67,10 +67,7 @@ pub async fn spawn_peer(port: u16) -> Spawned {
 pub async fn wait_udp_bound(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing bound UDP port {port} within 5 s"
-        );
+        assert!(Instant::now() < deadline, "nothing bound UDP port {port} within 5 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -87,11 +84,8 @@ impl UclientRun {
     /// The figure after the last occurrence of `key` (e.g. `tot_recv_msgs=`).
     pub fn figure(&self, key: &str) -> Option<u64> {
         let at = self.output.rfind(key)? + key.len();
-        let digits: String = self.output[at..]
-            .trim_start_matches([' ', '~'])
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
+        let digits: String =
+            self.output[at..].trim_start_matches([' ', '~']).chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse().ok()
     }
 
@@ -173,9 +167,5 @@ pub async fn run_uclient(
         .expect("run turnutils_uclient");
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    UclientRun {
-        success: output.status.success(),
-        elapsed: started.elapsed(),
-        output: text,
-    }
+    UclientRun { success: output.status.success(), elapsed: started.elapsed(), output: text }
 }

@@ -14,9 +14,7 @@ pub async fn spawn_relay(tweak: impl FnOnce(&mut TurnConfig)) -> (TurnRelay, Ses
     let mut config = TurnConfig::loopback(SECRET);
     tweak(&mut config);
     let sessions = SessionRegistry::new();
-    let relay = TurnRelay::start(config, sessions.clone())
-        .await
-        .expect("start relay");
+    let relay = TurnRelay::start(config, sessions.clone()).await.expect("start relay");
     (relay, sessions)
 }
 
@@ -32,9 +30,7 @@ pub fn admit(relay: &TurnRelay, session: &str) -> (SessionId, TurnCredentials) {
 pub fn expired(relay: &TurnRelay, session: &str) -> TurnCredentials {
     let id = SessionId::parse(session).unwrap();
     relay.sessions().register(id.clone());
-    relay
-        .config()
-        .issue(&id, SystemTime::now() - Duration::from_secs(3600))
+    relay.config().issue(&id, SystemTime::now() - Duration::from_secs(3600))
 }
 
 /// Polls `cond` for up to 5 s.

@@ -11,56 +11,28 @@ use common::{admit, expired, spawn_relay};
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn small_load(tcp: bool) -> Load {
-    Load {
-        clients: 2,
-        messages: 20,
-        length: 200,
-        interval_ms: 20,
-        tcp,
-        tls: false,
-    }
+    Load { clients: 2, messages: 20, length: 200, interval_ms: 20, tcp, tls: false }
 }
 
 async fn relayed_round_trip(tcp: bool) {
     coturn::require_coturn();
     let (relay, _) = spawn_relay(|_| {}).await;
-    let server = if tcp {
-        relay.tcp_addr()
-    } else {
-        relay.udp_addr()
-    }
-    .unwrap();
+    let server = if tcp { relay.tcp_addr() } else { relay.udp_addr() }.unwrap();
     let peer_port = coturn::free_port();
     let _peer = coturn::spawn_peer(peer_port).await;
     let (_, creds) = admit(&relay, "uclient-ok");
 
     let load = small_load(tcp);
-    let run = coturn::run_uclient(
-        server,
-        &creds.username,
-        &creds.credential,
-        peer_port,
-        &load,
-        TIMEOUT,
-    )
-    .await;
+    let run = coturn::run_uclient(server, &creds.username, &creds.credential, peer_port, &load, TIMEOUT).await;
 
     let expected = u64::from(load.clients * load.messages);
     assert!(run.success, "uclient failed:\n{}", run.output);
     assert_eq!(run.sent_msgs(), expected, "sent count\n{}", run.output);
-    assert_eq!(
-        run.received_msgs(),
-        expected,
-        "echoed count\n{}",
-        run.output
-    );
+    assert_eq!(run.received_msgs(), expected, "echoed count\n{}", run.output);
     assert_eq!(run.lost_packets(), Some(0), "lost packets\n{}", run.output);
     let stats = relay.stats().snapshot();
     // uclient allocates a reserved even/odd pair per client (RESERVATION-TOKEN), hence `>=`.
-    assert!(
-        stats.allocations_total >= u64::from(load.clients),
-        "{stats:?}"
-    );
+    assert!(stats.allocations_total >= u64::from(load.clients), "{stats:?}");
     assert!(
         stats.bytes_to_peers >= expected * u64::from(load.length)
             && stats.bytes_from_peers >= expected * u64::from(load.length),
@@ -118,7 +90,10 @@ async fn uclient_relays_over_tls() {
 
 #[tokio::test]
 async fn a_tls_listener_without_its_certificate_files_is_a_configuration_error() {
-    let config = turn_relay::TurnConfig { listen_tls: Some("127.0.0.1:0".parse().unwrap()), ..turn_relay::TurnConfig::loopback("a-secret-of-sixteen-bytes") };
+    let config = turn_relay::TurnConfig {
+        listen_tls: Some("127.0.0.1:0".parse().unwrap()),
+        ..turn_relay::TurnConfig::loopback("a-secret-of-sixteen-bytes")
+    };
     let err = turn_relay::TurnRelay::start(config, turn_relay::SessionRegistry::new()).await.err().expect("refused");
     assert!(err.to_string().contains("tls_cert_file"), "{err}");
 }
@@ -127,32 +102,11 @@ async fn a_tls_listener_without_its_certificate_files_is_a_configuration_error()
 async fn refused_run(relay: &turn_relay::TurnRelay, username: &str, password: &str) -> UclientRun {
     let peer_port = coturn::free_port();
     let _peer = coturn::spawn_peer(peer_port).await;
-    let load = Load {
-        clients: 1,
-        messages: 5,
-        ..small_load(false)
-    };
-    let run = coturn::run_uclient(
-        relay.udp_addr().unwrap(),
-        username,
-        password,
-        peer_port,
-        &load,
-        TIMEOUT,
-    )
-    .await;
+    let load = Load { clients: 1, messages: 5, ..small_load(false) };
+    let run = coturn::run_uclient(relay.udp_addr().unwrap(), username, password, peer_port, &load, TIMEOUT).await;
     assert!(!run.success, "uclient should have failed:\n{}", run.output);
-    assert_eq!(
-        run.received_msgs(),
-        0,
-        "nothing may be relayed:\n{}",
-        run.output
-    );
-    assert_eq!(
-        relay.stats().snapshot().allocations_total,
-        0,
-        "no allocation may be made"
-    );
+    assert_eq!(run.received_msgs(), 0, "nothing may be relayed:\n{}", run.output);
+    assert_eq!(relay.stats().snapshot().allocations_total, 0, "no allocation may be made");
     run
 }
 
@@ -162,11 +116,7 @@ async fn uclient_refused_with_expired_credential() {
     let (relay, _) = spawn_relay(|_| {}).await;
     let creds = expired(&relay, "uclient-expired");
     let run = refused_run(&relay, &creds.username, &creds.credential).await;
-    assert!(
-        run.output.contains("Cannot complete Allocation"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("Cannot complete Allocation"), "{}", run.output);
     let stats = relay.stats().snapshot();
     assert!(stats.auth_failures_expired > 0, "{stats:?}");
     assert_eq!(stats.auth_failures_forged, 0);
@@ -179,11 +129,7 @@ async fn uclient_refused_with_forged_credential() {
     let (_, creds) = admit(&relay, "uclient-forged");
     let forged = turn_relay::credentials::password("not-the-shared-secret", &creds.username);
     let run = refused_run(&relay, &creds.username, &forged).await;
-    assert!(
-        run.output.contains("Cannot complete Allocation"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("Cannot complete Allocation"), "{}", run.output);
     let stats = relay.stats().snapshot();
     assert!(stats.auth_failures_forged > 0, "{stats:?}");
     assert_eq!(stats.auth_failures_expired, 0);
@@ -196,11 +142,7 @@ async fn uclient_refused_for_unknown_or_revoked_session() {
     let (id, creds) = admit(&relay, "uclient-kicked");
     relay.revoke_session(&id).await;
     let run = refused_run(&relay, &creds.username, &creds.credential).await;
-    assert!(
-        run.output.contains("Cannot complete Allocation"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("Cannot complete Allocation"), "{}", run.output);
     assert!(relay.stats().snapshot().auth_failures_unknown_session > 0);
 }
 
@@ -212,32 +154,13 @@ async fn uclient_refused_when_peer_is_denied() {
     let peer_port = coturn::free_port();
     let _peer = coturn::spawn_peer(peer_port).await;
     let (_, creds) = admit(&relay, "uclient-denied");
-    let load = Load {
-        clients: 1,
-        messages: 5,
-        ..small_load(false)
-    };
-    let run = coturn::run_uclient(
-        relay.udp_addr().unwrap(),
-        &creds.username,
-        &creds.credential,
-        peer_port,
-        &load,
-        TIMEOUT,
-    )
-    .await;
+    let load = Load { clients: 1, messages: 5, ..small_load(false) };
+    let run =
+        coturn::run_uclient(relay.udp_addr().unwrap(), &creds.username, &creds.credential, peer_port, &load, TIMEOUT)
+            .await;
 
-    assert!(
-        run.output.contains("error 403"),
-        "expected 403 Forbidden:\n{}",
-        run.output
-    );
-    assert_eq!(
-        run.received_msgs(),
-        0,
-        "nothing may be relayed:\n{}",
-        run.output
-    );
+    assert!(run.output.contains("error 403"), "expected 403 Forbidden:\n{}", run.output);
+    assert_eq!(run.received_msgs(), 0, "nothing may be relayed:\n{}", run.output);
     let stats = relay.stats().snapshot();
     assert!(stats.peer_denied > 0, "{stats:?}");
     assert_eq!(stats.bytes_to_peers, 0, "{stats:?}");

@@ -62,16 +62,10 @@ async fn allocates_and_relays_to_a_loopback_peer_and_back() {
 
     let client = connect(&relay, &creds).await;
     let relayed = client.allocate().await.expect("allocate");
-    assert_eq!(
-        relayed.local_addr().unwrap().ip(),
-        relay.config().announced_ip().unwrap()
-    );
+    assert_eq!(relayed.local_addr().unwrap().ip(), relay.config().announced_ip().unwrap());
 
     // The first send_to also creates the permission for `peer`.
-    relayed
-        .send_to(b"hello through the relay", peer)
-        .await
-        .unwrap();
+    relayed.send_to(b"hello through the relay", peer).await.unwrap();
     let (data, from) = recv_within(&relayed, 2000).await.expect("echo from peer");
     assert_eq!(data, b"hello through the relay");
     assert_eq!(from, peer);
@@ -102,32 +96,17 @@ async fn revoking_a_session_closes_its_allocations_and_refuses_new_ones() {
     relay.revoke_session(&kicked).await;
 
     let stats = relay.stats().snapshot();
-    assert_eq!(
-        stats.allocations_active, 1,
-        "only the bystander's allocation is left: {stats:?}"
-    );
+    assert_eq!(stats.allocations_active, 1, "only the bystander's allocation is left: {stats:?}");
     assert_eq!(stats.revoked_allocations, 1);
     relayed.send_to(b"after", peer).await.ok();
-    assert!(
-        recv_within(&relayed, 500).await.is_none(),
-        "a revoked allocation must not relay"
-    );
+    assert!(recv_within(&relayed, 500).await.is_none(), "a revoked allocation must not relay");
 
     let again = connect(&relay, &creds).await;
-    assert!(
-        again.allocate().await.is_err(),
-        "a revoked session's credential must be refused"
-    );
+    assert!(again.allocate().await.is_err(), "a revoked session's credential must be refused");
     assert!(relay.stats().snapshot().auth_failures_unknown_session > 0);
 
-    bystander_relayed
-        .send_to(b"still here", peer)
-        .await
-        .unwrap();
-    assert!(
-        recv_within(&bystander_relayed, 2000).await.is_some(),
-        "others are unaffected"
-    );
+    bystander_relayed.send_to(b"still here", peer).await.unwrap();
+    assert!(recv_within(&bystander_relayed, 2000).await.is_some(), "others are unaffected");
     relay.shutdown().await;
 }
 
@@ -141,10 +120,7 @@ async fn registry_revoke_alone_also_tears_down_in_the_background() {
 
     sessions.revoke(&id);
     let stats = relay.stats();
-    eventually("allocation closed", || {
-        stats.snapshot().allocations_active == 0
-    })
-    .await;
+    eventually("allocation closed", || stats.snapshot().allocations_active == 0).await;
     relay.shutdown().await;
 }
 
@@ -157,17 +133,11 @@ async fn allocation_quota_is_per_credential() {
     let first = connect(&relay, &creds).await;
     let _a = first.allocate().await.expect("first allocation");
     let second = connect(&relay, &creds).await;
-    assert!(
-        second.allocate().await.is_err(),
-        "second allocation on one credential"
-    );
+    assert!(second.allocate().await.is_err(), "second allocation on one credential");
     assert_eq!(relay.stats().snapshot().quota_rejections, 1);
 
     let third = connect(&relay, &other).await;
-    let _b = third
-        .allocate()
-        .await
-        .expect("another credential has its own quota");
+    let _b = third.allocate().await.expect("another credential has its own quota");
     relay.shutdown().await;
 }
 
@@ -187,9 +157,7 @@ async fn byte_rate_limit_drops_excess_datagrams() {
 
     let mut received = 0;
     let mut buf = [0u8; 1500];
-    while let Ok(Ok(_)) =
-        tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf)).await
-    {
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf)).await {
         received += 1;
     }
     // A one-second bucket of 2000 bytes passes 4 datagrams of 500 (a few more if time passes).

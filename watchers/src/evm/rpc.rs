@@ -109,7 +109,12 @@ impl Log {
             return Err("token amount beyond 128 bits".into());
         }
         let units = u128::from_str_radix(&data[32..], 16).map_err(|_| "bad Transfer amount")?;
-        Ok(TokenLog { contract: self.address.to_ascii_lowercase(), from: address(&self.topics[1])?, to: address(&self.topics[2])?, units })
+        Ok(TokenLog {
+            contract: self.address.to_ascii_lowercase(),
+            from: address(&self.topics[1])?,
+            to: address(&self.topics[2])?,
+            units,
+        })
     }
 }
 
@@ -161,7 +166,8 @@ impl EvmRpc {
                 }
                 let result = answer.get("result").cloned().unwrap_or(Value::Null);
                 slots[id] = Some(
-                    serde_json::from_value(result).map_err(|e| WatchError::Rpc(format!("{method}: unexpected result: {e}")))?,
+                    serde_json::from_value(result)
+                        .map_err(|e| WatchError::Rpc(format!("{method}: unexpected result: {e}")))?,
                 );
             }
             slots.into_iter().map(|s| s.ok_or_else(|| WatchError::Rpc(format!("{method}: missing answer")))).collect()
@@ -176,7 +182,9 @@ impl EvmRpc {
 
     pub async fn block_number(&self) -> Result<i64, WatchError> {
         let n: String = self.call("eth_blockNumber", json!([])).await?;
-        parse_quantity(&n).and_then(|v| i64::try_from(v).ok()).ok_or_else(|| WatchError::Rpc(format!("bad block number {n}")))
+        parse_quantity(&n)
+            .and_then(|v| i64::try_from(v).ok())
+            .ok_or_else(|| WatchError::Rpc(format!("bad block number {n}")))
     }
 
     /// The node's `finalized` block height; `None` when the node has no such tag (or no finalized block yet).
@@ -242,6 +250,9 @@ mod tests {
         }))
         .unwrap();
         let t = log.as_transfer().unwrap();
-        assert_eq!((t.to.as_str(), t.units, t.contract.as_str()), ("0x9858effd232b4033e47d90003d41ec34ecaeda94", 1_000_000, "0xtoken"));
+        assert_eq!(
+            (t.to.as_str(), t.units, t.contract.as_str()),
+            ("0x9858effd232b4033e47d90003d41ec34ecaeda94", 1_000_000, "0xtoken")
+        );
     }
 }

@@ -36,7 +36,8 @@ store_test!(payment_in_two_outputs_is_credited_after_two_blocks, |store: Store| 
     let q = quote(&p, event_id, Currency::Btc).await;
     assert_eq!(q.payment_address, FIRST_ADDRESS, "the BIP-84 account's first receiving address");
 
-    let txid = esplora.broadcast(payment(1, &[(&q.payment_address, 60_000), (OTHER, 5_000), (&q.payment_address, 40_000)]));
+    let txid =
+        esplora.broadcast(payment(1, &[(&q.payment_address, 60_000), (OTHER, 5_000), (&q.payment_address, 40_000)]));
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.reported_pending, 2, "two outputs seen in the mempool");
     assert_eq!(reload(&p, &q).await.status, "seen");
@@ -249,18 +250,26 @@ store_test!(a_reorg_after_crediting_reverses_the_payment_and_a_relanded_one_rest
     assert_eq!(refused.unwrap_err(), ticketing::attendance::Refusal::TicketInvalid("payment_reversed".into()));
     assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "orphaned".to_string())]);
     let sale: Vec<(String, String)> =
-        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.raw_pool()).await.unwrap();
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id")
+            .bind(&q.id)
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(sale, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
-    let (held, sold): (i64, i64) =
-        sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1").bind(event_id).fetch_one(store.raw_pool()).await.unwrap();
-    assert_eq!((held, sold), (0, 0), "the seat is back on sale");
-    let q1 = reload(&p, &q).await;
-    assert_eq!((q1.status.as_str(), q1.received_units.as_str()), ("awaiting_payment", "0"));
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
-        .bind(txid.to_string())
+    let (held, sold): (i64, i64) = sqlx::query_as("SELECT seats_held, tickets_sold FROM events WHERE id = $1")
+        .bind(event_id)
         .fetch_one(store.raw_pool())
         .await
         .unwrap();
+    assert_eq!((held, sold), (0, 0), "the seat is back on sale");
+    let q1 = reload(&p, &q).await;
+    assert_eq!((q1.status.as_str(), q1.received_units.as_str()), ("awaiting_payment", "0"));
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+            .bind(txid.to_string())
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(audited, 1);
     assert_eq!(ctx.metrics().payments_reversed.get(), 1);
     // Reversing is idempotent: the next tick finds nothing more to reverse.
@@ -275,7 +284,11 @@ store_test!(a_reorg_after_crediting_reverses_the_payment_and_a_relanded_one_rest
     assert_eq!((back.id, back.status.as_str()), (t.id, "valid"));
     assert_eq!(payments(&store, &q).await, vec![(txid.to_string(), 0, "credited".to_string())]);
     let sale: Vec<(String, String)> =
-        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.raw_pool()).await.unwrap();
+        sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id")
+            .bind(&q.id)
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(sale, vec![("commission".into(), "pending".into()), ("payout".into(), "pending".into())]);
 });
 
@@ -290,14 +303,26 @@ store_test!(a_rescan_records_a_payment_made_after_the_watch_window, |store: Stor
     let event_id = event(&store, 10, Currency::Btc, "0.001").await;
     let now = ticketing::now_ms();
     let days = |n: i64| n * 24 * 3_600_000;
-    sqlx::query("UPDATE events SET sales_start = $2 WHERE id = $1").bind(event_id).bind(now - days(10)).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE events SET sales_start = $2 WHERE id = $1")
+        .bind(event_id)
+        .bind(now - days(10))
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
     let q = p
-        .create_quote(ticketing::purchases::QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() }, now - days(9))
+        .create_quote(
+            ticketing::purchases::QuoteRequest { event_id, currency: Currency::Btc, wallet_address: BTC_BUYER.into() },
+            now - days(9),
+        )
         .await
         .unwrap();
     assert_eq!(p.expire_quotes(None, now).await.unwrap(), 1);
     // Closed nine days ago, as far as the store says.
-    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1").bind(&q.id).execute(store.raw_pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET updated_at = expires_at WHERE id = $1")
+        .bind(&q.id)
+        .execute(store.raw_pool())
+        .await
+        .unwrap();
 
     let ctx = context(&p, Chain::Btc);
     let mut w = started(&esplora, &ctx).await;
@@ -321,10 +346,15 @@ store_test!(a_rescan_records_a_payment_made_after_the_watch_window, |store: Stor
     let again = rescan(&config, Chain::Btc, RescanFrom::Height(100), p.clone()).await.unwrap();
     assert_eq!(again.reported, 1, "reported again, recognised");
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
-    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.raw_pool()).await.unwrap();
+    let entries: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!((tickets, entries, payments(&store, &q).await.len()), (1, 2, 1));
     let after = store.watcher_cursor(Chain::Btc).await.unwrap().unwrap();
-    assert_eq!((after.height, after.block_hash), (cursor.height, cursor.block_hash), "the watcher's cursor is not moved");
+    assert_eq!(
+        (after.height, after.block_hash),
+        (cursor.height, cursor.block_hash),
+        "the watcher's cursor is not moved"
+    );
 });
 
 #[test]

@@ -132,7 +132,10 @@ store_test!(erc20_transfers_are_found_in_logs, |store: Store| async move {
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.token_transfers.len(), 1);
     let t = &r.token_transfers[0];
-    assert_eq!((t.symbol.as_str(), t.units, t.txid.as_str(), t.contract.as_str()), ("USDC", 25_000_000, txid.as_str(), token.as_str()));
+    assert_eq!(
+        (t.symbol.as_str(), t.units, t.txid.as_str(), t.contract.as_str()),
+        ("USDC", 25_000_000, txid.as_str(), token.as_str())
+    );
     assert_eq!((t.quote_id.as_deref(), t.confirmations, t.is_final), (Some(q.id.as_str()), 1, false));
     assert_eq!(t.from_address.as_deref(), Some(anvil.accounts[0].as_str()));
 
@@ -148,7 +151,12 @@ store_test!(erc20_transfers_are_found_in_logs, |store: Store| async move {
 /// The ETH watcher crediting `token` as USDC.ETH, counting 2 confirmations.
 fn with_usdc(anvil: &Anvil, token: &str) -> EvmWatcherConfig {
     let mut config = counting(anvil, 2);
-    config.tokens = vec![TokenConfig { symbol: "USDC".into(), contract: token.into(), decimals: 6, currency: Some(Currency::UsdcEth) }];
+    config.tokens = vec![TokenConfig {
+        symbol: "USDC".into(),
+        contract: token.into(),
+        decimals: 6,
+        currency: Some(Currency::UsdcEth),
+    }];
     config
 }
 
@@ -184,7 +192,10 @@ store_test!(usdc_payment_issues_the_ticket_with_the_exact_split, |store: Store| 
     let r = w.poll_once(&ctx).await.unwrap();
     assert_eq!(r.reported_final, 1);
     let t = ticket(&p, &q).await.expect("ticket once the token transfer is final");
-    assert_eq!((t.currency.as_str(), t.amount_paid_units.as_str(), t.wallet_address.as_str()), ("USDC.ETH", "25000003", EVM_BUYER));
+    assert_eq!(
+        (t.currency.as_str(), t.amount_paid_units.as_str(), t.wallet_address.as_str()),
+        ("USDC.ETH", "25000003", EVM_BUYER)
+    );
     // The transfer is output 1 + logIndex (the block's only log: index 0).
     assert_eq!(payments(&store, &q).await, vec![(txid, 1, "credited".to_string())]);
     assert_eq!(
@@ -227,7 +238,11 @@ store_test!(underpaid_or_wrong_currency_token_payments_are_not_credited, |store:
     assert!(payments(&store, &eth).await.is_empty() && ledger(&store, &eth).await.is_empty());
     // logIndex counts the block's logs: this transfer's is the second.
     let stray: (i64, String, Option<String>) =
-        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1").bind(&wrong).fetch_one(store.raw_pool()).await.unwrap();
+        sqlx::query_as("SELECT output_index, status, quote_id FROM payments WHERE txid = $1")
+            .bind(&wrong)
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(stray, (2, "refund_due".to_string(), None));
     let refund: (String, String, String, Option<String>) = sqlx::query_as(
         "SELECT l.reason, l.currency, l.amount_units, l.recipient FROM ledger_entries l JOIN payments p ON p.id = l.payment_id WHERE p.txid = $1",
@@ -341,7 +356,8 @@ store_test!(restart_resumes_from_the_cursor_and_credits_nothing_twice, |store: S
     assert_eq!(outcome, PaymentOutcome::AlreadyProcessed);
     assert_eq!(ticket(&p, &q).await.unwrap().id, t.id);
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(store.raw_pool()).await.unwrap();
-    let sales: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.raw_pool()).await.unwrap();
+    let sales: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries").fetch_one(store.raw_pool()).await.unwrap();
     assert_eq!((tickets, sales), (1, 2), "one ticket, one commission and one payout");
 });
 
@@ -408,17 +424,22 @@ store_test!(a_reorg_after_crediting_reverses_the_payment, |store: Store| async m
     if statuses == ["orphaned"] {
         assert_eq!(t.status, "payment_reversed");
         let ledger: Vec<(String, String)> =
-            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id").bind(&q.id).fetch_all(store.raw_pool()).await.unwrap();
+            sqlx::query_as("SELECT kind, status FROM ledger_entries WHERE quote_id = $1 ORDER BY id")
+                .bind(&q.id)
+                .fetch_all(store.raw_pool())
+                .await
+                .unwrap();
         assert_eq!(ledger, vec![("commission".into(), "cancelled".into()), ("payout".into(), "cancelled".into())]);
     } else {
         assert_eq!(statuses, ["credited"]);
         assert_eq!(t.status, "valid");
     }
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
-        .bind(&txid)
-        .fetch_one(store.raw_pool())
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.reversed' AND subject = $1")
+            .bind(&txid)
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(audited, 1);
 });
 

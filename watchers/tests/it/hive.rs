@@ -27,7 +27,8 @@ const ACCOUNT: &str = "dlux-tickets";
 /// applied. It returns operations of reversible blocks even though the watcher asks it not to, as a node
 /// without that parameter would: the watcher must hold them back by itself.
 async fn hived(vars: &[(&str, String)], irreversible: Arc<AtomicI64>) -> ReplayServer {
-    let history: Vec<Value> = result_of(fixture("hive/get_account_history.json", vars))["history"].as_array().unwrap().clone();
+    let history: Vec<Value> =
+        result_of(fixture("hive/get_account_history.json", vars))["history"].as_array().unwrap().clone();
     hived_serving(history, irreversible).await
 }
 
@@ -76,7 +77,8 @@ async fn event(store: &Store, price: &str, currency: &str) -> i64 {
 }
 
 store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| async move {
-    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
+    let p =
+        Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
     let e_hive = event(&store, "25000", "HIVE").await;
     let e_hbd = event(&store, "10000", "HBD").await;
     let quote = |event_id: i64, currency: Currency, wallet: &str| {
@@ -112,13 +114,29 @@ store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| asyn
     assert_eq!(pass.pages, 4);
     let outcomes: Vec<(String, i64, Option<PaymentOutcome>)> =
         pass.reported.iter().map(|(r, o)| (r.from_address.clone().unwrap(), r.output_index, o.clone())).collect();
-    let outcome_of = |from: &str| outcomes.iter().find(|(f, _, _)| f == from).map(|(_, _, o)| o.clone()).unwrap_or_else(|| panic!("{from} not reported"));
+    let outcome_of = |from: &str| {
+        outcomes
+            .iter()
+            .find(|(f, _, _)| f == from)
+            .map(|(_, _, o)| o.clone())
+            .unwrap_or_else(|| panic!("{from} not reported"))
+    };
     assert!(matches!(outcome_of("buyer-one"), Some(PaymentOutcome::TicketIssued { .. })));
     assert_eq!(outcome_of("buyer-two"), Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
-    assert_eq!(outcome_of("buyer-three"), Some(PaymentOutcome::Partial { remaining: Amount::new(Currency::Hive, 15_000) }));
-    assert_eq!(outcome_of("buyer-four"), Some(PaymentOutcome::RefundDue { reason: "unmatched" }), "a memo for an event that does not exist");
+    assert_eq!(
+        outcome_of("buyer-three"),
+        Some(PaymentOutcome::Partial { remaining: Amount::new(Currency::Hive, 15_000) })
+    );
+    assert_eq!(
+        outcome_of("buyer-four"),
+        Some(PaymentOutcome::RefundDue { reason: "unmatched" }),
+        "a memo for an event that does not exist"
+    );
     assert!(matches!(outcome_of("buyer-five"), Some(PaymentOutcome::TicketIssued { .. })), "HBD in the NAI form");
-    assert!(matches!(outcome_of("buyer-six"), Some(PaymentOutcome::TicketIssued { .. })), "the seed's memo without a quote id");
+    assert!(
+        matches!(outcome_of("buyer-six"), Some(PaymentOutcome::TicketIssued { .. })),
+        "the seed's memo without a quote id"
+    );
     assert!(p.ticket_for_quote(&q_seed.id).await.unwrap().is_some());
     assert_eq!(pass.reported.len(), 6, "{outcomes:?}");
     // The encrypted memo and the HBD payment share a transaction: the payment is output 1.
@@ -131,7 +149,8 @@ store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| asyn
     assert_eq!(w.cursor().sequence, 10);
     assert_eq!(p.quote(&q_late.id).await.unwrap().unwrap().status, "awaiting_payment");
     let refund = p.ledger("refund", true, NOW).await.unwrap();
-    let reasons: Vec<(&str, &str)> = refund.iter().map(|r| (r.reason.as_str(), r.recipient.as_deref().unwrap_or(""))).collect();
+    let reasons: Vec<(&str, &str)> =
+        refund.iter().map(|r| (r.reason.as_str(), r.recipient.as_deref().unwrap_or(""))).collect();
     assert!(reasons.contains(&("wrong_currency", "buyer-two")), "{reasons:?}");
     assert!(reasons.contains(&("unmatched", "buyer-four")), "{reasons:?}");
 
@@ -160,11 +179,25 @@ store_test!(transfers_are_matched_by_memo_once_irreversible, |store: Store| asyn
 
 store_test!(a_restarted_watcher_reports_idempotently, |store: Store| async move {
     // Without a saved cursor the whole history is read again; ticketing answers AlreadyProcessed.
-    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
+    let p =
+        Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
     let e_hive = event(&store, "25000", "HIVE").await;
-    let q = p.create_quote(QuoteRequest { event_id: e_hive, currency: Currency::Hive, wallet_address: "buyer-one".into() }, NOW).await.unwrap();
-    let vars = [("E_HIVE", e_hive.to_string()), ("E_HBD", "424242".into()), ("Q_EXACT", q.id.clone()),
-        ("Q_WRONGCUR", "q_none1".into()), ("Q_PARTIAL", "q_none2".into()), ("Q_HBD", "q_none3".into()), ("Q_LATE", "q_none4".into())];
+    let q = p
+        .create_quote(
+            QuoteRequest { event_id: e_hive, currency: Currency::Hive, wallet_address: "buyer-one".into() },
+            NOW,
+        )
+        .await
+        .unwrap();
+    let vars = [
+        ("E_HIVE", e_hive.to_string()),
+        ("E_HBD", "424242".into()),
+        ("Q_EXACT", q.id.clone()),
+        ("Q_WRONGCUR", "q_none1".into()),
+        ("Q_PARTIAL", "q_none2".into()),
+        ("Q_HBD", "q_none3".into()),
+        ("Q_LATE", "q_none4".into()),
+    ];
     let server = hived(&vars, Arc::new(AtomicI64::new(99_002_000))).await;
     let ctx = WatchContext::new(Chain::Hive, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(|| NOW));
     let first = HiveWatcher::new(HiveConfig::new(&server.url, ACCOUNT)).scan(&ctx).await.unwrap();
@@ -194,9 +227,16 @@ fn transfer(sequence: i64, block: i64, from: &str, units: u64, nai: &str, memo: 
 // 10 HIVE. The stray HBD is recorded on its own, owed back to its sender; the buyer's quote is untouched by it
 // and gets its ticket; nothing is refunded to the buyer. A third party's HIVE with the memo is stray too.
 store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |store: Store| async move {
-    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
+    let p =
+        Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new(ACCOUNT), &[7u8; 32]);
     let e_hive = event(&store, "10000", "HIVE").await;
-    let q = p.create_quote(QuoteRequest { event_id: e_hive, currency: Currency::Hive, wallet_address: "buyer-one".into() }, NOW).await.unwrap();
+    let q = p
+        .create_quote(
+            QuoteRequest { event_id: e_hive, currency: Currency::Hive, wallet_address: "buyer-one".into() },
+            NOW,
+        )
+        .await
+        .unwrap();
     let memo = q.memo.clone().expect("a Hive quote has a memo");
     let history = vec![
         transfer(0, 99_000_001, "mallory", 1, "@@000000013", &memo),
@@ -213,12 +253,19 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
     assert_eq!(pass.reported.len(), 1);
     assert_eq!(pass.reported[0].1, Some(PaymentOutcome::RefundDue { reason: "wrong_currency" }));
     let after = p.quote(&q.id).await.unwrap().unwrap();
-    assert_eq!((after.status.as_str(), after.received_units.as_str()), ("awaiting_payment", "0"), "the stray left the quote alone");
+    assert_eq!(
+        (after.status.as_str(), after.received_units.as_str()),
+        ("awaiting_payment", "0"),
+        "the stray left the quote alone"
+    );
 
     irreversible.store(99_000_003, Ordering::SeqCst);
     let pass = w.scan(&ctx).await.unwrap();
     let outcomes: Vec<_> = pass.reported.iter().map(|(r, o)| (r.from_address.clone().unwrap(), o.clone())).collect();
-    assert!(matches!(outcomes[0], (ref f, Some(PaymentOutcome::TicketIssued { .. })) if f == "buyer-one"), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], (ref f, Some(PaymentOutcome::TicketIssued { .. })) if f == "buyer-one"),
+        "{outcomes:?}"
+    );
     assert_eq!(outcomes[1], ("mallory".to_string(), Some(PaymentOutcome::RefundDue { reason: "third_party" })));
     assert_eq!(p.quote(&q.id).await.unwrap().unwrap().status, "paid");
 
@@ -230,13 +277,22 @@ store_test!(a_stray_payment_with_the_buyers_memo_does_not_touch_the_quote, |stor
     .fetch_all(store.raw_pool())
     .await
     .unwrap();
-    assert_eq!(refunds, vec![
-        ("wrong_currency".into(), "HBD".into(), "1".into(), Some("mallory".into()), None),
-        ("third_party".into(), "HIVE".into(), "10000".into(), Some("mallory".into()), None),
-    ]);
+    assert_eq!(
+        refunds,
+        vec![
+            ("wrong_currency".into(), "HBD".into(), "1".into(), Some("mallory".into()), None),
+            ("third_party".into(), "HIVE".into(), "10000".into(), Some("mallory".into()), None),
+        ]
+    );
     let strays: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id").fetch_all(store.raw_pool()).await.unwrap();
+        sqlx::query_as("SELECT quote_id, status FROM payments WHERE from_address = 'mallory' ORDER BY id")
+            .fetch_all(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(strays, vec![(None, "refund_due".to_string()), (None, "refund_due".to_string())]);
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'").fetch_one(store.raw_pool()).await.unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payment.stray'")
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(audited, 2);
 });

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chains::signature::{self, HiveKeySource, VerifyOptions};
-use watchers::HiveRpcKeySource;
 use chains::Chain;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use watchers::HiveRpcKeySource;
 
 fn vectors() -> Value {
     let path = format!("{}/../chains/tests/vectors/hive.json", env!("CARGO_MANIFEST_DIR"));

@@ -17,14 +17,19 @@ const OTHER: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
 #[tokio::test]
 async fn a_bitcoin_transaction_is_checked_against_the_address_it_should_pay() {
     let esplora = Esplora::start(10).await;
-    let lookup = TransferLookup::new(&WatchersConfig { btc: Some(BtcWatcherConfig::new(&esplora.url)), ..Default::default() }).unwrap();
+    let lookup =
+        TransferLookup::new(&WatchersConfig { btc: Some(BtcWatcherConfig::new(&esplora.url)), ..Default::default() })
+            .unwrap();
     assert!(lookup.watches(Chain::Btc) && !lookup.watches(Chain::Eth));
     // Two outputs to the creator (summed) and change elsewhere; found in the mempool and once mined.
     let txid = esplora.broadcast(payment(1, &[(CREATOR, 60_000), (OTHER, 5_000), (CREATOR, 40_000)])).to_string();
     let check = lookup.check(Currency::Btc, &txid, CREATOR).await.unwrap();
     assert_eq!(check, Some(TransferCheck::Pays(Amount::new(Currency::Btc, 100_000))));
     esplora.mine();
-    assert_eq!(lookup.check(Currency::Btc, &txid, CREATOR).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Btc, 100_000))));
+    assert_eq!(
+        lookup.check(Currency::Btc, &txid, CREATOR).await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Btc, 100_000)))
+    );
     let elsewhere = esplora.broadcast(payment(2, &[(OTHER, 100_000)])).to_string();
     assert_eq!(lookup.check(Currency::Btc, &elsewhere, CREATOR).await.unwrap(), Some(TransferCheck::PaysElsewhere));
     let unknown = "ab".repeat(32);
@@ -42,7 +47,12 @@ async fn an_evm_transaction_is_checked_for_the_coin_and_a_configured_token() {
     let anvil = Anvil::start().await;
     let token = anvil.deploy_token().await;
     let mut config = EvmWatcherConfig::new(Chain::Eth, &anvil.url);
-    config.tokens = vec![TokenConfig { symbol: "USDC".into(), contract: token.clone(), decimals: 6, currency: Some(Currency::UsdcEth) }];
+    config.tokens = vec![TokenConfig {
+        symbol: "USDC".into(),
+        contract: token.clone(),
+        decimals: 6,
+        currency: Some(Currency::UsdcEth),
+    }];
     let lookup = TransferLookup::new(&WatchersConfig { evm: vec![config], ..Default::default() }).unwrap();
     let creator = "0x00000000000000000000000000000000c0ffee01";
     let native = anvil.pay(1, creator, 3_000_000_000_000_000).await;
@@ -51,8 +61,14 @@ async fn an_evm_transaction_is_checked_for_the_coin_and_a_configured_token() {
     anvil.mine(1).await;
     // The address is compared case-insensitively (EIP-55 or lower case).
     let shouted = creator.to_ascii_uppercase().replacen("0X", "0x", 1);
-    assert_eq!(lookup.check(Currency::Eth, &native, &shouted).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Eth, 3_000_000_000_000_000))));
-    assert_eq!(lookup.check(Currency::UsdcEth, &usdc, creator).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::UsdcEth, 25_000_000))));
+    assert_eq!(
+        lookup.check(Currency::Eth, &native, &shouted).await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Eth, 3_000_000_000_000_000)))
+    );
+    assert_eq!(
+        lookup.check(Currency::UsdcEth, &usdc, creator).await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::UsdcEth, 25_000_000)))
+    );
     // The token transfer pays no ETH to the creator, the ETH payment no USDC; another recipient nothing.
     assert_eq!(lookup.check(Currency::Eth, &usdc, creator).await.unwrap(), Some(TransferCheck::PaysElsewhere));
     assert_eq!(lookup.check(Currency::UsdcEth, &native, creator).await.unwrap(), Some(TransferCheck::PaysElsewhere));
@@ -98,15 +114,27 @@ async fn hive_node() -> String {
 #[tokio::test]
 async fn a_hive_transaction_is_checked_for_transfers_to_the_account() {
     let url = hive_node().await;
-    let config = WatchersConfig { hive: Some(serde_json::from_value(serde_json::json!({ "rpc_url": url, "account": "dlux-tickets" })).unwrap()), ..Default::default() };
+    let config = WatchersConfig {
+        hive: Some(serde_json::from_value(serde_json::json!({ "rpc_url": url, "account": "dlux-tickets" })).unwrap()),
+        ..Default::default()
+    };
     let lookup = TransferLookup::new(&config).unwrap();
     let condenser = "6f1e54a1d2c3b4a5968778695a4b3c2d1e0f1a2b";
     // Two HIVE transfers to alice are summed; the HBD one counts for HBD only; bob's for bob.
-    assert_eq!(lookup.check(Currency::Hive, condenser, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000))));
-    assert_eq!(lookup.check(Currency::Hbd, condenser, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hbd, 5_000))));
+    assert_eq!(
+        lookup.check(Currency::Hive, condenser, "alice").await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000)))
+    );
+    assert_eq!(
+        lookup.check(Currency::Hbd, condenser, "alice").await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Hbd, 5_000)))
+    );
     assert_eq!(lookup.check(Currency::Hive, condenser, "carol").await.unwrap(), Some(TransferCheck::PaysElsewhere));
     let appbase = "7d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a1";
-    assert_eq!(lookup.check(Currency::Hive, appbase, "alice").await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000))));
+    assert_eq!(
+        lookup.check(Currency::Hive, appbase, "alice").await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Hive, 80_000)))
+    );
     assert_eq!(lookup.check(Currency::Hive, &"00".repeat(20), "alice").await.unwrap(), Some(TransferCheck::NotFound));
 }
 
@@ -118,11 +146,17 @@ async fn solana_node() -> (String, serde_json::Value) {
     let keys: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
     let mut by_signature = std::collections::HashMap::new();
     for name in ["good", "usdc", "failed", "wrong_recipient"] {
-        let answer: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("getTransaction_{name}.json"))).unwrap()).unwrap();
+        let answer: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("getTransaction_{name}.json"))).unwrap())
+                .unwrap();
         let signature = answer["result"]["transaction"]["signatures"][0].as_str().unwrap().to_owned();
         by_signature.insert(signature, (name, answer));
     }
-    let names: Value = by_signature.iter().map(|(sig, (name, _))| (name.to_string(), json!(sig))).collect::<serde_json::Map<_, _>>().into();
+    let names: Value = by_signature
+        .iter()
+        .map(|(sig, (name, _))| (name.to_string(), json!(sig)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     let by_signature = std::sync::Arc::new(by_signature);
     let app = axum::Router::new().route(
         "/",
@@ -148,19 +182,39 @@ async fn solana_node() -> (String, serde_json::Value) {
 async fn a_solana_transaction_is_checked_for_lamports_and_usdc_to_the_address() {
     let (url, known) = solana_node().await;
     let config = WatchersConfig {
-        solana: Some(serde_json::from_value(serde_json::json!({ "rpc_url": url, "usdc_mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v" })).unwrap()),
+        solana: Some(
+            serde_json::from_value(
+                serde_json::json!({ "rpc_url": url, "usdc_mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v" }),
+            )
+            .unwrap(),
+        ),
         ..Default::default()
     };
     let lookup = TransferLookup::new(&config).unwrap();
     let to = known["keys"]["platform"].as_str().unwrap();
     let sig = |name: &str| known["signatures"][name].as_str().unwrap().to_owned();
-    assert_eq!(lookup.check(Currency::Sol, &sig("good"), to).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::Sol, 500_000_000))));
-    assert_eq!(lookup.check(Currency::UsdcSol, &sig("usdc"), to).await.unwrap(), Some(TransferCheck::Pays(Amount::new(Currency::UsdcSol, 12_500_000))));
+    assert_eq!(
+        lookup.check(Currency::Sol, &sig("good"), to).await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::Sol, 500_000_000)))
+    );
+    assert_eq!(
+        lookup.check(Currency::UsdcSol, &sig("usdc"), to).await.unwrap(),
+        Some(TransferCheck::Pays(Amount::new(Currency::UsdcSol, 12_500_000)))
+    );
     // The SOL payment is no USDC; another address got nothing; a failed transaction moved nothing.
     assert_eq!(lookup.check(Currency::UsdcSol, &sig("good"), to).await.unwrap(), Some(TransferCheck::PaysElsewhere));
     let other = known["keys"]["other"].as_str().unwrap();
     assert_eq!(lookup.check(Currency::Sol, &sig("good"), other).await.unwrap(), Some(TransferCheck::PaysElsewhere));
-    assert_eq!(lookup.check(Currency::Sol, &sig("wrong_recipient"), to).await.unwrap(), Some(TransferCheck::PaysElsewhere));
+    assert_eq!(
+        lookup.check(Currency::Sol, &sig("wrong_recipient"), to).await.unwrap(),
+        Some(TransferCheck::PaysElsewhere)
+    );
     assert_eq!(lookup.check(Currency::Sol, &sig("failed"), to).await.unwrap(), Some(TransferCheck::NotFound));
-    assert_eq!(lookup.check(Currency::Sol, "1111111111111111111111111111111111111111111111111111111111111111", to).await.unwrap(), Some(TransferCheck::NotFound));
+    assert_eq!(
+        lookup
+            .check(Currency::Sol, "1111111111111111111111111111111111111111111111111111111111111111", to)
+            .await
+            .unwrap(),
+        Some(TransferCheck::NotFound)
+    );
 }

@@ -49,7 +49,10 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
 
     // Quote time: ticketing asks the wallet for a fresh subaddress of account 0, labelled with the quote id.
     let quote = p
-        .create_quote(QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() }, NOW)
+        .create_quote(
+            QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() },
+            NOW,
+        )
         .await
         .unwrap();
     let (address, minor) = (quote.payment_address.clone(), u32::try_from(quote.derivation_index.unwrap()).unwrap());
@@ -66,7 +69,8 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
 
     // In the pool: seen, not final.
     let pass = w.scan(&ctx).await.unwrap();
-    let (report, outcome) = pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().expect("the pool transfer is reported");
+    let (report, outcome) =
+        pass.reported.iter().find(|(r, _)| r.txid == txid).cloned().expect("the pool transfer is reported");
     assert_eq!(outcome, Some(PaymentOutcome::Pending { confirmations: 0, required: 10 }));
     assert_eq!((report.output_index, report.quote_id.as_deref()), (i64::from(minor), Some(quote.id.as_str())));
     assert_eq!(report.amount, Amount::new(Currency::Xmr, u128::from(PRICE)));
@@ -107,7 +111,10 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
 
     // A pool transaction that vanishes (dropped, double spent) is withdrawn: the quote awaits payment again.
     let quote2 = p
-        .create_quote(QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() }, NOW)
+        .create_quote(
+            QuoteRequest { event_id, currency: Currency::Xmr, wallet_address: net.buyer.address.clone() },
+            NOW,
+        )
         .await
         .unwrap();
     let address2 = quote2.payment_address.clone();
@@ -120,7 +127,11 @@ async fn a_subaddress_payment_is_credited_after_ten_confirmations() {
     let report = restarted.poll_once(&ctx).await.unwrap();
     assert_eq!(report.orphaned, 1, "{report:?}");
     assert_eq!(p.quote(&quote2.id).await.unwrap().unwrap().status, "awaiting_payment");
-    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1").bind(&txid2).fetch_one(store.raw_pool()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE txid = $1")
+        .bind(&txid2)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(status, "orphaned");
 }
 
@@ -174,6 +185,9 @@ async fn transfers_with_an_unlock_time_are_credited_at_the_unlock_or_refunded_as
     assert!(report.is_final);
     assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
     // The refunded one is not recorded twice.
-    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'").fetch_one(store.raw_pool()).await.unwrap();
+    let refunds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE reason = 'locked'")
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(refunds, 1);
 }

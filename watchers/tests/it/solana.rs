@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chains::{Amount, Chain, Currency};
-use serde_json::{json, Value};
 use jsonrpc_replay::{fixture, result_of, ReplayServer};
+use serde_json::{json, Value};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentOutcome, PaymentSettings, Purchases, QuoteRequest, QuoteRow};
 use ticketing::rates::StaticRates;
@@ -115,7 +115,12 @@ async fn quote_in(p: &Purchases, event_id: i64, currency: Currency, case: &str) 
         .create_quote(QuoteRequest { event_id, currency, wallet_address: keys()["buyer"].clone() }, NOW)
         .await
         .unwrap();
-    sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2").bind(reference_of(case)).bind(&q.id).execute(p.store().raw_pool()).await.unwrap();
+    sqlx::query("UPDATE quotes SET reference = $1 WHERE id = $2")
+        .bind(reference_of(case))
+        .bind(&q.id)
+        .execute(p.store().raw_pool())
+        .await
+        .unwrap();
     p.quote(&q.id).await.unwrap().unwrap()
 }
 
@@ -142,7 +147,10 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
 
     let pass = w.scan(&ctx).await.unwrap();
     let outcome = |case: &str| {
-        pass.reported.iter().find(|(r, _)| r.quote_id.as_deref() == Some(quotes[case].id.as_str())).map(|(r, o)| (r.clone(), o.clone()))
+        pass.reported
+            .iter()
+            .find(|(r, _)| r.quote_id.as_deref() == Some(quotes[case].id.as_str()))
+            .map(|(r, o)| (r.clone(), o.clone()))
     };
     let (good, issued) = outcome("good").expect("the good payment is reported");
     assert!(matches!(issued, Some(PaymentOutcome::TicketIssued { .. })), "{issued:?}");
@@ -188,7 +196,12 @@ store_test!(finalized_payments_are_checked_and_reported, |store: Store| async mo
     assert_eq!(pass.skipped.get("wrong_recipient"), Some(&1));
     assert_eq!(ctx.metrics().skipped.get(), 3);
     // A failed signature is known from the list alone: its transaction is never fetched.
-    let fetched: Vec<String> = server.calls().into_iter().filter(|(m, _)| m == "getTransaction").map(|(_, p)| p[0].as_str().unwrap().to_owned()).collect();
+    let fetched: Vec<String> = server
+        .calls()
+        .into_iter()
+        .filter(|(m, _)| m == "getTransaction")
+        .map(|(_, p)| p[0].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(fetched.len(), 5);
 
     // The next tick fetches nothing new for settled signatures; open quotes are still asked about.
@@ -217,7 +230,10 @@ store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store
     let event_id = event_priced(&store, Amount::parse(Currency::UsdcSol, "12.5").unwrap()).await;
     let paid = quote_in(&p, event_id, Currency::UsdcSol, "usdc").await;
     let unpaid = quote_in(&p, event_id, Currency::UsdcSol, "usdc_failed").await;
-    assert_eq!((paid.currency.as_str(), paid.chain.as_str(), paid.amount_units.as_str()), ("USDC.SOL", "sol", "12500000"));
+    assert_eq!(
+        (paid.currency.as_str(), paid.chain.as_str(), paid.amount_units.as_str()),
+        ("USDC.SOL", "sol", "12500000")
+    );
     assert_eq!(paid.payment_address, keys()["platform"], "the owner: the wallet pays into its USDC account");
     let ctx = context(&p);
     let mut w = watcher(&server);
@@ -229,7 +245,10 @@ store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store
     assert_eq!((report.quote_id.as_deref(), report.output_index, report.is_final), (Some(paid.id.as_str()), 1, true));
     assert_eq!(report.from_address.as_deref(), Some(keys()["buyer"].as_str()));
     let ticket = p.ticket_for_quote(&paid.id).await.unwrap().expect("a ticket for the USDC payment");
-    assert_eq!((ticket.currency.as_str(), ticket.amount_paid_units.as_str(), ticket.chain.as_str()), ("USDC.SOL", "12500000", "sol"));
+    assert_eq!(
+        (ticket.currency.as_str(), ticket.amount_paid_units.as_str(), ticket.chain.as_str()),
+        ("USDC.SOL", "12500000", "sol")
+    );
     let sale: Vec<(String, String, String)> =
         sqlx::query_as("SELECT kind, currency, amount_units FROM ledger_entries WHERE quote_id = $1 ORDER BY kind")
             .bind(&paid.id)
@@ -238,16 +257,23 @@ store_test!(usdc_pays_a_usdc_quote_and_a_failed_transfer_does_not, |store: Store
             .unwrap();
     assert_eq!(
         sale,
-        [("commission", "2500000"), ("payout", "10000000")].map(|(k, u)| (k.to_owned(), "USDC.SOL".to_owned(), u.to_owned()))
+        [("commission", "2500000"), ("payout", "10000000")].map(|(k, u)| (
+            k.to_owned(),
+            "USDC.SOL".to_owned(),
+            u.to_owned()
+        ))
     );
 
     assert_eq!(pass.skipped.get("failed"), Some(&1));
     assert_eq!(server.count("getTransaction"), 2, "the failed one was read");
     assert_eq!(p.quote(&unpaid.id).await.unwrap().unwrap().status, "awaiting_payment");
     assert!(p.ticket_for_quote(&unpaid.id).await.unwrap().is_none());
-    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1").bind(&unpaid.id).fetch_one(store.raw_pool()).await.unwrap();
+    let payments: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE quote_id = $1")
+        .bind(&unpaid.id)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
     assert_eq!(payments, 0, "a failed transaction is not a payment");
-
 });
 
 store_test!(a_payment_behind_a_flood_of_failed_transactions_is_found, |store: Store| async move {
@@ -326,7 +352,8 @@ store_test!(after_a_restart_a_payment_to_an_expired_quote_is_reported, |store: S
     let later = NOW + 20 * 60 * 1000;
     let p = purchases(&store);
     assert_eq!(p.expire_quotes(None, later).await.unwrap(), 1);
-    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || later));
+    let ctx =
+        WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || later));
     let mut w = watcher(&server);
     w.resume(&ctx).await.unwrap();
     let pass = w.scan(&ctx).await.unwrap();
@@ -353,7 +380,8 @@ store_test!(a_rescan_finds_a_payment_to_a_quote_past_the_window, |store: Store| 
     let p = purchases(&store);
     let past = NOW + 8 * 24 * HOUR;
     assert_eq!(p.expire_quotes(None, NOW + 20 * 60 * 1000).await.unwrap(), 1);
-    let ctx = WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || past));
+    let ctx =
+        WatchContext::new(Chain::Sol, p.clone(), Arc::new(ChainMetrics::default())).with_clock(Arc::new(move || past));
     assert!(watcher(&server).scan(&ctx).await.unwrap().reported.is_empty(), "past the window");
 
     let report = rescan_solana(watcher(&server), RescanFrom::Time(NOW - HOUR), p.clone()).await.unwrap();
@@ -380,22 +408,36 @@ fn reads_recorded_transactions() {
     assert_eq!(read_transaction(&tx("good"), platform, &k["r_over"], None), Ok(Transfer::NoReference));
     assert_eq!(
         read_transaction(&tx("usdc"), platform, &k["r_usdc"], Some(USDC_MINT)),
-        Ok(Transfer::Token { mint: USDC_MINT.into(), amount: 12_500_000, payer: Some(k["buyer"].clone()), slot: 381_200_006 })
+        Ok(Transfer::Token {
+            mint: USDC_MINT.into(),
+            amount: 12_500_000,
+            payer: Some(k["buyer"].clone()),
+            slot: 381_200_006
+        })
     );
     // Without a configured mint the USDC transfer pays the platform no lamports.
     assert_eq!(read_transaction(&tx("usdc"), platform, &k["r_usdc"], None), Ok(Transfer::WrongRecipient));
     // Another mint into the same account is not USDC; neither is USDC into an account someone else owns.
-    assert_eq!(read_transaction(&tx("usdc"), platform, &k["r_usdc"], Some(k["other"].as_str())), Ok(Transfer::WrongRecipient));
+    assert_eq!(
+        read_transaction(&tx("usdc"), platform, &k["r_usdc"], Some(k["other"].as_str())),
+        Ok(Transfer::WrongRecipient)
+    );
     assert_eq!(read_transaction(&tx("usdc"), &k["other"], &k["r_usdc"], Some(USDC_MINT)), Ok(Transfer::WrongRecipient));
     // A transferChecked that failed (insufficient funds) moved nothing.
-    assert_eq!(read_transaction(&tx("usdc_failed"), platform, &k["r_usdc_failed"], Some(USDC_MINT)), Ok(Transfer::Failed));
+    assert_eq!(
+        read_transaction(&tx("usdc_failed"), platform, &k["r_usdc_failed"], Some(USDC_MINT)),
+        Ok(Transfer::Failed)
+    );
 
     // No parsed system transfer (a program moved the lamports): the recipient's balance change counts.
     let mut unparsed = tx("partial");
     unparsed["transaction"]["message"]["instructions"][0] = json!({
         "accounts": [k["buyer"], platform], "data": "3Bxs4Bc3VYuGVB19", "programId": "11111111111111111111111111111111", "stackHeight": null
     });
-    assert!(matches!(read_transaction(&unparsed, platform, &k["r_partial"], None), Ok(Transfer::Lamports { lamports: 250_000_000, .. })));
+    assert!(matches!(
+        read_transaction(&unparsed, platform, &k["r_partial"], None),
+        Ok(Transfer::Lamports { lamports: 250_000_000, .. })
+    ));
     // meta.err set even though the signature list said nothing: still a failure.
     let mut failed = tx("good");
     failed["meta"]["err"] = json!({"InstructionError": [0, {"Custom": 1}]});

@@ -97,7 +97,8 @@ store_test!(spawned_watchers_credit_payments_and_report_status, |store: Store| a
     let shutdown = CancellationToken::new();
     let supervisor = spawn_all(config, p.clone(), shutdown.clone());
     let btc = |s: &Supervisor| s.status().into_iter().find(|w| w.chain == Chain::Btc).unwrap();
-    eventually("the Bitcoin watcher to start", || btc(&supervisor).healthy && btc(&supervisor).cursor_height == 100).await;
+    eventually("the Bitcoin watcher to start", || btc(&supervisor).healthy && btc(&supervisor).cursor_height == 100)
+        .await;
 
     let q = quote(&p, event_id, Currency::Btc).await;
     esplora.broadcast(payment(9, &[(&q.payment_address, 100_000)]));

@@ -24,7 +24,9 @@ pub fn anvil_path() -> PathBuf {
     // Installed under the watchers crate; this file is also compiled into the gateway's tests.
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tools = [manifest.join("tests/tools/node_modules"), manifest.join("../watchers/tests/tools/node_modules")];
-    for candidate in tools.iter().flat_map(|t| [t.join(".bin/anvil"), t.join("@foundry-rs/anvil-linux-amd64/bin/anvil")]) {
+    for candidate in
+        tools.iter().flat_map(|t| [t.join(".bin/anvil"), t.join("@foundry-rs/anvil-linux-amd64/bin/anvil")])
+    {
         if candidate.exists() {
             return candidate;
         }

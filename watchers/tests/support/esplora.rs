@@ -166,7 +166,11 @@ pub fn payment(funding: u8, outputs: &[(&str, u64)]) -> Transaction {
             .iter()
             .map(|(address, sats)| TxOut {
                 value: Amount::from_sat(*sats),
-                script_pubkey: Address::from_str(address).unwrap().require_network(Network::Bitcoin).unwrap().script_pubkey(),
+                script_pubkey: Address::from_str(address)
+                    .unwrap()
+                    .require_network(Network::Bitcoin)
+                    .unwrap()
+                    .script_pubkey(),
             })
             .collect(),
     }
@@ -181,7 +185,11 @@ pub fn payment_n(n: u32, outputs: &[(&str, u64)]) -> Transaction {
 
 type Shared = State<Arc<Mutex<ChainState>>>;
 
-async fn injected_failures(State(state): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn injected_failures(
+    State(state): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     {
         let mut state = state.lock().unwrap();
         if state.failures > 0 {
@@ -269,19 +277,26 @@ async fn block_txs(State(state): Shared, Path((hash, start)): Path<(String, usiz
     if start % 25 != 0 || (start >= block.txdata.len() && start > 0) {
         return (StatusCode::BAD_REQUEST, "start index out of range").into_response();
     }
-    let txs: Vec<Value> = block.txdata.iter().skip(start).take(25).map(|tx| tx_json(tx, confirmed(height, block))).collect();
+    let txs: Vec<Value> =
+        block.txdata.iter().skip(start).take(25).map(|tx| tx_json(tx, confirmed(height, block))).collect();
     Json(txs).into_response()
 }
 
 fn pays(tx: &Transaction, address: &str) -> bool {
-    tx.output.iter().any(|o| Address::from_script(&o.script_pubkey, Network::Bitcoin).is_ok_and(|a| a.to_string() == address))
+    tx.output
+        .iter()
+        .any(|o| Address::from_script(&o.script_pubkey, Network::Bitcoin).is_ok_and(|a| a.to_string() == address))
 }
 
 /// Mempool transactions first, then confirmed ones, newest first (as esplora lists them).
 async fn address_txs(State(state): Shared, Path(address): Path<String>) -> Response {
     let state = state.lock().unwrap();
-    let mut txs: Vec<Value> =
-        state.mempool.iter().filter(|tx| pays(tx, &address)).map(|tx| tx_json(tx, json!({ "confirmed": false }))).collect();
+    let mut txs: Vec<Value> = state
+        .mempool
+        .iter()
+        .filter(|tx| pays(tx, &address))
+        .map(|tx| tx_json(tx, json!({ "confirmed": false })))
+        .collect();
     for (height, block) in state.blocks.iter().enumerate().rev() {
         for tx in block.txdata.iter().filter(|tx| pays(tx, &address)) {
             txs.push(tx_json(tx, confirmed(height, block)));
@@ -320,7 +335,9 @@ async fn tx_by_id(State(state): Shared, Path(txid): Path<String>) -> Response {
 /// `GET /tx/{txid}/outspend/{vout}`: whether a block or the mempool spends the output.
 async fn outspend(State(state): Shared, Path((txid, vout)): Path<(String, u32)>) -> Json<Value> {
     let state = state.lock().unwrap();
-    let spends = |tx: &Transaction| tx.input.iter().any(|i| i.previous_output.txid.to_string() == txid && i.previous_output.vout == vout);
+    let spends = |tx: &Transaction| {
+        tx.input.iter().any(|i| i.previous_output.txid.to_string() == txid && i.previous_output.vout == vout)
+    };
     let spent = state.blocks.iter().flat_map(|b| b.txdata.iter()).chain(state.mempool.iter()).any(spends);
     Json(json!({ "spent": spent }))
 }

@@ -40,7 +40,12 @@ pub struct Wallet {
 
 /// Fails the test, with what to do, when the Monero binaries are not installed.
 fn require(binary: &str) {
-    let found = std::process::Command::new(binary).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let found = std::process::Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     assert!(
         found,
         "`{binary}` is not installed: run the tests with ./scripts/test, which installs Debian's `monero` package \
@@ -82,7 +87,8 @@ async fn wait_ready(http: &reqwest::Client, url: &str, method: &str, timeout: Du
         }
         if start.elapsed() > timeout {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: String = tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String =
+                tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             panic!("{url} did not answer `{method}` within {timeout:?}; log {}:\n{tail}", log.display());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -124,21 +130,30 @@ impl Regtest {
         wait_ready(&http, &daemon_url, "get_info", Duration::from_secs(60), &daemon_log).await;
         let buyer = buyer.open(&dir, &http).await;
         let mine_and_refresh = async {
-            rpc(&http, &daemon_url, "generateblocks", json!({ "amount_of_blocks": FUNDING_BLOCKS, "wallet_address": buyer.address }))
-                .await
-                .expect("generateblocks");
+            rpc(
+                &http,
+                &daemon_url,
+                "generateblocks",
+                json!({ "amount_of_blocks": FUNDING_BLOCKS, "wallet_address": buyer.address }),
+            )
+            .await
+            .expect("generateblocks");
             buyer.refresh().await;
         };
         let (merchant, ()) = tokio::join!(merchant.open(&dir, &http), mine_and_refresh);
         Regtest { daemon_url, merchant, buyer, http, daemon, dir }
     }
 
-
     /// Mines `blocks` blocks whose rewards go to `address`.
     pub async fn mine(&self, blocks: u64, address: &str) {
-        rpc(&self.http, &self.daemon_url, "generateblocks", json!({ "amount_of_blocks": blocks, "wallet_address": address }))
-            .await
-            .expect("generateblocks");
+        rpc(
+            &self.http,
+            &self.daemon_url,
+            "generateblocks",
+            json!({ "amount_of_blocks": blocks, "wallet_address": address }),
+        )
+        .await
+        .expect("generateblocks");
     }
 
     /// Drops a transaction from the daemon's pool, as if it had been double spent or evicted.
@@ -176,7 +191,12 @@ impl WalletProcess {
     fn spawn(dir: &Path, daemon_url: &str, name: &str) -> WalletProcess {
         let port = free_port();
         let child = Command::new("monero-wallet-rpc")
-            .args(["--daemon-address", daemon_url.trim_start_matches("http://"), "--disable-rpc-login", "--non-interactive"])
+            .args([
+                "--daemon-address",
+                daemon_url.trim_start_matches("http://"),
+                "--disable-rpc-login",
+                "--non-interactive",
+            ])
             .args(["--rpc-bind-ip", "127.0.0.1", "--rpc-bind-port", &port.to_string(), "--trusted-daemon"])
             .arg("--wallet-dir")
             .arg(dir.join("wallets"))
@@ -194,9 +214,13 @@ impl WalletProcess {
     /// Waits for the server and creates its wallet.
     async fn open(self, dir: &Path, http: &reqwest::Client) -> Wallet {
         let WalletProcess { name, url, child } = self;
-        wait_ready(http, &url, "get_version", Duration::from_secs(60), &dir.join(format!("{name}-wallet-rpc.out"))).await;
-        rpc(http, &url, "create_wallet", json!({ "filename": name, "language": "English" })).await.expect("create_wallet");
-        let address = rpc(http, &url, "get_address", json!({ "account_index": 0 })).await.expect("get_address")["address"]
+        wait_ready(http, &url, "get_version", Duration::from_secs(60), &dir.join(format!("{name}-wallet-rpc.out")))
+            .await;
+        rpc(http, &url, "create_wallet", json!({ "filename": name, "language": "English" }))
+            .await
+            .expect("create_wallet");
+        let address = rpc(http, &url, "get_address", json!({ "account_index": 0 })).await.expect("get_address")
+            ["address"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -220,8 +244,10 @@ impl Wallet {
 
     /// As [`Wallet::transfer`], with the transaction's own `unlock_time` (a block height, or unix seconds).
     pub async fn transfer_locked(&self, destinations: &[(&str, u64)], unlock_time: u64) -> String {
-        let destinations: Vec<Value> = destinations.iter().map(|(a, amount)| json!({ "address": a, "amount": amount })).collect();
-        let params = json!({ "destinations": destinations, "account_index": 0, "priority": 0, "unlock_time": unlock_time });
+        let destinations: Vec<Value> =
+            destinations.iter().map(|(a, amount)| json!({ "address": a, "amount": amount })).collect();
+        let params =
+            json!({ "destinations": destinations, "account_index": 0, "priority": 0, "unlock_time": unlock_time });
         let r = self.call("transfer", params).await.expect("transfer");
         r["tx_hash"].as_str().unwrap().to_owned()
     }

@@ -14,12 +14,13 @@ use chains::{Amount, Chain, Currency};
 use ticketing::creators::{AccountName, Tier};
 use ticketing::purchases::{PaymentSettings, Purchases, QuoteRequest, QuoteRow, TicketRow};
 use ticketing::rates::StaticRates;
-use ticketing::Store;
 use ticketing::testing::RawSql;
+use ticketing::Store;
 use watchers::{ChainMetrics, WatchContext};
 
 /// BIP-84 test vector account ("abandon … about"), as in ticketing's tests.
-pub const ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
+pub const ZPUB: &str =
+    "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";
 pub const BTC_BUYER: &str = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g";
 pub const EVM_BUYER: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 const HOUR: i64 = 3_600_000;
@@ -71,7 +72,9 @@ pub async fn event(store: &Store, seats: i64, currency: Currency, price: &str) -
 
 pub async fn quote(p: &Purchases, event_id: i64, currency: Currency) -> QuoteRow {
     let wallet = if currency == Currency::Btc { BTC_BUYER } else { EVM_BUYER };
-    p.create_quote(QuoteRequest { event_id, currency, wallet_address: wallet.into() }, ticketing::now_ms()).await.unwrap()
+    p.create_quote(QuoteRequest { event_id, currency, wallet_address: wallet.into() }, ticketing::now_ms())
+        .await
+        .unwrap()
 }
 
 pub async fn reload(p: &Purchases, quote: &QuoteRow) -> QuoteRow {
@@ -97,9 +100,11 @@ pub async fn payments(store: &Store, quote: &QuoteRow) -> Vec<(String, i64, Stri
 
 /// Refund entries of a quote: (reason, amount units).
 pub async fn refunds(store: &Store, quote: &QuoteRow) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT reason, amount_units FROM ledger_entries WHERE quote_id = $1 AND kind = 'refund' ORDER BY id")
-        .bind(&quote.id)
-        .fetch_all(store.raw_pool())
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT reason, amount_units FROM ledger_entries WHERE quote_id = $1 AND kind = 'refund' ORDER BY id",
+    )
+    .bind(&quote.id)
+    .fetch_all(store.raw_pool())
+    .await
+    .unwrap()
 }

@@ -39,13 +39,30 @@ pub async fn event(store: &ticketing::Store, seats: i64, starts_in: i64) -> i64 
 
 /// A ticket for `wallet` (Hive), paid 1 HIVE through the real purchase path.
 pub async fn ticket(store: &ticketing::Store, event_id: i64, wallet: &str) -> i64 {
-    let p = Purchases::new(store.clone(), Arc::new(StaticRates::development()), PaymentSettings::new("dlux-tickets"), &SECRET);
+    let p = Purchases::new(
+        store.clone(),
+        Arc::new(StaticRates::development()),
+        PaymentSettings::new("dlux-tickets"),
+        &SECRET,
+    );
     let now = ticketing::now_ms();
-    let quote = p.create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }, now).await.unwrap();
+    let quote = p
+        .create_quote(QuoteRequest { event_id, currency: Currency::Hive, wallet_address: wallet.into() }, now)
+        .await
+        .unwrap();
     let report = PaymentReport {
-        chain: Chain::Hive, txid: format!("tx-{}", quote.id), output_index: 0, quote_id: Some(quote.id.clone()), memo: None,
-        amount: Amount::new(Currency::Hive, 1000), to_address: "dlux-tickets".into(), from_address: None,
-        block_height: Some(1), block_hash: None, confirmations: 1, is_final: true,
+        chain: Chain::Hive,
+        txid: format!("tx-{}", quote.id),
+        output_index: 0,
+        quote_id: Some(quote.id.clone()),
+        memo: None,
+        amount: Amount::new(Currency::Hive, 1000),
+        to_address: "dlux-tickets".into(),
+        from_address: None,
+        block_height: Some(1),
+        block_hash: None,
+        confirmations: 1,
+        is_final: true,
     };
     match p.report_payment(report, now).await.unwrap() {
         PaymentOutcome::TicketIssued { ticket_id } => ticket_id,
@@ -54,7 +71,15 @@ pub async fn ticket(store: &ticketing::Store, event_id: i64, wallet: &str) -> i6
 }
 
 pub fn token(event_id: i64, ticket_id: i64, wallet: &str) -> String {
-    gateway::auth::session_token::issue(&SECRET, event_id, Some(ticket_id), None, wallet.into(), ticketing::now_ms() + MIN).0
+    gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        Some(ticket_id),
+        None,
+        wallet.into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0
 }
 
 /// A creator session token for `account`.
@@ -70,7 +95,11 @@ pub async fn connect(base: &str, event_id: i64, token: &str) -> Ws {
 /// Next JSON frame of `kind`, skipping others; panics on close or timeout.
 pub async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("frame in time").expect("open").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("frame in time")
+            .expect("open")
+            .unwrap();
         if let Message::Text(text) = msg {
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["type"] == kind {

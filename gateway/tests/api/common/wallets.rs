@@ -74,4 +74,3 @@ impl BtcWallet {
         base64::engine::general_purpose::STANDARD.encode(signature)
     }
 }
-

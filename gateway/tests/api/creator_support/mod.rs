@@ -170,14 +170,8 @@ pub fn event_body(days: i64) -> Value {
 
 /// Creates an event as `account` and returns its JSON view.
 pub async fn create_event(app: &crate::common::TestApp, account: &str, body: &Value) -> Value {
-    let res = app
-        .client
-        .post(app.url("/api/events/create"))
-        .bearer_auth(token_for(account))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.client.post(app.url("/api/events/create")).bearer_auth(token_for(account)).json(body).send().await.unwrap();
     let status = res.status();
     let json: Value = res.json().await.unwrap();
     assert_eq!(status, 201, "{json}");
