@@ -548,6 +548,7 @@ fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
 mod example;
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error, as its API has it
 mod tests {
     use super::*;
 

@@ -223,8 +223,11 @@ pub struct ShardOccupancy {
 #[derive(Debug, Default)]
 pub(crate) struct StageEntities {
     /// network id → (owner's client id, NAF sync data with every component seen so far).
-    kept: Mutex<BTreeMap<String, (Arc<str>, Map<String, Value>)>>,
+    kept: Mutex<BTreeMap<String, KeptEntity>>,
 }
+
+/// A kept stage entity: its owner's client id and its NAF sync data.
+type KeptEntity = (Arc<str>, Map<String, Value>);
 
 /// Most stage entities a room keeps, and their largest size as JSON; beyond that they are relayed, not kept.
 const MAX_STAGE_ENTITIES: usize = 256;
@@ -416,9 +419,7 @@ impl Hub {
             if stage == on {
                 return Ok(());
             }
-            let shard = if on {
-                current
-            } else if state.shards.has_room(current) {
+            let shard = if on || state.shards.has_room(current) {
                 current
             } else {
                 state.shards.fullest_with_room(None).unwrap_or_else(|| state.shards.lowest_closed())

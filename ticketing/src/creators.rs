@@ -224,36 +224,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn account_names() {
-        for ok in ["alice", "dlux-io", "abc.def-g", "abc", "disregardfiat", "abc--d"] {
-            assert!(AccountName::parse(ok).is_ok(), "{ok}");
-        }
-        for bad in ["ab", "Alice", "1abc", "abc-", "a..b", "toolongaccountname", "ab.cd", "a b", ""] {
-            assert!(AccountName::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn lapsed_tier_is_free() {
-        let c = Creator {
-            account: "alice".into(),
-            tier: Tier::Premium,
-            tier_until: Some(1_000),
-            display_name: None,
-            bio: None,
-            avatar_url: None,
-            links: vec![],
-        };
-        assert_eq!(c.effective_tier(999), Tier::Premium);
-        assert_eq!(c.effective_tier(1_000), Tier::Free);
-    }
-}
-
 impl Store {
     /// The webhook of the creator of `event_id`, if that creator set one.
     pub async fn webhook_target(&self, event_id: i64) -> Result<Option<WebhookTarget>, StoreError> {
@@ -285,5 +255,35 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names() {
+        for ok in ["alice", "dlux-io", "abc.def-g", "abc", "disregardfiat", "abc--d"] {
+            assert!(AccountName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "Alice", "1abc", "abc-", "a..b", "toolongaccountname", "ab.cd", "a b", ""] {
+            assert!(AccountName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lapsed_tier_is_free() {
+        let c = Creator {
+            account: "alice".into(),
+            tier: Tier::Premium,
+            tier_until: Some(1_000),
+            display_name: None,
+            bio: None,
+            avatar_url: None,
+            links: vec![],
+        };
+        assert_eq!(c.effective_tier(999), Tier::Premium);
+        assert_eq!(c.effective_tier(1_000), Tier::Free);
     }
 }

@@ -193,7 +193,7 @@ async fn event(store: &Store, currency: Currency, price: u128) -> i64 {
         .capacity(100_000)
         .starts(now + 24 * HOUR)
         .ends(now + 27 * HOUR)
-        .insert(&store)
+        .insert(store)
         .await
 }
 

@@ -85,10 +85,7 @@ fn concurrent_joins_never_overfill_a_shard() {
 #[test]
 fn a_group_lands_together_when_its_shard_has_room() {
     let hub = Hub::new(SignalingConfig::default());
-    let mut peers = Vec::new();
-    peers.push(join(&hub, "a", 3, None));
-    peers.push(join(&hub, "b", 3, None));
-    peers.push(join(&hub, "c", 3, None));
+    let mut peers = vec![join(&hub, "a", 3, None), join(&hub, "b", 3, None), join(&hub, "c", 3, None)];
     // Shard 0 is full; a group opens shard 1 and its friends follow it even though shard 0 frees a seat.
     peers.push(join(&hub, "f1", 3, Some("friends")));
     peers.remove(0);

@@ -88,6 +88,9 @@ pub(super) async fn insert_ledger(tx: &mut Transaction<'static, Any>, e: LedgerI
     Ok(())
 }
 
+/// A sale's ledger entry with its quote's wallet: event, quote, payment, currency, amount, wallet.
+type SaleEntry = (Option<i64>, Option<String>, Option<i64>, String, String, Option<String>);
+
 /// The price part of a ticket's payment becomes refund due (the sale's commission and payout are cancelled by
 /// the caller).
 async fn refund_ticket_price(
@@ -96,7 +99,7 @@ async fn refund_ticket_price(
     reason: &'static str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let sale: Vec<(Option<i64>, Option<String>, Option<i64>, String, String, Option<String>)> = sqlx::query_as(
+    let sale: Vec<SaleEntry> = sqlx::query_as(
         "SELECT l.event_id, l.quote_id, l.payment_id, l.currency, l.amount_units, q.wallet_address FROM ledger_entries l \
          LEFT JOIN quotes q ON q.id = l.quote_id WHERE l.ticket_id = $1 AND l.kind IN ('commission', 'payout') AND l.reason = 'sale'",
     )

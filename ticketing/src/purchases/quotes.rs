@@ -443,7 +443,7 @@ impl Purchases {
             .await?;
             all.extend(rows);
         }
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|q| std::cmp::Reverse(q.id));
         Ok(all)
     }
 

@@ -72,7 +72,7 @@ async fn event(store: &Store, price: &str, currency: &str) -> i64 {
         .accepts(currency)
         .starts(NOW + 24 * HOUR)
         .ends(NOW + 27 * HOUR)
-        .insert(&store)
+        .insert(store)
         .await
 }
 

@@ -33,7 +33,7 @@ async fn xmr_event(store: &Store) -> i64 {
         .accepts("XMR")
         .starts(NOW + 24 * HOUR)
         .ends(NOW + 27 * HOUR)
-        .insert(&store)
+        .insert(store)
         .await
 }
 

@@ -101,7 +101,7 @@ async fn event_priced(store: &Store, price: Amount) -> i64 {
         .accepts(price.currency.symbol())
         .starts(NOW + 24 * HOUR)
         .ends(NOW + 27 * HOUR)
-        .insert(&store)
+        .insert(store)
         .await
 }
 
