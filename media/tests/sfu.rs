@@ -62,7 +62,12 @@ async fn a_host_is_heard_by_three_listeners_and_a_server_mute_stops_the_bytes() 
     assert!(usage.voice_ms >= 700, "voice time from forwarded media: {usage:?}");
     assert!(usage.forwarded_packets >= 120);
 
-    // Server-side mute: whatever the host's browser sends, nothing more reaches the listeners.
+    // Server-side mute: whatever the host's browser sends, nothing more reaches the listeners. First, every
+    // packet the SFU has written has landed, so no frame of the first burst is still in flight.
+    wait_until("the first burst has landed", || {
+        listeners.iter().map(|l| l.seen().audio_frames).sum::<u64>() >= SfuStats::get(&sfu.stats().packets_forwarded)
+    })
+    .await;
     let before: Vec<u64> = listeners.iter().map(|l| l.seen().audio_frames).collect();
     let refused_before = SfuStats::get(&sfu.stats().packets_refused);
     sfu.set_muted("host".into(), true);
