@@ -5,6 +5,7 @@
 //! wallet, expired quote, a late underpayment owed back).
 
 use crate::{common, creator_support};
+use crate::browser::repo_root;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -23,10 +24,6 @@ use ticketing::rates::StaticRates;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WALLET_SEED: u8 = 7;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn evm_xpub() -> String {
     let secp = bitcoin::secp256k1::Secp256k1::new();
