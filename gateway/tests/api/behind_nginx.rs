@@ -2,8 +2,8 @@
 //! ports replaced) terminating TLS with a self-signed certificate in front of the real gateway; a `wss://` room
 //! join and the creators' SSE feed pass through it, live.
 
-use crate::{attendance_support, common};
 use crate::nginx_support::*;
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,7 +74,16 @@ async fn a_wss_join_and_an_sse_feed_pass_through_nginx() {
     })
     .await;
     let upstream_port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let _nginx = start_nginx(&dir, &site_config("nginx.conf", &dir, https_port, http_port, &[("server 127.0.0.1:8080;", format!("server 127.0.0.1:{upstream_port};"))]));
+    let _nginx = start_nginx(
+        &dir,
+        &site_config(
+            "nginx.conf",
+            &dir,
+            https_port,
+            http_port,
+            &[("server 127.0.0.1:8080;", format!("server 127.0.0.1:{upstream_port};"))],
+        ),
+    );
 
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())

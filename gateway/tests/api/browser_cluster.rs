@@ -5,9 +5,9 @@
 //! The orchestrator starts the nodes and runs `node browser-tests/cluster.mjs '<json>'`, then asserts on the JSON
 //! it prints. `./scripts/test` starts PostgreSQL and installs Chromium, `redis-server` and the driver's packages.
 
-use crate::{attendance_support, common};
+use crate::browser::{browser_prerequisites, position_close, repo_root, run_driver};
 use crate::cluster_support::*;
-use crate::browser::{repo_root, browser_prerequisites, run_driver, position_close};
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,8 +28,10 @@ async fn two_pages_on_two_nodes_see_each_others_avatars() {
     let redis = RedisServer::start();
     let web = repo_root().join("web");
     let env = [("GATEWAY_WEB_DIR", web.to_str().unwrap())];
-    let (n1, n2) =
-        (Node::start_with("node-1", &db.url, &redis.url(), &env), Node::start_with("node-2", &db.url, &redis.url(), &env));
+    let (n1, n2) = (
+        Node::start_with("node-1", &db.url, &redis.url(), &env),
+        Node::start_with("node-2", &db.url, &redis.url(), &env),
+    );
     assert_ne!(n1.base, n2.base);
 
     let event_id = event(&store, 10, 0).await;

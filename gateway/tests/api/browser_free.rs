@@ -1,8 +1,8 @@
 //! A free event's checkout page in headless Chromium (browser-tests/free.mjs): no payment step, the wallet
 //! signs the access challenge through the SDK's `rsvp`, the receipt shows the ticket; the ticket then joins.
 
-use crate::common;
 use crate::browser::repo_root;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -7,8 +7,8 @@
 //! path, joins with real wallet signatures, then runs `node browser-tests/naf.mjs '<json>'` and asserts on the
 //! JSON it prints. `./scripts/test` installs Chromium and the driver's node_modules.
 
+use crate::browser::{browser_prerequisites, position_close, repo_root, run_driver};
 use crate::common;
-use crate::browser::{repo_root, browser_prerequisites, run_driver, position_close};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -11,8 +11,8 @@
 //! holder sees its avatar; then a creator signs in with Keychain, has an event refused and then created, and
 //! sees an attendee of it join in the live feed. Screenshots land in `test-artifacts/pages-*.png`.
 
-use crate::{common, creator_support};
 use crate::browser::repo_root;
+use crate::{common, creator_support};
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -4,8 +4,8 @@
 //! connected through the dlux adapter, and the refusals (sold out, unknown quote, wrong signature, replay, no
 //! wallet, expired quote, a late underpayment owed back).
 
-use crate::{common, creator_support};
 use crate::browser::repo_root;
+use crate::{common, creator_support};
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -6,8 +6,8 @@
 //!
 //! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
 
-use crate::{attendance_support, common};
 use crate::browser::{repo_root, run_driver};
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

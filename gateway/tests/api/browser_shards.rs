@@ -6,8 +6,8 @@
 //! This test is the orchestrator: it starts the real gateway on SQLite, sells tickets through the real money
 //! path, then runs `node browser-tests/shards.mjs '<json>'` and asserts on the JSON it prints.
 
-use crate::{attendance_support, common};
 use crate::browser::{repo_root, run_driver};
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

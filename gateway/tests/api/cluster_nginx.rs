@@ -6,9 +6,9 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server` and `nginx`).
 
-use crate::{attendance_support, common};
-use crate::nginx_support::*;
 use crate::cluster_support::*;
+use crate::nginx_support::*;
+use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,19 +61,24 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     let cert_pem = std::fs::read_to_string(self_signed(&dir).0).unwrap();
     let (https_port, http_port) = (free_port(), free_port());
     let public = format!("https://localhost:{https_port}");
-    let nodes =
-        ["node-1", "node-2"].map(|name| {
+    let nodes = ["node-1", "node-2"].map(|name| {
         let own = format!("{public}/node/{name}");
         let env = [("GATEWAY_SERVER__PUBLIC_URL", public.as_str()), ("GATEWAY_CLUSTER__PUBLIC_URL", own.as_str())];
         Node::start_with(name, &db.url, &redis.url(), &env)
     });
-    let _nginx = start_nginx(&dir, &site_config(
-        "nginx-cluster.conf",
+    let _nginx = start_nginx(
         &dir,
-        https_port,
-        http_port,
-        &[("127.0.0.1:8081", format!("127.0.0.1:{}", nodes[0].port())), ("127.0.0.1:8082", format!("127.0.0.1:{}", nodes[1].port()))],
-    ));
+        &site_config(
+            "nginx-cluster.conf",
+            &dir,
+            https_port,
+            http_port,
+            &[
+                ("127.0.0.1:8081", format!("127.0.0.1:{}", nodes[0].port())),
+                ("127.0.0.1:8082", format!("127.0.0.1:{}", nodes[1].port())),
+            ],
+        ),
+    );
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .build()

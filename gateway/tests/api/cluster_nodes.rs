@@ -5,8 +5,8 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
 
-use crate::{attendance_support, common};
 use crate::cluster_support::*;
+use crate::{attendance_support, common};
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
