@@ -16,8 +16,6 @@ pub mod metrics;
 pub mod payments;
 pub mod privacy;
 pub mod rate_limit;
-pub mod room_resume;
-pub mod room_state;
 pub mod rooms;
 pub mod routes;
 pub mod startup;

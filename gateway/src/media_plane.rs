@@ -1,7 +1,7 @@
 //! The media plane: which rooms carry voice through the embedded SFU ([`media`]), and the SFU's signalling over
 //! the room WebSocket (docs/PROTOCOL.md, "SFU").
 //!
-//! The room connection (`rooms.rs`) attaches each seated peer here and gets a [`MediaLink`]: the frames the
+//! The room connection (`rooms/`) attaches each seated peer here and gets a [`MediaLink`]: the frames the
 //! SFU owes that connection (`sfu_session`, `sfu_answer`, `sfu_tracks`) arrive on it, and the connection hands
 //! `sfu_*` frames it reads to [`MediaPlane::handle`] instead of to the hub. Everything else is decided from
 //! the hub's room events and the SFU's events, by two tasks ([`MediaPlane::spawn`]):

@@ -42,7 +42,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     server: crate::http::server::Server,
-    /// Writes the rooms' persistent entities (`room_state.rs`); finishes after shutdown, before the store closes.
+    /// Writes the rooms' persistent entities (`rooms/state.rs`); finishes after shutdown, before the store closes.
     entity_writer: tokio::task::JoinHandle<()>,
 }
 
@@ -78,7 +78,7 @@ impl Application {
             false => None,
         };
         let (ban_requests, mut bans) = tokio::sync::mpsc::unbounded_channel::<BanRequest>();
-        let (entity_sink, entity_changes) = crate::room_state::channel();
+        let (entity_sink, entity_changes) = crate::rooms::state::channel();
         let cluster = match &settings.cluster {
             Some(config) => Some(crate::cluster_node::ClusterNode::start(
                 config,
@@ -89,7 +89,7 @@ impl Application {
         };
         let (remote_moderation, mut remote_moderations) = tokio::sync::mpsc::unbounded_channel::<RemoteModeration>();
         let mut hub = build_hub(&settings, turn.clone(), ban_requests)
-            .resume_issuer(crate::room_resume::issuer(secret.bytes().to_vec()))
+            .resume_issuer(crate::rooms::resume::issuer(secret.bytes().to_vec()))
             .entity_sink(entity_sink);
         if let Some(node) = &cluster {
             // Peers of a room on other nodes: relayed through the broker, moderated through their node.
@@ -214,7 +214,7 @@ impl Application {
         }
         let router = router(state.clone())?;
         let entity_writer =
-            crate::room_state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
+            crate::rooms::state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
         Ok(Application { listener, router, state, server, entity_writer })
     }
 

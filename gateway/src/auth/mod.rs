@@ -9,13 +9,15 @@
 //! - [`token`]: the one signed envelope all of these tokens share, each kind under its own domain tag, so one
 //!   kind can never stand for another.
 //!
-//! Whether a creator session may host a given event is the room's question (`routes::rooms::require_host`).
+//! Whether a session may host a given event: `host::require_host` (the event's creator, or an operator).
 
 pub mod access;
 pub mod admin;
 pub mod creator;
+pub mod host;
 pub mod resume_token;
 pub mod session_token;
 pub mod token;
 
 pub use admin::{bearer, AdminUser};
+pub use host::require_host;

@@ -220,7 +220,7 @@ pub async fn event_analytics(
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
-    crate::routes::rooms::require_host(&state, &headers, event_id).await?;
+    crate::auth::require_host(&state, &headers, event_id).await?;
     let (title, creator) = event_row(&state, event_id).await?;
     Ok(Json(analytics_of(&state, event_id, &creator, title, now_ms()).await?))
 }

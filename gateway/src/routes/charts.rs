@@ -206,7 +206,7 @@ pub async fn attendance_chart(
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
-    crate::routes::rooms::require_host(&state, &headers, event_id).await?;
+    crate::auth::require_host(&state, &headers, event_id).await?;
     let analytics = state.store.attendance_analytics(event_id, now_ms()).await?;
     let points: Vec<(String, f64)> = analytics
         .per_minute

@@ -16,7 +16,7 @@ use ticketing::now_ms;
 use crate::auth::access::AccessRequest;
 use crate::auth::creator;
 use crate::auth::session_token;
-use crate::auth::{bearer, AdminUser};
+use crate::auth::{bearer, require_host, AdminUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;
@@ -251,23 +251,6 @@ pub async fn host_join(
         })?;
     let host = Some(session.account.as_str().to_owned());
     Ok(Json(grant(&state, seat, host).await?))
-}
-
-/// Only the event's creator (with a creator session) or an operator (admin token) may run a room.
-pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap, event_id: i64) -> ApiResult<String> {
-    if let Some(token) = bearer(headers) {
-        if state.settings.admin_token.as_deref().is_some_and(|t| t == token) {
-            AdminUser::from_headers(state, headers)?;
-            return Ok("admin".into());
-        }
-    }
-    let session = creator::authenticate(state, headers).await?;
-    let creator = state.store.event(event_id).await?.map(|event| event.creator_account);
-    match creator {
-        None => Err(ApiError::not_found("event_not_found", "no such event")),
-        Some(c) if c == session.account.as_str() => Ok(c),
-        Some(_) => Err(ApiError::forbidden("not_host", "only the event's creator can do this")),
-    }
 }
 
 #[derive(Debug, Serialize)]

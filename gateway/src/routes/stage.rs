@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use signaling::{ShardError, ShardOccupancy};
 
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::routes::rooms::{client_path, event_id, require_host};
+use crate::auth::require_host;
+use crate::routes::rooms::{client_path, event_id};
 use crate::state::AppState;
 
 pub fn router() -> super::Table {

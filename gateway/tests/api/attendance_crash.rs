@@ -50,8 +50,11 @@ async fn kill_9_loses_at_most_the_flush_interval() {
     send(&mut ws, json!({ "type": "chat", "text": "two" })).await;
     send(&mut ws, json!({ "type": "ping", "client_time": 1 })).await;
     next_of(&mut ws, "pong").await;
-    // Longer than one flush interval: both chats and the open session are on disk.
-    tokio::time::sleep(Duration::from_millis(FLUSH_MS * 3)).await;
+    // Within a flush interval both chats and the open session are on disk; the kill comes after that.
+    common::eventually("both chats flushed", Duration::from_millis(FLUSH_MS * 50), || async {
+        store.attendance_sessions(event_id).await.unwrap().first().is_some_and(|r| r.chat_messages == 2)
+    })
+    .await;
     let status = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();

@@ -2,6 +2,7 @@
 //! ports replaced) terminating TLS with a self-signed certificate in front of the real gateway; a `wss://` room
 //! join and the creators' SSE feed pass through it, live.
 
+use crate::nginx_support::*;
 use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
@@ -13,106 +14,6 @@ use attendance_support::{event, sse, ticket, token};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn nginx_binary() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("nginx is not installed (scripts/test installs Debian's `nginx`)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A self-signed certificate for `localhost` and 127.0.0.1 (not a CA, so it can be its own trust anchor).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl req failed");
-    (cert, key)
-}
-
-/// `deploy/nginx.conf` with its names, paths and ports replaced; every replaced text must be there.
-fn site_config(dir: &Path, https_port: u16, http_port: u16, upstream_port: u16) -> String {
-    let mut site = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf")).unwrap();
-    let replacements = [
-        ("server 127.0.0.1:8080;", format!("server 127.0.0.1:{upstream_port};")),
-        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{https_port} ssl http2;")),
-        ("listen [::]:443 ssl http2;", String::new()),
-        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
-        ("listen [::]:80;", String::new()),
-        ("/etc/letsencrypt/live/presence.example.org/fullchain.pem", dir.join("cert.pem").display().to_string()),
-        ("/etc/letsencrypt/live/presence.example.org/privkey.pem", dir.join("key.pem").display().to_string()),
-        ("presence.example.org", "localhost".to_owned()),
-    ];
-    for (from, to) in replacements {
-        assert!(site.contains(from), "deploy/nginx.conf no longer has `{from}`");
-        site = site.replace(from, &to);
-    }
-    site
-}
-
-fn start_nginx(dir: &Path, site: &str) -> Nginx {
-    std::fs::write(dir.join("site.conf"), site).unwrap();
-    // What Debian's /etc/nginx/nginx.conf provides around a site, with every path in the test's directory.
-    let d = dir.display();
-    let main = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n\
-         access_log {d}/access.log;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\ninclude {d}/site.conf;\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new(nginx_binary())
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off; master_process off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
-    Nginx(child)
-}
-
-fn tls_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
-    let der = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        cert_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>(),
-    )
-    .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
 
 /// Sends a join with a malformed signature (refused and audited) and returns the client address the audit row
 /// names.
@@ -173,7 +74,16 @@ async fn a_wss_join_and_an_sse_feed_pass_through_nginx() {
     })
     .await;
     let upstream_port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let _nginx = start_nginx(&dir, &site_config(&dir, https_port, http_port, upstream_port));
+    let _nginx = start_nginx(
+        &dir,
+        &site_config(
+            "nginx.conf",
+            &dir,
+            https_port,
+            http_port,
+            &[("server 127.0.0.1:8080;", format!("server 127.0.0.1:{upstream_port};"))],
+        ),
+    );
 
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())

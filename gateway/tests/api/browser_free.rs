@@ -1,6 +1,7 @@
 //! A free event's checkout page in headless Chromium (browser-tests/free.mjs): no payment step, the wallet
 //! signs the access challenge through the SDK's `rsvp`, the receipt shows the ticket; the ticket then joins.
 
+use crate::browser::repo_root;
 use crate::common;
 
 use std::path::PathBuf;
@@ -13,10 +14,6 @@ use ticketing::creators::{AccountName, Tier};
 use ticketing::testing::RawSql;
 
 const WALLET_SEED: u8 = 7;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_event_is_reserved_with_a_wallet_signature_and_joined() {

@@ -11,6 +11,7 @@
 //! holder sees its avatar; then a creator signs in with Keychain, has an event refused and then created, and
 //! sees an attendee of it join in the live feed. Screenshots land in `test-artifacts/pages-*.png`.
 
+use crate::browser::repo_root;
 use crate::{common, creator_support};
 
 use std::path::PathBuf;
@@ -34,10 +35,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const BUYER: u8 = 31;
 const BOB: u8 = 32;
 const CAROL: u8 = 33;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn evm_xpub() -> String {
     let secp = bitcoin::secp256k1::Secp256k1::new();

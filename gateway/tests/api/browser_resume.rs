@@ -7,54 +7,13 @@
 //! The orchestrator: the real gateway on SQLite, tickets through the real money path, then
 //! `node browser-tests/resume.mjs '<json>'` twice (before and after the restart). See browser-tests/README.md.
 
+use crate::browser::{browser_prerequisites, repo_root, run_driver};
 use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-/// Fails with a clear message when the browser or the driver's packages are not installed.
-fn browser_prerequisites() -> PathBuf {
-    let root = repo_root();
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium is not installed at {chromium}: run ./scripts/test, or set CHROMIUM_PATH"
-    );
-    assert!(
-        root.join("browser-tests/node_modules/playwright-core").exists(),
-        "browser-tests/node_modules is missing: run ./scripts/test (it runs `npm ci --prefix browser-tests`)"
-    );
-    root
-}
-
-/// Runs `node browser-tests/<script> '<args>'` and returns the JSON object on its last stdout line.
-async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
-    let root = browser_prerequisites();
-    let child = tokio::process::Command::new("node")
-        .arg(root.join("browser-tests").join(script))
-        .arg(args.to_string())
-        .current_dir(&root)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(limit, child)
-        .await
-        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
-        .expect("node runs (is nodejs installed?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let result: Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("{script} printed no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    assert_eq!(result["ok"], true, "{script} failed: {}\nstderr:\n{stderr}", result["error"].as_str().unwrap_or(""));
-    eprintln!("{script} stderr:\n{stderr}");
-    result
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_page_resumes_by_itself_and_late_joiners_see_the_persistent_prop() {

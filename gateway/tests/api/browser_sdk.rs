@@ -4,6 +4,7 @@
 //! connected through the dlux adapter, and the refusals (sold out, unknown quote, wrong signature, replay, no
 //! wallet, expired quote, a late underpayment owed back).
 
+use crate::browser::repo_root;
 use crate::{common, creator_support};
 
 use std::path::PathBuf;
@@ -23,10 +24,6 @@ use ticketing::rates::StaticRates;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WALLET_SEED: u8 = 7;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn evm_xpub() -> String {
     let secp = bitcoin::secp256k1::Secp256k1::new();

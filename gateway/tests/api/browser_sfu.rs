@@ -6,6 +6,7 @@
 //!
 //! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
 
+use crate::browser::{repo_root, run_driver};
 use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
@@ -14,33 +15,6 @@ use std::time::Duration;
 use attendance_support::{creator_token, MIN, SECRET};
 use gateway::media_plane::MediaMode;
 use serde_json::{json, Value};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-/// Runs `node browser-tests/<script> '<args>'` and returns the JSON object on its last stdout line.
-async fn run_driver(script: &str, args: &Value, limit: Duration) -> Value {
-    let root = repo_root();
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "Chromium is not installed at {chromium}: run ./scripts/test");
-    assert!(root.join("browser-tests/node_modules/playwright-core").exists(), "run `npm ci --prefix browser-tests`");
-    let child = tokio::process::Command::new("node")
-        .arg(root.join("browser-tests").join(script))
-        .arg(args.to_string())
-        .current_dir(&root)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(limit, child).await.expect("the driver finishes in time").expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let result: Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    eprintln!("{script} stderr:\n{stderr}");
-    assert_eq!(result["ok"], true, "{script} failed: {}", result["error"]);
-    result
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_is_heard_and_seen_by_three_browsers_and_a_server_mute_stops_the_bytes() {

@@ -6,6 +6,8 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server` and `nginx`).
 
+use crate::cluster_support::*;
+use crate::nginx_support::*;
 use crate::{attendance_support, common};
 
 use std::path::{Path, PathBuf};
@@ -20,150 +22,6 @@ use serde_json::{json, Value};
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A gateway process in cluster mode; killed when dropped.
-struct Node {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Node {
-    fn start(name: &str, db_url: &str, redis_url: &str, public: &str) -> Node {
-        let dir = std::env::temp_dir().join(format!("gateway-cnginx-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .env("GATEWAY_SERVER__PORT", "0")
-            .env("GATEWAY_SERVER__NODE_ID", name)
-            .env("GATEWAY_SERVER__PUBLIC_URL", public)
-            .env("GATEWAY_SERVER__SHUTDOWN_GRACE_SECS", "1")
-            .env("GATEWAY_DATA_DIR", &dir)
-            .env("GATEWAY_SECRET", "11".repeat(32))
-            .env("GATEWAY_RATES__SOURCE", "static")
-            .env("GATEWAY_LOG__FORMAT", "json")
-            .env("GATEWAY_LOG__FILTER", "info,sqlx=warn")
-            .env("GATEWAY_CLUSTER__REDIS_URL", redis_url)
-            .env("GATEWAY_CLUSTER__PUBLIC_URL", format!("{public}/node/{name}"))
-            .env("GATEWAY_CLUSTER__HEARTBEAT_MS", "200")
-            .env("GATEWAY_CLUSTER__NODE_TTL_MS", "2000")
-            .env("DATABASE_URL", db_url)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gateway binary");
-        let base = common::listening_address(&mut child, Duration::from_secs(60));
-        Node { child, base, dir }
-    }
-
-    fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn self_signed(dir: &Path) -> PathBuf {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl req failed");
-    cert
-}
-
-/// `deploy/nginx-cluster.conf` with its names, paths and ports replaced; every replaced text must be there.
-fn site_config(dir: &Path, https_port: u16, http_port: u16, nodes: [u16; 2]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx-cluster.conf");
-    let mut site = std::fs::read_to_string(path).unwrap();
-    let replacements = [
-        ("127.0.0.1:8081", format!("127.0.0.1:{}", nodes[0])),
-        ("127.0.0.1:8082", format!("127.0.0.1:{}", nodes[1])),
-        ("listen 443 ssl http2;", format!("listen 127.0.0.1:{https_port} ssl http2;")),
-        ("listen [::]:443 ssl http2;", String::new()),
-        ("listen 80;", format!("listen 127.0.0.1:{http_port};")),
-        ("listen [::]:80;", String::new()),
-        ("/etc/letsencrypt/live/presence.example.org/fullchain.pem", dir.join("cert.pem").display().to_string()),
-        ("/etc/letsencrypt/live/presence.example.org/privkey.pem", dir.join("key.pem").display().to_string()),
-        ("presence.example.org", "localhost".to_owned()),
-    ];
-    for (from, to) in replacements {
-        assert!(site.contains(from), "deploy/nginx-cluster.conf no longer has `{from}`");
-        site = site.replace(from, &to);
-    }
-    site
-}
-
-fn start_nginx(dir: &Path, site: &str) -> Nginx {
-    std::fs::write(dir.join("site.conf"), site).unwrap();
-    // What Debian's /etc/nginx/nginx.conf provides around a site; the access log names the upstream of each request.
-    let d = dir.display();
-    let main = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n\
-         log_format upstreams '$request_method $uri $status $upstream_addr';\naccess_log {d}/access.log upstreams;\n\
-         client_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\ninclude {d}/site.conf;\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new(
-        ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).expect("nginx installed"),
-    )
-    .arg("-e")
-    .arg(dir.join("error.log"))
-    .arg("-p")
-    .arg(dir)
-    .arg("-c")
-    .arg(dir.join("nginx.conf"))
-    .args(["-g", "daemon off; master_process off;"])
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("start nginx");
-    Nginx(child)
-}
-
-fn tls_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
-    let der = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        cert_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>(),
-    )
-    .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
 
 type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
@@ -200,12 +58,27 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     std::fs::create_dir_all(&dir).unwrap();
     #[cfg(unix)]
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let cert_pem = std::fs::read_to_string(self_signed(&dir)).unwrap();
+    let cert_pem = std::fs::read_to_string(self_signed(&dir).0).unwrap();
     let (https_port, http_port) = (free_port(), free_port());
     let public = format!("https://localhost:{https_port}");
-    let nodes =
-        [Node::start("node-1", &db.url, &redis.url(), &public), Node::start("node-2", &db.url, &redis.url(), &public)];
-    let _nginx = start_nginx(&dir, &site_config(&dir, https_port, http_port, [nodes[0].port(), nodes[1].port()]));
+    let nodes = ["node-1", "node-2"].map(|name| {
+        let own = format!("{public}/node/{name}");
+        let env = [("GATEWAY_SERVER__PUBLIC_URL", public.as_str()), ("GATEWAY_CLUSTER__PUBLIC_URL", own.as_str())];
+        Node::start_with(name, &db.url, &redis.url(), &env)
+    });
+    let _nginx = start_nginx(
+        &dir,
+        &site_config(
+            "nginx-cluster.conf",
+            &dir,
+            https_port,
+            http_port,
+            &[
+                ("127.0.0.1:8081", format!("127.0.0.1:{}", nodes[0].port())),
+                ("127.0.0.1:8082", format!("127.0.0.1:{}", nodes[1].port())),
+            ],
+        ),
+    );
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .build()

@@ -5,6 +5,7 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
 
+use crate::cluster_support::*;
 use crate::{attendance_support, common};
 
 use std::process::{Child, Command, Stdio};
@@ -17,73 +18,6 @@ use serde_json::{json, Value};
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 use tokio_tungstenite::tungstenite::Message;
-
-const HEARTBEAT_MS: u64 = 200;
-const NODE_TTL_MS: u64 = 2000;
-
-/// A gateway process; killed (SIGKILL) when dropped if still running.
-struct Node {
-    child: Child,
-    base: String,
-    _dir: std::path::PathBuf,
-}
-
-impl Node {
-    fn start(name: &str, db_url: &str, redis_url: &str) -> Node {
-        Self::start_with(name, db_url, redis_url, &[])
-    }
-
-    fn start_with(name: &str, db_url: &str, redis_url: &str, env: &[(&str, &str)]) -> Node {
-        let dir = std::env::temp_dir().join(format!("gateway-cluster-{}-{name}-{}", std::process::id(), rand_tag()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .env("GATEWAY_SERVER__PORT", "0")
-            .env("GATEWAY_SERVER__NODE_ID", name)
-            .env("GATEWAY_SERVER__SHUTDOWN_GRACE_SECS", "2")
-            .env("GATEWAY_DATA_DIR", &dir)
-            .env("GATEWAY_SECRET", "11".repeat(32))
-            .env("GATEWAY_RATES__SOURCE", "static")
-            .env("GATEWAY_ROOMS__ATTENDANCE_FLUSH_MS", "100")
-            .env("GATEWAY_LOG__FORMAT", "json")
-            .env("GATEWAY_LOG__FILTER", "info,sqlx=warn")
-            .env("GATEWAY_CLUSTER__REDIS_URL", redis_url)
-            .env("GATEWAY_CLUSTER__HEARTBEAT_MS", HEARTBEAT_MS.to_string())
-            .env("GATEWAY_CLUSTER__NODE_TTL_MS", NODE_TTL_MS.to_string())
-            .env("DATABASE_URL", db_url)
-            .envs(env.iter().copied())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gateway binary");
-        let base = common::listening_address(&mut child, Duration::from_secs(60));
-        Node { child, base, _dir: dir }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    async fn readyz(&self) -> Value {
-        reqwest::get(format!("{}/readyz", self.base)).await.unwrap().json().await.unwrap()
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn rand_tag() -> String {
-    format!("{:08x}", rand::random::<u32>())
-}
 
 /// Waits until every node has beaten and sees the others (so the join endpoint and the reaper know them).
 async fn until<F, Fut>(what: &str, within: Duration, mut check: F)

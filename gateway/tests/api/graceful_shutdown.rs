@@ -82,7 +82,10 @@ async fn sigterm_under_load_loses_nothing() {
         }));
     }
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    common::eventually("the load is running before the signal", Duration::from_secs(20), || async {
+        acknowledged.lock().unwrap().len() >= 20
+    })
+    .await;
     let before = acknowledged.lock().unwrap().len();
     assert!(before > 0, "load was running before the signal");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -105,7 +108,10 @@ async fn sigterm_under_load_loses_nothing() {
         "no request failed with a server error: {:?}",
         server_errors.lock().unwrap()
     );
-    std::thread::sleep(Duration::from_millis(100));
+    common::eventually("the clean shutdown is logged", Duration::from_secs(5), || async {
+        log_lines.lock().unwrap().iter().any(|l| l.contains("shut down cleanly"))
+    })
+    .await;
     let logs = log_lines.lock().unwrap().join("\n");
     assert!(logs.contains("shut down cleanly"), "logs: {logs}");
 

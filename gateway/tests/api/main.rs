@@ -8,6 +8,9 @@ mod common;
 #[macro_use]
 mod creator_support;
 mod attendance_support;
+mod browser;
+mod cluster_support;
+mod nginx_support;
 
 // Test servers shared with the watchers' tests.
 #[allow(dead_code)] // the watchers' tests use the rest

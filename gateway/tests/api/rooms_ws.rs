@@ -247,7 +247,11 @@ async fn slow_consumer(backend: ticketing::Backend) {
     }
     assert_eq!(reader.await.unwrap(), 400, "the fast peer got every guaranteed frame");
     // The slow one was closed as a slow consumer and its session ended so.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::eventually("the slow peer's session ends", Duration::from_secs(10), || async {
+        let sessions = app.store.attendance_sessions(event_id).await.unwrap();
+        sessions.iter().any(|s| s.ticket_id == Some(t2) && s.end_reason.is_some())
+    })
+    .await;
     let sessions = app.store.attendance_sessions(event_id).await.unwrap();
     let slow_row = sessions.iter().find(|s| s.ticket_id == Some(t2)).unwrap();
     assert_eq!(slow_row.end_reason.as_deref(), Some("slow_consumer"), "{sessions:?}");
@@ -259,7 +263,11 @@ app_test!(restart_closes_interrupted_sessions, |app| async move {
     let t = ticket(&app, event_id, "wone").await;
     let mut ws = connect(&app, event_id, &token(event_id, t, "wone")).await;
     next_of(&mut ws, "welcome").await;
-    tokio::time::sleep(Duration::from_millis(1300)).await; // one flush interval
+    // The recorder's next flush writes the open session.
+    common::eventually("the open session is written", Duration::from_secs(10), || async {
+        !app.store.attendance_sessions(event_id).await.unwrap().is_empty()
+    })
+    .await;
     let open = app.store.attendance_sessions(event_id).await.unwrap();
     assert_eq!(open.len(), 1);
     assert!(open[0].left_at.is_none());

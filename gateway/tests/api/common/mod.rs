@@ -139,3 +139,17 @@ pub fn listening_address(child: &mut std::process::Child, within: std::time::Dur
     let address = rx.recv_timeout(within).expect("the gateway logs its address");
     format!("http://{address}")
 }
+
+/// Polls `check` every 20 ms until it holds; fails the test naming `what` after `within`. For waits on a
+/// condition the server reaches on its own (a flush, a close), instead of sleeping for a guess.
+pub async fn eventually<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -7,6 +7,9 @@
 //! Then frames flow through the [`signaling`] crate until either side leaves. The close codes are the table
 //! in docs/PROTOCOL.md.
 
+pub mod resume;
+pub mod state;
+
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -28,7 +31,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize)]
 pub struct SocketQuery {
     pub token: Option<String>,
-    /// A resume token instead (`room_resume.rs`), with how many frames of the session the client read.
+    /// A resume token instead (`resume.rs`), with how many frames of the session the client read.
     pub resume: Option<String>,
     pub received: Option<u64>,
     /// The presence protocol version the client speaks (docs/PROTOCOL.md); 2 and later unpack `batch` frames.
@@ -100,7 +103,7 @@ async fn serve(
         return close(&mut socket, Denied::code(CloseCode::Malformed, "no such event id")).await;
     };
     let admitted = match &query.resume {
-        Some(token) => crate::room_resume::admit(&state, event_id, token, query.received.unwrap_or(0)).await,
+        Some(token) => crate::rooms::resume::admit(&state, event_id, token, query.received.unwrap_or(0)).await,
         None => admit(&state, &mut socket, event_id, query.token, query.group, remote).await,
     };
     let Admitted { mut peer, mut outbox, role, event_end, client_id } = match admitted {
@@ -127,7 +130,7 @@ async fn serve(
     let mut media = state.media.attach(event_id, &client_id, role, occupants);
     // Grows to the largest batch this connection has seen; an idle seat never allocates it.
     let mut batch = Vec::new();
-    // Set when the connection dropped rather than closed: the seat then waits for a resume (`room_resume.rs`).
+    // Set when the connection dropped rather than closed: the seat then waits for a resume (`resume.rs`).
     let mut dropped = None;
     // Writes on the shared flush tick, everything owed at once (`[signaling] flush_interval_ms`).
     let mut flusher = Flusher::new(Duration::from_millis(state.hub.config().flush_interval_ms));
@@ -243,7 +246,7 @@ async fn admit(
     }
     let client_id = admission.client_id.clone();
     // The room's persistent entities go to the joiner in its snapshot: after a restart they come from the store.
-    crate::room_state::ensure_loaded(state, event_id).await;
+    crate::rooms::state::ensure_loaded(state, event_id).await;
     // Placed in a shard of at most the event's `shard_size` attendees; the host is on the stage, in every shard.
     let placement = signaling::Placement {
         shard_size: u32::try_from(seat.shard_size).unwrap_or(0),
