@@ -15,8 +15,8 @@ use ticketing::now_ms;
 
 use crate::auth::access::AccessRequest;
 use crate::auth::creator;
+use crate::auth::require_host;
 use crate::auth::session_token;
-use crate::auth::{bearer, require_host, AdminUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::purchases::rfc3339;
 use crate::state::AppState;

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use signaling::{ShardError, ShardOccupancy};
 
-use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::auth::require_host;
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::routes::rooms::{client_path, event_id};
 use crate::state::AppState;
 

@@ -5,9 +5,6 @@
 use crate::nginx_support::*;
 use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use attendance_support::{event, sse, ticket, token};

@@ -5,12 +5,10 @@
 //! The orchestrator starts the nodes and runs `node browser-tests/cluster.mjs '<json>'`, then asserts on the JSON
 //! it prints. `./scripts/test` starts PostgreSQL and installs Chromium, `redis-server` and the driver's packages.
 
+use crate::attendance_support;
 use crate::browser::{browser_prerequisites, position_close, repo_root, run_driver};
 use crate::cluster_support::*;
-use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use attendance_support::{event, ticket, SECRET};

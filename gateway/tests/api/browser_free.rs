@@ -4,7 +4,6 @@
 use crate::browser::repo_root;
 use crate::common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 
 use common::wallets::EvmWallet;

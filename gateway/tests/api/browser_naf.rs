@@ -10,7 +10,6 @@
 use crate::browser::{browser_prerequisites, position_close, repo_root, run_driver};
 use crate::common;
 
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

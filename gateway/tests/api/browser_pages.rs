@@ -14,7 +14,6 @@
 use crate::browser::repo_root;
 use crate::{common, creator_support};
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -7,10 +7,9 @@
 //! The orchestrator: the real gateway on SQLite, tickets through the real money path, then
 //! `node browser-tests/resume.mjs '<json>'` twice (before and after the restart). See browser-tests/README.md.
 
-use crate::browser::{browser_prerequisites, repo_root, run_driver};
+use crate::browser::{browser_prerequisites, run_driver};
 use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

@@ -6,10 +6,9 @@
 //!
 //! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
 
-use crate::browser::{repo_root, run_driver};
+use crate::browser::run_driver;
 use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use attendance_support::{creator_token, MIN, SECRET};

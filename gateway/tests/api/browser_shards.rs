@@ -9,10 +9,9 @@
 use crate::browser::{repo_root, run_driver};
 use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_see_the_same_host_and_never_each_other() {

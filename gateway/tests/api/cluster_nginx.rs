@@ -6,13 +6,10 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server` and `nginx`).
 
+use crate::attendance_support;
 use crate::cluster_support::*;
 use crate::nginx_support::*;
-use crate::{attendance_support, common};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use attendance_support::{creator_token, event, sse, ticket, token};

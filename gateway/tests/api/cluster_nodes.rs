@@ -5,10 +5,9 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
 
+use crate::attendance_support;
 use crate::cluster_support::*;
-use crate::{attendance_support, common};
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use attendance_support::*;
