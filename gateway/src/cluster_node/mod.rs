@@ -126,6 +126,11 @@ impl ClusterNode {
         self.broker.node_id()
     }
 
+    /// The live nodes this node knows of from the heartbeats, itself included (what items are relayed to).
+    pub fn live_nodes(&self) -> usize {
+        self.live.lock().len()
+    }
+
     pub fn broker_up(&self) -> bool {
         self.broker.stats().is_broker_up()
     }

@@ -25,6 +25,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // With several nodes, the broker: while it is away this node still serves its own peers (degraded, not
     // unready), but nobody on other nodes sees them and new joins are refused.
     let broker = state.cluster.as_ref().map(|node| node.broker_up());
+    let nodes = state.cluster.as_ref().map(|node| node.live_nodes());
     let label = match (ready, broker) {
         (false, _) => "not_ready",
         (true, Some(false)) => "degraded",
@@ -35,6 +36,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         axum::Json(json!({
             "status": label,
             "checks": { "database": database, "accepting": !shutting_down, "broker": broker },
+            // With several nodes: the live nodes this one knows of from their heartbeats, itself included.
+            "nodes": nodes,
             "watchers": watchers,
             "unhealthy_quotable_chains": unhealthy,
         })),

@@ -41,7 +41,10 @@ app_test!(join_chat_voice_screen_leave_rows_and_feeds, |app| async move {
         let mut frames = Vec::new();
         while frames.len() < 12 {
             let frame = next_of(&mut host, "feed").await;
-            if !(frame["kind"] == "joined" && frame["role"] == "host") {
+            let own_arrival = frame["kind"] == "joined" && frame["role"] == "host";
+            let earlier_sale =
+                frame["kind"] == "ticket_sold" && earlier_sales.iter().any(|t| frame["detail"]["ticket_id"] == *t);
+            if !own_arrival && !earlier_sale {
                 frames.push(frame);
             }
         }

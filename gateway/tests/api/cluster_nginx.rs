@@ -6,9 +6,9 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server` and `nginx`).
 
-use crate::attendance_support;
 use crate::cluster_support::*;
 use crate::nginx_support::*;
+use crate::{attendance_support, common};
 
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,12 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
     let public = format!("https://localhost:{https_port}");
     let nodes = ["node-1", "node-2"].map(|name| {
         let own = format!("{public}/node/{name}");
-        let env = [("GATEWAY_SERVER__PUBLIC_URL", public.as_str()), ("GATEWAY_CLUSTER__PUBLIC_URL", own.as_str())];
+        let env = [
+            ("GATEWAY_SERVER__PUBLIC_URL", public.as_str()),
+            ("GATEWAY_CLUSTER__PUBLIC_URL", own.as_str()),
+            ("GATEWAY_SERVER__SHUTDOWN_GRACE_SECS", "1"),
+            ("GATEWAY_ROOMS__ATTENDANCE_FLUSH_MS", "1000"),
+        ];
         Node::start_with(name, &db.url, &redis.url(), &env)
     });
     let _nginx = start_nginx(
@@ -101,6 +106,13 @@ async fn two_nodes_behind_nginx_one_room_and_the_feed() {
         }
     }
 
+    // Each node knows the other from its heartbeats (room items are relayed to the nodes it knows).
+    for node in &nodes {
+        common::eventually("the nodes know each other", Duration::from_secs(10), || async {
+            node.readyz().await["nodes"] == 2
+        })
+        .await;
+    }
     let event_id = event(&store, 10, 0).await;
     let (ta, tb) = (ticket(&store, event_id, "wallet-a").await, ticket(&store, event_id, "wallet-b").await);
     // The creators' feed on the balanced path (whichever node nginx picks carries the room items of both).
