@@ -5,8 +5,8 @@
 //!
 //! Run through `scripts/test` (it starts PostgreSQL and installs `redis-server`).
 
-use crate::attendance_support;
 use crate::cluster_support::*;
+use crate::{attendance_support, common};
 
 use std::time::{Duration, Instant};
 
@@ -17,19 +17,6 @@ use serde_json::{json, Value};
 use ticketing::testing::TestDb;
 use ticketing::Backend;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Waits until every node has beaten and sees the others (so the join endpoint and the reaper know them).
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 /// The next frame of `kind` within `within`, skipping others; `None` on timeout.
 async fn frame_within(ws: &mut Ws, kind: &str, within: Duration) -> Option<Value> {
@@ -243,7 +230,7 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     next_of(&mut a, "peer_joined").await;
 
     f.redis.kill();
-    until("node 1 to report the broker away", Duration::from_secs(10), || async {
+    common::eventually("node 1 to report the broker away", Duration::from_secs(10), || async {
         n1.readyz().await["checks"]["broker"] == false
     })
     .await;
@@ -254,7 +241,7 @@ async fn without_the_broker_local_peers_are_served_and_cross_node_relay_resumes_
     assert_eq!(next_of(&mut a2, "broadcast").await["data"]["local"], true, "local peers are still served");
 
     f.redis.restart();
-    until("node 1 to see the broker again", Duration::from_secs(15), || async {
+    common::eventually("node 1 to see the broker again", Duration::from_secs(15), || async {
         n1.readyz().await["status"] == "ready"
     })
     .await;
