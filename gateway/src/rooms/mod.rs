@@ -134,7 +134,15 @@ async fn serve(
     let mut dropped = None;
     // Writes on the shared flush tick, everything owed at once (`[signaling] flush_interval_ms`).
     let mut flusher = Flusher::new(Duration::from_millis(state.hub.config().flush_interval_ms));
-    loop {
+    // The welcome (and the snapshot queued with it) is written at once, not on the next tick: it must be the
+    // connection's first frame, before any feed or media frame written beside the outbox, and a join should not
+    // wait for the tick.
+    if outbox.take_ready(&mut batch, WRITE_BATCH).is_some_and(|taken| taken > 0)
+        && write_batch(&mut socket, &mut batch, framing).await.is_break()
+    {
+        dropped = Some(LeaveReason::Left);
+    }
+    while dropped.is_none() {
         tokio::select! {
             frame = media.next_frame() => {
                 let Some(frame) = frame else { continue };
