@@ -151,7 +151,34 @@ impl Hub {
                 return;
             }
         }
+        self.keep_remote_entities(room_id, &envelope.payload);
         self.deliver_local(room_id, envelope);
+    }
+
+    /// A remote peer's broadcast about persistent entities is kept here too (not stored again), so that a peer
+    /// joining on this node gets them in its snapshot — as on one node. Decoded only when it may concern them, as
+    /// on the sending node.
+    fn keep_remote_entities(&self, room_id: RoomId, payload: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Broadcast<'a> {
+            #[serde(borrow)]
+            data_type: std::borrow::Cow<'a, str>,
+            #[serde(default)]
+            data: serde_json::Value,
+        }
+        if !payload.starts_with(br#"{"type":"broadcast""#) {
+            return;
+        }
+        let Some(room) = self.room(room_id) else { return };
+        let Ok(text) = std::str::from_utf8(payload) else { return };
+        if !room.entities.any() && !crate::peer::says_persistent(text) {
+            return;
+        }
+        if let Ok(frame) = serde_json::from_str::<Broadcast<'_>>(text) {
+            if matches!(&*frame.data_type, "u" | "um" | "r") {
+                self.observe_remote_entities(&room, &frame.data_type, &frame.data);
+            }
+        }
     }
 
     fn apply_presence(&self, room_id: RoomId, presence: Presence) -> Applied {

@@ -484,7 +484,7 @@ impl Drop for Peer {
 
 /// Whether raw JSON has a `"persistent"` key set to `true` (whitespace allowed around the colon), without
 /// decoding it: NAF sends `"persistent":false` in every update, so the key alone says nothing.
-fn says_persistent(raw: &str) -> bool {
+pub(crate) fn says_persistent(raw: &str) -> bool {
     raw.match_indices("\"persistent\"").any(|(at, key)| {
         let rest = raw[at + key.len()..].trim_start();
         rest.strip_prefix(':').is_some_and(|value| value.trim_start().starts_with("true"))

@@ -163,13 +163,23 @@ impl Hub {
 
     /// Keeps what a broadcast says about persistent entities (see the module's rules).
     pub(crate) fn observe_entities(&self, room: &Room, data_type: &str, data: &Value) -> Result<(), EntityRefused> {
+        self.observe(room, data_type, data, Origin::Here)
+    }
+
+    /// The same for a broadcast relayed from a peer on another node (`mirror.rs`): this node keeps the entities
+    /// too, so that its joiners' snapshots hold them, but does not store them — the sender's node did.
+    pub(crate) fn observe_remote_entities(&self, room: &Room, data_type: &str, data: &Value) {
+        let _ = self.observe(room, data_type, data, Origin::OtherNode);
+    }
+
+    fn observe(&self, room: &Room, data_type: &str, data: &Value, origin: Origin) -> Result<(), EntityRefused> {
         match data_type {
-            "u" => self.observe_update(room, data),
+            "u" => self.observe_update(room, data, origin),
             "um" => {
                 let Some(updates) = data.get("d").and_then(Value::as_array) else {
                     return Ok(());
                 };
-                updates.iter().try_for_each(|update| self.observe_update(room, update))
+                updates.iter().try_for_each(|update| self.observe_update(room, update, origin))
             }
             "r" if room.entities.len.load(Ordering::Acquire) > 0 => {
                 let Some(id) = data.get("networkId").and_then(Value::as_str) else {
@@ -181,7 +191,7 @@ impl Hub {
                     room.entities.len.store(kept.len(), Ordering::Release);
                     removed
                 };
-                if removed {
+                if removed && origin == Origin::Here {
                     self.entity_changed(room.id(), EntityChange::Removed { network_id: id.to_owned() });
                 }
                 Ok(())
@@ -190,7 +200,7 @@ impl Hub {
         }
     }
 
-    fn observe_update(&self, room: &Room, update: &Value) -> Result<(), EntityRefused> {
+    fn observe_update(&self, room: &Room, update: &Value, origin: Origin) -> Result<(), EntityRefused> {
         let persistent = update.get("persistent").and_then(Value::as_bool);
         if persistent != Some(true) && room.entities.len.load(Ordering::Acquire) == 0 {
             return Ok(()); // the common case: nothing kept, nothing to keep
@@ -233,7 +243,9 @@ impl Hub {
                 EntityChange::Upsert { network_id: id.to_owned(), owner, data: Value::Object(merged) }
             }
         };
-        self.entity_changed(room.id(), change);
+        if origin == Origin::Here {
+            self.entity_changed(room.id(), change);
+        }
         Ok(())
     }
 
@@ -242,6 +254,13 @@ impl Hub {
             sink.changed(room, change);
         }
     }
+}
+
+/// Where a broadcast about entities came from: a peer of this node (kept and stored) or of another (kept only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Here,
+    OtherNode,
 }
 
 fn owner_time(data: &Map<String, Value>) -> f64 {

@@ -282,3 +282,42 @@ async fn the_replay_buffer_is_bounded_per_peer() {
     send(&mut b, json!({"type": "chat", "text": "one too many"}));
     assert!(hub.held_frames(1, "a").is_none());
 }
+
+/// Another node's peer creates, moves and removes a persistent entity: this node keeps it for its own joiners'
+/// snapshots, as on one node, but does not store it again (the sender's node did).
+#[test]
+fn persistent_entities_relayed_from_another_node_reach_this_node_s_joiners_without_being_stored_twice() {
+    use signaling::{Delivery, Envelope, Recipients};
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let sink = changes.clone();
+    let hub = Hub::builder(SignalingConfig::default())
+        .entity_sink(move |room: i64, change: EntityChange| sink.lock().unwrap().push((room, change)))
+        .build();
+    let (_b, _b_out) = join(&hub, "b");
+    // As the sending node encodes a relayed broadcast (`type` first).
+    let remote = |data_type: &str, data: Value| {
+        let payload = format!(r#"{{"type":"broadcast","from":"a","data_type":"{data_type}","data":{data}}}"#);
+        let envelope =
+            Envelope { to: Recipients::AllExcept("a".into()), delivery: Delivery::Guaranteed, payload: payload.into() };
+        hub.deliver_remote(1, &envelope);
+    };
+    let box_u = json!({"networkId": "box", "owner": "a", "creator": "a", "lastOwnerTime": 5, "template": "#box",
+        "persistent": true, "isFirstSync": true, "components": {"0": {"x": 0, "y": 0, "z": 0}}});
+    remote("u", box_u);
+    remote(
+        "um",
+        json!({"d": [{"networkId": "box", "owner": "a", "lastOwnerTime": 5, "persistent": true,
+        "components": {"0": {"x": 3, "y": 0, "z": 0}}}]}),
+    );
+    // An avatar's update says nothing about entities and keeps nothing.
+    remote("u", json!({"networkId": "avatar", "owner": "a", "components": {}}));
+    let (_c, mut c_out) = join(&hub, "c");
+    let frames = drain(&mut c_out);
+    assert_eq!(frames[1]["type"], "snapshot", "{frames:?}");
+    let entities = frames[1]["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 1, "{entities:?}");
+    assert_eq!(entities[0]["components"]["0"], json!({"x": 3, "y": 0, "z": 0}));
+    remote("r", json!({"networkId": "box"}));
+    assert!(hub.persistent_entities(1).is_empty());
+    assert!(changes.lock().unwrap().is_empty(), "stored by the sender's node only: {:?}", changes.lock().unwrap());
+}
