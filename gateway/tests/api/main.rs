@@ -37,6 +37,7 @@ mod browser_resume;
 mod browser_sdk;
 mod browser_sfu;
 mod browser_shards;
+mod cluster_entities;
 mod cluster_nginx;
 mod cluster_nodes;
 mod creators_api;
