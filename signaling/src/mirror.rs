@@ -187,7 +187,8 @@ impl Hub {
     fn apply_presence(&self, room_id: RoomId, to: &Recipients, presence: Presence) -> Applied {
         // `peer_joined` and `peer_left` addressed to one peer are a move's news for that peer's node, not
         // arrivals or departures (`shards.rs`); a move reaches the mirror as the mover's `shard_changed`.
-        if matches!(to, Recipients::One(_)) && matches!(presence, Presence::PeerJoined { .. } | Presence::PeerLeft { .. })
+        if matches!(to, Recipients::One(_))
+            && matches!(presence, Presence::PeerJoined { .. } | Presence::PeerLeft { .. })
         {
             return Applied::Deliver;
         }
@@ -276,7 +277,8 @@ impl Hub {
         let left = ServerMessage::PeerLeft { client_id: &moved.client_id, reason: LeaveReason::Moved }.encode();
         for (ids, payload) in [(left_for, left), (joined_for, joined)] {
             for id in ids {
-                let envelope = Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: payload.clone() };
+                let envelope =
+                    Envelope { to: Recipients::One(id), delivery: Delivery::Guaranteed, payload: payload.clone() };
                 self.deliver_local(room_id, &envelope);
             }
         }
@@ -457,7 +459,10 @@ mod placement_tests {
         assert_eq!((seen.len(), &seen[0]["type"], &seen[0]["client_id"]), (1, &"peer_joined".into(), &"there".into()));
         // ...a `peer_left` (moved) addressed to one of its node's peers is no departure...
         let left = ServerMessage::PeerLeft { client_id: "there", reason: LeaveReason::Moved }.encode();
-        hub.deliver_remote(7, &Envelope { to: Recipients::One("x".into()), delivery: Delivery::Guaranteed, payload: left });
+        hub.deliver_remote(
+            7,
+            &Envelope { to: Recipients::One("x".into()), delivery: Delivery::Guaranteed, payload: left },
+        );
         assert!(hub.is_remote(7, "there"));
         // ...and its move away takes it out again.
         hub.deliver_remote(7, &moved(2));

@@ -23,10 +23,10 @@ use crate::event::{LeaveReason, RoomEventKind};
 use crate::fanout::{Envelope, Recipients};
 use crate::hub::{now_ms, Hub};
 use crate::mirror::RemoteOccupant;
-use crate::stats::Stats;
 use crate::outbox::Delivery;
 use crate::protocol::{OccupantView, ServerMessage};
 use crate::room::{Room, RoomState};
+use crate::stats::Stats;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -446,8 +446,7 @@ impl Hub {
         let target = room.lock().members.get(client_id).map(|m| (m.info.clone(), m.queue.clone()));
         if let Some((info, queue)) = target {
             Stats::inc(&self.stats().messages_refused);
-            let frame =
-                ServerMessage::Error { code: refused.error_code(), message: refused.to_string() }.encode();
+            let frame = ServerMessage::Error { code: refused.error_code(), message: refused.to_string() }.encode();
             self.reply(&room, &info, &queue, frame);
         }
     }
