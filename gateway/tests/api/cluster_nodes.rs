@@ -535,12 +535,41 @@ async fn shards_are_placed_by_the_broker_across_nodes_and_traffic_stays_in_its_s
         }
     }
 
+    // The creator's tools on node 2 put pal 1 (node 1) on the stage and take it off again.
+    let client = reqwest::Client::new();
+    let stage_url = format!("{}/api/events/{event_id}/stage/{}", n2.base, pal1.id);
+    let res = client.post(&stage_url).bearer_auth(creator_token("alice")).send().await.unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(next_of(&mut pal1.ws, "shard_changed").await["stage"], true);
+    let res = client.delete(&stage_url).bearer_auth(creator_token("alice")).send().await.unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    let back = next_of(&mut pal1.ws, "shard_changed").await;
+    assert_eq!((back["stage"].as_bool(), back["shard"].as_u64()), (Some(false), Some(new_shard)));
+
     // Shards on /metrics: this node's share of each open shard, and the broker's placements.
     let metrics = n1.metrics().await;
     assert!(metrics.contains("gateway_shards_open "), "{metrics}");
     assert!(metrics.contains(&format!("gateway_shard_occupants{{event=\"{event_id}\",shard=\"")), "{metrics}");
     assert!(metrics.contains("gateway_cluster_shard_placements_total "), "{metrics}");
     assert!(metrics.contains("gateway_cluster_shard_moves_total "), "{metrics}");
+
+    // Node 2 dies: the survivor gives its attendees' places back; node 1's six and pal 1 are what is left.
+    let mut n2 = n2;
+    n2.kill();
+    let live_total = || async {
+        let live: Value = reqwest::Client::new()
+            .get(format!("{}/api/events/{event_id}/shards", n1.base))
+            .bearer_auth(creator_token("alice"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum::<u64>()
+    };
+    common::eventually("node 2's places given back", Duration::from_secs(15), || async { live_total().await == 7 })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
