@@ -277,7 +277,8 @@ impl ClusterNode {
     }
 
     /// Replaces the mirror of `room` with the broker's roster, telling this node's peers about whoever the
-    /// presence frames missed (a subscription not yet live, the broker away).
+    /// presence frames missed (a subscription not yet live, the broker away), and puts this node's peers where
+    /// the roster places them.
     async fn reconcile(&self, room: RoomId) {
         let Some(hub) = self.hub.get() else { return };
         let members = match self.seats.members(room).await {
@@ -287,6 +288,13 @@ impl ClusterNode {
                 return;
             }
         };
+        // This node's peers where the broker placed them: a `Control::Place` lost while the broker was away is
+        // made good here (a move applied meanwhile is read again at the next reconciliation).
+        for member in members.iter().filter(|m| m.node == self.node_id()) {
+            if hub.placement_of(room, &member.client_id).is_some_and(|here| here != (member.shard, member.stage)) {
+                hub.apply_placement(room, &member.client_id, member.shard, member.stage, None);
+            }
+        }
         let remote = members.iter().filter(|m| m.node != self.node_id()).filter_map(remote_occupant).collect();
         let (appeared, gone) = hub.set_remote_occupants(room, remote);
         for occupant in &appeared {
