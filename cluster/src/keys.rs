@@ -8,9 +8,13 @@
 //! | `{ns}:room:{room}:seats` | hash | seat key → client id holding it |
 //! | `{ns}:room:{room}:members` | hash | client id → member JSON (node, seat, counted, info) |
 //! | `{ns}:room:{room}:count` | string | seats counted against capacity |
+//! | `{ns}:room:{room}:shards` | hash | shard → attendees off stage placed there (`placement.rs`) |
+//! | `{ns}:room:{room}:groups` | hash | group code → the shard its friends are in |
+//! | `{ns}:room:{room}:shard_size` | string | the event's shard size, as its latest claim said |
 //! | `{ns}:rl:{key}` | string | a rate limiter's theoretical arrival time (µs) |
 //!
-//! Channels: `{ns}:relay:{room}` (envelopes), `{ns}:ctl:{node}` (control for one node).
+//! Channels: `{ns}:relay:{room}` (envelopes), `{ns}:ctl:{node}` (control for one node), `{ns}:feed` (creators'
+//! live feed items, every node).
 
 use signaling::RoomId;
 
@@ -55,6 +59,22 @@ impl Keys {
 
     pub fn room_count(&self, room: RoomId) -> String {
         format!("{}:room:{room}:count", self.ns)
+    }
+
+    pub fn room_shards(&self, room: RoomId) -> String {
+        format!("{}:room:{room}:shards", self.ns)
+    }
+
+    pub fn room_groups(&self, room: RoomId) -> String {
+        format!("{}:room:{room}:groups", self.ns)
+    }
+
+    pub fn room_shard_size(&self, room: RoomId) -> String {
+        format!("{}:room:{room}:shard_size", self.ns)
+    }
+
+    pub fn feed_channel(&self) -> String {
+        format!("{}:feed", self.ns)
     }
 
     pub fn rate(&self, key: &str) -> String {

@@ -8,6 +8,9 @@
 //! - [`seats`]: who holds which seat of which room, on which node — one live session per
 //!   seat cluster-wide (a newer claim supersedes the older, wherever it is), and room
 //!   capacity claimed atomically (a Lua script), never exceeded.
+//! - [`placement`]: where each attendee of a sharded event is placed, decided in the same
+//!   scripts as its seat, so a shard never overfills across nodes and its number means the
+//!   same group of people on every node.
 //! - [`relay`]: a [`signaling::RoomFanout`] over Redis pub/sub, one channel per room, and
 //!   a control channel per node (close, kick, mute, gateway-defined messages).
 //! - [`limits`]: a GCRA rate limiter whose state is a Redis key, so a client can't
@@ -20,6 +23,7 @@ pub mod codec;
 mod keys;
 pub mod limits;
 pub mod nodes;
+pub mod placement;
 pub mod relay;
 pub mod seats;
 #[doc(hidden)]
@@ -32,6 +36,7 @@ use std::time::Duration;
 pub use keys::Keys;
 pub use limits::{Decision, SharedLimiter};
 pub use nodes::{DeadNode, NodeInfo, Nodes};
+pub use placement::{Moved, Placed, Placements, SeatPlacement};
 pub use relay::{Control, Inbound, RedisFanout, Relay};
 pub use seats::{Claim, ClaimRequest, EvictedSeat, Member, Seats};
 
@@ -95,6 +100,10 @@ pub struct ClusterStats {
     pub reconnects: AtomicU64,
     /// Dead nodes this node cleaned up after.
     pub reaped_nodes: AtomicU64,
+    /// Members placed in a shard or on the stage by this node's claims.
+    pub placements: AtomicU64,
+    /// Members moved (another shard, on or off the stage) by this node's requests.
+    pub placement_moves: AtomicU64,
 }
 
 impl ClusterStats {

@@ -1,5 +1,6 @@
 //! The relay between nodes: [`RedisFanout`] publishes every envelope of a room on the
-//! room's channel; each node subscribes to the channels of the rooms it has peers in and
+//! room's channel (and [`Relay::publish_feed`] creators' feed items on one channel every node
+//! hears); each node subscribes to the channels of the rooms it has peers in and
 //! hands what other nodes published to its hub ([`Inbound::Relay`] →
 //! `signaling::Hub::deliver_local`).
 //!
@@ -38,8 +39,20 @@ pub enum Control {
     Close { room: RoomId, client_id: String, code: u16, reason: String },
     /// Mute or unmute this peer.
     Mute { room: RoomId, client_id: String, muted: bool },
+    /// The broker placed this peer here (`placement.rs`): apply it and tell the room. `by`: the host who put
+    /// it on or off the stage.
+    Place { room: RoomId, client_id: String, shard: u32, stage: bool, by: Option<String> },
     /// Something the gateway defines (TURN revocation, feed items, ...).
     Gateway { body: serde_json::Value },
+}
+
+/// An item on the feed channel: which node published it (a node ignores its own) and what.
+#[derive(Debug, Serialize, Deserialize)]
+struct FeedMessage {
+    #[serde(rename = "o")]
+    origin: String,
+    #[serde(rename = "b")]
+    body: serde_json::Value,
 }
 
 /// What the subscriber hands to the gateway.
@@ -137,6 +150,24 @@ impl Relay {
         }
     }
 
+    /// Publishes `body` on the namespace's feed channel, which every node subscribes to (the creators' live
+    /// feed): it reaches each other node as [`Control::Gateway`], whenever that node started. At most once,
+    /// like the rest of pub/sub.
+    pub async fn publish_feed(&self, body: &serde_json::Value) -> Result<()> {
+        let message = FeedMessage { origin: self.broker.node_id().to_owned(), body: body.clone() };
+        let bytes = serde_json::to_vec(&message).map_err(|e| ClusterError::Protocol(e.to_string()))?;
+        let mut con = self.broker.connection();
+        let result = redis::cmd("PUBLISH")
+            .arg(self.broker.keys.feed_channel())
+            .arg(bytes)
+            .query_async::<i64>(&mut con)
+            .await
+            .map_err(ClusterError::from);
+        self.broker.observe(result)?;
+        ClusterStats::add(&self.broker.stats.published, 1);
+        Ok(())
+    }
+
     /// Sends `control` to `node`. Returns whether the node is listening.
     pub async fn send_control(&self, node: &str, control: &Control) -> Result<bool> {
         let body = serde_json::to_vec(control).map_err(|e| ClusterError::Protocol(e.to_string()))?;
@@ -213,6 +244,7 @@ async fn subscriber(
     let mut backoff = Duration::from_millis(100);
     let mut connected_before = false;
     let control_channel = broker.keys.control_channel(broker.node_id());
+    let feed_channel = broker.keys.feed_channel();
     while !stop.is_cancelled() {
         let pubsub = match broker.client.get_async_pubsub().await {
             Ok(pubsub) => pubsub,
@@ -227,6 +259,7 @@ async fn subscriber(
         let (mut sink, mut stream) = pubsub.split();
         let rooms: Vec<RoomId> = watched.lock().keys().copied().collect();
         let mut ok = sink.subscribe(&control_channel).await.is_ok();
+        ok = ok && sink.subscribe(&feed_channel).await.is_ok();
         for room in rooms {
             ok = ok && sink.subscribe(broker.keys.relay_channel(room)).await.is_ok();
         }
@@ -265,7 +298,7 @@ async fn subscriber(
                 }
                 message = stream.next() => {
                     let Some(message) = message else { break };
-                    dispatch(&broker, &control_channel, message, &mut last_seq, &handler);
+                    dispatch(&broker, [&control_channel, &feed_channel], message, &mut last_seq, &handler);
                 }
                 _ = ping.tick() => {
                     let pong = tokio::time::timeout(broker.config.command_timeout, sink.ping::<redis::Value>()).await;
@@ -282,7 +315,7 @@ async fn subscriber(
 
 fn dispatch(
     broker: &Broker,
-    control_channel: &str,
+    [control_channel, feed_channel]: [&str; 2],
     message: redis::Msg,
     last_seq: &mut HashMap<(Arc<str>, RoomId), u64>,
     handler: &InboundHandler,
@@ -292,6 +325,14 @@ fn dispatch(
         match serde_json::from_slice::<Control>(message.get_payload_bytes()) {
             Ok(control) => handler(Inbound::Control(control)),
             Err(e) => tracing::warn!(error = %e, "cluster relay: unreadable control message"),
+        }
+        return;
+    }
+    if channel == feed_channel {
+        match serde_json::from_slice::<FeedMessage>(message.get_payload_bytes()) {
+            Ok(feed) if feed.origin == broker.node_id() => {}
+            Ok(feed) => handler(Inbound::Control(Control::Gateway { body: feed.body })),
+            Err(e) => tracing::warn!(error = %e, "cluster relay: unreadable feed item"),
         }
         return;
     }

@@ -8,9 +8,11 @@
 //! can close that connection ("superseded").
 //!
 //! The members hash doubles as the room's cross-node roster: a joiner's occupant list and
-//! the creator's live feed read it.
+//! the creator's live feed read it. Each entry also says where the member is placed in the
+//! event's shards, decided by the same scripts (`placement.rs`).
 
-use crate::{Broker, ClusterError, Result};
+use crate::placement::{Placed, SeatPlacement};
+use crate::{Broker, ClusterError, ClusterStats, Result};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use signaling::RoomId;
@@ -32,6 +34,12 @@ pub struct Member {
     /// What the gateway wants the others to know (display name, role, ...), opaque here.
     #[serde(rename = "i")]
     pub info: serde_json::Value,
+    /// Its shard, decided by the claim (`placement.rs`); what a claim sends is ignored.
+    #[serde(rename = "p", default)]
+    pub shard: u32,
+    /// Whether it is on the stage, in every shard.
+    #[serde(rename = "t", default)]
+    pub stage: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -39,13 +47,16 @@ pub struct ClaimRequest {
     pub room: RoomId,
     pub capacity: u32,
     pub member: Member,
+    /// How the member is placed in the event's shards (`placement.rs`).
+    pub placement: SeatPlacement,
 }
 
 /// The answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The seat is this member's; `superseded` held it before and must be closed by its node.
-    Granted { superseded: Option<Member> },
+    /// The seat is this member's; `superseded` held it before and must be closed by its node. `placed` is
+    /// where it goes: the hub admits it there without deciding again.
+    Granted { superseded: Option<Member>, placed: Placed },
     /// Every counted seat is taken.
     Full { capacity: u32 },
 }
@@ -60,10 +71,11 @@ pub struct EvictedSeat {
 fn claim_script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| {
-        Script::new(
+        crate::placement::with_table(
             r#"
-            -- KEYS: seats, members, count, this node's members set
-            -- ARGV: seat key, client id, member json, counted (0/1), capacity, room id, node key prefix
+            -- KEYS: seats, members, count, this node's members set, shards, groups, shard size
+            -- ARGV: seat key, client id, member json, counted (0/1), capacity, room id, node key prefix,
+            --       shard size, group ('' none), on stage (0/1), preferred shard ('' none)
             local prev_client = redis.call('HGET', KEYS[1], ARGV[1])
             local prev = false
             if prev_client then
@@ -72,9 +84,18 @@ fn claim_script() -> &'static Script {
             if not prev_client and ARGV[4] == '1' then
                 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
                 if n >= tonumber(ARGV[5]) then
-                    return {0, ''}
+                    return {0, '', 0, 0}
                 end
                 redis.call('INCR', KEYS[3])
+            end
+            local prefer = tonumber(ARGV[11])
+            local stage = ARGV[10] == '1'
+            if prev then
+                -- The superseded session's place passes to this one: its shard and its place on the stage.
+                local p = cjson.decode(prev)
+                if counted_in(p) then shard_sub(KEYS[5], KEYS[6], tonumber(p['p'] or 0)) end
+                prefer = tonumber(p['p'] or 0)
+                stage = stage or p['t'] == true
             end
             if prev_client and prev_client ~= ARGV[2] then
                 redis.call('HDEL', KEYS[2], prev_client)
@@ -83,13 +104,25 @@ fn claim_script() -> &'static Script {
                     redis.call('SREM', ARGV[7] .. p['n'] .. ':members', ARGV[6] .. '\31' .. prev_client)
                 end
             end
+            redis.call('SET', KEYS[7], ARGV[8])
+            local m = cjson.decode(ARGV[3])
+            local counts = shard_counts(KEYS[5])
+            local shard
+            if stage then
+                shard = prefer or view_for_stage(counts, KEYS[6], ARGV[9])
+            else
+                shard = place_attendee(counts, shard_limit(tonumber(ARGV[8])), KEYS[6], ARGV[9], prefer)
+            end
+            m['p'] = shard
+            m['t'] = stage
+            if counted_in(m) then shard_add(KEYS[5], shard) end
             redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-            redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+            redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(m))
             redis.call('SADD', KEYS[4], ARGV[6] .. '\31' .. ARGV[2])
             if prev_client == ARGV[2] then
-                return {1, ''}
+                return {1, '', shard, stage and 1 or 0}
             end
-            return {1, prev or ''}
+            return {1, prev or '', shard, stage and 1 or 0}
             "#,
         )
     })
@@ -98,15 +131,17 @@ fn claim_script() -> &'static Script {
 fn release_script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| {
-        Script::new(
+        crate::placement::with_table(
             r#"
-            -- KEYS: seats, members, count, this node's members set. ARGV: client id, node id, room id
+            -- KEYS: seats, members, count, this node's members set, shards, groups, shard size.
+            -- ARGV: client id, node id, room id
             local raw = redis.call('HGET', KEYS[2], ARGV[1])
             if not raw then return 0 end
             local m = cjson.decode(raw)
             if m['n'] ~= ARGV[2] then return 0 end
             redis.call('HDEL', KEYS[2], ARGV[1])
             redis.call('SREM', KEYS[4], ARGV[3] .. '\31' .. ARGV[1])
+            if counted_in(m) then shard_sub(KEYS[5], KEYS[6], tonumber(m['p'] or 0)) end
             if redis.call('HGET', KEYS[1], m['s']) == ARGV[1] then
                 redis.call('HDEL', KEYS[1], m['s'])
                 if m['k'] then
@@ -114,6 +149,7 @@ fn release_script() -> &'static Script {
                     if n <= 0 then redis.call('DEL', KEYS[3]) end
                 end
             end
+            if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[7]) end
             return 1
             "#,
         )
@@ -123,7 +159,7 @@ fn release_script() -> &'static Script {
 fn evict_script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| {
-        Script::new(
+        crate::placement::with_table(
             r#"
             -- KEYS: the dead node's members set. ARGV: dead node id, room key prefix
             local out = {}
@@ -138,12 +174,18 @@ fn evict_script() -> &'static Script {
                         local m = cjson.decode(raw)
                         if m['n'] == ARGV[1] then
                             redis.call('HDEL', base .. ':members', client)
+                            if counted_in(m) then
+                                shard_sub(base .. ':shards', base .. ':groups', tonumber(m['p'] or 0))
+                            end
                             if redis.call('HGET', base .. ':seats', m['s']) == client then
                                 redis.call('HDEL', base .. ':seats', m['s'])
                                 if m['k'] then
                                     local n = tonumber(redis.call('DECR', base .. ':count'))
                                     if n <= 0 then redis.call('DEL', base .. ':count') end
                                 end
+                            end
+                            if redis.call('HLEN', base .. ':members') == 0 then
+                                redis.call('DEL', base .. ':shard_size')
                             end
                             table.insert(out, room)
                             table.insert(out, raw)
@@ -181,6 +223,9 @@ impl Seats {
             .key(keys.room_members(request.room))
             .key(keys.room_count(request.room))
             .key(keys.node_members(&member.node))
+            .key(keys.room_shards(request.room))
+            .key(keys.room_groups(request.room))
+            .key(keys.room_shard_size(request.room))
             .arg(&member.seat_key)
             .arg(&member.client_id)
             .arg(json)
@@ -188,9 +233,13 @@ impl Seats {
             .arg(request.capacity)
             .arg(request.room)
             .arg(keys.node_prefix())
-            .invoke_async::<(i64, String)>(&mut con)
+            .arg(request.placement.shard_size)
+            .arg(request.placement.group_arg())
+            .arg(if request.placement.stage { "1" } else { "0" })
+            .arg(request.placement.prefer.map(|s| s.to_string()).unwrap_or_default())
+            .invoke_async::<(i64, String, i64, i64)>(&mut con)
             .await;
-        let (granted, previous) = self.broker.observe(result.map_err(ClusterError::from))?;
+        let (granted, previous, shard, stage) = self.broker.observe(result.map_err(ClusterError::from))?;
         if granted == 0 {
             return Ok(Claim::Full { capacity: request.capacity });
         }
@@ -199,7 +248,8 @@ impl Seats {
         } else {
             Some(serde_json::from_str(&previous).map_err(|e| ClusterError::Protocol(e.to_string()))?)
         };
-        Ok(Claim::Granted { superseded })
+        ClusterStats::add(&self.broker.stats.placements, 1);
+        Ok(Claim::Granted { superseded, placed: Placed { shard: shard as u32, stage: stage == 1 } })
     }
 
     /// Gives the seat back, if this node's `client_id` still holds it (a superseded connection's
@@ -213,6 +263,9 @@ impl Seats {
             .key(keys.room_members(room))
             .key(keys.room_count(room))
             .key(keys.node_members(node))
+            .key(keys.room_shards(room))
+            .key(keys.room_groups(room))
+            .key(keys.room_shard_size(room))
             .arg(client_id)
             .arg(node)
             .arg(room)

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use cluster::testing::RedisServer;
 use cluster::{
-    Broker, Claim, ClaimRequest, ClusterConfig, Control, Decision, Inbound, Member, Nodes, RedisFanout, Relay, Seats,
-    SharedLimiter,
+    Broker, Claim, ClaimRequest, ClusterConfig, Control, Decision, Inbound, Member, Nodes, Placed, Placements,
+    RedisFanout, Relay, SeatPlacement, Seats, SharedLimiter,
 };
 use parking_lot::Mutex;
 use signaling::{Delivery, Envelope, Recipients, RoomFanout};
@@ -28,6 +28,8 @@ fn member(node: &str, client: &str, seat: &str, counted: bool) -> Member {
         seat_key: seat.into(),
         counted,
         info: serde_json::json!({ "name": client }),
+        shard: 0,
+        stage: false,
     }
 }
 
@@ -53,6 +55,7 @@ async fn a_thousand_concurrent_claims_over_three_nodes_never_overfill_a_room() {
                 capacity: 100,
                 // 900 distinct tickets, 100 of them joining twice (a second device).
                 member: member(node, &format!("client-{i}"), &format!("ticket-{}", i % 900), true),
+                placement: Default::default(),
             };
             seats.claim(&request).await.unwrap()
         }));
@@ -78,8 +81,13 @@ async fn a_thousand_concurrent_claims_over_three_nodes_never_overfill_a_room() {
     assert_eq!(seats.len(), 100, "no seat held twice");
     assert!(granted >= 100 && full >= 800, "granted {granted}, full {full}");
     // Hosts don't count: one more host gets in although the room is full.
-    let host = ClaimRequest { room: 42, capacity: 100, member: member("a", "host", "creator", false) };
-    assert_eq!(nodes[0].claim(&host).await.unwrap(), Claim::Granted { superseded: None });
+    let host = ClaimRequest {
+        room: 42,
+        capacity: 100,
+        member: member("a", "host", "creator", false),
+        placement: Default::default(),
+    };
+    assert_eq!(nodes[0].claim(&host).await.unwrap(), Claim::Granted { superseded: None, placed: Placed::default() });
     assert_eq!(nodes[0].counted(42).await.unwrap(), 100);
 }
 
@@ -88,14 +96,27 @@ async fn a_newer_session_supersedes_the_older_on_another_node_and_the_older_rele
     let redis = RedisServer::start();
     let (a, b) = (Seats::new(broker(&redis, "a")), Seats::new(broker(&redis, "b")));
     let first = member("a", "c1", "ticket-1", true);
-    let granted = a.claim(&ClaimRequest { room: 1, capacity: 1, member: first.clone() }).await.unwrap();
-    assert_eq!(granted, Claim::Granted { superseded: None });
+    let granted = a
+        .claim(&ClaimRequest { room: 1, capacity: 1, member: first.clone(), placement: Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(granted, Claim::Granted { superseded: None, placed: Placed::default() });
     // The room is full for another ticket...
-    let other = ClaimRequest { room: 1, capacity: 1, member: member("b", "c9", "ticket-9", true) };
+    let other = ClaimRequest {
+        room: 1,
+        capacity: 1,
+        member: member("b", "c9", "ticket-9", true),
+        placement: Default::default(),
+    };
     assert_eq!(b.claim(&other).await.unwrap(), Claim::Full { capacity: 1 });
     // ...but the same ticket on node b takes its seat over, and node a learns whom to close.
-    let second = ClaimRequest { room: 1, capacity: 1, member: member("b", "c2", "ticket-1", true) };
-    assert_eq!(b.claim(&second).await.unwrap(), Claim::Granted { superseded: Some(first) });
+    let second = ClaimRequest {
+        room: 1,
+        capacity: 1,
+        member: member("b", "c2", "ticket-1", true),
+        placement: Default::default(),
+    };
+    assert_eq!(b.claim(&second).await.unwrap(), Claim::Granted { superseded: Some(first), placed: Placed::default() });
     assert!(!a.release(1, "c1").await.unwrap(), "the superseded connection frees nothing");
     assert_eq!(b.counted(1).await.unwrap(), 1);
     let members = a.members(1).await.unwrap();
@@ -105,7 +126,7 @@ async fn a_newer_session_supersedes_the_older_on_another_node_and_the_older_rele
     assert!(!a.release(1, "c2").await.unwrap());
     assert!(b.release(1, "c2").await.unwrap());
     assert_eq!(b.counted(1).await.unwrap(), 0);
-    assert_eq!(b.claim(&other).await.unwrap(), Claim::Granted { superseded: None });
+    assert_eq!(b.claim(&other).await.unwrap(), Claim::Granted { superseded: None, placed: Placed::default() });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,10 +144,16 @@ async fn a_dead_node_is_claimed_by_exactly_one_survivor_which_takes_its_seats_ba
 
     let seats_a = Seats::new(a.clone());
     for (room, client) in [(1, "a1"), (1, "a2"), (2, "a3")] {
-        let request = ClaimRequest { room, capacity: 10, member: member("a", client, client, true) };
+        let request = ClaimRequest {
+            room,
+            capacity: 10,
+            member: member("a", client, client, true),
+            placement: Default::default(),
+        };
         seats_a.claim(&request).await.unwrap();
     }
-    let request = ClaimRequest { room: 1, capacity: 10, member: member("b", "b1", "b1", true) };
+    let request =
+        ClaimRequest { room: 1, capacity: 10, member: member("b", "b1", "b1", true), placement: Default::default() };
     Seats::new(b.clone()).claim(&request).await.unwrap();
 
     // b and c keep beating; a stops (SIGKILL). b and c both look for dead nodes, repeatedly.
@@ -290,7 +317,8 @@ async fn the_broker_going_away_drops_only_cross_node_traffic_and_the_relay_resum
 
     redis.kill();
     let seats = Seats::new(relay_a.broker().clone());
-    let claim = ClaimRequest { room: 5, capacity: 3, member: member("a", "x", "x", true) };
+    let claim =
+        ClaimRequest { room: 5, capacity: 3, member: member("a", "x", "x", true), placement: Default::default() };
     assert!(seats.claim(&claim).await.is_err(), "a claim fails while the broker is away (no panic, no hang)");
     wait_until("a sees the broker down", || !relay_a.broker().stats().is_broker_up()).await;
     let delivered_locally = std::cell::Cell::new(0);
@@ -333,4 +361,132 @@ async fn a_rate_limit_is_shared_by_every_node() {
     assert_eq!(allowed, 5, "the burst, once, whichever node is asked");
     assert!(retry > Duration::ZERO && retry <= Duration::from_secs(1), "retry after {retry:?}");
     assert_eq!(limit_b.check("198.51.100.1").await.unwrap(), Decision::Allow, "keys are separate");
+}
+
+fn attendee(room: i64, node: &str, client: &str, shard_size: u32, group: Option<&str>) -> ClaimRequest {
+    ClaimRequest {
+        room,
+        capacity: 1000,
+        member: member(node, client, &format!("ticket-{client}"), true),
+        placement: SeatPlacement { shard_size, group: group.map(str::to_owned), ..Default::default() },
+    }
+}
+
+fn placed_at(claim: &Claim) -> Placed {
+    match claim {
+        Claim::Granted { placed, .. } => *placed,
+        Claim::Full { .. } => panic!("refused: {claim:?}"),
+    }
+}
+
+/// Attendees off stage per shard according to the roster, which the shard table must always equal.
+async fn roster_counts(seats: &Seats, room: i64) -> Vec<(u32, u32)> {
+    let mut counts = std::collections::BTreeMap::<u32, u32>::new();
+    for m in seats.members(room).await.unwrap() {
+        if m.counted && !m.stage {
+            *counts.entry(m.shard).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_over_three_nodes_never_overfill_a_shard_and_releases_and_a_dead_node_give_places_back() {
+    let redis = RedisServer::start();
+    let brokers: Vec<Broker> = ["a", "b", "c"].iter().map(|n| broker(&redis, n)).collect();
+    let nodes: Vec<Seats> = brokers.iter().map(|b| Seats::new(b.clone())).collect();
+    let placements = Placements::new(brokers[0].clone());
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let seats = nodes[i % 3].clone();
+        let node = ["a", "b", "c"][i % 3];
+        tasks.push(tokio::spawn(async move {
+            // Every fifth joiner comes with one of five groups; some tickets join twice (a second device).
+            let group = (i % 5 == 0).then(|| format!("g{}", i % 25));
+            let client = format!("c{i}");
+            let mut request = attendee(9, node, &client, 3, group.as_deref());
+            request.member.seat_key = format!("ticket-{}", i % 280);
+            seats.claim(&request).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        placed_at(&task.await.unwrap());
+    }
+    let occupancy = placements.occupancy(9).await.unwrap();
+    assert!(occupancy.iter().all(|(_, n)| *n <= 3), "a shard overfilled: {occupancy:?}");
+    assert_eq!(occupancy.iter().map(|(_, n)| n).sum::<u32>(), 280, "one place per seat");
+    assert_eq!(occupancy, roster_counts(&nodes[0], 9).await, "the table is the roster's");
+    // Filling the fullest shard first leaves at most one shard with room.
+    assert!(occupancy.iter().filter(|(_, n)| *n < 3).count() <= 1, "{occupancy:?}");
+
+    // Node b's peers leave one by one, node c dies: the table follows the roster all along.
+    for m in nodes[1].members(9).await.unwrap().into_iter().filter(|m| m.node == "b").take(40) {
+        assert!(nodes[1].release(9, &m.client_id).await.unwrap());
+    }
+    assert_eq!(placements.occupancy(9).await.unwrap(), roster_counts(&nodes[0], 9).await);
+    let evicted = nodes[0].evict_node("c").await.unwrap();
+    assert!(!evicted.is_empty());
+    let after = placements.occupancy(9).await.unwrap();
+    assert_eq!(after, roster_counts(&nodes[0], 9).await);
+    assert_eq!(after.iter().map(|(_, n)| n).sum::<u32>() as usize, nodes[0].members(9).await.unwrap().len());
+    // Joiners fill the holes before any new shard opens.
+    let open_before = after.len();
+    let holes: u32 = after.iter().map(|(_, n)| 3 - n).sum();
+    for i in 0..holes {
+        placed_at(
+            &nodes[i as usize % 2]
+                .claim(&attendee(9, ["a", "b"][i as usize % 2], &format!("late{i}"), 3, None))
+                .await
+                .unwrap(),
+        );
+    }
+    let filled = placements.occupancy(9).await.unwrap();
+    assert_eq!(filled.len(), open_before, "no shard opened while others had room: {filled:?}");
+    assert!(filled.iter().all(|(_, n)| *n == 3), "{filled:?}");
+}
+
+#[tokio::test]
+async fn groups_stay_together_a_superseding_session_keeps_its_place_and_moves_follow_the_rules() {
+    let redis = RedisServer::start();
+    let (a, b) = (broker(&redis, "a"), broker(&redis, "b"));
+    let (seats_a, seats_b) = (Seats::new(a.clone()), Seats::new(b.clone()));
+    let placements = Placements::new(b.clone());
+    let room = 3;
+    // Two strangers fill shard 0 (size 2); friends on two nodes land together in shard 1.
+    for (seats, node, client) in [(&seats_a, "a", "s1"), (&seats_b, "b", "s2")] {
+        assert_eq!(placed_at(&seats.claim(&attendee(room, node, client, 2, None)).await.unwrap()).shard, 0);
+    }
+    let f1 = placed_at(&seats_a.claim(&attendee(room, "a", "f1", 2, Some("friends"))).await.unwrap());
+    let f2 = placed_at(&seats_b.claim(&attendee(room, "b", "f2", 2, Some("friends"))).await.unwrap());
+    assert_eq!((f1.shard, f2.shard), (1, 1));
+    // A host is on the stage and takes no room.
+    let mut host = attendee(room, "a", "host", 2, None);
+    host.member.counted = false;
+    host.placement.stage = true;
+    assert!(placed_at(&seats_a.claim(&host).await.unwrap()).stage);
+    assert_eq!(placements.occupancy(room).await.unwrap(), [(0, 2), (1, 2)]);
+
+    // f1's ticket on node b: the new session keeps shard 1 although it is full.
+    let mut again = attendee(room, "b", "f1-again", 2, None);
+    again.member.seat_key = "ticket-f1".into();
+    let claim = seats_b.claim(&again).await.unwrap();
+    assert!(matches!(&claim, Claim::Granted { superseded: Some(old), .. } if old.client_id == "f1"));
+    assert_eq!(placed_at(&claim), Placed { shard: 1, stage: false });
+    assert_eq!(placements.occupancy(room).await.unwrap(), [(0, 2), (1, 2)]);
+
+    // Moves: to a full shard refused; to the next closed one allowed, not to an arbitrary one.
+    assert_eq!(placements.switch_shard(room, "s1", Some(1)).await.unwrap(), Err(signaling::ShardError::ShardFull(1)));
+    assert_eq!(placements.switch_shard(room, "s1", Some(5)).await.unwrap(), Err(signaling::ShardError::NoSuchShard(5)));
+    let moved = placements.switch_shard(room, "s1", None).await.unwrap().unwrap();
+    assert_eq!((moved.placed, moved.changed), (Placed { shard: 2, stage: false }, true));
+    assert_eq!(placements.occupancy(room).await.unwrap(), [(0, 1), (1, 2), (2, 1)]);
+    // On stage: out of shard 2 (closed); off stage: back to shard 2 if it had room, else where a join goes.
+    let on = placements.set_stage(room, "s1", true).await.unwrap().unwrap();
+    assert_eq!(on.placed, Placed { shard: 2, stage: true });
+    assert_eq!(placements.occupancy(room).await.unwrap(), [(0, 1), (1, 2)]);
+    let off = placements.set_stage(room, "s1", false).await.unwrap().unwrap();
+    assert_eq!(off.placed, Placed { shard: 2, stage: false });
+    assert_eq!(placements.set_stage(room, "host", false).await.unwrap(), Err(signaling::ShardError::Forbidden));
+    assert_eq!(placements.switch_shard(room, "nobody", None).await.unwrap(), Err(signaling::ShardError::NotInRoom));
+    assert_eq!(placements.occupancy(room).await.unwrap(), roster_counts(&seats_a, room).await);
 }

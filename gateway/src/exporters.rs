@@ -79,6 +79,35 @@ impl Collector for RoomsCollector {
             s.resumes_expired,
         )?;
         counter(e, "room_replayed_frames", "Frames written again to resumed sessions", s.frames_replayed)?;
+        self.encode_shards(e)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    event: String,
+    shard: String,
+}
+
+impl RoomsCollector {
+    /// `gateway_shards_open` and `gateway_shard_occupants{event,shard}`: this node's attendees off stage per
+    /// open shard of each sharded event (with several nodes, the sum over nodes is the shard's head count).
+    fn encode_shards(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rooms = self.0.shard_occupancy_all();
+        let open: usize = rooms.iter().map(|(_, shards)| shards.len()).sum();
+        gauge(e, "shards_open", "Open shards of sharded events with attendees on this node", open as i64)?;
+        let mut family = e.encode_descriptor(
+            "shard_occupants",
+            "Attendees off stage on this node, per open shard of each sharded event",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (event, shards) in rooms {
+            for occupancy in shards {
+                let labels = ShardLabels { event: event.to_string(), shard: occupancy.shard.to_string() };
+                ConstGauge::new(i64::from(occupancy.attendees)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -318,6 +347,18 @@ impl Collector for ClusterCollector {
             "cluster_nodes_reaped",
             "Dead nodes this node cleaned up after",
             ClusterStats::get(&s.reaped_nodes),
+        )?;
+        counter(
+            e,
+            "cluster_shard_placements",
+            "Members placed in a shard or on the stage by this node's seat claims",
+            ClusterStats::get(&s.placements),
+        )?;
+        counter(
+            e,
+            "cluster_shard_moves",
+            "Members moved to another shard, or on or off the stage, through the broker by this node",
+            ClusterStats::get(&s.placement_moves),
         )?;
         Ok(())
     }

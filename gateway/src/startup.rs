@@ -92,8 +92,9 @@ impl Application {
             .resume_issuer(crate::rooms::resume::issuer(secret.bytes().to_vec()))
             .entity_sink(entity_sink);
         if let Some(node) = &cluster {
-            // Peers of a room on other nodes: relayed through the broker, moderated through their node.
-            hub = hub.fanout(node.fanout()).remote_moderator(
+            // Peers of a room on other nodes: relayed through the broker, moderated through their node, placed
+            // in shards by the broker.
+            hub = hub.fanout(node.fanout()).placement_authority(node.placement_authority()).remote_moderator(
                 move |room: signaling::RoomId,
                       target: &str,
                       action: signaling::Moderation,

@@ -79,9 +79,17 @@ pub struct HubBuilder {
     resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
     entities: Option<Box<dyn crate::persistent::EntitySink>>,
     remote_moderator: Option<Box<dyn crate::moderation::RemoteModerator>>,
+    placement: Option<Box<dyn crate::shards::PlacementAuthority>>,
 }
 
 impl HubBuilder {
+    /// Hands placement changes (`switch_shard`, the stage) to `authority` instead of deciding them in the room
+    /// (see [`crate::shards::PlacementAuthority`]).
+    pub fn placement_authority(mut self, authority: impl crate::shards::PlacementAuthority) -> Self {
+        self.placement = Some(Box::new(authority));
+        self
+    }
+
     /// Puts a resume token, made by `issuer`, in every `welcome` and `resumed` frame (see [`crate::resume`]).
     pub fn resume_issuer(mut self, issuer: impl crate::resume::ResumeIssuer) -> Self {
         self.resume = Some(Box::new(issuer));
@@ -128,6 +136,7 @@ impl HubBuilder {
                 turn: self.turn,
                 bans: self.bans,
                 remote_moderator: self.remote_moderator,
+                placement: self.placement,
                 mirror: crate::mirror::Mirror::default(),
                 resume: self.resume,
                 persistent: crate::persistent::Registry::new(self.entities),
@@ -150,12 +159,21 @@ pub(crate) struct Inner {
     turn: Option<Box<dyn TurnIssuer>>,
     bans: Option<Box<dyn crate::moderation::BanHandler>>,
     pub(crate) remote_moderator: Option<Box<dyn crate::moderation::RemoteModerator>>,
+    /// Decides placement changes when the broker holds the shard table (`shards.rs`).
+    pub(crate) placement: Option<Box<dyn crate::shards::PlacementAuthority>>,
     /// Peers of rooms held by other nodes (`mirror.rs`).
     pub(crate) mirror: crate::mirror::Mirror,
     pub(crate) resume: Option<Box<dyn crate::resume::ResumeIssuer>>,
     pub(crate) persistent: crate::persistent::Registry,
     shards: Box<[Shard]>,
     shutting_down: AtomicBool,
+}
+
+impl Inner {
+    /// The room registry's slices.
+    pub(crate) fn shards_registry(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.iter()
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -179,6 +197,7 @@ impl Hub {
             resume: None,
             entities: None,
             remote_moderator: None,
+            placement: None,
         }
     }
 
@@ -284,9 +303,8 @@ impl Hub {
         room.set_sharded(placement.shard_size > 0);
         let placed = Arc::new(crate::shards::Placed::new(in_shard, on_stage));
         let welcome = {
-            // Peers held by other nodes (their placement is their node's) and the local ones this peer sees.
-            let mut occupants: BTreeMap<&str, OccupantView<'_>> =
-                remote.iter().map(|o| (&*o.client_id, o.view())).collect();
+            // Peers held by other nodes and the local ones this peer sees.
+            let mut occupants: BTreeMap<&str, OccupantView<'_>> = crate::shards::visible_remote(&remote, &placed);
             occupants.extend(crate::shards::visible_to(&state, &info.client_id, &placed));
             ServerMessage::Welcome {
                 client_id: &info.client_id,

@@ -103,7 +103,7 @@ pub use peer::{Flow, Peer};
 pub use persistent::{EntityChange, EntitySink};
 pub use resume::{Resume, ResumeError, ResumeIssuer, Resumed};
 pub use room::{Occupancy, Room};
-pub use shards::{Placement, ShardError, ShardOccupancy};
+pub use shards::{Placement, PlacementAuthority, PlacementChange, ShardError, ShardOccupancy};
 pub use stats::{Stats, StatsSnapshot};
 pub use turn::{IceServer, TurnGrant, TurnIssuer};
 

@@ -18,7 +18,7 @@ use crate::rate_limit::PeerLimiter;
 use crate::relay_frame::{RelayFrame, RelayKind};
 use crate::room::Room;
 use crate::sdp;
-use crate::shards::{Placed, ShardError};
+use crate::shards::{Placed, PlacementChange, ShardError};
 use crate::stats::Stats;
 use bytes::Bytes;
 use std::ops::ControlFlow;
@@ -216,24 +216,15 @@ impl Peer {
                 }
             }
             ClientMessage::SwitchShard { shard } => {
+                if self.defer_placement(me, PlacementChange::Switch(shard)) {
+                    return;
+                }
                 if let Err(refused) = self.hub.switch_in(&self.room, me, shard) {
                     self.refuse_placement(refused);
                 }
             }
-            ClientMessage::InviteToStage { target } => {
-                if self.may_stage(&target) {
-                    if let Err(refused) = self.hub.set_stage_in(&self.room, &target, true, Some(me)) {
-                        self.refuse_placement(refused);
-                    }
-                }
-            }
-            ClientMessage::RemoveFromStage { target } => {
-                if self.may_stage(&target) {
-                    if let Err(refused) = self.hub.set_stage_in(&self.room, &target, false, Some(me)) {
-                        self.refuse_placement(refused);
-                    }
-                }
-            }
+            ClientMessage::InviteToStage { target } => self.stage(&target, true),
+            ClientMessage::RemoveFromStage { target } => self.stage(&target, false),
             ClientMessage::Announce { text } => self.announce(&text),
         }
     }
@@ -292,9 +283,13 @@ impl Peer {
         let target = {
             let state = self.room.lock();
             match state.members.get(to) {
-                // A peer held by another node: its placement is that node's to check.
-                None if self.hub.is_remote(self.room.id(), to) => Target::Deliver,
-                None => Target::Refuse,
+                // A peer held by another node: its placement as mirrored here (`mirror.rs`). The shard a remote
+                // stage member looks at may not be known yet, so what it receives is its node's to filter.
+                None => match self.hub.remote_placement(self.room.id(), to) {
+                    Some((shard, stage)) if !self.placed.sees(&Placed::new(shard, stage)) => Target::Refuse,
+                    Some(_) => Target::Deliver,
+                    None => Target::Refuse,
+                },
                 Some(other) if !self.placed.sees(&other.placed) => Target::Refuse,
                 Some(other) if !other.placed.sees(&self.placed) => Target::Drop,
                 Some(_) => Target::Deliver,
@@ -315,13 +310,18 @@ impl Peer {
     }
 
     fn refuse_placement(&self, refused: ShardError) {
-        let code = match refused {
-            ShardError::NotInRoom => ErrorCode::NotInRoom,
-            ShardError::Forbidden => ErrorCode::Forbidden,
-            ShardError::ShardFull(_) | ShardError::NoOtherShard => ErrorCode::ShardFull,
-            ShardError::NoSuchShard(_) => ErrorCode::Invalid,
-        };
-        self.refuse(code, refused.to_string());
+        self.refuse(refused.error_code(), refused.to_string());
+    }
+
+    /// A placement change decided elsewhere (the cluster's broker): handed over, answered later.
+    fn defer_placement(&self, target: &str, change: PlacementChange) -> bool {
+        match self.hub.placement_authority() {
+            Some(authority) => {
+                authority.request(self.room.id(), target, change, &self.info);
+                true
+            }
+            None => false,
+        }
     }
 
     fn announce(&self, text: &str) {
@@ -353,14 +353,34 @@ impl Peer {
         false
     }
 
-    /// Hosts invite attendees of their room to the stage and take them off it. The stage is placed by the node
-    /// holding the peer, so a peer held by another node is refused as not in this room.
+    /// A host's `invite_to_stage` (`on`) or `remove_from_stage`.
+    fn stage(&self, target: &str, on: bool) {
+        if !self.may_stage(target) {
+            return;
+        }
+        if self.defer_placement(target, PlacementChange::Stage(on)) {
+            return;
+        }
+        if let Err(refused) = self.hub.set_stage_in(&self.room, target, on, Some(&self.info.client_id)) {
+            self.refuse_placement(refused);
+        }
+    }
+
+    /// Hosts invite attendees of their room to the stage and take them off it. Without a cluster the stage is
+    /// placed by this room, so a peer held by another node is refused as not in this room; with one the
+    /// broker places it and its node applies that.
     fn may_stage(&self, target: &str) -> bool {
         if self.info.role != Role::Host {
             self.refuse(ErrorCode::Forbidden, "only hosts may invite to the stage".into());
             return false;
         }
-        match self.room.lock().members.get(target).map(|m| m.info.role) {
+        let local = self.room.lock().members.get(target).map(|m| m.info.role);
+        let role = match local {
+            Some(role) => Some(role),
+            None if self.hub.placement_authority().is_some() => self.hub.remote_role(self.room.id(), target),
+            None => None,
+        };
+        match role {
             None => {
                 self.refuse(ErrorCode::NotInRoom, format!("{target} is not in this room"));
                 false

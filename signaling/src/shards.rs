@@ -22,9 +22,11 @@ use crate::admission::{PeerInfo, Role, RoomId};
 use crate::event::{LeaveReason, RoomEventKind};
 use crate::fanout::{Envelope, Recipients};
 use crate::hub::{now_ms, Hub};
+use crate::mirror::RemoteOccupant;
 use crate::outbox::Delivery;
 use crate::protocol::{OccupantView, ServerMessage};
 use crate::room::{Room, RoomState};
+use crate::stats::Stats;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -45,6 +47,9 @@ pub struct Placement {
     pub group: Option<String>,
     /// The event's hosts are always on stage; attendees get there by a host's invitation.
     pub stage: bool,
+    /// The shard and stage flag already decided elsewhere — by the cluster's broker, for every node at once
+    /// (`cluster::placement`) —: taken as they are, the room's own table only counts them.
+    pub decided: Option<(u32, bool)>,
 }
 
 /// A member's placement, written under the room's lock and read without it on the relay path.
@@ -109,6 +114,19 @@ pub enum ShardError {
     NoOtherShard,
     #[error("only hosts may do that, and not to other hosts")]
     Forbidden,
+}
+
+impl ShardError {
+    /// The `error` frame's code for this refusal.
+    pub(crate) fn error_code(&self) -> crate::protocol::ErrorCode {
+        use crate::protocol::ErrorCode;
+        match self {
+            ShardError::NotInRoom => ErrorCode::NotInRoom,
+            ShardError::Forbidden => ErrorCode::Forbidden,
+            ShardError::ShardFull(_) | ShardError::NoOtherShard => ErrorCode::ShardFull,
+            ShardError::NoSuchShard(_) => ErrorCode::Invalid,
+        }
+    }
 }
 
 impl ShardTable {
@@ -202,6 +220,9 @@ pub(crate) fn place_member(
     prefer: Option<u32>,
 ) -> (u32, bool) {
     state.shards.size = placement.shard_size;
+    if let Some(decided) = placement.decided {
+        return decided;
+    }
     let group: Option<String> = placement.group.as_deref().map(|g| g.chars().take(MAX_GROUP_CHARS).collect());
     let stage = placement.stage || role == Role::Host;
     if stage {
@@ -297,8 +318,16 @@ struct Moved {
     stage: bool,
 }
 
-/// Moves `client_id` to (`shard`, `stage`) under the lock and works out what everyone must be told.
-fn relocate(state: &mut RoomState, client_id: &str, shard: u32, stage: bool) -> Option<Moved> {
+/// Moves `client_id` to (`shard`, `stage`) under the lock and works out what everyone must be told. `remote`
+/// (the peers of other nodes, `mirror.rs`) are in its new view; they learn of the move from its
+/// `shard_changed`, which their nodes read as it passes.
+fn relocate(
+    state: &mut RoomState,
+    remote: &[RemoteOccupant],
+    client_id: &str,
+    shard: u32,
+    stage: bool,
+) -> Option<Moved> {
     let member = state.members.get(client_id)?;
     let placed = member.placed.clone();
     let info = member.info.clone();
@@ -330,7 +359,9 @@ fn relocate(state: &mut RoomState, client_id: &str, shard: u32, stage: bool) -> 
     let joined = ServerMessage::PeerJoined { occupant: member.view() }.encode();
     let left = ServerMessage::PeerLeft { client_id: &info.client_id, reason: LeaveReason::Moved }.encode();
     let own = (view_changed || before.shard() != shard || before.stage() != stage).then(|| {
-        ServerMessage::ShardChanged { shard, stage, occupants: visible_to(state, client_id, &after) }.encode()
+        let mut occupants = visible_remote(remote, &after);
+        occupants.extend(visible_to(state, client_id, &after));
+        ServerMessage::ShardChanged { shard, stage, occupants }.encode()
     });
     Some(Moved { joined_for, left_for, joined, left, own, info, shard, stage })
 }
@@ -345,7 +376,95 @@ pub(crate) fn visible_to<'a>(state: &'a RoomState, me: &str, viewer: &Placed) ->
         .collect()
 }
 
+/// The peers of other nodes a member placed at `viewer` sees.
+pub(crate) fn visible_remote<'a>(remote: &'a [RemoteOccupant], viewer: &Placed) -> BTreeMap<&'a str, OccupantView<'a>> {
+    remote.iter().filter(|o| viewer.sees(&o.placed())).map(|o| (&*o.client_id, o.view())).collect()
+}
+
+/// A change of placement a member or a host asked for over the WebSocket (`switch_shard`, `invite_to_stage`,
+/// `remove_from_stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlacementChange {
+    /// To this shard, or the fullest other one with room.
+    Switch(Option<u32>),
+    /// On the stage, or off it.
+    Stage(bool),
+}
+
+/// Decides placement changes when it is not this room's to decide: with several nodes the broker holds the
+/// shard table (`cluster::placement`). Called on the connection task of the peer that asked (`by`): hand the
+/// work to another task, which applies the outcome with [`Hub::apply_placement`] on the node holding the
+/// target, or answers `by` with [`Hub::refuse_placement`].
+pub trait PlacementAuthority: Send + Sync + 'static {
+    fn request(&self, room: RoomId, client_id: &str, change: PlacementChange, by: &PeerInfo);
+}
+
+impl<F> PlacementAuthority for F
+where
+    F: Fn(RoomId, &str, PlacementChange, &PeerInfo) + Send + Sync + 'static,
+{
+    fn request(&self, room: RoomId, client_id: &str, change: PlacementChange, by: &PeerInfo) {
+        self(room, client_id, change, by)
+    }
+}
+
 impl Hub {
+    /// Whether placement changes are decided elsewhere ([`PlacementAuthority`]).
+    pub(crate) fn placement_authority(&self) -> Option<&dyn PlacementAuthority> {
+        self.inner.placement.as_deref()
+    }
+
+    /// Places `client_id` at (`shard`, `stage`) as decided elsewhere (the broker), telling everyone as a move
+    /// decided here would. `by` is the host who put it on or off the stage. `false` when it is not here.
+    pub fn apply_placement(&self, room_id: RoomId, client_id: &str, shard: u32, stage: bool, by: Option<&str>) -> bool {
+        let Some(room) = self.room(room_id) else { return false };
+        let remote = self.inner.mirror.snapshot(room_id);
+        let (moved, stage_changed) = {
+            let mut state = room.lock();
+            let Some(member) = state.members.get(client_id) else { return false };
+            let (current, was_on_stage) = (member.placed.shard(), member.placed.stage());
+            if (current, was_on_stage) == (shard, stage) {
+                return true;
+            }
+            let Some(moved) = relocate(&mut state, &remote, client_id, shard, stage) else { return false };
+            (moved, was_on_stage != stage)
+        };
+        if stage_changed && !stage {
+            room.stage.forget_owner(client_id);
+        }
+        self.tell(&room, moved);
+        if stage_changed {
+            let frame = ServerMessage::Stage { client_id, on_stage: stage, by }.encode();
+            self.publish(&room, Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame });
+        }
+        true
+    }
+
+    /// Answers the peer that asked for a placement change with why it was refused (an `error` frame).
+    pub fn refuse_placement(&self, room_id: RoomId, client_id: &str, refused: ShardError) {
+        let Some(room) = self.room(room_id) else { return };
+        let target = room.lock().members.get(client_id).map(|m| (m.info.clone(), m.queue.clone()));
+        if let Some((info, queue)) = target {
+            Stats::inc(&self.stats().messages_refused);
+            let frame = ServerMessage::Error { code: refused.error_code(), message: refused.to_string() }.encode();
+            self.reply(&room, &info, &queue, frame);
+        }
+    }
+
+    /// Open shards and their attendees off stage of every room on this node, for /metrics.
+    pub fn shard_occupancy_all(&self) -> Vec<(RoomId, Vec<ShardOccupancy>)> {
+        let rooms: Vec<Arc<Room>> =
+            self.inner.shards_registry().flat_map(|shard| shard.lock().values().cloned().collect::<Vec<_>>()).collect();
+        rooms
+            .iter()
+            .filter(|room| room.is_sharded())
+            .map(|room| {
+                let state = room.lock();
+                (room.id(), state.shards.open().map(|(shard, attendees)| ShardOccupancy { shard, attendees }).collect())
+            })
+            .collect()
+    }
+
     /// Moves an attendee to another shard with room (`to`, or the fullest other open one, else a new one); a
     /// stage member just looks at another open shard. Returns the shard it is in now.
     pub fn switch_shard(&self, room_id: RoomId, client_id: &str, to: Option<u32>) -> Result<u32, ShardError> {
@@ -354,6 +473,7 @@ impl Hub {
     }
 
     pub(crate) fn switch_in(&self, room: &Arc<Room>, client_id: &str, to: Option<u32>) -> Result<u32, ShardError> {
+        let remote = self.inner.mirror.snapshot(room.id());
         let moved = {
             let mut state = room.lock();
             let member = state.members.get(client_id).ok_or(ShardError::NotInRoom)?;
@@ -388,7 +508,7 @@ impl Hub {
                     None => table.lowest_closed(),
                 },
             };
-            relocate(&mut state, client_id, target, stage).ok_or(ShardError::NotInRoom)?
+            relocate(&mut state, &remote, client_id, target, stage).ok_or(ShardError::NotInRoom)?
         };
         let shard = moved.shard;
         self.tell(room, moved);
@@ -409,6 +529,7 @@ impl Hub {
         on: bool,
         by: Option<&str>,
     ) -> Result<(), ShardError> {
+        let remote = self.inner.mirror.snapshot(room.id());
         let moved = {
             let mut state = room.lock();
             let member = state.members.get(client_id).ok_or(ShardError::NotInRoom)?;
@@ -424,7 +545,7 @@ impl Hub {
             } else {
                 state.shards.fullest_with_room(None).unwrap_or_else(|| state.shards.lowest_closed())
             };
-            relocate(&mut state, client_id, shard, on).ok_or(ShardError::NotInRoom)?
+            relocate(&mut state, &remote, client_id, shard, on).ok_or(ShardError::NotInRoom)?
         };
         if !on {
             room.stage.forget_owner(client_id);

@@ -37,7 +37,9 @@ fn relayed_kind(kind: &str) -> Option<&'static str> {
     })
 }
 
-/// Sends this node's room feed items to the other nodes, whose creators' SSE streams and host sockets show them.
+/// Sends this node's room feed items to the other nodes, whose creators' SSE streams and host sockets show them:
+/// on the namespace's feed channel, which every node subscribes to from its start (a node that started after
+/// this one is not missed, as it would be by sending to the nodes this one knows).
 pub async fn feed(
     node: Arc<ClusterNode>,
     mut items: broadcast::Receiver<crate::live::attendance::FeedItem>,
@@ -51,7 +53,10 @@ pub async fn feed(
         match item {
             Ok(item) if !item.relayed && relayed_kind(item.kind).is_some() => {
                 if let Ok(item) = serde_json::to_value(&item) {
-                    node.broadcast(serde_json::json!({ "kind": "feed", "item": item })).await;
+                    let body = serde_json::json!({ "kind": "feed", "item": item });
+                    if let Err(e) = node.relay.publish_feed(&body).await {
+                        tracing::debug!(error = %e, "cluster: a feed item did not reach the other nodes");
+                    }
                 }
             }
             Ok(_) => {}
@@ -93,6 +98,9 @@ pub async fn control(node: Arc<ClusterNode>, state: AppState, mut inbound: mpsc:
             }
             Inbound::Control(Control::Mute { room, client_id, muted }) => {
                 state.hub.mute(room, &client_id, muted);
+            }
+            Inbound::Control(Control::Place { room, client_id, shard, stage, by }) => {
+                state.hub.apply_placement(room, &client_id, shard, stage, by.as_deref());
             }
             Inbound::Control(Control::Gateway { body }) => match serde_json::from_value::<GatewayMessage>(body) {
                 Ok(GatewayMessage::RevokeTurn { seat_key }) => state.revoke_local_turn(&seat_key),

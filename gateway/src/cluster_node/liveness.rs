@@ -87,7 +87,7 @@ async fn reap_one(node: &ClusterNode, state: &AppState, dead: cluster::DeadNode)
         }
     };
     for seat in &seats {
-        let envelope = super::peer_left(&seat.member.client_id, LeaveReason::Left);
+        let envelope = super::peer_left(&seat.member, LeaveReason::Left);
         // This node's peers of the room, if it has any (a room it does not watch has no mirror to update).
         if node.watched.lock().contains_key(&seat.room) {
             state.hub.deliver_remote(seat.room, &envelope);

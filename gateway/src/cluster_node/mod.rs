@@ -16,17 +16,24 @@
 //!   seats are freed, their peers leave every room (`peer_left` to this node's peers and the other nodes'), and
 //!   their attendance sessions close at the last heartbeat.
 //! - **Moderation.** Kick, ban and mute of a peer held by another node go to that node's control channel.
+//! - **Shards.** A joiner's shard and stage place are decided by its seat's claim, in Redis, so shard numbers
+//!   mean the same people on every node and no shard overfills across nodes; `switch_shard` and the stage go
+//!   through the broker too and are applied by the node holding the peer ([`placement`]).
 //!
 //! When the broker is away, local peers are still served and relayed among themselves; new joins are refused
 //! with 1013 (capacity can't be checked), cross-node envelopes are dropped and counted, and `/readyz` says so.
 
 mod events;
 mod liveness;
+mod placement;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use cluster::{Broker, Claim, ClaimRequest, ClusterConfig, Control, Inbound, Member, NodeInfo, Nodes, Relay, Seats};
+use cluster::{
+    Broker, Claim, ClaimRequest, ClusterConfig, Control, Inbound, Member, NodeInfo, Nodes, Placements, Relay,
+    SeatPlacement, Seats,
+};
 use parking_lot::Mutex;
 use signaling::protocol::{OccupantView, ServerMessage};
 use signaling::{Admission, Delivery, Envelope, Hub, LeaveReason, Recipients, RemoteOccupant, Role, RoomId};
@@ -40,11 +47,13 @@ const SUPERSEDED: u16 = 4000;
 const KICKED: u16 = 4001;
 const BANNED: u16 = 4003;
 
-/// A room this node has peers in: how many, and its capacity (to claim again after a broker restart).
+/// A room this node has peers in: how many, its capacity (to claim again after a broker restart) and its
+/// shard size (for moves between shards).
 #[derive(Debug, Clone, Copy)]
 struct Watched {
     peers: usize,
     capacity: u32,
+    shard_size: u32,
 }
 
 pub struct ClusterNode {
@@ -52,11 +61,14 @@ pub struct ClusterNode {
     pub relay: Arc<Relay>,
     pub seats: Seats,
     pub nodes: Nodes,
+    pub placements: Placements,
     hub: Arc<OnceLock<Hub>>,
     watched: Mutex<HashMap<RoomId, Watched>>,
     /// The live nodes as of the last heartbeat, for the join endpoint.
     live: Mutex<Vec<NodeInfo>>,
     inbound: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Inbound>>>,
+    /// Placement changes peers asked for, to decide through the broker ([`placement`]).
+    placement_requests: placement::Requests,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -97,12 +109,14 @@ impl ClusterNode {
         Ok(Arc::new(Self {
             seats: Seats::new(broker.clone()),
             nodes: Nodes::new(broker.clone()),
+            placements: Placements::new(broker.clone()),
             broker,
             relay,
             hub,
             watched: Mutex::default(),
             live: Mutex::default(),
             inbound: Mutex::new(Some(rx)),
+            placement_requests: placement::Requests::default(),
         }))
     }
 
@@ -120,6 +134,9 @@ impl ClusterNode {
         tokio::spawn(events::releases(self.clone(), state.hub.subscribe(), state.shutdown.clone()));
         tokio::spawn(events::feed(self.clone(), state.feed.subscribe(), state.shutdown.clone()));
         tokio::spawn(liveness::run(self.clone(), state.clone()));
+        if let Some(requests) = self.placement_requests.take() {
+            tokio::spawn(placement::run(self.clone(), requests));
+        }
     }
 
     pub fn node_id(&self) -> &str {
@@ -145,9 +162,14 @@ impl ClusterNode {
         Nodes::least_loaded(&live).map_or_else(|| self.broker.config().public_url.clone(), |n| n.public_url.clone())
     }
 
-    /// Claims `admission`'s seat cluster-wide and starts watching its room. On success the caller must admit
-    /// into the hub, or give the seat back with [`ClusterNode::seat_unused`].
-    pub(crate) async fn claim_seat(&self, admission: &Admission) -> Result<(), Denied> {
+    /// Claims `admission`'s seat cluster-wide, places it in the event's shards (`placement`, decided with the
+    /// seat) and starts watching its room. On success the caller must admit into the hub at the returned
+    /// place (`Placement::decided`), or give the seat back with [`ClusterNode::seat_unused`].
+    pub(crate) async fn claim_seat(
+        &self,
+        admission: &Admission,
+        placement: &signaling::Placement,
+    ) -> Result<(u32, bool), Denied> {
         let room = admission.room_id;
         let member = Member {
             node: self.node_id().to_owned(),
@@ -155,17 +177,29 @@ impl ClusterNode {
             seat_key: admission.seat_key.clone(),
             counted: admission.role == Role::Attendee,
             info: member_info(&admission.identity, admission.role, signaling::now_ms()),
+            shard: 0,
+            stage: false,
         };
-        let request = ClaimRequest { room, capacity: admission.capacity, member };
+        let seat_placement = SeatPlacement {
+            shard_size: placement.shard_size,
+            group: placement.group.clone(),
+            stage: placement.stage || admission.role == Role::Host,
+            prefer: None,
+        };
+        let request = ClaimRequest { room, capacity: admission.capacity, member, placement: seat_placement };
         let claim = self.seats.claim(&request).await.map_err(|e| {
             tracing::warn!(event_id = room, error = %e, "cluster: cannot claim a seat, the broker is away");
             Denied(1013, "the cluster broker is unavailable; try again shortly".into())
         })?;
+        let placed = match &claim {
+            Claim::Granted { placed, .. } => (placed.shard, placed.stage),
+            Claim::Full { .. } => (0, false),
+        };
         match claim {
             Claim::Full { capacity } => {
                 return Err(Denied::code(signaling::CloseCode::RoomFull, format!("room full: {capacity} attendees")))
             }
-            Claim::Granted { superseded: Some(older) } if older.node != self.node_id() => {
+            Claim::Granted { superseded: Some(older), .. } if older.node != self.node_id() => {
                 let close = Control::Close {
                     room,
                     client_id: older.client_id.clone(),
@@ -179,8 +213,8 @@ impl ClusterNode {
             // On this node the hub supersedes the older connection itself (same seat key).
             Claim::Granted { .. } => {}
         }
-        self.watch(room, admission.capacity).await;
-        Ok(())
+        self.watch(room, admission.capacity, placement.shard_size).await;
+        Ok(placed)
     }
 
     /// Whether the peer just admitted still holds its seat. A newer session of the same ticket may have claimed it
@@ -199,12 +233,13 @@ impl ClusterNode {
     }
 
     /// One more peer of `room` here; the first one subscribes to the room and loads its roster.
-    async fn watch(&self, room: RoomId, capacity: u32) {
+    async fn watch(&self, room: RoomId, capacity: u32, shard_size: u32) {
         let first = {
             let mut watched = self.watched.lock();
-            let entry = watched.entry(room).or_insert(Watched { peers: 0, capacity });
+            let entry = watched.entry(room).or_insert(Watched { peers: 0, capacity, shard_size });
             entry.peers += 1;
             entry.capacity = capacity;
+            entry.shard_size = shard_size;
             entry.peers == 1
         };
         if first {
@@ -242,7 +277,8 @@ impl ClusterNode {
     }
 
     /// Replaces the mirror of `room` with the broker's roster, telling this node's peers about whoever the
-    /// presence frames missed (a subscription not yet live, the broker away).
+    /// presence frames missed (a subscription not yet live, the broker away), and puts this node's peers where
+    /// the roster places them.
     async fn reconcile(&self, room: RoomId) {
         let Some(hub) = self.hub.get() else { return };
         let members = match self.seats.members(room).await {
@@ -252,15 +288,24 @@ impl ClusterNode {
                 return;
             }
         };
+        // This node's peers where the broker placed them: a `Control::Place` lost while the broker was away is
+        // made good here (a move applied meanwhile is read again at the next reconciliation).
+        for member in members.iter().filter(|m| m.node == self.node_id()) {
+            if hub.placement_of(room, &member.client_id).is_some_and(|here| here != (member.shard, member.stage)) {
+                hub.apply_placement(room, &member.client_id, member.shard, member.stage, None);
+            }
+        }
         let remote = members.iter().filter(|m| m.node != self.node_id()).filter_map(remote_occupant).collect();
         let (appeared, gone) = hub.set_remote_occupants(room, remote);
         for occupant in &appeared {
             let frame = ServerMessage::PeerJoined { occupant: view(occupant) }.encode();
-            hub.deliver_local(room, &Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame });
+            let to = audience_of(occupant);
+            hub.deliver_local(room, &Envelope { to, delivery: Delivery::Guaranteed, payload: frame });
         }
         for occupant in &gone {
             let frame = ServerMessage::PeerLeft { client_id: &occupant.client_id, reason: LeaveReason::Left }.encode();
-            hub.deliver_local(room, &Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame });
+            let to = audience_of(occupant);
+            hub.deliver_local(room, &Envelope { to, delivery: Delivery::Guaranteed, payload: frame });
         }
     }
 
@@ -281,6 +326,15 @@ impl ClusterNode {
                         seat_key: o.info.seat_key.to_string(),
                         counted: o.info.role == Role::Attendee,
                         info: member_info(&o.info.identity, o.info.role, o.info.joined_at),
+                        shard: 0,
+                        stage: false,
+                    },
+                    // Each peer keeps its place while its shard has room (the broker's table was lost).
+                    placement: SeatPlacement {
+                        shard_size: watched.shard_size,
+                        group: None,
+                        stage: o.stage,
+                        prefer: Some(o.shard),
                     },
                 })
                 .collect();
@@ -359,6 +413,8 @@ fn remote_occupant(member: &Member) -> Option<RemoteOccupant> {
         mic: false,
         screen: false,
         muted: false,
+        shard: member.shard,
+        stage: member.stage,
     })
 }
 
@@ -374,10 +430,21 @@ fn view(occupant: &RemoteOccupant) -> OccupantView<'_> {
     }
 }
 
-/// A departure from another node's room, as the hub would have published it.
-fn peer_left(client_id: &str, reason: LeaveReason) -> Envelope {
-    let frame = ServerMessage::PeerLeft { client_id, reason }.encode();
-    Envelope { to: Recipients::All, delivery: Delivery::Guaranteed, payload: frame }
+/// Who is told of a peer of another node arriving or leaving: its shard, or everyone for a stage member.
+fn audience_of(occupant: &RemoteOccupant) -> Recipients {
+    if occupant.stage {
+        Recipients::All
+    } else {
+        Recipients::Shard { shard: occupant.shard, except: None }
+    }
+}
+
+/// A departure from another node's room, as the hub would have published it: to the peer's shard, or to
+/// everyone for a stage member.
+fn peer_left(member: &Member, reason: LeaveReason) -> Envelope {
+    let frame = ServerMessage::PeerLeft { client_id: &member.client_id, reason }.encode();
+    let to = if member.stage { Recipients::All } else { Recipients::Shard { shard: member.shard, except: None } };
+    Envelope { to, delivery: Delivery::Guaranteed, payload: frame }
 }
 
 /// A host's moderation frame naming a peer held by another node (`signaling::RemoteModerator`).

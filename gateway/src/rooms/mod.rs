@@ -256,19 +256,23 @@ async fn admit(
     // The room's persistent entities go to the joiner in its snapshot: after a restart they come from the store.
     crate::rooms::state::ensure_loaded(state, event_id).await;
     // Placed in a shard of at most the event's `shard_size` attendees; the host is on the stage, in every shard.
-    let placement = signaling::Placement {
+    let mut placement = signaling::Placement {
         shard_size: u32::try_from(seat.shard_size).unwrap_or(0),
         group: group.filter(|g| !g.trim().is_empty()),
         stage: role == Role::Host,
+        decided: None,
     };
-    // With several nodes the seat is claimed cluster-wide first: the room's capacity and one session per ticket
-    // hold across nodes (`cluster_node`).
+    // With several nodes the seat is claimed cluster-wide first: the room's capacity, one session per ticket and
+    // the shards hold across nodes (`cluster_node`); the hub admits where the claim placed it.
     if let Some(node) = &state.cluster {
-        if let Err(denied) = node.claim_seat(&admission).await {
-            if let Some(geo) = &state.geo {
-                geo.take(&client_id);
+        match node.claim_seat(&admission, &placement).await {
+            Ok(placed) => placement.decided = Some(placed),
+            Err(denied) => {
+                if let Some(geo) = &state.geo {
+                    geo.take(&client_id);
+                }
+                return Err(denied);
             }
-            return Err(denied);
         }
     }
     let (peer, outbox) = match state.hub.try_admit_placed(admission, &placement) {

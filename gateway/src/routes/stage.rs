@@ -50,7 +50,12 @@ pub async fn remove(
 async fn set_stage(state: &AppState, headers: &HeaderMap, id: &str, client: &str, on: bool) -> ApiResult<StatusCode> {
     let event_id = client_path(id, client)?;
     let actor = require_host(state, headers, event_id).await?;
-    state.hub.set_stage(event_id, client, on, None).map_err(stage_error)?;
+    let placed = match &state.cluster {
+        // The broker holds the shard table; the node holding the attendee applies its decision.
+        Some(node) => node.change_placement(event_id, client, signaling::PlacementChange::Stage(on), None).await,
+        None => state.hub.set_stage(event_id, client, on, None),
+    };
+    placed.map_err(stage_error)?;
     let action = if on { "room.stage_invite" } else { "room.stage_remove" };
     state.store.audit(&ticketing::audit::AuditEntry::new(&actor, action).event(event_id).subject(client)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -122,8 +127,23 @@ pub async fn shards(
 ) -> ApiResult<Json<Shards>> {
     let event_id = event_id(&id)?;
     require_host(&state, &headers, event_id).await?;
-    let stage =
-        state.hub.occupants(event_id).into_iter().filter(|o| o.stage).map(|o| o.info.client_id.to_string()).collect();
+    // On the stage here and, with several nodes, on the others (as mirrored here).
+    let stage = state
+        .hub
+        .occupants(event_id)
+        .into_iter()
+        .filter(|o| o.stage)
+        .map(|o| o.info.client_id.to_string())
+        .chain(state.hub.remote_occupants(event_id).into_iter().filter(|o| o.stage).map(|o| o.client_id.to_string()))
+        .collect();
     let history = state.store.attendance_by_shard(event_id).await?;
-    Ok(Json(Shards { live: state.hub.shard_occupancy(event_id), stage, history }))
+    // With several nodes the live head count is the broker's (this node holds only its own peers).
+    let live = match &state.cluster {
+        Some(node) => match node.placements.occupancy(event_id).await {
+            Ok(open) => open.into_iter().map(|(shard, attendees)| ShardOccupancy { shard, attendees }).collect(),
+            Err(_) => state.hub.shard_occupancy(event_id),
+        },
+        None => state.hub.shard_occupancy(event_id),
+    };
+    Ok(Json(Shards { live, stage, history }))
 }

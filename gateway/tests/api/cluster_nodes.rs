@@ -361,3 +361,255 @@ async fn a_wallet_s_attempts_are_one_budget_over_all_nodes() {
     }
     assert_eq!(statuses, [400, 400, 400, 400, 429, 429, 429, 429], "four attempts in all, not four per node");
 }
+
+/// A host session for `alice`'s event: on the stage, in every shard.
+fn host_token(event_id: i64) -> String {
+    gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0
+}
+
+/// Sets the event's shard size through the creator's API on `node`.
+async fn shard_size(node: &Node, event_id: i64, size: i64) {
+    let res = reqwest::Client::new()
+        .patch(format!("{}/api/events/{event_id}", node.base))
+        .bearer_auth(creator_token("alice"))
+        .json(&json!({ "shard_size": size }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+/// An attendee of a sharded event: its socket, client id and shard from its welcome.
+struct Placed {
+    ws: Ws,
+    id: String,
+    shard: u64,
+    node: usize,
+}
+
+async fn join_placed(
+    nodes: &[&Node],
+    node: usize,
+    event_id: i64,
+    ticket: i64,
+    wallet: &str,
+    group: Option<&str>,
+) -> Placed {
+    let mut url = format!(
+        "{}/event/{event_id}?token={}",
+        nodes[node].base.replacen("http://", "ws://", 1),
+        token(event_id, ticket, wallet)
+    );
+    if let Some(group) = group {
+        url.push_str(&format!("&group={group}"));
+    }
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    let welcome = next_of(&mut ws, "welcome").await;
+    Placed {
+        ws,
+        id: welcome["client_id"].as_str().unwrap().to_owned(),
+        shard: welcome["shard"].as_u64().unwrap(),
+        node,
+    }
+}
+
+/// Reads `ws` up to the host's broadcast `marker` and returns every frame read before it.
+async fn seen_until_marker(ws: &mut Ws, host_id: &str, marker: i64) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("the host's marker in time");
+        let Some(Ok(Message::Text(text))) = msg else { panic!("closed before the host's marker: {msg:?}") };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["type"] == "broadcast" && frame["from"] == host_id && frame["data"]["marker"] == marker {
+            return seen;
+        }
+        seen.push(frame);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_are_placed_by_the_broker_across_nodes_and_traffic_stays_in_its_shard_on_every_node() {
+    let f = fixture().await;
+    let (n1, n2) = (Node::start("n1", &f.db.url, &f.redis.url()), Node::start("n2", &f.db.url, &f.redis.url()));
+    let nodes = [&n1, &n2];
+    let event_id = event(&f.store, 40, 0).await;
+    shard_size(&n1, event_id, 2).await;
+
+    // The host on node 1, on the stage.
+    let mut host = connect(&n1.base, event_id, &host_token(event_id)).await;
+    let host_welcome = next_of(&mut host, "welcome").await;
+    assert_eq!(host_welcome["stage"], true);
+    let host_id = host_welcome["client_id"].as_str().unwrap().to_owned();
+
+    // Twelve attendees join at once, half through each node: no shard ever holds more than two.
+    let mut tickets = Vec::new();
+    for i in 0..12 {
+        let wallet = format!("wallet-{i}");
+        tickets.push((ticket(&f.store, event_id, &wallet).await, wallet));
+    }
+    let joins = tickets.iter().enumerate().map(|(i, (t, w))| join_placed(&nodes, i % 2, event_id, *t, w, None));
+    let mut attendees = futures_util::future::join_all(joins).await;
+    let mut per_shard = std::collections::BTreeMap::<u64, usize>::new();
+    for a in &attendees {
+        *per_shard.entry(a.shard).or_default() += 1;
+    }
+    assert!(per_shard.values().all(|n| *n <= 2), "a shard holds more than 2 across the nodes: {per_shard:?}");
+    assert_eq!(per_shard.len(), 6, "filled before a new shard opens: {per_shard:?}");
+    let full = attendees[0].shard;
+    let live: Value = reqwest::Client::new()
+        .get(format!("{}/api/events/{event_id}/shards", n2.base))
+        .bearer_auth(creator_token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let live_total: u64 = live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum();
+    assert_eq!(live_total, 12, "the broker's head count, whichever node is asked: {live}");
+
+    // Friends joining through different nodes land together.
+    let (tp1, tp2) = (ticket(&f.store, event_id, "pal-1").await, ticket(&f.store, event_id, "pal-2").await);
+    let mut pal1 = join_placed(&nodes, 0, event_id, tp1, "pal-1", Some("pals")).await;
+    let mut pal2 = join_placed(&nodes, 1, event_id, tp2, "pal-2", Some("pals")).await;
+    assert_eq!(pal1.shard, pal2.shard, "a group stays together across nodes");
+    assert_eq!(next_of(&mut pal1.ws, "peer_joined").await["client_id"], pal2.id.as_str());
+
+    // NAF traffic: pal 1 (node 1) reaches pal 2 (node 2, same shard), not an attendee of another shard on node 2;
+    // the host's (node 1, on stage) reaches both.
+    let other = attendees.iter_mut().find(|a| a.node == 1 && a.shard != pal1.shard).expect("an attendee elsewhere");
+    send(&mut pal1.ws, json!({ "type": "broadcast", "data_type": "u", "data": { "pal": 1 }, "guaranteed": true }))
+        .await;
+    let got = next_of(&mut pal2.ws, "broadcast").await;
+    assert_eq!((got["from"].as_str(), got["data"]["pal"].as_i64()), (Some(pal1.id.as_str()), Some(1)));
+    send(&mut host, json!({ "type": "broadcast", "data_type": "u", "data": { "marker": 1 }, "guaranteed": true }))
+        .await;
+    let seen = seen_until_marker(&mut other.ws, &host_id, 1).await;
+    assert!(
+        seen.iter().all(|f| f["from"] != pal1.id.as_str() && f["client_id"] != pal1.id.as_str()),
+        "nothing of shard {} reaches shard {}: {seen:?}",
+        pal1.shard,
+        other.shard
+    );
+    let seen = seen_until_marker(&mut pal2.ws, &host_id, 1).await;
+    assert!(seen.iter().all(|f| f["type"] != "broadcast"), "{seen:?}");
+
+    // Moving across nodes: pal 2 leaves for a new shard; pal 1, on the other node, sees it go and follows.
+    send(&mut pal2.ws, json!({ "type": "switch_shard" })).await;
+    let changed = next_of(&mut pal2.ws, "shard_changed").await;
+    let new_shard = changed["shard"].as_u64().unwrap();
+    assert_ne!(new_shard, pal1.shard);
+    assert!(changed["occupants"][&host_id].is_object(), "the host is seen from every shard: {changed}");
+    let left = next_of(&mut pal1.ws, "peer_left").await;
+    assert_eq!((left["client_id"].as_str(), left["reason"].as_str()), (Some(pal2.id.as_str()), Some("moved")));
+    send(&mut pal1.ws, json!({ "type": "switch_shard", "shard": new_shard })).await;
+    let changed = next_of(&mut pal1.ws, "shard_changed").await;
+    assert_eq!(changed["shard"].as_u64(), Some(new_shard));
+    assert!(changed["occupants"][&pal2.id].is_object(), "pal 2 on node 2 is in pal 1's new view: {changed}");
+    assert_eq!(next_of(&mut pal2.ws, "peer_joined").await["client_id"], pal1.id.as_str());
+    // A full shard is refused as on one node.
+    send(&mut pal1.ws, json!({ "type": "switch_shard", "shard": full })).await;
+    assert_eq!(next_of(&mut pal1.ws, "error").await["code"], "shard_full");
+
+    // The host on node 1 invites pal 2 (node 2) to the stage: it is seen in every shard, here and there.
+    send(&mut host, json!({ "type": "invite_to_stage", "target": pal2.id })).await;
+    let changed = next_of(&mut pal2.ws, "shard_changed").await;
+    assert_eq!(changed["stage"], true);
+    let stage = next_of(&mut other.ws, "stage").await;
+    assert_eq!((stage["client_id"].as_str(), stage["on_stage"].as_bool()), (Some(pal2.id.as_str()), Some(true)));
+    send(&mut pal2.ws, json!({ "type": "broadcast", "data_type": "u", "data": { "speaker": 1 }, "guaranteed": true }))
+        .await;
+    let heard = attendees.iter_mut().find(|a| a.node == 0 && a.shard != new_shard).unwrap();
+    loop {
+        let frame = next_of(&mut heard.ws, "broadcast").await;
+        if frame["from"] == pal2.id.as_str() {
+            break;
+        }
+    }
+
+    // The creator's tools on node 2 put pal 1 (node 1) on the stage and take it off again.
+    let client = reqwest::Client::new();
+    let stage_url = format!("{}/api/events/{event_id}/stage/{}", n2.base, pal1.id);
+    let res = client.post(&stage_url).bearer_auth(creator_token("alice")).send().await.unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert_eq!(next_of(&mut pal1.ws, "shard_changed").await["stage"], true);
+    let res = client.delete(&stage_url).bearer_auth(creator_token("alice")).send().await.unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    let back = next_of(&mut pal1.ws, "shard_changed").await;
+    assert_eq!((back["stage"].as_bool(), back["shard"].as_u64()), (Some(false), Some(new_shard)));
+
+    // Shards on /metrics: this node's share of each open shard, and the broker's placements.
+    let metrics = n1.metrics().await;
+    assert!(metrics.contains("gateway_shards_open "), "{metrics}");
+    assert!(metrics.contains(&format!("gateway_shard_occupants{{event=\"{event_id}\",shard=\"")), "{metrics}");
+    assert!(metrics.contains("gateway_cluster_shard_placements_total "), "{metrics}");
+    assert!(metrics.contains("gateway_cluster_shard_moves_total "), "{metrics}");
+
+    // Node 2 dies: the survivor gives its attendees' places back; node 1's six and pal 1 are what is left.
+    let mut n2 = n2;
+    n2.kill();
+    let live_total = || async {
+        let live: Value = reqwest::Client::new()
+            .get(format!("{}/api/events/{event_id}/shards", n1.base))
+            .bearer_auth(creator_token("alice"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum::<u64>()
+    };
+    common::eventually("node 2's places given back", Duration::from_secs(15), || async { live_total().await == 7 })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_creator_s_feed_on_a_node_started_later_shows_joins_on_a_node_that_has_not_heard_of_it_yet() {
+    let f = fixture().await;
+    // Node 2 beats every 10 s: until its next beat it does not know node 1, which starts after it.
+    let slow = [("GATEWAY_CLUSTER__HEARTBEAT_MS", "10000"), ("GATEWAY_CLUSTER__NODE_TTL_MS", "30000")];
+    let n2 = Node::start_with("n2", &f.db.url, &f.redis.url(), &slow);
+    let n1 = Node::start("n1", &f.db.url, &f.redis.url());
+    common::eventually("node 1 subscribed to the broker", Duration::from_secs(10), || async {
+        n1.readyz().await["checks"]["broker"] == true
+    })
+    .await;
+    let event_id = event(&f.store, 10, 0).await;
+    let bearer = creator_token("alice");
+    let mut feed =
+        sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
+    let tb = ticket(&f.store, event_id, "wallet-b").await;
+    let (_b, b_id) = join(&n2, event_id, tb, "wallet-b").await;
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("the join on node 2 in node 1's feed")
+            .expect("feed open");
+        if item.name == "joined" && item.data["client_id"] == b_id.as_str() {
+            break;
+        }
+    }
+    // And the other way round: node 2's creator sees a join on node 1.
+    let mut feed =
+        sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n2.base), &bearer).await;
+    let ta = ticket(&f.store, event_id, "wallet-a").await;
+    let (_a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("the join on node 1 in node 2's feed")
+            .expect("feed open");
+        if item.name == "joined" && item.data["client_id"] == a_id.as_str() {
+            break;
+        }
+    }
+}

@@ -19,7 +19,7 @@ fn admission(client: &str, role: Role, capacity: u32) -> Admission {
 }
 
 fn placed(size: u32, group: Option<&str>) -> Placement {
-    Placement { shard_size: size, group: group.map(str::to_owned), stage: false }
+    Placement { shard_size: size, group: group.map(str::to_owned), stage: false, decided: None }
 }
 
 fn join(hub: &Hub, client: &str, size: u32, group: Option<&str>) -> (Peer, Outbox) {
