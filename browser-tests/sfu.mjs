@@ -21,7 +21,8 @@ async function until(what, fn, ms = 20000) {
   }
 }
 
-async function join(context, args, name, token, extra) {
+async function join(context, args, name, token, extra, log) {
+  const started = Date.now();
   const page = await context.newPage();
   const record = await watchPage(page, name, args.base_url);
   // A document the gateway itself served (Chromium's local-network checks treat a page made up by the driver
@@ -47,7 +48,11 @@ async function join(context, args, name, token, extra) {
   const failure = await page.evaluate(() => window.failure);
   if (failure) throw new Error(`${name} refused: ${JSON.stringify(failure)}; console: ${JSON.stringify(record.console)}`);
   try {
-    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"));
+    // ICE through a TURN relay over TCP takes an allocation and its checks through the relay: on a loaded machine
+    // that is seconds, so the relay-only listener gets the driver's longer wait.
+    const ms = extra && extra.ice_transport_policy === "relay" ? 60000 : 20000;
+    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"), ms);
+    if (log) log(`${name} connected to the SFU in ${Date.now() - started} ms`);
   } catch (e) {
     const state = await page.evaluate(async () => {
       const pc = window.adapter.sfu && window.adapter.sfu.pc;
@@ -80,11 +85,18 @@ async function received(page) {
         out.video_bytes += s.bytesReceived || 0;
         out.frame_width = Math.max(out.frame_width, s.frameWidth || 0);
       }
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
-        const local = byId[s.localCandidateId];
-        if (local) out.local_candidate = { type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || null };
-      }
     });
+    // The pair the transport uses now (its `selectedCandidatePairId`), rather than any nominated pair: a pair's
+    // `nominated` flag can lag the first packets it carried.
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pair = byId[s.selectedCandidatePairId] || pair;
+    });
+    if (!pair) stats.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
+    const local = pair && byId[pair.localCandidateId];
+    if (local) out.local_candidate = { type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || null };
     return out;
   });
 }
@@ -102,16 +114,16 @@ async function sent(page) {
 main(async (args, log) => {
   const { context, close } = await launch({ media: true, args: ["--autoplay-policy=no-user-gesture-required"] });
   try {
-    const host = await join(context, args, "host", args.host);
+    const host = await join(context, args, "host", args.host, null, log);
     const hostId = await host.page.evaluate(() => window.myId);
     const listeners = [];
     for (let i = 0; i < (args.turn_tcp ? 0 : args.listeners.length); i++) {
-      listeners.push(await join(context, args, `listener-${i}`, args.listeners[i]));
+      listeners.push(await join(context, args, `listener-${i}`, args.listeners[i], null, log));
     }
     if (args.turn_tcp) {
       // Only a TURN server over TCP, and relay-only: UDP to the SFU is never tried.
       const extra = { ice_servers: [args.turn_tcp], ice_transport_policy: "relay" };
-      listeners.push(await join(context, args, "listener-turn-tcp", args.turn_tcp_token, extra));
+      listeners.push(await join(context, args, "listener-turn-tcp", args.turn_tcp_token, extra, log));
     }
     log("everyone is connected to the SFU; host", hostId);
 
@@ -134,7 +146,8 @@ main(async (args, log) => {
       audio[l.name] = await until(`${l.name} hears the host`, async () => {
         const r = await received(l.page);
         const got = await l.page.evaluate(() => !!window.hostAudio);
-        return got && r.audio_bytes > 0 && (args.turn_tcp || r.audio_level > 0) ? r : null;
+        // The path is read with the bytes: the sample counts only once the transport names the pair they took.
+        return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || r.audio_level > 0) ? r : null;
       });
       log(l.name, "hears the host:", audio[l.name]);
     }
