@@ -21,7 +21,8 @@ async function until(what, fn, ms = 20000) {
   }
 }
 
-async function join(context, args, name, token, extra) {
+async function join(context, args, name, token, extra, log) {
+  const started = Date.now();
   const page = await context.newPage();
   const record = await watchPage(page, name, args.base_url);
   // A document the gateway itself served (Chromium's local-network checks treat a page made up by the driver
@@ -47,7 +48,11 @@ async function join(context, args, name, token, extra) {
   const failure = await page.evaluate(() => window.failure);
   if (failure) throw new Error(`${name} refused: ${JSON.stringify(failure)}; console: ${JSON.stringify(record.console)}`);
   try {
-    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"));
+    // ICE through a TURN relay over TCP takes an allocation and its checks through the relay: on a loaded machine
+    // that is seconds, so the relay-only listener gets the driver's longer wait.
+    const ms = extra && extra.ice_transport_policy === "relay" ? 60000 : 20000;
+    await until(`${name} connected to the SFU`, () => page.evaluate(() => window.adapter.sfu && window.adapter.sfu.pc.connectionState === "connected"), ms);
+    if (log) log(`${name} connected to the SFU in ${Date.now() - started} ms`);
   } catch (e) {
     const state = await page.evaluate(async () => {
       const pc = window.adapter.sfu && window.adapter.sfu.pc;
@@ -80,11 +85,18 @@ async function received(page) {
         out.video_bytes += s.bytesReceived || 0;
         out.frame_width = Math.max(out.frame_width, s.frameWidth || 0);
       }
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
-        const local = byId[s.localCandidateId];
-        if (local) out.local_candidate = { type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || null };
-      }
     });
+    // The pair the transport uses now (its `selectedCandidatePairId`), rather than any nominated pair: a pair's
+    // `nominated` flag can lag the first packets it carried.
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pair = byId[s.selectedCandidatePairId] || pair;
+    });
+    if (!pair) stats.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
+    const local = pair && byId[pair.localCandidateId];
+    if (local) out.local_candidate = { type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || null };
     return out;
   });
 }
@@ -99,19 +111,97 @@ async function sent(page) {
   });
 }
 
+/** The level and bytes of the inbound audio that plays `window[name]` (a stream getMediaStream resolved). */
+async function receivedOn(page, name) {
+  return page.evaluate(async (name) => {
+    const stream = window[name];
+    const id = stream && stream.getAudioTracks()[0] && stream.getAudioTracks()[0].id;
+    const out = { audio_bytes: 0, audio_level: 0 };
+    (await window.adapter.sfu.pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio" && s.trackIdentifier === id) {
+        out.audio_bytes += s.bytesReceived || 0;
+        out.audio_level = Math.max(out.audio_level, s.audioLevel || 0);
+      }
+    });
+    return out;
+  }, name);
+}
+
+/**
+ * Issue 25's stage: the creator invites listener-0 onto the stage over HTTP; its adapter is told it may publish,
+ * negotiates a publishing connection and turns its (fake) microphone on; listener-1 hears it (bytes and level on
+ * the track that plays the speaker, while the host's seat is still muted at the SFU). Taken off the stage, the
+ * speaker is told, and listener-1's bytes stop.
+ */
+async function stageSpeaker(args, listeners, log) {
+  const [speaker, listener] = listeners;
+  const speakerId = await speaker.page.evaluate(() => window.myId);
+  const stage = (method) =>
+    fetch(`${args.base_url}/api/events/${args.event_id}/stage/${speakerId}`, { method, headers: { authorization: `Bearer ${args.creator}` } });
+  await speaker.page.evaluate(() => {
+    window.publishTold = [];
+    document.body.addEventListener("dlux-sfu-session", (e) => window.publishTold.push(e.detail.publish));
+  });
+  const before = (await received(listener.page)).audio_bytes;
+  const invited = await stage("POST");
+  if (invited.status !== 204) throw new Error(`invite answered ${invited.status}: ${await invited.text()}`);
+  await until("the speaker is told it may publish", () => speaker.page.evaluate(() => window.publishTold.includes(true)));
+  await until("the speaker's publishing connection is up", () =>
+    speaker.page.evaluate(() => window.adapter.sfu && window.adapter.sfu.publish && window.adapter.sfu.pc.connectionState === "connected"));
+  const micOn = await speaker.page.evaluate(() => window.adapter.enableMicrophone(true));
+  await listener.page.evaluate((id) => {
+    window.adapter.getMediaStream(id).then((stream) => {
+      const el = new Audio();
+      el.srcObject = stream;
+      el.play().catch(() => {});
+      window.speakerAudio = stream;
+    });
+  }, speakerId);
+  const heard = await until("listener-1 hears the stage speaker", async () => {
+    const total = (await received(listener.page)).audio_bytes;
+    const r = await receivedOn(listener.page, "speakerAudio");
+    return total > before && r.audio_bytes > 0 && r.audio_level > 0 ? { ...r, total_bytes: total } : null;
+  });
+  log("listener-1 hears the stage speaker:", heard);
+
+  // Off the stage: it is told, and nothing of it reaches the listener any more.
+  const removed = await stage("DELETE");
+  if (removed.status !== 204) throw new Error(`removal answered ${removed.status}: ${await removed.text()}`);
+  await until("the speaker is told it no longer publishes", () => speaker.page.evaluate(() => window.publishTold.at(-1) === false));
+  let last = (await received(listener.page)).audio_bytes;
+  const settled = await until("listener-1's bytes stop", async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = (await received(listener.page)).audio_bytes;
+    const stopped = now === last;
+    last = now;
+    return stopped ? now : null;
+  }, 15000);
+  const out = {
+    speaker_id: speakerId,
+    mic_on: micOn,
+    told: await speaker.page.evaluate(() => window.publishTold),
+    heard,
+    listener_bytes_before: before,
+    listener_bytes_after_removal: settled,
+    speaker_mic_after_removal: await speaker.page.evaluate(() => !!window.adapter.localAudio),
+  };
+  log("stage:", out);
+  return out;
+}
+
 main(async (args, log) => {
   const { context, close } = await launch({ media: true, args: ["--autoplay-policy=no-user-gesture-required"] });
   try {
-    const host = await join(context, args, "host", args.host);
+    const host = await join(context, args, "host", args.host, null, log);
     const hostId = await host.page.evaluate(() => window.myId);
     const listeners = [];
     for (let i = 0; i < (args.turn_tcp ? 0 : args.listeners.length); i++) {
-      listeners.push(await join(context, args, `listener-${i}`, args.listeners[i]));
+      listeners.push(await join(context, args, `listener-${i}`, args.listeners[i], null, log));
     }
     if (args.turn_tcp) {
       // Only a TURN server over TCP, and relay-only: UDP to the SFU is never tried.
       const extra = { ice_servers: [args.turn_tcp], ice_transport_policy: "relay" };
-      listeners.push(await join(context, args, "listener-turn-tcp", args.turn_tcp_token, extra));
+      listeners.push(await join(context, args, "listener-turn-tcp", args.turn_tcp_token, extra, log));
     }
     log("everyone is connected to the SFU; host", hostId);
 
@@ -134,7 +224,8 @@ main(async (args, log) => {
       audio[l.name] = await until(`${l.name} hears the host`, async () => {
         const r = await received(l.page);
         const got = await l.page.evaluate(() => !!window.hostAudio);
-        return got && r.audio_bytes > 0 && (args.turn_tcp || r.audio_level > 0) ? r : null;
+        // The path is read with the bytes: the sample counts only once the transport names the pair they took.
+        return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || r.audio_level > 0) ? r : null;
       });
       log(l.name, "hears the host:", audio[l.name]);
     }
@@ -193,8 +284,9 @@ main(async (args, log) => {
     }
     const hostSent = { at_mute: sentAtMute, later: await sent(host.page) };
     log("after the mute:", muted, "host sent", hostSent);
+    const stage = args.turn_tcp ? null : await stageSpeaker(args, listeners, log);
     const page_errors = [host, ...listeners].flatMap((p) => p.record.errors || []);
-    return { host_id: hostId, audio, screen, muted, host_sent: hostSent, page_errors };
+    return { host_id: hostId, audio, screen, muted, host_sent: hostSent, stage, page_errors };
   } finally {
     await close();
   }

@@ -6,7 +6,11 @@
 //! `sfu_*` frames it reads to [`MediaPlane::handle`] instead of to the hub. Everything else is decided from
 //! the hub's room events and the SFU's events, by two tasks ([`MediaPlane::spawn`]):
 //!
-//! - who may publish is the seat's role (hosts publish; everyone else listens), never the browser's claim;
+//! - who may publish is the server's decision, never the browser's claim: hosts, and the attendees a host
+//!   invited onto the stage (`signaling::shards`), for as long as they are on it; everyone else listens. A
+//!   change of stage (the hub's `Placed` events) is applied at once: the SFU's role first (a removed speaker's
+//!   packets stop being forwarded there and then), then the browser is told a new `sfu_session` and its SFU
+//!   session is closed, so its next offer joins again with the transceivers of its new role;
 //! - a host's mute (`mute` frame or HTTP) is applied in the SFU, so a muted browser's packets are dropped
 //!   there whatever it sends; leaving, a kick or a ban closes the peer's SFU session;
 //! - voice and screen time measured from what the SFU forwarded go to the attendance rows (engagement) and
@@ -25,7 +29,7 @@ use signaling::protocol::{SfuClientMessage, SfuServerMessage};
 use signaling::{Hub, Role, RoomEventKind};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::live::attendance::FeedItem;
+use crate::live::attendance::{FeedItem, Intake};
 pub use settings::{MediaMode, MediaSettings};
 
 /// Frames for one room connection, written beside the hub's (outside the resume count, like `feed`).
@@ -110,13 +114,16 @@ impl MediaPlane {
 
     /// A seated connection (a join or a resume): it gets `sfu_session` now if its room uses the SFU.
     /// `occupants` counts everyone in the room, the joiner included.
-    pub fn attach(&self, room: i64, client_id: &str, role: Role, occupants: usize) -> MediaLink {
+    pub fn attach(&self, hub: &Hub, room: i64, client_id: &str, role: Role, occupants: usize) -> MediaLink {
         if self.sfu.is_none() {
             return MediaLink { room, client_id: client_id.to_owned(), frames: None };
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let publish = role == Role::Host;
         let mut rooms = self.rooms();
+        // Read under this lock: a `Placed` event the event task applies before the member exists here was
+        // emitted after the move, so the hub already answers with it.
+        let stage = hub.placement_of(room, client_id).is_some_and(|(_, stage)| stage);
+        let publish = publishes(role, stage);
         let media = rooms.entry(room).or_default();
         if media.audio.is_empty() {
             media.audio = vec![None; self.settings.loudest.max(1)];
@@ -210,6 +217,36 @@ impl MediaPlane {
         }
     }
 
+    /// The peer's placement changed (`Placed`): invited onto the stage, it may publish; taken off, it may not.
+    fn placed(&self, room: i64, client_id: &str, role: Role, stage: bool) {
+        let publish = publishes(role, stage);
+        let mut rooms = self.rooms();
+        let Some(media) = rooms.get_mut(&room) else { return };
+        let (on_sfu, tracks) = (media.sfu, media.tracks_frame());
+        let Some(member) = media.members.get_mut(client_id) else { return };
+        if member.publish == publish {
+            return;
+        }
+        member.publish = publish;
+        let had_session = std::mem::replace(&mut member.joined, false);
+        let frames = member.frames.clone();
+        drop(rooms);
+        tracing::info!(event_id = room, client_id, publish, "stage change: the SFU role follows");
+        if let Some(sfu) = &self.sfu {
+            let participant: ParticipantId = client_id.into();
+            // The gate first: from this command on the SFU forwards nothing of a removed speaker's.
+            sfu.set_role(participant.clone(), if publish { SfuRole::Publisher } else { SfuRole::Listener });
+            if had_session {
+                // Its offer had the transceivers of its old role: the browser negotiates a new session.
+                sfu.leave(participant);
+            }
+        }
+        if on_sfu {
+            let _ = frames.send(session_frame(publish, self.settings.loudest));
+            let _ = frames.send(tracks);
+        }
+    }
+
     fn tracks(&self, room: i64, audio: Vec<Option<ParticipantId>>, screen: Option<ParticipantId>) {
         let mut rooms = self.rooms();
         let Some(media) = rooms.get_mut(&room) else { return };
@@ -225,7 +262,7 @@ impl MediaPlane {
     pub fn spawn(
         self: &Arc<Self>,
         hub: &Hub,
-        store: ticketing::Store,
+        attendance: Intake,
         feed: broadcast::Sender<FeedItem>,
         events: Option<mpsc::UnboundedReceiver<SfuEvent>>,
     ) {
@@ -237,6 +274,9 @@ impl MediaPlane {
                 match room_events.recv().await {
                     Ok(event) => match event.kind {
                         RoomEventKind::Left { .. } => plane.left(event.room_id, &event.client_id),
+                        RoomEventKind::Placed { stage, .. } => {
+                            plane.placed(event.room_id, &event.client_id, event.role, stage)
+                        }
                         RoomEventKind::Muted { muted, .. } => {
                             if let Some(sfu) = &plane.sfu {
                                 sfu.set_muted(event.client_id.as_str().into(), muted);
@@ -274,6 +314,19 @@ impl MediaPlane {
                     }
                     SfuEvent::Left { room, participant, usage } => {
                         let (voice_secs, screen_secs) = (usage.voice_ms / 1000, usage.screen_ms / 1000);
+                        // Through the recorder's queue, after the change that opens the session's row (a session
+                        // shorter than one flush has no row yet); queued before the feed item that reports it.
+                        if voice_secs > 0 || screen_secs > 0 {
+                            let change = ticketing::attendance::AttendanceChange::Engagement {
+                                session_id: participant.to_string(),
+                                chat_messages: 0,
+                                voice_secs: voice_secs as i64,
+                                screen_share_secs: screen_secs as i64,
+                            };
+                            if attendance.send(change).is_err() {
+                                tracing::error!(client_id = %participant, "sfu usage not recorded: the recorder stopped");
+                            }
+                        }
                         let _ = feed.send(FeedItem {
                             event_id: room,
                             kind: "media_usage",
@@ -288,17 +341,6 @@ impl MediaPlane {
                             }),
                             relayed: false,
                         });
-                        if voice_secs > 0 || screen_secs > 0 {
-                            let change = ticketing::attendance::AttendanceChange::Engagement {
-                                session_id: participant.to_string(),
-                                chat_messages: 0,
-                                voice_secs: voice_secs as i64,
-                                screen_share_secs: screen_secs as i64,
-                            };
-                            if let Err(e) = store.record_attendance(&[change]).await {
-                                tracing::error!(error = %e, client_id = %participant, "sfu usage not recorded");
-                            }
-                        }
                     }
                     SfuEvent::Connected { .. } => {}
                 }
@@ -311,6 +353,11 @@ impl MediaPlane {
     pub fn measures(&self, room: i64, client_id: &str) -> bool {
         self.rooms().get(&room).is_some_and(|r| r.sfu && r.members.contains_key(client_id))
     }
+}
+
+/// Who publishes: hosts always, attendees while on the stage.
+fn publishes(role: Role, stage: bool) -> bool {
+    role == Role::Host || stage
 }
 
 fn session_frame(publish: bool, audio_slots: usize) -> String {

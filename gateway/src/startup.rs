@@ -44,6 +44,8 @@ pub struct Application {
     server: crate::http::server::Server,
     /// Writes the rooms' persistent entities (`rooms/state.rs`); finishes after shutdown, before the store closes.
     entity_writer: tokio::task::JoinHandle<()>,
+    /// Attendance changes measured outside the rooms (the SFU's usage), for the recorder `run_until_stopped` starts.
+    measured: attendance::IntakeReceiver,
 }
 
 impl Application {
@@ -185,7 +187,9 @@ impl Application {
             secret,
             shutdown,
         };
-        state.media.spawn(&state.hub, state.store.clone(), state.feed.clone(), sfu_events);
+        // The SFU's measured usage joins the attendance recorder's queue (started with the server).
+        let (attendance_intake, measured) = attendance::intake();
+        state.media.spawn(&state.hub, attendance_intake, state.feed.clone(), sfu_events);
         // Hosts' `ban` frames run the same operation as the HTTP ban, off the host's connection task.
         let ban_state = state.clone();
         tokio::spawn(async move {
@@ -216,7 +220,7 @@ impl Application {
         let router = router(state.clone())?;
         let entity_writer =
             crate::rooms::state::spawn_writer(state.store.clone(), entity_changes, state.shutdown.clone());
-        Ok(Application { listener, router, state, server, entity_writer })
+        Ok(Application { listener, router, state, server, entity_writer, measured })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -234,7 +238,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains and closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, router, state, server, entity_writer } = self;
+        let Application { listener, router, state, server, entity_writer, measured } = self;
         tracing::info!(address = %listener.local_addr()?, public_url = %state.public_url, "listening");
         let token = state.shutdown.clone();
         spawn_quote_sweeper(state.clone());
@@ -254,6 +258,7 @@ impl Application {
                 anonymise: state.settings.rooms.anonymise_attendance,
                 geo: state.geo.clone(),
                 media: Some(state.media.clone()),
+                intake: Some(measured),
             },
         );
         crate::live::sales_feed::spawn(

@@ -904,7 +904,10 @@
     sfuSessionStarted(msg) {
       var same = this.sfuSession && this.sfu && this.sfuSession.publish === !!msg.publish &&
         this.sfuSession.audio_slots === msg.audio_slots && this.sfu.pc.connectionState !== "failed";
+      var publishChanged = !this.sfuSession || this.sfuSession.publish !== !!msg.publish;
       this.sfuSession = { publish: !!msg.publish, audio_slots: msg.audio_slots };
+      // The server's decision (a host put this seat on the stage or took it off): the page may offer its mic now.
+      if (publishChanged) this.emit("sfu-session", { publish: !!msg.publish });
       if (same) return;
       var self = this;
       Object.keys(this.links).forEach(function (id) {

@@ -10,6 +10,9 @@
 //! * `average_duration_secs` is the mean of `duration_secs` over closed sessions.
 //! * Check-in rate: tickets sold (issued, not refunded or cancelled) that entered at least once, over tickets
 //!   sold.
+//! * Occupancy per shard ([`shard_timeline`]): `present` per minute as above, counted per shard. A row keeps the
+//!   shard its session was last placed in, so a session that moved counts in that shard for its whole stay;
+//!   sessions on the stage (no shard) are left out, they are seen in every shard.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +67,28 @@ pub struct CheckIn {
     pub rate: Option<f64>,
 }
 
+/// Attendees present per shard, minute by minute: `shards[j].present[i]` covers minute `minutes[i]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ShardTimeline {
+    /// Start of each minute, unix ms.
+    pub minutes: Vec<i64>,
+    /// Lowest shard first.
+    pub shards: Vec<ShardSeries>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardSeries {
+    pub shard: i64,
+    /// Attendee sessions of this shard occupying any part of each minute.
+    pub present: Vec<i64>,
+}
+
 impl Store {
+    /// Occupancy per shard of one event at `now`, from its attendance rows.
+    pub async fn shard_timeline(&self, event_id: i64, now: i64) -> Result<ShardTimeline, StoreError> {
+        Ok(shard_timeline(&self.attendance_sessions(event_id).await?, now))
+    }
+
     /// Tickets sold for an event (issued and not refunded or cancelled) and how many of them entered.
     pub async fn check_in(&self, event_id: i64) -> Result<CheckIn, StoreError> {
         let (sold, used): (i64, i64) = sqlx::query_as(
@@ -100,6 +124,39 @@ impl Store {
             .bind(creator)
             .fetch_all(self.pool())
             .await?)
+    }
+}
+
+/// Occupancy per shard for these rows (attendee sessions with a shard; see the module's definitions).
+pub fn shard_timeline(rows: &[AttendanceRow], now: i64) -> ShardTimeline {
+    let sessions: Vec<(i64, i64, i64)> = rows
+        .iter()
+        .filter(|r| r.role == "attendee")
+        .filter_map(|r| {
+            let to = r.left_at.unwrap_or(now).max(r.joined_at);
+            (to > r.joined_at).then_some((r.shard?, r.joined_at, to))
+        })
+        .collect();
+    let (Some(first), Some(last)) = (sessions.iter().map(|s| s.1).min(), sessions.iter().map(|s| s.2).max()) else {
+        return ShardTimeline::default();
+    };
+    let start = first.div_euclid(60_000) * 60_000;
+    let minutes: Vec<i64> =
+        (0..MAX_MINUTES as i64).map(|i| start + i * 60_000).take_while(|minute| *minute < last).collect();
+    let mut by_shard: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (shard, from, to) in sessions {
+        let present = by_shard.entry(shard).or_insert_with(|| vec![0; minutes.len()]);
+        let first_minute = ((from - start) / 60_000) as usize;
+        for (i, minute) in minutes.iter().enumerate().skip(first_minute) {
+            if *minute >= to {
+                break;
+            }
+            present[i] += 1;
+        }
+    }
+    ShardTimeline {
+        minutes,
+        shards: by_shard.into_iter().map(|(shard, present)| ShardSeries { shard, present }).collect(),
     }
 }
 
@@ -187,5 +244,57 @@ pub fn compute(rows: &[AttendanceRow], countries: &BTreeMap<String, String>, now
         end_reasons,
         per_minute,
         countries: by_country,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, role: &str, shard: Option<i64>, joined_at: i64, left_at: Option<i64>) -> AttendanceRow {
+        AttendanceRow {
+            id: id.into(),
+            event_id: 1,
+            ticket_id: None,
+            wallet: id.into(),
+            role: role.into(),
+            client_id: id.into(),
+            node_id: "n".into(),
+            joined_at,
+            left_at,
+            duration_secs: None,
+            early_secs: None,
+            end_reason: None,
+            chat_messages: 0,
+            voice_secs: 0,
+            screen_shared: 0,
+            screen_share_secs: 0,
+            shard,
+        }
+    }
+
+    #[test]
+    fn each_shard_counts_its_sessions_per_minute_and_the_stage_and_hosts_are_left_out() {
+        const M: i64 = 60_000;
+        let t0 = 10 * M;
+        let rows = [
+            row("a", "attendee", Some(0), t0, Some(t0 + 3 * M)),
+            row("b", "attendee", Some(0), t0 + M + 5, Some(t0 + 2 * M)),
+            row("c", "attendee", Some(1), t0 + 2 * M, None),
+            row("speaker", "attendee", None, t0, None),
+            row("host", "host", Some(0), t0, None),
+            // Joined and left at once: occupies nothing.
+            row("blip", "attendee", Some(2), t0 + M, Some(t0 + M)),
+        ];
+        let timeline = shard_timeline(&rows, t0 + 4 * M + 1);
+        assert_eq!(timeline.minutes, (0..5).map(|i| t0 + i * M).collect::<Vec<_>>());
+        assert_eq!(
+            timeline.shards,
+            vec![
+                ShardSeries { shard: 0, present: vec![1, 2, 1, 0, 0] },
+                ShardSeries { shard: 1, present: vec![0, 0, 1, 1, 1] },
+            ]
+        );
+        assert_eq!(shard_timeline(&[], 0), ShardTimeline::default());
     }
 }

@@ -553,7 +553,7 @@ async function follow(eventId, signal) {
           // The list comes from the attendance store, which the recorder writes in batches: read it now and
           // again shortly after, so a join is listed once its session is flushed.
           if (kind === "joined" || kind === "left" || kind === "muted") [0, 1000, 3000].forEach((ms) => setTimeout(() => loadAttendees(eventId), ms));
-          if (kind === "joined" || kind === "left") setTimeout(() => showChart($("#attendance-chart"), `/api/events/${eventId}/charts/attendance.svg`), 1500);
+          if (kind === "joined" || kind === "left" || kind === "shard") setTimeout(() => state.watching === eventId && state.drawCharts(), 1500);
           if (kind === "ticket_sold" || kind === "payment_reversed") refresh();
         }
       }
@@ -576,7 +576,19 @@ function watch(e) {
   delete $("#live-state").dataset.feed;
   loadAttendees(e.id);
   follow(e.id, feedAbort.signal);
-  const chart = () => showChart($("#attendance-chart"), `/api/events/${e.id}/charts/attendance.svg`);
+  // Occupancy per shard (issue 24), for events split into shards: drawn for this column's width, so its text keeps
+  // its size on a phone.
+  $("#shards-chart").hidden = true;
+  const shardsChart = () => {
+    if (!e.shard_size) return;
+    const width = Math.round(Math.min(640, Math.max(300, $("#live-state").clientWidth || 640)));
+    showChart($("#shards-chart"), `/api/events/${e.id}/charts/shards.svg?width=${width}`);
+  };
+  const chart = () => {
+    showChart($("#attendance-chart"), `/api/events/${e.id}/charts/attendance.svg`);
+    shardsChart();
+  };
+  state.drawCharts = chart;
   chart();
   chartTimer = setInterval(chart, 30000);
   $("#live-h").scrollIntoView({ block: "start" });

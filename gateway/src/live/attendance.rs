@@ -5,6 +5,12 @@
 //! screen share went live, and queues [`AttendanceChange`]s; every `flush_interval` (or every `max_batch`
 //! changes) the queue is written in one transaction. A crash loses at most one interval; a graceful
 //! shutdown drains the stream and flushes everything before the store closes.
+//!
+//! Changes measured elsewhere (the SFU's voice and screen time, `media_plane.rs`) come in through the same
+//! queue ([`Intake`]) rather than straight to the store: a session shorter than one interval has no row until
+//! the flush that inserts it, and an update written before that would find nothing. The rooms' events are
+//! taken first (`biased`), and a session's `Joined` is on the hub's stream before its SFU session can even
+//! start, so a measured change always lands in the batch after the change that opens its row.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +18,17 @@ use std::time::Duration;
 use serde::Serialize;
 use signaling::{Hub, Role, RoomEvent, RoomEventKind};
 use ticketing::attendance::AttendanceChange;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Where changes measured outside the rooms' events enter the recorder's queue (see the module docs).
+pub type Intake = mpsc::UnboundedSender<AttendanceChange>;
+
+/// The recorder's end of an [`Intake`].
+pub type IntakeReceiver = mpsc::UnboundedReceiver<AttendanceChange>;
+
+pub fn intake() -> (Intake, IntakeReceiver) {
+    mpsc::unbounded_channel()
+}
 
 /// One item of a creator's live feed (`/api/events/{id}/attendees/stream`).
 #[derive(Debug, Clone, Serialize)]
@@ -76,17 +92,20 @@ pub struct RecorderConfig {
     pub geo: Option<std::sync::Arc<crate::geo::Geo>>,
     /// The media plane: in SFU rooms voice and screen time come from what the SFU forwarded.
     pub media: Option<std::sync::Arc<crate::media_plane::MediaPlane>>,
+    /// Changes measured outside the rooms' events (the SFU's usage), queued with them.
+    pub intake: Option<IntakeReceiver>,
 }
 
 pub fn spawn(
     hub: &Hub,
     store: ticketing::Store,
     feed: broadcast::Sender<FeedItem>,
-    config: RecorderConfig,
+    mut config: RecorderConfig,
 ) -> Recorder {
     let mut events = hub.subscribe();
     let hub = hub.clone();
     let (finish_tx, mut finish_rx) = oneshot::channel();
+    let mut intake = config.intake.take();
     let done = tokio::spawn(async move {
         let mut state = RecorderState { live: HashMap::new(), batch: Vec::new(), config, feed, hub: hub.clone() };
         let mut tick = tokio::time::interval(state.config.flush_interval);
@@ -105,10 +124,22 @@ pub fn spawn(
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                change = next_measured(&mut intake) => match change {
+                    Some(change) => {
+                        state.batch.push(change);
+                        if state.batch.len() >= state.config.max_batch {
+                            state.flush(&store).await;
+                        }
+                    }
+                    None => intake = None,
+                },
                 _ = tick.tick() => state.flush(&store).await,
                 _ = &mut finish_rx => {
                     while let Ok(event) = events.try_recv() {
                         state.apply(event);
+                    }
+                    while let Some(change) = intake.as_mut().and_then(|i| i.try_recv().ok()) {
+                        state.batch.push(change);
                     }
                     break;
                 }
@@ -117,6 +148,14 @@ pub fn spawn(
         state.flush(&store).await;
     });
     Recorder { finish: finish_tx, done }
+}
+
+/// The next measured change; never resolves once the intake is gone (or when there is none).
+async fn next_measured(intake: &mut Option<IntakeReceiver>) -> Option<AttendanceChange> {
+    match intake {
+        Some(intake) => intake.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 struct RecorderState {

@@ -127,7 +127,7 @@ async fn serve(
     let mut feed = (role == Role::Host).then(|| state.feed.subscribe());
     // Voice through the SFU when the room uses it (`media_plane.rs`): its frames are written beside the hub's.
     let occupants = state.hub.occupancy(event_id).map_or(1, |o| (o.attendees + o.hosts) as usize);
-    let mut media = state.media.attach(event_id, &client_id, role, occupants);
+    let mut media = state.media.attach(&state.hub, event_id, &client_id, role, occupants);
     // Grows to the largest batch this connection has seen; an idle seat never allocates it.
     let mut batch = Vec::new();
     // Set when the connection dropped rather than closed: the seat then waits for a resume (`resume.rs`).

@@ -794,7 +794,7 @@ impl utoipa::Modify for SecuritySchemes {
         super::admin::set_tier,
         super::purchases::quote, super::purchases::tickets, super::purchases::payouts, super::purchases::refunds,
         super::purchases::settle, super::purchases::refund_ticket, super::quote_events::quote_events, super::qr::quote_qr,
-        super::charts::attendance_chart, super::charts::sales_chart,
+        super::charts::attendance_chart, super::charts::shards_chart, super::charts::sales_chart,
         super::rooms::join, super::rooms::doors, super::rooms::host_join, super::rooms::attendees,
         super::rooms::attendee_stream, super::rooms::kick, super::rooms::ban, super::rooms::ticket_details,
         super::rooms::mute, super::access::challenge,

@@ -1,5 +1,6 @@
 //! The stage and the shards from the creator's tools: invite a speaker onto the stage (seen and heard in every
-//! shard) or take it off, post an announcement to every shard, and read each shard's occupancy.
+//! shard) or take it off, post an announcement to every shard, and read each shard's occupancy, now and over time
+//! (drawn by `charts.rs`).
 //!
 //! The same operations exist on the host's room WebSocket (`invite_to_stage`, `remove_from_stage`, `announce`;
 //! docs/PROTOCOL.md); these endpoints let the dashboard do them without a scene open. Placement itself is the
@@ -114,11 +115,13 @@ pub struct Shards {
     pub stage: Vec<String>,
     /// Sessions and tickets per shard over the event so far (attendance rows).
     pub history: Vec<ticketing::attendance::ShardAttendance>,
+    /// Attendees present per shard, minute by minute (attendance rows; `ticketing::analytics::shard_timeline`).
+    pub over_time: ticketing::analytics::ShardTimeline,
 }
 
 /// `GET /api/events/{id}/shards`: occupancy per shard, now and over the event.
 #[utoipa::path(get, path = "/api/events/{id}/shards", tag = "rooms", params(("id" = String, Path, description = "The event's id")),
-    responses((status = 200, description = "`{ live, stage, history }`: attendees per open shard now, the stage's members, sessions and tickets per shard so far"), (status = "4XX", description = "Refused: the error's code and message")),
+    responses((status = 200, description = "`{ live, stage, history, over_time }`: attendees per open shard now, the stage's members, sessions and tickets per shard so far, attendees present per shard per minute"), (status = "4XX", description = "Refused: the error's code and message")),
     security(("creator" = [])))]
 pub async fn shards(
     State(state): State<AppState>,
@@ -145,5 +148,6 @@ pub async fn shards(
         },
         None => state.hub.shard_occupancy(event_id),
     };
-    Ok(Json(Shards { live, stage, history }))
+    let over_time = state.store.shard_timeline(event_id, ticketing::now_ms()).await?;
+    Ok(Json(Shards { live, stage, history, over_time }))
 }

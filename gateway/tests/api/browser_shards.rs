@@ -1,7 +1,9 @@
 //! Shards and the stage in a real browser (issue 24): headless Chromium runs the example event scene for a host
 //! and three attendees in an event whose shards hold two. Both shards see the host's avatar move and its
-//! announcement; attendees of different shards never see each other; an attendee moves to the other shard.
-//! Screenshots of the two shards seeing the same host go to docs/img/.
+//! announcement; attendees of different shards never see each other; an attendee moves to the other shard. The
+//! creator's dashboard at a phone's 390×844 then shows the event's "Avatars per shard" and the chart of attendees
+//! per shard over time, readable and within the screen. Screenshots of the two shards seeing the same host and
+//! of the dashboard go to docs/img/.
 //!
 //! This test is the orchestrator: it starts the real gateway on SQLite, sells tickets through the real money
 //! path, then runs `node browser-tests/shards.mjs '<json>'` and asserts on the JSON it prints.
@@ -44,6 +46,10 @@ async fn two_shards_see_the_same_host_and_never_each_other() {
         "ann": attendees[0],
         "ben": attendees[1],
         "cat": attendees[2],
+        "creator_session": {
+            "token": attendance_support::creator_token("alice"), "token_type": "Bearer", "account": "alice",
+            "tier": "pro", "expires_at": chrono::DateTime::from_timestamp_millis(expires).unwrap().to_rfc3339(),
+        },
         "timeout_ms": 100_000,
     });
     let result = run_driver("shards.mjs", &args, Duration::from_secs(120)).await;
@@ -73,4 +79,22 @@ async fn two_shards_see_the_same_host_and_never_each_other() {
     assert_eq!(result["external_requests"], json!([]), "pages reached outside the gateway");
     assert_eq!(result["page_errors"], json!([]), "uncaught errors in the pages");
     assert!(screenshots.join("shards-shard0.png").exists() && screenshots.join("shards-shard1.png").exists());
+
+    // The dashboard on a phone: the shard size in the event form, and one line per shard in the live view's chart.
+    let dashboard = &result["dashboard"];
+    let field = &dashboard["shard_field"];
+    assert_eq!((field["value"].as_str(), field["label"].as_str()), (Some("2"), Some("Avatars per shard")), "{field}");
+    assert!(field["label_font_px"].as_f64().unwrap() >= 14.0, "a readable label: {field}");
+    assert!(field["field"]["right"].as_f64().unwrap() <= 390.0 && field["field"]["height"].as_f64().unwrap() >= 24.0);
+    assert_eq!(dashboard["form_overflow"], json!([]), "the event form fits 390 px");
+    let chart = &dashboard["chart"];
+    assert!(chart["right"].as_f64().unwrap() <= 390.0 && chart["left"].as_f64().unwrap() >= 0.0, "{chart}");
+    // Drawn for the width it is shown at, so its 12 px text is shown at 12 px.
+    let (natural, shown) = (chart["natural_width"].as_f64().unwrap(), chart["shown_width"].as_f64().unwrap());
+    assert!((natural - shown).abs() <= 2.0, "drawn {natural} px wide, shown at {shown} px");
+    assert_eq!(dashboard["chart_svg"], json!({ "lines": 2, "legend": ["Shard 0", "Shard 1"] }));
+    assert_eq!(dashboard["overflow"], json!([]), "the live view fits 390 px");
+    for shot in ["dashboard-shard-size-phone.png", "dashboard-shards-chart-phone.png"] {
+        assert!(screenshots.join(shot).exists(), "{shot}");
+    }
 }

@@ -426,7 +426,12 @@ async fn seen_until_marker(ws: &mut Ws, host_id: &str, marker: i64) -> Vec<Value
     let mut seen = Vec::new();
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("the host's marker in time");
-        let Some(Ok(Message::Text(text))) = msg else { panic!("closed before the host's marker: {msg:?}") };
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            // The server's keep-alive pings (answered by tungstenite) are not frames of the room.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("closed before the host's marker: {other:?}"),
+        };
         let frame: Value = serde_json::from_str(&text).unwrap();
         if frame["type"] == "broadcast" && frame["from"] == host_id && frame["data"]["marker"] == marker {
             return seen;

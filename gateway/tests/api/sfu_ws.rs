@@ -1,7 +1,9 @@
 //! The SFU wired into the gateway, end to end: real room WebSockets carry the SFU's signalling and real WebRTC
 //! clients (str0m: full ICE, DTLS-SRTP over loopback UDP) send and receive the media. A host is heard by three
 //! listeners, who learn from `sfu_tracks` whose stream they hear; a host's HTTP mute stops the bytes in the SFU;
-//! leaving closes the SFU session and the voice time it forwarded lands in the host's attendance row.
+//! leaving closes the SFU session and the voice time it forwarded lands in the host's attendance row, also when
+//! the session ends before the attendance recorder's first flush. An attendee the host invites onto the stage is
+//! told it may publish and is heard in every shard; taken off the stage, its voice stops at once.
 
 use crate::{attendance_support, common};
 
@@ -22,6 +24,8 @@ const PUBLISHER: Transceivers = Transceivers { send_audio: true, send_video: tru
 /// A room connection pumped by a task: frames in order on `frames`, frames out through `out`.
 struct Room {
     client_id: String,
+    /// The shard its `welcome` placed it in.
+    shard: u64,
     frames: mpsc::UnboundedReceiver<Value>,
     out: mpsc::UnboundedSender<Message>,
     seen: Vec<Value>,
@@ -55,8 +59,11 @@ impl Room {
                 }
             }
         });
-        let mut room = Room { client_id: String::new(), frames, out, seen: Vec::new(), skipped: Default::default() };
-        room.client_id = room.next_of("welcome").await["client_id"].as_str().unwrap().to_owned();
+        let mut room =
+            Room { client_id: String::new(), shard: 0, frames, out, seen: Vec::new(), skipped: Default::default() };
+        let welcome = room.next_of("welcome").await;
+        room.client_id = welcome["client_id"].as_str().unwrap().to_owned();
+        room.shard = welcome["shard"].as_u64().unwrap_or(0);
         room
     }
 
@@ -276,4 +283,164 @@ async fn an_auto_room_moves_to_the_sfu_when_it_grows_past_the_threshold() {
     for room in &mut rooms {
         assert_eq!(room.next_of("sfu_session").await["publish"], false);
     }
+}
+
+fn host_token(event_id: i64) -> String {
+    gateway::auth::session_token::issue(
+        &SECRET,
+        event_id,
+        None,
+        Some("alice".into()),
+        "alice".into(),
+        ticketing::now_ms() + MIN,
+    )
+    .0
+}
+
+async fn attendee(app: &common::TestApp, event_id: i64, wallet: &str) -> Room {
+    let ticket = attendance_support::ticket(&app.store, event_id, wallet).await;
+    Room::join(app, event_id, &attendance_support::token(event_id, ticket, wallet)).await
+}
+
+/// Issue 25: "hosts and stage speakers publish microphone audio and screen share; attendees subscribe". Shards of
+/// one attendee each, so the speaker and its two listeners are in three different shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_speaker_is_heard_in_every_shard_and_stops_at_once_when_taken_off_the_stage() {
+    let app = sfu_app().await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/events/{event_id}")))
+        .bearer_auth(creator_token("alice"))
+        .json(&json!({ "shard_size": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let mut speaker = attendee(&app, event_id, "speaker").await;
+    assert_eq!(speaker.next_of("sfu_session").await["publish"], false, "an attendee listens until invited");
+    let first_session = speaker.connect_media(LISTENER).await;
+    let mut listeners = Vec::new();
+    for i in 0..2 {
+        let mut room = attendee(&app, event_id, &format!("stage-listener-{i}")).await;
+        assert_eq!(room.next_of("sfu_session").await["publish"], false);
+        let client = room.connect_media(LISTENER).await;
+        listeners.push((room, client));
+    }
+    let shards: Vec<u64> = [speaker.shard, listeners[0].0.shard, listeners[1].0.shard].into();
+    assert_eq!(shards.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "three shards: {shards:?}");
+    let sfu_stats = app.state.media.sfu().unwrap().stats().clone();
+    wait_until("everyone connected to the SFU", || {
+        first_session.seen().connected && listeners.iter().all(|(_, c)| c.seen().connected)
+    })
+    .await;
+
+    let stage = |method: reqwest::Method, client: &str| {
+        app.client
+            .request(method, app.url(&format!("/api/events/{event_id}/stage/{client}")))
+            .bearer_auth(creator_token("alice"))
+            .send()
+    };
+    let invited = stage(reqwest::Method::POST, &speaker.client_id).await.unwrap();
+    assert_eq!(invited.status(), reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        speaker.next_of("sfu_session").await,
+        json!({ "type": "sfu_session", "publish": true, "audio_slots": 3 }),
+        "the invited attendee learns it may publish"
+    );
+    // Its listener session is closed; it negotiates a new one with send transceivers, as the adapter does.
+    drop(first_session);
+    let speaker_media = speaker.connect_media(PUBLISHER).await;
+    wait_until("the speaker's new session connected", || speaker_media.seen().connected).await;
+
+    speak(&speaker_media, 75, -20).await;
+    wait_until("listeners in both other shards hear the speaker", || {
+        listeners.iter().all(|(_, c)| c.seen().audio_frames >= 50)
+    })
+    .await;
+    for (room, client) in &mut listeners {
+        let mut tracks = room.next_of("sfu_tracks").await;
+        while tracks["audio"][0].is_null() {
+            tracks = room.next_of("sfu_tracks").await;
+        }
+        assert_eq!(tracks["audio"][0], speaker.client_id.as_str(), "{tracks}");
+        let seen = client.seen();
+        assert!(seen.levels.iter().all(|l| *l == -20), "the speaker's level reaches shard {}", room.shard);
+        eprintln!("listener in shard {}: {} audio frames, {} bytes", room.shard, seen.audio_frames, seen.audio_bytes);
+    }
+
+    // Taken off the stage: the SFU stops forwarding it before the browser is told.
+    let removed = stage(reqwest::Method::DELETE, &speaker.client_id).await.unwrap();
+    assert_eq!(removed.status(), reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(speaker.next_of("sfu_session").await["publish"], false, "the removed speaker is told");
+    // A packet in flight when the removal landed may still arrive; nothing after it does.
+    speak(&speaker_media, 10, -20).await;
+    let settled: Vec<u64> = listeners.iter().map(|(_, c)| c.seen().audio_bytes).collect();
+    speak(&speaker_media, 50, -20).await;
+    let later: Vec<u64> = listeners.iter().map(|(_, c)| c.seen().audio_bytes).collect();
+    assert_eq!(settled, later, "no byte of the removed speaker forwarded");
+    eprintln!("bytes per listener at the removal {settled:?}, after 1 s more of its speech {later:?}");
+    // Its publishing session is closed (the two listeners' remain), and the voice time it had is recorded.
+    wait_until("the speaker's SFU session closed", || media::SfuStats::get(&sfu_stats.participants) == 2).await;
+    let speaker_id = speaker.client_id.clone();
+    common::eventually("the speaker's SFU voice time is in its attendance row", Duration::from_secs(15), || async {
+        let voice: Option<i64> = sqlx::query_scalar("SELECT voice_secs FROM attendance_sessions WHERE id = $1")
+            .bind(&speaker_id)
+            .fetch_optional(app.store.raw_pool())
+            .await
+            .unwrap();
+        voice.unwrap_or(0) >= 1
+    })
+    .await;
+}
+
+/// A session shorter than the attendance recorder's flush interval has no row until that flush: the voice time
+/// the SFU measured must wait for it in the recorder's queue rather than update nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfu_voice_time_of_a_session_that_ends_before_the_first_flush_is_in_its_row() {
+    let mut app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.media.mode = MediaMode::Sfu;
+        s.media.udp_bind = "127.0.0.1:0".parse().unwrap();
+        // No flush but the one at shutdown.
+        s.rooms.attendance_flush_ms = 3_600_000;
+    })
+    .await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let mut feed = app.state.feed.subscribe();
+    let mut host = Room::join(&app, event_id, &host_token(event_id)).await;
+    assert_eq!(host.next_of("sfu_session").await["publish"], true);
+    let host_media = host.connect_media(PUBLISHER).await;
+    wait_until("the host connected to the SFU", || host_media.seen().connected).await;
+    speak(&host_media, 100, -20).await;
+    host.out.send(Message::Close(None)).unwrap();
+    // The usage is queued before its feed item is sent.
+    let usage = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let item = feed.recv().await.expect("feed open");
+            if item.kind == "media_usage" && item.client_id.as_deref() == Some(host.client_id.as_str()) {
+                return item.detail;
+            }
+        }
+    })
+    .await
+    .expect("the SFU reports the host's usage");
+    assert!(usage["voice_ms"].as_u64().unwrap() >= 1000, "{usage}");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attendance_sessions WHERE id = $1")
+        .bind(&host.client_id)
+        .fetch_one(app.store.raw_pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the session's row is not written yet");
+
+    // The graceful shutdown flushes the recorder's queue: the row, then the usage.
+    app.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), &mut app.server).await.expect("shut down").unwrap().unwrap();
+    let store = ticketing::Store::connect(&app.db_url(), 1).await.unwrap();
+    let voice: i64 = sqlx::query_scalar("SELECT voice_secs FROM attendance_sessions WHERE id = $1")
+        .bind(&host.client_id)
+        .fetch_one(store.raw_pool())
+        .await
+        .unwrap();
+    eprintln!("SFU usage {usage}; voice_secs in the row: {voice}");
+    assert_eq!(voice, (usage["voice_ms"].as_u64().unwrap() / 1000) as i64, "exactly what the SFU measured");
 }

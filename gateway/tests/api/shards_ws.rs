@@ -207,6 +207,40 @@ app_test!(an_attendee_moves_to_a_shard_with_room_and_attendance_records_it, |app
         assert!(tokio::time::Instant::now() < deadline, "shards not recorded: {rows:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    // Issue 24: occupancy per shard over time, for the creator's charts (each session counts in its last shard).
+    let shards: Value = app
+        .client
+        .get(app.url(&format!("/api/events/{event_id}/shards")))
+        .bearer_auth(creator_token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let over_time = &shards["over_time"];
+    let minutes = over_time["minutes"].as_array().unwrap();
+    assert!(!minutes.is_empty() && minutes.len() <= 2, "the minutes since the joins: {over_time}");
+    let last = minutes.len() - 1;
+    assert_eq!(over_time["shards"][0]["shard"], 0, "{over_time}");
+    assert_eq!(over_time["shards"][0]["present"][last], 1, "Ann in shard 0: {over_time}");
+    assert_eq!(over_time["shards"][1]["shard"], 1, "{over_time}");
+    assert_eq!(over_time["shards"][1]["present"][last], 2, "Ben and Cat in shard 1: {over_time}");
+    assert_eq!(over_time["shards"].as_array().unwrap().len(), 2, "the host (on the stage) is no shard's: {over_time}");
+    // Drawn as one line per shard, at the width the page asks for; only for the event's host.
+    let chart = |token: String| {
+        app.client
+            .get(app.url(&format!("/api/events/{event_id}/charts/shards.svg?width=358")))
+            .bearer_auth(token)
+            .send()
+    };
+    let res = chart(creator_token("alice")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.unwrap();
+    assert!(svg.contains(r#"viewBox="0 0 358 "#) && svg.contains(">Shard 0<") && svg.contains(">Shard 1<"), "{svg}");
+    assert_eq!(svg.matches("<path").count(), 2, "{svg}");
+    assert_eq!(chart(creator_token("mallory")).await.unwrap().status(), StatusCode::FORBIDDEN);
     drop(host);
 });
 

@@ -212,3 +212,37 @@ test("a mesh room that grows past the threshold moves to the SFU: peer links clo
   assert.ok(ws.sent.some((f) => f.type === "sfu_offer"));
   adapter.disconnect();
 });
+
+test("invited onto the stage, a listener negotiates a publishing connection; taken off, it listens again", async () => {
+  FakePeerConnection.all = [];
+  const { adapter, ws } = connected(false);
+  const told = [];
+  adapter.onSfuSession = (d) => told.push(d.publish);
+  ws.serve({ type: "sfu_session", publish: false, audio_slots: 2 });
+  ws.serve(welcome({}));
+  await flush();
+  assert.equal(await adapter.enableMicrophone(true), false, "a listener's microphone stays off");
+  const listening = FakePeerConnection.all.at(-1);
+
+  // The host invites this seat: the server re-offers the session with `publish`; a new connection is offered with
+  // the send-only transceivers first, and the microphone may go on it.
+  ws.serve({ type: "sfu_session", publish: true, audio_slots: 2 });
+  await flush();
+  assert.ok(listening.closed, "the listening connection is closed (the server closed its SFU session)");
+  const speaking = FakePeerConnection.all.at(-1);
+  assert.notEqual(speaking, listening);
+  assert.deepEqual(speaking.transceivers.map((t) => t.kind + ":" + t.direction), ["audio:sendonly", "video:sendonly", "audio:recvonly", "audio:recvonly", "video:recvonly"]);
+  assert.equal(ws.sent.filter((f) => f.type === "sfu_offer").length, 2, "a new first offer");
+  assert.equal(await adapter.enableMicrophone(true), true);
+  await flush();
+  assert.equal(speaking.transceivers[0].sender.track.label, "mic");
+
+  // Taken off the stage: the microphone stops and a receive-only connection replaces the publishing one.
+  ws.serve({ type: "sfu_session", publish: false, audio_slots: 2 });
+  await flush();
+  assert.ok(speaking.closed);
+  assert.equal(speaking.transceivers[0].sender.track, null, "the microphone is off the sender");
+  assert.deepEqual(FakePeerConnection.all.at(-1).transceivers.map((t) => t.direction), ["recvonly", "recvonly", "recvonly"]);
+  assert.deepEqual(told, [false, true, false], "the page is told each decision");
+  adapter.disconnect();
+});
