@@ -1,7 +1,9 @@
 //! The embedded SFU: a selective forwarding unit for stage audio and screen share.
 //!
 //! Built on str0m, a sans-IO WebRTC stack: this crate owns the UDP socket and the clock,
-//! str0m does ICE-lite, DTLS-SRTP and RTP. Media is forwarded as it arrives, never decoded.
+//! str0m does ICE-lite, DTLS-SRTP and RTP. Media is forwarded packet by packet as it arrives,
+//! never decoded nor even depacketized: str0m's RTP mode, each listener slot rewriting SSRC,
+//! sequence numbers and timestamps ([`slot`]).
 //!
 //! - Who may publish is decided by the caller ([`Role`]); a muted publisher's packets are
 //!   dropped here, whatever its browser does ([`Sfu::set_muted`]).
@@ -18,6 +20,7 @@
 
 mod engine;
 pub mod loudest;
+mod slot;
 #[doc(hidden)]
 pub mod testing;
 
