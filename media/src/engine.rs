@@ -1,7 +1,8 @@
-//! The engine: one task owning the UDP socket and every peer connection.
+//! The engine: one task owning the UDP socket, the ICE-TCP connections ([`crate::tcp`]) and
+//! every peer connection.
 //!
-//! Each turn of the loop takes one input — a command, a datagram or the earliest timeout
-//! — hands it to the one `Rtc` it concerns, then drains that connection's output until it
+//! Each turn of the loop takes one input — a command, a datagram, a packet from a TCP
+//! connection or the earliest timeout — hands it to the one `Rtc` it concerns, then drains that connection's output until it
 //! asks for a timeout: datagrams are sent (`try_send_to`: UDP semantics, a full socket
 //! buffer drops the packet rather than stalling every room), RTP packets are forwarded to
 //! the room's listeners, and each listener written to is drained in turn. Nothing blocks
@@ -14,6 +15,7 @@
 
 use crate::loudest::Loudest;
 use crate::slot::SlotStream;
+use crate::tcp::TcpEvent;
 use crate::{Command, FlowKind, ParticipantId, Role, RoomKey, SfuError, SfuEvent, SfuStats, Usage};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -88,8 +90,14 @@ pub(crate) struct Engine {
     socket: UdpSocket,
     announce: SocketAddr,
     loudest: usize,
+    /// The announced passive TCP candidate's address, and the TCP connections' packets.
+    tcp_announce: Option<SocketAddr>,
+    tcp_events: Option<mpsc::Receiver<TcpEvent>>,
+    /// Open TCP connections by peer address: where to write their packets (dropping one closes it).
+    tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     participants: HashMap<ParticipantId, Participant>,
-    by_source: HashMap<SocketAddr, ParticipantId>,
+    /// Which participant a source address (UDP, or a TCP connection) belongs to, learnt from its ICE username.
+    by_source: HashMap<(Protocol, SocketAddr), ParticipantId>,
     rooms: HashMap<RoomKey, Room>,
     events: mpsc::UnboundedSender<SfuEvent>,
     stats: Arc<SfuStats>,
@@ -103,13 +111,18 @@ impl Engine {
     pub(crate) fn new(
         socket: UdpSocket,
         announce: SocketAddr,
+        tcp: Option<(SocketAddr, mpsc::Receiver<TcpEvent>)>,
         loudest: usize,
         events: mpsc::UnboundedSender<SfuEvent>,
         stats: Arc<SfuStats>,
     ) -> Self {
+        let (tcp_announce, tcp_events) = tcp.unzip();
         Self {
             socket,
             announce,
+            tcp_announce,
+            tcp_events,
+            tcp_conns: HashMap::new(),
             loudest,
             participants: HashMap::new(),
             by_source: HashMap::new(),
@@ -125,6 +138,7 @@ impl Engine {
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; 2048];
         let mut last_sweep = Instant::now();
+        let mut tcp_events = self.tcp_events.take();
         loop {
             let next_due = self.participants.values().map(|p| p.due).min();
             let sleep_until =
@@ -136,11 +150,17 @@ impl Engine {
                 }
                 received = self.socket.recv_from(&mut buf) => {
                     match received {
-                        Ok((len, source)) => self.datagram(&buf[..len], source),
+                        Ok((len, source)) => {
+                            self.input(&buf[..len], source, Protocol::Udp);
+                        }
                         // ICMP port unreachable from a departed browser surfaces here on Linux; not fatal.
                         Err(e) => tracing::debug!(error = %e, "sfu: receive failed"),
                     }
                 }
+                event = next_tcp_event(&mut tcp_events) => match event {
+                    Some(event) => self.tcp_event(event),
+                    None => tcp_events = None,
+                },
                 _ = tokio::time::sleep_until(sleep_until.into()) => {
                     let now = Instant::now();
                     let due: Vec<ParticipantId> =
@@ -220,6 +240,15 @@ impl Engine {
             Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_crypto_provider(self.crypto.clone()).build(now);
         let candidate = Candidate::host(self.announce, "udp").map_err(|e| SfuError::Rejected(e.to_string()))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.tcp_announce {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SfuError::Rejected(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = accept(&mut rtc, offer)?;
         self.serials += 1;
         let participant = Participant {
@@ -248,21 +277,26 @@ impl Engine {
         Ok(answer)
     }
 
-    fn datagram(&mut self, bytes: &[u8], source: SocketAddr) {
-        let Ok(contents) = bytes.try_into() else { return };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive { proto: Protocol::Udp, source, destination: self.announce, contents },
-        );
-        let known =
-            self.by_source.get(&source).filter(|id| self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input)));
+    /// A packet from `source`, handed to the connection it belongs to. `false`: it belongs to none.
+    fn input(&mut self, bytes: &[u8], source: SocketAddr, proto: Protocol) -> bool {
+        let Ok(contents) = bytes.try_into() else { return false };
+        let destination = match proto {
+            Protocol::Udp => self.announce,
+            _ => self.tcp_announce.unwrap_or(self.announce),
+        };
+        let input = Input::Receive(Instant::now(), Receive { proto, source, destination, contents });
+        let known = self
+            .by_source
+            .get(&(proto, source))
+            .filter(|id| self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input)));
         let id = match known {
             Some(id) => id.clone(),
             None => {
+                // A new source: the participant whose ICE credentials its STUN request carries.
                 let Some(p) = self.participants.values().find(|p| p.rtc.accepts(&input)) else {
-                    return;
+                    return false;
                 };
-                self.by_source.insert(source, p.id.clone());
+                self.by_source.insert((proto, source), p.id.clone());
                 p.id.clone()
             }
         };
@@ -274,6 +308,25 @@ impl Engine {
             }
         }
         self.dirty.push_back(id);
+        true
+    }
+
+    fn tcp_event(&mut self, event: TcpEvent) {
+        match event {
+            TcpEvent::Opened { peer, packets } => {
+                self.tcp_conns.insert(peer, packets);
+            }
+            TcpEvent::Packet { peer, bytes } => {
+                // A connection whose packets belong to nobody is closed (dropping its sender ends its task).
+                if self.tcp_conns.contains_key(&peer) && !self.input(&bytes, peer, Protocol::Tcp) {
+                    self.tcp_conns.remove(&peer);
+                }
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp_conns.remove(&peer);
+                self.by_source.remove(&(Protocol::Tcp, peer));
+            }
+        }
     }
 
     /// Drains the output of every connection that has some, including those that forwarding wrote to.
@@ -303,9 +356,7 @@ impl Engine {
                             p.due = at;
                             break;
                         }
-                        Output::Transmit(transmit) => {
-                            let _ = self.socket.try_send_to(&transmit.contents, transmit.destination);
-                        }
+                        Output::Transmit(transmit) => transmit_to(&self.socket, &self.tcp_conns, transmit),
                         Output::Event(event) => match event {
                             Event::Connected => {
                                 p.connected = true;
@@ -544,7 +595,14 @@ impl Engine {
     fn remove(&mut self, id: &ParticipantId) {
         self.stop_forwarding(id);
         let Some(p) = self.participants.remove(id) else { return };
-        self.by_source.retain(|_, owner| owner != id);
+        let tcp_conns = &mut self.tcp_conns;
+        self.by_source.retain(|(proto, source), owner| {
+            let mine = owner == id;
+            if mine && *proto == Protocol::Tcp {
+                tcp_conns.remove(source);
+            }
+            !mine
+        });
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| m != id);
             if room.members.is_empty() {
@@ -567,6 +625,28 @@ impl Engine {
         for id in stale {
             self.end_flows(&id, Some(before));
         }
+    }
+}
+
+/// Sends a packet the way its connection came: UDP (`try_send_to`: a full socket buffer drops it), or the TCP
+/// connection's queue (full: dropped likewise).
+fn transmit_to(socket: &UdpSocket, tcp_conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, transmit: Transmit) {
+    match transmit.proto {
+        Protocol::Udp => {
+            let _ = socket.try_send_to(&transmit.contents, transmit.destination);
+        }
+        _ => {
+            if let Some(conn) = tcp_conns.get(&transmit.destination) {
+                let _ = conn.try_send(transmit.contents.into());
+            }
+        }
+    }
+}
+
+async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 
