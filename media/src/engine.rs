@@ -37,6 +37,8 @@ const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// RTP clock rates: Opus, and every video codec browsers send.
 const AUDIO_CLOCK: u32 = 48_000;
 const VIDEO_CLOCK: u32 = 90_000;
+/// Datagrams taken from the socket in one turn when several are waiting.
+const BATCH: usize = 32;
 
 struct Participant {
     id: ParticipantId,
@@ -57,6 +59,8 @@ struct Participant {
     last_video_seq: Option<u64>,
     /// When its next timeout is due.
     due: Instant,
+    /// In `dirty`, to be drained at the end of the turn.
+    queued: bool,
     usage: Usage,
     last_voice: Option<Instant>,
     last_screen: Option<Instant>,
@@ -152,6 +156,12 @@ impl Engine {
                     match received {
                         Ok((len, source)) => {
                             self.input(&buf[..len], source, Protocol::Udp);
+                            // Under load more are waiting: take them in this turn, so a listener written to by
+                            // several of them is drained once.
+                            for _ in 1..BATCH {
+                                let Ok((len, source)) = self.socket.try_recv_from(&mut buf) else { break };
+                                self.input(&buf[..len], source, Protocol::Udp);
+                            }
                         }
                         // ICMP port unreachable from a departed browser surfaces here on Linux; not fatal.
                         Err(e) => tracing::debug!(error = %e, "sfu: receive failed"),
@@ -172,7 +182,7 @@ impl Engine {
                                 p.rtc.disconnect();
                             }
                         }
-                        self.dirty.push_back(id);
+                        self.mark(&id);
                     }
                 }
             }
@@ -265,6 +275,7 @@ impl Engine {
             video_slot: None,
             last_video_seq: None,
             due: now,
+            queued: false,
             usage: Usage::default(),
             last_voice: None,
             last_screen: None,
@@ -273,7 +284,7 @@ impl Engine {
         self.participants.insert(id.clone(), participant);
         self.rooms.entry(room).or_default().members.push(id.clone());
         self.stats.participants.fetch_add(1, Ordering::Relaxed);
-        self.dirty.push_back(id);
+        self.mark(&id);
         Ok(answer)
     }
 
@@ -307,7 +318,8 @@ impl Engine {
                 p.rtc.disconnect();
             }
         }
-        self.dirty.push_back(id);
+        // At once: str0m holds one received RTP packet until it is polled.
+        self.drain_one(id);
         true
     }
 
@@ -329,14 +341,33 @@ impl Engine {
         }
     }
 
-    /// Drains the output of every connection that has some, including those that forwarding wrote to.
+    fn mark(&mut self, id: &ParticipantId) {
+        if let Some(p) = self.participants.get_mut(id) {
+            if !p.queued {
+                p.queued = true;
+                self.dirty.push_back(id.clone());
+            }
+        }
+    }
+
+    /// Drains the output of every connection that has some, including those that forwarding wrote to: each
+    /// once, however many packets were written to it this turn.
     fn drain(&mut self) {
         while let Some(id) = self.dirty.pop_front() {
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.queued = false;
+            }
+            self.drain_one(id);
+        }
+    }
+
+    fn drain_one(&mut self, id: ParticipantId) {
+        {
             let mut forwards = Vec::new();
             let mut keyframe_requests = Vec::new();
             let mut gone = false;
             {
-                let Some(p) = self.participants.get_mut(&id) else { continue };
+                let Some(p) = self.participants.get_mut(&id) else { return };
                 loop {
                     if !p.rtc.is_alive() {
                         gone = true;
@@ -406,7 +437,7 @@ impl Engine {
             }
             if gone {
                 self.remove(&id);
-                continue;
+                return;
             }
             for (kind, packet) in forwards {
                 self.forward(&id, kind, packet);
@@ -529,7 +560,10 @@ impl Engine {
                 .nackable(kind == FlowKind::Screen),
             );
             written += 1;
-            self.dirty.push_back(member.clone());
+            if !listener.queued {
+                listener.queued = true;
+                self.dirty.push_back(member.clone());
+            }
         }
         self.stats.packets_forwarded.fetch_add(written, Ordering::Relaxed);
         self.stats.bytes_forwarded.fetch_add(written * packet.payload.len() as u64, Ordering::Relaxed);
@@ -553,7 +587,7 @@ impl Engine {
         if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
             stream.request_keyframe(KeyframeRequestKind::Pli);
             p.last_keyframe_request = Some(now);
-            self.dirty.push_back(presenter);
+            self.mark(&presenter);
         }
     }
 
