@@ -478,8 +478,8 @@ impl Engine {
         }
         let seq = *packet.seq_no;
         // A screen-share packet lost on the way in leaves listeners with a frame they cannot decode.
-        let mut needs_keyframe = kind == FlowKind::Screen
-            && std::mem::replace(&mut sender.last_video_seq, Some(seq)).is_some_and(|last| seq > last + 1);
+        let mut needs_keyframe =
+            kind == FlowKind::Screen && sender.last_video_seq.replace(seq).is_some_and(|last| seq > last + 1);
         let Some(params) = sender.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
             return;
         };
