@@ -590,31 +590,20 @@ async fn the_creator_s_feed_on_a_node_started_later_shows_joins_on_a_node_that_h
     .await;
     let event_id = event(&f.store, 10, 0).await;
     let bearer = creator_token("alice");
-    let mut feed =
-        sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n1.base), &bearer).await;
-    let tb = ticket(&f.store, event_id, "wallet-b").await;
-    let (_b, b_id) = join(&n2, event_id, tb, "wallet-b").await;
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
-            .await
-            .expect("the join on node 2 in node 1's feed")
-            .expect("feed open");
-        if item.name == "joined" && item.data["client_id"] == b_id.as_str() {
-            break;
-        }
-    }
-    // And the other way round: node 2's creator sees a join on node 1.
-    let mut feed =
-        sse(&reqwest::Client::new(), format!("{}/api/events/{event_id}/attendees/stream", n2.base), &bearer).await;
-    let ta = ticket(&f.store, event_id, "wallet-a").await;
-    let (_a, a_id) = join(&n1, event_id, ta, "wallet-a").await;
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
-            .await
-            .expect("the join on node 1 in node 2's feed")
-            .expect("feed open");
-        if item.name == "joined" && item.data["client_id"] == a_id.as_str() {
-            break;
+    // Node 1's creator sees a join on node 2, and the other way round.
+    for (feed_node, join_node, wallet) in [(&n1, &n2, "wallet-b"), (&n2, &n1, "wallet-a")] {
+        let url = format!("{}/api/events/{event_id}/attendees/stream", feed_node.base);
+        let mut feed = sse(&reqwest::Client::new(), url, &bearer).await;
+        let t = ticket(&f.store, event_id, wallet).await;
+        let (_ws, id) = join(join_node, event_id, t, wallet).await;
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the join of {wallet} on its node in the other node's feed"))
+                .expect("feed open");
+            if item.name == "joined" && item.data["client_id"] == id.as_str() {
+                break;
+            }
         }
     }
 }
