@@ -42,7 +42,7 @@ pub struct BtcWatcherConfig {
     /// replaced ones).
     #[serde(default = "defaults::yes")]
     pub watch_mempool: bool,
-    /// Where to start when there is no cursor yet (default: the current tip).
+    /// Where to start when there is no cursor yet (default: `reorg_depth` blocks below the tip).
     #[serde(default)]
     pub start_height: Option<i64>,
     #[serde(default = "defaults::btc_max_blocks_per_tick")]

@@ -47,7 +47,7 @@ pub struct EvmWatcherConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default = "defaults::evm_poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Where to start when there is no cursor yet (default: the current head).
+    /// Where to start when there is no cursor yet (default: the reorganisation depth below the head).
     #[serde(default)]
     pub start_height: Option<i64>,
     /// Blocks fetched per JSON-RPC batch.

@@ -89,7 +89,7 @@ pub trait BlockSource: Send + Sync {
 /// Follower settings.
 #[derive(Debug, Clone)]
 pub struct FollowConfig {
-    /// Where to start without a cursor (default: the head).
+    /// Where to start without a cursor (default: `max_reorg_depth` blocks below the head).
     pub start_height: Option<i64>,
     pub max_blocks_per_tick: u64,
     pub max_reorg_depth: u64,
@@ -214,7 +214,11 @@ impl ChainFollower {
         let mut report = PollReport { head_height: head, ..PollReport::default() };
 
         if self.cursor.is_none() {
-            let start = self.config.start_height.unwrap_or(head).clamp(0, head.max(0));
+            // The first tick ever (no cursor stored) looks back as deep as a reorganisation may reach: a quote can be
+            // paid between the gateway's start and this tick (a slow or unreachable node at start-up), and a
+            // payment in a block the cursor starts above would never be seen.
+            let lookback = i64::try_from(self.config.max_reorg_depth).unwrap_or(0);
+            let start = self.config.start_height.unwrap_or(head - lookback).clamp(0, head.max(0));
             let hash = self.hash_at(source, start - 1).await?;
             self.set_cursor(ctx, start - 1, hash).await?;
         }

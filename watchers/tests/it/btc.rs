@@ -59,6 +59,25 @@ store_test!(payment_in_two_outputs_is_credited_after_two_blocks, |store: Store| 
     assert_eq!(ctx.metrics().payments_confirmed.get(), 2);
 });
 
+/// A quote paid and confirmed before the watcher's first tick ever (a node slow to answer at start-up, say): the
+/// first tick starts a reorganisation's depth below the tip, so the payment's block is scanned, not skipped.
+store_test!(a_payment_mined_before_the_watcher_s_first_tick_is_still_credited, |store: Store| async move {
+    let esplora = Esplora::start(100).await;
+    let p = purchases(&store);
+    let event_id = event(&store, 10, Currency::Btc, "0.001").await;
+    let ctx = context(&p, Chain::Btc);
+    let q = quote(&p, event_id, Currency::Btc).await;
+    esplora.broadcast(payment(7, &[(&q.payment_address, PRICE)]));
+    esplora.mine();
+    esplora.mine_empty(1);
+    let mut w = BtcWatcher::new(BtcWatcherConfig::new(&esplora.url)).unwrap();
+    w.resume(&ctx).await.unwrap();
+    assert!(w.follower().cursor().is_none(), "no cursor stored yet");
+    w.poll_once(&ctx).await.unwrap();
+    let t = ticket(&p, &q).await.expect("credited from a block mined before the first tick");
+    assert_eq!(t.amount_paid_units, PRICE.to_string());
+});
+
 store_test!(reorg_orphans_a_confirming_payment, |store: Store| async move {
     let esplora = Esplora::start(100).await;
     let p = purchases(&store);
