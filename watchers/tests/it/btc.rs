@@ -59,8 +59,8 @@ store_test!(payment_in_two_outputs_is_credited_after_two_blocks, |store: Store| 
     assert_eq!(ctx.metrics().payments_confirmed.get(), 2);
 });
 
-/// A quote paid and confirmed before the watcher's first tick ever (a node slow to answer at start-up, say): the
-/// first tick starts a reorganisation's depth below the tip, so the payment's block is scanned, not skipped.
+// A quote paid and confirmed before the watcher's first tick ever (a node slow to answer at start-up, say): the
+// first tick starts a reorganisation's depth below the tip, so the payment's block is scanned, not skipped.
 store_test!(a_payment_mined_before_the_watcher_s_first_tick_is_still_credited, |store: Store| async move {
     let esplora = Esplora::start(100).await;
     let p = purchases(&store);
