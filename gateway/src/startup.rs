@@ -261,19 +261,21 @@ impl Application {
                 intake: Some(measured),
             },
         );
-        crate::live::sales_feed::spawn(
-            state.store.clone(),
-            state.feed.clone(),
-            Duration::from_millis(250),
-            state.settings.rooms.anonymise_attendance,
-            state.shutdown.clone(),
-        );
+        // The webhooks subscribe to the feed before the sales feed can put anything on it.
         crate::live::webhooks::spawn(
             state.store.clone(),
             state.feed.subscribe(),
             state.settings.webhooks.clone(),
             state.shutdown.clone(),
         );
+        crate::live::sales_feed::spawn(
+            state.store.clone(),
+            state.feed.clone(),
+            Duration::from_millis(250),
+            state.settings.rooms.anonymise_attendance,
+            state.shutdown.clone(),
+        )
+        .await;
         let hub = state.hub.clone();
         let hub_token = state.shutdown.clone();
         // Rooms close with 1001 as soon as shutdown begins; HTTP requests drain meanwhile.

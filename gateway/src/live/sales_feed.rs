@@ -17,17 +17,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::live::attendance::{wallet_hash, FeedItem};
 
-pub fn spawn(
+/// Starts following before it returns (call it before the gateway serves): a sale or a reversal made once the
+/// gateway answers is never older than the followers' start, so none is missed. A store that does not answer yet
+/// is retried in the background.
+pub async fn spawn(
     store: ticketing::Store,
     feed: broadcast::Sender<FeedItem>,
     interval: Duration,
     anonymise: bool,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let tickets_now = Follower::<IssuedTicket>::start(&store).await.ok();
+    let reversals_now = Follower::<ReversedPayment>::start(&store).await.ok();
     tokio::spawn(async move {
         // Only tickets issued from now on are news.
-        let Some(mut tickets) = follow::<IssuedTicket>(&store, &shutdown, "tickets").await else { return };
-        let mut reversals = follow::<ReversedPayment>(&store, &shutdown, "the audit log").await;
+        let tickets = match tickets_now {
+            Some(follower) => Some(follower),
+            None => follow::<IssuedTicket>(&store, &shutdown, "tickets").await,
+        };
+        let Some(mut tickets) = tickets else { return };
+        let mut reversals = match reversals_now {
+            Some(follower) => Some(follower),
+            None => follow::<ReversedPayment>(&store, &shutdown, "the audit log").await,
+        };
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
