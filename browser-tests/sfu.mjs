@@ -242,19 +242,11 @@ main(async (args, log) => {
     for (const l of listeners) {
       // The relay-only and ICE-TCP listeners prove the path (bytes over TCP); the direct listeners also prove the level
       // (Chromium's fake microphone beeps, and a loaded relay can sample its silences for the whole wait).
-      let last = null;
-      audio[l.name] = await until(
-        `${l.name} hears the host`,
-        async () => {
-          const r = await received(l.page);
-          const got = await l.page.evaluate(() => !!window.hostAudio);
-          last = { got, ...r };
-          // The path is read with the bytes: the sample counts only once the transport names the pair they took.
-          return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || args.ice_tcp || r.audio_level > 0) ? r : null;
-        },
-        45000,
-      ).catch((e) => {
-        throw new Error(`${e.message}; last sample ${JSON.stringify(last)}`);
+      audio[l.name] = await until(`${l.name} hears the host`, async () => {
+        const r = await received(l.page);
+        const got = await l.page.evaluate(() => !!window.hostAudio);
+        // The path is read with the bytes: the sample counts only once the transport names the pair they took.
+        return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || args.ice_tcp || r.audio_level > 0) ? r : null;
       });
       log(l.name, "hears the host:", audio[l.name]);
     }
