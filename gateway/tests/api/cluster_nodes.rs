@@ -421,6 +421,21 @@ async fn join_placed(
     }
 }
 
+/// The attendees `node` reports live in the event's shards (`GET /shards`), summed, with the answer.
+async fn live_attendees(node: &Node, event_id: i64) -> (u64, Value) {
+    let live: Value = reqwest::Client::new()
+        .get(format!("{}/api/events/{event_id}/shards", node.base))
+        .bearer_auth(creator_token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total = live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum();
+    (total, live)
+}
+
 /// Reads `ws` up to the host's broadcast `marker` and returns every frame read before it.
 async fn seen_until_marker(ws: &mut Ws, host_id: &str, marker: i64) -> Vec<Value> {
     let mut seen = Vec::new();
@@ -469,16 +484,7 @@ async fn shards_are_placed_by_the_broker_across_nodes_and_traffic_stays_in_its_s
     assert!(per_shard.values().all(|n| *n <= 2), "a shard holds more than 2 across the nodes: {per_shard:?}");
     assert_eq!(per_shard.len(), 6, "filled before a new shard opens: {per_shard:?}");
     let full = attendees[0].shard;
-    let live: Value = reqwest::Client::new()
-        .get(format!("{}/api/events/{event_id}/shards", n2.base))
-        .bearer_auth(creator_token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let live_total: u64 = live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum();
+    let (live_total, live) = live_attendees(&n2, event_id).await;
     assert_eq!(live_total, 12, "the broker's head count, whichever node is asked: {live}");
 
     // Friends joining through different nodes land together.
@@ -561,20 +567,10 @@ async fn shards_are_placed_by_the_broker_across_nodes_and_traffic_stays_in_its_s
     // Node 2 dies: the survivor gives its attendees' places back; node 1's six and pal 1 are what is left.
     let mut n2 = n2;
     n2.kill();
-    let live_total = || async {
-        let live: Value = reqwest::Client::new()
-            .get(format!("{}/api/events/{event_id}/shards", n1.base))
-            .bearer_auth(creator_token("alice"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        live["live"].as_array().unwrap().iter().map(|s| s["attendees"].as_u64().unwrap()).sum::<u64>()
-    };
-    common::eventually("node 2's places given back", Duration::from_secs(15), || async { live_total().await == 7 })
-        .await;
+    common::eventually("node 2's places given back", Duration::from_secs(15), || async {
+        live_attendees(&n1, event_id).await.0 == 7
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

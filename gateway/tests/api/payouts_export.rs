@@ -46,19 +46,6 @@ async fn prove_btc(app: &common::TestApp, creator: &str, wallet: &BtcWallet) {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
-/// Polls `check` every 50 ms until it holds, for at most 20 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn make_payouts_due(app: &common::TestApp) {
     sqlx::query("UPDATE ledger_entries SET due_at = $1 WHERE kind IN ('payout', 'commission')")
         .bind(ticketing::now_ms() - 1000)
@@ -113,7 +100,7 @@ async fn bitcoin_batch(backend: ticketing::Backend) {
     node.mine();
     node.mine();
     let quote_path = format!("/api/quotes/{}", quote["quote_id"].as_str().unwrap());
-    eventually("the payment to be credited", || async {
+    common::eventually("the payment to be credited", Duration::from_secs(20), || async {
         app.get(&quote_path).await.json::<Value>().await.unwrap()["status"] == "paid"
     })
     .await;
