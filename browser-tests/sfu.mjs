@@ -101,6 +101,24 @@ async function received(page) {
   });
 }
 
+/** What the adapter knows of the SFU's slots, for a timeout's message. */
+async function adapterState(page) {
+  return page.evaluate(() => {
+    const a = window.adapter;
+    const sfu = a.sfu;
+    return {
+      my_id: a.myId,
+      session: a.sfuSession,
+      tracks: a.sfuTracks,
+      slots: sfu ? sfu.slots.map((s) => (s.track ? s.track.readyState : null)) : null,
+      link_tracks: sfu ? sfu.tracks : null,
+      remote_streams: Object.keys(a.remoteStreams),
+      pending: Object.keys(a.pendingStreams),
+      connection: sfu ? sfu.pc.connectionState : null,
+    };
+  });
+}
+
 async function sent(page) {
   return page.evaluate(async () => {
     let bytes = 0;
@@ -221,12 +239,18 @@ main(async (args, log) => {
     for (const l of listeners) {
       // The relay-only listener proves the path (bytes over TURN/TCP); the direct listeners also prove the level
       // (Chromium's fake microphone beeps, and a loaded relay can sample its silences for the whole wait).
-      audio[l.name] = await until(`${l.name} hears the host`, async () => {
-        const r = await received(l.page);
-        const got = await l.page.evaluate(() => !!window.hostAudio);
-        // The path is read with the bytes: the sample counts only once the transport names the pair they took.
-        return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || r.audio_level > 0) ? r : null;
-      });
+      let last = null;
+      try {
+        audio[l.name] = await until(`${l.name} hears the host`, async () => {
+          const r = await received(l.page);
+          const got = await l.page.evaluate(() => !!window.hostAudio);
+          last = { got, ...r };
+          // The path is read with the bytes: the sample counts only once the transport names the pair they took.
+          return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || r.audio_level > 0) ? r : null;
+        });
+      } catch (e) {
+        throw new Error(`${e.message}; last sample ${JSON.stringify(last)}; adapter ${JSON.stringify(await adapterState(l.page))}; console: ${JSON.stringify(l.record.console)}`);
+      }
       log(l.name, "hears the host:", audio[l.name]);
     }
 

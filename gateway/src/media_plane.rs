@@ -252,8 +252,13 @@ impl MediaPlane {
         let Some(media) = rooms.get_mut(&room) else { return };
         media.audio = audio;
         media.screen = screen;
+        if !media.sfu {
+            return;
+        }
+        // Every member, also one seated but not yet through its SFU offer: its browser keeps the last map it
+        // was told and applies it once connected, and a change in that window would otherwise never reach it.
         let frame = media.tracks_frame();
-        for member in media.members.values().filter(|m| m.joined) {
+        for member in media.members.values() {
             let _ = member.frames.send(frame.clone());
         }
     }

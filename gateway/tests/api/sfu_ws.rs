@@ -245,6 +245,37 @@ async fn a_host_is_heard_through_the_sfu_and_a_server_mute_stops_the_bytes() {
     }
 }
 
+/// A browser is seated (its `sfu_session` and the slot map of that moment) well before its SFU offer arrives:
+/// it creates the connection and offers only after the welcome. A speaker who takes a slot in between must reach
+/// it too, or `getMediaStream(speaker)` in the adapter never resolves although the bytes arrive (seen in CI's
+/// Chromium run: the fake microphone's first beep fell in that window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_seated_but_not_yet_connected_to_the_sfu_learns_who_took_a_slot() {
+    let app = sfu_app().await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    let mut host = Room::join(&app, event_id, &host_token(event_id)).await;
+    host.next_of("sfu_session").await;
+    let host_media = host.connect_media(PUBLISHER).await;
+    wait_until("the host connected to the SFU", || host_media.seen().connected).await;
+
+    let mut listener = attendee(&app, event_id, "early-listener").await;
+    assert_eq!(listener.next_of("sfu_session").await["publish"], false);
+    let at_seat = listener.next_of("sfu_tracks").await;
+    assert!(at_seat["audio"][0].is_null(), "nobody has spoken yet: {at_seat}");
+
+    // The host takes the first slot while the listener has not offered yet.
+    speak(&host_media, 10, -20).await;
+    let tracks = listener.next_of("sfu_tracks").await;
+    assert_eq!(tracks["audio"][0], host.client_id.as_str(), "{tracks}");
+
+    // Connected afterwards, the listener hears that slot.
+    let client = listener.connect_media(LISTENER).await;
+    wait_until("the listener connected", || client.seen().connected).await;
+    let speaking = speak(&host_media, 50, -20);
+    let heard = wait_until("the listener hears the host", || client.seen().audio_frames > 0);
+    tokio::join!(speaking, heard);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_rooms_get_no_sfu_frames_and_refuse_sfu_offers() {
     let app = common::spawn_app(ticketing::Backend::Sqlite).await;
