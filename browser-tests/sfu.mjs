@@ -4,6 +4,7 @@
 // host; a host's HTTP mute must stop the bytes at the SFU although the host's browser keeps sending; the host's
 // screen share must reach every listener. A listener given only a TURN-over-TCP server with
 // iceTransportPolicy "relay" (when `turn_tcp` is set) must hear the host too.
+// With `ice_tcp`, one listener whose page drops the SFU's UDP candidate from the answer reaches it over ICE-TCP.
 import { launch, main, watchPage } from "./lib/browser.mjs";
 
 const PAGE = (base) => `<!doctype html><meta charset="utf-8"><title>sfu</title>
@@ -21,10 +22,26 @@ async function until(what, fn, ms = 20000) {
   }
 }
 
-async function join(context, args, name, token, extra, log) {
+async function join(context, args, name, token, extra, log, tcpOnly) {
   const started = Date.now();
   const page = await context.newPage();
   const record = await watchPage(page, name, args.base_url);
+  if (tcpOnly) {
+    // As behind a firewall that drops UDP: the SFU's answer keeps only its TCP candidate (ICE over TCP).
+    await page.addInitScript(() => {
+      const original = RTCPeerConnection.prototype.setRemoteDescription;
+      RTCPeerConnection.prototype.setRemoteDescription = function (description) {
+        if (description && description.sdp) {
+          const sdp = description.sdp
+            .split("\r\n")
+            .filter((line) => !(line.startsWith("a=candidate") && line.includes(" udp ")))
+            .join("\r\n");
+          description = { type: description.type, sdp };
+        }
+        return original.call(this, description);
+      };
+    });
+  }
   // A document the gateway itself served (Chromium's local-network checks treat a page made up by the driver
   // as public and refuse its WebSocket to 127.0.0.1), then the test's markup written into it.
   await page.goto(`${args.base_url}/api/health`);
@@ -213,8 +230,12 @@ main(async (args, log) => {
     const host = await join(context, args, "host", args.host, null, log);
     const hostId = await host.page.evaluate(() => window.myId);
     const listeners = [];
-    for (let i = 0; i < (args.turn_tcp ? 0 : args.listeners.length); i++) {
+    const direct = args.turn_tcp || args.ice_tcp ? 0 : args.listeners.length;
+    for (let i = 0; i < direct; i++) {
       listeners.push(await join(context, args, `listener-${i}`, args.listeners[i], null, log));
+    }
+    if (args.ice_tcp) {
+      listeners.push(await join(context, args, "listener-ice-tcp", args.listeners[0], null, log, true));
     }
     if (args.turn_tcp) {
       // Only a TURN server over TCP, and relay-only: UDP to the SFU is never tried.
@@ -237,7 +258,7 @@ main(async (args, log) => {
     }
     const audio = {};
     for (const l of listeners) {
-      // The relay-only listener proves the path (bytes over TURN/TCP); the direct listeners also prove the level
+      // The relay-only and ICE-TCP listeners prove the path (bytes over TCP); the direct listeners also prove the level
       // (Chromium's fake microphone beeps, and a loaded relay can sample its silences for the whole wait).
       let last = null;
       try {
@@ -246,7 +267,7 @@ main(async (args, log) => {
           const got = await l.page.evaluate(() => !!window.hostAudio);
           last = { got, ...r };
           // The path is read with the bytes: the sample counts only once the transport names the pair they took.
-          return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || r.audio_level > 0) ? r : null;
+          return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || args.ice_tcp || r.audio_level > 0) ? r : null;
         });
       } catch (e) {
         throw new Error(`${e.message}; last sample ${JSON.stringify(last)}; adapter ${JSON.stringify(await adapterState(l.page))}; console: ${JSON.stringify(l.record.console)}`);
@@ -308,7 +329,7 @@ main(async (args, log) => {
     }
     const hostSent = { at_mute: sentAtMute, later: await sent(host.page) };
     log("after the mute:", muted, "host sent", hostSent);
-    const stage = args.turn_tcp ? null : await stageSpeaker(args, listeners, log);
+    const stage = args.turn_tcp || args.ice_tcp ? null : await stageSpeaker(args, listeners, log);
     const page_errors = [host, ...listeners].flatMap((p) => p.record.errors || []);
     return { host_id: hostId, audio, screen, muted, host_sent: hostSent, stage, page_errors };
   } finally {

@@ -1,13 +1,21 @@
-//! The engine: one task owning the UDP socket and every peer connection.
+//! The engine: one task owning the UDP socket, the ICE-TCP connections ([`crate::tcp`]) and
+//! every peer connection.
 //!
-//! Each turn of the loop takes one input — a command, a datagram or the earliest timeout
-//! — hands it to the one `Rtc` it concerns, then drains that connection's output until it
+//! Each turn of the loop takes one input — a command, a datagram, a packet from a TCP
+//! connection or the earliest timeout — hands it to the one `Rtc` it concerns, then drains that connection's output until it
 //! asks for a timeout: datagrams are sent (`try_send_to`: UDP semantics, a full socket
-//! buffer drops the packet rather than stalling every room), media is forwarded to the
-//! room's listeners, and each listener written to is drained in turn. Nothing blocks and
-//! nothing is shared, as str0m's sans-IO design intends.
+//! buffer drops the packet rather than stalling every room), RTP packets are forwarded to
+//! the room's listeners, and each listener written to is drained in turn. Nothing blocks
+//! and nothing is shared, as str0m's sans-IO design intends.
+//!
+//! Every `Rtc` runs in str0m's RTP mode: a speaker's packets arrive as RTP packets
+//! (`Event::RtpPacket`, decrypted but not depacketized) and go out to each listener as the
+//! same payload (`StreamTx::write_rtp`, the payload shared, not copied), rewritten by the
+//! listener's slot ([`crate::slot`]) so the browser sees one continuous stream per slot.
 
 use crate::loudest::Loudest;
+use crate::slot::SlotStream;
+use crate::tcp::TcpEvent;
 use crate::{Command, FlowKind, ParticipantId, Role, RoomKey, SfuError, SfuEvent, SfuStats, Usage};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -15,8 +23,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -25,9 +34,16 @@ use tokio::sync::mpsc;
 const FLOW_GAP: Duration = Duration::from_millis(1000);
 /// At most one keyframe request per publisher per this interval.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+/// RTP clock rates: Opus, and every video codec browsers send.
+const AUDIO_CLOCK: u32 = 48_000;
+const VIDEO_CLOCK: u32 = 90_000;
+/// Datagrams taken from the socket in one turn when several are waiting.
+const BATCH: usize = 32;
 
 struct Participant {
     id: ParticipantId,
+    /// Unique for the engine's life (ids may come back): tells a slot's sources apart.
+    serial: u64,
     room: RoomKey,
     rtc: Rtc,
     role: Role,
@@ -37,10 +53,14 @@ struct Participant {
     audio_in: Option<Mid>,
     video_in: Option<Mid>,
     /// Media we send the browser: the N loudest speakers, and the screen share.
-    audio_slots: Vec<Mid>,
-    video_slot: Option<Mid>,
+    audio_slots: Vec<SlotStream>,
+    video_slot: Option<SlotStream>,
+    /// The last screen-share packet received, to notice loss (then the listeners need a keyframe).
+    last_video_seq: Option<u64>,
     /// When its next timeout is due.
     due: Instant,
+    /// In `dirty`, to be drained at the end of the turn.
+    queued: bool,
     usage: Usage,
     last_voice: Option<Instant>,
     last_screen: Option<Instant>,
@@ -74,27 +94,39 @@ pub(crate) struct Engine {
     socket: UdpSocket,
     announce: SocketAddr,
     loudest: usize,
+    /// The announced passive TCP candidate's address, and the TCP connections' packets.
+    tcp_announce: Option<SocketAddr>,
+    tcp_events: Option<mpsc::Receiver<TcpEvent>>,
+    /// Open TCP connections by peer address: where to write their packets (dropping one closes it).
+    tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     participants: HashMap<ParticipantId, Participant>,
-    by_source: HashMap<SocketAddr, ParticipantId>,
+    /// Which participant a source address (UDP, or a TCP connection) belongs to, learnt from its ICE username.
+    by_source: HashMap<(Protocol, SocketAddr), ParticipantId>,
     rooms: HashMap<RoomKey, Room>,
     events: mpsc::UnboundedSender<SfuEvent>,
     stats: Arc<SfuStats>,
     /// Connections with output to drain.
     dirty: VecDeque<ParticipantId>,
     crypto: Arc<str0m::crypto::CryptoProvider>,
+    serials: u64,
 }
 
 impl Engine {
     pub(crate) fn new(
         socket: UdpSocket,
         announce: SocketAddr,
+        tcp: Option<(SocketAddr, mpsc::Receiver<TcpEvent>)>,
         loudest: usize,
         events: mpsc::UnboundedSender<SfuEvent>,
         stats: Arc<SfuStats>,
     ) -> Self {
+        let (tcp_announce, tcp_events) = tcp.unzip();
         Self {
             socket,
             announce,
+            tcp_announce,
+            tcp_events,
+            tcp_conns: HashMap::new(),
             loudest,
             participants: HashMap::new(),
             by_source: HashMap::new(),
@@ -103,12 +135,14 @@ impl Engine {
             stats,
             dirty: VecDeque::new(),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            serials: 0,
         }
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; 2048];
         let mut last_sweep = Instant::now();
+        let mut tcp_events = self.tcp_events.take();
         loop {
             let next_due = self.participants.values().map(|p| p.due).min();
             let sleep_until =
@@ -120,11 +154,23 @@ impl Engine {
                 }
                 received = self.socket.recv_from(&mut buf) => {
                     match received {
-                        Ok((len, source)) => self.datagram(&buf[..len], source),
+                        Ok((len, source)) => {
+                            self.input(&buf[..len], source, Protocol::Udp);
+                            // Under load more are waiting: take them in this turn, so a listener written to by
+                            // several of them is drained once.
+                            for _ in 1..BATCH {
+                                let Ok((len, source)) = self.socket.try_recv_from(&mut buf) else { break };
+                                self.input(&buf[..len], source, Protocol::Udp);
+                            }
+                        }
                         // ICMP port unreachable from a departed browser surfaces here on Linux; not fatal.
                         Err(e) => tracing::debug!(error = %e, "sfu: receive failed"),
                     }
                 }
+                event = next_tcp_event(&mut tcp_events) => match event {
+                    Some(event) => self.tcp_event(event),
+                    None => tcp_events = None,
+                },
                 _ = tokio::time::sleep_until(sleep_until.into()) => {
                     let now = Instant::now();
                     let due: Vec<ParticipantId> =
@@ -136,7 +182,7 @@ impl Engine {
                                 p.rtc.disconnect();
                             }
                         }
-                        self.dirty.push_back(id);
+                        self.mark(&id);
                     }
                 }
             }
@@ -200,12 +246,24 @@ impl Engine {
             return Err(SfuError::DuplicateParticipant);
         }
         let now = Instant::now();
-        let mut rtc = Rtc::builder().set_ice_lite(true).set_crypto_provider(self.crypto.clone()).build(now);
+        let mut rtc =
+            Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_crypto_provider(self.crypto.clone()).build(now);
         let candidate = Candidate::host(self.announce, "udp").map_err(|e| SfuError::Rejected(e.to_string()))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.tcp_announce {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SfuError::Rejected(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = accept(&mut rtc, offer)?;
+        self.serials += 1;
         let participant = Participant {
             id: id.clone(),
+            serial: self.serials,
             room,
             rtc,
             role,
@@ -215,7 +273,9 @@ impl Engine {
             video_in: None,
             audio_slots: Vec::new(),
             video_slot: None,
+            last_video_seq: None,
             due: now,
+            queued: false,
             usage: Usage::default(),
             last_voice: None,
             last_screen: None,
@@ -224,25 +284,30 @@ impl Engine {
         self.participants.insert(id.clone(), participant);
         self.rooms.entry(room).or_default().members.push(id.clone());
         self.stats.participants.fetch_add(1, Ordering::Relaxed);
-        self.dirty.push_back(id);
+        self.mark(&id);
         Ok(answer)
     }
 
-    fn datagram(&mut self, bytes: &[u8], source: SocketAddr) {
-        let Ok(contents) = bytes.try_into() else { return };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive { proto: Protocol::Udp, source, destination: self.announce, contents },
-        );
-        let known =
-            self.by_source.get(&source).filter(|id| self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input)));
+    /// A packet from `source`, handed to the connection it belongs to. `false`: it belongs to none.
+    fn input(&mut self, bytes: &[u8], source: SocketAddr, proto: Protocol) -> bool {
+        let Ok(contents) = bytes.try_into() else { return false };
+        let destination = match proto {
+            Protocol::Udp => self.announce,
+            _ => self.tcp_announce.unwrap_or(self.announce),
+        };
+        let input = Input::Receive(Instant::now(), Receive { proto, source, destination, contents });
+        let known = self
+            .by_source
+            .get(&(proto, source))
+            .filter(|id| self.participants.get(*id).is_some_and(|p| p.rtc.accepts(&input)));
         let id = match known {
             Some(id) => id.clone(),
             None => {
+                // A new source: the participant whose ICE credentials its STUN request carries.
                 let Some(p) = self.participants.values().find(|p| p.rtc.accepts(&input)) else {
-                    return;
+                    return false;
                 };
-                self.by_source.insert(source, p.id.clone());
+                self.by_source.insert((proto, source), p.id.clone());
                 p.id.clone()
             }
         };
@@ -253,17 +318,56 @@ impl Engine {
                 p.rtc.disconnect();
             }
         }
-        self.dirty.push_back(id);
+        // At once: str0m holds one received RTP packet until it is polled.
+        self.drain_one(id);
+        true
     }
 
-    /// Drains the output of every connection that has some, including those that forwarding wrote to.
+    fn tcp_event(&mut self, event: TcpEvent) {
+        match event {
+            TcpEvent::Opened { peer, packets } => {
+                self.tcp_conns.insert(peer, packets);
+            }
+            TcpEvent::Packet { peer, bytes } => {
+                // A connection whose packets belong to nobody is closed (dropping its sender ends its task).
+                if self.tcp_conns.contains_key(&peer) && !self.input(&bytes, peer, Protocol::Tcp) {
+                    self.tcp_conns.remove(&peer);
+                }
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp_conns.remove(&peer);
+                self.by_source.remove(&(Protocol::Tcp, peer));
+            }
+        }
+    }
+
+    fn mark(&mut self, id: &ParticipantId) {
+        if let Some(p) = self.participants.get_mut(id) {
+            if !p.queued {
+                p.queued = true;
+                self.dirty.push_back(id.clone());
+            }
+        }
+    }
+
+    /// Drains the output of every connection that has some, including those that forwarding wrote to: each
+    /// once, however many packets were written to it this turn.
     fn drain(&mut self) {
         while let Some(id) = self.dirty.pop_front() {
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.queued = false;
+            }
+            self.drain_one(id);
+        }
+    }
+
+    fn drain_one(&mut self, id: ParticipantId) {
+        {
             let mut forwards = Vec::new();
             let mut keyframe_requests = Vec::new();
             let mut gone = false;
             {
-                let Some(p) = self.participants.get_mut(&id) else { continue };
+                let Some(p) = self.participants.get_mut(&id) else { return };
                 loop {
                     if !p.rtc.is_alive() {
                         gone = true;
@@ -283,9 +387,7 @@ impl Engine {
                             p.due = at;
                             break;
                         }
-                        Output::Transmit(transmit) => {
-                            let _ = self.socket.try_send_to(&transmit.contents, transmit.destination);
-                        }
+                        Output::Transmit(transmit) => transmit_to(&self.socket, &self.tcp_conns, transmit),
                         Output::Event(event) => match event {
                             Event::Connected => {
                                 p.connected = true;
@@ -302,21 +404,30 @@ impl Engine {
                                         if receives && p.audio_in.is_none() {
                                             p.audio_in = Some(added.mid);
                                         } else if sends && p.audio_slots.len() < self.loudest {
-                                            p.audio_slots.push(added.mid);
+                                            p.audio_slots.push(SlotStream::new(added.mid));
                                         }
                                     }
                                     MediaKind::Video => {
                                         if receives && p.video_in.is_none() {
                                             p.video_in = Some(added.mid);
                                         } else if sends && p.video_slot.is_none() {
-                                            p.video_slot = Some(added.mid);
+                                            p.video_slot = Some(SlotStream::new(added.mid));
                                             keyframe_requests.push(p.room);
                                         }
                                     }
                                 }
                             }
-                            Event::MediaData(data) => forwards.push(data),
-                            Event::KeyframeRequest(request) if Some(request.mid) == p.video_slot => {
+                            Event::RtpPacket(packet) => {
+                                let mid = p.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid());
+                                if mid.is_some() && mid == p.audio_in {
+                                    forwards.push((FlowKind::Voice, packet));
+                                } else if mid.is_some() && mid == p.video_in {
+                                    forwards.push((FlowKind::Screen, packet));
+                                }
+                            }
+                            Event::KeyframeRequest(request)
+                                if p.video_slot.as_ref().is_some_and(|slot| slot.mid == request.mid) =>
+                            {
                                 keyframe_requests.push(p.room);
                             }
                             _ => {}
@@ -326,10 +437,10 @@ impl Engine {
             }
             if gone {
                 self.remove(&id);
-                continue;
+                return;
             }
-            for data in forwards {
-                self.forward(&id, data);
+            for (kind, packet) in forwards {
+                self.forward(&id, kind, packet);
             }
             for room in keyframe_requests {
                 self.request_keyframe(room);
@@ -337,16 +448,9 @@ impl Engine {
         }
     }
 
-    fn forward(&mut self, from: &ParticipantId, data: MediaData) {
+    fn forward(&mut self, from: &ParticipantId, kind: FlowKind, packet: RtpPacket) {
         let now = Instant::now();
         let Some(sender) = self.participants.get_mut(from) else { return };
-        let kind = if Some(data.mid) == sender.audio_in {
-            FlowKind::Voice
-        } else if Some(data.mid) == sender.video_in {
-            FlowKind::Screen
-        } else {
-            return;
-        };
         if sender.muted || sender.role != Role::Publisher {
             self.stats.packets_refused.fetch_add(1, Ordering::Relaxed);
             return;
@@ -372,14 +476,22 @@ impl Engine {
         if started {
             let _ = self.events.send(SfuEvent::Flow { room: room_key, participant: from.clone(), kind, flowing: true });
         }
-        let needs_keyframe = kind == FlowKind::Screen && !data.contiguous;
+        let seq = *packet.seq_no;
+        // A screen-share packet lost on the way in leaves listeners with a frame they cannot decode.
+        let mut needs_keyframe =
+            kind == FlowKind::Screen && sender.last_video_seq.replace(seq).is_some_and(|last| seq > last + 1);
+        let Some(params) = sender.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
+            return;
+        };
+        let source = (sender.serial, *packet.header.ssrc);
 
         let Some(room) = self.rooms.get_mut(&room_key) else { return };
         let loudest = self.loudest;
+        let ext = &packet.header.ext_vals;
         let slot = match kind {
             FlowKind::Voice => {
                 let speakers = room.speakers.get_or_insert_with(|| Loudest::new(loudest));
-                match speakers.observe(from, data.ext_vals.audio_level, now) {
+                match speakers.observe(from, ext.audio_level, now) {
                     Some(slot) => slot,
                     None => return,
                 }
@@ -388,13 +500,29 @@ impl Engine {
                 if room.presenter.as_ref().is_some_and(|p| p != from) {
                     return;
                 }
-                room.presenter = Some(from.clone());
+                // A new presenter: listeners start from its next keyframe.
+                needs_keyframe |= room.presenter.replace(from.clone()).is_none();
                 0
             }
         };
         if let Some((audio, screen)) = room.tracks_changed() {
             let _ = self.events.send(SfuEvent::Tracks { room: room_key, audio, screen });
         }
+        // What the listeners' packets carry besides the payload: the speaker's level (the browser's own
+        // transport extensions are the listener connection's, str0m writes them).
+        let (clock_rate, ext) = match kind {
+            FlowKind::Voice => (
+                AUDIO_CLOCK,
+                ExtensionValues {
+                    audio_level: ext.audio_level,
+                    voice_activity: ext.voice_activity,
+                    ..Default::default()
+                },
+            ),
+            FlowKind::Screen => {
+                (VIDEO_CLOCK, ExtensionValues { video_orientation: ext.video_orientation, ..Default::default() })
+            }
+        };
         let members = room.members.clone();
         let mut written = 0u64;
         for member in &members {
@@ -405,28 +533,40 @@ impl Engine {
             if !listener.connected {
                 continue;
             }
-            let mid = match kind {
-                FlowKind::Voice => listener.audio_slots.get(slot).copied(),
-                FlowKind::Screen => listener.video_slot,
+            let out = match kind {
+                FlowKind::Voice => listener.audio_slots.get_mut(slot),
+                FlowKind::Screen => listener.video_slot.as_mut(),
             };
-            let Some(mid) = mid else { continue };
-            let Some(writer) = listener.rtc.writer(mid) else { continue };
-            let Some(pt) = writer.match_params(data.params) else { continue };
-            let writer = match (kind, data.ext_vals.audio_level) {
-                (FlowKind::Voice, Some(level)) => {
-                    writer.audio_level(level, data.ext_vals.voice_activity.unwrap_or(true))
-                }
-                _ => writer,
+            let Some(out) = out else { continue };
+            let Some(rewritten) = out.rewrite(source, seq, packet.header.timestamp, clock_rate, now) else { continue };
+            let rtc = &mut listener.rtc;
+            let Some(pt) = out.payload_type(params.pt(), || rtc.codec_config().match_params(params).map(|p| p.pt()))
+            else {
+                continue;
             };
-            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
-                tracing::debug!(participant = %member, error = %e, "sfu: write failed; disconnecting");
-                listener.rtc.disconnect();
-            }
+            let mut api = rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(out.mid, None) else { continue };
+            let marker = packet.header.marker || (kind == FlowKind::Voice && rewritten.switched);
+            stream.write_rtp(
+                RtpWrite::new(
+                    pt,
+                    SeqNo::from(rewritten.seq),
+                    rewritten.timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(marker)
+                .ext_vals(ext.clone())
+                .nackable(kind == FlowKind::Screen),
+            );
             written += 1;
-            self.dirty.push_back(member.clone());
+            if !listener.queued {
+                listener.queued = true;
+                self.dirty.push_back(member.clone());
+            }
         }
         self.stats.packets_forwarded.fetch_add(written, Ordering::Relaxed);
-        self.stats.bytes_forwarded.fetch_add(written * data.data.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_forwarded.fetch_add(written * packet.payload.len() as u64, Ordering::Relaxed);
         if let Some(sender) = self.participants.get_mut(from) {
             sender.usage.forwarded_packets += written;
         }
@@ -444,11 +584,10 @@ impl Engine {
             return;
         }
         let Some(mid) = p.video_in else { return };
-        if let Some(mut writer) = p.rtc.writer(mid) {
-            if writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
-                p.last_keyframe_request = Some(now);
-                self.dirty.push_back(presenter);
-            }
+        if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+            p.last_keyframe_request = Some(now);
+            self.mark(&presenter);
         }
     }
 
@@ -490,7 +629,14 @@ impl Engine {
     fn remove(&mut self, id: &ParticipantId) {
         self.stop_forwarding(id);
         let Some(p) = self.participants.remove(id) else { return };
-        self.by_source.retain(|_, owner| owner != id);
+        let tcp_conns = &mut self.tcp_conns;
+        self.by_source.retain(|(proto, source), owner| {
+            let mine = owner == id;
+            if mine && *proto == Protocol::Tcp {
+                tcp_conns.remove(source);
+            }
+            !mine
+        });
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| m != id);
             if room.members.is_empty() {
@@ -513,6 +659,28 @@ impl Engine {
         for id in stale {
             self.end_flows(&id, Some(before));
         }
+    }
+}
+
+/// Sends a packet the way its connection came: UDP (`try_send_to`: a full socket buffer drops it), or the TCP
+/// connection's queue (full: dropped likewise).
+fn transmit_to(socket: &UdpSocket, tcp_conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, transmit: Transmit) {
+    match transmit.proto {
+        Protocol::Udp => {
+            let _ = socket.try_send_to(&transmit.contents, transmit.destination);
+        }
+        _ => {
+            if let Some(conn) = tcp_conns.get(&transmit.destination) {
+                let _ = conn.try_send(transmit.contents.into());
+            }
+        }
+    }
+}
+
+async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,7 +1,9 @@
 //! The embedded SFU: a selective forwarding unit for stage audio and screen share.
 //!
-//! Built on str0m, a sans-IO WebRTC stack: this crate owns the UDP socket and the clock,
-//! str0m does ICE-lite, DTLS-SRTP and RTP. Media is forwarded as it arrives, never decoded.
+//! Built on str0m, a sans-IO WebRTC stack: this crate owns the UDP socket (and a TCP listener
+//! for ICE over TCP, [`tcp`]) and the clock, str0m does ICE-lite, DTLS-SRTP and RTP. Media is
+//! forwarded packet by packet as it arrives, never decoded nor even depacketized: str0m's RTP
+//! mode, each listener slot rewriting SSRC, sequence numbers and timestamps ([`slot`]).
 //!
 //! - Who may publish is decided by the caller ([`Role`]); a muted publisher's packets are
 //!   dropped here, whatever its browser does ([`Sfu::set_muted`]).
@@ -18,6 +20,8 @@
 
 mod engine;
 pub mod loudest;
+mod slot;
+mod tcp;
 #[doc(hidden)]
 pub mod testing;
 
@@ -36,11 +40,29 @@ pub struct SfuConfig {
     pub announce_ip: Option<IpAddr>,
     /// Audio slots per listener: the N loudest speakers are forwarded.
     pub loudest: usize,
+    /// ICE over TCP: where the passive TCP candidate listens.
+    pub ice_tcp: IceTcp,
+}
+
+/// Whether and where the SFU accepts ICE over TCP (RFC 6544, a `tcptype passive` host candidate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceTcp {
+    Off,
+    /// The UDP socket's address and port.
+    SamePort,
+    /// An address of its own (port 0: any free port).
+    Bind(SocketAddr),
 }
 
 impl SfuConfig {
+    /// Loopback, any free ports, TCP included.
     pub fn local(loudest: usize) -> Self {
-        Self { udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)), announce_ip: None, loudest }
+        Self {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            announce_ip: None,
+            loudest,
+            ice_tcp: IceTcp::Bind(SocketAddr::from(([127, 0, 0, 1], 0))),
+        }
     }
 }
 
@@ -158,38 +180,70 @@ pub(crate) enum Command {
 pub struct Sfu {
     commands: mpsc::UnboundedSender<Command>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     stats: Arc<SfuStats>,
 }
 
 impl std::fmt::Debug for Sfu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sfu").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("Sfu")
+            .field("local_addr", &self.local_addr)
+            .field("tcp_addr", &self.tcp_addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl Sfu {
-    /// Binds the UDP socket and starts the engine. Events arrive on the returned receiver.
+    /// Binds the UDP socket (and the TCP listener) and starts the engine. Events arrive on the returned receiver.
     pub async fn start(config: SfuConfig) -> std::io::Result<(Self, mpsc::UnboundedReceiver<SfuEvent>)> {
         let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
         let bound = socket.local_addr()?;
-        let announce = SocketAddr::new(config.announce_ip.unwrap_or(bound.ip()), bound.port());
-        if announce.ip().is_unspecified() {
+        let announce_ip = config.announce_ip.unwrap_or(bound.ip());
+        if announce_ip.is_unspecified() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "the SFU binds an unspecified address: set the address to announce",
             ));
         }
+        let announce = SocketAddr::new(announce_ip, bound.port());
+        let tcp_bind = match config.ice_tcp {
+            IceTcp::Off => None,
+            IceTcp::SamePort => Some(bound),
+            IceTcp::Bind(addr) => Some(addr),
+        };
+        let (tcp, tcp_announce) = match tcp_bind {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let port = listener.local_addr()?.port();
+                let (events, events_rx) = mpsc::channel(4096);
+                tokio::spawn(tcp::accept(listener, events));
+                (Some(events_rx), Some(SocketAddr::new(announce_ip, port)))
+            }
+            None => (None, None),
+        };
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(SfuStats::default());
-        let engine = engine::Engine::new(socket, announce, config.loudest.max(1), events, stats.clone());
+        let engine = engine::Engine::new(
+            socket,
+            announce,
+            tcp.map(|events| (tcp_announce.unwrap_or(announce), events)),
+            config.loudest.max(1),
+            events,
+            stats.clone(),
+        );
         tokio::spawn(engine.run(commands_rx));
-        Ok((Self { commands, local_addr: announce, stats }, events_rx))
+        Ok((Self { commands, local_addr: announce, tcp_addr: tcp_announce, stats }, events_rx))
     }
 
-    /// The announced address (host candidate).
+    /// The announced address (UDP host candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The announced ICE-TCP address (passive TCP host candidate), when TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     pub fn stats(&self) -> &Arc<SfuStats> {

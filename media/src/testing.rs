@@ -1,5 +1,6 @@
 //! A WebRTC client made of str0m, for tests and the load generator: full ICE (the SFU is
-//! ICE-lite), its own UDP socket on loopback, driven by a task. Not used by the gateway.
+//! ICE-lite), its own UDP socket on loopback (or one TCP connection to the SFU's ICE-TCP
+//! port, as a browser behind a UDP-blocking firewall), driven by a task. Not used by the gateway.
 
 use parking_lot_free::Mutex;
 use std::net::SocketAddr;
@@ -8,9 +9,10 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 /// `std::sync::Mutex` that shrugs off poisoning (a panicking test thread already failed the test).
@@ -82,9 +84,52 @@ impl TestClient {
     {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = socket.local_addr().unwrap();
+        let candidate = Candidate::host(local, "udp").unwrap();
+        Self::connect_on(Link::Udp(socket), local, candidate, transceivers, on_media, join).await
+    }
+
+    /// As [`TestClient::connect`], over one TCP connection to the SFU's ICE-TCP address `server`: the
+    /// client's only candidate is an active TCP one (RFC 6544), so media can flow over nothing else.
+    pub async fn connect_over_tcp<F, Fut>(
+        transceivers: Transceivers,
+        server: SocketAddr,
+        join: F,
+    ) -> Result<Self, crate::SfuError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, crate::SfuError>>,
+    {
+        let stream = TcpStream::connect(server).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let local = stream.local_addr().unwrap();
+        let candidate = Candidate::builder().tcp().host(local).tcptype(TcpType::Active).build().unwrap();
+        let (mut read, write) = stream.into_split();
+        let (packets_tx, packets) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(bytes) = crate::tcp::read_frame(&mut read).await {
+                if packets_tx.send(bytes).is_err() {
+                    return;
+                }
+            }
+        });
+        Self::connect_on(Link::Tcp { server, write, packets }, local, candidate, transceivers, None, join).await
+    }
+
+    async fn connect_on<F, Fut>(
+        link: Link,
+        local: SocketAddr,
+        candidate: Candidate,
+        transceivers: Transceivers,
+        on_media: Option<OnMedia>,
+        join: F,
+    ) -> Result<Self, crate::SfuError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, crate::SfuError>>,
+    {
         let mut rtc =
             Rtc::builder().set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags())).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
         let audio_out =
             transceivers.send_audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
@@ -103,7 +148,7 @@ impl TestClient {
 
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (writes, writes_rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(rtc, socket, local, seen.clone(), on_media, writes_rx, audio_out, video_out));
+        tokio::spawn(drive(rtc, link, local, seen.clone(), on_media, writes_rx, audio_out, video_out));
         Ok(Self { seen, writes })
     }
 
@@ -128,10 +173,54 @@ impl TestClient {
     }
 }
 
+/// How the client reaches the SFU.
+enum Link {
+    Udp(UdpSocket),
+    /// RFC 4571 framing on one connection; a task reads the frames into `packets`.
+    Tcp {
+        server: SocketAddr,
+        write: OwnedWriteHalf,
+        packets: mpsc::UnboundedReceiver<Vec<u8>>,
+    },
+}
+
+impl Link {
+    fn proto(&self) -> Protocol {
+        match self {
+            Link::Udp(_) => Protocol::Udp,
+            Link::Tcp { .. } => Protocol::Tcp,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8], destination: SocketAddr) {
+        match self {
+            Link::Udp(socket) => {
+                let _ = socket.try_send_to(bytes, destination);
+            }
+            Link::Tcp { write, .. } => {
+                let _ = crate::tcp::write_frame(write, bytes).await;
+            }
+        }
+    }
+
+    /// The next packet into `buf`: its length and source; `None` once a TCP connection closed.
+    async fn recv(&mut self, buf: &mut [u8]) -> Option<std::io::Result<(usize, SocketAddr)>> {
+        match self {
+            Link::Udp(socket) => Some(socket.recv_from(buf).await),
+            Link::Tcp { server, packets, .. } => {
+                let bytes = packets.recv().await?;
+                let len = bytes.len().min(buf.len());
+                buf[..len].copy_from_slice(&bytes[..len]);
+                Some(Ok((len, *server)))
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     mut rtc: Rtc,
-    socket: UdpSocket,
+    mut link: Link,
     local: SocketAddr,
     seen: Arc<Mutex<Seen>>,
     on_media: Option<OnMedia>,
@@ -150,9 +239,7 @@ async fn drive(
             }
             match rtc.poll_output() {
                 Ok(Output::Timeout(at)) => break at,
-                Ok(Output::Transmit(t)) => {
-                    let _ = socket.try_send_to(&t.contents, t.destination);
-                }
+                Ok(Output::Transmit(t)) => link.send(&t.contents, t.destination).await,
                 Ok(Output::Event(event)) => {
                     if let (Some(on_media), Event::MediaData(data)) = (&on_media, &event) {
                         let kind =
@@ -184,10 +271,11 @@ async fn drive(
         };
         let sleep = tokio::time::sleep_until(timeout.max(Instant::now()).into());
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
+            received = link.recv(&mut buf) => {
+                let Some(received) = received else { return };
                 let Ok((len, source)) = received else { continue };
                 let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
+                let input = Input::Receive(Instant::now(), Receive { proto: link.proto(), source, destination: local, contents });
                 if rtc.handle_input(input).is_err() {
                     return;
                 }

@@ -184,3 +184,38 @@ async fn bad_offers_and_duplicate_ids_are_refused_with_reasons() {
     assert_eq!(SfuStats::get(&sfu.stats().participants), 0);
     let _: Arc<str> = "unused".into();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_has_only_a_tcp_candidate_hears_the_host_over_ice_tcp() {
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let tcp = sfu.tcp_addr().expect("ICE over TCP is on");
+    let host = join(&sfu, 7, "host", Role::Publisher, PUBLISHER).await;
+    let handle = &sfu;
+    let listener = TestClient::connect_over_tcp(LISTENER, tcp, |offer| async move {
+        let answer = handle.join(7, "tcp-listener".into(), Role::Listener, &offer).await?;
+        let passive = format!("{} {} typ host tcptype passive", tcp.ip(), tcp.port());
+        assert!(answer.lines().any(|l| l.contains(" tcp ") && l.contains(&passive)), "a TCP candidate: {answer}");
+        Ok(answer)
+    })
+    .await
+    .expect("the SFU accepts the offer");
+    wait_until("both connected", || host.seen().connected && listener.seen().connected).await;
+
+    speak(&host, 50, -20, 7).await;
+    wait_until("the TCP listener hears the host", || listener.seen().audio_frames >= 40).await;
+    let seen = listener.seen();
+    assert!(seen.levels.iter().all(|l| *l == -20), "the audio level is forwarded over TCP too");
+    assert!(seen.tags.iter().all(|t| *t == 7));
+}
+
+#[tokio::test]
+async fn a_tcp_connection_that_belongs_to_nobody_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(sfu.tcp_addr().unwrap()).await.unwrap();
+    // One framed packet that is no STUN request of any participant.
+    stream.write_all(&[0, 4, 1, 2, 3, 4]).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed by the SFU: {read:?}");
+}

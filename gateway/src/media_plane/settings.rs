@@ -31,6 +31,11 @@ pub struct MediaSettings {
     pub public_ip: Option<IpAddr>,
     /// Audio streams forwarded to each listener: the N loudest speakers.
     pub loudest: usize,
+    /// ICE over TCP (RFC 6544): the SFU also listens on TCP and offers a passive TCP candidate, for browsers
+    /// whose network blocks UDP.
+    pub tcp: bool,
+    /// Where that TCP listener binds. Unset: the UDP socket's address and port.
+    pub tcp_bind: Option<SocketAddr>,
 }
 
 impl Default for MediaSettings {
@@ -41,6 +46,8 @@ impl Default for MediaSettings {
             udp_bind: SocketAddr::from(([127, 0, 0, 1], 3479)),
             public_ip: None,
             loudest: 3,
+            tcp: true,
+            tcp_bind: None,
         }
     }
 }
@@ -61,7 +68,12 @@ impl MediaSettings {
     }
 
     pub fn sfu_config(&self) -> media::SfuConfig {
-        media::SfuConfig { udp_bind: self.udp_bind, announce_ip: self.public_ip, loudest: self.loudest.max(1) }
+        let ice_tcp = match (self.tcp, self.tcp_bind) {
+            (false, _) => media::IceTcp::Off,
+            (true, None) => media::IceTcp::SamePort,
+            (true, Some(addr)) => media::IceTcp::Bind(addr),
+        };
+        media::SfuConfig { udp_bind: self.udp_bind, announce_ip: self.public_ip, loudest: self.loudest.max(1), ice_tcp }
     }
 }
 

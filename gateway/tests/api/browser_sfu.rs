@@ -3,7 +3,9 @@
 //! gateway's TURN relay over TCP (iceTransportPolicy "relay", the relay's only URL `turn:…?transport=tcp`). Every listener's
 //! getStats() shows the host's audio bytes and a non-zero audio level; after a host's HTTP mute the bytes stop
 //! although the host's browser keeps sending; the host's screen share reaches every listener. Then (issue 25) a
-//! listener the creator invites onto the stage is heard by another listener, and is silenced when taken off.
+//! listener the creator invites onto the stage is heard by another listener, and is silenced when taken off. A
+//! third run has one listener that sees only the SFU's TCP candidate (ICE over TCP, RFC 6544), as behind a
+//! firewall that drops UDP.
 //!
 //! The orchestrator half of `browser-tests/sfu.mjs` (see browser-tests/README.md); it prints what was measured.
 
@@ -18,7 +20,22 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_is_heard_and_seen_by_three_browsers_and_a_server_mute_stops_the_bytes() {
-    run(false).await;
+    run(Path::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_sees_only_the_sfus_tcp_candidate_hears_the_host_over_ice_tcp() {
+    run(Path::IceTcp).await;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Three listeners, UDP to the SFU.
+    Direct,
+    /// One listener, relay-only through TURN over TCP.
+    TurnTcp,
+    /// One listener whose page drops the SFU's UDP candidate: ICE over TCP to the SFU itself.
+    IceTcp,
 }
 
 /// The path is read from the transport's selected candidate pair once bytes have arrived through it (a pair's
@@ -26,10 +43,11 @@ async fn a_host_is_heard_and_seen_by_three_browsers_and_a_server_mute_stops_the_
 /// driver's longer connect wait (60 s; measured 0.8–0.9 s with two CPU hogs and other tests beside it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_that_can_use_only_turn_over_tcp_hears_the_host() {
-    run(true).await;
+    run(Path::TurnTcp).await;
 }
 
-async fn run(with_turn: bool) {
+async fn run(path: Path) {
+    let with_turn = path == Path::TurnTcp;
     // The relay's TCP port is named in the grants, so it is chosen before the gateway starts.
     let tcp_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
@@ -95,16 +113,21 @@ async fn run(with_turn: bool) {
         "creator": creator_token("alice"),
         "turn_tcp": if with_turn { turn_tcp } else { Value::Null },
         "turn_tcp_token": turn_token,
+        "ice_tcp": path == Path::IceTcp,
         "timeout_ms": 110_000,
     });
     let result = run_driver("sfu.mjs", &args, Duration::from_secs(120)).await;
     eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
 
-    let names: &[&str] = if with_turn { &["listener-turn-tcp"] } else { &["listener-0", "listener-1", "listener-2"] };
+    let names: &[&str] = match path {
+        Path::Direct => &["listener-0", "listener-1", "listener-2"],
+        Path::TurnTcp => &["listener-turn-tcp"],
+        Path::IceTcp => &["listener-ice-tcp"],
+    };
     for &name in names {
         let audio = &result["audio"][name];
         assert!(audio["audio_bytes"].as_u64().unwrap_or(0) > 0, "{name}: {audio}");
-        if !with_turn {
+        if path == Path::Direct {
             assert!(audio["audio_level"].as_f64().unwrap_or(0.0) > 0.0, "{name}: {audio}");
         }
         assert!(result["screen"][name]["video_width"].as_u64().unwrap_or(0) > 0, "{name} sees the screen share");
@@ -117,8 +140,14 @@ async fn run(with_turn: bool) {
         assert_eq!(tcp_pair["type"], "relay", "{tcp_pair}");
         assert_eq!(tcp_pair["relay_protocol"], "tcp", "{tcp_pair}");
     }
+    if path == Path::IceTcp {
+        let pair = &result["audio"]["listener-ice-tcp"]["local_candidate"];
+        // Chromium's active TCP candidate (port 9 in its SDP) is learnt back as peer-reflexive: not a relay.
+        assert_ne!(pair["type"], "relay", "{pair}");
+        assert_eq!(pair["protocol"], "tcp", "{pair}");
+    }
     assert!(result["host_sent"]["later"].as_u64() > result["host_sent"]["at_mute"].as_u64(), "the host kept sending");
-    if !with_turn {
+    if path == Path::Direct {
         // Issue 25: listener-0, invited onto the stage, is heard by listener-1 (its fake microphone's bytes and
         // level on the track that plays it); taken off, it is told and its voice stops.
         let stage = &result["stage"];
