@@ -268,7 +268,7 @@ main(async (args, log) => {
           last = { got, ...r };
           // The path is read with the bytes: the sample counts only once the transport names the pair they took.
           return got && r.audio_bytes > 0 && r.local_candidate && (args.turn_tcp || args.ice_tcp || r.audio_level > 0) ? r : null;
-        });
+        }, 30000);
       } catch (e) {
         throw new Error(`${e.message}; last sample ${JSON.stringify(last)}; adapter ${JSON.stringify(await adapterState(l.page))}; console: ${JSON.stringify(l.record.console)}`);
       }

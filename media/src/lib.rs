@@ -48,7 +48,7 @@ pub struct SfuConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IceTcp {
     Off,
-    /// The UDP socket's address and port.
+    /// The UDP socket's address and port (with an ephemeral UDP port, any free TCP port on that address).
     SamePort,
     /// An address of its own (port 0: any free port).
     Bind(SocketAddr),
@@ -208,6 +208,8 @@ impl Sfu {
         let announce = SocketAddr::new(announce_ip, bound.port());
         let tcp_bind = match config.ice_tcp {
             IceTcp::Off => None,
+            // An ephemeral UDP port's number may be taken for TCP: then any free TCP port (it is announced).
+            IceTcp::SamePort if config.udp_bind.port() == 0 => Some(SocketAddr::new(bound.ip(), 0)),
             IceTcp::SamePort => Some(bound),
             IceTcp::Bind(addr) => Some(addr),
         };
