@@ -1,12 +1,17 @@
 //! The engine: one task owning the UDP socket, the ICE-TCP connections ([`crate::tcp`]) and
 //! every peer connection.
 //!
-//! Each turn of the loop takes one input — a command, a datagram, a packet from a TCP
-//! connection or the earliest timeout — hands it to the one `Rtc` it concerns, then drains that connection's output until it
-//! asks for a timeout: datagrams are sent (`try_send_to`: UDP semantics, a full socket
-//! buffer drops the packet rather than stalling every room), RTP packets are forwarded to
-//! the room's listeners, and each listener written to is drained in turn. Nothing blocks
-//! and nothing is shared, as str0m's sans-IO design intends.
+//! Each turn of the loop takes its input — a command, the datagrams waiting (up to 32), a
+//! packet from a TCP connection or the timeouts due — hands each to the one `Rtc` it
+//! concerns, then drains that connection's output until it asks for a timeout: RTP packets
+//! are forwarded to the room's listeners, each listener written to is drained once at the
+//! end of the turn, and the turn's UDP datagrams leave together ([`crate::outbox`]:
+//! `sendmmsg`, UDP semantics, a full socket buffer drops them rather than stalling every
+//! room). Nothing blocks and nothing is shared, as str0m's sans-IO design intends.
+//!
+//! A listener's connection negotiates no transport-wide congestion feedback
+//! ([`listener_extensions`]): the SFU estimates no send-side bandwidth, and parsing that
+//! feedback for every forwarded packet was the largest single item of its profile.
 //!
 //! Every `Rtc` runs in str0m's RTP mode: a speaker's packets arrive as RTP packets
 //! (`Event::RtpPacket`, decrypted but not depacketized) and go out to each listener as the
@@ -14,10 +19,12 @@
 //! listener's slot ([`crate::slot`]) so the browser sees one continuous stream per slot.
 
 use crate::loudest::Loudest;
+use crate::outbox::Outbox;
 use crate::slot::SlotStream;
 use crate::tcp::TcpEvent;
 use crate::{Command, FlowKind, ParticipantId, Role, RoomKey, SfuError, SfuEvent, SfuStats, Usage};
-use std::collections::{HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +32,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -109,6 +116,8 @@ pub(crate) struct Engine {
     dirty: VecDeque<ParticipantId>,
     crypto: Arc<str0m::crypto::CryptoProvider>,
     serials: u64,
+    /// This turn's UDP datagrams, sent together at its end.
+    outbox: Outbox,
 }
 
 impl Engine {
@@ -136,6 +145,7 @@ impl Engine {
             dirty: VecDeque::new(),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             serials: 0,
+            outbox: Outbox::default(),
         }
     }
 
@@ -187,6 +197,7 @@ impl Engine {
                 }
             }
             self.drain();
+            self.outbox.flush(&self.socket);
             let now = Instant::now();
             if now.saturating_duration_since(last_sweep) >= FLOW_GAP / 2 {
                 self.sweep_flows(now);
@@ -246,8 +257,11 @@ impl Engine {
             return Err(SfuError::DuplicateParticipant);
         }
         let now = Instant::now();
-        let mut rtc =
-            Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_crypto_provider(self.crypto.clone()).build(now);
+        let mut config = Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_crypto_provider(self.crypto.clone());
+        if role == Role::Listener {
+            config = config.set_extension_map(listener_extensions());
+        }
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(self.announce, "udp").map_err(|e| SfuError::Rejected(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         if let Some(tcp) = self.tcp_announce {
@@ -387,7 +401,7 @@ impl Engine {
                             p.due = at;
                             break;
                         }
-                        Output::Transmit(transmit) => transmit_to(&self.socket, &self.tcp_conns, transmit),
+                        Output::Transmit(transmit) => transmit_to(&mut self.outbox, &self.tcp_conns, transmit),
                         Output::Event(event) => match event {
                             Event::Connected => {
                                 p.connected = true;
@@ -662,19 +676,31 @@ impl Engine {
     }
 }
 
-/// Sends a packet the way its connection came: UDP (`try_send_to`: a full socket buffer drops it), or the TCP
-/// connection's queue (full: dropped likewise).
-fn transmit_to(socket: &UdpSocket, tcp_conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, transmit: Transmit) {
+/// Sends a packet the way its connection came: UDP (with the turn's other datagrams at its end, [`Outbox`]: a
+/// full socket buffer drops them), or the TCP connection's queue (full: dropped likewise).
+fn transmit_to(outbox: &mut Outbox, tcp_conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, transmit: Transmit) {
     match transmit.proto {
-        Protocol::Udp => {
-            let _ = socket.try_send_to(&transmit.contents, transmit.destination);
-        }
+        Protocol::Udp => outbox.push(transmit.destination, transmit.contents.into()),
         _ => {
             if let Some(conn) = tcp_conns.get(&transmit.destination) {
                 let _ = conn.try_send(transmit.contents.into());
             }
         }
     }
+}
+
+/// The RTP header extensions a listener's connection negotiates: the speaker's audio level (the browser shows
+/// it), the MID (bundle demultiplexing) and the screen's orientation. Not the transport-wide sequence number nor
+/// the absolute send time: they serve send-side bandwidth estimation, which the SFU does not do, and with them
+/// every listener's browser sends congestion feedback the SFU would parse for every packet it forwarded (the
+/// largest single item of its profile). A listener put on the stage gets a new connection, as a publisher,
+/// with Chromium's standard set.
+fn listener_extensions() -> ExtensionMap {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(4, Extension::RtpMid);
+    exts.set(13, Extension::VideoOrientation);
+    exts
 }
 
 async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {

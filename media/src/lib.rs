@@ -20,6 +20,7 @@
 
 mod engine;
 pub mod loudest;
+mod outbox;
 mod slot;
 mod tcp;
 #[doc(hidden)]

@@ -10,7 +10,7 @@
 //! Levels are RFC 6464 audio levels as browsers send them: 0 is the loudest, -127 silence
 //! (dBov). Kept here as loudness 0..=127 (127 + level), smoothed over a few packets.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 

@@ -219,3 +219,37 @@ async fn a_tcp_connection_that_belongs_to_nobody_is_closed() {
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed by the SFU: {read:?}");
 }
+
+/// A listener's browser would send transport-wide congestion feedback for every packet forwarded to it, which the
+/// SFU (no send-side bandwidth estimation) would only parse: a listener's answer leaves that extension and the
+/// absolute send time out, a publisher's keeps them (its browser's own estimate needs the SFU's feedback). The
+/// listener still hears the host, with the host's audio level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_is_not_asked_for_congestion_feedback_and_a_publisher_is() {
+    const TWCC: &str = "transport-wide-cc";
+    const ABS_SEND_TIME: &str = "abs-send-time";
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let mut clients = Vec::new();
+    let mut answers = Vec::new();
+    for (id, role, transceivers) in [("host", Role::Publisher, PUBLISHER), ("listener", Role::Listener, LISTENER)] {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sfu = &sfu;
+        let client = TestClient::connect(transceivers, |offer| async move {
+            assert!(offer.contains(TWCC) && offer.contains(ABS_SEND_TIME), "the client offers both: {offer}");
+            let answer = sfu.join(7, id.into(), role, &offer).await;
+            let _ = tx.send(answer.clone());
+            answer
+        })
+        .await;
+        answers.push(rx.await.unwrap().unwrap());
+        clients.push(client);
+    }
+    let (host, listener) = (&clients[0], &clients[1]);
+    assert!(answers[0].contains(TWCC) && answers[0].contains(ABS_SEND_TIME), "publisher: {}", answers[0]);
+    assert!(!answers[1].contains(TWCC) && !answers[1].contains(ABS_SEND_TIME), "listener: {}", answers[1]);
+    assert!(answers[1].contains("ssrc-audio-level"), "the level still reaches the listener: {}", answers[1]);
+    wait_until("connected", || host.seen().connected && listener.seen().connected).await;
+    speak(host, 50, -20, 7).await;
+    wait_until("the listener hears the host", || listener.seen().audio_frames >= 20).await;
+    assert!(listener.seen().levels.iter().all(|l| *l == -20));
+}
