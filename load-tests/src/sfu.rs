@@ -123,10 +123,20 @@ async fn generate(sfu: &Sfu, sfu_tid: i64, params: &SfuParams) -> anyhow::Result
             }
         })
     };
-    let speaker =
-        || Transceivers { send_audio: true, send_video: false, recv_audio: params.loudest, recv_video: false };
-    let listener =
-        || Transceivers { send_audio: false, send_video: false, recv_audio: params.loudest, recv_video: false };
+    let speaker = || Transceivers {
+        send_audio: true,
+        send_video: false,
+        recv_audio: params.loudest,
+        recv_video: false,
+        video_layers: &[],
+    };
+    let listener = || Transceivers {
+        send_audio: false,
+        send_video: false,
+        recv_audio: params.loudest,
+        recv_video: false,
+        video_layers: &[],
+    };
 
     let mut speakers = Vec::with_capacity(params.speakers);
     for i in 0..params.speakers {

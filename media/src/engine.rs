@@ -20,6 +20,7 @@
 
 use crate::loudest::Loudest;
 use crate::outbox::Outbox;
+use crate::simulcast::{starts_keyframe, Layers, ScreenLayer};
 use crate::slot::SlotStream;
 use crate::tcp::TcpEvent;
 use crate::{Command, FlowKind, ParticipantId, Role, RoomKey, SfuError, SfuEvent, SfuStats, Usage};
@@ -30,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -62,8 +63,14 @@ struct Participant {
     /// Media we send the browser: the N loudest speakers, and the screen share.
     audio_slots: Vec<SlotStream>,
     video_slot: Option<SlotStream>,
-    /// The last screen-share packet received, to notice loss (then the listeners need a keyframe).
-    last_video_seq: Option<u64>,
+    /// The last screen-share packet received per SSRC (a simulcast share has one per layer), to notice loss
+    /// (then the listeners need a keyframe).
+    last_video_seq: HashMap<u32, u64>,
+    /// The simulcast layer of a screen share this listener asked for, and the SSRC of the one it gets now.
+    screen_want: ScreenLayer,
+    screen_ssrc: Option<u32>,
+    /// How many simulcast layers its screen share's SDP announced (0: one stream).
+    video_layers: usize,
     /// When its next timeout is due.
     due: Instant,
     /// In `dirty`, to be drained at the end of the turn.
@@ -79,6 +86,8 @@ struct Room {
     members: Vec<ParticipantId>,
     speakers: Option<Loudest<ParticipantId>>,
     presenter: Option<ParticipantId>,
+    /// The presenter's simulcast layers, when its browser sends several.
+    layers: Option<Layers>,
     /// What the last [`SfuEvent::Tracks`] said, so only changes are announced.
     announced_audio: Vec<Option<ParticipantId>>,
     announced_screen: Option<ParticipantId>,
@@ -246,6 +255,14 @@ impl Engine {
                     self.stop_forwarding(&participant);
                 }
             }
+            Command::ScreenLayer { participant, layer } => {
+                let Some(p) = self.participants.get_mut(&participant) else { return };
+                if p.screen_want != layer {
+                    p.screen_want = layer;
+                    let room = p.room;
+                    self.request_keyframe(room);
+                }
+            }
             Command::Usage { participant, reply } => {
                 let _ = reply.send(self.participants.get(&participant).map(|p| p.usage));
             }
@@ -287,7 +304,10 @@ impl Engine {
             video_in: None,
             audio_slots: Vec::new(),
             video_slot: None,
-            last_video_seq: None,
+            last_video_seq: HashMap::new(),
+            screen_want: ScreenLayer::default(),
+            screen_ssrc: None,
+            video_layers: 0,
             due: now,
             queued: false,
             usage: Usage::default(),
@@ -424,6 +444,8 @@ impl Engine {
                                     MediaKind::Video => {
                                         if receives && p.video_in.is_none() {
                                             p.video_in = Some(added.mid);
+                                            p.video_layers =
+                                                added.simulcast.as_ref().map_or(0, |s| s.recv.len().max(s.send.len()));
                                         } else if sends && p.video_slot.is_none() {
                                             p.video_slot = Some(SlotStream::new(added.mid));
                                             keyframe_requests.push(p.room);
@@ -432,11 +454,13 @@ impl Engine {
                                 }
                             }
                             Event::RtpPacket(packet) => {
-                                let mid = p.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| s.mid());
+                                let stream =
+                                    p.rtc.direct_api().stream_rx(&packet.header.ssrc).map(|s| (s.mid(), s.rid()));
+                                let (mid, rid) = stream.unzip();
                                 if mid.is_some() && mid == p.audio_in {
-                                    forwards.push((FlowKind::Voice, packet));
+                                    forwards.push((FlowKind::Voice, packet, None));
                                 } else if mid.is_some() && mid == p.video_in {
-                                    forwards.push((FlowKind::Screen, packet));
+                                    forwards.push((FlowKind::Screen, packet, rid.flatten()));
                                 }
                             }
                             Event::KeyframeRequest(request)
@@ -453,8 +477,8 @@ impl Engine {
                 self.remove(&id);
                 return;
             }
-            for (kind, packet) in forwards {
-                self.forward(&id, kind, packet);
+            for (kind, packet, rid) in forwards {
+                self.forward(&id, kind, packet, rid);
             }
             for room in keyframe_requests {
                 self.request_keyframe(room);
@@ -462,7 +486,8 @@ impl Engine {
         }
     }
 
-    fn forward(&mut self, from: &ParticipantId, kind: FlowKind, packet: RtpPacket) {
+    /// `rid`: the simulcast layer a screen-share packet belongs to, when its browser sends several.
+    fn forward(&mut self, from: &ParticipantId, kind: FlowKind, packet: RtpPacket, rid: Option<Rid>) {
         let now = Instant::now();
         let Some(sender) = self.participants.get_mut(from) else { return };
         if sender.muted || sender.role != Role::Publisher {
@@ -492,12 +517,14 @@ impl Engine {
         }
         let seq = *packet.seq_no;
         // A screen-share packet lost on the way in leaves listeners with a frame they cannot decode.
+        let ssrc = *packet.header.ssrc;
         let mut needs_keyframe =
-            kind == FlowKind::Screen && sender.last_video_seq.replace(seq).is_some_and(|last| seq > last + 1);
+            kind == FlowKind::Screen && sender.last_video_seq.insert(ssrc, seq).is_some_and(|last| seq > last + 1);
         let Some(params) = sender.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
             return;
         };
         let source = (sender.serial, *packet.header.ssrc);
+        let announced_layers = sender.video_layers;
 
         let Some(room) = self.rooms.get_mut(&room_key) else { return };
         let loudest = self.loudest;
@@ -515,10 +542,21 @@ impl Engine {
                     return;
                 }
                 // A new presenter: listeners start from its next keyframe.
-                needs_keyframe |= room.presenter.replace(from.clone()).is_none();
+                if room.presenter.replace(from.clone()).is_none() {
+                    needs_keyframe = true;
+                    room.layers = None;
+                }
                 0
             }
         };
+        // A simulcast share: the layers a listener wanting high or low gets now, and whether this packet starts
+        // a keyframe of its layer (where a listener may move onto it).
+        let simulcast = rid.map(|rid| {
+            let layers = room.layers.get_or_insert_with(|| Layers::new(now, announced_layers));
+            layers.observe(rid, ssrc, packet.payload.len(), now);
+            let targets = (layers.target(ScreenLayer::High, now), layers.target(ScreenLayer::Low, now));
+            (targets, starts_keyframe(params.spec().codec, &packet.payload))
+        });
         if let Some((audio, screen)) = room.tracks_changed() {
             let _ = self.events.send(SfuEvent::Tracks { room: room_key, audio, screen });
         }
@@ -546,6 +584,27 @@ impl Engine {
             let Some(listener) = self.participants.get_mut(member) else { continue };
             if !listener.connected {
                 continue;
+            }
+            if let Some(((high, low), keyframe)) = simulcast {
+                let target = match listener.screen_want {
+                    ScreenLayer::High => high,
+                    ScreenLayer::Low => low,
+                };
+                if listener.screen_ssrc != Some(ssrc) {
+                    // Not this listener's layer: it moves onto it only if it is the one it wants, where a
+                    // keyframe starts (an unknown codec: at once, the keyframe requested repairs the picture).
+                    if target != Some(ssrc) || listener.video_slot.is_none() {
+                        continue;
+                    }
+                    if keyframe == Some(false) {
+                        needs_keyframe = true;
+                        continue;
+                    }
+                    listener.screen_ssrc = Some(ssrc);
+                } else if target != Some(ssrc) {
+                    // Its layer is no longer the one it wants: a keyframe of that one lets it move.
+                    needs_keyframe = true;
+                }
             }
             let out = match kind {
                 FlowKind::Voice => listener.audio_slots.get_mut(slot),
@@ -590,16 +649,28 @@ impl Engine {
     }
 
     /// Asks the room's presenter for a keyframe (a listener joined or lost packets), at most every 500 ms.
-    fn request_keyframe(&mut self, room: RoomKey) {
-        let Some(presenter) = self.rooms.get(&room).and_then(|r| r.presenter.clone()) else { return };
+    fn request_keyframe(&mut self, room_key: RoomKey) {
+        let room = self.rooms.get(&room_key);
+        let Some(presenter) = room.and_then(|r| r.presenter.clone()) else { return };
         let Some(p) = self.participants.get_mut(&presenter) else { return };
         let now = Instant::now();
         if p.last_keyframe_request.is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_INTERVAL) {
             return;
         }
         let Some(mid) = p.video_in else { return };
-        if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
-            stream.request_keyframe(KeyframeRequestKind::Pli);
+        // Every layer of a simulcast share (a listener may be moving onto any), or the one stream.
+        let rids: Vec<Option<Rid>> = match room.and_then(|r| r.layers.as_ref()) {
+            Some(layers) => layers.rids().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut asked = false;
+        for rid in rids {
+            if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                stream.request_keyframe(KeyframeRequestKind::Pli);
+                asked = true;
+            }
+        }
+        if asked {
             p.last_keyframe_request = Some(now);
             self.mark(&presenter);
         }
@@ -615,6 +686,7 @@ impl Engine {
             }
             if room.presenter.as_ref() == Some(id) {
                 room.presenter = None;
+                room.layers = None;
             }
             if let Some((audio, screen)) = room.tracks_changed() {
                 let _ = self.events.send(SfuEvent::Tracks { room: room_key, audio, screen });

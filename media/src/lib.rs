@@ -21,11 +21,13 @@
 mod engine;
 pub mod loudest;
 mod outbox;
+pub mod simulcast;
 mod slot;
 mod tcp;
 #[doc(hidden)]
 pub mod testing;
 
+pub use simulcast::ScreenLayer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -170,6 +172,10 @@ pub(crate) enum Command {
         participant: ParticipantId,
         role: Role,
     },
+    ScreenLayer {
+        participant: ParticipantId,
+        layer: ScreenLayer,
+    },
     Usage {
         participant: ParticipantId,
         reply: oneshot::Sender<Option<Usage>>,
@@ -285,6 +291,11 @@ impl Sfu {
     /// Invited to or removed from the stage.
     pub fn set_role(&self, participant: ParticipantId, role: Role) {
         let _ = self.send(Command::Role { participant, role });
+    }
+
+    /// The layer of a simulcast screen share this listener gets (it moves onto it at the layer's next keyframe).
+    pub fn set_screen_layer(&self, participant: ParticipantId, layer: ScreenLayer) {
+        let _ = self.send(Command::ScreenLayer { participant, layer });
     }
 
     pub async fn usage(&self, participant: ParticipantId) -> Option<Usage> {

@@ -44,7 +44,7 @@ pub struct Seen {
 
 enum Write {
     Audio { level: i8, data: Vec<u8> },
-    Video { tag: u8, len: usize },
+    Video { tag: u8, len: usize, rid: Option<&'static str>, keyframe: bool },
 }
 
 /// Called with every media payload received (the load generator measures delay with it).
@@ -60,6 +60,8 @@ pub struct Transceivers {
     pub send_video: bool,
     pub recv_audio: usize,
     pub recv_video: bool,
+    /// The send-only video is a simulcast of these RIDs (empty: one stream).
+    pub video_layers: &'static [&'static str],
 }
 
 impl TestClient {
@@ -133,8 +135,16 @@ impl TestClient {
         let mut api = rtc.sdp_api();
         let audio_out =
             transceivers.send_audio.then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        let video_out =
-            transceivers.send_video.then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        let simulcast = (!transceivers.video_layers.is_empty()).then(|| {
+            let mut simulcast = str0m::media::Simulcast::new();
+            for rid in transceivers.video_layers {
+                simulcast.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+            }
+            simulcast
+        });
+        let video_out = transceivers
+            .send_video
+            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         for _ in 0..transceivers.recv_audio {
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         }
@@ -169,7 +179,13 @@ impl TestClient {
     }
 
     pub fn share_screen_frame(&self, tag: u8) {
-        let _ = self.writes.send(Write::Video { tag, len: 900 });
+        let _ = self.writes.send(Write::Video { tag, len: 900, rid: None, keyframe: true });
+    }
+
+    /// One frame of simulcast layer `rid` (its transceivers' `video_layers`), `len` bytes, a VP8 keyframe or
+    /// an interframe.
+    pub fn share_screen_layer(&self, rid: &'static str, tag: u8, len: usize, keyframe: bool) {
+        let _ = self.writes.send(Write::Video { tag, len, rid: Some(rid), keyframe });
     }
 }
 
@@ -291,14 +307,18 @@ async fn drive(
                         audio_ts += 960;
                         let _ = writer.audio_level(level, true).write(pt, now, MediaTime::new(audio_ts, Frequency::FORTY_EIGHT_KHZ), data);
                     }
-                    Write::Video { tag, len } => {
+                    Write::Video { tag, len, rid, keyframe } => {
                         let Some(mid) = video_out else { continue };
                         let Some(writer) = rtc.writer(mid) else { continue };
                         let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()) else { continue };
-                        // A VP8 keyframe-shaped payload: payload descriptor byte, then a frame whose first
-                        // bit is 0 (keyframe), so receivers' depacketizers accept it.
+                        let writer = match rid {
+                            Some(rid) => writer.rid(rid.into()),
+                            None => writer,
+                        };
+                        // A VP8-shaped frame: its first bit is the P bit of the frame tag (0: a keyframe). The
+                        // packetizer puts the payload descriptor in front; the tag is the frame's first byte.
                         let mut data = vec![0u8; len];
-                        data[0] = tag & 0xFE;
+                        data[0] = (tag & 0xFE) | u8::from(!keyframe);
                         video_ts += 3000;
                         let _ = writer.write(pt, now, MediaTime::new(video_ts, Frequency::NINETY_KHZ), data);
                     }

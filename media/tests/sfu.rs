@@ -1,13 +1,15 @@
 //! The SFU with real WebRTC clients (str0m, full ICE, DTLS-SRTP) over loopback UDP.
 
 use media::testing::{TestClient, Transceivers};
-use media::{FlowKind, ParticipantId, Role, Sfu, SfuConfig, SfuError, SfuEvent, SfuStats};
+use media::{FlowKind, ParticipantId, Role, ScreenLayer, Sfu, SfuConfig, SfuError, SfuEvent, SfuStats};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-const LISTENER: Transceivers = Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true };
-const PUBLISHER: Transceivers = Transceivers { send_audio: true, send_video: true, recv_audio: 3, recv_video: false };
+const LISTENER: Transceivers =
+    Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true, video_layers: &[] };
+const PUBLISHER: Transceivers =
+    Transceivers { send_audio: true, send_video: true, recv_audio: 3, recv_video: false, video_layers: &[] };
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -114,7 +116,8 @@ async fn a_listener_that_sends_audio_anyway_is_not_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_loudest_speakers_reach_a_listener_and_rooms_stay_apart() {
     let (sfu, _events) = Sfu::start(SfuConfig::local(2)).await.unwrap();
-    let transceivers = || Transceivers { send_audio: true, send_video: false, recv_audio: 2, recv_video: false };
+    let transceivers =
+        || Transceivers { send_audio: true, send_video: false, recv_audio: 2, recv_video: false, video_layers: &[] };
     let mut speakers = Vec::new();
     for (i, tag) in [(0, 1u8), (1, 2), (2, 3), (3, 4)] {
         speakers.push((join(&sfu, 3, &format!("speaker-{i}"), Role::Publisher, transceivers()).await, tag));
@@ -252,4 +255,54 @@ async fn a_listener_is_not_asked_for_congestion_feedback_and_a_publisher_is() {
     speak(host, 50, -20, 7).await;
     wait_until("the listener hears the host", || listener.seen().audio_frames >= 20).await;
     assert!(listener.seen().levels.iter().all(|l| *l == -20));
+}
+
+/// Issue 25: "screen share forwarded as published (simulcast layers selected per subscriber if the browser sends
+/// them)". A presenter sends two layers (h: 1,000-byte frames, l: 250, a keyframe every 10th); a listener on a big
+/// screen gets only h, one that asked for the low layer only l; moved to high, it gets h from a keyframe on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_gets_the_simulcast_layer_it_asked_for_and_moves_at_a_keyframe() {
+    const SIMULCAST: Transceivers = Transceivers { video_layers: &["h", "l"], ..PUBLISHER };
+    const H: u8 = 0x20;
+    const L: u8 = 0x40;
+    let (sfu, _events) = Sfu::start(SfuConfig::local(3)).await.unwrap();
+    let presenter = join(&sfu, 9, "presenter", Role::Publisher, SIMULCAST).await;
+    let big = join(&sfu, 9, "big", Role::Listener, LISTENER).await;
+    let small = join(&sfu, 9, "small", Role::Listener, LISTENER).await;
+    sfu.set_screen_layer("small".into(), ScreenLayer::Low);
+    wait_until("connected", || [&presenter, &big, &small].iter().all(|c| c.seen().connected)).await;
+
+    let sending = std::sync::atomic::AtomicBool::new(true);
+    let send = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        let mut frame = 0u32;
+        while sending.load(std::sync::atomic::Ordering::Relaxed) {
+            tick.tick().await;
+            let keyframe = frame % 10 == 0;
+            presenter.share_screen_layer("h", H, 1000, keyframe);
+            presenter.share_screen_layer("l", L, 250, keyframe);
+            frame += 1;
+        }
+    };
+    let check = async {
+        let video = |c: &TestClient| c.seen().tags.into_iter().filter(|t| t & 0xE0 != 0).collect::<Vec<_>>();
+        wait_until("both listeners see 20 frames", || video(&big).len() >= 20 && video(&small).len() >= 20).await;
+        let (big_seen, small_seen) = (video(&big), video(&small));
+        assert!(big_seen.iter().all(|t| t & 0xFE == H), "the big screen gets the high layer only: {big_seen:x?}");
+        assert!(small_seen.iter().all(|t| t & 0xFE == L), "the small one the low layer only: {small_seen:x?}");
+        assert_eq!(big_seen[0], H, "a listener starts at a keyframe");
+
+        sfu.set_screen_layer("small".into(), ScreenLayer::High);
+        let before = small_seen.len();
+        wait_until("the small listener moves to the high layer", || {
+            video(&small)[before..].iter().filter(|t| *t & 0xFE == H).count() >= 10
+        })
+        .await;
+        let after = video(&small)[before..].to_vec();
+        let first_high = after.iter().position(|t| t & 0xFE == H).unwrap();
+        assert_eq!(after[first_high], H, "it moves where the high layer starts a keyframe: {after:x?}");
+        assert!(after[first_high..].iter().all(|t| t & 0xFE == H), "and gets the low layer no more: {after:x?}");
+        sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(send, check);
 }

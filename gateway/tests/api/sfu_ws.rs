@@ -18,8 +18,10 @@ use ticketing::testing::RawSql;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-const LISTENER: Transceivers = Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true };
-const PUBLISHER: Transceivers = Transceivers { send_audio: true, send_video: true, recv_audio: 3, recv_video: true };
+const LISTENER: Transceivers =
+    Transceivers { send_audio: false, send_video: false, recv_audio: 3, recv_video: true, video_layers: &[] };
+const PUBLISHER: Transceivers =
+    Transceivers { send_audio: true, send_video: true, recv_audio: 3, recv_video: true, video_layers: &[] };
 
 /// A room connection pumped by a task: frames in order on `frames`, frames out through `out`.
 struct Room {
