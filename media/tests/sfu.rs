@@ -278,7 +278,7 @@ async fn each_listener_gets_the_simulcast_layer_it_asked_for_and_moves_at_a_keyf
         let mut frame = 0u32;
         while sending.load(std::sync::atomic::Ordering::Relaxed) {
             tick.tick().await;
-            let keyframe = frame % 10 == 0;
+            let keyframe = frame.is_multiple_of(10);
             presenter.share_screen_layer("h", H, 1000, keyframe);
             presenter.share_screen_layer("l", L, 250, keyframe);
             frame += 1;
