@@ -293,6 +293,19 @@ main(async (args, log) => {
       });
       log(l.name, "sees the screen:", screen[l.name]);
     }
+    // The host's browser sends the screen as two simulcast layers; a listener that asks for the low one (as a
+    // phone does by default) gets the smaller picture while the others keep the full one.
+    let layers = null;
+    if (listeners.length >= 2) {
+      const [big, small] = listeners;
+      await small.page.evaluate(() => window.adapter.setScreenLayer("low"));
+      const width = (page) => page.evaluate(() => document.getElementById("screen").videoWidth);
+      layers = await until("the listener that asked for the low layer sees the smaller picture", async () => {
+        const [high, low] = [await width(big.page), await width(small.page)];
+        return high > 0 && low > 0 && low < high ? { high_width: high, low_width: low } : null;
+      }, 30000);
+      log("simulcast:", layers);
+    }
 
     // A host mutes the host's seat over HTTP. The host's browser then puts its microphone back on the
     // sender anyway, as a misbehaving client would: the SFU must still forward nothing.
@@ -331,7 +344,7 @@ main(async (args, log) => {
     log("after the mute:", muted, "host sent", hostSent);
     const stage = args.turn_tcp || args.ice_tcp ? null : await stageSpeaker(args, listeners, log);
     const page_errors = [host, ...listeners].flatMap((p) => p.record.errors || []);
-    return { host_id: hostId, audio, screen, muted, host_sent: hostSent, stage, page_errors };
+    return { host_id: hostId, audio, screen, layers, muted, host_sent: hostSent, stage, page_errors };
   } finally {
     await close();
   }

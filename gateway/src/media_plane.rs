@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use media::{FlowKind, ParticipantId, Role as SfuRole, Sfu, SfuEvent};
-use signaling::protocol::{SfuClientMessage, SfuServerMessage};
+use signaling::protocol::{SfuClientMessage, SfuScreenLayer, SfuServerMessage};
 use signaling::{Hub, Role, RoomEventKind};
 use tokio::sync::{broadcast, mpsc};
 
@@ -161,6 +161,13 @@ impl MediaPlane {
                     member.joined = false;
                 }
                 return;
+            }
+            SfuClientMessage::SfuLayer { screen } => {
+                let layer = match screen {
+                    SfuScreenLayer::High => media::ScreenLayer::High,
+                    SfuScreenLayer::Low => media::ScreenLayer::Low,
+                };
+                return sfu.set_screen_layer(participant, layer);
             }
             SfuClientMessage::SfuOffer { sdp } => sdp,
         };

@@ -164,6 +164,12 @@
    * and whose screen in the video one; the adapter hands those tracks out as that peer's streams, so
    * `getMediaStream(clientId)` and NAF's `networked-audio-source` work as in a mesh.
    */
+  function defaultScreenLayer() {
+    var small = typeof window !== "undefined" && window.matchMedia &&
+      window.matchMedia("(max-width: 900px), (pointer: coarse)").matches;
+    return small ? "low" : "high";
+  }
+
   class SfuLink {
     constructor(adapter, session) {
       this.adapter = adapter;
@@ -182,7 +188,15 @@
       this.videoSender = null;
       if (this.publish) {
         this.audioSender = pc.addTransceiver("audio", { direction: "sendonly" }).sender;
-        this.videoSender = pc.addTransceiver("video", { direction: "sendonly" }).sender;
+        // The screen share goes out as two simulcast layers, full and half resolution: the SFU gives each
+        // listener the one it asked for (`sfu_layer`), so a phone does not download a desktop's full screen.
+        this.videoSender = pc.addTransceiver("video", {
+          direction: "sendonly",
+          sendEncodings: [
+            { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+            { rid: "h", maxBitrate: 2500000 },
+          ],
+        }).sender;
       }
       for (var i = 0; i < Math.max(1, session.audio_slots | 0); i++) {
         this.slots.push({ transceiver: pc.addTransceiver("audio", { direction: "recvonly" }), track: null });
@@ -213,7 +227,10 @@
         await this.pc.setRemoteDescription({ type: "answer", sdp: sdp });
       } catch (e) {
         warn("dlux: SFU answer refused", e);
+        return;
       }
+      // Now that the SFU knows this connection: which layer of a simulcast screen share it should get.
+      this.adapter.sendSfuFrame({ type: "sfu_layer", screen: this.adapter.screenLayer });
     }
 
     /** Puts the adapter's microphone and screen on the send-only transceivers (or takes them off). */
@@ -285,6 +302,9 @@
       this.sfu = null;
       // "relay" forces every connection through TURN (e.g. a network that blocks UDP); from the join credentials.
       this.iceTransportPolicy = null;
+      // The layer of a simulcast screen share this page gets: "low" on a small or touch screen (a phone, a
+      // headset's browser), "high" otherwise; `setScreenLayer` overrides it.
+      this.screenLayer = defaultScreenLayer();
 
       this.iceServers = [];
       this.localAudio = null;
@@ -560,6 +580,13 @@
     }
 
     /* ---- Media ---- */
+
+    /** "high" or "low": the layer of a simulcast screen share this page receives through the SFU. */
+    setScreenLayer(layer) {
+      if (layer !== "high" && layer !== "low") throw new Error('setScreenLayer: "high" or "low"');
+      this.screenLayer = layer;
+      if (this.sfu) this.sendSfuFrame({ type: "sfu_layer", screen: layer });
+    }
 
     /** Resolves with the peer's audio (default) or screen-share ("video") stream once it arrives. */
     getMediaStream(clientId, type) {

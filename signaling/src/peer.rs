@@ -87,18 +87,8 @@ impl Peer {
 
     /// Handles one inbound text frame.
     pub fn handle_text(&mut self, text: &str) -> Flow {
-        if self.queue.is_closed() {
-            return ControlFlow::Break(());
-        }
+        self.admit(text.len())?;
         let stats = self.hub.stats();
-        if text.len() > self.hub.config().max_frame_bytes {
-            Stats::inc(&stats.oversized_closed);
-            return self.close(LeaveReason::FrameTooBig);
-        }
-        if !self.bucket.try_take() {
-            Stats::inc(&stats.rate_limited_closed);
-            return self.close(LeaveReason::RateLimited);
-        }
         // NAF's updates, nearly all of the traffic, are relayed without decoding `data` (relay_frame.rs).
         if let Some(frame) = RelayFrame::parse(text) {
             self.inbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -124,6 +114,25 @@ impl Peer {
                 self.close(LeaveReason::Malformed)
             }
         }
+    }
+
+    /// The checks every inbound text frame passes first: the size limit and the rate bucket. The gateway calls
+    /// it for the frames it reads itself (the SFU's signalling), so they cannot flood the SFU past the limits
+    /// NAF's traffic has. `Break`: the peer was closed for it.
+    pub fn admit(&mut self, len: usize) -> Flow {
+        if self.queue.is_closed() {
+            return ControlFlow::Break(());
+        }
+        let stats = self.hub.stats();
+        if len > self.hub.config().max_frame_bytes {
+            Stats::inc(&stats.oversized_closed);
+            return self.close(LeaveReason::FrameTooBig);
+        }
+        if !self.bucket.try_take() {
+            Stats::inc(&stats.rate_limited_closed);
+            return self.close(LeaveReason::RateLimited);
+        }
+        ControlFlow::Continue(())
     }
 
     /// Handles one inbound binary frame: the protocol has none, so it is malformed.

@@ -308,6 +308,17 @@ pub enum SfuClientMessage {
     },
     /// Closes the browser's SFU session (the room connection stays).
     SfuLeave,
+    /// Which layer of a simulcast screen share this browser wants: `high` (the default) or `low` (a phone or a
+    /// headset). A share sent as one stream is forwarded as it is, whatever this says.
+    SfuLayer { screen: SfuScreenLayer },
+}
+
+/// A layer of a simulcast screen share, as a listener asks for it in `sfu_layer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SfuScreenLayer {
+    High,
+    Low,
 }
 
 impl SfuClientMessage {
@@ -400,6 +411,11 @@ mod tests {
             Some(SfuClientMessage::SfuOffer { sdp: "v=0".into() })
         );
         assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_leave"}"#), Some(SfuClientMessage::SfuLeave));
+        assert_eq!(
+            SfuClientMessage::parse(r#"{"type":"sfu_layer","screen":"low"}"#),
+            Some(SfuClientMessage::SfuLayer { screen: SfuScreenLayer::Low })
+        );
+        assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_layer","screen":"medium"}"#), None);
         // NAF data that mentions an SFU message is still NAF data.
         assert_eq!(SfuClientMessage::parse(r#"{"type":"broadcast","data_type":"u","data":{"x":"\"sfu_offer"}}"#), None);
         assert_eq!(SfuClientMessage::parse(r#"{"type":"sfu_offer"}"#), None);

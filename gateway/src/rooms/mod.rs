@@ -169,10 +169,13 @@ async fn serve(
                 last_heard = Instant::now();
                 match inbound {
                     Some(Ok(Message::Text(text))) => match signaling::protocol::SfuClientMessage::parse(&text) {
-                        Some(message) => {
+                        // Within the size limit and the rate bucket of any frame; a peer closed for it is
+                        // ended by the loop as for NAF's frames.
+                        Some(message) if peer.admit(text.len()).is_continue() => {
                             let muted = state.hub.occupants(event_id).iter().any(|o| o.muted && o.info.client_id.as_ref() == client_id);
                             state.media.handle(&media, message, muted).await;
                         }
+                        Some(_) => {}
                         None => { let _ = peer.handle_text(&text); }
                     },
                     Some(Ok(Message::Binary(data))) => { let _ = peer.handle_binary(data.len()); }

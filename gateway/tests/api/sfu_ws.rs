@@ -278,6 +278,56 @@ async fn a_listener_seated_but_not_yet_connected_to_the_sfu_learns_who_took_a_sl
     tokio::join!(speaking, heard);
 }
 
+/// The SFU's signalling is read by the gateway, not the hub, but it passes the same gates as NAF's frames: a
+/// client flooding `sfu_layer` (each would ask the presenter for a keyframe) or sending an oversized offer is
+/// closed with 4429 or 1009 like any other, and a well-behaved `sfu_layer` is accepted silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfu_frames_pass_the_rate_and_size_limits_of_any_frame() {
+    let app = common::spawn_app_with(ticketing::Backend::Sqlite, |s| {
+        s.media.mode = MediaMode::Sfu;
+        s.media.udp_bind = "127.0.0.1:0".parse().unwrap();
+        s.signaling.burst = 20;
+        s.signaling.messages_per_second = 5;
+    })
+    .await;
+    let event_id = attendance_support::event(&app.store, 10, 0).await;
+    async fn closed_with(ws: &mut attendance_support::Ws) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    let ticket = attendance_support::ticket(&app.store, event_id, "polite").await;
+    let mut polite = Room::join(&app, event_id, &attendance_support::token(event_id, ticket, "polite")).await;
+    polite.send(json!({ "type": "sfu_layer", "screen": "low" }));
+    polite.send(json!({ "type": "ping", "client_time": 1 }));
+    polite.next_of("pong").await;
+    assert!(polite.seen.iter().all(|f| f["type"] != "sfu_error" && f["type"] != "error"), "{:?}", polite.seen);
+
+    let ticket = attendance_support::ticket(&app.store, event_id, "flood").await;
+    let mut flood =
+        attendance_support::connect(&app.address, event_id, &attendance_support::token(event_id, ticket, "flood"))
+            .await;
+    for _ in 0..200 {
+        if flood.send(Message::Text(json!({ "type": "sfu_layer", "screen": "high" }).to_string().into())).await.is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(closed_with(&mut flood).await, Some(4429), "a flood of sfu_layer is rate limited");
+
+    let ticket = attendance_support::ticket(&app.store, event_id, "huge").await;
+    let mut huge =
+        attendance_support::connect(&app.address, event_id, &attendance_support::token(event_id, ticket, "huge")).await;
+    let sdp = "a".repeat(200_000);
+    let _ = huge.send(Message::Text(json!({ "type": "sfu_offer", "sdp": sdp }).to_string().into())).await;
+    assert_eq!(closed_with(&mut huge).await, Some(1009), "an oversized offer is refused as any oversized frame");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_rooms_get_no_sfu_frames_and_refuse_sfu_offers() {
     let app = common::spawn_app(ticketing::Backend::Sqlite).await;
