@@ -318,6 +318,24 @@ fn violation_close(err: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
+/// Close codes for what a client sent (a flood, an oversized or malformed frame): such a client is likely still
+/// sending, so its connection lingers after the close frame (see [`linger`]).
+const CLOSED_FOR_WHAT_IT_SENT: [u16; 3] = [4429, 1009, 4400];
+
+/// After a close the server began: what the client still sends is read and dropped until its answering close (or
+/// [`VIOLATION_LINGER`]), as nginx's lingering close does. Closing a socket with unread data sends a reset, which
+/// can destroy the close frame before the client reads it, so a flooding client would see a reset, not 4429.
+async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(VIOLATION_LINGER, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Most frames taken from the outbox for one write: about 50 KiB of NAF updates, under tungstenite's
 /// 128 KiB write buffer, so a batch leaves in one `write(2)`.
 const WRITE_BATCH: usize = 128;
@@ -336,9 +354,11 @@ async fn write_batch(socket: &mut WebSocket, batch: &mut Vec<Outbound>, framing:
             },
             Outbound::Close(frame) => {
                 // `send` flushes what was fed before it, then the close frame; nothing follows a close.
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame { code: frame.code, reason: frame.reason.into() })))
-                    .await;
+                let code = frame.code;
+                let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: frame.reason.into() }))).await;
+                if CLOSED_FOR_WHAT_IT_SENT.contains(&code) {
+                    linger(socket).await;
+                }
                 return ControlFlow::Break(());
             }
         };
