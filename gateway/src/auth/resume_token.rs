@@ -65,22 +65,25 @@ pub fn issue(secret: &[u8], event_id: i64, seat_key: &str, client_id: &str, exp:
 
 /// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
 pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<ResumeClaims, ResumeTokenError> {
-    use super::token::Unsealed;
-    let payload = super::token::unseal(secret, DOMAIN, token, 2048).map_err(|e| match e {
-        Unsealed::Malformed => ResumeTokenError::Malformed,
-        Unsealed::BadSignature => ResumeTokenError::BadSignature,
-    })?;
-    let claims: ResumeClaims = serde_json::from_slice(&payload).map_err(|_| ResumeTokenError::Malformed)?;
-    if claims.typ != "resume" {
-        return Err(ResumeTokenError::Malformed);
+    use super::token::Refused;
+    super::token::open_for_event(secret, DOMAIN, "resume", token, 2048, event_id, now).map_err(|e| match e {
+        Refused::Malformed => ResumeTokenError::Malformed,
+        Refused::BadSignature => ResumeTokenError::BadSignature,
+        Refused::Expired => ResumeTokenError::Expired,
+        Refused::WrongEvent => ResumeTokenError::WrongEvent,
+    })
+}
+
+impl super::token::EventClaims for ResumeClaims {
+    fn typ(&self) -> &str {
+        &self.typ
     }
-    if claims.exp <= now {
-        return Err(ResumeTokenError::Expired);
+    fn exp(&self) -> i64 {
+        self.exp
     }
-    if claims.event_id != event_id {
-        return Err(ResumeTokenError::WrongEvent);
+    fn event_id(&self) -> i64 {
+        self.event_id
     }
-    Ok(claims)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::token::{new_jti, seal, unseal, Unsealed};
+use super::token::{new_jti, open_for_event, seal, EventClaims, Refused};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
@@ -54,21 +54,24 @@ pub fn issue(
 
 /// Checks signature, expiry and event. Single use is the caller's step (it needs the store).
 pub fn verify(secret: &[u8], token: &str, event_id: i64, now: i64) -> Result<SessionClaims, TokenError> {
-    let payload = unseal(secret, DOMAIN, token, 4096).map_err(|e| match e {
-        Unsealed::Malformed => TokenError::Malformed,
-        Unsealed::BadSignature => TokenError::BadSignature,
-    })?;
-    let claims: SessionClaims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-    if claims.typ != "room" {
-        return Err(TokenError::Malformed);
+    open_for_event(secret, DOMAIN, "room", token, 4096, event_id, now).map_err(|e| match e {
+        Refused::Malformed => TokenError::Malformed,
+        Refused::BadSignature => TokenError::BadSignature,
+        Refused::Expired => TokenError::Expired,
+        Refused::WrongEvent => TokenError::WrongEvent,
+    })
+}
+
+impl EventClaims for SessionClaims {
+    fn typ(&self) -> &str {
+        &self.typ
     }
-    if claims.exp <= now {
-        return Err(TokenError::Expired);
+    fn exp(&self) -> i64 {
+        self.exp
     }
-    if claims.event_id != event_id {
-        return Err(TokenError::WrongEvent);
+    fn event_id(&self) -> i64 {
+        self.event_id
     }
-    Ok(claims)
 }
 
 #[cfg(test)]

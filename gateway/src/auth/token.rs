@@ -37,6 +37,51 @@ pub(crate) fn unseal(secret: &[u8], domain: &[u8], token: &str, max_payload: usi
     Ok(payload)
 }
 
+/// Why [`open_for_event`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    Malformed,
+    BadSignature,
+    Expired,
+    WrongEvent,
+}
+
+/// The claims of a token good for one event until an expiry (room sessions, resumes).
+pub(crate) trait EventClaims: serde::de::DeserializeOwned {
+    /// The claims' `typ`, which must be the kind's own.
+    fn typ(&self) -> &str;
+    fn exp(&self) -> i64;
+    fn event_id(&self) -> i64;
+}
+
+/// Checks a room token: its envelope under `domain`, its claims' type (`typ`), its expiry against `now` and its
+/// event. Single use is the caller's step (it needs the store).
+pub(crate) fn open_for_event<C: EventClaims>(
+    secret: &[u8],
+    domain: &[u8],
+    typ: &str,
+    token: &str,
+    max_payload: usize,
+    event_id: i64,
+    now: i64,
+) -> Result<C, Refused> {
+    let payload = unseal(secret, domain, token, max_payload).map_err(|e| match e {
+        Unsealed::Malformed => Refused::Malformed,
+        Unsealed::BadSignature => Refused::BadSignature,
+    })?;
+    let claims: C = serde_json::from_slice(&payload).map_err(|_| Refused::Malformed)?;
+    if claims.typ() != typ {
+        return Err(Refused::Malformed);
+    }
+    if claims.exp() <= now {
+        return Err(Refused::Expired);
+    }
+    if claims.event_id() != event_id {
+        return Err(Refused::WrongEvent);
+    }
+    Ok(claims)
+}
+
 /// A fresh token id (128 random bits, hex), spent at first use.
 pub(crate) fn new_jti() -> String {
     let mut jti = [0u8; 16];
