@@ -241,16 +241,7 @@ hive_app_test!(profiles_show_ratings_and_events, |app, _hive| async move {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // Own events: drafts too, with sales.
-    let mine: Value = app
-        .client
-        .get(app.url("/api/creators/me/events"))
-        .bearer_auth(token_for("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.get_json_as("/api/creators/me/events", &token_for("alice")).await;
     let mine = mine.as_array().unwrap();
     assert_eq!(mine.len(), 3);
     let draft_row = mine.iter().find(|e| e["event"]["id"] == draft["id"]).unwrap();

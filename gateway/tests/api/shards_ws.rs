@@ -153,16 +153,7 @@ app_test!(the_stage_reaches_every_shard_and_attendees_stay_in_theirs, |app| asyn
     assert_eq!(next_of(&mut a.ws, "error").await["code"], "forbidden");
 
     // Occupancy per shard for the creator.
-    let shards: Value = app
-        .client
-        .get(app.url(&format!("/api/events/{event_id}/shards")))
-        .bearer_auth(creator_token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shards: Value = app.get_json_as(&format!("/api/events/{event_id}/shards"), &creator_token("alice")).await;
     assert_eq!(shards["live"], json!([{ "shard": 0, "attendees": 2 }, { "shard": 1, "attendees": 1 }]));
     assert_eq!(shards["stage"], json!([host.id]));
 });
@@ -208,16 +199,7 @@ app_test!(an_attendee_moves_to_a_shard_with_room_and_attendance_records_it, |app
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // Issue 24: occupancy per shard over time, for the creator's charts (each session counts in its last shard).
-    let shards: Value = app
-        .client
-        .get(app.url(&format!("/api/events/{event_id}/shards")))
-        .bearer_auth(creator_token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shards: Value = app.get_json_as(&format!("/api/events/{event_id}/shards"), &creator_token("alice")).await;
     let over_time = &shards["over_time"];
     let minutes = over_time["minutes"].as_array().unwrap();
     assert!(!minutes.is_empty() && minutes.len() <= 2, "the minutes since the joins: {over_time}");

@@ -38,6 +38,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request")
     }
 
+    /// The JSON body of a GET as the holder of bearer `token`.
+    pub async fn get_json_as(&self, path: &str, token: &str) -> serde_json::Value {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request").json().await.expect("JSON")
+    }
+
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
     }
